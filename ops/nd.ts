@@ -1,0 +1,96 @@
+/**
+ * The `nd` namespace: tensor creation plus an eager function for every registered op
+ * (`nd.Convolution(x, w, b, { kernel: [3, 3], num_filter: 8 })`), each running the op's
+ * reference implementation after checking attributes, shapes and dtypes.
+ *
+ * @module
+ */
+import * as creation from "../runtime/creation.ts";
+import { SigilError } from "../runtime/errors.ts";
+import { Tensor } from "../runtime/tensor.ts";
+import type { AttrSchema, AttrsInput } from "./attrs.ts";
+import { callEager } from "./call.ts";
+import type { AnyOpDef, OpDef, OutputArity } from "./op.ts";
+import { type AliasTable, opNames, type OpTable } from "./registry.ts";
+
+type NdResult<O extends OutputArity> = O extends "one" ? Tensor
+  : O extends "many" ? Tensor[]
+  : Tensor | Tensor[];
+
+/** The eager function of an op: tensors, then an optional attribute object. */
+export type NdFn<D> = D extends OpDef<infer S extends AttrSchema, readonly string[], infer O> ? {
+    (...args: [...inputs: Tensor[], attrs: AttrsInput<S>]): NdResult<O>;
+    (...inputs: Tensor[]): NdResult<O>;
+  }
+  : never;
+
+/** Eager functions for every op name and alias. */
+export type NdOps =
+  & { readonly [K in keyof OpTable]: NdFn<OpTable[K]> }
+  & { readonly [K in keyof AliasTable]: NdFn<AliasTable[K]> };
+
+/** Splits `(t1, t2, ..., attrs?)` call arguments. */
+export function splitArgs<T>(
+  args: readonly unknown[],
+  isValue: (x: unknown) => x is T,
+): { values: T[]; attrs: Record<string, unknown> } {
+  let attrs: Record<string, unknown> = {};
+  let values = args;
+  const last = args[args.length - 1];
+  if (args.length && !isValue(last) && typeof last === "object" && last !== null && !Array.isArray(last)) {
+    attrs = last as Record<string, unknown>;
+    values = args.slice(0, -1);
+  }
+  return { values: values as T[], attrs };
+}
+
+function eagerFn(op: AnyOpDef) {
+  return (...args: unknown[]) => {
+    const { values, attrs } = splitArgs(args, (x): x is Tensor => x instanceof Tensor);
+    values.forEach((v, i) => {
+      if (!(v instanceof Tensor)) throw new SigilError(`nd.${op.name}: argument ${i} is not a Tensor`);
+    });
+    const { outputs, attrs: parsed } = callEager(op, values, attrs);
+    const visible = outputs.slice(0, op.numVisibleOutputs(parsed));
+    if (op.arity === "one") return visible[0];
+    if (op.arity === "many") return visible;
+    return visible.length === 1 ? visible[0] : visible;
+  };
+}
+
+const ops: Record<string, unknown> = {};
+for (const [name, def] of opNames()) ops[name] = eagerFn(def);
+
+/**
+ * Eager tensor operations and creation functions, as MXNet's `mx.nd`.
+ *
+ * @example Eager math
+ * ```ts
+ * import { nd } from "../mod.ts";
+ * const x = nd.array([1, 4, 9]);
+ * const y = nd._plus_scalar(nd.sqrt(x), { scalar: 1 });
+ * console.assert((await y.data())[2] === 4);
+ * ```
+ */
+export const nd: NdOps & {
+  /** See {@link creation.array}. */
+  array: typeof creation.array;
+  /** See {@link creation.zeros}. */
+  zeros: typeof creation.zeros;
+  /** See {@link creation.ones}. */
+  ones: typeof creation.ones;
+  /** See {@link creation.full}. */
+  full: typeof creation.full;
+  /** See {@link creation.arange}. */
+  arange: typeof creation.arange;
+  /** Seeded random tensors. */
+  random: typeof creation.random;
+} = Object.freeze({
+  ...(ops as NdOps),
+  array: creation.array,
+  zeros: creation.zeros,
+  ones: creation.ones,
+  full: creation.full,
+  arange: creation.arange,
+  random: creation.random,
+});

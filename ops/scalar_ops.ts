@@ -1,0 +1,63 @@
+/**
+ * Arithmetic with a scalar attribute: `_plus_scalar`, `_minus_scalar`, `_mul_scalar`,
+ * `_div_scalar`, `_rminus_scalar`, `_rdiv_scalar`.
+ *
+ * @module
+ */
+import { attr } from "./attrs.ts";
+import { unaryOp } from "./elementwise.ts";
+import { type ScalarExpr, s } from "./scalar.ts";
+
+const SCHEMA = {
+  /** The scalar operand. */
+  scalar: attr.float(1),
+  /** 2.x marks integer scalars; sigil computes in the input dtype either way. */
+  is_int: attr.bool(true),
+};
+
+function scalarOp<const A extends readonly string[]>(
+  name: string,
+  aliases: A,
+  doc: string,
+  f: (x: ScalarExpr, c: ScalarExpr) => ScalarExpr,
+  positiveScalar = false,
+) {
+  return unaryOp({
+    name,
+    aliases,
+    doc,
+    attrs: SCHEMA,
+    expr: (a) => f(s.in(0), s.c(a.scalar)),
+    sampleAttrs: (d) => ({
+      scalar: positiveScalar ? d.pick([0.5, 2, 3]) : d.pick([-2, -0.5, 0, 1, 3]),
+      is_int: false,
+    }),
+    positive: positiveScalar ? [] : undefined,
+  });
+}
+
+/** `x + scalar`. */
+export const _plus_scalar = scalarOp("_plus_scalar", ["_PlusScalar", "_npi_add_scalar"], "Adds a scalar.", s.add);
+/** `x - scalar`. */
+export const _minus_scalar = scalarOp("_minus_scalar", ["_MinusScalar", "_npi_subtract_scalar"], "Subtracts a scalar.", s.sub);
+/** `x * scalar`. */
+export const _mul_scalar = scalarOp("_mul_scalar", ["_MulScalar", "_npi_multiply_scalar"], "Multiplies by a scalar.", s.mul);
+/** `x / scalar`. */
+export const _div_scalar = scalarOp("_div_scalar", ["_DivScalar", "_npi_true_divide_scalar"], "Divides by a scalar.", s.div, true);
+/** `scalar - x`. */
+export const _rminus_scalar = scalarOp(
+  "_rminus_scalar",
+  ["_RMinusScalar", "_npi_rsubtract_scalar"],
+  "Subtracts from a scalar.",
+  (x, c) => s.sub(c, x),
+);
+/** `scalar / x`. */
+export const _rdiv_scalar = unaryOp({
+  name: "_rdiv_scalar",
+  aliases: ["_RDivScalar", "_npi_rtrue_divide_scalar"],
+  doc: "Divides a scalar by the input.",
+  attrs: SCHEMA,
+  expr: (a) => s.div(s.c(a.scalar), s.in(0)),
+  positive: [0],
+  sampleAttrs: (d) => ({ scalar: d.pick([-1, 0.5, 2]), is_int: false }),
+});

@@ -1,0 +1,6 @@
+/**
+ * (being written)
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,219 @@
+/**
+ * Tensor creation: `array`, `zeros`, `ones`, `full`, `arange` and seeded random tensors. These
+ * are the creation half of the `nd` namespace.
+ *
+ * @module
+ */
+import { type DType, dtypeInfo } from "./dtype.ts";
+import type { Device } from "./device.ts";
+import { ShapeError, SigilError } from "./errors.ts";
+import { checkShape, formatShape, type Shape, shapeSize } from "./shape.ts";
+import { normalValues, uniformValues } from "./random.ts";
+import { Tensor, tensorFromValues } from "./tensor.ts";
+
+/** Options shared by creation functions. */
+export interface CreateOptions {
+  /** Element type; `float32` unless given. */
+  dtype?: DType;
+  /** Device; the CPU unless given. */
+  device?: Device;
+}
+
+/** A nested array of numbers or booleans, of any depth. */
+export type NestedArray = number | boolean | readonly NestedArray[];
+
+function flattenNested(values: NestedArray): { flat: number[]; shape: number[] } {
+  const shape: number[] = [];
+  let probe: NestedArray = values;
+  while (Array.isArray(probe)) {
+    shape.push(probe.length);
+    probe = probe[0] as NestedArray;
+    if (probe === undefined) break;
+  }
+  const flat: number[] = [];
+  const walk = (v: NestedArray, dim: number, path: string) => {
+    if (dim === shape.length) {
+      if (Array.isArray(v)) throw new ShapeError(`ragged nested array at ${path}`);
+      if (typeof v === "boolean") flat.push(v ? 1 : 0);
+      else if (typeof v === "number") flat.push(v);
+      else throw new SigilError(`array element at ${path} is not a number`);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[dim]) {
+      throw new ShapeError(`ragged nested array at ${path}: expected ${shape[dim]} elements`);
+    }
+    v.forEach((x, i) => walk(x, dim + 1, `${path}[${i}]`));
+  };
+  walk(values, 0, "values");
+  return { flat, shape };
+}
+
+/**
+ * A tensor from values: a nested array (its nesting gives the shape) or a flat array with
+ * `shape`.
+ *
+ * @example Making tensors
+ * ```ts
+ * import { nd } from "../mod.ts";
+ * const a = nd.array([[1, 2, 3], [4, 5, 6]]);
+ * const b = nd.array([1, 2, 3, 4, 5, 6], { shape: [2, 3], dtype: "int32" });
+ * console.assert(a.shape[1] === 3 && b.dtype === "int32");
+ * ```
+ */
+export function array(
+  values: NestedArray | ArrayLike<number>,
+  options: CreateOptions & { shape?: ArrayLike<number> } = {},
+): Tensor {
+  const dtype = options.dtype ?? "float32";
+  dtypeInfo(dtype);
+  let flat: ArrayLike<number>;
+  let inferred: number[];
+  if (typeof values === "number" || typeof values === "boolean" || Array.isArray(values)) {
+    const r = flattenNested(values as NestedArray);
+    flat = r.flat;
+    inferred = r.shape;
+  } else if (ArrayBuffer.isView(values) || typeof (values as ArrayLike<number>).length === "number") {
+    flat = values as ArrayLike<number>;
+    inferred = [flat.length];
+  } else {
+    throw new SigilError("nd.array expects numbers, nested arrays or a typed array");
+  }
+  const shape = options.shape ? checkShape(options.shape) : inferred;
+  if (shapeSize(shape) !== flat.length) {
+    throw new ShapeError(
+      `nd.array got ${flat.length} values, but shape ${formatShape(shape)} holds ${
+        shapeSize(shape)
+      }`,
+    );
+  }
+  if (flat instanceof BigInt64Array) flat = Array.from(flat, Number);
+  return tensorFromValues(flat, shape, dtype, options.device);
+}
+
+/**
+ * A tensor filled with `value`.
+ *
+ * @example A constant tensor
+ * ```ts
+ * import { nd } from "../mod.ts";
+ * const t = nd.full([2, 2], 7, { dtype: "int32" });
+ * console.assert((await t.data())[3] === 7);
+ * ```
+ */
+export function full(shape: ArrayLike<number>, value: number, options: CreateOptions = {}): Tensor {
+  const s = checkShape(shape);
+  return tensorFromValues(
+    new Float64Array(shapeSize(s)).fill(value),
+    s,
+    options.dtype ?? "float32",
+    options.device,
+  );
+}
+
+/**
+ * A tensor of zeros.
+ *
+ * @example Zeros
+ * ```ts
+ * import { nd } from "../mod.ts";
+ * console.assert(nd.zeros([3]).size === 3);
+ * ```
+ */
+export function zeros(shape: ArrayLike<number>, options: CreateOptions = {}): Tensor {
+  return full(shape, 0, options);
+}
+
+/**
+ * A tensor of ones.
+ *
+ * @example Ones
+ * ```ts
+ * import { nd } from "../mod.ts";
+ * console.assert((await nd.ones([2]).data())[1] === 1);
+ * ```
+ */
+export function ones(shape: ArrayLike<number>, options: CreateOptions = {}): Tensor {
+  return full(shape, 1, options);
+}
+
+/** Options of {@link arange}. */
+export interface ArangeOptions extends CreateOptions {
+  /** Step between values; 1 unless given. */
+  step?: number;
+  /** Each value is repeated this many times (MXNet's `repeat`); 1 unless given. */
+  repeat?: number;
+}
+
+/**
+ * Evenly spaced values in [start, stop), as MXNet's `arange` (one argument means [0, start)).
+ *
+ * @example A range
+ * ```ts
+ * import { nd } from "../mod.ts";
+ * const r = nd.arange(0, 10, { step: 3 });
+ * console.assert(r.size === 4 && (await r.data())[3] === 9);
+ * ```
+ */
+export function arange(start: number, stop?: number, options: ArangeOptions = {}): Tensor {
+  if (stop === undefined) [start, stop] = [0, start];
+  const step = options.step ?? 1;
+  const repeat = options.repeat ?? 1;
+  if (step === 0 || !Number.isFinite(step)) throw new SigilError("arange step must be non-zero");
+  if (!Number.isInteger(repeat) || repeat < 1) throw new SigilError("arange repeat must be >= 1");
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  const values = new Float64Array(n * repeat);
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < repeat; r++) values[i * repeat + r] = start + i * step;
+  }
+  return tensorFromValues(values, checkShape([n * repeat]), options.dtype ?? "float32", options.device);
+}
+
+/** Options of seeded random creation. */
+export interface RandomOptions extends CreateOptions {
+  /** The seed: the same seed gives the same values on every run and machine. */
+  seed: number;
+}
+
+function randomDType(options: RandomOptions, what: string): DType {
+  const dtype = options.dtype ?? "float32";
+  if (!dtypeInfo(dtype).isFloat) throw new SigilError(`${what} needs a floating dtype, got ${dtype}`);
+  if (!Number.isFinite(options.seed)) throw new SigilError(`${what} needs a finite seed`);
+  return dtype;
+}
+
+/** Seeded random tensors (`nd.random.uniform`, `nd.random.normal`). */
+export const random: {
+  uniform(low: number, high: number, shape: Shape, options: RandomOptions): Tensor;
+  normal(loc: number, scale: number, shape: Shape, options: RandomOptions): Tensor;
+} = {
+  /**
+   * Uniform values in [low, high).
+   *
+   * @example Reproducible noise
+   * ```ts
+   * import { nd } from "../mod.ts";
+   * const a = nd.random.uniform(-1, 1, [4], { seed: 7 });
+   * const b = nd.random.uniform(-1, 1, [4], { seed: 7 });
+   * console.assert((await a.data())[2] === (await b.data())[2]);
+   * ```
+   */
+  uniform(low, high, shape, options) {
+    const dtype = randomDType(options, "random.uniform");
+    const s = checkShape(shape);
+    return tensorFromValues(uniformValues(options.seed, shapeSize(s), low, high), s, dtype, options.device);
+  },
+  /**
+   * Normal values with mean `loc` and standard deviation `scale`.
+   *
+   * @example Seeded normal values
+   * ```ts
+   * import { nd } from "../mod.ts";
+   * console.assert(nd.random.normal(0, 1, [2, 3], { seed: 1 }).size === 6);
+   * ```
+   */
+  normal(loc, scale, shape, options) {
+    const dtype = randomDType(options, "random.normal");
+    const s = checkShape(shape);
+    return tensorFromValues(normalValues(options.seed, shapeSize(s), loc, scale), s, dtype, options.device);
+  },
+};

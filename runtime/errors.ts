@@ -1,0 +1,56 @@
+/**
+ * Typed errors. Every error sigil raises on bad input is a {@link SigilError}; the subclass says
+ * what kind of input was wrong, and the message names the node, file or byte offset.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every error sigil raises for bad input or unsupported requests.
+ *
+ * @example Catching any sigil error
+ * ```ts
+ * import { nd, SigilError } from "../mod.ts";
+ * try {
+ *   nd.array([1, 2, 3], { shape: [2, 2] });
+ * } catch (e) {
+ *   console.assert(e instanceof SigilError);
+ * }
+ * ```
+ */
+export class SigilError extends Error {
+  /** Creates an error with the given message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A file or JSON document does not follow the expected format. */
+export class FormatError extends SigilError {
+  /** Byte or character offset where the problem was found, when known. */
+  readonly offset: number | undefined;
+  /** Creates a format error, optionally at a byte or character offset. */
+  constructor(message: string, offset?: number, options?: ErrorOptions) {
+    super(offset === undefined ? message : `${message} (at offset ${offset})`, options);
+    this.offset = offset;
+  }
+}
+
+/** Shapes do not agree with an operator's rule, or a shape is malformed. */
+export class ShapeError extends SigilError {}
+
+/** A data type is unknown or does not agree with an operator's rule. */
+export class DTypeError extends SigilError {}
+
+/** An operator name is not in the registry. */
+export class UnknownOpError extends SigilError {}
+
+/** An operator attribute is missing, unknown, or does not parse. */
+export class AttributeError extends SigilError {}
+
+/** A graph is malformed: a dangling or forward input reference, a cycle, a bad output index. */
+export class GraphError extends SigilError {}
+
+/** A backend cannot run a request (unsupported device, op or dtype). */
+export class BackendError extends SigilError {}

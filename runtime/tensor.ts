@@ -1,0 +1,151 @@
+/**
+ * The tensor: an immutable n-dimensional array with a shape, a dtype, a device and contiguous
+ * row-major storage.
+ *
+ * @module
+ */
+import {
+  allocStorage,
+  decode,
+  type DType,
+  dtypeInfo,
+  encode,
+  float16ToNumber,
+  bfloat16ToNumber,
+  type StorageArray,
+  storageMatches,
+} from "./dtype.ts";
+import { cpu, type Device } from "./device.ts";
+import { SigilError, ShapeError } from "./errors.ts";
+import { checkShape, formatShape, type Shape, shapeSize } from "./shape.ts";
+
+/**
+ * What {@link Tensor.data} returns for each dtype: float16 and bfloat16 are decoded exactly
+ * into a Float32Array, bool is a Uint8Array of 0/1, int64 a BigInt64Array.
+ */
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int32Array
+  | BigInt64Array;
+
+const STORAGE = new WeakMap<Tensor, StorageArray>();
+
+/**
+ * An immutable n-dimensional array. Create tensors with `nd.array`, `nd.zeros`, ... and read
+ * them with `await t.data()`.
+ *
+ * @example Making and reading a tensor
+ * ```ts
+ * import { nd } from "../mod.ts";
+ * const t = nd.array([1, 2, 3, 4], { shape: [2, 2] });
+ * console.assert(t.size === 4 && t.dtype === "float32");
+ * console.assert((await t.data())[3] === 4);
+ * ```
+ */
+export class Tensor {
+  /** The shape. */
+  readonly shape: Shape;
+  /** The element type. */
+  readonly dtype: DType;
+  /** Where the data lives. */
+  readonly device: Device;
+  /** Number of elements. */
+  readonly size: number;
+
+  /**
+   * Wraps storage (taken, not copied) as a tensor. The storage must be the dtype's storage
+   * array (16-bit floats as Uint16Array bit patterns) with exactly `prod(shape)` elements.
+   */
+  constructor(storage: StorageArray, shape: ArrayLike<number>, dtype: DType, device?: Device) {
+    dtypeInfo(dtype);
+    this.shape = checkShape(shape);
+    this.size = shapeSize(this.shape);
+    if (!storageMatches(dtype, storage)) {
+      throw new SigilError(`storage ${(storage as object)?.constructor?.name} does not hold ${dtype}`);
+    }
+    if (storage.length !== this.size) {
+      throw new ShapeError(
+        `storage has ${storage.length} elements but shape ${formatShape(this.shape)} needs ${this.size}`,
+      );
+    }
+    this.dtype = dtype;
+    this.device = device ?? cpu();
+    STORAGE.set(this, storage);
+    Object.freeze(this);
+  }
+
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** A copy of the values as a typed array (see {@link TensorData}). */
+  data(): Promise<TensorData> {
+    return Promise.resolve(this.dataSync());
+  }
+
+  /** Synchronous {@link data}; CPU tensors only. */
+  dataSync(): TensorData {
+    const s = STORAGE.get(this)!;
+    if (this.dtype === "float16" || this.dtype === "bfloat16") {
+      const dec = this.dtype === "float16" ? float16ToNumber : bfloat16ToNumber;
+      const out = new Float32Array(s.length);
+      for (let i = 0; i < s.length; i++) out[i] = dec(s[i] as number);
+      return out;
+    }
+    return s.slice() as TensorData;
+  }
+
+  /** The values as nested JavaScript arrays (numbers; int64 converted with Number). */
+  toArray(): unknown {
+    const flat = Array.from(decode(this.dtype, STORAGE.get(this)!));
+    if (this.shape.length === 0) return flat[0];
+    const build = (dim: number, offset: number, stride: number): unknown[] => {
+      const n = this.shape[dim];
+      const inner = stride / Math.max(n, 1);
+      const out: unknown[] = [];
+      for (let i = 0; i < n; i++) {
+        out.push(
+          dim === this.shape.length - 1
+            ? flat[offset + i]
+            : build(dim + 1, offset + i * inner, inner),
+        );
+      }
+      return out;
+    };
+    return build(0, 0, this.size);
+  }
+
+  /** A short description: `Tensor<float32 (2, 3) cpu(0)>`. */
+  toString(): string {
+    return `Tensor<${this.dtype} ${formatShape(this.shape)} ${this.device}>`;
+  }
+}
+
+/** The raw storage of a tensor (not a copy: do not write to it). */
+export function tensorStorage(t: Tensor): StorageArray {
+  return STORAGE.get(t)!;
+}
+
+/** The values of a tensor decoded to float64 (a fresh array). */
+export function tensorValues(t: Tensor): Float64Array {
+  return decode(t.dtype, STORAGE.get(t)!);
+}
+
+/** A tensor of `dtype` from float64 values, rounded as the dtype stores them. */
+export function tensorFromValues(
+  values: ArrayLike<number>,
+  shape: Shape,
+  dtype: DType,
+  device?: Device,
+): Tensor {
+  return new Tensor(encode(dtype, values), shape, dtype, device);
+}
+
+/** A zero-filled tensor. */
+export function zerosTensor(shape: Shape, dtype: DType, device?: Device): Tensor {
+  return new Tensor(allocStorage(dtype, shapeSize(checkShape(shape))), shape, dtype, device);
+}

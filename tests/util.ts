@@ -1,0 +1,53 @@
+/**
+ * Test helpers shared by the test files (not shipped). Assertions come from `node:assert`,
+ * which Deno provides without any download.
+ */
+import assert from "node:assert/strict";
+import type { Tensor } from "../runtime/tensor.ts";
+import { tensorValues } from "../runtime/tensor.ts";
+
+export { assert };
+
+/** Asserts that two arrays of numbers agree within `atol + rtol * |expected|` (NaN equals NaN). */
+export function assertClose(
+  actual: ArrayLike<number> | Tensor,
+  expected: ArrayLike<number>,
+  { rtol = 1e-5, atol = 1e-6, what = "values" } = {},
+): void {
+  const a = "shape" in (actual as object) ? tensorValues(actual as Tensor) : actual as ArrayLike<number>;
+  assert.equal(a.length, expected.length, `${what}: length ${a.length} != ${expected.length}`);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = expected[i];
+    if (Number.isNaN(x) && Number.isNaN(y)) continue;
+    if (x === y) continue;
+    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) {
+      throw new assert.AssertionError({
+        message: `${what}[${i}]: ${x} != ${y} (rtol ${rtol}, atol ${atol})`,
+      });
+    }
+  }
+}
+
+/** Asserts that `fn` throws an instance of `ErrorClass` whose message matches `pattern`. */
+export function assertThrowsError(
+  fn: () => unknown,
+  ErrorClass: abstract new (...args: never[]) => Error,
+  pattern?: RegExp,
+): Error {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  if (!(err instanceof ErrorClass)) {
+    throw new assert.AssertionError({
+      message: `expected ${ErrorClass.name}, got ${err === undefined ? "no error" : String(err)}`,
+    });
+  }
+  if (pattern && !pattern.test(err.message)) {
+    throw new assert.AssertionError({ message: `message '${err.message}' does not match ${pattern}` });
+  }
+  return err;
+}
