@@ -184,6 +184,7 @@ export function callEager(
   given: Readonly<Record<string, unknown>>,
 ): { outputs: Tensor[]; attrs: AnyAttrs } {
   const where = `nd.${op.name}`;
+  if (op.variadic && given[op.variadic] === undefined) given = { ...given, [op.variadic]: inputs.length };
   const { attrs } = normalizeAttrs(op, given, where);
   const names = op.inputNames(attrs);
   if (inputs.length !== names.length) {

@@ -61,6 +61,20 @@ export interface Sample {
   readonly params?: readonly number[];
 }
 
+/** How a reduction combines values (the reduction counterpart of the scalar form). */
+export interface ReductionSpec {
+  /** The combining function. */
+  readonly combine: "add" | "max" | "min";
+  /** The identity value of `combine`. */
+  readonly init: number;
+  /** Whether the result is divided by the number of reduced elements. */
+  readonly mean: boolean;
+  /** The reduced axes of the input (normalized, ascending). */
+  readonly axes: readonly number[];
+  /** Whether reduced axes are kept as size 1. */
+  readonly keepdims: boolean;
+}
+
 /** Whether nd calls return one tensor, an array, or either depending on attributes. */
 export type OutputArity = "one" | "many" | "varies";
 
@@ -102,6 +116,13 @@ export interface OpDef<
   ): TypeResult;
   /** Reference implementation: clear, float64 inside, the oracle for every backend. */
   reference(inputs: readonly Tensor[], attrs: Attrs<S>, ctx: RefContext): Tensor[];
+  /**
+   * For ops with a variable number of inputs (Concat, amp_multicast): the attribute holding the
+   * count. Symbolic and eager calls fill it from the number of inputs when it is not given.
+   */
+  readonly variadic?: string;
+  /** For reductions: how values combine, over which axes of the input. */
+  readonly reduction?: (attrs: Attrs<S>, inputShape: Shape) => ReductionSpec;
   /** For elementwise ops: the scalar math of output 0 over inputs (with broadcasting). */
   readonly scalar?: (attrs: Attrs<S>) => ScalarExpr;
   /** Draws a valid call whose first input has shape `x`, or undefined when none exists. */
