@@ -121,6 +121,11 @@ export interface OpDef<
    * count. Symbolic and eager calls fill it from the number of inputs when it is not given.
    */
   readonly variadic?: string;
+  /**
+   * Attributes MXNet sets on a variable fed to input `index` when the node is composed (its
+   * `FSetInputVarAttrOnCompose`, e.g. BatchNorm's stats initializers), unless already set.
+   */
+  readonly inputVarAttrs?: (index: number) => Readonly<Record<string, string>> | undefined;
   /** For reductions: how values combine, over which axes of the input. */
   readonly reduction?: (attrs: Attrs<S>, inputShape: Shape) => ReductionSpec;
   /** For elementwise ops: the scalar math of output 0 over inputs (with broadcasting). */
