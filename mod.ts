@@ -28,3 +28,9 @@ export {
   SigilError,
   UnknownOpError,
 } from "./runtime/errors.ts";
+export { sym } from "./compiler/sym.ts";
+export type { ComposeOptions, SymAttrs, SymFn, SymOps, VarOptions } from "./compiler/sym.ts";
+export { NameManager } from "./compiler/sym.ts";
+export { type Entry, type GraphAttrValue, Node, Symbol } from "./compiler/symbol.ts";
+export type { ShapeDict, TypeDict } from "./compiler/symbol.ts";
+export type { InferShapeResult, InferTypeResult } from "./compiler/infer.ts";

@@ -1,0 +1,224 @@
+/**
+ * Shape and dtype inference over a symbol graph. Facts flow both ways (data shapes give
+ * weight shapes; known outputs refine inputs) until nothing changes. Unknown dims are `-1`.
+ *
+ * @module
+ */
+import { applyShapeRule, applyTypeRule } from "../ops/call.ts";
+import type { PartialShape } from "../ops/op.ts";
+import { type DType, dtypeFromFlag } from "../runtime/dtype.ts";
+import { DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
+import { formatShape, isKnownShape, MAX_NDIM, type Shape } from "../runtime/shape.ts";
+import { auxiliaryNodes, type Node, type ShapeDict, type Symbol, type TypeDict } from "./symbol.ts";
+
+/** Shapes in listArguments / listOutputs / listAuxiliaryStates order. */
+export interface InferShapeResult<S> {
+  /** Shapes of the arguments. */
+  readonly argShapes: S[];
+  /** Shapes of the outputs. */
+  readonly outShapes: S[];
+  /** Shapes of the auxiliary states. */
+  readonly auxShapes: S[];
+}
+
+/** Dtypes in listArguments / listOutputs / listAuxiliaryStates order. */
+export interface InferTypeResult<T> {
+  /** Dtypes of the arguments. */
+  readonly argTypes: T[];
+  /** Dtypes of the outputs. */
+  readonly outTypes: T[];
+  /** Dtypes of the auxiliary states. */
+  readonly auxTypes: T[];
+}
+
+/** Where a node is, for messages. */
+export function nodeWhere(node: Node): string {
+  return `node '${node.name}' (${node.opName})`;
+}
+
+/** The shape a variable declares in `__shape__` (legacy 0 dims mean unknown), if any. */
+export function declaredShape(node: Node, npShape: boolean): PartialShape {
+  const text = node.attrs.__shape__;
+  if (text === undefined) return undefined;
+  const m = /^\s*[([]\s*(.*?)\s*,?\s*[)\]]\s*$/.exec(text);
+  if (!m) throw new ShapeError(`${nodeWhere(node)}: cannot parse __shape__ '${text}'`);
+  const dims = m[1] === "" ? [] : m[1].split(",").map((d) => {
+    const t = d.trim().replace(/[lL]$/, "");
+    if (t === "None") return -1;
+    const v = Number(t);
+    if (!Number.isInteger(v) || v < -1) throw new ShapeError(`${nodeWhere(node)}: bad __shape__ '${text}'`);
+    return v;
+  });
+  if (dims.length > MAX_NDIM) throw new ShapeError(`${nodeWhere(node)}: __shape__ has too many dims`);
+  if (!npShape) {
+    if (dims.length === 0) return undefined;
+    return dims.map((d) => (d === 0 ? -1 : d));
+  }
+  return dims;
+}
+
+/** The dtype a variable declares in `__dtype__`, if any. */
+export function declaredType(node: Node): DType | undefined {
+  const text = node.attrs.__dtype__;
+  if (text === undefined) return undefined;
+  const flag = Number(text);
+  if (!Number.isInteger(flag)) throw new DTypeError(`${nodeWhere(node)}: bad __dtype__ '${text}'`);
+  if (flag === -1) return undefined;
+  try {
+    return dtypeFromFlag(flag);
+  } catch (e) {
+    throw new DTypeError(`${nodeWhere(node)}: ${(e as Error).message}`);
+  }
+}
+
+function checkNames(symbol: Symbol, given: Readonly<Record<string, unknown>>, what: string): void {
+  const inputs = new Set(symbol.listInputs());
+  for (const k of Object.keys(given)) {
+    if (!inputs.has(k)) {
+      throw new SigilError(`${what}: '${k}' is not an input of the symbol; inputs are ${[...inputs].join(", ")}`);
+    }
+  }
+}
+
+/** Generic fixpoint over per-output facts. */
+function propagate<T>(
+  symbol: Symbol,
+  init: (node: Node) => T | undefined,
+  rule: (node: Node, ins: (T | undefined)[], outs: (T | undefined)[]) => {
+    inputs: (T | undefined)[];
+    outputs: (T | undefined)[];
+  },
+  same: (a: T | undefined, b: T | undefined) => boolean,
+): Map<Node, (T | undefined)[]> {
+  const nodes = symbol.nodes();
+  const facts = new Map<Node, (T | undefined)[]>();
+  for (const n of nodes) facts.set(n, n.isVariable ? [init(n)] : new Array(n.numOutputs).fill(undefined));
+  const step = (n: Node): boolean => {
+    if (n.isVariable) return false;
+    const ins = n.inputs.map((e) => facts.get(e.node)![e.index]);
+    const outs = facts.get(n)!;
+    const res = rule(n, ins, outs);
+    let changed = false;
+    n.inputs.forEach((e, i) => {
+      const slot = facts.get(e.node)!;
+      if (!same(slot[e.index], res.inputs[i])) {
+        slot[e.index] = res.inputs[i];
+        changed = true;
+      }
+    });
+    res.outputs.forEach((t, i) => {
+      if (!same(outs[i], t)) {
+        outs[i] = t;
+        changed = true;
+      }
+    });
+    return changed;
+  };
+  // Forward then backward sweeps until a fixpoint; each sweep only adds knowledge, so the
+  // number of useful sweeps is bounded by the number of unknown dims. Cap it anyway.
+  for (let sweep = 0; sweep < 2 * nodes.length + 4; sweep++) {
+    let changed = false;
+    if (sweep % 2 === 0) for (const n of nodes) changed = step(n) || changed;
+    else for (let i = nodes.length - 1; i >= 0; i--) changed = step(nodes[i]) || changed;
+    if (!changed && sweep > 0) break;
+  }
+  return facts;
+}
+
+function sameShape(a: PartialShape, b: PartialShape): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Partial shape inference: never throws for unknowns (only for contradictions). */
+export function inferShapePartial(symbol: Symbol, shapes: ShapeDict): InferShapeResult<Shape | undefined> {
+  const facts = shapeFacts(symbol, shapes);
+  const { args, aux, outs } = collectOrdered(symbol, facts);
+  return { argShapes: args, outShapes: outs, auxShapes: aux };
+}
+
+/** Per-node output shapes after inference (for the interpreter and passes). */
+export function shapeFacts(symbol: Symbol, shapes: ShapeDict): Map<Node, PartialShape[]> {
+  checkNames(symbol, shapes, "inferShape");
+  const np = symbol.graphAttrs.is_np_shape !== undefined && Number(symbol.graphAttrs.is_np_shape[1]) !== 0;
+  return propagate<Shape>(
+    symbol,
+    (n) => {
+      const declared = declaredShape(n, np);
+      if (!Object.hasOwn(shapes, n.name)) return declared;
+      const s = shapes[n.name];
+      if (!Array.isArray(s) || s.length > MAX_NDIM || !s.every((d) => Number.isInteger(d) && d >= -1)) {
+        throw new ShapeError(`inferShape: bad shape for '${n.name}': ${JSON.stringify(s)}`);
+      }
+      if (declared && declared.length === s.length) {
+        s.forEach((d, i) => {
+          if (d >= 0 && declared[i] >= 0 && d !== declared[i]) {
+            throw new ShapeError(
+              `inferShape: '${n.name}' given ${formatShape(s)} but declares ${formatShape(declared)}`,
+            );
+          }
+        });
+      }
+      return [...s];
+    },
+    (n, ins, outs) => applyShapeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
+    sameShape,
+  );
+}
+
+function collectOrdered<T>(symbol: Symbol, facts: Map<Node, (T | undefined)[]>) {
+  const args: (T | undefined)[] = [];
+  const aux: (T | undefined)[] = [];
+  const aux_ = auxiliaryNodes(symbol);
+  for (const n of symbol.nodes()) {
+    if (!n.isVariable) continue;
+    (aux_.has(n) ? aux : args).push(facts.get(n)![0]);
+  }
+  const outs = symbol.outputs.map((e) => facts.get(e.node)![e.index]);
+  return { args, aux, outs };
+}
+
+/** Full shape inference: throws {@link ShapeError} listing what stays unknown. */
+export function inferShape(symbol: Symbol, shapes: ShapeDict): InferShapeResult<Shape> {
+  const r = inferShapePartial(symbol, shapes);
+  const missing: string[] = [];
+  const check = (list: (Shape | undefined)[], names: string[]) =>
+    list.forEach((s, i) => {
+      if (!isKnownShape(s)) missing.push(`${names[i]} ${formatShape(s)}`);
+    });
+  check(r.argShapes, symbol.listArguments());
+  check(r.auxShapes, symbol.listAuxiliaryStates());
+  check(r.outShapes, symbol.listOutputs());
+  if (missing.length) {
+    throw new ShapeError(`inferShape: cannot infer the shapes of ${missing.join(", ")}; give more input shapes`);
+  }
+  return r as InferShapeResult<Shape>;
+}
+
+/** Per-node output dtypes after inference. */
+export function typeFacts(symbol: Symbol, types: TypeDict): Map<Node, (DType | undefined)[]> {
+  checkNames(symbol, types, "inferType");
+  return propagate<DType>(
+    symbol,
+    (n) => (Object.hasOwn(types, n.name) ? types[n.name] : declaredType(n)),
+    (n, ins, outs) => applyTypeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
+    (a, b) => a === b,
+  );
+}
+
+/** Partial dtype inference. */
+export function inferTypePartial(symbol: Symbol, types: TypeDict): InferTypeResult<DType | undefined> {
+  const { args, aux, outs } = collectOrdered(symbol, typeFacts(symbol, types));
+  return { argTypes: args, outTypes: outs, auxTypes: aux };
+}
+
+/** Full dtype inference: throws {@link DTypeError} listing what stays unknown. */
+export function inferType(symbol: Symbol, types: TypeDict): InferTypeResult<DType> {
+  const r = inferTypePartial(symbol, types);
+  const names = [...symbol.listArguments(), ...symbol.listAuxiliaryStates(), ...symbol.listOutputs()];
+  const all = [...r.argTypes, ...r.auxTypes, ...r.outTypes];
+  const missing = names.filter((_, i) => all[i] === undefined);
+  if (missing.length) throw new DTypeError(`inferType: cannot infer the dtypes of ${missing.join(", ")}`);
+  return r as InferTypeResult<DType>;
+}

@@ -1,0 +1,397 @@
+/**
+ * MXNet symbol JSON: reading every vintage (0.8 `param`/`attr`, 0.9 `attr`, 1.x and 2.x
+ * `attrs`) with MXNet's upgrade steps, and writing MXNet 1.x form byte-for-byte as MXNet's own
+ * writer (dmlc JSONWriter) formats it.
+ *
+ * @module
+ */
+import { isHiddenKey } from "../ops/attrs.ts";
+import { normalizeAttrs } from "../ops/call.ts";
+import type { AnyOpDef } from "../ops/op.ts";
+import { getOp } from "../ops/registry.ts";
+import { FormatError, GraphError, SigilError } from "../runtime/errors.ts";
+import { type Entry, type GraphAttrValue, makeNode, type Node, Symbol } from "./symbol.ts";
+
+/** The MXNet version sigil's writer claims (1.9.1): files it writes need no upgrade. */
+export const MXNET_VERSION = 10901;
+
+/** MXNet's hidden keys, which old files spell without underscores (`lr_mult`). */
+const HIDDEN_KEYS = ["ctx_group", "lr_mult", "wd_mult", "force_mirroring", "mirror_stage", "profiler_scope"];
+
+/** Deepest subgraph nesting accepted (hostile files cannot exhaust the stack). */
+const MAX_SUBGRAPH_DEPTH = 16;
+
+interface RawNode {
+  op: string;
+  name: string;
+  attrs: Record<string, string>;
+  inputs: [number, number, number][];
+  controlDeps: number[];
+  subgraphs: unknown[];
+}
+
+type Json = unknown;
+
+function isObject(v: Json): v is Record<string, Json> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isIndex(v: Json): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+function stringDict(v: Json, where: string, key: string): Record<string, string> {
+  if (v === undefined) return {};
+  if (!isObject(v)) throw new FormatError(`${where}: '${key}' must be an object of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, s] of Object.entries(v)) {
+    if (typeof s !== "string") {
+      throw new FormatError(`${where}: attribute '${k}' in '${key}' must be a string, got ${JSON.stringify(s)}`);
+    }
+    out[k] = s;
+  }
+  return out;
+}
+
+function readNode(v: Json, i: number, source: string): RawNode {
+  const where = `${source}: node ${i}`;
+  if (!isObject(v)) throw new FormatError(`${where} is not an object`);
+  const { op, name, inputs } = v;
+  if (typeof op !== "string") throw new FormatError(`${where}: 'op' must be a string`);
+  if (typeof name !== "string") throw new FormatError(`${where}: 'name' must be a string`);
+  const w = `${source}: node ${i} '${name}'`;
+  if (!Array.isArray(inputs)) throw new FormatError(`${w}: 'inputs' must be an array`);
+  // MXNet merges all three spellings into one dict.
+  const attrs = {
+    ...stringDict(v.param, w, "param"),
+    ...stringDict(v.attr, w, "attr"),
+    ...stringDict(v.attrs, w, "attrs"),
+  };
+  const entries = inputs.map((e, k) => readEntry(e, `${w}: input ${k}`));
+  for (const [src] of entries) {
+    if (src >= i) {
+      throw new GraphError(`${w}: input refers to node ${src}, which does not come before it (a forward reference or cycle)`);
+    }
+  }
+  const deps = v.control_deps ?? [];
+  if (!Array.isArray(deps) || !deps.every(isIndex)) throw new FormatError(`${w}: 'control_deps' must be node indices`);
+  for (const d of deps) {
+    if (d >= i) throw new GraphError(`${w}: control dependency on node ${d}, which does not come before it`);
+  }
+  const subgraphs = v.subgraphs ?? [];
+  if (!Array.isArray(subgraphs)) throw new FormatError(`${w}: 'subgraphs' must be an array`);
+  return { op, name, attrs, inputs: entries, controlDeps: deps as number[], subgraphs };
+}
+
+function readEntry(e: Json, where: string): [number, number, number] {
+  if (!Array.isArray(e) || (e.length !== 2 && e.length !== 3) || !e.every(isIndex)) {
+    throw new FormatError(`${where}: an entry must be [node, index] or [node, index, version], got ${JSON.stringify(e)}`);
+  }
+  return [e[0], e[1], e[2] ?? 0];
+}
+
+function readGraphAttrs(v: Json, source: string): Record<string, GraphAttrValue> {
+  if (v === undefined) return {};
+  if (!isObject(v)) throw new FormatError(`${source}: graph 'attrs' must be an object`);
+  const out: Record<string, GraphAttrValue> = {};
+  for (const [k, a] of Object.entries(v)) {
+    if (!Array.isArray(a) || a.length !== 2 || typeof a[0] !== "string") {
+      throw new FormatError(`${source}: graph attribute '${k}' must be a [type, value] pair`);
+    }
+    out[k] = [a[0], a[1]];
+  }
+  return out;
+}
+
+function opFor(raw: RawNode, where: string): AnyOpDef | null {
+  return raw.op === "null" ? null : getOp(raw.op, where);
+}
+
+/** MXNet's UpgradeJSON_FixParsing: bare hidden keys become `__key__`, or move to inputs. */
+function fixHiddenKeys(raws: RawNode[], source: string): void {
+  raws.forEach((raw, i) => {
+    const hidden: [string, string][] = [];
+    for (const [k, v] of Object.entries(raw.attrs)) {
+      for (const key of HIDDEN_KEYS) {
+        const pos = k.lastIndexOf(key);
+        if (pos === 0 || (pos > 0 && pos === k.length - key.length)) {
+          hidden.push([k, v]);
+          delete raw.attrs[k];
+          break;
+        }
+      }
+    }
+    for (const [k, v] of hidden) {
+      let placed = false;
+      for (const key of HIDDEN_KEYS) {
+        const pos = k.lastIndexOf(key);
+        if (pos === 0 && k.length === key.length) {
+          raw.attrs[`__${key}__`] = v;
+          placed = true;
+          break;
+        }
+        if (pos > 1 && pos === k.length - key.length) {
+          if (raw.op === "null") break;
+          const op = opFor(raw, `${source}: node ${i} '${raw.name}'`)!;
+          const names = op.inputNames(normalizeAttrs(op, visibleAttrs(raw.attrs), raw.name).attrs);
+          const idx = names.indexOf(k.slice(0, pos - 1));
+          if (idx >= 0 && idx < raw.inputs.length && raws[raw.inputs[idx][0]].op === "null") {
+            raws[raw.inputs[idx][0]].attrs[`__${key}__`] = v;
+            placed = true;
+          }
+          break;
+        }
+      }
+      if (!placed) raw.attrs[k] = v;
+    }
+  });
+}
+
+function visibleAttrs(attrs: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(attrs).filter(([k]) => !isHiddenKey(k)));
+}
+
+/** Applies an op's compose-time attributes to a variable's attrs (MXNet 0.9.4 upgrade). */
+function withComposeAttrs(op: AnyOpDef, index: number, attrs: Record<string, string>): Record<string, string> {
+  const extra = op.inputVarAttrs?.(index);
+  if (!extra) return attrs;
+  const out = { ...attrs };
+  for (const [k, v] of Object.entries(extra)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+function loadGraph(g: Json, source: string, depth: number): Symbol {
+  if (depth > MAX_SUBGRAPH_DEPTH) throw new FormatError(`${source}: subgraphs nested too deeply`);
+  if (!isObject(g)) throw new FormatError(`${source}: the document must be a JSON object`);
+  if (!Array.isArray(g.nodes)) throw new FormatError(`${source}: missing 'nodes' array`);
+  if (!Array.isArray(g.heads)) throw new FormatError(`${source}: missing 'heads' array`);
+  const graphAttrs = readGraphAttrs(g.attrs, source);
+  const vAttr = graphAttrs.mxnet_version;
+  const version = vAttr && typeof vAttr[1] === "number" ? vAttr[1] : 800;
+  const raws = g.nodes.map((n, i) => readNode(n, i, source));
+  if (g.arg_nodes !== undefined) {
+    if (!Array.isArray(g.arg_nodes) || !g.arg_nodes.every(isIndex)) {
+      throw new FormatError(`${source}: 'arg_nodes' must be node indices`);
+    }
+    for (const a of g.arg_nodes) {
+      if (a >= raws.length || raws[a].op !== "null") {
+        throw new FormatError(`${source}: arg_nodes entry ${a} is not a variable node`);
+      }
+    }
+  }
+  if (version < MXNET_VERSION) fixHiddenKeys(raws, source);
+  if (version < 904) {
+    // MXNet 0.9.4 moved initializer attributes onto the inputs of some ops.
+    raws.forEach((raw, i) => {
+      if (raw.op === "null") return;
+      const op = opFor(raw, `${source}: node ${i} '${raw.name}'`)!;
+      raw.inputs.forEach(([src], k) => {
+        if (raws[src].op === "null") raws[src].attrs = withComposeAttrs(op, k, raws[src].attrs);
+      });
+    });
+  }
+  const rowPtr = Array.isArray(g.node_row_ptr) && g.node_row_ptr.length === raws.length + 1 &&
+      g.node_row_ptr.every(isIndex)
+    ? g.node_row_ptr as number[]
+    : undefined;
+  const nodes: Node[] = [];
+  raws.forEach((raw, i) => {
+    const where = `${source}: node ${i} '${raw.name}' (${raw.op})`;
+    const op = opFor(raw, where);
+    const inputs: Entry[] = raw.inputs.map(([src, index, ver]) => {
+      const n = nodes[src];
+      if (index >= n.numOutputs) {
+        throw new GraphError(`${where}: input refers to output ${index} of '${n.name}', which has ${n.numOutputs}`);
+      }
+      return n.entry(index, ver);
+    });
+    if (op && version < 900) {
+      // Before 0.9, aux states (and other defaulted inputs) were not stored: add them.
+      const names = op.inputNames(normalizeAttrs(op, visibleAttrs(raw.attrs), where).attrs);
+      for (let k = inputs.length; k < names.length; k++) {
+        let attrs = { ...raw.attrs };
+        if (version < 904) attrs = withComposeAttrs(op, k, attrs);
+        inputs.push(makeNode({ op: null, name: `${raw.name}_${names[k]}`, attrs }).entry());
+      }
+    }
+    const subgraphs = raw.subgraphs.map((sg, k) => loadGraph(sg, `${where} subgraph ${k}`, depth + 1));
+    let rowOutputs: number | undefined;
+    const node0 = makeNode({
+      op,
+      name: raw.name,
+      attrs: raw.attrs,
+      inputs,
+      controlDeps: raw.controlDeps.map((d) => nodes[d]),
+      subgraphs,
+      where,
+    });
+    if (rowPtr) {
+      const count = rowPtr[i + 1] - rowPtr[i];
+      if (count !== node0.numOutputs && count > 0) rowOutputs = count;
+    }
+    nodes.push(
+      rowOutputs === undefined ? node0 : makeNode({
+        op,
+        name: raw.name,
+        attrs: raw.attrs,
+        inputs,
+        controlDeps: raw.controlDeps.map((d) => nodes[d]),
+        subgraphs,
+        rowOutputs,
+        where,
+      }),
+    );
+  });
+  const heads = g.heads.map((h, k) => {
+    const [src, index, ver] = readEntry(h, `${source}: head ${k}`);
+    if (src >= nodes.length) throw new GraphError(`${source}: head ${k} refers to missing node ${src}`);
+    if (index >= nodes[src].numOutputs) {
+      throw new GraphError(`${source}: head ${k} refers to output ${index} of '${nodes[src].name}', which has ${nodes[src].numOutputs}`);
+    }
+    return nodes[src].entry(index, ver);
+  });
+  if (heads.length === 0) throw new FormatError(`${source}: the graph has no heads`);
+  if (version < 10000) graphAttrs.mxnet_version = ["int", MXNET_VERSION];
+  return new Symbol(heads, graphAttrs);
+}
+
+/**
+ * Reads MXNet symbol JSON of any vintage. Malformed input raises a typed error naming the
+ * node: {@link FormatError}, {@link GraphError}, {@link UnknownOpError} or
+ * {@link AttributeError}.
+ *
+ * @example Loading a symbol
+ * ```ts
+ * import { sym } from "../mod.ts";
+ * const net = sym.loadJSON(JSON.stringify({
+ *   nodes: [
+ *     { op: "null", name: "x", inputs: [] },
+ *     { op: "exp", name: "e", inputs: [[0, 0, 0]] },
+ *   ],
+ *   arg_nodes: [0],
+ *   heads: [[1, 0, 0]],
+ * }));
+ * console.assert(net.listOutputs()[0] === "e_output");
+ * ```
+ */
+export function loadJSON(text: string, source = "symbol JSON"): Symbol {
+  if (typeof text !== "string") throw new FormatError(`${source}: expected a string`);
+  let doc: Json;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    const m = /position (\d+)/.exec((e as Error).message);
+    throw new FormatError(`${source}: malformed JSON: ${(e as Error).message}`, m ? Number(m[1]) : undefined);
+  }
+  try {
+    return loadGraph(doc, source, 0);
+  } catch (e) {
+    if (e instanceof SigilError) throw e;
+    throw new FormatError(`${source}: ${(e as Error).message}`);
+  }
+}
+
+// ---- writer ---------------------------------------------------------------------------------
+
+type Out =
+  | { k: "obj"; entries: [string, Out][] }
+  | { k: "map"; entries: [string, Out][] }
+  | { k: "arr"; items: Out[]; multi: boolean }
+  | { k: "str"; v: string }
+  | { k: "num"; v: number };
+
+function quote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    switch (ch) {
+      case "\r":
+        out += "\\r";
+        break;
+      case "\n":
+        out += "\\n";
+        break;
+      case "\t":
+        out += "\\t";
+        break;
+      case "\\":
+        out += "\\\\";
+        break;
+      case '"':
+        out += '\\"';
+        break;
+      default:
+        out += ch;
+    }
+  }
+  return out + '"';
+}
+
+function emit(v: Out, level: number): string {
+  const pad = (n: number) => "\n" + "  ".repeat(n);
+  switch (v.k) {
+    case "str":
+      return quote(v.v);
+    case "num":
+      return String(v.v);
+    case "arr":
+      if (v.items.length === 0) return "[]";
+      if (!v.multi) return `[${v.items.map((x) => emit(x, level)).join(", ")}]`;
+      return `[${v.items.map((x, i) => (i ? ", " : "") + pad(level + 1) + emit(x, level + 1)).join("")}${pad(level)}]`;
+    case "map":
+    case "obj": {
+      const body = (e: [string, Out]) => `${quote(e[0])}: ${emit(e[1], level + 1)}`;
+      if (v.k === "map" && v.entries.length <= 1) {
+        return `{${v.entries.map((e) => `${quote(e[0])}: ${emit(e[1], level)}`).join("")}}`;
+      }
+      return `{${v.entries.map((e, i) => (i ? ", " : "") + pad(level + 1) + body(e)).join("")}${pad(level)}}`;
+    }
+  }
+}
+
+const num = (v: number): Out => ({ k: "num", v });
+const str = (v: string): Out => ({ k: "str", v });
+/** A vector of plain values: inline unless it has more than 10 elements (dmlc's rule). */
+const podArray = (items: Out[]): Out => ({ k: "arr", items, multi: items.length > 10 });
+
+function graphOut(symbol: Symbol, topLevel: boolean): Out {
+  const nodes = symbol.nodes();
+  const index = new Map<Node, number>(nodes.map((n, i) => [n, i]));
+  const entry = (e: Entry): Out => ({
+    k: "arr",
+    items: [num(index.get(e.node)!), num(e.index), num(e.version)],
+    multi: false,
+  });
+  const nodeOut = (n: Node): Out => {
+    const entries: [string, Out][] = [["op", str(n.opName)], ["name", str(n.name)]];
+    const keys = Object.keys(n.attrs);
+    if (keys.length) entries.push(["attrs", { k: "map", entries: keys.map((k) => [k, str(n.attrs[k])]) }]);
+    entries.push(["inputs", podArray(n.inputs.map(entry))]);
+    if (n.controlDeps.length) entries.push(["control_deps", podArray(n.controlDeps.map((d) => num(index.get(d)!)))]);
+    if (n.subgraphs.length) {
+      entries.push(["subgraphs", { k: "arr", items: n.subgraphs.map((g) => graphOut(g, false)), multi: true }]);
+    }
+    return { k: "obj", entries };
+  };
+  const rowPtr = [0];
+  for (const n of nodes) rowPtr.push(rowPtr[rowPtr.length - 1] + (n.rowOutputs ?? n.numOutputs));
+  const entries: [string, Out][] = [
+    ["nodes", { k: "arr", items: nodes.map(nodeOut), multi: true }],
+    ["arg_nodes", podArray(nodes.flatMap((n, i) => (n.isVariable ? [num(i)] : [])))],
+    ["node_row_ptr", podArray(rowPtr.map(num))],
+    ["heads", podArray(symbol.outputs.map(entry))],
+  ];
+  const attrs: [string, Out][] = Object.entries(symbol.graphAttrs).map(([k, [t, v]]) => [
+    k,
+    { k: "arr", items: [str(t), typeof v === "number" ? num(v) : str(String(v))], multi: false },
+  ]);
+  if (topLevel && !Object.hasOwn(symbol.graphAttrs, "mxnet_version")) {
+    attrs.unshift(["mxnet_version", { k: "arr", items: [str("int"), num(MXNET_VERSION)], multi: false }]);
+  }
+  if (attrs.length) entries.push(["attrs", { k: "map", entries: attrs }]);
+  return { k: "obj", entries };
+}
+
+/** Writes a symbol as MXNet 1.x JSON, byte-for-byte as MXNet's writer formats it. */
+export function symbolToJSON(symbol: Symbol): string {
+  return emit(graphOut(symbol, true), 0);
+}

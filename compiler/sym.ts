@@ -1,0 +1,271 @@
+/**
+ * The `sym` namespace: variables, op builders for every registered op (MXNet-style automatic
+ * names), groups, and JSON loading.
+ *
+ * @module
+ */
+import { type AttrSchema, type AttrsInput, pyFloat } from "../ops/attrs.ts";
+import { normalizeAttrs } from "../ops/call.ts";
+import { splitArgs } from "../ops/nd.ts";
+import type { AnyOpDef, OpDef, OutputArity } from "../ops/op.ts";
+import { type AliasTable, opNames, type OpTable } from "../ops/registry.ts";
+import { type DType, dtypeInfo } from "../runtime/dtype.ts";
+import { GraphError, SigilError } from "../runtime/errors.ts";
+import { loadJSON } from "./json.ts";
+import { type Entry, makeNode, Symbol } from "./symbol.ts";
+
+/** Generates MXNet-style automatic names: `<hint><counter>` with an optional prefix. */
+export class NameManager {
+  readonly #counters = new Map<string, number>();
+  /** The prefix added to every name this manager gives. */
+  readonly prefix: string;
+
+  /** Creates a manager whose names start with `prefix`. */
+  constructor(prefix = "") {
+    this.prefix = prefix;
+  }
+
+  /** `name` (prefixed) when given, else the next `<hint><n>`. */
+  get(name: string | undefined, hint: string): string {
+    if (name !== undefined) return this.prefix + name;
+    const n = this.#counters.get(hint) ?? 0;
+    this.#counters.set(hint, n + 1);
+    return `${this.prefix}${hint}${n}`;
+  }
+}
+
+let current = new NameManager();
+
+/**
+ * Runs `fn` with fresh automatic-name counters (and an optional prefix), as MXNet's
+ * `with mx.name.NameManager()` / `mx.name.Prefix(...)`.
+ *
+ * @example Deterministic names
+ * ```ts
+ * import { sym } from "../mod.ts";
+ * const a = sym.nameScope(() => sym.exp(sym.var("x")));
+ * const b = sym.nameScope(() => sym.exp(sym.var("x")), { prefix: "net_" });
+ * console.assert(a.name === "exp0" && b.name === "net_exp0");
+ * ```
+ */
+export function nameScope<T>(fn: () => T, options: { prefix?: string } = {}): T {
+  const saved = current;
+  current = new NameManager(options.prefix ?? "");
+  try {
+    return fn();
+  } finally {
+    current = saved;
+  }
+}
+
+/** Options of {@link variable}. */
+export interface VarOptions {
+  /** Shape (`-1` or `0` for unknown dims), written as `__shape__`. */
+  shape?: readonly number[];
+  /** Dtype, written as `__dtype__` (MXNet's type flag). */
+  dtype?: DType;
+  /** Initializer: a name (`"zeros"`) or `[name, params]` written as JSON. */
+  init?: string | readonly [string, Record<string, unknown>];
+  /** Learning-rate multiplier, written as `__lr_mult__`. */
+  lrMult?: number;
+  /** Weight-decay multiplier, written as `__wd_mult__`. */
+  wdMult?: number;
+  /** Extra attributes, written as given. */
+  attr?: Readonly<Record<string, string>>;
+}
+
+function pyTuple(shape: readonly number[]): string {
+  const dims = shape.map((d) => (d < 0 ? 0 : d));
+  return dims.length === 1 ? `(${dims[0]},)` : `(${dims.join(", ")})`;
+}
+
+/**
+ * A variable (a graph input or parameter).
+ *
+ * @example A typed, shaped variable
+ * ```ts
+ * import { sym } from "../mod.ts";
+ * const w = sym.var("w", { shape: [4, 3], dtype: "float16", lrMult: 2 });
+ * console.assert(w.attr("__shape__") === "(4, 3)" && w.attr("__dtype__") === "2");
+ * ```
+ */
+export function variable(name: string, options: VarOptions = {}): Symbol {
+  if (typeof name !== "string" || name === "") throw new SigilError("sym.var needs a non-empty name");
+  const attrs: Record<string, string> = { ...(options.attr ?? {}) };
+  if (options.shape !== undefined) {
+    if (!Array.isArray(options.shape) || !options.shape.every((d) => Number.isInteger(d) && d >= -1)) {
+      throw new SigilError(`sym.var '${name}': bad shape ${JSON.stringify(options.shape)}`);
+    }
+    attrs.__shape__ = pyTuple(options.shape);
+  }
+  if (options.dtype !== undefined) attrs.__dtype__ = String(dtypeInfo(options.dtype).flag);
+  if (options.init !== undefined) {
+    attrs.__init__ = typeof options.init === "string" ? options.init : pyJSON(options.init);
+  }
+  if (options.lrMult !== undefined) attrs.__lr_mult__ = pyFloat(options.lrMult);
+  if (options.wdMult !== undefined) attrs.__wd_mult__ = pyFloat(options.wdMult);
+  return new Symbol([makeNode({ op: null, name, attrs }).entry()]);
+}
+
+/** JSON as Python's `json.dumps` writes it (`", "` and `": "` separators). */
+function pyJSON(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(pyJSON).join(", ")}]`;
+  if (v !== null && typeof v === "object") {
+    return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyJSON(x)}`).join(", ")}}`;
+  }
+  if (typeof v === "number" && Number.isInteger(v)) return String(v);
+  if (typeof v === "number") return pyFloat(v);
+  return JSON.stringify(v);
+}
+
+/**
+ * Groups symbols into one multi-output symbol.
+ *
+ * @example Grouping two outputs
+ * ```ts
+ * import { sym } from "../mod.ts";
+ * const x = sym.var("x");
+ * const g = sym.group([sym.exp(x, { name: "e" }), sym.log(x, { name: "l" })]);
+ * console.assert(g.listOutputs().join() === "e_output,l_output");
+ * ```
+ */
+export function group(symbols: readonly Symbol[]): Symbol {
+  if (!Array.isArray(symbols) || symbols.length === 0) throw new SigilError("sym.group needs symbols");
+  const outs: Entry[] = [];
+  for (const s of symbols) {
+    if (!(s instanceof Symbol)) throw new SigilError("sym.group: every element must be a Symbol");
+    outs.push(...s.outputs);
+  }
+  return new Symbol(outs);
+}
+
+/** Extra keys every symbolic op call accepts beside the op's attributes. */
+export interface ComposeOptions {
+  /** The node name; automatic (`convolution0`) when absent. */
+  name?: string;
+  /** Extra node attributes (e.g. hidden `__x__` keys), written as given. */
+  attr?: Readonly<Record<string, string>>;
+}
+
+/** Composes an op node from symbols and attributes (the body of every `sym.<Op>`). */
+export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
+  const { values, attrs } = splitArgs(args, (x): x is Symbol => x instanceof Symbol);
+  const { name, attr: extra, ...rest } = attrs as ComposeOptions & Record<string, unknown>;
+  const named: Record<string, Symbol> = {};
+  const given: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rest)) {
+    if (v instanceof Symbol) named[k] = v;
+    else given[k] = v;
+  }
+  values.forEach((v, i) => {
+    if (!(v instanceof Symbol)) throw new SigilError(`sym.${op.name}: argument ${i} is not a Symbol`);
+  });
+  if (name !== undefined && (typeof name !== "string" || name === "")) {
+    throw new SigilError(`sym.${op.name}: name must be a non-empty string`);
+  }
+  if (op.variadic && given[op.variadic] === undefined) {
+    given[op.variadic] = values.length + Object.keys(named).length;
+  }
+  const nodeName = current.get(name, op.name.toLowerCase());
+  const where = `sym.${op.name} '${nodeName}'`;
+  const { attrs: parsed, raw } = normalizeAttrs(op, given, where);
+  const inputNames = op.inputNames(parsed);
+  if (values.length > inputNames.length) {
+    throw new GraphError(`${where}: takes ${inputNames.length} inputs (${inputNames.join(", ")}), got ${values.length}`);
+  }
+  for (const k of Object.keys(named)) {
+    const at = inputNames.indexOf(k);
+    if (at < 0) throw new GraphError(`${where}: '${k}' is not an input of ${op.name} (${inputNames.join(", ")})`);
+    if (at < values.length) throw new GraphError(`${where}: input '${k}' given twice`);
+  }
+  const nodeAttrs = { ...raw, ...(extra ?? {}) };
+  const inputs = inputNames.map((inName, i): Entry => {
+    const s = values[i] ?? named[inName];
+    if (s === undefined) {
+      if (op.variadic) throw new GraphError(`${where}: missing input '${inName}'`);
+      // MXNet creates the missing input as a variable carrying the op's attributes.
+      let varAttrs: Record<string, string> = { ...nodeAttrs };
+      const extraVar = op.inputVarAttrs?.(i);
+      if (extraVar) for (const [k, v] of Object.entries(extraVar)) varAttrs[k] ??= v;
+      varAttrs = Object.fromEntries(Object.entries(varAttrs));
+      return makeNode({ op: null, name: `${nodeName}_${inName}`, attrs: varAttrs }).entry();
+    }
+    if (s.outputs.length !== 1) {
+      throw new GraphError(`${where}: input '${inName}' has ${s.outputs.length} outputs; pick one with .get(i)`);
+    }
+    return s.outputs[0];
+  });
+  const node = makeNode({ op, name: nodeName, attrs: nodeAttrs, inputs, parsed, where });
+  const visible = node.numVisibleOutputs;
+  return new Symbol(Array.from({ length: visible }, (_, i) => node.entry(i)));
+}
+
+/** What a symbolic op call takes: symbols, then attributes (plus name, attr, named inputs). */
+export type SymAttrs<S extends AttrSchema> = AttrsInput<S> & ComposeOptions & { [input: string]: unknown };
+
+/** The symbolic builder of an op. */
+export type SymFn<D> = D extends OpDef<infer S extends AttrSchema, readonly string[], OutputArity> ? {
+    (...args: [...inputs: Symbol[], attrs: SymAttrs<S>]): Symbol;
+    (...inputs: Symbol[]): Symbol;
+  }
+  : never;
+
+/** Builders for every op name and alias. */
+export type SymOps =
+  & { readonly [K in keyof OpTable]: SymFn<OpTable[K]> }
+  & { readonly [K in keyof AliasTable]: SymFn<AliasTable[K]> };
+
+const builders: Record<string, unknown> = {};
+for (const [n, def] of opNames()) builders[n] = (...args: unknown[]) => compose(def, args);
+
+/**
+ * Reads a symbol from a `-symbol.json` file.
+ *
+ * @example Loading a file
+ * ```ts ignore
+ * import { sym } from "../mod.ts";
+ * const net = await sym.load("resnet-symbol.json");
+ * ```
+ */
+export async function load(path: string | URL): Promise<Symbol> {
+  return loadJSON(await Deno.readTextFile(path), String(path));
+}
+
+/**
+ * Symbolic graph construction, as MXNet's `mx.sym`.
+ *
+ * @example Building, inferring, evaluating
+ * ```ts
+ * import { nd, sym } from "../mod.ts";
+ * const x = sym.var("x");
+ * const y = sym._mul_scalar(sym.exp(x), { scalar: 2, name: "y" });
+ * console.assert(y.inferShape({ x: [3] }).outShapes[0][0] === 3);
+ * const [out] = await y.eval({ x: nd.zeros([3]) });
+ * console.assert((await out.data())[0] === 2);
+ * ```
+ */
+export const sym: SymOps & {
+  /** See {@link variable}. */
+  var: typeof variable;
+  /** See {@link variable}. */
+  Variable: typeof variable;
+  /** See {@link group}. */
+  group: typeof group;
+  /** See {@link group}. */
+  Group: typeof group;
+  /** See {@link loadJSON}. */
+  loadJSON: typeof loadJSON;
+  /** See {@link load}. */
+  load: typeof load;
+  /** See {@link nameScope}. */
+  nameScope: typeof nameScope;
+} = Object.freeze({
+  ...(builders as SymOps),
+  var: variable,
+  Variable: variable,
+  group,
+  Group: group,
+  loadJSON,
+  load,
+  nameScope,
+});
