@@ -445,7 +445,11 @@ export class Symbol {
    * ```
    */
   eval(bindings: Readonly<Record<string, Tensor>>): Promise<Tensor[]> {
-    return Promise.resolve(evaluate(this, bindings));
+    try {
+      return Promise.resolve(evaluate(this, bindings));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** `Symbol<name>` or `Symbol<group (a, b)>`. */
