@@ -46,10 +46,14 @@ export function declaredShape(node: Node, npShape: boolean): PartialShape {
     const t = d.trim().replace(/[lL]$/, "");
     if (t === "None") return -1;
     const v = Number(t);
-    if (!Number.isInteger(v) || v < -1) throw new ShapeError(`${nodeWhere(node)}: bad __shape__ '${text}'`);
+    if (!Number.isInteger(v) || v < -1) {
+      throw new ShapeError(`${nodeWhere(node)}: bad __shape__ '${text}'`);
+    }
     return v;
   });
-  if (dims.length > MAX_NDIM) throw new ShapeError(`${nodeWhere(node)}: __shape__ has too many dims`);
+  if (dims.length > MAX_NDIM) {
+    throw new ShapeError(`${nodeWhere(node)}: __shape__ has too many dims`);
+  }
   if (!npShape) {
     if (dims.length === 0) return undefined;
     return dims.map((d) => (d === 0 ? -1 : d));
@@ -75,7 +79,9 @@ function checkNames(symbol: Symbol, given: Readonly<Record<string, unknown>>, wh
   const inputs = new Set(symbol.listInputs());
   for (const k of Object.keys(given)) {
     if (!inputs.has(k)) {
-      throw new SigilError(`${what}: '${k}' is not an input of the symbol; inputs are ${[...inputs].join(", ")}`);
+      throw new SigilError(
+        `${what}: '${k}' is not an input of the symbol; inputs are ${[...inputs].join(", ")}`,
+      );
     }
   }
 }
@@ -92,7 +98,9 @@ function propagate<T>(
 ): Map<Node, (T | undefined)[]> {
   const nodes = symbol.nodes();
   const facts = new Map<Node, (T | undefined)[]>();
-  for (const n of nodes) facts.set(n, n.isVariable ? [init(n)] : new Array(n.numOutputs).fill(undefined));
+  for (const n of nodes) {
+    facts.set(n, n.isVariable ? [init(n)] : new Array(n.numOutputs).fill(undefined));
+  }
   const step = (n: Node): boolean => {
     if (n.isVariable) return false;
     const ins = n.inputs.map((e) => facts.get(e.node)![e.index]);
@@ -118,7 +126,7 @@ function propagate<T>(
   // number of useful sweeps is bounded by the number of unknown dims. Cap it anyway.
   for (let sweep = 0; sweep < 2 * nodes.length + 4; sweep++) {
     let changed = false;
-    if (sweep % 2 === 0) for (const n of nodes) changed = step(n) || changed;
+    if (sweep % 2 === 0) { for (const n of nodes) changed = step(n) || changed; }
     else for (let i = nodes.length - 1; i >= 0; i--) changed = step(nodes[i]) || changed;
     if (!changed && sweep > 0) break;
   }
@@ -132,7 +140,10 @@ function sameShape(a: PartialShape, b: PartialShape): boolean {
 }
 
 /** Partial shape inference: never throws for unknowns (only for contradictions). */
-export function inferShapePartial(symbol: Symbol, shapes: ShapeDict): InferShapeResult<Shape | undefined> {
+export function inferShapePartial(
+  symbol: Symbol,
+  shapes: ShapeDict,
+): InferShapeResult<Shape | undefined> {
   const facts = shapeFacts(symbol, shapes);
   const { args, aux, outs } = collectOrdered(symbol, facts);
   return { argShapes: args, outShapes: outs, auxShapes: aux };
@@ -141,21 +152,26 @@ export function inferShapePartial(symbol: Symbol, shapes: ShapeDict): InferShape
 /** Per-node output shapes after inference (for the interpreter and passes). */
 export function shapeFacts(symbol: Symbol, shapes: ShapeDict): Map<Node, PartialShape[]> {
   checkNames(symbol, shapes, "inferShape");
-  const np = symbol.graphAttrs.is_np_shape !== undefined && Number(symbol.graphAttrs.is_np_shape[1]) !== 0;
+  const np = symbol.graphAttrs.is_np_shape !== undefined &&
+    Number(symbol.graphAttrs.is_np_shape[1]) !== 0;
   return propagate<Shape>(
     symbol,
     (n) => {
       const declared = declaredShape(n, np);
       if (!Object.hasOwn(shapes, n.name)) return declared;
       const s = shapes[n.name];
-      if (!Array.isArray(s) || s.length > MAX_NDIM || !s.every((d) => Number.isInteger(d) && d >= -1)) {
+      if (
+        !Array.isArray(s) || s.length > MAX_NDIM || !s.every((d) => Number.isInteger(d) && d >= -1)
+      ) {
         throw new ShapeError(`inferShape: bad shape for '${n.name}': ${JSON.stringify(s)}`);
       }
       if (declared && declared.length === s.length) {
         s.forEach((d, i) => {
           if (d >= 0 && declared[i] >= 0 && d !== declared[i]) {
             throw new ShapeError(
-              `inferShape: '${n.name}' given ${formatShape(s)} but declares ${formatShape(declared)}`,
+              `inferShape: '${n.name}' given ${formatShape(s)} but declares ${
+                formatShape(declared)
+              }`,
             );
           }
         });
@@ -191,7 +207,9 @@ export function inferShape(symbol: Symbol, shapes: ShapeDict): InferShapeResult<
   check(r.auxShapes, symbol.listAuxiliaryStates());
   check(r.outShapes, symbol.listOutputs());
   if (missing.length) {
-    throw new ShapeError(`inferShape: cannot infer the shapes of ${missing.join(", ")}; give more input shapes`);
+    throw new ShapeError(
+      `inferShape: cannot infer the shapes of ${missing.join(", ")}; give more input shapes`,
+    );
   }
   return r as InferShapeResult<Shape>;
 }
@@ -208,7 +226,10 @@ export function typeFacts(symbol: Symbol, types: TypeDict): Map<Node, (DType | u
 }
 
 /** Partial dtype inference. */
-export function inferTypePartial(symbol: Symbol, types: TypeDict): InferTypeResult<DType | undefined> {
+export function inferTypePartial(
+  symbol: Symbol,
+  types: TypeDict,
+): InferTypeResult<DType | undefined> {
   const { args, aux, outs } = collectOrdered(symbol, typeFacts(symbol, types));
   return { argTypes: args, outTypes: outs, auxTypes: aux };
 }
@@ -216,9 +237,15 @@ export function inferTypePartial(symbol: Symbol, types: TypeDict): InferTypeResu
 /** Full dtype inference: throws {@link DTypeError} listing what stays unknown. */
 export function inferType(symbol: Symbol, types: TypeDict): InferTypeResult<DType> {
   const r = inferTypePartial(symbol, types);
-  const names = [...symbol.listArguments(), ...symbol.listAuxiliaryStates(), ...symbol.listOutputs()];
+  const names = [
+    ...symbol.listArguments(),
+    ...symbol.listAuxiliaryStates(),
+    ...symbol.listOutputs(),
+  ];
   const all = [...r.argTypes, ...r.auxTypes, ...r.outTypes];
   const missing = names.filter((_, i) => all[i] === undefined);
-  if (missing.length) throw new DTypeError(`inferType: cannot infer the dtypes of ${missing.join(", ")}`);
+  if (missing.length) {
+    throw new DTypeError(`inferType: cannot infer the dtypes of ${missing.join(", ")}`);
+  }
   return r as InferTypeResult<DType>;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { BackendError, SigilError } from "../runtime/errors.ts";
-import { formatShape, type Shape, sameShape } from "../runtime/shape.ts";
+import { formatShape, sameShape, type Shape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { nodeWhere, shapeFacts, typeFacts } from "./infer.ts";
@@ -31,9 +31,13 @@ export function evaluate(
   const inputs = symbol.listInputs();
   for (const name of inputs) {
     if (!Object.hasOwn(bindings, name)) {
-      throw new SigilError(`eval: no tensor bound to input '${name}'; inputs are ${inputs.join(", ")}`);
+      throw new SigilError(
+        `eval: no tensor bound to input '${name}'; inputs are ${inputs.join(", ")}`,
+      );
     }
-    if (!(bindings[name] instanceof Tensor)) throw new SigilError(`eval: '${name}' is not a Tensor`);
+    if (!(bindings[name] instanceof Tensor)) {
+      throw new SigilError(`eval: '${name}' is not a Tensor`);
+    }
   }
   const shapeDict: Record<string, Shape> = {};
   const typeDict: Record<string, DType> = {};
@@ -51,7 +55,9 @@ export function evaluate(
     }
     const where = nodeWhere(node);
     const outShapes = shapes.get(node)!.map((s, i) => {
-      if (!s || s.some((d) => d < 0)) throw new SigilError(`${where}: shape of output ${i} is unknown`);
+      if (!s || s.some((d) => d < 0)) {
+        throw new SigilError(`${where}: shape of output ${i} is unknown`);
+      }
       return s;
     });
     const outTypes = types.get(node)!.map((t, i) => {
@@ -61,14 +67,16 @@ export function evaluate(
     const args = node.inputs.map((e) => values.get(e.node)![e.index]);
     const outs = node.op!.reference(args, node.parsed, { outShapes, outTypes });
     if (outs.length !== outShapes.length) {
-      throw new BackendError(`${where}: reference gave ${outs.length} outputs, expected ${outShapes.length}`);
+      throw new BackendError(
+        `${where}: reference gave ${outs.length} outputs, expected ${outShapes.length}`,
+      );
     }
     outs.forEach((t, i) => {
       if (!sameShape(t.shape, outShapes[i]) || t.dtype !== outTypes[i]) {
         throw new BackendError(
-          `${where}: reference output ${i} is ${t.dtype} ${formatShape(t.shape)}, inferred ${outTypes[i]} ${
-            formatShape(outShapes[i])
-          }`,
+          `${where}: reference output ${i} is ${t.dtype} ${formatShape(t.shape)}, inferred ${
+            outTypes[i]
+          } ${formatShape(outShapes[i])}`,
         );
       }
     });

@@ -16,7 +16,14 @@ import { type Entry, type GraphAttrValue, makeNode, type Node, Symbol } from "./
 export const MXNET_VERSION = 10901;
 
 /** MXNet's hidden keys, which old files spell without underscores (`lr_mult`). */
-const HIDDEN_KEYS = ["ctx_group", "lr_mult", "wd_mult", "force_mirroring", "mirror_stage", "profiler_scope"];
+const HIDDEN_KEYS = [
+  "ctx_group",
+  "lr_mult",
+  "wd_mult",
+  "force_mirroring",
+  "mirror_stage",
+  "profiler_scope",
+];
 
 /** Deepest subgraph nesting accepted (hostile files cannot exhaust the stack). */
 const MAX_SUBGRAPH_DEPTH = 16;
@@ -46,7 +53,9 @@ function stringDict(v: Json, where: string, key: string): Record<string, string>
   const out: Record<string, string> = {};
   for (const [k, s] of Object.entries(v)) {
     if (typeof s !== "string") {
-      throw new FormatError(`${where}: attribute '${k}' in '${key}' must be a string, got ${JSON.stringify(s)}`);
+      throw new FormatError(
+        `${where}: attribute '${k}' in '${key}' must be a string, got ${JSON.stringify(s)}`,
+      );
     }
     out[k] = s;
   }
@@ -70,13 +79,19 @@ function readNode(v: Json, i: number, source: string): RawNode {
   const entries = inputs.map((e, k) => readEntry(e, `${w}: input ${k}`));
   for (const [src] of entries) {
     if (src >= i) {
-      throw new GraphError(`${w}: input refers to node ${src}, which does not come before it (a forward reference or cycle)`);
+      throw new GraphError(
+        `${w}: input refers to node ${src}, which does not come before it (a forward reference or cycle)`,
+      );
     }
   }
   const deps = v.control_deps ?? [];
-  if (!Array.isArray(deps) || !deps.every(isIndex)) throw new FormatError(`${w}: 'control_deps' must be node indices`);
+  if (!Array.isArray(deps) || !deps.every(isIndex)) {
+    throw new FormatError(`${w}: 'control_deps' must be node indices`);
+  }
   for (const d of deps) {
-    if (d >= i) throw new GraphError(`${w}: control dependency on node ${d}, which does not come before it`);
+    if (d >= i) {
+      throw new GraphError(`${w}: control dependency on node ${d}, which does not come before it`);
+    }
   }
   const subgraphs = v.subgraphs ?? [];
   if (!Array.isArray(subgraphs)) throw new FormatError(`${w}: 'subgraphs' must be an array`);
@@ -85,7 +100,11 @@ function readNode(v: Json, i: number, source: string): RawNode {
 
 function readEntry(e: Json, where: string): [number, number, number] {
   if (!Array.isArray(e) || (e.length !== 2 && e.length !== 3) || !e.every(isIndex)) {
-    throw new FormatError(`${where}: an entry must be [node, index] or [node, index, version], got ${JSON.stringify(e)}`);
+    throw new FormatError(
+      `${where}: an entry must be [node, index] or [node, index, version], got ${
+        JSON.stringify(e)
+      }`,
+    );
   }
   return [e[0], e[1], e[2] ?? 0];
 }
@@ -152,7 +171,11 @@ function visibleAttrs(attrs: Record<string, string>): Record<string, string> {
 }
 
 /** Applies an op's compose-time attributes to a variable's attrs (MXNet 0.9.4 upgrade). */
-function withComposeAttrs(op: AnyOpDef, index: number, attrs: Record<string, string>): Record<string, string> {
+function withComposeAttrs(
+  op: AnyOpDef,
+  index: number,
+  attrs: Record<string, string>,
+): Record<string, string> {
   const extra = op.inputVarAttrs?.(index);
   if (!extra) return attrs;
   const out = { ...attrs };
@@ -201,7 +224,9 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
     const inputs: Entry[] = raw.inputs.map(([src, index, ver]) => {
       const n = nodes[src];
       if (index >= n.numOutputs) {
-        throw new GraphError(`${where}: input refers to output ${index} of '${n.name}', which has ${n.numOutputs}`);
+        throw new GraphError(
+          `${where}: input refers to output ${index} of '${n.name}', which has ${n.numOutputs}`,
+        );
       }
       return n.entry(index, ver);
     });
@@ -214,7 +239,9 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
         inputs.push(makeNode({ op: null, name: `${raw.name}_${names[k]}`, attrs }).entry());
       }
     }
-    const subgraphs = raw.subgraphs.map((sg, k) => loadGraph(sg, `${where} subgraph ${k}`, depth + 1));
+    const subgraphs = raw.subgraphs.map((sg, k) =>
+      loadGraph(sg, `${where} subgraph ${k}`, depth + 1)
+    );
     let rowOutputs: number | undefined;
     const node0 = makeNode({
       op,
@@ -244,9 +271,15 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
   });
   const heads = g.heads.map((h, k) => {
     const [src, index, ver] = readEntry(h, `${source}: head ${k}`);
-    if (src >= nodes.length) throw new GraphError(`${source}: head ${k} refers to missing node ${src}`);
+    if (src >= nodes.length) {
+      throw new GraphError(`${source}: head ${k} refers to missing node ${src}`);
+    }
     if (index >= nodes[src].numOutputs) {
-      throw new GraphError(`${source}: head ${k} refers to output ${index} of '${nodes[src].name}', which has ${nodes[src].numOutputs}`);
+      throw new GraphError(
+        `${source}: head ${k} refers to output ${index} of '${nodes[src].name}', which has ${
+          nodes[src].numOutputs
+        }`,
+      );
     }
     return nodes[src].entry(index, ver);
   });
@@ -281,7 +314,10 @@ export function loadJSON(text: string, source = "symbol JSON"): Symbol {
     doc = JSON.parse(text);
   } catch (e) {
     const m = /position (\d+)/.exec((e as Error).message);
-    throw new FormatError(`${source}: malformed JSON: ${(e as Error).message}`, m ? Number(m[1]) : undefined);
+    throw new FormatError(
+      `${source}: malformed JSON: ${(e as Error).message}`,
+      m ? Number(m[1]) : undefined,
+    );
   }
   try {
     return loadGraph(doc, source, 0);
@@ -336,14 +372,18 @@ function emit(v: Out, level: number): string {
     case "arr":
       if (v.items.length === 0) return "[]";
       if (!v.multi) return `[${v.items.map((x) => emit(x, level)).join(", ")}]`;
-      return `[${v.items.map((x, i) => (i ? ", " : "") + pad(level + 1) + emit(x, level + 1)).join("")}${pad(level)}]`;
+      return `[${
+        v.items.map((x, i) => (i ? ", " : "") + pad(level + 1) + emit(x, level + 1)).join("")
+      }${pad(level)}]`;
     case "map":
     case "obj": {
       const body = (e: [string, Out]) => `${quote(e[0])}: ${emit(e[1], level + 1)}`;
       if (v.k === "map" && v.entries.length <= 1) {
         return `{${v.entries.map((e) => `${quote(e[0])}: ${emit(e[1], level)}`).join("")}}`;
       }
-      return `{${v.entries.map((e, i) => (i ? ", " : "") + pad(level + 1) + body(e)).join("")}${pad(level)}}`;
+      return `{${v.entries.map((e, i) => (i ? ", " : "") + pad(level + 1) + body(e)).join("")}${
+        pad(level)
+      }}`;
     }
   }
 }
@@ -364,11 +404,22 @@ function graphOut(symbol: Symbol, topLevel: boolean): Out {
   const nodeOut = (n: Node): Out => {
     const entries: [string, Out][] = [["op", str(n.opName)], ["name", str(n.name)]];
     const keys = Object.keys(n.attrs);
-    if (keys.length) entries.push(["attrs", { k: "map", entries: keys.map((k) => [k, str(n.attrs[k])]) }]);
+    if (keys.length) {
+      entries.push(["attrs", { k: "map", entries: keys.map((k) => [k, str(n.attrs[k])]) }]);
+    }
     entries.push(["inputs", podArray(n.inputs.map(entry))]);
-    if (n.controlDeps.length) entries.push(["control_deps", podArray(n.controlDeps.map((d) => num(index.get(d)!)))]);
+    if (n.controlDeps.length) {
+      entries.push([
+        "control_deps",
+        podArray(n.controlDeps.map((d) => num(index.get(d)!))),
+      ]);
+    }
     if (n.subgraphs.length) {
-      entries.push(["subgraphs", { k: "arr", items: n.subgraphs.map((g) => graphOut(g, false)), multi: true }]);
+      entries.push(["subgraphs", {
+        k: "arr",
+        items: n.subgraphs.map((g) => graphOut(g, false)),
+        multi: true,
+      }]);
     }
     return { k: "obj", entries };
   };
@@ -385,7 +436,11 @@ function graphOut(symbol: Symbol, topLevel: boolean): Out {
     { k: "arr", items: [str(t), typeof v === "number" ? num(v) : str(String(v))], multi: false },
   ]);
   if (topLevel && !Object.hasOwn(symbol.graphAttrs, "mxnet_version")) {
-    attrs.unshift(["mxnet_version", { k: "arr", items: [str("int"), num(MXNET_VERSION)], multi: false }]);
+    attrs.unshift(["mxnet_version", {
+      k: "arr",
+      items: [str("int"), num(MXNET_VERSION)],
+      multi: false,
+    }]);
   }
   if (attrs.length) entries.push(["attrs", { k: "map", entries: attrs }]);
   return { k: "obj", entries };

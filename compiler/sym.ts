@@ -90,10 +90,14 @@ function pyTuple(shape: readonly number[]): string {
  * ```
  */
 export function variable(name: string, options: VarOptions = {}): Symbol {
-  if (typeof name !== "string" || name === "") throw new SigilError("sym.var needs a non-empty name");
+  if (typeof name !== "string" || name === "") {
+    throw new SigilError("sym.var needs a non-empty name");
+  }
   const attrs: Record<string, string> = { ...(options.attr ?? {}) };
   if (options.shape !== undefined) {
-    if (!Array.isArray(options.shape) || !options.shape.every((d) => Number.isInteger(d) && d >= -1)) {
+    if (
+      !Array.isArray(options.shape) || !options.shape.every((d) => Number.isInteger(d) && d >= -1)
+    ) {
       throw new SigilError(`sym.var '${name}': bad shape ${JSON.stringify(options.shape)}`);
     }
     attrs.__shape__ = pyTuple(options.shape);
@@ -111,7 +115,9 @@ export function variable(name: string, options: VarOptions = {}): Symbol {
 function pyJSON(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(pyJSON).join(", ")}]`;
   if (v !== null && typeof v === "object") {
-    return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyJSON(x)}`).join(", ")}}`;
+    return `{${
+      Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyJSON(x)}`).join(", ")
+    }}`;
   }
   if (typeof v === "number" && Number.isInteger(v)) return String(v);
   if (typeof v === "number") return pyFloat(v);
@@ -130,7 +136,9 @@ function pyJSON(v: unknown): string {
  * ```
  */
 export function group(symbols: readonly Symbol[]): Symbol {
-  if (!Array.isArray(symbols) || symbols.length === 0) throw new SigilError("sym.group needs symbols");
+  if (!Array.isArray(symbols) || symbols.length === 0) {
+    throw new SigilError("sym.group needs symbols");
+  }
   const outs: Entry[] = [];
   for (const s of symbols) {
     if (!(s instanceof Symbol)) throw new SigilError("sym.group: every element must be a Symbol");
@@ -158,7 +166,9 @@ export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
     else given[k] = v;
   }
   values.forEach((v, i) => {
-    if (!(v instanceof Symbol)) throw new SigilError(`sym.${op.name}: argument ${i} is not a Symbol`);
+    if (!(v instanceof Symbol)) {
+      throw new SigilError(`sym.${op.name}: argument ${i} is not a Symbol`);
+    }
   });
   if (name !== undefined && (typeof name !== "string" || name === "")) {
     throw new SigilError(`sym.${op.name}: name must be a non-empty string`);
@@ -171,11 +181,19 @@ export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
   const { attrs: parsed, raw } = normalizeAttrs(op, given, where);
   const inputNames = op.inputNames(parsed);
   if (values.length > inputNames.length) {
-    throw new GraphError(`${where}: takes ${inputNames.length} inputs (${inputNames.join(", ")}), got ${values.length}`);
+    throw new GraphError(
+      `${where}: takes ${inputNames.length} inputs (${
+        inputNames.join(", ")
+      }), got ${values.length}`,
+    );
   }
   for (const k of Object.keys(named)) {
     const at = inputNames.indexOf(k);
-    if (at < 0) throw new GraphError(`${where}: '${k}' is not an input of ${op.name} (${inputNames.join(", ")})`);
+    if (at < 0) {
+      throw new GraphError(
+        `${where}: '${k}' is not an input of ${op.name} (${inputNames.join(", ")})`,
+      );
+    }
     if (at < values.length) throw new GraphError(`${where}: input '${k}' given twice`);
   }
   const nodeAttrs = { ...raw, ...(extra ?? {}) };
@@ -186,12 +204,14 @@ export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
       // MXNet creates the missing input as a variable carrying the op's attributes.
       let varAttrs: Record<string, string> = { ...nodeAttrs };
       const extraVar = op.inputVarAttrs?.(i);
-      if (extraVar) for (const [k, v] of Object.entries(extraVar)) varAttrs[k] ??= v;
+      if (extraVar) { for (const [k, v] of Object.entries(extraVar)) varAttrs[k] ??= v; }
       varAttrs = Object.fromEntries(Object.entries(varAttrs));
       return makeNode({ op: null, name: `${nodeName}_${inName}`, attrs: varAttrs }).entry();
     }
     if (s.outputs.length !== 1) {
-      throw new GraphError(`${where}: input '${inName}' has ${s.outputs.length} outputs; pick one with .get(i)`);
+      throw new GraphError(
+        `${where}: input '${inName}' has ${s.outputs.length} outputs; pick one with .get(i)`,
+      );
     }
     return s.outputs[0];
   });
@@ -201,10 +221,13 @@ export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
 }
 
 /** What a symbolic op call takes: symbols, then attributes (plus name, attr, named inputs). */
-export type SymAttrs<S extends AttrSchema> = AttrsInput<S> & ComposeOptions & { [input: string]: unknown };
+export type SymAttrs<S extends AttrSchema> = AttrsInput<S> & ComposeOptions & {
+  [input: string]: unknown;
+};
 
 /** The symbolic builder of an op. */
-export type SymFn<D> = D extends OpDef<infer S extends AttrSchema, readonly string[], OutputArity> ? {
+export type SymFn<D> = D extends OpDef<infer S extends AttrSchema, readonly string[], OutputArity>
+  ? {
     (...args: [...inputs: Symbol[], attrs: SymAttrs<S>]): Symbol;
     (...inputs: Symbol[]): Symbol;
   }

@@ -87,7 +87,12 @@ export class Node {
   readonly #entries: Entry[] = [];
 
   /** @internal Use {@link makeNode}. */
-  constructor(spec: NodeSpec, id: number, attrs: Readonly<Record<string, string>>, parsed: AnyAttrs) {
+  constructor(
+    spec: NodeSpec,
+    id: number,
+    attrs: Readonly<Record<string, string>>,
+    parsed: AnyAttrs,
+  ) {
     this.id = id;
     this.op = spec.op;
     this.name = spec.name;
@@ -144,7 +149,9 @@ function nodeKey(spec: NodeSpec, attrs: Readonly<Record<string, string>>): strin
     JSON.stringify(attrs),
     (spec.inputs ?? []).map((e) => `${e.node.id}:${e.index}:${e.version}`).join(","),
     (spec.controlDeps ?? []).map((n) => n.id).join(","),
-    (spec.subgraphs ?? []).map((g) => g.outputs.map((e) => `${e.node.id}:${e.index}:${e.version}`).join(";"))
+    (spec.subgraphs ?? []).map((g) =>
+      g.outputs.map((e) => `${e.node.id}:${e.index}:${e.version}`).join(";")
+    )
       .join("|"),
     spec.rowOutputs ?? "",
   ];
@@ -152,7 +159,9 @@ function nodeKey(spec: NodeSpec, attrs: Readonly<Record<string, string>>): strin
 }
 
 /** Sorts attribute keys (MXNet writes attributes in sorted order) and freezes. */
-function sortedAttrs(attrs: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> {
+function sortedAttrs(
+  attrs: Readonly<Record<string, string>> | undefined,
+): Readonly<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const k of Object.keys(attrs ?? {}).sort(byCodeUnits)) out[k] = attrs![k];
   return Object.freeze(out);
@@ -171,7 +180,9 @@ export function makeNode(spec: NodeSpec): Node {
   if (typeof spec.name !== "string") throw new GraphError("node name must be a string");
   const attrs = sortedAttrs(spec.attrs);
   for (const e of spec.inputs ?? []) {
-    if (!(e.node instanceof Node)) throw new GraphError(`node '${spec.name}': input is not a node entry`);
+    if (!(e.node instanceof Node)) {
+      throw new GraphError(`node '${spec.name}': input is not a node entry`);
+    }
     if (!Number.isInteger(e.index) || e.index < 0 || e.index >= e.node.numOutputs) {
       throw new GraphError(
         `node '${spec.name}': input refers to output ${e.index} of '${e.node.name}', which has ${e.node.numOutputs}`,
@@ -188,7 +199,9 @@ export function makeNode(spec: NodeSpec): Node {
     const got = spec.inputs?.length ?? 0;
     if (want !== got) {
       throw new GraphError(
-        `${where}: ${spec.op.name} takes ${want} inputs (${spec.op.inputNames(parsed).join(", ")}), got ${got}`,
+        `${where}: ${spec.op.name} takes ${want} inputs (${
+          spec.op.inputNames(parsed).join(", ")
+        }), got ${got}`,
       );
     }
   } else if (spec.inputs?.length) {
@@ -218,7 +231,9 @@ export function topoOrder(outputs: readonly Entry[]): Node[] {
       const deps = node.inputs.length + node.controlDeps.length;
       if (i < deps) {
         top[1]++;
-        const next = i < node.inputs.length ? node.inputs[i].node : node.controlDeps[i - node.inputs.length];
+        const next = i < node.inputs.length
+          ? node.inputs[i].node
+          : node.controlDeps[i - node.inputs.length];
         if (!seen.has(next)) {
           seen.add(next);
           stack.push([next, 0]);
@@ -243,7 +258,9 @@ export function auxiliaryNodes(symbol: Symbol): ReadonlySet<Node> {
   if (!set) {
     set = new Set();
     for (const n of symbol.nodes()) {
-      if (!n.isVariable) for (const i of n.op!.auxInputs) if (i < n.inputs.length) set.add(n.inputs[i].node);
+      if (!n.isVariable) {
+        for (const i of n.op!.auxInputs) if (i < n.inputs.length) set.add(n.inputs[i].node);
+      }
     }
     auxCache.set(symbol, set);
   }
@@ -277,9 +294,14 @@ export class Symbol {
   #order: Node[] | undefined;
 
   /** Wraps output entries. Most code uses the `sym` builders instead. */
-  constructor(outputs: readonly Entry[], graphAttrs: Readonly<Record<string, GraphAttrValue>> = {}) {
+  constructor(
+    outputs: readonly Entry[],
+    graphAttrs: Readonly<Record<string, GraphAttrValue>> = {},
+  ) {
     for (const e of outputs) {
-      if (!(e?.node instanceof Node)) throw new GraphError("a Symbol's outputs must be node entries");
+      if (!(e?.node instanceof Node)) {
+        throw new GraphError("a Symbol's outputs must be node entries");
+      }
     }
     this.outputs = Object.freeze([...outputs]);
     this.graphAttrs = Object.freeze({ ...graphAttrs });
@@ -357,7 +379,9 @@ export class Symbol {
     if (typeof nameOrIndex === "number") {
       i = nameOrIndex < 0 ? nameOrIndex + this.outputs.length : nameOrIndex;
       if (!Number.isInteger(i) || i < 0 || i >= this.outputs.length) {
-        throw new SigilError(`output index ${nameOrIndex} out of range (${this.outputs.length} outputs)`);
+        throw new SigilError(
+          `output index ${nameOrIndex} out of range (${this.outputs.length} outputs)`,
+        );
       }
     } else {
       const names = this.listOutputs();

@@ -75,7 +75,9 @@ function parseFloat_(text: string): number {
   if (t === "inf" || t === "+inf" || t === "infinity") return Infinity;
   if (t === "-inf" || t === "-infinity") return -Infinity;
   if (t === "nan") return NaN;
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?f?$/.test(t)) throw new Error(`'${text}' is not a number`);
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?f?$/.test(t)) {
+    throw new Error(`'${text}' is not a number`);
+  }
   return Number(t.replace(/f$/, ""));
 }
 

@@ -19,7 +19,11 @@ export type AnyAttrs = Attrs<any>;
  * Parses MXNet string attributes (hidden `__x__` keys are skipped). Unknown keys, missing
  * required keys and values that do not parse raise {@link AttributeError} naming `where`.
  */
-export function parseAttrs(op: AnyOpDef, raw: Readonly<Record<string, string>>, where: string): AnyAttrs {
+export function parseAttrs(
+  op: AnyOpDef,
+  raw: Readonly<Record<string, string>>,
+  where: string,
+): AnyAttrs {
   const out: Record<string, unknown> = {};
   for (const [key, text] of Object.entries(raw)) {
     if (isHiddenKey(key)) continue;
@@ -184,7 +188,9 @@ export function callEager(
   given: Readonly<Record<string, unknown>>,
 ): { outputs: Tensor[]; attrs: AnyAttrs } {
   const where = `nd.${op.name}`;
-  if (op.variadic && given[op.variadic] === undefined) given = { ...given, [op.variadic]: inputs.length };
+  if (op.variadic && given[op.variadic] === undefined) {
+    given = { ...given, [op.variadic]: inputs.length };
+  }
   const { attrs } = normalizeAttrs(op, given, where);
   const names = op.inputNames(attrs);
   if (inputs.length !== names.length) {
@@ -193,13 +199,29 @@ export function callEager(
     );
   }
   inputs.forEach((t, i) => {
-    if (!(t instanceof Tensor)) throw new SigilError(`${where}: input '${names[i]}' is not a Tensor`);
+    if (!(t instanceof Tensor)) {
+      throw new SigilError(`${where}: input '${names[i]}' is not a Tensor`);
+    }
   });
   const n = numOutputs(op, attrs);
-  const shapes = applyShapeRule(op, attrs, inputs.map((t) => t.shape), new Array(n).fill(undefined), where);
-  const types = applyTypeRule(op, attrs, inputs.map((t) => t.dtype), new Array(n).fill(undefined), where);
+  const shapes = applyShapeRule(
+    op,
+    attrs,
+    inputs.map((t) => t.shape),
+    new Array(n).fill(undefined),
+    where,
+  );
+  const types = applyTypeRule(
+    op,
+    attrs,
+    inputs.map((t) => t.dtype),
+    new Array(n).fill(undefined),
+    where,
+  );
   const outShapes = shapes.outputs.map((s, i) => {
-    if (!isKnownShape(s)) throw new ShapeError(`${where}: could not infer the shape of output ${i}`);
+    if (!isKnownShape(s)) {
+      throw new ShapeError(`${where}: could not infer the shape of output ${i}`);
+    }
     return s as Shape;
   });
   const outTypes = types.outputs.map((t, i) => {

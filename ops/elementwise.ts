@@ -7,7 +7,7 @@
 import type { DType } from "../runtime/dtype.ts";
 import { type Shape, shapeSize, stridesOf } from "../runtime/shape.ts";
 import { type Tensor, tensorFromValues, tensorValues } from "../runtime/tensor.ts";
-import type { AttrSchema, Attrs } from "./attrs.ts";
+import type { Attrs, AttrSchema } from "./attrs.ts";
 import {
   broadcastShapes,
   defineOp,
@@ -98,7 +98,10 @@ export interface ElementwiseSpec<S extends AttrSchema, A extends readonly string
 }
 
 /** A one-input elementwise op (`exp`, `relu`, `_plus_scalar`, ...). */
-export function unaryOp<S extends AttrSchema = Record<never, never>, const A extends readonly string[] = []>(
+export function unaryOp<
+  S extends AttrSchema = Record<never, never>,
+  const A extends readonly string[] = [],
+>(
   spec: ElementwiseSpec<S, A>,
 ): OpDef<S, A, "one"> {
   return defineOp<S, A, "one">({
@@ -113,7 +116,11 @@ export function unaryOp<S extends AttrSchema = Record<never, never>, const A ext
       return { inputs: [s], outputs: [s] };
     },
     inferType: typeRule(spec.outType),
-    reference: (inputs, a, ctx) => [evalElementwise(spec.expr(a), inputs, ctx.outShapes[0], ctx.outTypes[0])],
+    reference: (
+      inputs,
+      a,
+      ctx,
+    ) => [evalElementwise(spec.expr(a), inputs, ctx.outShapes[0], ctx.outTypes[0])],
     sample: (draw, x): Sample => ({
       attrs: spec.sampleAttrs?.(draw) ?? {},
       inputs: [x],
@@ -139,7 +146,11 @@ export function binaryOp<const A extends readonly string[] = []>(
       return { inputs: [s, s], outputs: [s] };
     },
     inferType: typeRule(spec.outType),
-    reference: (inputs, a, ctx) => [evalElementwise(spec.expr(a), inputs, ctx.outShapes[0], ctx.outTypes[0])],
+    reference: (
+      inputs,
+      a,
+      ctx,
+    ) => [evalElementwise(spec.expr(a), inputs, ctx.outShapes[0], ctx.outTypes[0])],
     sample: (_draw, x) => ({ attrs: {}, inputs: [x, x], positive: spec.positive }),
   });
 }
@@ -161,7 +172,11 @@ export function broadcastOp<const A extends readonly string[] = []>(
       return { outputs: [broadcastShapes(a, b)] };
     },
     inferType: typeRule(spec.outType),
-    reference: (inputs, a, ctx) => [evalElementwise(spec.expr(a), inputs, ctx.outShapes[0], ctx.outTypes[0])],
+    reference: (
+      inputs,
+      a,
+      ctx,
+    ) => [evalElementwise(spec.expr(a), inputs, ctx.outShapes[0], ctx.outTypes[0])],
     sample: (draw, x) => {
       // Some trailing dims of the other operand become 1, and it may drop leading dims.
       const drop = draw.int(0, x.length);

@@ -37,7 +37,10 @@ export function splitArgs<T>(
   let attrs: Record<string, unknown> = {};
   let values = args;
   const last = args[args.length - 1];
-  if (args.length && !isValue(last) && typeof last === "object" && last !== null && !Array.isArray(last)) {
+  if (
+    args.length && !isValue(last) && typeof last === "object" && last !== null &&
+    !Array.isArray(last)
+  ) {
     attrs = last as Record<string, unknown>;
     values = args.slice(0, -1);
   }
@@ -48,7 +51,9 @@ function eagerFn(op: AnyOpDef) {
   return (...args: unknown[]) => {
     const { values, attrs } = splitArgs(args, (x): x is Tensor => x instanceof Tensor);
     values.forEach((v, i) => {
-      if (!(v instanceof Tensor)) throw new SigilError(`nd.${op.name}: argument ${i} is not a Tensor`);
+      if (!(v instanceof Tensor)) {
+        throw new SigilError(`nd.${op.name}: argument ${i} is not a Tensor`);
+      }
     });
     const { outputs, attrs: parsed } = callEager(op, values, attrs);
     const visible = outputs.slice(0, op.numVisibleOutputs(parsed));

@@ -9,7 +9,7 @@ import type { DType } from "../runtime/dtype.ts";
 import { ShapeError } from "../runtime/errors.ts";
 import { formatShape, type Shape } from "../runtime/shape.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import type { AttrSchema, Attrs } from "./attrs.ts";
+import type { Attrs, AttrSchema } from "./attrs.ts";
 import type { ScalarExpr } from "./scalar.ts";
 
 /** A shape that may be unknown (`undefined`) or have unknown dims (`-1`). */
@@ -138,7 +138,13 @@ export interface OpDef<
 // deno-lint-ignore no-explicit-any
 export type AnyOpDef = OpDef<any, readonly string[], OutputArity>;
 
-type Optional = "aliases" | "arity" | "outputNames" | "numVisibleOutputs" | "auxInputs" | "inferType";
+type Optional =
+  | "aliases"
+  | "arity"
+  | "outputNames"
+  | "numVisibleOutputs"
+  | "auxInputs"
+  | "inferType";
 
 /** What {@link defineOp} takes: an {@link OpDef} whose common parts have defaults. */
 export type OpSpec<S extends AttrSchema, A extends readonly string[], O extends OutputArity> =

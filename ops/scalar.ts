@@ -46,8 +46,18 @@ export type ScalarExpr =
   | { readonly kind: "in"; readonly index: number }
   | { readonly kind: "const"; readonly value: number }
   | { readonly kind: "unary"; readonly fn: UnaryFn; readonly a: ScalarExpr }
-  | { readonly kind: "binary"; readonly fn: BinaryFn; readonly a: ScalarExpr; readonly b: ScalarExpr }
-  | { readonly kind: "select"; readonly cond: ScalarExpr; readonly a: ScalarExpr; readonly b: ScalarExpr };
+  | {
+    readonly kind: "binary";
+    readonly fn: BinaryFn;
+    readonly a: ScalarExpr;
+    readonly b: ScalarExpr;
+  }
+  | {
+    readonly kind: "select";
+    readonly cond: ScalarExpr;
+    readonly a: ScalarExpr;
+    readonly b: ScalarExpr;
+  };
 
 const ids = new WeakMap<ScalarExpr, number>();
 const table = new Map<string, ScalarExpr>();
@@ -109,11 +119,13 @@ export function erf(x: number): number {
     Math.exp(
       -z * z - 1.26551223 +
         t * (1.00002368 +
-          t * (0.37409196 +
-            t * (0.09678418 +
-              t * (-0.18628806 +
-                t * (0.27886807 +
-                  t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+            t * (0.37409196 +
+                t * (0.09678418 +
+                    t * (-0.18628806 +
+                        t * (0.27886807 +
+                            t *
+                              (-1.13520398 +
+                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? 1 - r : r - 1;
 }

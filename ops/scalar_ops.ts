@@ -6,7 +6,7 @@
  */
 import { attr } from "./attrs.ts";
 import { unaryOp } from "./elementwise.ts";
-import { type ScalarExpr, s } from "./scalar.ts";
+import { s, type ScalarExpr } from "./scalar.ts";
 
 const SCHEMA = {
   /** The scalar operand. */
@@ -37,13 +37,34 @@ function scalarOp<const A extends readonly string[]>(
 }
 
 /** `x + scalar`. */
-export const _plus_scalar = scalarOp("_plus_scalar", ["_PlusScalar", "_npi_add_scalar"], "Adds a scalar.", s.add);
+export const _plus_scalar = scalarOp(
+  "_plus_scalar",
+  ["_PlusScalar", "_npi_add_scalar"],
+  "Adds a scalar.",
+  s.add,
+);
 /** `x - scalar`. */
-export const _minus_scalar = scalarOp("_minus_scalar", ["_MinusScalar", "_npi_subtract_scalar"], "Subtracts a scalar.", s.sub);
+export const _minus_scalar = scalarOp(
+  "_minus_scalar",
+  ["_MinusScalar", "_npi_subtract_scalar"],
+  "Subtracts a scalar.",
+  s.sub,
+);
 /** `x * scalar`. */
-export const _mul_scalar = scalarOp("_mul_scalar", ["_MulScalar", "_npi_multiply_scalar"], "Multiplies by a scalar.", s.mul);
+export const _mul_scalar = scalarOp(
+  "_mul_scalar",
+  ["_MulScalar", "_npi_multiply_scalar"],
+  "Multiplies by a scalar.",
+  s.mul,
+);
 /** `x / scalar`. */
-export const _div_scalar = scalarOp("_div_scalar", ["_DivScalar", "_npi_true_divide_scalar"], "Divides by a scalar.", s.div, true);
+export const _div_scalar = scalarOp(
+  "_div_scalar",
+  ["_DivScalar", "_npi_true_divide_scalar"],
+  "Divides by a scalar.",
+  s.div,
+  true,
+);
 /** `scalar - x`. */
 export const _rminus_scalar = scalarOp(
   "_rminus_scalar",

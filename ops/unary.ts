@@ -10,7 +10,12 @@ import { s } from "./scalar.ts";
 const x = s.in(0);
 
 /** `exp(x)`. */
-export const exp = unaryOp({ name: "exp", aliases: ["_npi_exp"], doc: "Elementwise e^x.", expr: () => s.unary("exp", x) });
+export const exp = unaryOp({
+  name: "exp",
+  aliases: ["_npi_exp"],
+  doc: "Elementwise e^x.",
+  expr: () => s.unary("exp", x),
+});
 /** Natural logarithm. */
 export const log = unaryOp({
   name: "log",
@@ -42,7 +47,12 @@ export const square = unaryOp({
   expr: () => s.unary("square", x),
 });
 /** Absolute value. */
-export const abs = unaryOp({ name: "abs", aliases: ["_npi_absolute"], doc: "Elementwise |x|.", expr: () => s.unary("abs", x) });
+export const abs = unaryOp({
+  name: "abs",
+  aliases: ["_npi_absolute"],
+  doc: "Elementwise |x|.",
+  expr: () => s.unary("abs", x),
+});
 /** Negation. */
 export const negative = unaryOp({
   name: "negative",

@@ -9,7 +9,7 @@ import type { Device } from "./device.ts";
 import { ShapeError, SigilError } from "./errors.ts";
 import { checkShape, formatShape, type Shape, shapeSize } from "./shape.ts";
 import { normalValues, uniformValues } from "./random.ts";
-import { Tensor, tensorFromValues } from "./tensor.ts";
+import { type Tensor, tensorFromValues } from "./tensor.ts";
 
 /** Options shared by creation functions. */
 export interface CreateOptions {
@@ -72,7 +72,9 @@ export function array(
     const r = flattenNested(values as NestedArray);
     flat = r.flat;
     inferred = r.shape;
-  } else if (ArrayBuffer.isView(values) || typeof (values as ArrayLike<number>).length === "number") {
+  } else if (
+    ArrayBuffer.isView(values) || typeof (values as ArrayLike<number>).length === "number"
+  ) {
     flat = values as ArrayLike<number>;
     inferred = [flat.length];
   } else {
@@ -165,7 +167,12 @@ export function arange(start: number, stop?: number, options: ArangeOptions = {}
   for (let i = 0; i < n; i++) {
     for (let r = 0; r < repeat; r++) values[i * repeat + r] = start + i * step;
   }
-  return tensorFromValues(values, checkShape([n * repeat]), options.dtype ?? "float32", options.device);
+  return tensorFromValues(
+    values,
+    checkShape([n * repeat]),
+    options.dtype ?? "float32",
+    options.device,
+  );
 }
 
 /** Options of seeded random creation. */
@@ -176,7 +183,9 @@ export interface RandomOptions extends CreateOptions {
 
 function randomDType(options: RandomOptions, what: string): DType {
   const dtype = options.dtype ?? "float32";
-  if (!dtypeInfo(dtype).isFloat) throw new SigilError(`${what} needs a floating dtype, got ${dtype}`);
+  if (!dtypeInfo(dtype).isFloat) {
+    throw new SigilError(`${what} needs a floating dtype, got ${dtype}`);
+  }
   if (!Number.isFinite(options.seed)) throw new SigilError(`${what} needs a finite seed`);
   return dtype;
 }
@@ -200,7 +209,12 @@ export const random: {
   uniform(low, high, shape, options) {
     const dtype = randomDType(options, "random.uniform");
     const s = checkShape(shape);
-    return tensorFromValues(uniformValues(options.seed, shapeSize(s), low, high), s, dtype, options.device);
+    return tensorFromValues(
+      uniformValues(options.seed, shapeSize(s), low, high),
+      s,
+      dtype,
+      options.device,
+    );
   },
   /**
    * Normal values with mean `loc` and standard deviation `scale`.
@@ -214,6 +228,11 @@ export const random: {
   normal(loc, scale, shape, options) {
     const dtype = randomDType(options, "random.normal");
     const s = checkShape(shape);
-    return tensorFromValues(normalValues(options.seed, shapeSize(s), loc, scale), s, dtype, options.device);
+    return tensorFromValues(
+      normalValues(options.seed, shapeSize(s), loc, scale),
+      s,
+      dtype,
+      options.device,
+    );
   },
 };

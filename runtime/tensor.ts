@@ -6,17 +6,17 @@
  */
 import {
   allocStorage,
+  bfloat16ToNumber,
   decode,
   type DType,
   dtypeInfo,
   encode,
   float16ToNumber,
-  bfloat16ToNumber,
   type StorageArray,
   storageMatches,
 } from "./dtype.ts";
 import { cpu, type Device } from "./device.ts";
-import { SigilError, ShapeError } from "./errors.ts";
+import { ShapeError, SigilError } from "./errors.ts";
 import { checkShape, formatShape, type Shape, shapeSize } from "./shape.ts";
 
 /**
@@ -64,11 +64,15 @@ export class Tensor {
     this.shape = checkShape(shape);
     this.size = shapeSize(this.shape);
     if (!storageMatches(dtype, storage)) {
-      throw new SigilError(`storage ${(storage as object)?.constructor?.name} does not hold ${dtype}`);
+      throw new SigilError(
+        `storage ${(storage as object)?.constructor?.name} does not hold ${dtype}`,
+      );
     }
     if (storage.length !== this.size) {
       throw new ShapeError(
-        `storage has ${storage.length} elements but shape ${formatShape(this.shape)} needs ${this.size}`,
+        `storage has ${storage.length} elements but shape ${
+          formatShape(this.shape)
+        } needs ${this.size}`,
       );
     }
     this.dtype = dtype;

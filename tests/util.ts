@@ -14,7 +14,9 @@ export function assertClose(
   expected: ArrayLike<number>,
   { rtol = 1e-5, atol = 1e-6, what = "values" } = {},
 ): void {
-  const a = "shape" in (actual as object) ? tensorValues(actual as Tensor) : actual as ArrayLike<number>;
+  const a = "shape" in (actual as object)
+    ? tensorValues(actual as Tensor)
+    : actual as ArrayLike<number>;
   assert.equal(a.length, expected.length, `${what}: length ${a.length} != ${expected.length}`);
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
@@ -47,7 +49,9 @@ export function assertThrowsError(
     });
   }
   if (pattern && !pattern.test(err.message)) {
-    throw new assert.AssertionError({ message: `message '${err.message}' does not match ${pattern}` });
+    throw new assert.AssertionError({
+      message: `message '${err.message}' does not match ${pattern}`,
+    });
   }
   return err;
 }

@@ -17,7 +17,9 @@ function available(): boolean {
 }
 
 const HAVE = available();
-if (!HAVE) console.warn(`fixtures_test: ${ROOT.pathname} is absent; the real-file tests are skipped`);
+if (!HAVE) {
+  console.warn(`fixtures_test: ${ROOT.pathname} is absent; the real-file tests are skipped`);
+}
 
 interface Case {
   file: string;
@@ -36,7 +38,12 @@ const CASES: Case[] = [
     outputs: [[1, 1000]],
     exact: true,
   },
-  { file: "symbol-json/gluon130-mlp-taxi-symbol.json", inputs: { data: [5, 4] }, outputs: [[5, 1]], exact: true },
+  {
+    file: "symbol-json/gluon130-mlp-taxi-symbol.json",
+    inputs: { data: [5, 4] },
+    outputs: [[5, 1]],
+    exact: true,
+  },
   {
     file: "symbol-json/gluon160-mnist-cnn-symbol.json",
     inputs: { data: [2, 1, 28, 28] },
@@ -61,7 +68,12 @@ const CASES: Case[] = [
     outputs: [[2, 10]],
     exact: true,
   },
-  { file: "mxnet-repo/save_000800.json", inputs: { data: [1, 200] }, outputs: [[1, 10]], exact: false },
+  {
+    file: "mxnet-repo/save_000800.json",
+    inputs: { data: [1, 200] },
+    outputs: [[1, 10]],
+    exact: false,
+  },
   {
     file: "mxnet-repo/test_dnnl_test_dnnl_model_model1.json",
     inputs: { data: [32, 3, 300, 300] },
@@ -110,7 +122,10 @@ Deno.test({
     const attrs = net.attrDict();
     // 0.8 `lr_mult`-style keys become hidden `__lr_mult__` keys.
     const all = Object.values(attrs).flatMap((a) => Object.keys(a));
-    assert.ok(all.some((k) => k === "__lr_mult__" || k === "__wd_mult__" || k === "__ctx_group__"), all.join());
+    assert.ok(
+      all.some((k) => k === "__lr_mult__" || k === "__wd_mult__" || k === "__ctx_group__"),
+      all.join(),
+    );
     assert.ok(!all.some((k) => /^(lr_mult|wd_mult|ctx_group)$/.test(k)));
     // The stats variables get MXNet's initializers.
     const mean = aux.find((n) => n.endsWith("moving_mean"))!;

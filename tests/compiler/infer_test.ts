@@ -15,7 +15,15 @@ function convNet() {
 Deno.test("inferShape fills parameter and aux shapes in list order", () => {
   const net = convNet();
   const r = net.inferShape({ data: [2, 3, 9, 9] });
-  assert.deepEqual(net.listArguments(), ["data", "c_weight", "c_bias", "bn_gamma", "bn_beta", "fc_weight", "fc_bias"]);
+  assert.deepEqual(net.listArguments(), [
+    "data",
+    "c_weight",
+    "c_bias",
+    "bn_gamma",
+    "bn_beta",
+    "fc_weight",
+    "fc_bias",
+  ]);
   assert.deepEqual(r.argShapes, [[2, 3, 9, 9], [8, 3, 3, 3], [8], [8], [8], [5, 8], [5]]);
   assert.deepEqual(r.auxShapes, [[8], [8]]);
   assert.deepEqual(r.outShapes, [[2, 5]]);
@@ -30,8 +38,16 @@ Deno.test("partial shapes propagate unknown dims; inferShape names what stays un
   const none = net.inferShapePartial({});
   assert.deepEqual(none.argShapes[0], [-1, -1, -1, -1]);
   assert.deepEqual(none.argShapes[1], [8, -1, 3, 3]);
-  assertThrowsError(() => net.inferShape({ data: [-1, 3, 9, 9] }), ShapeError, /data \(-1, 3, 9, 9\)/);
-  assertThrowsError(() => net.inferShape({}), ShapeError, /cannot infer the shapes of data \(-1, -1, -1, -1\), c_weight/);
+  assertThrowsError(
+    () => net.inferShape({ data: [-1, 3, 9, 9] }),
+    ShapeError,
+    /data \(-1, 3, 9, 9\)/,
+  );
+  assertThrowsError(
+    () => net.inferShape({}),
+    ShapeError,
+    /cannot infer the shapes of data \(-1, -1, -1, -1\), c_weight/,
+  );
 });
 
 Deno.test("shape contradictions name the node and the input", () => {
@@ -57,7 +73,12 @@ Deno.test("shapes flow backwards: a known output shape fills an elementwise inpu
 
 Deno.test("__shape__ declarations participate; legacy 0 dims mean unknown", () => {
   const w = sym.var("w", { shape: [5, 0] });
-  const fc = sym.FullyConnected(sym.var("x"), { weight: w, num_hidden: 5, no_bias: true, name: "fc" });
+  const fc = sym.FullyConnected(sym.var("x"), {
+    weight: w,
+    num_hidden: 5,
+    no_bias: true,
+    name: "fc",
+  });
   assert.deepEqual(fc.inferShape({ x: [2, 7] }).argShapes, [[2, 7], [5, 7]]);
   assertThrowsError(() => fc.inferShape({ x: [2, 7], w: [6, 7] }), ShapeError, /declares/);
 });
@@ -66,7 +87,15 @@ Deno.test("inferType propagates dtypes and reports conflicts", () => {
   const net = convNet();
   const r = net.inferType({ data: "float16" });
   // BatchNorm keeps its parameters and statistics in float32 for float16 data, as MXNet does.
-  assert.deepEqual(r.argTypes, ["float16", "float16", "float16", "float32", "float32", "float16", "float16"]);
+  assert.deepEqual(r.argTypes, [
+    "float16",
+    "float16",
+    "float16",
+    "float32",
+    "float32",
+    "float16",
+    "float16",
+  ]);
   assert.deepEqual(r.auxTypes, ["float32", "float32"]);
   assert.deepEqual(r.outTypes, ["float16"]);
   assertThrowsError(() => net.inferType({}), DTypeError, /cannot infer the dtypes of data/);

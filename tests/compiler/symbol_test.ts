@@ -47,7 +47,13 @@ Deno.test("arguments, auxiliary states, inputs, outputs", () => {
   const net = sym.group([sym.Activation(bn, { act_type: "relu", name: "r" }), bn]);
   assert.deepEqual(net.listArguments(), ["x", "bn_gamma", "bn_beta"]);
   assert.deepEqual(net.listAuxiliaryStates(), ["bn_moving_mean", "bn_moving_var"]);
-  assert.deepEqual(net.listInputs(), ["x", "bn_gamma", "bn_beta", "bn_moving_mean", "bn_moving_var"]);
+  assert.deepEqual(net.listInputs(), [
+    "x",
+    "bn_gamma",
+    "bn_beta",
+    "bn_moving_mean",
+    "bn_moving_var",
+  ]);
   assert.deepEqual(net.listOutputs(), ["r_output", "bn_output"]);
   assert.equal(net.numOutputs, 2);
   assert.equal(net.name, undefined);
@@ -74,7 +80,13 @@ Deno.test("arguments, auxiliary states, inputs, outputs", () => {
 });
 
 Deno.test("variables record hidden attributes as MXNet does", () => {
-  const w = sym.var("w", { shape: [64, -1, 7, 7], dtype: "float32", init: ["normal", { sigma: 0.01 }], lrMult: 1, wdMult: 0 });
+  const w = sym.var("w", {
+    shape: [64, -1, 7, 7],
+    dtype: "float32",
+    init: ["normal", { sigma: 0.01 }],
+    lrMult: 1,
+    wdMult: 0,
+  });
   assert.deepEqual(w.listAttr(), {
     __dtype__: "0",
     __init__: '["normal", {"sigma": 0.01}]',
@@ -116,7 +128,10 @@ Deno.test("eval runs the reference interpreter and names bad bindings", async ()
   const args = { x: nd.ones([1, 3]), fc_weight: nd.ones([2, 3]), fc_bias: nd.array([1, 2]) };
   const [out] = await y.eval(args);
   assertClose(out, [4, 5]);
-  await assert.rejects(() => y.eval({ x: nd.ones([1, 3]), fc_weight: nd.ones([2, 3]) }), /no tensor bound to input 'fc_bias'/);
+  await assert.rejects(
+    () => y.eval({ x: nd.ones([1, 3]), fc_weight: nd.ones([2, 3]) }),
+    /no tensor bound to input 'fc_bias'/,
+  );
   await assert.rejects(
     () => y.eval({ ...args, fc_weight: nd.ones([2, 4]) }),
     (e: Error) => /node 'fc'/.test(e.message) && /weight/.test(e.message),

@@ -32,7 +32,9 @@ Deno.test("property: pyFloat output parses back to the same number", () => {
 
 Deno.test("tuples, bools and optionals accept every MXNet spelling", () => {
   const t = attr.tuple();
-  for (const text of ["(3, 3)", "[3,3]", "(3,3,)", " ( 3 , 3 ) ", "(3L, 3L)"]) assert.deepEqual(t.parse(text), [3, 3], text);
+  for (const text of ["(3, 3)", "[3,3]", "(3,3,)", " ( 3 , 3 ) ", "(3L, 3L)"]) {
+    assert.deepEqual(t.parse(text), [3, 3], text);
+  }
   assert.deepEqual(t.parse("()"), []);
   assert.deepEqual(t.parse("[]"), []);
   assert.deepEqual(t.parse("4"), [4]);
@@ -43,7 +45,12 @@ Deno.test("tuples, bools and optionals accept every MXNet spelling", () => {
   assert.throws(() => t.parse("(3, x)"));
   assert.throws(() => t.parse("(3, 3]"));
   const b = attr.bool(false);
-  for (const [text, v] of [["True", true], ["true", true], ["1", true], ["FALSE", false], ["0", false]] as const) {
+  for (
+    const [text, v] of [["True", true], ["true", true], ["1", true], ["FALSE", false], [
+      "0",
+      false,
+    ]] as const
+  ) {
     assert.equal(b.parse(text), v, text);
   }
   assert.throws(() => b.parse("yes"));

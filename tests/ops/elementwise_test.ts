@@ -46,8 +46,11 @@ Deno.test("scalar ops", () => {
   assertClose(nd._rdiv_scalar(x, { scalar: 4 }), [4, 2, 1]);
   assertClose(nd._plus_scalar(x, { scalar: "0.5" }), [1.5, 2.5, 4.5]);
   assertThrowsError(() => nd._plus_scalar(x, { scalar: "x" }), AttributeError, /scalar/);
-  // deno-lint-ignore no-explicit-any
-  assertThrowsError(() => (nd._plus_scalar as any)(x, { bogus: 1 }), AttributeError, /unknown attribute 'bogus'/);
+  assertThrowsError(
+    () => (nd._plus_scalar as (...a: unknown[]) => unknown)(x, { bogus: 1 }),
+    AttributeError,
+    /unknown attribute 'bogus'/,
+  );
 });
 
 Deno.test("integer and half dtypes round as stored", () => {
@@ -55,5 +58,9 @@ Deno.test("integer and half dtypes round as stored", () => {
   assert.equal(nd._div_scalar(x, { scalar: 2 }).dtype, "int32");
   assert.deepEqual(nd._div_scalar(x, { scalar: 2 }).toArray(), [0, 1, 1]);
   const h = nd.array([1, 2, 3], { dtype: "float16" });
-  assertClose(nd._mul_scalar(h, { scalar: 0.1 }), [0.0999755859375, 0.199951171875, 0.300048828125]);
+  assertClose(nd._mul_scalar(h, { scalar: 0.1 }), [
+    0.0999755859375,
+    0.199951171875,
+    0.300048828125,
+  ]);
 });

@@ -2,9 +2,9 @@ import fc from "npm:fast-check@^4";
 import {
   bfloat16ToNumber,
   decode,
-  DTYPES,
   dtypeFromFlag,
   dtypeInfo,
+  DTYPES,
   encode,
   float16ToNumber,
   numberToBfloat16,

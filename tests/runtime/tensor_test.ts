@@ -76,11 +76,26 @@ Deno.test("seeded random tensors are deterministic and distributed as asked", ()
     0.20944304190583607,
     0.8057272799893298,
   ]);
-  assertThrowsError(() => nd.random.uniform(0, 1, [2], { seed: 0, dtype: "int32" }), SigilError, /floating/);
+  assertThrowsError(
+    () => nd.random.uniform(0, 1, [2], { seed: 0, dtype: "int32" }),
+    SigilError,
+    /floating/,
+  );
 });
 
 Deno.test("Tensor constructor validates storage", () => {
-  assertThrowsError(() => new Tensor(new Float64Array(2), [2], "float32"), SigilError, /does not hold float32/);
-  assertThrowsError(() => new Tensor(new Float32Array(3), [2], "float32"), ShapeError, /3 elements/);
-  assert.equal(String(new Tensor(new Float32Array(2), [2], "float32")), "Tensor<float32 (2,) cpu(0)>");
+  assertThrowsError(
+    () => new Tensor(new Float64Array(2), [2], "float32"),
+    SigilError,
+    /does not hold float32/,
+  );
+  assertThrowsError(
+    () => new Tensor(new Float32Array(3), [2], "float32"),
+    ShapeError,
+    /3 elements/,
+  );
+  assert.equal(
+    String(new Tensor(new Float32Array(2), [2], "float32")),
+    "Tensor<float32 (2,) cpu(0)>",
+  );
 });
