@@ -34,3 +34,30 @@ export { NameManager } from "./compiler/sym.ts";
 export { type Entry, type GraphAttrValue, Node, Symbol } from "./compiler/symbol.ts";
 export type { ShapeDict, TypeDict } from "./compiler/symbol.ts";
 export type { InferShapeResult, InferTypeResult } from "./compiler/infer.ts";
+export { group, load, nameScope, variable } from "./compiler/sym.ts";
+export { loadJSON } from "./compiler/json.ts";
+export { arange, array, full, ones, random, zeros } from "./runtime/creation.ts";
+export type {
+  ArangeOptions,
+  CreateOptions,
+  NestedArray,
+  RandomOptions,
+} from "./runtime/creation.ts";
+export type { NdResult } from "./ops/nd.ts";
+export type { AliasTable, OpTable } from "./ops/registry.ts";
+export { getOp, listOps, OPS } from "./ops/registry.ts";
+export type {
+  AnyOpDef,
+  Draw,
+  OpDef,
+  OutputArity,
+  PartialShape,
+  ReductionSpec,
+  RefContext,
+  Sample,
+  ShapeResult,
+  TypeResult,
+} from "./ops/op.ts";
+export type { Attrs, AttrSchema, AttrsInput, AttrSpec, RequiredKeys } from "./ops/attrs.ts";
+export type { AnyAttrs } from "./ops/call.ts";
+export type { BinaryFn, ScalarExpr, UnaryFn } from "./ops/scalar.ts";

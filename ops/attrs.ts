@@ -30,7 +30,8 @@ export type AttrSchema = Readonly<Record<string, AttrSpec<any>>>;
 /** The parsed attributes of a schema. */
 export type Attrs<S extends AttrSchema> = { readonly [K in keyof S]: S[K]["default"] };
 
-type RequiredKeys<S extends AttrSchema> = {
+/** The keys of a schema whose attributes are required. */
+export type RequiredKeys<S extends AttrSchema> = {
   [K in keyof S]: S[K] extends AttrSpec<unknown, true> ? K : never;
 }[keyof S];
 

@@ -13,7 +13,8 @@ import { callEager } from "./call.ts";
 import type { AnyOpDef, OpDef, OutputArity } from "./op.ts";
 import { type AliasTable, opNames, type OpTable } from "./registry.ts";
 
-type NdResult<O extends OutputArity> = O extends "one" ? Tensor
+/** What an eager call returns for an op's output arity. */
+export type NdResult<O extends OutputArity> = O extends "one" ? Tensor
   : O extends "many" ? Tensor[]
   : Tensor | Tensor[];
 

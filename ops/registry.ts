@@ -24,8 +24,28 @@ import * as scalarOps from "./scalar_ops.ts";
 import * as softmax from "./softmax.ts";
 import * as unary from "./unary.ts";
 
+/** The typed op table: every op definition under its canonical MXNet name. */
+export type OpTable = Readonly<
+  & typeof activation
+  & typeof batchNorm
+  & typeof binary
+  & typeof cast
+  & typeof clip
+  & typeof concat
+  & typeof convolution
+  & typeof dot
+  & typeof dropout
+  & typeof fullyConnected
+  & typeof pooling
+  & typeof reduce
+  & typeof reshape
+  & typeof scalarOps
+  & typeof softmax
+  & typeof unary
+>;
+
 /** Every op, by canonical MXNet name (typed, for the `nd` and `sym` namespaces). */
-export const OPS = Object.freeze({
+export const OPS: OpTable = Object.freeze({
   ...activation,
   ...batchNorm,
   ...binary,
@@ -43,9 +63,6 @@ export const OPS = Object.freeze({
   ...softmax,
   ...unary,
 });
-
-/** The typed op table. */
-export type OpTable = typeof OPS;
 
 /** Op definitions by alias name (typed). */
 export type AliasTable = {
