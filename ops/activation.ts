@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { BackendError } from "../runtime/errors.ts";
 import { formatShape } from "../runtime/shape.ts";
 import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 import { attr } from "./attrs.ts";
@@ -96,7 +95,7 @@ interface LeakyAttrs {
 /** The slope rrelu uses at inference: the middle of its random range. */
 const rreluSlope = (a: LeakyAttrs) => (a.lower_bound + a.upper_bound) / 2;
 
-function leakyExpr(a: LeakyAttrs): ScalarExpr {
+function leakyExpr(a: LeakyAttrs): ScalarExpr | undefined {
   switch (a.act_type) {
     case "leaky":
       return xelu(s.c(a.slope));
@@ -117,10 +116,8 @@ function leakyExpr(a: LeakyAttrs): ScalarExpr {
       return s.mul(s.mul(HALF, x), s.add(ONE, s.unary("tanh", inner)));
     }
     case "prelu":
-      throw new BackendError(
-        "LeakyReLU(act_type='prelu') has no scalar form: gamma broadcasts along axis 1, not " +
-          "NumPy-style; use the reference implementation",
-      );
+      // gamma broadcasts along axis 1, not NumPy-style: no scalar form; backends use a kernel.
+      return undefined;
   }
 }
 
@@ -139,7 +136,7 @@ const PRELU_EXPR = xelu(s.in(1));
  *
  * rrelu has a hidden second output `mask` holding the slope used for each element (here the
  * inference slope everywhere). The scalar form covers every mode but prelu, for which
- * `scalar` throws {@link BackendError}.
+ * `scalar` gives undefined.
  */
 export const LeakyReLU = defineOp({
   name: "LeakyReLU",
@@ -199,7 +196,7 @@ export const LeakyReLU = defineOp({
       const g = tensorFromValues(tensorValues(gamma), view, "float64");
       return [evalElementwise(PRELU_EXPR, [data, g], outShape, outType)];
     }
-    const out = evalElementwise(leakyExpr(a), [data], outShape, outType);
+    const out = evalElementwise(leakyExpr(a)!, [data], outShape, outType);
     if (a.act_type !== "rrelu") return [out];
     const mask = new Float64Array(data.size).fill(rreluSlope(a));
     return [out, tensorFromValues(mask, ctx.outShapes[1], ctx.outTypes[1])];

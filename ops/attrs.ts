@@ -32,8 +32,13 @@ export type Attrs<S extends AttrSchema> = { readonly [K in keyof S]: S[K]["defau
 
 /** The keys of a schema whose attributes are required. */
 export type RequiredKeys<S extends AttrSchema> = {
-  [K in keyof S]: S[K] extends AttrSpec<unknown, true> ? K : never;
+  [K in keyof S]: S[K] extends { readonly inputCount: true } ? never
+    : S[K] extends AttrSpec<unknown, true> ? K
+    : never;
 }[keyof S];
+
+/** A required count of inputs that op calls fill from the number of inputs given. */
+export type InputCountSpec = AttrSpec<number, true> & { readonly inputCount: true };
 
 /** What a caller passes for a schema's attributes: required ones must be present. */
 export type AttrsInput<S extends AttrSchema> =
@@ -146,6 +151,13 @@ export const attr = {
       print: String,
       fromJS: (v) => checkRange(jsInt(v), opts),
     });
+  },
+  /**
+   * The number of inputs of a variadic op (`num_args`): required in files, filled by calls
+   * from the inputs given (the op names it in `variadic`).
+   */
+  inputCount(): InputCountSpec {
+    return Object.freeze({ ...attr.intRequired({ min: 1 }), inputCount: true as const });
   },
   /** An integer with a default. */
   int(def: number, opts: IntOpts = {}): AttrSpec<number, false> {

@@ -122,7 +122,7 @@ export const amp_multicast = defineOp({
   doc: "Casts float32/float16/bfloat16 inputs to their widest (or narrowest) common type.",
   attrs: {
     /** Number of inputs and outputs (required). */
-    num_outputs: attr.intRequired({ min: 1 }),
+    num_outputs: attr.inputCount(),
     /** Whether to cast to the narrowest type instead of the widest. */
     cast_narrow: attr.bool(false),
   },

@@ -34,7 +34,7 @@ export const Concat = defineOp({
     "must agree.",
   attrs: {
     /** Number of inputs (filled from the input count in calls). */
-    num_args: attr.intRequired({ min: 1 }),
+    num_args: attr.inputCount(),
     /** The axis to join along. */
     dim: attr.int(1),
   },

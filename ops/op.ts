@@ -128,8 +128,11 @@ export interface OpDef<
   readonly inputVarAttrs?: (index: number) => Readonly<Record<string, string>> | undefined;
   /** For reductions: how values combine, over which axes of the input. */
   readonly reduction?: (attrs: Attrs<S>, inputShape: Shape) => ReductionSpec;
-  /** For elementwise ops: the scalar math of output 0 over inputs (with broadcasting). */
-  readonly scalar?: (attrs: Attrs<S>) => ScalarExpr;
+  /**
+   * For elementwise ops: the scalar math of output 0 over inputs (with NumPy broadcasting), or
+   * undefined for attribute values that have no scalar form (LeakyReLU's prelu).
+   */
+  readonly scalar?: (attrs: Attrs<S>) => ScalarExpr | undefined;
   /** Draws a valid call whose first input has shape `x`, or undefined when none exists. */
   readonly sample?: (draw: Draw, x: Shape) => Sample | undefined;
 }
