@@ -52,7 +52,7 @@ Deno.test("clip: sampled bounds match float64 math", () => {
     const expected = Array.from(tensorValues(x), (v) => Math.min(Math.max(v, lo), hi));
     assertClose(nd.clip(x, { a_min: lo, a_max: hi }), expected, { rtol: 0, atol: 0 });
     const f = compileScalar(
-      clip.scalar!(parseAttrs(clip, { a_min: String(lo), a_max: String(hi) }, "n")),
+      clip.scalar!(parseAttrs(clip, { a_min: String(lo), a_max: String(hi) }, "n"))!,
     );
     assertClose(Array.from(tensorValues(x), (v) => f([v])), expected, { rtol: 0, atol: 0 });
   }

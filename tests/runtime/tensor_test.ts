@@ -7,7 +7,7 @@ Deno.test("nd.array infers shapes from nesting and checks explicit shapes", asyn
   assert.deepEqual(t.shape, [2, 3]);
   assert.equal(t.size, 6);
   assert.equal(t.dtype, "float32");
-  assert.deepEqual(Array.from(await t.data()), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(Array.from(await t.data() as Float32Array), [1, 2, 3, 4, 5, 6]);
   assert.deepEqual(nd.array(5).shape, []);
   assert.deepEqual(nd.array([true, false], { dtype: "bool" }).toArray(), [1, 0]);
   assertThrowsError(() => nd.array([[1, 2], [3]]), ShapeError, /ragged/);
