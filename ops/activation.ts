@@ -11,6 +11,8 @@ import { attr } from "./attrs.ts";
 import { evalElementwise, unaryOp } from "./elementwise.ts";
 import { defineOp, mergeShapes, type PartialShape, shapeFail } from "./op.ts";
 import { s, type ScalarExpr } from "./scalar.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const x = s.in(0);
 const ZERO = s.c(0);
@@ -54,7 +56,16 @@ const ACT_EXPR: Readonly<Record<ActType, ScalarExpr>> = {
  * log_sigmoid `log(sigmoid(x))`, mish `x * tanh(softrelu(x))`, tanh, softrelu
  * `log(1 + exp(x))` and softsign `x / (1 + |x|)`.
  */
-export const Activation = unaryOp({
+export const Activation: OpDef<
+  {
+    act_type: AttrSpec<
+      "relu" | "sigmoid" | "log_sigmoid" | "mish" | "tanh" | "softrelu" | "softsign",
+      true
+    >;
+  },
+  readonly ["_npx_activation"],
+  "one"
+> = unaryOp({
   name: "Activation",
   aliases: ["_npx_activation"],
   doc:
@@ -138,7 +149,19 @@ const PRELU_EXPR = xelu(s.in(1));
  * inference slope everywhere). The scalar form covers every mode but prelu, for which
  * `scalar` gives undefined.
  */
-export const LeakyReLU = defineOp({
+export const LeakyReLU: OpDef<
+  {
+    act_type: AttrSpec<
+      "rrelu" | "leaky" | "prelu" | "elu" | "selu" | "gelu" | "gelu_erf" | "gelu_tanh",
+      false
+    >;
+    slope: AttrSpec<number, false>;
+    lower_bound: AttrSpec<number, false>;
+    upper_bound: AttrSpec<number, false>;
+  },
+  readonly ["_npx_leaky_relu"],
+  "one"
+> = defineOp({
   name: "LeakyReLU",
   aliases: ["_npx_leaky_relu"],
   doc: "Leaky ReLU family: leaky, prelu, rrelu, elu, selu, gelu_erf and gelu_tanh (inference).",

@@ -16,6 +16,8 @@ import {
   type Sample,
   shapeFail,
 } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SCHEMA = {
   eps: attr.float(1e-3),
@@ -37,7 +39,21 @@ function paramType(t: DType): DType {
 }
 
 /** Batch normalization with moving statistics (inference). */
-export const BatchNorm = defineOp({
+export const BatchNorm: OpDef<
+  {
+    eps: AttrSpec<number, false>;
+    momentum: AttrSpec<number, false>;
+    fix_gamma: AttrSpec<boolean, false>;
+    use_global_stats: AttrSpec<boolean, false>;
+    output_mean_var: AttrSpec<boolean, false>;
+    axis: AttrSpec<number, false>;
+    cudnn_off: AttrSpec<boolean, false>;
+    min_calib_range: AttrSpec<number | null, false>;
+    max_calib_range: AttrSpec<number | null, false>;
+  },
+  readonly ["_npx_batch_norm"],
+  "varies"
+> = defineOp({
   name: "BatchNorm",
   aliases: ["_npx_batch_norm"],
   doc:

@@ -5,79 +5,104 @@
  */
 import { binaryOp, broadcastOp } from "./elementwise.ts";
 import { s } from "./scalar.ts";
+import type { OpDef } from "./op.ts";
 
 const a = s.in(0);
 const b = s.in(1);
 
 /** Elementwise sum of equal shapes. */
-export const elemwise_add = binaryOp({
+export const elemwise_add: OpDef<
+  Record<never, never>,
+  readonly ["_plus", "_Plus", "_add", "_grad_add"],
+  "one"
+> = binaryOp({
   name: "elemwise_add",
   aliases: ["_plus", "_Plus", "_add", "_grad_add"],
   doc: "Adds two arrays of the same shape.",
   expr: () => s.add(a, b),
 });
 /** Elementwise difference of equal shapes. */
-export const elemwise_sub = binaryOp({
+export const elemwise_sub: OpDef<
+  Record<never, never>,
+  readonly ["_minus", "_Minus", "_sub"],
+  "one"
+> = binaryOp({
   name: "elemwise_sub",
   aliases: ["_minus", "_Minus", "_sub"],
   doc: "Subtracts two arrays of the same shape.",
   expr: () => s.sub(a, b),
 });
 /** Elementwise product of equal shapes. */
-export const elemwise_mul = binaryOp({
-  name: "elemwise_mul",
-  aliases: ["_mul", "_Mul"],
-  doc: "Multiplies two arrays of the same shape.",
-  expr: () => s.mul(a, b),
-});
+export const elemwise_mul: OpDef<Record<never, never>, readonly ["_mul", "_Mul"], "one"> = binaryOp(
+  {
+    name: "elemwise_mul",
+    aliases: ["_mul", "_Mul"],
+    doc: "Multiplies two arrays of the same shape.",
+    expr: () => s.mul(a, b),
+  },
+);
 /** Elementwise quotient of equal shapes. */
-export const elemwise_div = binaryOp({
-  name: "elemwise_div",
-  aliases: ["_div", "_Div"],
-  doc: "Divides two arrays of the same shape.",
-  expr: () => s.div(a, b),
-  positive: [1],
-});
+export const elemwise_div: OpDef<Record<never, never>, readonly ["_div", "_Div"], "one"> = binaryOp(
+  {
+    name: "elemwise_div",
+    aliases: ["_div", "_Div"],
+    doc: "Divides two arrays of the same shape.",
+    expr: () => s.div(a, b),
+    positive: [1],
+  },
+);
 /** Broadcasting sum. */
-export const broadcast_add = broadcastOp({
+export const broadcast_add: OpDef<
+  Record<never, never>,
+  readonly ["broadcast_plus", "_npi_add"],
+  "one"
+> = broadcastOp({
   name: "broadcast_add",
   aliases: ["broadcast_plus", "_npi_add"],
   doc: "Adds with NumPy broadcasting.",
   expr: () => s.add(a, b),
 });
 /** Broadcasting difference. */
-export const broadcast_sub = broadcastOp({
+export const broadcast_sub: OpDef<
+  Record<never, never>,
+  readonly ["broadcast_minus", "_npi_subtract"],
+  "one"
+> = broadcastOp({
   name: "broadcast_sub",
   aliases: ["broadcast_minus", "_npi_subtract"],
   doc: "Subtracts with NumPy broadcasting.",
   expr: () => s.sub(a, b),
 });
 /** Broadcasting product. */
-export const broadcast_mul = broadcastOp({
-  name: "broadcast_mul",
-  aliases: ["_npi_multiply"],
-  doc: "Multiplies with NumPy broadcasting.",
-  expr: () => s.mul(a, b),
-});
+export const broadcast_mul: OpDef<Record<never, never>, readonly ["_npi_multiply"], "one"> =
+  broadcastOp({
+    name: "broadcast_mul",
+    aliases: ["_npi_multiply"],
+    doc: "Multiplies with NumPy broadcasting.",
+    expr: () => s.mul(a, b),
+  });
 /** Broadcasting quotient. */
-export const broadcast_div = broadcastOp({
-  name: "broadcast_div",
-  aliases: ["_npi_true_divide"],
-  doc: "Divides with NumPy broadcasting.",
-  expr: () => s.div(a, b),
-  positive: [1],
-});
+export const broadcast_div: OpDef<Record<never, never>, readonly ["_npi_true_divide"], "one"> =
+  broadcastOp({
+    name: "broadcast_div",
+    aliases: ["_npi_true_divide"],
+    doc: "Divides with NumPy broadcasting.",
+    expr: () => s.div(a, b),
+    positive: [1],
+  });
 /** Broadcasting maximum. */
-export const broadcast_maximum = broadcastOp({
-  name: "broadcast_maximum",
-  aliases: ["_npi_maximum"],
-  doc: "Elementwise maximum with NumPy broadcasting.",
-  expr: () => s.max(a, b),
-});
+export const broadcast_maximum: OpDef<Record<never, never>, readonly ["_npi_maximum"], "one"> =
+  broadcastOp({
+    name: "broadcast_maximum",
+    aliases: ["_npi_maximum"],
+    doc: "Elementwise maximum with NumPy broadcasting.",
+    expr: () => s.max(a, b),
+  });
 /** Broadcasting minimum. */
-export const broadcast_minimum = broadcastOp({
-  name: "broadcast_minimum",
-  aliases: ["_npi_minimum"],
-  doc: "Elementwise minimum with NumPy broadcasting.",
-  expr: () => s.min(a, b),
-});
+export const broadcast_minimum: OpDef<Record<never, never>, readonly ["_npi_minimum"], "one"> =
+  broadcastOp({
+    name: "broadcast_minimum",
+    aliases: ["_npi_minimum"],
+    doc: "Elementwise minimum with NumPy broadcasting.",
+    expr: () => s.min(a, b),
+  });

@@ -11,6 +11,8 @@ import { isAmpFloat } from "./act_kernels.ts";
 import { attr } from "./attrs.ts";
 import { defineOp, mergeShapes, type PartialShape, type TypeResult } from "./op.ts";
 import { s } from "./scalar.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec, InputCountSpec } from "./attrs.ts";
 
 const SAMPLE_DTYPES: readonly DType[] = [
   "float32",
@@ -35,7 +37,7 @@ function sameShape(inputs: readonly PartialShape[], _a: unknown, outputs: readon
  * toward zero; to bool, nonzero becomes 1. sigil supports the dtypes of `runtime/dtype.ts`
  * (MXNet also names int16, uint16, uint32 and uint64, which are rejected).
  */
-export const Cast = defineOp({
+export const Cast: OpDef<{ dtype: AttrSpec<DType, true> }, readonly ["cast"], "one"> = defineOp({
   name: "Cast",
   aliases: ["cast"],
   doc: "Casts all elements to a new dtype.",
@@ -58,30 +60,31 @@ export const Cast = defineOp({
  * input to `dtype`; input of any other dtype (float64, integers, bool) passes through
  * unchanged, so the output dtype depends on the input's.
  */
-export const amp_cast = defineOp({
-  name: "amp_cast",
-  aliases: ["_npi_amp_cast"],
-  doc: "Casts float32/float16/bfloat16 input to dtype; other dtypes pass through.",
-  attrs: {
-    /** The target dtype for float32/float16/bfloat16 input (required). */
-    dtype: attr.dtypeRequired(),
-  },
-  inputNames: () => ["data"],
-  scalar: () => s.in(0),
-  inferShape: sameShape,
-  inferType: (inputs, a): TypeResult => {
-    const t = inputs[0];
-    if (t === undefined) return { outputs: [undefined] };
-    return { outputs: [isAmpFloat(t) ? a.dtype : t] };
-  },
-  reference: (inputs, _a, ctx) => [
-    tensorFromValues(tensorValues(inputs[0]), ctx.outShapes[0], ctx.outTypes[0]),
-  ],
-  sample: (d, x) => ({
-    attrs: { dtype: d.pick(["float16", "float32", "bfloat16", "float64"]) },
-    inputs: [x],
-  }),
-});
+export const amp_cast: OpDef<{ dtype: AttrSpec<DType, true> }, readonly ["_npi_amp_cast"], "one"> =
+  defineOp({
+    name: "amp_cast",
+    aliases: ["_npi_amp_cast"],
+    doc: "Casts float32/float16/bfloat16 input to dtype; other dtypes pass through.",
+    attrs: {
+      /** The target dtype for float32/float16/bfloat16 input (required). */
+      dtype: attr.dtypeRequired(),
+    },
+    inputNames: () => ["data"],
+    scalar: () => s.in(0),
+    inferShape: sameShape,
+    inferType: (inputs, a): TypeResult => {
+      const t = inputs[0];
+      if (t === undefined) return { outputs: [undefined] };
+      return { outputs: [isAmpFloat(t) ? a.dtype : t] };
+    },
+    reference: (inputs, _a, ctx) => [
+      tensorFromValues(tensorValues(inputs[0]), ctx.outShapes[0], ctx.outTypes[0]),
+    ],
+    sample: (d, x) => ({
+      attrs: { dtype: d.pick(["float16", "float32", "bfloat16", "float64"]) },
+      inputs: [x],
+    }),
+  });
 
 /**
  * The dtype `amp_multicast` casts AMP floats to: float32 when any input or output is float32;
@@ -116,7 +119,11 @@ function multicastTarget(
  * float16 or bfloat16 input is cast to the widest of those types present (float32 if any), or
  * with `cast_narrow` to the narrowest (float16/bfloat16 if any); other dtypes pass through.
  */
-export const amp_multicast = defineOp({
+export const amp_multicast: OpDef<
+  { num_outputs: InputCountSpec; cast_narrow: AttrSpec<boolean, false> },
+  readonly ["_npi_amp_multicast"],
+  "many"
+> = defineOp({
   name: "amp_multicast",
   aliases: ["_npi_amp_multicast"],
   doc: "Casts float32/float16/bfloat16 inputs to their widest (or narrowest) common type.",

@@ -6,6 +6,8 @@
 import { attr } from "./attrs.ts";
 import { unaryOp } from "./elementwise.ts";
 import { s } from "./scalar.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const x = s.in(0);
 
@@ -14,7 +16,11 @@ const x = s.in(0);
  * a_min : x`, in that order as MXNet tests it (so `a_max` wins when `a_min > a_max`; NaN passes
  * through). Both bounds are required.
  */
-export const clip = unaryOp({
+export const clip: OpDef<
+  { a_min: AttrSpec<number, true>; a_max: AttrSpec<number, true> },
+  readonly ["_npi_clip"],
+  "one"
+> = unaryOp({
   name: "clip",
   aliases: ["_npi_clip"],
   doc: "Clips values to [a_min, a_max].",

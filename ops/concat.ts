@@ -15,6 +15,8 @@ import {
   shapeFail,
   unknownShape,
 } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec, InputCountSpec } from "./attrs.ts";
 
 /** Elements before and after `axis` of a shape (the outer and inner block counts). */
 function outerInner(shape: Shape, axis: number): { outer: number; inner: number } {
@@ -27,7 +29,11 @@ function withDim(shape: Shape, axis: number, d: number): number[] {
 }
 
 /** `Concat`: joins inputs along `dim`. */
-export const Concat = defineOp({
+export const Concat: OpDef<
+  { num_args: InputCountSpec; dim: AttrSpec<number, false> },
+  readonly ["concat"],
+  "one"
+> = defineOp({
   name: "Concat",
   aliases: ["concat"],
   doc: "Joins the inputs along axis `dim` (negative counts from the end); all other dims " +
@@ -120,7 +126,15 @@ export const Concat = defineOp({
 });
 
 /** `SliceChannel`: splits the input into equal parts along an axis. */
-export const SliceChannel = defineOp({
+export const SliceChannel: OpDef<
+  {
+    num_outputs: AttrSpec<number, true>;
+    axis: AttrSpec<number, false>;
+    squeeze_axis: AttrSpec<boolean, false>;
+  },
+  readonly ["split"],
+  "many"
+> = defineOp({
   name: "SliceChannel",
   aliases: ["split"],
   doc: "Splits the input into `num_outputs` equal parts along `axis`; with `squeeze_axis` " +

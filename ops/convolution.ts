@@ -10,6 +10,8 @@ import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 import { attr, type Attrs } from "./attrs.ts";
 import { checkLayout, convOutDim, divisors, spatialTuple, to3d } from "./kernels.ts";
 import { defineOp, dimOf, type PartialShape, type Sample, shapeFail, unknownShape } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SCHEMA = {
   kernel: attr.tupleRequired({ min: 1 }),
@@ -45,7 +47,23 @@ function geometry(a: ConvAttrs) {
 }
 
 /** Convolution over an input with a grouped filter bank, plus an optional bias. */
-export const Convolution = defineOp({
+export const Convolution: OpDef<
+  {
+    kernel: AttrSpec<readonly number[], true>;
+    stride: AttrSpec<readonly number[], false>;
+    dilate: AttrSpec<readonly number[], false>;
+    pad: AttrSpec<readonly number[], false>;
+    num_filter: AttrSpec<number, true>;
+    num_group: AttrSpec<number, false>;
+    workspace: AttrSpec<number, false>;
+    no_bias: AttrSpec<boolean, false>;
+    cudnn_tune: AttrSpec<"off" | "limited_workspace" | "fastest" | null, false>;
+    cudnn_off: AttrSpec<boolean, false>;
+    layout: AttrSpec<"NCW" | "NCHW" | "NCDHW" | "NWC" | "NHWC" | "NDHWC" | null, false>;
+  },
+  readonly ["_npx_convolution"],
+  "one"
+> = defineOp({
   name: "Convolution",
   aliases: ["_npx_convolution"],
   doc:

@@ -13,6 +13,8 @@ import { formatShape, type Shape } from "../runtime/shape.ts";
 import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 import { attr, type Attrs } from "./attrs.ts";
 import { defineOp, type Sample, shapeFail } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SCHEMA = {
   transpose_a: attr.bool(false),
@@ -84,7 +86,15 @@ function dotShape(l: Shape, r: Shape, a: DotAttrs): Shape {
 }
 
 /** MXNet's `dot`: the matrix product of two arrays viewed as matrices. */
-export const dot = defineOp({
+export const dot: OpDef<
+  {
+    transpose_a: AttrSpec<boolean, false>;
+    transpose_b: AttrSpec<boolean, false>;
+    forward_stype: AttrSpec<"default" | "row_sparse" | "csr" | null, false>;
+  },
+  readonly ["_sparse_dot"],
+  "one"
+> = defineOp({
   name: "dot",
   aliases: ["_sparse_dot"],
   doc:
@@ -169,7 +179,15 @@ function batchDotShape(l: Shape, r: Shape, a: DotAttrs): Shape {
 }
 
 /** MXNet's `batch_dot`: matrix products over the last two axes, batched over the others. */
-export const batch_dot = defineOp({
+export const batch_dot: OpDef<
+  {
+    transpose_a: AttrSpec<boolean, false>;
+    transpose_b: AttrSpec<boolean, false>;
+    forward_stype: AttrSpec<"default" | "row_sparse" | "csr" | null, false>;
+  },
+  readonly ["_npx_batch_dot"],
+  "one"
+> = defineOp({
   name: "batch_dot",
   aliases: ["_npx_batch_dot"],
   doc:

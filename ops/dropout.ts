@@ -9,6 +9,8 @@ import { floatInRange, optionalBool } from "./act_kernels.ts";
 import { attr } from "./attrs.ts";
 import { defineOp, mergeShapes, normAxis, type PartialShape } from "./op.ts";
 import { s } from "./scalar.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 /** The mask's shape: data's with the shared `axes` set to 1. */
 function maskShape(data: PartialShape, axes: readonly number[]): PartialShape {
@@ -32,7 +34,16 @@ function alwaysError(p: number): BackendError {
  * Mode `always` drops values at inference too, which needs random state the reference does not
  * have: with `p > 0` it raises {@link BackendError} (with `p = 0` it is the identity).
  */
-export const Dropout = defineOp({
+export const Dropout: OpDef<
+  {
+    p: AttrSpec<number, false>;
+    mode: AttrSpec<"training" | "always", false>;
+    axes: AttrSpec<readonly number[], false>;
+    cudnn_off: AttrSpec<boolean, false>;
+  },
+  readonly ["_npx_dropout"],
+  "one"
+> = defineOp({
   name: "Dropout",
   aliases: ["_npx_dropout"],
   doc: "Dropout; the identity at inference (mode training), with a ones mask.",

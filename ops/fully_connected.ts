@@ -8,6 +8,8 @@ import { formatShape, type Shape } from "../runtime/shape.ts";
 import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 import { attr } from "./attrs.ts";
 import { defineOp, dimProduct, type PartialShape, type Sample, shapeFail } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SCHEMA = {
   num_hidden: attr.intRequired({ min: 1 }),
@@ -16,7 +18,15 @@ const SCHEMA = {
 };
 
 /** A dense (fully connected) layer: `x·Wᵀ + b`. */
-export const FullyConnected = defineOp({
+export const FullyConnected: OpDef<
+  {
+    num_hidden: AttrSpec<number, true>;
+    no_bias: AttrSpec<boolean, false>;
+    flatten: AttrSpec<boolean, false>;
+  },
+  readonly ["_npx_fully_connected", "_sparse_FullyConnected"],
+  "one"
+> = defineOp({
   name: "FullyConnected",
   aliases: ["_npx_fully_connected", "_sparse_FullyConnected"],
   doc:

@@ -11,6 +11,8 @@ import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 import { attr, type Attrs } from "./attrs.ts";
 import { boolOrNone, checkLayout, spatialTuple, to3d } from "./kernels.ts";
 import { defineOp, dimOf, mergeShapes, type Sample, shapeFail } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SCHEMA = {
   kernel: attr.tuple([], { min: 1 }),
@@ -80,7 +82,23 @@ function pooledDim(
 }
 
 /** Pooling of channel-first data over sliding (or global) windows. */
-export const Pooling = defineOp({
+export const Pooling: OpDef<
+  {
+    kernel: AttrSpec<readonly number[], false>;
+    pool_type: AttrSpec<"max" | "avg" | "sum" | "lp", false>;
+    global_pool: AttrSpec<boolean, false>;
+    cudnn_off: AttrSpec<boolean, false>;
+    pooling_convention: AttrSpec<"valid" | "full" | "same", false>;
+    stride: AttrSpec<readonly number[], false>;
+    pad: AttrSpec<readonly number[], false>;
+    p_value: AttrSpec<number | null, false>;
+    count_include_pad: AttrSpec<boolean | null, false>;
+    layout: AttrSpec<"NCW" | "NCHW" | "NCDHW" | "NWC" | "NHWC" | "NDHWC" | null, false>;
+    output_size: AttrSpec<readonly number[] | null, false>;
+  },
+  readonly ["_npx_pooling"],
+  "one"
+> = defineOp({
   name: "Pooling",
   aliases: ["_npx_pooling"],
   doc:

@@ -20,6 +20,7 @@ import {
   shapeFail,
 } from "./op.ts";
 import { reducedShape, reduceTensor } from "./reduce_kernel.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SCHEMA = {
   /** The axes to reduce (negative counts from the end); None or () means all. */
@@ -117,10 +118,42 @@ function reduceOp<const A extends readonly string[]>(
 }
 
 /** `sum`: the sum over axes. */
-export const sum = reduceOp("sum", ["sum_axis"], "Sums over the given axes.", "add", false);
+export const sum: OpDef<
+  {
+    axis: AttrSpec<readonly number[] | null, false>;
+    keepdims: AttrSpec<boolean, false>;
+    exclude: AttrSpec<boolean, false>;
+  },
+  readonly ["sum_axis"],
+  "one"
+> = reduceOp("sum", ["sum_axis"], "Sums over the given axes.", "add", false);
 /** `mean`: the mean over axes. */
-export const mean = reduceOp("mean", [], "Averages over the given axes.", "add", true);
+export const mean: OpDef<
+  {
+    axis: AttrSpec<readonly number[] | null, false>;
+    keepdims: AttrSpec<boolean, false>;
+    exclude: AttrSpec<boolean, false>;
+  },
+  readonly [],
+  "one"
+> = reduceOp("mean", [], "Averages over the given axes.", "add", true);
 /** `max`: the maximum over axes. */
-export const max = reduceOp("max", ["max_axis"], "The maximum over the given axes.", "max", false);
+export const max: OpDef<
+  {
+    axis: AttrSpec<readonly number[] | null, false>;
+    keepdims: AttrSpec<boolean, false>;
+    exclude: AttrSpec<boolean, false>;
+  },
+  readonly ["max_axis"],
+  "one"
+> = reduceOp("max", ["max_axis"], "The maximum over the given axes.", "max", false);
 /** `min`: the minimum over axes. */
-export const min = reduceOp("min", ["min_axis"], "The minimum over the given axes.", "min", false);
+export const min: OpDef<
+  {
+    axis: AttrSpec<readonly number[] | null, false>;
+    keepdims: AttrSpec<boolean, false>;
+    exclude: AttrSpec<boolean, false>;
+  },
+  readonly ["min_axis"],
+  "one"
+> = reduceOp("min", ["min_axis"], "The minimum over the given axes.", "min", false);

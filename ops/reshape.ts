@@ -19,6 +19,8 @@ import {
   type RefContext,
   shapeFail,
 } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 /** The reference of every op here but transpose: the values do not move. */
 function copyReference(inputs: readonly Tensor[], _attrs: unknown, ctx: RefContext): Tensor[] {
@@ -214,7 +216,16 @@ function drawReshapeCodes(draw: Draw, x: Shape, reverse: boolean): number[] {
 }
 
 /** `Reshape`: MXNet 1.x legacy reshape with special codes. */
-export const Reshape = defineOp({
+export const Reshape: OpDef<
+  {
+    shape: AttrSpec<readonly number[], false>;
+    reverse: AttrSpec<boolean, false>;
+    target_shape: AttrSpec<readonly number[], false>;
+    keep_highest: AttrSpec<boolean, false>;
+  },
+  readonly ["reshape"],
+  "one"
+> = defineOp({
   name: "Reshape",
   aliases: ["reshape"],
   doc: "Reshapes the input to `shape`, whose special codes 0, -1, -2, -3, -4 copy, infer, " +
@@ -252,7 +263,7 @@ export const Reshape = defineOp({
 });
 
 /** `Flatten`: (d0, d1, ..., dk) to (d0, d1 * ... * dk). */
-export const Flatten = defineOp({
+export const Flatten: OpDef<Record<never, never>, readonly ["flatten", "_npx_batch_flatten"], "one"> = defineOp({
   name: "Flatten",
   aliases: ["flatten", "_npx_batch_flatten"],
   doc: "Flattens all dims but the first: (d0, d1, ..., dk) becomes (d0, d1 * ... * dk).",
@@ -277,7 +288,7 @@ export const Flatten = defineOp({
 });
 
 /** `expand_dims`: inserts a size-1 axis. */
-export const expand_dims = defineOp({
+export const expand_dims: OpDef<{ axis: AttrSpec<number, true> }, readonly [], "one"> = defineOp({
   name: "expand_dims",
   doc: "Inserts a new axis of size 1 at `axis` (in [-ndim-1, ndim]).",
   attrs: {
@@ -310,7 +321,11 @@ export const expand_dims = defineOp({
 });
 
 /** `squeeze`: removes size-1 axes. */
-export const squeeze = defineOp({
+export const squeeze: OpDef<
+  { axis: AttrSpec<readonly number[] | null, false> },
+  readonly [],
+  "one"
+> = defineOp({
   name: "squeeze",
   doc: "Removes the size-1 axes named by `axis` (all size-1 axes when None). As in MXNet 1.x, " +
     "squeezing every axis away gives shape (1,), not ().",
@@ -377,55 +392,56 @@ function transposePerm(axes: readonly number[], ndim: number): number[] {
 }
 
 /** `transpose`: permutes axes. */
-export const transpose = defineOp({
-  name: "transpose",
-  doc: "Permutes the axes: output axis i is input axis axes[i]; empty axes reverses them. " +
-    "Negative axes count from the end.",
-  attrs: {
-    /** The axis order (default: reversed). */
-    axes: attr.tuple([]),
-  },
-  inputNames: () => ["data"],
-  inferShape: (inputs, a, outputs) => {
-    const x = inputs[0];
-    const y = outputs[0];
-    const ndim = x?.length ?? y?.length;
-    if (ndim === undefined) return { inputs: [undefined], outputs: [undefined] };
-    if (x !== undefined && y !== undefined && x.length !== y.length) {
-      shapeFail(`transpose: input ${formatShape(x)} and output ${formatShape(y)} differ in rank`);
-    }
-    const perm = transposePerm(a.axes, ndim);
-    const fromInput = x === undefined ? undefined : perm.map((p) => x[p]);
-    const out = mergeShapes(fromInput, y, "transpose computed and given output shapes")!;
-    const inShape = new Array<number>(ndim);
-    perm.forEach((p, i) => (inShape[p] = out[i]));
-    return { inputs: [inShape], outputs: [out] };
-  },
-  reference: (inputs, a, ctx) => {
-    const x = inputs[0];
-    const perm = transposePerm(a.axes, x.ndim);
-    const src = tensorValues(x);
-    const inStrides = stridesOf(x.shape);
-    const outShape = ctx.outShapes[0];
-    const n = shapeSize(outShape);
-    const out = new Float64Array(n);
-    const index = new Array<number>(outShape.length).fill(0); // output multi-index
-    for (let k = 0; k < n; k++) {
-      let off = 0;
-      for (let i = 0; i < index.length; i++) off += index[i] * inStrides[perm[i]];
-      out[k] = src[off];
-      for (let i = index.length - 1; i >= 0; i--) {
-        if (++index[i] < outShape[i]) break;
-        index[i] = 0;
+export const transpose: OpDef<{ axes: AttrSpec<readonly number[], false> }, readonly [], "one"> =
+  defineOp({
+    name: "transpose",
+    doc: "Permutes the axes: output axis i is input axis axes[i]; empty axes reverses them. " +
+      "Negative axes count from the end.",
+    attrs: {
+      /** The axis order (default: reversed). */
+      axes: attr.tuple([]),
+    },
+    inputNames: () => ["data"],
+    inferShape: (inputs, a, outputs) => {
+      const x = inputs[0];
+      const y = outputs[0];
+      const ndim = x?.length ?? y?.length;
+      if (ndim === undefined) return { inputs: [undefined], outputs: [undefined] };
+      if (x !== undefined && y !== undefined && x.length !== y.length) {
+        shapeFail(`transpose: input ${formatShape(x)} and output ${formatShape(y)} differ in rank`);
       }
-    }
-    return [tensorFromValues(out, outShape, ctx.outTypes[0])];
-  },
-  sample: (draw, x) => {
-    if (draw.int(0, 3) === 0) return { attrs: {}, inputs: [x] };
-    const rest = [...x.keys()];
-    const axes: number[] = [];
-    while (rest.length) axes.push(rest.splice(draw.int(0, rest.length - 1), 1)[0]);
-    return { attrs: { axes }, inputs: [x] };
-  },
-});
+      const perm = transposePerm(a.axes, ndim);
+      const fromInput = x === undefined ? undefined : perm.map((p) => x[p]);
+      const out = mergeShapes(fromInput, y, "transpose computed and given output shapes")!;
+      const inShape = new Array<number>(ndim);
+      perm.forEach((p, i) => (inShape[p] = out[i]));
+      return { inputs: [inShape], outputs: [out] };
+    },
+    reference: (inputs, a, ctx) => {
+      const x = inputs[0];
+      const perm = transposePerm(a.axes, x.ndim);
+      const src = tensorValues(x);
+      const inStrides = stridesOf(x.shape);
+      const outShape = ctx.outShapes[0];
+      const n = shapeSize(outShape);
+      const out = new Float64Array(n);
+      const index = new Array<number>(outShape.length).fill(0); // output multi-index
+      for (let k = 0; k < n; k++) {
+        let off = 0;
+        for (let i = 0; i < index.length; i++) off += index[i] * inStrides[perm[i]];
+        out[k] = src[off];
+        for (let i = index.length - 1; i >= 0; i--) {
+          if (++index[i] < outShape[i]) break;
+          index[i] = 0;
+        }
+      }
+      return [tensorFromValues(out, outShape, ctx.outTypes[0])];
+    },
+    sample: (draw, x) => {
+      if (draw.int(0, 3) === 0) return { attrs: {}, inputs: [x] };
+      const rest = [...x.keys()];
+      const axes: number[] = [];
+      while (rest.length) axes.push(rest.splice(draw.int(0, rest.length - 1), 1)[0]);
+      return { attrs: { axes }, inputs: [x] };
+    },
+  });

@@ -7,6 +7,8 @@
 import { attr } from "./attrs.ts";
 import { unaryOp } from "./elementwise.ts";
 import { s, type ScalarExpr } from "./scalar.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SCHEMA = {
   /** The scalar operand. */
@@ -37,28 +39,44 @@ function scalarOp<const A extends readonly string[]>(
 }
 
 /** `x + scalar`. */
-export const _plus_scalar = scalarOp(
+export const _plus_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_PlusScalar", "_npi_add_scalar"],
+  "one"
+> = scalarOp(
   "_plus_scalar",
   ["_PlusScalar", "_npi_add_scalar"],
   "Adds a scalar.",
   s.add,
 );
 /** `x - scalar`. */
-export const _minus_scalar = scalarOp(
+export const _minus_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_MinusScalar", "_npi_subtract_scalar"],
+  "one"
+> = scalarOp(
   "_minus_scalar",
   ["_MinusScalar", "_npi_subtract_scalar"],
   "Subtracts a scalar.",
   s.sub,
 );
 /** `x * scalar`. */
-export const _mul_scalar = scalarOp(
+export const _mul_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_MulScalar", "_npi_multiply_scalar"],
+  "one"
+> = scalarOp(
   "_mul_scalar",
   ["_MulScalar", "_npi_multiply_scalar"],
   "Multiplies by a scalar.",
   s.mul,
 );
 /** `x / scalar`. */
-export const _div_scalar = scalarOp(
+export const _div_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_DivScalar", "_npi_true_divide_scalar"],
+  "one"
+> = scalarOp(
   "_div_scalar",
   ["_DivScalar", "_npi_true_divide_scalar"],
   "Divides by a scalar.",
@@ -66,14 +84,22 @@ export const _div_scalar = scalarOp(
   true,
 );
 /** `scalar - x`. */
-export const _rminus_scalar = scalarOp(
+export const _rminus_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_RMinusScalar", "_npi_rsubtract_scalar"],
+  "one"
+> = scalarOp(
   "_rminus_scalar",
   ["_RMinusScalar", "_npi_rsubtract_scalar"],
   "Subtracts from a scalar.",
   (x, c) => s.sub(c, x),
 );
 /** `scalar / x`. */
-export const _rdiv_scalar = unaryOp({
+export const _rdiv_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_RDivScalar", "_npi_rtrue_divide_scalar"],
+  "one"
+> = unaryOp({
   name: "_rdiv_scalar",
   aliases: ["_RDivScalar", "_npi_rtrue_divide_scalar"],
   doc: "Divides a scalar by the input.",

@@ -20,6 +20,8 @@ import {
   shapeFail,
   type TypeResult,
 } from "./op.ts";
+import type { OpDef } from "./op.ts";
+import type { AttrSpec } from "./attrs.ts";
 
 const SOFTMAX_SCHEMA = {
   /** The axis to normalize over. */
@@ -136,13 +138,31 @@ function softmaxFamily<const N extends string, const A extends readonly string[]
  * data's shape without `axis`) limits each row to its first `length` entries; the rest are 0.
  * `dtype` sets the output dtype.
  */
-export const softmax = softmaxFamily("softmax", ["_npx_softmax"], false);
+export const softmax: OpDef<
+  {
+    axis: AttrSpec<number, false>;
+    temperature: AttrSpec<number | null, false>;
+    dtype: AttrSpec<"float32" | "float64" | "float16" | null, false>;
+    use_length: AttrSpec<boolean, false>;
+  },
+  readonly ["_npx_softmax"],
+  "one"
+> = softmaxFamily("softmax", ["_npx_softmax"], false);
 
 /**
  * Log-softmax along `axis` (`log_softmax`, alias `_npx_log_softmax`), with the same attributes
  * and `length` input as {@link softmax}; entries past a row's length are 0.
  */
-export const log_softmax = softmaxFamily("log_softmax", ["_npx_log_softmax"], true);
+export const log_softmax: OpDef<
+  {
+    axis: AttrSpec<number, false>;
+    temperature: AttrSpec<number | null, false>;
+    dtype: AttrSpec<"float32" | "float64" | "float16" | null, false>;
+    use_length: AttrSpec<boolean, false>;
+  },
+  readonly ["_npx_log_softmax"],
+  "one"
+> = softmaxFamily("log_softmax", ["_npx_log_softmax"], true);
 
 /** Whether two partial shapes can describe the same value. */
 function compatible(a: Shape, b: Shape): boolean {
@@ -156,7 +176,20 @@ function compatible(a: Shape, b: Shape): boolean {
  * `data.shape[:-1]`, `(n, rest)` / `(n, spatial...)` with `multi_output`, or probabilities of
  * data's shape) is used only in training, as are the gradient attributes.
  */
-export const SoftmaxOutput = defineOp({
+export const SoftmaxOutput: OpDef<
+  {
+    grad_scale: AttrSpec<number, false>;
+    ignore_label: AttrSpec<number, false>;
+    multi_output: AttrSpec<boolean, false>;
+    use_ignore: AttrSpec<boolean, false>;
+    preserve_shape: AttrSpec<boolean, false>;
+    normalization: AttrSpec<"valid" | "null" | "batch", false>;
+    out_grad: AttrSpec<boolean, false>;
+    smooth_alpha: AttrSpec<number, false>;
+  },
+  readonly ["Softmax"],
+  "one"
+> = defineOp({
   name: "SoftmaxOutput",
   aliases: ["Softmax"],
   doc: "Softmax output layer: softmax forward (axis 1, the last axis, or per flattened instance).",
@@ -260,7 +293,11 @@ export const SoftmaxOutput = defineOp({
  * the last axis, as MXNet's `FlatTo2D` view `(size / last, last)` does (one row per instance
  * for 2-d input); mode `channel` computes it over axis 1 of `(n, c, ...)` (at least 3 dims).
  */
-export const SoftmaxActivation = defineOp({
+export const SoftmaxActivation: OpDef<
+  { mode: AttrSpec<"instance" | "channel", false> },
+  readonly [],
+  "one"
+> = defineOp({
   name: "SoftmaxActivation",
   doc: "Softmax over the last axis (mode instance) or over axis 1 (mode channel).",
   attrs: {
