@@ -58,6 +58,13 @@ export type {
   ShapeResult,
   TypeResult,
 } from "./ops/op.ts";
-export type { Attrs, AttrSchema, AttrsInput, AttrSpec, InputCountSpec, RequiredKeys } from "./ops/attrs.ts";
+export type {
+  Attrs,
+  AttrSchema,
+  AttrsInput,
+  AttrSpec,
+  InputCountSpec,
+  RequiredKeys,
+} from "./ops/attrs.ts";
 export type { AnyAttrs } from "./ops/call.ts";
 export type { BinaryFn, ScalarExpr, UnaryFn } from "./ops/scalar.ts";
