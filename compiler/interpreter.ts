@@ -6,7 +6,7 @@
  * @module
  */
 import { BackendError, SigilError } from "../runtime/errors.ts";
-import { formatShape, sameShape, type Shape } from "../runtime/shape.ts";
+import { checkShape, formatShape, sameShape, type Shape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { nodeWhere, shapeFacts, typeFacts } from "./infer.ts";
@@ -58,7 +58,8 @@ export function evaluate(
       if (!s || s.some((d) => d < 0)) {
         throw new SigilError(`${where}: shape of output ${i} is unknown`);
       }
-      return s;
+      // Checked before any op allocates: sizes that come from attributes are untrusted.
+      return checkShape(s, `${where}: output ${i}`);
     });
     const outTypes = types.get(node)!.map((t, i) => {
       if (!t) throw new SigilError(`${where}: dtype of output ${i} is unknown`);

@@ -6,7 +6,7 @@
  */
 import type { DType } from "../runtime/dtype.ts";
 import { AttributeError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
-import { formatShape, isKnownShape, type Shape } from "../runtime/shape.ts";
+import { checkShape, formatShape, isKnownShape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import { type Attrs, type AttrSchema, isHiddenKey } from "./attrs.ts";
 import { type AnyOpDef, mergeShapes, type PartialShape } from "./op.ts";
@@ -222,7 +222,7 @@ export function callEager(
     if (!isKnownShape(s)) {
       throw new ShapeError(`${where}: could not infer the shape of output ${i}`);
     }
-    return s as Shape;
+    return checkShape(s, `${where}: output ${i}`);
   });
   const outTypes = types.outputs.map((t, i) => {
     if (t === undefined) throw new DTypeError(`${where}: could not infer the dtype of output ${i}`);
