@@ -3,6 +3,7 @@
  * which Deno provides without any download.
  */
 import assert from "node:assert/strict";
+import type { Draw } from "../ops/op.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { tensorValues } from "../runtime/tensor.ts";
 
@@ -54,4 +55,21 @@ export function assertThrowsError(
     });
   }
   return err;
+}
+
+/** A small seeded {@link Draw} (mulberry32) for tests that drive op samplers directly. */
+export function seededDraw(seed: number): Draw {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
+    bool: () => next() < 0.5,
+    pick: <T>(values: readonly T[]) => values[Math.floor(next() * values.length)],
+  };
 }

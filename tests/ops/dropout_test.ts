@@ -5,25 +5,7 @@ import type { Draw } from "../../ops/op.ts";
 import { AttributeError, BackendError, ShapeError } from "../../runtime/errors.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
-import { assert, assertClose, assertThrowsError } from "../util.ts";
-
-/** A tiny seeded Draw (xorshift32). */
-function makeDraw(seed: number): Draw {
-  let st = (seed * 2654435761) >>> 0 || 1;
-  const next = () => {
-    st ^= st << 13;
-    st >>>= 0;
-    st ^= st >>> 17;
-    st ^= st << 5;
-    st >>>= 0;
-    return st / 4294967296;
-  };
-  return {
-    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
-    bool: () => next() < 0.5,
-    pick: (values) => values[Math.floor(next() * values.length)],
-  };
-}
+import { assert, assertClose, assertThrowsError, seededDraw as makeDraw } from "../util.ts";
 
 const drawShape = (d: Draw): Shape => Array.from({ length: d.int(1, 4) }, () => d.int(1, 4));
 

@@ -5,27 +5,11 @@
  */
 import { nd } from "../../mod.ts";
 import { type AnyAttrs, normalizeAttrs } from "../../ops/call.ts";
-import type { AnyOpDef, Draw } from "../../ops/op.ts";
+import type { AnyOpDef } from "../../ops/op.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { Tensor, tensorValues } from "../../runtime/tensor.ts";
-import { assert } from "../util.ts";
+import { assert, seededDraw } from "../util.ts";
 
-/** A seeded Draw (mulberry32). */
-export function makeDraw(seed: number): Draw {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
-    bool: () => next() < 0.5,
-    pick: <T>(values: readonly T[]) => values[Math.floor(next() * values.length)],
-  };
-}
 
 /** One sampled call, already run. */
 export interface SampleCase {
@@ -57,7 +41,7 @@ export function forEachSample(
   },
   check: (c: SampleCase) => void,
 ): number {
-  const draw = makeDraw(seed);
+  const draw = seededDraw(seed);
   let accepted = 0;
   for (let i = 0; i < count; i++) {
     const rank = draw.int(minRank, maxRank);

@@ -6,25 +6,7 @@ import { parseAttrs } from "../../ops/call.ts";
 import type { Draw } from "../../ops/op.ts";
 import { max, mean, min, sum } from "../../ops/reduce.ts";
 import { reducedShape, reduceValues } from "../../ops/reduce_kernel.ts";
-import { assert, assertClose, assertThrowsError } from "../util.ts";
-
-/** A tiny seeded Draw (xorshift32). */
-function seeded(seed: number): Draw {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-  return {
-    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
-    bool: () => next() < 0.5,
-    pick: (values) => values[Math.floor(next() * values.length)],
-  };
-}
+import { assert, assertClose, assertThrowsError, seededDraw as seeded } from "../util.ts";
 
 function randomShape(draw: Draw): number[] {
   const rank = draw.int(1, 5);

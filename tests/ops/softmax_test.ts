@@ -6,25 +6,7 @@ import { log_softmax, softmax, SoftmaxActivation, SoftmaxOutput } from "../../op
 import { AttributeError, DTypeError, ShapeError } from "../../runtime/errors.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { type Tensor, tensorValues } from "../../runtime/tensor.ts";
-import { assert, assertClose, assertThrowsError } from "../util.ts";
-
-/** A tiny seeded Draw (xorshift32). */
-function makeDraw(seed: number): Draw {
-  let st = (seed * 2654435761) >>> 0 || 1;
-  const next = () => {
-    st ^= st << 13;
-    st >>>= 0;
-    st ^= st >>> 17;
-    st ^= st << 5;
-    st >>>= 0;
-    return st / 4294967296;
-  };
-  return {
-    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
-    bool: () => next() < 0.5,
-    pick: (values) => values[Math.floor(next() * values.length)],
-  };
-}
+import { assert, assertClose, assertThrowsError, seededDraw as makeDraw } from "../util.ts";
 
 function drawShape(d: Draw): Shape {
   return Array.from({ length: d.int(1, 4) }, () => d.int(1, 4));
