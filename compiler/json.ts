@@ -10,7 +10,14 @@ import { normalizeAttrs } from "../ops/call.ts";
 import type { AnyOpDef } from "../ops/op.ts";
 import { getOp } from "../ops/registry.ts";
 import { FormatError, GraphError, SigilError } from "../runtime/errors.ts";
-import { type Entry, type GraphAttrValue, makeNode, type Node, Symbol } from "./symbol.ts";
+import {
+  type Entry,
+  type GraphAttrValue,
+  makeNode,
+  type Node,
+  type NodeSpec,
+  Symbol,
+} from "./symbol.ts";
 
 /** The MXNet version sigil's writer claims (1.9.1): files it writes need no upgrade. */
 export const MXNET_VERSION = 10901;
@@ -242,8 +249,7 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
     const subgraphs = raw.subgraphs.map((sg, k) =>
       loadGraph(sg, `${where} subgraph ${k}`, depth + 1)
     );
-    let rowOutputs: number | undefined;
-    const node0 = makeNode({
+    const spec: NodeSpec = {
       op,
       name: raw.name,
       attrs: raw.attrs,
@@ -251,23 +257,13 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
       controlDeps: raw.controlDeps.map((d) => nodes[d]),
       subgraphs,
       where,
-    });
-    if (rowPtr) {
-      const count = rowPtr[i + 1] - rowPtr[i];
-      if (count !== node0.numOutputs && count > 0) rowOutputs = count;
-    }
-    nodes.push(
-      rowOutputs === undefined ? node0 : makeNode({
-        op,
-        name: raw.name,
-        attrs: raw.attrs,
-        inputs,
-        controlDeps: raw.controlDeps.map((d) => nodes[d]),
-        subgraphs,
-        rowOutputs,
-        where,
-      }),
-    );
+    };
+    let node = makeNode(spec);
+    // Builds differ in how many outputs some ops count (oneDNN max-Pooling: 2); keep the
+    // file's count so the graph writes back byte-for-byte.
+    const count = rowPtr ? rowPtr[i + 1] - rowPtr[i] : 0;
+    if (count > 0 && count !== node.numOutputs) node = makeNode({ ...spec, rowOutputs: count });
+    nodes.push(node);
   });
   const heads = g.heads.map((h, k) => {
     const [src, index, ver] = readEntry(h, `${source}: head ${k}`);
