@@ -1,0 +1,100 @@
+/**
+ * Properties of the symbol IR on random valid graphs: JSON round trips, shape inference against
+ * the interpreter, and eager against symbolic op calls.
+ */
+import fc from "npm:fast-check@^4";
+import { nd, sym } from "../../mod.ts";
+import type { Symbol } from "../../compiler/symbol.ts";
+import { listOps } from "../../ops/registry.ts";
+import { formatShape } from "../../runtime/shape.ts";
+import { type Tensor, tensorValues } from "../../runtime/tensor.ts";
+import { arbGraph, arbGraphInputs, arbOpCall, arbOpInputs } from "../../testing/mod.ts";
+import { assert } from "../util.ts";
+
+Deno.test("property: JSON write then read gives the very same nodes, and toJSON is a fixed point", () => {
+  fc.assert(
+    fc.property(arbGraph(), (g) => {
+      const text = g.symbol.toJSON();
+      const back = sym.loadJSON(text);
+      assert.equal(back.outputs.length, g.symbol.outputs.length);
+      back.outputs.forEach((e, i) => {
+        const want = g.symbol.outputs[i];
+        assert.ok(e.node === want.node, `output ${i}: node '${e.node.name}' is a different object`);
+        assert.equal(e.index, want.index);
+        assert.equal(e.version, want.version);
+      });
+      assert.equal(back.toJSON(), text);
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+const withInputs = arbGraph().chain((g) => arbGraphInputs(g).map((inputs) => ({ g, inputs })));
+
+Deno.test("property: inferShape and inferType agree with the interpreter on every internal output", async () => {
+  await fc.assert(
+    fc.asyncProperty(withInputs, async ({ g, inputs }) => {
+      const check = async (s: Symbol) => {
+        const { outShapes } = s.inferShape(g.inputShapes);
+        const { outTypes } = s.inferType(g.inputTypes);
+        const outs = await s.eval(inputs);
+        const names = s.listOutputs();
+        assert.equal(outs.length, outShapes.length);
+        outs.forEach((t, i) => {
+          assert.equal(formatShape(t.shape), formatShape(outShapes[i]), `shape of ${names[i]}`);
+          assert.equal(t.dtype, outTypes[i], `dtype of ${names[i]}`);
+        });
+      };
+      await check(g.symbol);
+      await check(g.symbol.getInternals());
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+type AnyFn = (...args: unknown[]) => Tensor | Tensor[];
+type AnyBuilder = (...args: unknown[]) => Symbol;
+
+/** Whether two tensors are identical: dtype, shape and every value (NaN equals NaN, -0 is not 0). */
+function assertIdentical(a: Tensor, b: Tensor, what: string): void {
+  assert.equal(a.dtype, b.dtype, `${what}: dtype`);
+  assert.equal(formatShape(a.shape), formatShape(b.shape), `${what}: shape`);
+  const av = tensorValues(a);
+  const bv = tensorValues(b);
+  for (let i = 0; i < av.length; i++) {
+    if (!Object.is(av[i], bv[i])) {
+      assert.fail(`${what}: element ${i} is ${av[i]} eagerly, ${bv[i]} symbolically`);
+    }
+  }
+}
+
+Deno.test("property: eager nd.<op> calls equal symbolic sym.<op> calls run by the interpreter", async (t) => {
+  const ops = listOps().filter((op) => op.sample !== undefined);
+  assert.ok(ops.length > 0);
+  for (const op of ops) {
+    await t.step(op.name, async () => {
+      const arb = arbOpCall(op.name).chain((call) =>
+        arbOpInputs(call).map((tensors) => ({ call, tensors }))
+      );
+      await fc.assert(
+        fc.asyncProperty(arb, async ({ call, tensors }) => {
+          const eagerOut = (nd as unknown as Record<string, AnyFn>)[op.name](
+            ...tensors,
+            call.attrs,
+          );
+          const eager = Array.isArray(eagerOut) ? eagerOut : [eagerOut];
+          const vars = tensors.map((_, i) => sym.var(`in${i}`));
+          const symbol = (sym as unknown as Record<string, AnyBuilder>)[op.name](
+            ...vars,
+            call.attrs,
+          );
+          const bindings = Object.fromEntries(tensors.map((x, i) => [`in${i}`, x]));
+          const symbolic = await symbol.eval(bindings);
+          assert.equal(eager.length, symbolic.length, "number of outputs");
+          eager.forEach((x, i) => assertIdentical(x, symbolic[i], `output ${i}`));
+        }),
+        { numRuns: 200 },
+      );
+    });
+  }
+});
