@@ -128,7 +128,8 @@ export const BatchNorm: OpDef<
       tensorFromValues(vv, ctx.outShapes[2], ctx.outTypes[2]),
     ];
   },
-  sample: (draw, x): Sample => {
+  sample: (draw, x): Sample | undefined => {
+    if (x.length === 0) return undefined;
     const axis = draw.int(-x.length, x.length - 1);
     const C = x[axis < 0 ? axis + x.length : axis];
     const attrs: Record<string, unknown> = {};

@@ -150,6 +150,7 @@ export const amp_multicast: OpDef<
   reference: (inputs, _a, ctx) =>
     inputs.map((t, i) => tensorFromValues(tensorValues(t), ctx.outShapes[i], ctx.outTypes[i])),
   sample: (d, x) => {
+    if (x.length === 0) return undefined;
     const n = d.int(1, 3);
     const inputs = [x];
     for (let i = 1; i < n; i++) inputs.push(d.bool() ? x : x.slice(d.int(0, x.length - 1)));

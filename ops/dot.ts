@@ -132,7 +132,8 @@ export const dot: OpDef<
     }
     return [tensorFromValues(out, ctx.outShapes[0], ctx.outTypes[0])];
   },
-  sample: (draw, x): Sample => {
+  sample: (draw, x): Sample | undefined => {
+    if (x.length === 0) return undefined;
     const ta = x.length > 1 && draw.bool();
     const K = ta || x.length === 1 ? x[0] : x[x.length - 1];
     const rank = draw.int(1, 3);

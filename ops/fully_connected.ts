@@ -83,7 +83,8 @@ export const FullyConnected: OpDef<
     }
     return [tensorFromValues(out, ctx.outShapes[0], ctx.outTypes[0])];
   },
-  sample: (draw, x): Sample => {
+  sample: (draw, x): Sample | undefined => {
+    if (x.length === 0) return undefined;
     const H = draw.int(1, 4);
     const flatten = draw.bool();
     const noBias = draw.bool();

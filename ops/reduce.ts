@@ -113,7 +113,7 @@ function reduceOp<const A extends readonly string[]>(
     reference: (inputs, a, ctx) => [
       reduceTensor(inputs[0], reduction(a, inputs[0].shape), ctx.outShapes[0], ctx.outTypes[0]),
     ],
-    sample: (draw, x) => ({ attrs: drawAttrs(draw, x), inputs: [x] }),
+    sample: (draw, x) => (x.length === 0 ? undefined : { attrs: drawAttrs(draw, x), inputs: [x] }),
   });
 }
 

@@ -256,6 +256,7 @@ export const Reshape: OpDef<
   },
   reference: copyReference,
   sample: (draw, x) => {
+    if (x.length === 0) return undefined;
     const reverse = draw.bool();
     const shape = drawReshapeCodes(draw, x, reverse);
     return { attrs: reverse ? { shape, reverse } : { shape }, inputs: [x] };
@@ -263,7 +264,11 @@ export const Reshape: OpDef<
 });
 
 /** `Flatten`: (d0, d1, ..., dk) to (d0, d1 * ... * dk). */
-export const Flatten: OpDef<Record<never, never>, readonly ["flatten", "_npx_batch_flatten"], "one"> = defineOp({
+export const Flatten: OpDef<
+  Record<never, never>,
+  readonly ["flatten", "_npx_batch_flatten"],
+  "one"
+> = defineOp({
   name: "Flatten",
   aliases: ["flatten", "_npx_batch_flatten"],
   doc: "Flattens all dims but the first: (d0, d1, ..., dk) becomes (d0, d1 * ... * dk).",
@@ -284,7 +289,7 @@ export const Flatten: OpDef<Record<never, never>, readonly ["flatten", "_npx_bat
     return { inputs: [[out[0], ...rest!]], outputs: [out] };
   },
   reference: copyReference,
-  sample: (_draw, x) => ({ attrs: {}, inputs: [x] }),
+  sample: (_draw, x) => (x.length === 0 ? undefined : { attrs: {}, inputs: [x] }),
 });
 
 /** `expand_dims`: inserts a size-1 axis. */

@@ -121,14 +121,15 @@ function softmaxFamily<const N extends string, const A extends readonly string[]
       return [tensorFromValues(values, ctx.outShapes[0], ctx.outTypes[0])];
     },
     // use_length is left to the tests: it needs an integer `length` input.
-    sample: (d, x) => ({
-      attrs: {
-        axis: d.int(-x.length, x.length - 1),
-        temperature: d.pick([null, 0.5, 1, 2.5]),
-        dtype: d.pick([null, null, "float32", "float64", "float16"]),
-      },
-      inputs: [x],
-    }),
+    sample: (d, x) =>
+      x.length === 0 ? undefined : ({
+        attrs: {
+          axis: d.int(-x.length, x.length - 1),
+          temperature: d.pick([null, 0.5, 1, 2.5]),
+          dtype: d.pick([null, null, "float32", "float64", "float16"]),
+        },
+        inputs: [x],
+      }),
   });
 }
 
@@ -271,6 +272,7 @@ export const SoftmaxOutput: OpDef<
     return [tensorFromValues(values, ctx.outShapes[0], ctx.outTypes[0])];
   },
   sample: (d, x) => {
+    if (x.length === 0) return undefined;
     const multi_output = x.length >= 2 && d.bool();
     const preserve_shape = !multi_output && d.bool();
     const attrs = {
@@ -323,8 +325,9 @@ export const SoftmaxActivation: OpDef<
       : softmaxRows(values, prodDims(shape, 0, shape.length - 1), shape[shape.length - 1], 1);
     return [tensorFromValues(out, ctx.outShapes[0], ctx.outTypes[0])];
   },
-  sample: (d, x) => ({
-    attrs: { mode: x.length >= 3 && d.bool() ? "channel" : "instance" },
-    inputs: [x],
-  }),
+  sample: (d, x) =>
+    x.length === 0 ? undefined : ({
+      attrs: { mode: x.length >= 3 && d.bool() ? "channel" : "instance" },
+      inputs: [x],
+    }),
 });

@@ -1,0 +1,28 @@
+/** Every op's sampler, for every rank from 0 to 5, draws calls its own shape rule accepts. */
+import { applyShapeRule, normalizeAttrs } from "../../ops/call.ts";
+import type { Sample } from "../../ops/op.ts";
+import { listOps } from "../../ops/registry.ts";
+import { assert, seededDraw } from "../util.ts";
+
+Deno.test("samplers draw only calls the op's rules accept, or decline", () => {
+  for (const op of listOps()) {
+    assert.ok(op.sample, `${op.name} has no sampler`);
+    const draw = seededDraw(op.name.length * 7919);
+    let accepted = 0;
+    for (let i = 0; i < 120; i++) {
+      const rank = i % 6;
+      const x = Array.from({ length: rank }, () => draw.int(1, 4));
+      const sample: Sample | undefined = op.sample!(draw, x);
+      if (sample === undefined) continue;
+      accepted++;
+      const where: string = `${op.name} ${JSON.stringify(sample)}`;
+      assert.deepEqual(sample.inputs[0], x, where);
+      const { attrs } = normalizeAttrs(op, sample.attrs, where);
+      assert.equal(op.inputNames(attrs).length, sample.inputs.length, where);
+      const n: number = op.outputNames(attrs).length;
+      const r = applyShapeRule(op, attrs, sample.inputs, new Array(n).fill(undefined), where);
+      assert.ok(r.outputs.every((s) => s !== undefined && s.every((d) => d >= 0)), where);
+    }
+    assert.ok(accepted > 10, `${op.name} accepted only ${accepted} of 120 draws`);
+  }
+});
