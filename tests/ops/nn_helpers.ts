@@ -10,7 +10,6 @@ import type { Shape } from "../../runtime/shape.ts";
 import { Tensor, tensorValues } from "../../runtime/tensor.ts";
 import { assert, seededDraw } from "../util.ts";
 
-
 /** One sampled call, already run. */
 export interface SampleCase {
   /** The attributes the sampler drew. */
