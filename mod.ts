@@ -68,3 +68,42 @@ export type {
 } from "./ops/attrs.ts";
 export type { AnyAttrs } from "./ops/call.ts";
 export type { BinaryFn, ScalarExpr, UnaryFn } from "./ops/scalar.ts";
+export * as nn from "./gluon/nn/mod.ts";
+export { F } from "./gluon/f.ts";
+export type { FFn, FOps } from "./gluon/f.ts";
+export type { Value } from "./gluon/context.ts";
+export {
+  Block,
+  type BlockOutput,
+  type CachedGraph,
+  type Concrete,
+  type ForwardHook,
+  type ForwardPreHook,
+  type HookHandle,
+  HybridBlock,
+  type HybridizeOptions,
+  type InitializeOptions,
+  type OpHook,
+  type ParamRecord,
+} from "./gluon/block.ts";
+export {
+  castTensor,
+  type GradReq,
+  Parameter,
+  type ParameterOptions,
+  type ParamInitOptions,
+} from "./gluon/parameter.ts";
+export {
+  Constant,
+  createInitializer,
+  type FactorType,
+  Initializer,
+  type InitSpec,
+  MSRAPrelu,
+  Normal,
+  One,
+  seedFor,
+  Uniform,
+  Xavier,
+  Zero,
+} from "./gluon/initializer.ts";

@@ -14,8 +14,8 @@ import type { Node, Symbol } from "./symbol.ts";
 
 /** Options of {@link evaluate}. */
 export interface EvaluateOptions {
-  /** Called after each op node runs, with the node and all of its outputs. */
-  readonly onNode?: (node: Node, outputs: readonly Tensor[]) => void;
+  /** Called after each op node runs, with the node, all of its outputs, and its inputs. */
+  readonly onNode?: (node: Node, outputs: readonly Tensor[], inputs: readonly Tensor[]) => void;
 }
 
 /**
@@ -82,7 +82,7 @@ export function evaluate(
       }
     });
     values.set(node, outs);
-    options.onNode?.(node, outs);
+    options.onNode?.(node, outs, args);
   }
   return symbol.outputs.map((e) => values.get(e.node)![e.index]);
 }

@@ -1,0 +1,621 @@
+/**
+ * Blocks: `Block` (any forward code) and `HybridBlock` (forward code written with `F` that can
+ * be traced into a graph by `hybridize`). A block is a pure function over a parameter record
+ * (`asFunction`); the stateful Gluon methods keep the current record in Parameters.
+ *
+ * @module
+ */
+import { nameScope, variable } from "../compiler/sym.ts";
+import { Symbol } from "../compiler/symbol.ts";
+import { evaluate } from "../compiler/interpreter.ts";
+import type { DType } from "../runtime/dtype.ts";
+import type { Device } from "../runtime/device.ts";
+import { SigilError } from "../runtime/errors.ts";
+import { formatShape } from "../runtime/shape.ts";
+import { Tensor } from "../runtime/tensor.ts";
+import {
+  type BindState,
+  forwardState,
+  type TraceState,
+  type Value,
+  withForwardState,
+} from "./context.ts";
+import { type InitSpec, seedFor } from "./initializer.ts";
+import { Parameter } from "./parameter.ts";
+
+/** A frozen record from structural parameter names (`features.0.weight`) to tensors. */
+export type ParamRecord = Readonly<Record<string, Tensor>>;
+
+/** What a block's forward returns. */
+export type BlockOutput = Value | Value[];
+
+/** `forward`'s result with symbols replaced by tensors: what `call` gives for tensor inputs. */
+export type Concrete<T> = T extends readonly unknown[] ? Tensor[] : Tensor;
+
+/** A handle that removes a hook. */
+export interface HookHandle {
+  /** Removes the hook. */
+  detach(): void;
+}
+
+/** A hook called before forward with the block and its inputs. */
+export type ForwardPreHook = (block: Block, inputs: readonly Value[]) => void;
+/** A hook called after forward with the block, its inputs and outputs. */
+export type ForwardHook = (block: Block, inputs: readonly Value[], outputs: BlockOutput) => void;
+/** An op hook: `(name, opName, tensor)` for op outputs (and inputs with monitorAll). */
+export type OpHook = (name: string, opName: string, tensor: Tensor) => void;
+
+/** Options of {@link Block.initialize}. */
+export interface InitializeOptions {
+  /** Initializer for parameters without their own (Uniform(0.07)). */
+  init?: InitSpec;
+  /** Device for the data. */
+  device?: Device;
+  /** Seed: parameter `name` draws from `seedFor(seed, name)` (0 unless given). */
+  seed?: number;
+  /** Print each parameter as it is initialized. */
+  verbose?: boolean;
+  /** Re-initialize parameters that already hold data. */
+  forceReinit?: boolean;
+}
+
+const blockIds = new WeakMap<object, number>();
+let nextBlockId = 0;
+/** A process-unique id for a block (for cache keys). */
+function idOf(b: object): number {
+  let id = blockIds.get(b);
+  if (id === undefined) blockIds.set(b, id = nextBlockId++);
+  return id;
+}
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (m) => "_" + m.toLowerCase());
+}
+
+let warnedResetCtx = false;
+
+/**
+ * The base block. Subclasses create child blocks and parameters as properties (or with
+ * {@link registerChild} / {@link setattr}) and implement {@link forward}.
+ *
+ * @example A custom block
+ * ```ts
+ * import { Block, F, nd, nn, type Value } from "../mod.ts";
+ * class Net extends Block {
+ *   dense = new nn.Dense(3, { inUnits: 4 });
+ *   forward(x: Value): Value {
+ *     return F.relu ? this.dense.call(x) : this.dense.call(x);
+ *   }
+ * }
+ * const net = new Net();
+ * net.initialize({ seed: 1 });
+ * console.assert(net.call(nd.ones([2, 4])).shape[1] === 3);
+ * console.assert(Object.keys(net.collectParams()).join() === "dense.weight,dense.bias");
+ * ```
+ */
+export abstract class Block {
+  readonly #children: [string, Block][] = [];
+  readonly #params: Parameter[] = [];
+  readonly #preHooks = new Map<number, ForwardPreHook>();
+  readonly #hooks = new Map<number, ForwardHook>();
+  #nextHook = 0;
+  /** @internal Op hooks, reported when a hybridized graph runs. */
+  protected opHooks: { callback: OpHook; monitorAll: boolean }[] = [];
+
+  /** The forward computation. Use `F` ops and `param.value()` so it can be traced. */
+  abstract forward(...inputs: Value[]): BlockOutput;
+
+  /** Registers a child block under `name` (its index among registered children by default). */
+  registerChild<B extends Block>(block: B, name?: string): B {
+    if (!(block instanceof Block)) throw new SigilError("registerChild needs a Block");
+    const key = name ?? String(this.#children.length);
+    const at = this.#children.findIndex(([k]) => k === key);
+    if (at >= 0) this.#children[at] = [key, block];
+    else this.#children.push([key, block]);
+    return block;
+  }
+
+  /** Registers a parameter that is not a property (its name is its structural key). */
+  registerParameter(param: Parameter): Parameter {
+    if (!(param instanceof Parameter)) throw new SigilError("registerParameter needs a Parameter");
+    this.#params.push(param);
+    return param;
+  }
+
+  /** Sets a property; blocks and parameters set this way become children and parameters. */
+  setattr(name: string, value: unknown): void {
+    (this as unknown as Record<string, unknown>)[name] = value;
+  }
+
+  /** Child blocks with their structural names, in registration order. */
+  children(): [string, Block][] {
+    const out: [string, Block][] = [];
+    const seen = new Set<Block>();
+    for (const [k, v] of Object.entries(this)) {
+      if (v instanceof Block && !seen.has(v)) {
+        seen.add(v);
+        out.push([snake(k), v]);
+      }
+    }
+    for (const [k, v] of this.#children) {
+      if (!seen.has(v)) {
+        seen.add(v);
+        out.push([k, v]);
+      }
+    }
+    return out;
+  }
+
+  /** This block's own parameters by name (children's excluded). */
+  get params(): Record<string, Parameter> {
+    const out: Record<string, Parameter> = {};
+    for (const v of [...Object.values(this), ...this.#params]) {
+      if (v instanceof Parameter) {
+        if (Object.hasOwn(out, v.name) && out[v.name] !== v) {
+          throw new SigilError(`${this.constructor.name} has two parameters named '${v.name}'`);
+        }
+        out[v.name] = v;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Every parameter by structural name (`features.0.weight`), own first, then children's in
+   * order. `select` is a regular expression matched at the start of the name, as MXNet does.
+   */
+  collectParams(select?: string): Record<string, Parameter> {
+    const all: Record<string, Parameter> = {};
+    const walk = (b: Block, prefix: string, depth: number) => {
+      if (depth > 256) throw new SigilError("block tree is too deep (a cycle?)");
+      for (const [name, p] of Object.entries(b.params)) all[prefix + name] = p;
+      for (const [name, c] of b.children()) walk(c, `${prefix}${name}.`, depth + 1);
+    };
+    walk(this, "", 0);
+    if (select === undefined) return all;
+    const re = new RegExp(`^(?:${select})`);
+    return Object.fromEntries(Object.entries(all).filter(([k]) => re.test(k)));
+  }
+
+  /** Blocks with their structural paths (`features.0`), this one first (path ""). */
+  namedBlocks(): [string, Block][] {
+    const out: [string, Block][] = [];
+    const walk = (b: Block, path: string, depth: number) => {
+      if (depth > 256) throw new SigilError("block tree is too deep (a cycle?)");
+      out.push([path, b]);
+      for (const [name, c] of b.children()) walk(c, path ? `${path}.${name}` : name, depth + 1);
+    };
+    walk(this, "", 0);
+    return out;
+  }
+
+  /** Calls `fn` on every child (recursively, children first) and then on this block. */
+  apply(fn: (block: Block) => void): this {
+    for (const [, c] of this.children()) c.apply(fn);
+    fn(this);
+    return this;
+  }
+
+  /**
+   * Replaces parameters with the given ones where structural names match (MXNet's
+   * `share_parameters`); returns this block.
+   */
+  shareParameters(shared: Readonly<Record<string, Parameter>>): this {
+    const walk = (b: Block, prefix: string) => {
+      for (const [key, v] of Object.entries(b)) {
+        if (v instanceof Parameter && Object.hasOwn(shared, prefix + v.name)) {
+          (b as unknown as Record<string, unknown>)[key] = shared[prefix + v.name];
+        }
+      }
+      b.#params.forEach((p, i) => {
+        if (Object.hasOwn(shared, prefix + p.name)) b.#params[i] = shared[prefix + p.name];
+      });
+      for (const [name, c] of b.children()) walk(c, `${prefix}${name}.`);
+    };
+    walk(this, "");
+    return this;
+  }
+
+  /** Initializes every parameter (deferred where shapes are unknown). */
+  initialize(options: InitializeOptions = {}): this {
+    const done = new Set<Parameter>();
+    for (const [name, p] of Object.entries(this.collectParams())) {
+      if (done.has(p)) continue;
+      done.add(p);
+      p.initialize({
+        init: options.init,
+        device: options.device,
+        seed: seedFor(options.seed ?? 0, name),
+        forceReinit: options.forceReinit,
+      });
+      if (options.verbose) console.log(`initialized ${name}: ${p}`);
+    }
+    return this;
+  }
+
+  /** Sets every gradient to zero. */
+  zeroGrad(): void {
+    for (const p of new Set(Object.values(this.collectParams()))) p.zeroGrad();
+  }
+
+  /** Casts every parameter to `dtype`. */
+  cast(dtype: DType): this {
+    for (const p of new Set(Object.values(this.collectParams()))) p.cast(dtype);
+    return this;
+  }
+
+  /** Moves every parameter to `device`. */
+  resetDevice(device: Device): this {
+    for (const p of new Set(Object.values(this.collectParams()))) p.resetDevice(device);
+    return this;
+  }
+
+  /** @deprecated Use {@link resetDevice}. */
+  resetCtx(device: Device): this {
+    if (!warnedResetCtx) {
+      warnedResetCtx = true;
+      console.warn("Block.resetCtx is deprecated; use resetDevice");
+    }
+    return this.resetDevice(device);
+  }
+
+  /** The current parameter record: structural name to tensor (frozen). */
+  paramRecord(): ParamRecord {
+    const out: Record<string, Tensor> = {};
+    for (const [name, p] of Object.entries(this.collectParams())) out[name] = p.data();
+    return Object.freeze(out);
+  }
+
+  /**
+   * The block as a pure function `(params, ...inputs) => outputs`: the same record and inputs
+   * give the same outputs, and nothing else is read or written (hooks aside).
+   *
+   * @example Two records, one block
+   * ```ts
+   * import { nd, nn } from "../mod.ts";
+   * const dense = new nn.Dense(2, { inUnits: 3 });
+   * dense.initialize({ seed: 1 });
+   * const f = dense.asFunction();
+   * const zeros = { weight: nd.zeros([2, 3]), bias: nd.ones([2]) };
+   * const y = f(zeros, nd.ones([1, 3])) as import("../mod.ts").Tensor;
+   * console.assert((await y.data())[0] === 1);
+   * ```
+   */
+  asFunction(): (params: ParamRecord, ...inputs: Tensor[]) => Tensor | Tensor[] {
+    return (params, ...inputs) => {
+      const values = new Map<object, Tensor>();
+      for (const [name, p] of Object.entries(this.collectParams())) {
+        const t = params[name];
+        if (!(t instanceof Tensor)) {
+          throw new SigilError(`parameter record has no tensor for '${name}'`);
+        }
+        const seen = values.get(p);
+        if (seen && seen !== t) {
+          throw new SigilError(
+            `shared parameter '${name}' has two different tensors in the record`,
+          );
+        }
+        values.set(p, t);
+      }
+      const state: BindState = { kind: "bind", values };
+      return withForwardState(state, () => this.call(...inputs)) as Tensor | Tensor[];
+    };
+  }
+
+  /** Registers a hook run before forward. */
+  registerForwardPreHook(hook: ForwardPreHook): HookHandle {
+    const id = this.#nextHook++;
+    this.#preHooks.set(id, hook);
+    return { detach: () => void this.#preHooks.delete(id) };
+  }
+
+  /** Registers a hook run after forward. */
+  registerForwardHook(hook: ForwardHook): HookHandle {
+    const id = this.#nextHook++;
+    this.#hooks.set(id, hook);
+    return { detach: () => void this.#hooks.delete(id) };
+  }
+
+  /** Whether any forward hook is registered. */
+  protected get hasForwardHooks(): boolean {
+    return this.#hooks.size > 0 || this.#preHooks.size > 0;
+  }
+
+  /**
+   * Reports `(name, opName, tensor)` for every op output (and input with `monitorAll`) while
+   * a hybridized graph runs, with MXNet's names (`<node>_output`, `<node>_<input>`). Stored on
+   * this block and its direct children, as MXNet does.
+   */
+  registerOpHook(callback: OpHook, options: { monitorAll?: boolean } = {}): void {
+    const entry = { callback, monitorAll: options.monitorAll ?? false };
+    this.opHooks.push(entry);
+    for (const [, c] of this.children()) c.opHooks.push(entry);
+  }
+
+  /** Makes hybridizable children trace on their next call (a plain Block only forwards it). */
+  hybridize(options: HybridizeOptions = {}): void {
+    for (const [, c] of this.children()) c.hybridize(options);
+  }
+
+  /** Runs forward with hooks: Gluon's `__call__`. */
+  call<T extends Block>(this: T, ...inputs: Value[]): Concrete<ReturnType<T["forward"]>> {
+    return this.callWithHooks(inputs, () => this.forward(...inputs)) as Concrete<
+      ReturnType<T["forward"]>
+    >;
+  }
+
+  /** Runs `run` between the pre-hooks and hooks (skipped while tracing). */
+  protected callWithHooks(inputs: Value[], run: () => BlockOutput): BlockOutput {
+    const tracing = forwardState()?.kind === "trace";
+    if (!tracing) { for (const h of this.#preHooks.values()) h(this, inputs); }
+    const out = run();
+    if (!tracing) { for (const h of this.#hooks.values()) h(this, inputs, out); }
+    return out;
+  }
+
+  /** `ClassName(\n  (child): ...\n)`, as MXNet prints blocks. */
+  toString(): string {
+    const kids = this.children();
+    if (!kids.length) return `${this.constructor.name}()`;
+    const body = kids.map(([k, c]) => `  (${k}): ${String(c).replace(/\n/g, "\n  ")}`).join("\n");
+    return `${this.constructor.name}(\n${body}\n)`;
+  }
+}
+
+/** Options of {@link HybridBlock.hybridize} (MXNet's names in camelCase). */
+export interface HybridizeOptions {
+  /** Turn hybridization on (default) or off. */
+  active?: boolean;
+  /** Plan memory once and reuse it (requires a compiled backend to matter). */
+  staticAlloc?: boolean;
+  /** Also assume input shapes stay the same; requires staticAlloc. */
+  staticShape?: boolean;
+  /** Largest nested graph (in op nodes) that a later inlining pass inlines (2). */
+  inlineLimit?: number;
+  /** Partition graphs with dynamic-shape ops (true). */
+  partitionIfDynamic?: boolean;
+  /** Engine bulk size for forward. */
+  forwardBulkSize?: number;
+  /** Engine bulk size for backward. */
+  backwardBulkSize?: number;
+}
+
+/** A traced graph with what it needs to run. */
+export interface CachedGraph {
+  /** The graph (outputs grouped). */
+  readonly symbol: Symbol;
+  /** Names of the data inputs (`data`, or `data0`, `data1`, ...). */
+  readonly inputNames: readonly string[];
+  /** Parameters by variable name. */
+  readonly params: ReadonlyMap<string, Parameter>;
+  /** Whether forward returned a list. */
+  readonly listOutput: boolean;
+}
+
+/**
+ * A block whose forward can be traced into a symbol graph. After `hybridize()`, the next call
+ * traces forward on symbolic inputs (cached per input shapes and dtypes) and later calls run
+ * the graph.
+ *
+ * @example Hybridize and export
+ * ```ts
+ * import { nd, nn } from "../mod.ts";
+ * const net = new nn.HybridSequential();
+ * net.add(new nn.Dense(4, { activation: "relu" }), new nn.Dense(2));
+ * net.initialize({ seed: 0 });
+ * net.hybridize();
+ * const y = net.call(nd.ones([3, 5]));
+ * console.assert(y.shape.join() === "3,2");
+ * console.assert(net.cachedGraph()!.symbol.listArguments()[0] === "data");
+ * ```
+ */
+export abstract class HybridBlock extends Block {
+  #active = false;
+  #flags: HybridizeOptions = {};
+  readonly #cache = new Map<string, CachedGraph>();
+  #last: CachedGraph | undefined;
+
+  /** Whether hybridization is on. */
+  get isHybridized(): boolean {
+    return this.#active;
+  }
+
+  /** The hybridize flags in force. */
+  get hybridizeFlags(): Readonly<HybridizeOptions> {
+    return this.#flags;
+  }
+
+  /** Turns tracing on (or off) for this block and its children. */
+  override hybridize(options: HybridizeOptions = {}): void {
+    if (options.staticShape && !options.staticAlloc) {
+      throw new SigilError("hybridize: staticAlloc must be true when staticShape is true");
+    }
+    this.#active = options.active ?? true;
+    this.#flags = { ...options };
+    this.#cache.clear();
+    this.#last = undefined;
+    if (this.#active && this.hasForwardHooks) {
+      console.warn(
+        `${this.constructor.name}: forward hooks are not called inside a hybridized graph`,
+      );
+    }
+    super.hybridize(options);
+  }
+
+  /** The graph of the most recent hybridized call (undefined before one). */
+  cachedGraph(): CachedGraph | undefined {
+    return this.#last;
+  }
+
+  /** Gluon's `__call__`: eager, traced, or the cached graph, depending on mode and inputs. */
+  override call<T extends Block>(this: T, ...inputs: Value[]): Concrete<ReturnType<T["forward"]>> {
+    const self = this as unknown as HybridBlock;
+    return self.#dispatch(inputs) as Concrete<ReturnType<T["forward"]>>;
+  }
+
+  #dispatch(inputs: Value[]): BlockOutput {
+    const state = forwardState();
+    if (state?.kind === "trace") {
+      // Inside a trace: run forward inline under this block's name prefix.
+      const prefix = state.prefixes.get(this) ?? "";
+      return this.callWithHooks(inputs, () => nameScope(() => this.forward(...inputs), { prefix }));
+    }
+    if (inputs.some((x) => x instanceof Symbol)) {
+      if (!inputs.every((x) => x instanceof Symbol)) {
+        throw new SigilError(`${this.constructor.name}: inputs mix Symbols and Tensors`);
+      }
+      return this.trace(inputs as Symbol[]).outputs;
+    }
+    inputs.forEach((x, i) => {
+      if (!(x instanceof Tensor)) {
+        throw new SigilError(`${this.constructor.name}: input ${i} is not a Tensor or Symbol`);
+      }
+    });
+    if (state?.kind !== "bind") this.#ensureShapes(inputs as Tensor[]);
+    if (!this.#active) return this.callWithHooks(inputs, () => this.forward(...inputs));
+    return this.callWithHooks(inputs, () => this.#runGraph(inputs as Tensor[], state));
+  }
+
+  /** Completes deferred parameter shapes from the inputs (MXNet's deferred initialization). */
+  #ensureShapes(inputs: Tensor[]): void {
+    const params = Object.values(this.collectParams());
+    if (params.every((p) => p.isInitialized || !p.isDeferred)) return;
+    this.inferShape(...inputs);
+  }
+
+  /**
+   * Traces forward on symbolic inputs and fills every parameter's unknown dims from the input
+   * shapes (deferred initialization then completes).
+   */
+  inferShape(...inputs: Tensor[]): void {
+    const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
+    const shapes = Object.fromEntries(traced.inputNames.map((n, i) => [n, inputs[i].shape]));
+    const r = traced.symbol.inferShapePartial(shapes);
+    this.#assign(traced, r.argShapes, r.auxShapes, (p, s) => (p.shape = s));
+  }
+
+  /** Traces forward and sets every parameter's dtype from the input dtypes. */
+  inferType(...inputs: Tensor[]): void {
+    const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
+    const types = Object.fromEntries(traced.inputNames.map((n, i) => [n, inputs[i].dtype]));
+    const r = traced.symbol.inferTypePartial(types);
+    this.#assign(traced, r.argTypes, r.auxTypes, (p, t) => {
+      if (p.dtype !== t) p.cast(t);
+    });
+  }
+
+  #assign<T>(
+    traced: CachedGraph & { outputs: unknown },
+    args: (T | undefined)[],
+    aux: (T | undefined)[],
+    set: (p: Parameter, v: T) => void,
+  ): void {
+    const names = [...traced.symbol.listArguments(), ...traced.symbol.listAuxiliaryStates()];
+    const values = [...args, ...aux];
+    names.forEach((n, i) => {
+      const p = traced.params.get(n);
+      if (p && values[i] !== undefined) set(p, values[i]!);
+    });
+  }
+
+  /**
+   * Traces forward with the given symbols as inputs. Parameters become variables named by
+   * their structural names; ops of child blocks are named `<path>_<name>` (`features_9_fwd`).
+   */
+  trace(inputs: Symbol[]): CachedGraph & { outputs: BlockOutput } {
+    const vars = new Map<object, Symbol>();
+    const params = new Map<string, Parameter>();
+    for (const [name, p] of Object.entries(this.collectParams())) {
+      if (vars.has(p)) continue;
+      vars.set(p, p.var(name));
+      params.set(name, p);
+    }
+    const prefixes = new Map<object, string>();
+    for (const [path, b] of this.namedBlocks()) {
+      prefixes.set(b, path ? path.replace(/\./g, "_") + "_" : "");
+    }
+    const state: TraceState = { kind: "trace", vars, prefixes };
+    const outputs = withForwardState(state, () => nameScope(() => this.forward(...inputs)));
+    const list = Array.isArray(outputs) ? outputs : [outputs];
+    list.forEach((o, i) => {
+      if (!(o instanceof Symbol)) {
+        throw new SigilError(
+          `${this.constructor.name}.forward returned a non-symbolic output ${i} while tracing`,
+        );
+      }
+    });
+    const symbol = new Symbol((list as Symbol[]).flatMap((s) => s.outputs));
+    const inputNames = inputs.map((s) => {
+      if (s.outputs.length !== 1 || !s.outputs[0].node.isVariable) {
+        throw new SigilError("trace inputs must be variables");
+      }
+      return s.outputs[0].node.name;
+    });
+    return { symbol, inputNames, params, listOutput: Array.isArray(outputs), outputs };
+  }
+
+  #structureKey(): string {
+    const parts: string[] = [];
+    for (const [path, b] of this.namedBlocks()) parts.push(`${path}#${idOf(b)}`);
+    for (const [name, p] of Object.entries(this.collectParams())) {
+      parts.push(`${name}:${p.shape?.join("x")}:${p.dtype}:${idOf(p)}`);
+    }
+    return parts.join("|");
+  }
+
+  #runGraph(inputs: Tensor[], state: BindState | undefined): BlockOutput {
+    const key = inputs.map((t) => `${t.dtype}(${t.shape.join(",")})`).join(";") + "|" +
+      this.#structureKey();
+    let graph = this.#cache.get(key);
+    if (!graph) {
+      const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
+      graph = {
+        symbol: traced.symbol,
+        inputNames: traced.inputNames,
+        params: traced.params,
+        listOutput: traced.listOutput,
+      };
+      this.#cache.set(key, graph);
+    }
+    this.#last = graph;
+    const bindings: Record<string, Tensor> = {};
+    graph.inputNames.forEach((n, i) => (bindings[n] = inputs[i]));
+    for (const [name, p] of graph.params) {
+      bindings[name] = state?.values.get(p) ?? p.data();
+    }
+    const hooks = this.opHooks;
+    let outs: Tensor[];
+    try {
+      outs = evaluate(graph.symbol, bindings, hooks.length ? { onNode: reportOps(hooks) } : {});
+    } catch (e) {
+      if (e instanceof SigilError) {
+        const described = graph.inputNames.map((n, i) => `'${n}' ${formatShape(inputs[i].shape)}`)
+          .join(", ");
+        const Ctor = e.constructor as new (m: string) => SigilError;
+        throw new Ctor(`${this.constructor.name} called with input ${described}: ${e.message}`);
+      }
+      throw e;
+    }
+    return graph.listOutput ? outs : outs[0];
+  }
+}
+
+function dataName(i: number, n: number): string {
+  return n === 1 ? "data" : `data${i}`;
+}
+
+function reportOps(hooks: { callback: OpHook; monitorAll: boolean }[]) {
+  return (
+    node: import("../compiler/symbol.ts").Node,
+    outputs: readonly Tensor[],
+    inputs: readonly Tensor[],
+  ) => {
+    const opName = node.opName;
+    for (const h of hooks) {
+      if (h.monitorAll) {
+        node.inputNames.forEach((n, i) => h.callback(`${node.name}_${n}`, opName, inputs[i]));
+      }
+      outputs.forEach((t, i) => h.callback(node.outputName(i), opName, t));
+    }
+  };
+}

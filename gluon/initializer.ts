@@ -1,0 +1,241 @@
+/**
+ * Initializers: how parameters get their first values. All draw from sigil's counter-based
+ * generator with an explicit seed, so the same seed gives the same weights on every machine.
+ *
+ * @module
+ */
+import { type DType, dtypeInfo } from "../runtime/dtype.ts";
+import { SigilError } from "../runtime/errors.ts";
+import { type Shape, shapeSize } from "../runtime/shape.ts";
+import { normalValues, uniformValues } from "../runtime/random.ts";
+import { type Tensor, tensorFromValues } from "../runtime/tensor.ts";
+
+/** FNV-1a hash of a string mixed with a seed: per-parameter seeds from one user seed. */
+export function seedFor(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ Math.trunc(seed)) >>> 0;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * Base class of initializers. `create(name, shape, dtype, seed)` picks MXNet's rule by the
+ * parameter's name: biases, betas and running means start at zero, gammas and running
+ * variances at one, everything else (weights) through {@link Initializer.initWeight}.
+ *
+ * @example A seeded Xavier weight
+ * ```ts
+ * import { Xavier } from "./initializer.ts";
+ * const w = new Xavier().create("weight", [4, 3], "float32", 1);
+ * console.assert(w.shape[0] === 4);
+ * ```
+ */
+export abstract class Initializer {
+  /** Values for a weight-like parameter. */
+  abstract initWeight(shape: Shape, seed: number): Float64Array;
+
+  /** The name MXNet serializes the initializer as (`__init__` attribute). */
+  abstract dumps(): string;
+
+  /** Creates the initial tensor for a parameter named `name`. */
+  create(name: string, shape: Shape, dtype: DType, seed: number): Tensor {
+    dtypeInfo(dtype);
+    const n = shapeSize(shape);
+    let values: Float64Array;
+    if (/(^|[._])(bias|beta|running_mean|moving_mean)$/.test(name)) values = new Float64Array(n);
+    else if (/(^|[._])(gamma|running_var|moving_var)$/.test(name)) {
+      values = new Float64Array(n).fill(1);
+    } else values = this.initWeight(shape, seed);
+    return tensorFromValues(values, shape, dtype);
+  }
+}
+
+/** Uniform values in [-scale, scale] (MXNet's default initializer, scale 0.07). */
+export class Uniform extends Initializer {
+  /** Half-width of the interval. */
+  readonly scale: number;
+  /** Creates the initializer. */
+  constructor(scale = 0.07) {
+    super();
+    this.scale = scale;
+  }
+  /** Uniform values. */
+  initWeight(shape: Shape, seed: number): Float64Array {
+    return uniformValues(seed, shapeSize(shape), -this.scale, this.scale);
+  }
+  /** `["uniform", {"scale": 0.07}]`. */
+  dumps(): string {
+    return `["uniform", {"scale": ${this.scale}}]`;
+  }
+}
+
+/** Normal values with mean 0 and standard deviation `sigma` (0.01 by default). */
+export class Normal extends Initializer {
+  /** Standard deviation. */
+  readonly sigma: number;
+  /** Creates the initializer. */
+  constructor(sigma = 0.01) {
+    super();
+    this.sigma = sigma;
+  }
+  /** Normal values. */
+  initWeight(shape: Shape, seed: number): Float64Array {
+    return normalValues(seed, shapeSize(shape), 0, this.sigma);
+  }
+  /** `["normal", {"sigma": 0.01}]`. */
+  dumps(): string {
+    return `["normal", {"sigma": ${this.sigma}}]`;
+  }
+}
+
+/** A constant value. */
+export class Constant extends Initializer {
+  /** The value. */
+  readonly value: number;
+  /** Creates the initializer. */
+  constructor(value: number) {
+    super();
+    this.value = value;
+  }
+  /** Constant values. */
+  initWeight(shape: Shape): Float64Array {
+    return new Float64Array(shapeSize(shape)).fill(this.value);
+  }
+  /** `["constant", {"value": v}]`. */
+  dumps(): string {
+    return `["constant", {"value": ${this.value}}]`;
+  }
+  /** Constants apply to every parameter, whatever its name. */
+  override create(_name: string, shape: Shape, dtype: DType): Tensor {
+    return tensorFromValues(this.initWeight(shape), shape, dtype);
+  }
+}
+
+/** Zeros. */
+export class Zero extends Constant {
+  /** Creates the initializer. */
+  constructor() {
+    super(0);
+  }
+  /** `"zeros"`. */
+  override dumps(): string {
+    return "zeros";
+  }
+}
+
+/** Ones. */
+export class One extends Constant {
+  /** Creates the initializer. */
+  constructor() {
+    super(1);
+  }
+  /** `"ones"`. */
+  override dumps(): string {
+    return "ones";
+  }
+}
+
+/** How Xavier averages fan-in and fan-out. */
+export type FactorType = "avg" | "in" | "out";
+
+/** Fan-in and fan-out of a weight shape, as MXNet computes them. */
+export function fans(shape: Shape): { fanIn: number; fanOut: number } {
+  if (shape.length < 2) {
+    throw new SigilError(`Xavier needs a weight of at least 2 dims, got (${shape.join(", ")})`);
+  }
+  const receptive = shape.slice(2).reduce((a, b) => a * b, 1);
+  return { fanIn: shape[1] * receptive, fanOut: shape[0] * receptive };
+}
+
+/** Glorot/Xavier initialization (uniform or gaussian; magnitude 3, factor `avg` by default). */
+export class Xavier extends Initializer {
+  /** `uniform` or `gaussian`. */
+  readonly rndType: "uniform" | "gaussian";
+  /** Which fan to scale by. */
+  readonly factorType: FactorType;
+  /** Scale magnitude. */
+  readonly magnitude: number;
+  /** Creates the initializer. */
+  constructor(
+    { rndType = "uniform", factorType = "avg", magnitude = 3 }: {
+      rndType?: "uniform" | "gaussian";
+      factorType?: FactorType;
+      magnitude?: number;
+    } = {},
+  ) {
+    super();
+    this.rndType = rndType;
+    this.factorType = factorType;
+    this.magnitude = magnitude;
+  }
+  /** Xavier values. */
+  initWeight(shape: Shape, seed: number): Float64Array {
+    const { fanIn, fanOut } = fans(shape);
+    const factor = this.factorType === "avg"
+      ? (fanIn + fanOut) / 2
+      : this.factorType === "in"
+      ? fanIn
+      : fanOut;
+    const scale = Math.sqrt(this.magnitude / factor);
+    const n = shapeSize(shape);
+    return this.rndType === "uniform"
+      ? uniformValues(seed, n, -scale, scale)
+      : normalValues(seed, n, 0, scale);
+  }
+  /** MXNet's JSON form. */
+  dumps(): string {
+    return `["xavier", {"rnd_type": "${this.rndType}", "factor_type": "${this.factorType}", "magnitude": ${this.magnitude}}]`;
+  }
+}
+
+/** He/MSRA initialization for PReLU nets: gaussian Xavier with magnitude 2 / (1 + slope²). */
+export class MSRAPrelu extends Xavier {
+  /** The PReLU slope. */
+  readonly slope: number;
+  /** Creates the initializer. */
+  constructor(
+    { factorType = "avg", slope = 0.25 }: { factorType?: FactorType; slope?: number } = {},
+  ) {
+    super({ rndType: "gaussian", factorType, magnitude: 2 / (1 + slope * slope) });
+    this.slope = slope;
+  }
+  /** MXNet's JSON form. */
+  override dumps(): string {
+    return `["msraprelu", {"factor_type": "${this.factorType}", "slope": ${this.slope}}]`;
+  }
+}
+
+/** An initializer or a name: `"zeros"`, `"ones"`, `"uniform"`, `"normal"`, `"xavier"`, `"msraprelu"`. */
+export type InitSpec = Initializer | string;
+
+/**
+ * Resolves an initializer name (case-insensitive, MXNet's registry names) to an instance.
+ *
+ * @example Initializers by name
+ * ```ts
+ * import { createInitializer, Zero } from "./initializer.ts";
+ * console.assert(createInitializer("zeros") instanceof Zero);
+ * ```
+ */
+export function createInitializer(spec: InitSpec): Initializer {
+  if (spec instanceof Initializer) return spec;
+  switch (String(spec).toLowerCase()) {
+    case "zeros":
+    case "zero":
+      return new Zero();
+    case "ones":
+    case "one":
+      return new One();
+    case "uniform":
+      return new Uniform();
+    case "normal":
+      return new Normal();
+    case "xavier":
+      return new Xavier();
+    case "msraprelu":
+      return new MSRAPrelu();
+  }
+  throw new SigilError(`unknown initializer '${spec}'`);
+}

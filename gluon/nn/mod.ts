@@ -1,0 +1,7 @@
+/**
+ * Gluon layers (`nn`).
+ *
+ * @module
+ */
+export * from "./basic_layers.ts";
+export * from "./activations.ts";

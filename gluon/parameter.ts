@@ -1,0 +1,294 @@
+/**
+ * Parameters: named, typed, shaped slots for tensors, with deferred shapes (unknown dims are
+ * `-1` until the first forward pass infers them), initializers, learning-rate and weight-decay
+ * multipliers and gradient requests.
+ *
+ * @module
+ */
+import { sym } from "../compiler/sym.ts";
+import type { Symbol } from "../compiler/symbol.ts";
+import { type DType, dtypeInfo } from "../runtime/dtype.ts";
+import { cpu, type Device } from "../runtime/device.ts";
+import { ShapeError, SigilError } from "../runtime/errors.ts";
+import { formatShape, isKnownShape } from "../runtime/shape.ts";
+import { Tensor, tensorFromValues, tensorValues, zerosTensor } from "../runtime/tensor.ts";
+import { forwardState, type Value } from "./context.ts";
+import { createInitializer, type InitSpec, Uniform } from "./initializer.ts";
+
+/** How a parameter's gradient is written: overwritten, accumulated, or not at all. */
+export type GradReq = "write" | "add" | "null";
+
+/** Options of a {@link Parameter}. */
+export interface ParameterOptions {
+  /** Shape; `-1` (or `0`, MXNet's legacy spelling) marks a dim inferred at the first call. */
+  shape?: readonly number[];
+  /** Element type (float32 unless given). */
+  dtype?: DType;
+  /** This parameter's own initializer (wins over the one given to `initialize`). */
+  init?: InitSpec;
+  /** Gradient request (`write` unless given). */
+  gradReq?: GradReq;
+  /** Learning-rate multiplier (1). */
+  lrMult?: number;
+  /** Weight-decay multiplier (1). */
+  wdMult?: number;
+  /** Whether initialization may wait for the shape (true). */
+  allowDeferredInit?: boolean;
+  /** Whether the parameter takes gradients at all (true). */
+  differentiable?: boolean;
+}
+
+/** Options of {@link Parameter.initialize}. */
+export interface ParamInitOptions {
+  /** The initializer used when the parameter has none of its own (Uniform(0.07)). */
+  init?: InitSpec;
+  /** Device for the data. */
+  device?: Device;
+  /** Seed for random initializers (0). */
+  seed?: number;
+  /** Re-initialize even if already initialized. */
+  forceReinit?: boolean;
+}
+
+function normShape(shape: readonly number[] | undefined, what: string): number[] | undefined {
+  if (shape === undefined) return undefined;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= -1)) {
+    throw new ShapeError(`${what}: bad shape ${JSON.stringify(shape)}`);
+  }
+  return shape.map((d) => (d === 0 ? -1 : d));
+}
+
+/**
+ * A parameter of a block.
+ *
+ * @example A parameter with a deferred input dimension
+ * ```ts
+ * import { Parameter } from "./parameter.ts";
+ * const w = new Parameter("weight", { shape: [10, -1] });
+ * w.initialize();
+ * w.shape = [10, 4]; // what the first forward pass does
+ * console.assert(w.data().shape[1] === 4);
+ * ```
+ */
+export class Parameter {
+  /** The parameter's own name (`weight`); blocks give it a structural name in collectParams. */
+  readonly name: string;
+  /** Gradient request. */
+  gradReq: GradReq;
+  /** Learning-rate multiplier. */
+  lrMult: number;
+  /** Weight-decay multiplier. */
+  wdMult: number;
+  /** Own initializer, if any. */
+  init: InitSpec | undefined;
+  /** Whether initialization may wait for the shape. */
+  readonly allowDeferredInit: boolean;
+  /** Whether the parameter takes gradients. */
+  readonly differentiable: boolean;
+  #shape: number[] | undefined;
+  #dtype: DType;
+  #data: Tensor | undefined;
+  #grad: Tensor | undefined;
+  #device: Device = cpu();
+  #deferred: { init: InitSpec | undefined; seed: number } | undefined;
+  #var: Symbol | undefined;
+
+  /** Creates a parameter (no data until {@link initialize}). */
+  constructor(name: string, options: ParameterOptions = {}) {
+    if (typeof name !== "string" || !name) throw new SigilError("a Parameter needs a name");
+    this.name = name;
+    this.#shape = normShape(options.shape, `Parameter '${name}'`);
+    this.#dtype = options.dtype ?? "float32";
+    dtypeInfo(this.#dtype);
+    this.init = options.init;
+    this.gradReq = options.differentiable === false ? "null" : options.gradReq ?? "write";
+    this.lrMult = options.lrMult ?? 1;
+    this.wdMult = options.wdMult ?? 1;
+    this.allowDeferredInit = options.allowDeferredInit ?? true;
+    this.differentiable = options.differentiable ?? true;
+  }
+
+  /** The shape; unknown dims are `-1`. Undefined when nothing is known yet. */
+  get shape(): readonly number[] | undefined {
+    return this.#shape;
+  }
+
+  /**
+   * Sets the shape. Known dims must agree with what is known; filling the last unknown dim
+   * completes a deferred initialization.
+   */
+  set shape(shape: readonly number[] | undefined) {
+    const next = normShape(shape, `Parameter '${this.name}'`);
+    if (next && this.#shape) {
+      const ok = next.length === this.#shape.length &&
+        this.#shape.every((d, i) => d < 0 || next[i] < 0 || d === next[i]);
+      if (!ok) {
+        throw new ShapeError(
+          `Parameter '${this.name}': shape ${formatShape(next)} does not agree with ${
+            formatShape(this.#shape)
+          }`,
+        );
+      }
+      this.#shape = this.#shape.map((d, i) => (d >= 0 ? d : next[i]));
+    } else {
+      this.#shape = next;
+    }
+    this.#var = undefined;
+    if (this.#data && (!this.#shape || this.#shape.some((d, i) => d !== this.#data!.shape[i]))) {
+      this.#data = undefined;
+    }
+    if (this.#deferred && isKnownShape(this.#shape)) this.#finishInit();
+  }
+
+  /** The element type. */
+  get dtype(): DType {
+    return this.#dtype;
+  }
+
+  /** The device of the data. */
+  get device(): Device {
+    return this.#device;
+  }
+
+  /** Whether initialization is waiting for the shape. */
+  get isDeferred(): boolean {
+    return this.#deferred !== undefined;
+  }
+
+  /** Whether the parameter holds data. */
+  get isInitialized(): boolean {
+    return this.#data !== undefined;
+  }
+
+  /**
+   * Creates the data with the parameter's own initializer, or `options.init`, or Uniform(0.07).
+   * With unknown dims the initialization waits for the shape (deferred).
+   */
+  initialize(options: ParamInitOptions = {}): void {
+    if (this.#data && !options.forceReinit) return;
+    this.#device = options.device ?? this.#device;
+    this.#deferred = { init: this.init ?? options.init, seed: options.seed ?? 0 };
+    this.#data = undefined;
+    if (isKnownShape(this.#shape)) this.#finishInit();
+    else if (!this.allowDeferredInit) {
+      throw new ShapeError(
+        `Parameter '${this.name}' has unknown shape ${formatShape(this.#shape)}`,
+      );
+    }
+  }
+
+  #finishInit(): void {
+    const { init, seed } = this.#deferred!;
+    const initializer = createInitializer(init ?? new Uniform());
+    this.#data = initializer.create(this.name, this.#shape!, this.#dtype, seed);
+    this.#grad = this.gradReq === "null" ? undefined : zerosTensor(this.#shape!, this.#dtype);
+    this.#deferred = undefined;
+  }
+
+  /** The data; throws when not initialized (or still deferred). */
+  data(): Tensor {
+    if (!this.#data) {
+      throw new SigilError(
+        this.#deferred
+          ? `Parameter '${this.name}' has not been initialized yet because its shape ${
+            formatShape(this.#shape)
+          } is unknown; run a forward pass (or inferShape) first`
+          : `Parameter '${this.name}' has not been initialized; call initialize() first`,
+      );
+    }
+    return this.#data;
+  }
+
+  /**
+   * The value forward code computes with: the data when running eagerly, the record's tensor
+   * when the block runs as a pure function, the variable while tracing.
+   */
+  value(): Value {
+    const state = forwardState();
+    if (state?.kind === "trace") {
+      const v = state.vars.get(this);
+      if (!v) {
+        throw new SigilError(`Parameter '${this.name}' is not a parameter of the traced block`);
+      }
+      return v;
+    }
+    if (state?.kind === "bind") {
+      const t = state.values.get(this);
+      if (!t) throw new SigilError(`Parameter '${this.name}' has no value in the parameter record`);
+      return t;
+    }
+    return this.data();
+  }
+
+  /** Replaces the data (shape must agree; the dtype is converted to the parameter's). */
+  setData(data: Tensor): void {
+    if (!(data instanceof Tensor)) {
+      throw new SigilError(`Parameter '${this.name}': setData needs a Tensor`);
+    }
+    this.shape = data.shape;
+    this.#data = data.dtype === this.#dtype ? data : castTensor(data, this.#dtype);
+    this.#deferred = undefined;
+    if (this.gradReq !== "null" && (!this.#grad || this.#grad.size !== data.size)) {
+      this.#grad = zerosTensor(data.shape, this.#dtype);
+    }
+  }
+
+  /** The gradient buffer (zeros until a backward pass exists). */
+  grad(): Tensor {
+    if (this.gradReq === "null") {
+      throw new SigilError(`Parameter '${this.name}' has gradReq 'null'`);
+    }
+    if (!this.#grad) throw new SigilError(`Parameter '${this.name}' has not been initialized`);
+    return this.#grad;
+  }
+
+  /** Sets the gradient to zeros. */
+  zeroGrad(): void {
+    if (this.#grad) this.#grad = zerosTensor(this.#grad.shape, this.#dtype);
+  }
+
+  /** Converts the data (and gradient) to another dtype. */
+  cast(dtype: DType): void {
+    dtypeInfo(dtype);
+    this.#dtype = dtype;
+    this.#var = undefined;
+    if (this.#data) this.#data = castTensor(this.#data, dtype);
+    if (this.#grad) this.#grad = zerosTensor(this.#grad.shape, dtype);
+  }
+
+  /** Moves the data to another device. */
+  resetDevice(device: Device): void {
+    this.#device = device;
+  }
+
+  /** The variable standing for this parameter in a graph, named `name` (or the given name). */
+  var(name = this.name): Symbol {
+    if (name !== this.name) return this.#makeVar(name);
+    return this.#var ??= this.#makeVar(name);
+  }
+
+  #makeVar(name: string): Symbol {
+    return sym.var(name, {
+      shape: this.#shape,
+      dtype: this.#dtype,
+      lrMult: this.lrMult,
+      wdMult: this.wdMult,
+      ...(typeof this.init === "string"
+        ? { init: this.init }
+        : this.init
+        ? { init: this.init.dumps() }
+        : {}),
+    });
+  }
+
+  /** `Parameter weight (shape=(10, 5), dtype=float32)`, as MXNet prints it. */
+  toString(): string {
+    return `Parameter ${this.name} (shape=${formatShape(this.#shape)}, dtype=${this.#dtype})`;
+  }
+}
+
+/** A copy of a tensor converted to another dtype. */
+export function castTensor(t: Tensor, dtype: DType): Tensor {
+  if (t.dtype === dtype) return t;
+  return tensorFromValues(tensorValues(t), t.shape, dtype, t.device);
+}
