@@ -107,3 +107,20 @@ export {
   Xavier,
   Zero,
 } from "./gluon/initializer.ts";
+export { SymbolBlock } from "./gluon/symbol_block.ts";
+export type { LoadOptions } from "./gluon/io.ts";
+export { removeAmpCast } from "./compiler/passes/remove_amp_cast.ts";
+export {
+  type ArrayFormat,
+  loadParams,
+  loadParamsBytes,
+  type ParamEntries,
+  type ParamFile,
+  type ParamFormat,
+  paramsToRecord,
+  saveNpy,
+  saveNpz,
+  saveParams,
+  type SaveParamsOptions,
+  saveParamsV2,
+} from "./runtime/params.ts";

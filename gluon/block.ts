@@ -21,7 +21,10 @@ import {
   withForwardState,
 } from "./context.ts";
 import { type InitSpec, seedFor } from "./initializer.ts";
+import { entriesToSave, loadInto, type LoadOptions } from "./io.ts";
 import { Parameter } from "./parameter.ts";
+import { loadParams, paramsToRecord, saveParams } from "../runtime/params.ts";
+import { removeAmpCast } from "../compiler/passes/remove_amp_cast.ts";
 
 /** A frozen record from structural parameter names (`features.0.weight`) to tensors. */
 export type ParamRecord = Readonly<Record<string, Tensor>>;
@@ -84,7 +87,7 @@ let warnedResetCtx = false;
  * class Net extends Block {
  *   dense = new nn.Dense(3, { inUnits: 4 });
  *   forward(x: Value): Value {
- *     return F.relu ? this.dense.call(x) : this.dense.call(x);
+ *     return F.Activation(this.dense.call(x) as Value, { act_type: "relu" });
  *   }
  * }
  * const net = new Net();
@@ -272,12 +275,12 @@ export abstract class Block {
    *
    * @example Two records, one block
    * ```ts
-   * import { nd, nn } from "../mod.ts";
+   * import { nd, nn, type Tensor } from "../mod.ts";
    * const dense = new nn.Dense(2, { inUnits: 3 });
    * dense.initialize({ seed: 1 });
    * const f = dense.asFunction();
    * const zeros = { weight: nd.zeros([2, 3]), bias: nd.ones([2]) };
-   * const y = f(zeros, nd.ones([1, 3])) as import("../mod.ts").Tensor;
+   * const y = f(zeros, nd.ones([1, 3])) as Tensor;
    * console.assert((await y.data())[0] === 1);
    * ```
    */
@@ -301,6 +304,167 @@ export abstract class Block {
       return withForwardState(state, () => this.call(...inputs)) as Tensor | Tensor[];
     };
   }
+
+  /**
+   * Writes every parameter to a `.params` file keyed by structural name (MXNet's
+   * `save_parameters`). `deduplicate` saves each shared Parameter once. The format is MXNet
+   * 1.x's V2 list unless `format: "npz"` (MXNet 2.x) is given or the file ends in `.npz`.
+   */
+  async saveParameters(
+    file: string | URL,
+    options: { deduplicate?: boolean; format?: "v2" | "npz" } = {},
+  ): Promise<void> {
+    const format = options.format ?? (String(file).endsWith(".npz") ? "npz" : "v2");
+    await saveParams(file, entriesToSave(this.collectParams(), options.deduplicate ?? false), {
+      format,
+    });
+  }
+
+  /**
+   * Loads a `.params` file of any vintage (pre-V1, V1, V2, V3, `.npz`) into the parameters by
+   * structural name; `arg:`/`aux:` prefixes are stripped. Missing or extra names fail unless
+   * allowed; dtypes must match unless `castDtype`.
+   */
+  async loadParameters(file: string | URL, options: LoadOptions = {}): Promise<void> {
+    const loaded = await loadParams(file);
+    loadInto(this.collectParams(), paramsToRecord(loaded), options, String(file));
+  }
+
+  /** Loads a record of named tensors (keys may carry `arg:`/`aux:`), as `loadParameters` does. */
+  loadDict(record: Readonly<Record<string, Tensor>>, options: LoadOptions = {}): void {
+    loadInto(this.collectParams(), record, options, "the given dict");
+  }
+
+  /**
+   * Saves the block: `<prefix>-model.json` describes the block tree (class names, parameter
+   * names, hybridized flags and cached graphs) and `<prefix>-model.params` holds the
+   * parameters. (MXNet 2.x writes the parameters to a hard-coded `MyModel-model.params`; sigil
+   * keeps MXNet 1.x's per-prefix name.)
+   */
+  async save(prefix: string): Promise<void> {
+    let index = 0;
+    const describe = (b: Block): Record<string, unknown> => {
+      const entry: Record<string, unknown> = {
+        params: Object.fromEntries(Object.entries(b.params).map(([k]) => [k, k])),
+        hybridized: b instanceof HybridBlock && b.isHybridized,
+      };
+      const g = b instanceof HybridBlock ? b.cachedGraph() : undefined;
+      if (g) entry.symbol = g.symbol.toJSON();
+      for (const [, c] of b.children()) {
+        entry[`${c.constructor.name.toLowerCase()}${index++}`] = describe(c);
+      }
+      return entry;
+    };
+    const tree = { [`${this.constructor.name.toLowerCase()}${index++}`]: describe(this) };
+    await Deno.writeTextFile(`${prefix}-model.json`, JSON.stringify(tree));
+    await this.saveParameters(`${prefix}-model.params`);
+  }
+
+  /**
+   * Loads what {@link save} wrote into a block of the same structure: checks the tree, loads
+   * the parameters and turns hybridization back on where it was.
+   */
+  async load(prefix: string): Promise<void> {
+    let tree: unknown;
+    try {
+      tree = JSON.parse(await Deno.readTextFile(`${prefix}-model.json`));
+    } catch (e) {
+      throw new SigilError(`cannot read '${prefix}-model.json': ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    let index = 0;
+    const visit = (b: Block, entry: unknown, path: string) => {
+      if (typeof entry !== "object" || entry === null) {
+        throw new SigilError(`'${prefix}-model.json': no entry for block '${path || "(root)"}'`);
+      }
+      const e = entry as Record<string, unknown>;
+      if (e.hybridized === true && b instanceof HybridBlock && !b.isHybridized) b.hybridize();
+      for (const [name, c] of b.children()) {
+        const key = `${c.constructor.name.toLowerCase()}${index++}`;
+        visit(c, e[key], path ? `${path}.${name}` : name);
+      }
+    };
+    const rootKey = `${this.constructor.name.toLowerCase()}${index++}`;
+    visit(this, (tree as Record<string, unknown>)?.[rootKey], "");
+    await this.loadParameters(`${prefix}-model.params`);
+  }
+
+  /**
+   * Prints (and returns) MXNet's summary table: each layer's output shape and parameter count,
+   * then totals, trainable / non-trainable and shared counts. The block must be initialized
+   * and not hybridized.
+   *
+   * @example Summarizing a small net
+   * ```ts
+   * import { nd, nn } from "../mod.ts";
+   * const net = new nn.HybridSequential().add(new nn.Dense(4), new nn.Dense(2));
+   * net.initialize();
+   * const table = net.summary(nd.ones([1, 3]));
+   * console.assert(table.includes("Dense-1") && table.includes("Total params: 26"));
+   * ```
+   */
+  summary(...inputs: Tensor[]): string {
+    for (const [, b] of this.namedBlocks()) {
+      if (b instanceof HybridBlock && b.isHybridized) {
+        throw new SigilError(
+          "summary needs a block that is not hybridized; call hybridize({ active: false })",
+        );
+      }
+    }
+    const rows: [string, string, number][] = [];
+    const counts = new Map<string, number>();
+    const seen = new Set<Parameter>();
+    let total = 0;
+    let trainable = 0;
+    let shared = 0;
+    const handles: HookHandle[] = [];
+    for (const [, b] of this.namedBlocks()) {
+      if ((b.constructor as typeof Block).summaryTransparent) continue;
+      handles.push(b.registerForwardHook((blk, _in, out) => {
+        const cls = blk.constructor.name;
+        const n = (counts.get(cls) ?? 0) + 1;
+        counts.set(cls, n);
+        let own = 0;
+        for (const p of Object.values(blk.params)) {
+          const size = p.shape ? p.shape.reduce((a, d) => a * d, 1) : 0;
+          own += size;
+          total += size;
+          if (p.gradReq !== "null") trainable += size;
+          if (seen.has(p)) shared += size;
+          seen.add(p);
+        }
+        rows.push([`${cls}-${n}`, shapeText(out), own]);
+      }));
+    }
+    try {
+      this.call(...inputs);
+    } finally {
+      for (const h of handles) h.detach();
+    }
+    const line = (a: string, b: string, c: string) =>
+      `${a.padStart(20)}  ${b.padStart(42)} ${c.padStart(15)}`;
+    const out = [
+      "-".repeat(80),
+      line("Layer (type)", "Output Shape", "Param #"),
+      "=".repeat(80),
+      line("Input", inputs.map((x) => pyShape(x.shape)).join(", "), "0"),
+      ...rows.map(([a, b, c]) => line(a, b, String(c))),
+      "=".repeat(80),
+      "Parameters in forward computation graph, duplicate included",
+      `   Total params: ${total}`,
+      `   Trainable params: ${trainable}`,
+      `   Non-trainable params: ${total - trainable}`,
+      `Shared params in forward computation graph: ${shared}`,
+      `Unique parameters in model: ${total - shared}`,
+      "-".repeat(80),
+    ].join("\n");
+    console.log(out);
+    return out;
+  }
+
+  /** Containers (Sequential) get no row of their own in {@link summary}. */
+  static summaryTransparent = false;
 
   /** Registers a hook run before forward. */
   registerForwardPreHook(hook: ForwardPreHook): HookHandle {
@@ -445,6 +609,49 @@ export abstract class HybridBlock extends Block {
   /** The graph of the most recent hybridized call (undefined before one). */
   cachedGraph(): CachedGraph | undefined {
     return this.#last;
+  }
+
+  /** The graph `export` writes: the most recent cached graph. */
+  protected exportGraph(): CachedGraph | undefined {
+    return this.#last;
+  }
+
+  /**
+   * Writes `<path>-symbol.json` (MXNet 1.x JSON; AMP casts removed unless
+   * `removeAmpCast: false`) and `<path>-<epoch, 4 digits>.params` with `arg:`/`aux:` keys, and
+   * returns both file names (the second undefined when there are no parameters). Needs a
+   * hybridized call first.
+   */
+  async export(
+    path: string,
+    options: { epoch?: number; removeAmpCast?: boolean; format?: "v2" | "npz" } = {},
+  ): Promise<[string, string | undefined]> {
+    const graph = this.exportGraph();
+    if (!graph) {
+      throw new SigilError(
+        "export: please first call block.hybridize() and then run forward with this block at least once",
+      );
+    }
+    const symbol = options.removeAmpCast === false ? graph.symbol : removeAmpCast(graph.symbol);
+    const symbolFile = `${path}-symbol.json`;
+    await Deno.writeTextFile(symbolFile, symbol.toJSON());
+    const aux = new Set(symbol.listAuxiliaryStates());
+    const entries: [string, Tensor][] = [];
+    for (const name of symbol.listInputs()) {
+      const p = graph.params.get(name);
+      if (p) entries.push([`${aux.has(name) ? "aux" : "arg"}:${name}`, p.data()]);
+    }
+    for (const [name] of graph.params) {
+      if (!symbol.listInputs().includes(name)) {
+        console.warn(`export: parameter '${name}' is not used by the graph`);
+      }
+    }
+    if (!entries.length) return [symbolFile, undefined];
+    const epoch = options.epoch ?? 0;
+    if (!Number.isInteger(epoch) || epoch < 0) throw new SigilError(`export: bad epoch ${epoch}`);
+    const paramsFile = `${path}-${String(epoch).padStart(4, "0")}.params`;
+    await saveParams(paramsFile, entries, { format: options.format ?? "v2" });
+    return [symbolFile, paramsFile];
   }
 
   /** Gluon's `__call__`: eager, traced, or the cached graph, depending on mode and inputs. */
@@ -618,4 +825,13 @@ function reportOps(hooks: { callback: OpHook; monitorAll: boolean }[]) {
       outputs.forEach((t, i) => h.callback(node.outputName(i), opName, t));
     }
   };
+}
+
+function pyShape(shape: readonly number[]): string {
+  return shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
+}
+
+function shapeText(out: BlockOutput): string {
+  if (Array.isArray(out)) return `[${out.map((o) => shapeText(o)).join(", ")}]`;
+  return out instanceof Tensor ? pyShape(out.shape) : String(out);
 }

@@ -26,6 +26,8 @@ import { Activation, type ActivationType } from "./activations.ts";
  * ```
  */
 export class Sequential extends Block {
+  /** Containers get no row in summaries. */
+  static override summaryTransparent = true;
   /** Appends blocks (named `0`, `1`, ...). */
   add(...blocks: Block[]): this {
     for (const b of blocks) this.registerChild(b);
@@ -41,11 +43,14 @@ export class Sequential extends Block {
   get length(): number {
     return this.children().length;
   }
-  /** Runs the children in order. */
-  forward(...inputs: Value[]): BlockOutput {
+  /**
+   * Runs the children in order, each on the previous one's output (spread when it is a
+   * list). Typed as one value; a last child with several outputs gives an array.
+   */
+  forward(...inputs: Value[]): Value {
     let x: BlockOutput = inputs.length === 1 ? inputs[0] : inputs;
     for (const [, c] of this.children()) x = Array.isArray(x) ? c.call(...x) : c.call(x);
-    return x;
+    return x as Value;
   }
 }
 
@@ -62,6 +67,8 @@ export class Sequential extends Block {
  * ```
  */
 export class HybridSequential extends HybridBlock {
+  /** Containers get no row in summaries. */
+  static override summaryTransparent = true;
   /** Appends blocks (named `0`, `1`, ...). */
   add(...blocks: Block[]): this {
     for (const b of blocks) this.registerChild(b);
@@ -77,11 +84,14 @@ export class HybridSequential extends HybridBlock {
   get length(): number {
     return this.children().length;
   }
-  /** Runs the children in order. */
-  forward(...inputs: Value[]): BlockOutput {
+  /**
+   * Runs the children in order, each on the previous one's output (spread when it is a
+   * list). Typed as one value; a last child with several outputs gives an array.
+   */
+  forward(...inputs: Value[]): Value {
     let x: BlockOutput = inputs.length === 1 ? inputs[0] : inputs;
     for (const [, c] of this.children()) x = Array.isArray(x) ? c.call(...x) : c.call(x);
-    return x;
+    return x as Value;
   }
 }
 

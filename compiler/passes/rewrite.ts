@@ -1,0 +1,51 @@
+/**
+ * The rebuilding helper passes share: map every node of a graph, in topological order, to a
+ * new entry (or keep it), re-creating consumers with their new inputs. Hash-consing makes
+ * untouched subgraphs come back as the very same nodes.
+ *
+ * @module
+ */
+import { type Entry, makeNode, type Node, Symbol } from "../symbol.ts";
+
+/**
+ * Rebuilds a symbol. `rewire(entry, mapped)` may replace an input entry (already mapped) of
+ * any node; it receives the original entry and its mapped counterpart and returns the entry
+ * to use. Nodes whose inputs do not change are kept as they are.
+ */
+export function rebuild(
+  symbol: Symbol,
+  rewire: (original: Entry, mapped: Entry) => Entry,
+): Symbol {
+  const map = new Map<Node, Node>();
+  const mapEntry = (e: Entry): Entry => {
+    const n = map.get(e.node) ?? e.node;
+    return n === e.node ? e : n.entry(e.index, e.version);
+  };
+  for (const node of symbol.nodes()) {
+    if (node.isVariable) {
+      map.set(node, node);
+      continue;
+    }
+    const inputs = node.inputs.map((e) => rewire(e, mapEntry(e)));
+    const deps = node.controlDeps.map((d) => map.get(d) ?? d);
+    const same = inputs.every((e, i) => e === node.inputs[i]) &&
+      deps.every((d, i) => d === node.controlDeps[i]);
+    map.set(
+      node,
+      same ? node : makeNode({
+        op: node.op,
+        name: node.name,
+        attrs: node.attrs,
+        inputs,
+        controlDeps: deps,
+        subgraphs: node.subgraphs,
+        rowOutputs: node.rowOutputs,
+        parsed: node.parsed,
+      }),
+    );
+  }
+  return new Symbol(
+    symbol.outputs.map((e) => rewire(e, mapEntry(e)) && mapEntry(e)),
+    symbol.graphAttrs,
+  );
+}
