@@ -130,22 +130,15 @@ export abstract class Block {
     (this as unknown as Record<string, unknown>)[name] = value;
   }
 
-  /** Child blocks with their structural names, in registration order. */
+  /**
+   * Child blocks with their structural names: block-valued properties (camelCase names in
+   * snake_case) in assignment order, then registered children. A block reachable under two
+   * names appears twice, as in MXNet.
+   */
   children(): [string, Block][] {
     const out: [string, Block][] = [];
-    const seen = new Set<Block>();
-    for (const [k, v] of Object.entries(this)) {
-      if (v instanceof Block && !seen.has(v)) {
-        seen.add(v);
-        out.push([snake(k), v]);
-      }
-    }
-    for (const [k, v] of this.#children) {
-      if (!seen.has(v)) {
-        seen.add(v);
-        out.push([k, v]);
-      }
-    }
+    for (const [k, v] of Object.entries(this)) if (v instanceof Block) out.push([snake(k), v]);
+    for (const [k, v] of this.#children) if (!out.some(([n]) => n === k)) out.push([k, v]);
     return out;
   }
 
@@ -419,7 +412,7 @@ export abstract class Block {
     let trainable = 0;
     let shared = 0;
     const handles: HookHandle[] = [];
-    for (const [, b] of this.namedBlocks()) {
+    for (const b of new Set(this.namedBlocks().map(([, b]) => b))) {
       if ((b.constructor as typeof Block).summaryTransparent) continue;
       handles.push(b.registerForwardHook((blk, _in, out) => {
         const cls = blk.constructor.name;
