@@ -14,6 +14,7 @@ import * as cast from "./cast.ts";
 import * as clip from "./clip.ts";
 import * as concat from "./concat.ts";
 import * as convolution from "./convolution.ts";
+import * as deconvolution from "./deconvolution.ts";
 import * as dot from "./dot.ts";
 import * as dropout from "./dropout.ts";
 import * as fullyConnected from "./fully_connected.ts";
@@ -33,6 +34,7 @@ export type OpTable = Readonly<
   & typeof clip
   & typeof concat
   & typeof convolution
+  & typeof deconvolution
   & typeof dot
   & typeof dropout
   & typeof fullyConnected
@@ -53,6 +55,7 @@ export const OPS: OpTable = Object.freeze({
   ...clip,
   ...concat,
   ...convolution,
+  ...deconvolution,
   ...dot,
   ...dropout,
   ...fullyConnected,

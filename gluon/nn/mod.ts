@@ -5,3 +5,4 @@
  */
 export * from "./basic_layers.ts";
 export * from "./activations.ts";
+export * from "./conv_layers.ts";
