@@ -139,6 +139,37 @@ function sameShape(a: PartialShape, b: PartialShape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/**
+ * Facts of a subgraph call node: the subgraph is inferred from what is known of the node's
+ * inputs (bound by the subgraph's input names), giving its outputs and refined inputs.
+ */
+function throughSubgraph<T>(
+  node: Node,
+  ins: (T | undefined)[],
+  infer: (g: Symbol, given: Record<string, T>) => Map<Node, (T | undefined)[]>,
+): { inputs: (T | undefined)[]; outputs: (T | undefined)[] } {
+  const g = node.calledGraph!;
+  const vars = g.nodes().filter((n) => n.isVariable);
+  const given: Record<string, T> = {};
+  vars.forEach((v, i) => {
+    if (ins[i] !== undefined) given[v.name] = ins[i]!;
+  });
+  let facts;
+  try {
+    facts = infer(g, given);
+  } catch (e) {
+    if (e instanceof SigilError) {
+      const Ctor = e.constructor as new (m: string) => SigilError;
+      throw new Ctor(`${nodeWhere(node)}: ${e.message}`);
+    }
+    throw e;
+  }
+  return {
+    inputs: vars.map((v) => facts.get(v)![0]),
+    outputs: g.outputs.map((e) => facts.get(e.node)![e.index]),
+  };
+}
+
 /** Partial shape inference: never throws for unknowns (only for contradictions). */
 export function inferShapePartial(
   symbol: Symbol,
@@ -178,7 +209,10 @@ export function shapeFacts(symbol: Symbol, shapes: ShapeDict): Map<Node, Partial
       }
       return [...s];
     },
-    (n, ins, outs) => applyShapeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
+    (n, ins, outs) =>
+      n.calledGraph
+        ? throughSubgraph(n, ins, (g, given) => shapeFacts(g, given as ShapeDict))
+        : applyShapeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
     sameShape,
   );
 }
@@ -220,7 +254,10 @@ export function typeFacts(symbol: Symbol, types: TypeDict): Map<Node, (DType | u
   return propagate<DType>(
     symbol,
     (n) => (Object.hasOwn(types, n.name) ? types[n.name] : declaredType(n)),
-    (n, ins, outs) => applyTypeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
+    (n, ins, outs) =>
+      n.calledGraph
+        ? throughSubgraph(n, ins, (g, given) => typeFacts(g, given as TypeDict))
+        : applyTypeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
     (a, b) => a === b,
   );
 }

@@ -66,7 +66,16 @@ export function evaluate(
       return t;
     });
     const args = node.inputs.map((e) => values.get(e.node)![e.index]);
-    const outs = node.op!.reference(args, node.parsed, { outShapes, outTypes });
+    const called = node.calledGraph;
+    const outs = called
+      ? evaluate(
+        called,
+        Object.fromEntries(
+          called.nodes().filter((n) => n.isVariable).map((v, i) => [v.name, args[i]]),
+        ),
+        options,
+      )
+      : node.op!.reference(args, node.parsed, { outShapes, outTypes });
     if (outs.length !== outShapes.length) {
       throw new BackendError(
         `${where}: reference gave ${outs.length} outputs, expected ${outShapes.length}`,

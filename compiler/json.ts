@@ -159,6 +159,7 @@ function fixHiddenKeys(raws: RawNode[], source: string): void {
         if (pos > 1 && pos === k.length - key.length) {
           if (raw.op === "null") break;
           const op = opFor(raw, `${source}: node ${i} '${raw.name}'`)!;
+          if (op.subgraph) break;
           const names = op.inputNames(normalizeAttrs(op, visibleAttrs(raw.attrs), raw.name).attrs);
           const idx = names.indexOf(k.slice(0, pos - 1));
           if (idx >= 0 && idx < raw.inputs.length && raws[raw.inputs[idx][0]].op === "null") {
@@ -190,14 +191,15 @@ function withComposeAttrs(
   return out;
 }
 
-function loadGraph(g: Json, source: string, depth: number): Symbol {
+function loadGraph(g: Json, source: string, depth: number, inherited?: number): Symbol {
   if (depth > MAX_SUBGRAPH_DEPTH) throw new FormatError(`${source}: subgraphs nested too deeply`);
   if (!isObject(g)) throw new FormatError(`${source}: the document must be a JSON object`);
   if (!Array.isArray(g.nodes)) throw new FormatError(`${source}: missing 'nodes' array`);
   if (!Array.isArray(g.heads)) throw new FormatError(`${source}: missing 'heads' array`);
   const graphAttrs = readGraphAttrs(g.attrs, source);
   const vAttr = graphAttrs.mxnet_version;
-  const version = vAttr && typeof vAttr[1] === "number" ? vAttr[1] : 800;
+  // Subgraphs carry no version of their own: they are as old as the graph holding them.
+  const version = vAttr && typeof vAttr[1] === "number" ? vAttr[1] : inherited ?? 800;
   const raws = g.nodes.map((n, i) => readNode(n, i, source));
   if (g.arg_nodes !== undefined) {
     if (!Array.isArray(g.arg_nodes) || !g.arg_nodes.every(isIndex)) {
@@ -237,7 +239,7 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
       }
       return n.entry(index, ver);
     });
-    if (op && version < 900) {
+    if (op && !op.subgraph && version < 900) {
       // Before 0.9, aux states (and other defaulted inputs) were not stored: add them.
       const names = op.inputNames(normalizeAttrs(op, visibleAttrs(raw.attrs), where).attrs);
       for (let k = inputs.length; k < names.length; k++) {
@@ -247,7 +249,7 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
       }
     }
     const subgraphs = raw.subgraphs.map((sg, k) =>
-      loadGraph(sg, `${where} subgraph ${k}`, depth + 1)
+      loadGraph(sg, `${where} subgraph ${k}`, depth + 1, version)
     );
     const spec: NodeSpec = {
       op,
@@ -280,7 +282,7 @@ function loadGraph(g: Json, source: string, depth: number): Symbol {
     return nodes[src].entry(index, ver);
   });
   if (heads.length === 0) throw new FormatError(`${source}: the graph has no heads`);
-  if (version < 10000) graphAttrs.mxnet_version = ["int", MXNET_VERSION];
+  if (version < 10000 && depth === 0) graphAttrs.mxnet_version = ["int", MXNET_VERSION];
   return new Symbol(heads, graphAttrs);
 }
 

@@ -114,25 +114,34 @@ export class Node {
     return this.op?.name ?? "null";
   }
 
+  /** The called subgraph of a subgraph op (`_CachedOp`). */
+  get calledGraph(): Symbol | undefined {
+    return this.op?.subgraph ? this.subgraphs[0] : undefined;
+  }
+
   /** Number of outputs, hidden ones included. */
   get numOutputs(): number {
-    return this.op ? this.op.outputNames(this.parsed).length : 1;
+    if (!this.op) return 1;
+    return this.calledGraph?.numOutputs ?? this.op.outputNames(this.parsed).length;
   }
 
   /** Number of outputs a symbol of this node exposes. */
   get numVisibleOutputs(): number {
-    return this.op ? this.op.numVisibleOutputs(this.parsed) : 1;
+    if (!this.op) return 1;
+    return this.calledGraph?.numOutputs ?? this.op.numVisibleOutputs(this.parsed);
   }
 
   /** MXNet's name for output `i`: the variable name, or `<node>_<output name>`. */
   outputName(i: number): string {
     if (!this.op) return this.name;
-    return `${this.name}_${this.op.outputNames(this.parsed)[i]}`;
+    const called = this.calledGraph;
+    return `${this.name}_${called ? `output${i}` : this.op.outputNames(this.parsed)[i]}`;
   }
 
-  /** Names of the op's inputs (`data`, `weight`, ...); empty for variables. */
+  /** Names of the op's inputs (`data`, `weight`, ...; a subgraph's input names); none for variables. */
   get inputNames(): readonly string[] {
-    return this.op ? this.op.inputNames(this.parsed) : [];
+    if (!this.op) return [];
+    return this.calledGraph?.listInputs() ?? this.op.inputNames(this.parsed);
   }
 
   /** The entry for output `index` (interned for version 0). */
@@ -195,13 +204,14 @@ export function makeNode(spec: NodeSpec): Node {
   const where = spec.where ?? `node '${spec.name}'`;
   const parsed = spec.op ? (spec.parsed ?? parseAttrs(spec.op, attrs, where)) : Object.freeze({});
   if (spec.op) {
-    const want = spec.op.inputNames(parsed).length;
+    if (spec.op.subgraph && spec.subgraphs?.length !== 1) {
+      throw new GraphError(`${where}: ${spec.op.name} needs exactly one subgraph`);
+    }
+    const names = spec.op.subgraph ? spec.subgraphs![0].listInputs() : spec.op.inputNames(parsed);
     const got = spec.inputs?.length ?? 0;
-    if (want !== got) {
+    if (names.length !== got) {
       throw new GraphError(
-        `${where}: ${spec.op.name} takes ${want} inputs (${
-          spec.op.inputNames(parsed).join(", ")
-        }), got ${got}`,
+        `${where}: ${spec.op.name} takes ${names.length} inputs (${names.join(", ")}), got ${got}`,
       );
     }
   } else if (spec.inputs?.length) {
@@ -256,12 +266,21 @@ const auxCache = new WeakMap<Symbol, Set<Node>>();
 export function auxiliaryNodes(symbol: Symbol): ReadonlySet<Node> {
   let set = auxCache.get(symbol);
   if (!set) {
-    set = new Set();
+    const found = new Set<Node>();
     for (const n of symbol.nodes()) {
-      if (!n.isVariable) {
-        for (const i of n.op!.auxInputs) if (i < n.inputs.length) set.add(n.inputs[i].node);
+      if (n.isVariable) continue;
+      const called = n.calledGraph;
+      if (called) {
+        // An input of a subgraph call is auxiliary when the subgraph's variable is.
+        const inner = auxiliaryNodes(called);
+        called.nodes().filter((v) => v.isVariable).forEach((v, i) => {
+          if (inner.has(v) && i < n.inputs.length) found.add(n.inputs[i].node);
+        });
+      } else {
+        for (const i of n.op!.auxInputs) if (i < n.inputs.length) found.add(n.inputs[i].node);
       }
     }
+    set = found;
     auxCache.set(symbol, set);
   }
   return set;

@@ -25,6 +25,9 @@ import { entriesToSave, loadInto, type LoadOptions } from "./io.ts";
 import { Parameter } from "./parameter.ts";
 import { loadParams, paramsToRecord, saveParams } from "../runtime/params.ts";
 import { removeAmpCast } from "../compiler/passes/remove_amp_cast.ts";
+import { inlineSubgraphs } from "../compiler/passes/inline.ts";
+import { makeNode } from "../compiler/symbol.ts";
+import { getOp } from "../ops/registry.ts";
 
 /** A frozen record from structural parameter names (`features.0.weight`) to tensors. */
 export type ParamRecord = Readonly<Record<string, Tensor>>;
@@ -625,7 +628,9 @@ export abstract class HybridBlock extends Block {
         "export: please first call block.hybridize() and then run forward with this block at least once",
       );
     }
-    const symbol = options.removeAmpCast === false ? graph.symbol : removeAmpCast(graph.symbol);
+    // MXNet's files hold flat graphs: nested calls are inlined.
+    const flat = inlineSubgraphs(graph.symbol);
+    const symbol = options.removeAmpCast === false ? flat : removeAmpCast(flat);
     const symbolFile = `${path}-symbol.json`;
     await Deno.writeTextFile(symbolFile, symbol.toJSON());
     const aux = new Set(symbol.listAuxiliaryStates());
@@ -656,15 +661,19 @@ export abstract class HybridBlock extends Block {
   #dispatch(inputs: Value[]): BlockOutput {
     const state = forwardState();
     if (state?.kind === "trace") {
-      // Inside a trace: run forward inline under this block's name prefix.
       const prefix = state.prefixes.get(this) ?? "";
+      // A nested hybridized block becomes a subgraph call node; others trace inline.
+      if (this.#active && state.root !== this) return this.#callNode(inputs, state, prefix);
       return this.callWithHooks(inputs, () => nameScope(() => this.forward(...inputs), { prefix }));
     }
     if (inputs.some((x) => x instanceof Symbol)) {
       if (!inputs.every((x) => x instanceof Symbol)) {
         throw new SigilError(`${this.constructor.name}: inputs mix Symbols and Tensors`);
       }
-      return this.trace(inputs as Symbol[]).outputs;
+      // A symbolic call gives the flat graph MXNet would, with every internal output visible.
+      const traced = this.trace(inputs as Symbol[]);
+      const flat = inlineSubgraphs(traced.symbol);
+      return traced.listOutput ? flat.outputs.map((e) => new Symbol([e], flat.graphAttrs)) : flat;
     }
     inputs.forEach((x, i) => {
       if (!(x instanceof Tensor)) {
@@ -734,7 +743,7 @@ export abstract class HybridBlock extends Block {
     for (const [path, b] of this.namedBlocks()) {
       prefixes.set(b, path ? path.replace(/\./g, "_") + "_" : "");
     }
-    const state: TraceState = { kind: "trace", vars, prefixes };
+    const state: TraceState = { kind: "trace", vars, prefixes, root: this };
     const outputs = withForwardState(state, () => nameScope(() => this.forward(...inputs)));
     const list = Array.isArray(outputs) ? outputs : [outputs];
     list.forEach((o, i) => {
@@ -754,6 +763,52 @@ export abstract class HybridBlock extends Block {
     return { symbol, inputNames, params, listOutput: Array.isArray(outputs), outputs };
   }
 
+  /** Traces this (nested, hybridized) block as a subgraph and calls it with `inputs`. */
+  #callNode(inputs: Value[], state: TraceState, prefix: string): BlockOutput {
+    const outer = inputs.map((x, i) => {
+      if (!(x instanceof Symbol) || x.numOutputs !== 1) {
+        throw new SigilError(
+          `${this.constructor.name}: traced input ${i} must be a single-output symbol`,
+        );
+      }
+      return x.outputs[0];
+    });
+    const inner = outer.map((_, i) => variable(`${prefix}data${i}`));
+    const result = withForwardState(
+      { ...state, root: this },
+      () => nameScope(() => this.forward(...inner), { prefix }),
+    );
+    const list = Array.isArray(result) ? result : [result];
+    list.forEach((o, i) => {
+      if (!(o instanceof Symbol)) {
+        throw new SigilError(`${this.constructor.name}: output ${i} is not symbolic`);
+      }
+    });
+    const graph = new Symbol((list as Symbol[]).flatMap((s) => s.outputs));
+    const dataIndex = new Map(inner.map((s, i) => [s.outputs[0].node, i]));
+    const callInputs = graph.nodes().filter((v) => v.isVariable).map((v) => {
+      const i = dataIndex.get(v);
+      return i === undefined ? v.entry() : outer[i];
+    });
+    const flags = this.#flags;
+    const attrs: Record<string, string> = { inline_limit: String(flags.inlineLimit ?? 2) };
+    if (flags.staticAlloc) attrs.static_alloc = "True";
+    if (flags.staticShape) attrs.static_shape = "True";
+    const node = makeNode({
+      op: getOp("_CachedOp"),
+      name: `${prefix}cachedop`,
+      attrs,
+      inputs: callInputs,
+      subgraphs: [graph],
+    });
+    if (!Array.isArray(result)) return new Symbol(graph.outputs.map((_, i) => node.entry(i)));
+    let at = 0;
+    return (list as Symbol[]).map((s) => {
+      const entries = s.outputs.map(() => node.entry(at++));
+      return new Symbol(entries);
+    });
+  }
+
   #structureKey(): string {
     const parts: string[] = [];
     for (const [path, b] of this.namedBlocks()) parts.push(`${path}#${idOf(b)}`);
@@ -770,7 +825,7 @@ export abstract class HybridBlock extends Block {
     if (!graph) {
       const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
       graph = {
-        symbol: traced.symbol,
+        symbol: inlineSubgraphs(traced.symbol, { limit: this.#flags.inlineLimit ?? 2 }),
         inputNames: traced.inputNames,
         params: traced.params,
         listOutput: traced.listOutput,
@@ -780,8 +835,10 @@ export abstract class HybridBlock extends Block {
     this.#last = graph;
     const bindings: Record<string, Tensor> = {};
     graph.inputNames.forEach((n, i) => (bindings[n] = inputs[i]));
-    for (const [name, p] of graph.params) {
-      bindings[name] = state?.values.get(p) ?? p.data();
+    // Parameters the forward code never touched are not graph inputs.
+    for (const name of graph.symbol.listInputs()) {
+      const p = graph.params.get(name);
+      if (p) bindings[name] = state?.values.get(p) ?? p.data();
     }
     const hooks = this.opHooks;
     let outs: Tensor[];

@@ -19,6 +19,8 @@ export interface TraceState {
   readonly vars: Map<object, Symbol>;
   /** Name prefixes of the blocks under the traced root (structural path, `_`-joined). */
   readonly prefixes: Map<object, string>;
+  /** The block being traced (nested hybridized blocks become subgraph calls). */
+  readonly root: object;
 }
 
 /** Forward runs with parameter values taken from a record. */

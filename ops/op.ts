@@ -133,6 +133,11 @@ export interface OpDef<
    * undefined for attribute values that have no scalar form (LeakyReLU's prelu).
    */
   readonly scalar?: (attrs: Attrs<S>) => ScalarExpr | undefined;
+  /**
+   * For subgraph ops (`_CachedOp`): the node's inputs, outputs, shapes, dtypes and values come
+   * from its subgraph (the symbol in `node.subgraphs[0]`), not from this definition.
+   */
+  readonly subgraph?: boolean;
   /** Draws a valid call whose first input has shape `x`, or undefined when none exists. */
   readonly sample?: (draw: Draw, x: Shape) => Sample | undefined;
 }

@@ -10,6 +10,7 @@ import type { AnyOpDef } from "./op.ts";
 import * as activation from "./activation.ts";
 import * as batchNorm from "./batch_norm.ts";
 import * as binary from "./binary.ts";
+import * as cachedOp from "./cached_op.ts";
 import * as cast from "./cast.ts";
 import * as clip from "./clip.ts";
 import * as concat from "./concat.ts";
@@ -17,6 +18,7 @@ import * as convolution from "./convolution.ts";
 import * as deconvolution from "./deconvolution.ts";
 import * as dot from "./dot.ts";
 import * as dropout from "./dropout.ts";
+import * as embedding from "./embedding.ts";
 import * as fullyConnected from "./fully_connected.ts";
 import * as pooling from "./pooling.ts";
 import * as reduce from "./reduce.ts";
@@ -30,6 +32,7 @@ export type OpTable = Readonly<
   & typeof activation
   & typeof batchNorm
   & typeof binary
+  & typeof cachedOp
   & typeof cast
   & typeof clip
   & typeof concat
@@ -37,6 +40,7 @@ export type OpTable = Readonly<
   & typeof deconvolution
   & typeof dot
   & typeof dropout
+  & typeof embedding
   & typeof fullyConnected
   & typeof pooling
   & typeof reduce
@@ -51,6 +55,7 @@ export const OPS: OpTable = Object.freeze({
   ...activation,
   ...batchNorm,
   ...binary,
+  ...cachedOp,
   ...cast,
   ...clip,
   ...concat,
@@ -58,6 +63,7 @@ export const OPS: OpTable = Object.freeze({
   ...deconvolution,
   ...dot,
   ...dropout,
+  ...embedding,
   ...fullyConnected,
   ...pooling,
   ...reduce,
