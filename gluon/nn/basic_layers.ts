@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { pyFloat } from "../../ops/attrs.ts";
 import type { DType } from "../../runtime/dtype.ts";
 import { SigilError } from "../../runtime/errors.ts";
 import { Block, type BlockOutput, HybridBlock } from "../block.ts";
@@ -176,4 +177,424 @@ export class Dense extends HybridBlock {
       this.act ? `Activation(${this.act.actType})` : "linear"
     })`;
   }
+}
+
+/**
+ * Dropout at inference: the identity (MXNet's `Dropout` op, which drops only in training).
+ * A rate of 0 is MXNet's plain copy (`_copy`).
+ *
+ * @example Dropout is the identity at inference
+ * ```ts
+ * import { nd, nn } from "../../mod.ts";
+ * const y = new nn.Dropout(0.5).call(nd.array([1, 2, 3]));
+ * console.assert((await y.data()).join() === "1,2,3");
+ * ```
+ */
+export class Dropout extends HybridBlock {
+  /** Fraction of inputs dropped in training. */
+  readonly rate: number;
+  /** Axes along which one mask value is shared. */
+  readonly axes: readonly number[];
+  /** Creates the layer. */
+  constructor(rate: number, options: { axes?: readonly number[] } = {}) {
+    super();
+    if (typeof rate !== "number" || !(rate >= 0 && rate <= 1)) {
+      throw new SigilError(`Dropout: rate must be in [0, 1], got ${rate}`);
+    }
+    this.rate = rate;
+    this.axes = Object.freeze([...(options.axes ?? [])]);
+  }
+  /** The identity (the `Dropout` op at inference). */
+  forward(x: Value): Value {
+    if (this.rate > 0) return F.Dropout(x, { p: this.rate, axes: this.axes, name: "fwd" });
+    return F._copy(x);
+  }
+  /** `Dropout(p = 0.5, axes=())`, as MXNet prints it. */
+  override toString(): string {
+    const axes = this.axes.length === 1 ? `(${this.axes[0]},)` : `(${this.axes.join(", ")})`;
+    return `Dropout(p = ${this.rate}, axes=${axes})`;
+  }
+}
+
+/**
+ * Flattens all axes but the first: `(N, x1, ..., xn)` to `(N, x1 * ... * xn)` (MXNet's
+ * `Flatten` op).
+ *
+ * @example Flattening image-shaped data
+ * ```ts
+ * import { nd, nn } from "../../mod.ts";
+ * const y = new nn.Flatten().call(nd.zeros([2, 3, 4, 5]));
+ * console.assert(y.shape.join() === "2,60");
+ * ```
+ */
+export class Flatten extends HybridBlock {
+  /** Flattens the input. */
+  forward(x: Value): Value {
+    return F.Flatten(x);
+  }
+  /** `Flatten`, as MXNet prints it. */
+  override toString(): string {
+    return "Flatten";
+  }
+}
+
+/** Options of {@link Embedding}. */
+export interface EmbeddingOptions {
+  /** Dtype of the table and the output (float32). */
+  dtype?: DType;
+  /** Initializer of the table (the global one unless given). */
+  weightInitializer?: InitSpec;
+  /** Whether MXNet would keep the weight's gradient row-sparse (no effect on the forward). */
+  sparseGrad?: boolean;
+}
+
+/**
+ * Maps integer indices to rows of a learned `(inputDim, outputDim)` table (MXNet's `Embedding`
+ * op): indices of shape `(d1, ..., dk)` give `(d1, ..., dk, outputDim)`. Indices are truncated
+ * and clipped to `[0, inputDim)`, as MXNet's forward does.
+ *
+ * @example Looking up two tokens
+ * ```ts
+ * import { nd, nn } from "../../mod.ts";
+ * const emb = new nn.Embedding(10, 4);
+ * emb.initialize({ seed: 0 });
+ * const y = emb.call(nd.array([[1, 7]]));
+ * console.assert(y.shape.join() === "1,2,4" && emb.weight.shape!.join() === "10,4");
+ * ```
+ */
+export class Embedding extends HybridBlock {
+  /** Vocabulary size. */
+  readonly inputDim: number;
+  /** Size of each embedding vector. */
+  readonly outputDim: number;
+  /** Dtype of the table. */
+  readonly dtype: DType;
+  /** Whether the gradient would be row-sparse in MXNet. */
+  readonly sparseGrad: boolean;
+  /** The table, `(inputDim, outputDim)`. */
+  weight: Parameter;
+  /** Creates the layer. */
+  constructor(inputDim: number, outputDim: number, options: EmbeddingOptions = {}) {
+    super();
+    for (const [what, v] of [["inputDim", inputDim], ["outputDim", outputDim]] as const) {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new SigilError(`Embedding: ${what} must be an integer >= 1, got ${v}`);
+      }
+    }
+    this.inputDim = inputDim;
+    this.outputDim = outputDim;
+    this.dtype = options.dtype ?? "float32";
+    this.sparseGrad = options.sparseGrad ?? false;
+    this.weight = new Parameter("weight", {
+      shape: [inputDim, outputDim],
+      dtype: this.dtype,
+      init: options.weightInitializer,
+    });
+  }
+  /** Looks the indices up. */
+  forward(x: Value): Value {
+    return F.Embedding(x, this.weight.value(), {
+      input_dim: this.inputDim,
+      output_dim: this.outputDim,
+      dtype: this.dtype,
+      sparse_grad: this.sparseGrad,
+      name: "fwd",
+    });
+  }
+  /** `Embedding(10 -> 4, float32)`, as MXNet prints it. */
+  override toString(): string {
+    return `Embedding(${this.inputDim} -> ${this.outputDim}, ${this.dtype})`;
+  }
+}
+
+/** Options of {@link BatchNorm} (MXNet's names in camelCase). */
+export interface BatchNormOptions {
+  /** The channel axis (1). */
+  axis?: number;
+  /** Momentum of the moving statistics in training (0.9). */
+  momentum?: number;
+  /** Added to the variance before the square root (1e-5). */
+  epsilon?: number;
+  /** Whether `beta` is added (true); false keeps it at its initial zeros, untrained. */
+  center?: boolean;
+  /** Whether `gamma` multiplies (true); false fixes it at 1 (`fix_gamma`). */
+  scale?: boolean;
+  /** Whether training uses the moving statistics too (false). */
+  useGlobalStats?: boolean;
+  /** Initializer of `beta` (`zeros`). */
+  betaInitializer?: InitSpec;
+  /** Initializer of `gamma` (`ones`). */
+  gammaInitializer?: InitSpec;
+  /** Initializer of `running_mean` (`zeros`). */
+  runningMeanInitializer?: InitSpec;
+  /** Initializer of `running_var` (`ones`). */
+  runningVarianceInitializer?: InitSpec;
+  /** Number of channels; 0 or absent infers it at the first call. */
+  inChannels?: number;
+  /** Parameter dtype (float32). */
+  dtype?: DType;
+}
+
+/**
+ * Batch normalization (MXNet's `BatchNorm` op) in inference form: each channel along `axis` is
+ * normalized with the moving statistics, `(x - running_mean) / sqrt(running_var + epsilon)`,
+ * then scaled by `gamma` (unless `scale` is false) and shifted by `beta`.
+ *
+ * @example A batch norm with its channel count inferred
+ * ```ts
+ * import { nd, nn } from "../../mod.ts";
+ * const bn = new nn.BatchNorm();
+ * bn.initialize();
+ * const y = bn.call(nd.ones([2, 3, 4]));
+ * console.assert(bn.runningMean.shape!.join() === "3" && y.shape.join() === "2,3,4");
+ * ```
+ */
+export class BatchNorm extends HybridBlock {
+  /** The channel axis. */
+  readonly axis: number;
+  /** Momentum of the moving statistics. */
+  readonly momentum: number;
+  /** Added to the variance. */
+  readonly epsilon: number;
+  /** Whether `gamma` multiplies (MXNet's `fix_gamma` is its negation). */
+  readonly scale: boolean;
+  /** Whether `beta` is trained. */
+  readonly center: boolean;
+  /** Whether training uses the moving statistics. */
+  readonly useGlobalStats: boolean;
+  /** Scale, `(C,)`. */
+  gamma: Parameter;
+  /** Shift, `(C,)`. */
+  beta: Parameter;
+  /** Moving mean, `(C,)`; an auxiliary state, not trained by gradients. */
+  runningMean: Parameter;
+  /** Moving variance, `(C,)`; an auxiliary state, not trained by gradients. */
+  runningVar: Parameter;
+
+  /** Creates the layer. */
+  constructor(options: BatchNormOptions = {}) {
+    super();
+    this.axis = options.axis ?? 1;
+    this.momentum = options.momentum ?? 0.9;
+    this.epsilon = options.epsilon ?? 1e-5;
+    this.center = options.center ?? true;
+    this.scale = options.scale ?? true;
+    this.useGlobalStats = options.useGlobalStats ?? false;
+    const c = options.inChannels ?? 0;
+    if (!Number.isInteger(c) || c < 0) {
+      throw new SigilError(`BatchNorm: inChannels must be an integer >= 0, got ${c}`);
+    }
+    const dtype = options.dtype ?? "float32";
+    const shape = [c || -1];
+    const param = (name: string, init: InitSpec, trained: boolean) =>
+      new Parameter(name, {
+        shape,
+        dtype,
+        init,
+        gradReq: trained ? "write" : "null",
+        differentiable: trained,
+      });
+    this.gamma = param("gamma", options.gammaInitializer ?? "ones", this.scale);
+    this.beta = param("beta", options.betaInitializer ?? "zeros", this.center);
+    this.runningMean = param("running_mean", options.runningMeanInitializer ?? "zeros", false);
+    this.runningVar = param("running_var", options.runningVarianceInitializer ?? "ones", false);
+  }
+
+  /** Normalizes with the moving statistics. */
+  forward(x: Value): Value {
+    return F.BatchNorm(
+      x,
+      this.gamma.value(),
+      this.beta.value(),
+      this.runningMean.value(),
+      this.runningVar.value(),
+      {
+        eps: this.epsilon,
+        momentum: this.momentum,
+        fix_gamma: !this.scale,
+        use_global_stats: this.useGlobalStats,
+        axis: this.axis,
+        name: "fwd",
+      },
+    );
+  }
+
+  /** Casts the parameters; float16 becomes float32, as MXNet keeps BatchNorm's in float32. */
+  override cast(dtype: DType): this {
+    return super.cast(dtype === "float16" ? "float32" : dtype);
+  }
+
+  /** `BatchNorm(axis=1, eps=1e-05, momentum=0.9, fix_gamma=False, ...)`, as MXNet prints it. */
+  override toString(): string {
+    const c = this.gamma.shape?.[0];
+    const py = (b: boolean) => (b ? "True" : "False");
+    return `BatchNorm(axis=${this.axis}, eps=${pyFloat(this.epsilon)}, momentum=${
+      pyFloat(this.momentum)
+    }, fix_gamma=${py(!this.scale)}, use_global_stats=${py(this.useGlobalStats)}, in_channels=${
+      c !== undefined && c > 0 ? c : "None"
+    })`;
+  }
+}
+
+/** A function of values, or the name of an `F` op applied to the inputs. */
+export type LambdaFunction = string | ((...inputs: Value[]) => BlockOutput);
+
+function resolveLambda(fn: LambdaFunction, who: string): (...inputs: Value[]) => BlockOutput {
+  if (typeof fn === "function") return fn;
+  if (typeof fn === "string") {
+    const op = (F as unknown as Record<string, unknown>)[fn];
+    if (typeof op !== "function") {
+      throw new SigilError(`${who}: '${fn}' is not an F op`);
+    }
+    return op as (...inputs: Value[]) => Value;
+  }
+  throw new SigilError(`${who}: the function must be a function or an op name`);
+}
+
+/**
+ * Wraps a function of values as a (plain, not hybridizable) block; a string names an `F` op.
+ *
+ * @example A block from a function
+ * ```ts
+ * import { F, nd, nn, type Tensor, type Value } from "../../mod.ts";
+ * const twice = new nn.Lambda((x: Value) => F._mul_scalar(x, { scalar: 2 }));
+ * const y = twice.call(nd.array([3])) as Tensor;
+ * console.assert((await y.data())[0] === 6);
+ * ```
+ */
+export class Lambda extends Block {
+  readonly #fn: (...inputs: Value[]) => BlockOutput;
+  readonly #label: string;
+  /** Creates the block. */
+  constructor(fn: LambdaFunction) {
+    super();
+    this.#fn = resolveLambda(fn, "Lambda");
+    this.#label = typeof fn === "string" ? fn : fn.name || "<function>";
+  }
+  /** Applies the function. */
+  forward(...inputs: Value[]): BlockOutput {
+    return this.#fn(...inputs);
+  }
+  /** `Lambda(<name>)`. */
+  override toString(): string {
+    return `${this.constructor.name}(${this.#label})`;
+  }
+}
+
+/**
+ * Wraps a function of values written with `F` (or the name of an `F` op) as a hybridizable
+ * block.
+ *
+ * @example A hybridizable block from a function
+ * ```ts
+ * import { F, nd, nn, type Value } from "../../mod.ts";
+ * const net = new nn.HybridSequential().add(new nn.HybridLambda((x: Value) => F.exp(x)));
+ * net.hybridize();
+ * const y = net.call(nd.zeros([2]));
+ * console.assert((await y.data())[0] === 1);
+ * ```
+ */
+export class HybridLambda extends HybridBlock {
+  readonly #fn: (...inputs: Value[]) => BlockOutput;
+  readonly #label: string;
+  /** Creates the block. */
+  constructor(fn: LambdaFunction) {
+    super();
+    this.#fn = resolveLambda(fn, "HybridLambda");
+    this.#label = typeof fn === "string" ? fn : fn.name || "<function>";
+  }
+  /** Applies the function. */
+  forward(...inputs: Value[]): BlockOutput {
+    return this.#fn(...inputs);
+  }
+  /** `HybridLambda(<name>)`. */
+  override toString(): string {
+    return `${this.constructor.name}(${this.#label})`;
+  }
+}
+
+/**
+ * Returns its input unchanged (a placeholder in containers).
+ *
+ * @example The identity
+ * ```ts
+ * import { nd, nn } from "../../mod.ts";
+ * const x = nd.array([1, 2]);
+ * console.assert(new nn.Identity().call(x) === x);
+ * ```
+ */
+export class Identity extends HybridBlock {
+  /** Returns the input. */
+  forward(x: Value): Value {
+    return x;
+  }
+}
+
+/**
+ * Runs every child on the same input and concatenates their outputs along `axis` (any
+ * blocks).
+ *
+ * @example Two branches side by side
+ * ```ts
+ * import { nd, nn } from "../../mod.ts";
+ * const net = new nn.Concatenate(1).add(new nn.Dense(2), new nn.Dense(3));
+ * net.initialize();
+ * console.assert(net.call(nd.ones([4, 5])).shape.join() === "4,5");
+ * ```
+ */
+export class Concatenate extends Sequential {
+  /** The concatenation axis. */
+  readonly axis: number;
+  /** Creates the container (children come with `add`). */
+  constructor(axis = -1) {
+    super();
+    if (!Number.isInteger(axis)) throw new SigilError(`Concatenate: bad axis ${axis}`);
+    this.axis = axis;
+  }
+  /** Concatenates every child's output on the input. */
+  override forward(x: Value): Value {
+    return concatChildren(this, x, this.axis);
+  }
+}
+
+/**
+ * Runs every child on the same input and concatenates their outputs along `axis`;
+ * hybridizes as a whole.
+ *
+ * @example An inception-style block
+ * ```ts
+ * import { nd, nn } from "../../mod.ts";
+ * const net = new nn.HybridConcatenate(1).add(new nn.Dense(2), new nn.Identity());
+ * net.initialize();
+ * net.hybridize();
+ * console.assert(net.call(nd.ones([4, 5])).shape.join() === "4,7");
+ * ```
+ */
+export class HybridConcatenate extends HybridSequential {
+  /** The concatenation axis. */
+  readonly axis: number;
+  /** Creates the container (children come with `add`). */
+  constructor(axis = -1) {
+    super();
+    if (!Number.isInteger(axis)) throw new SigilError(`HybridConcatenate: bad axis ${axis}`);
+    this.axis = axis;
+  }
+  /** Concatenates every child's output on the input. */
+  override forward(x: Value): Value {
+    return concatChildren(this, x, this.axis);
+  }
+}
+
+function concatChildren(block: Block, x: Value, axis: number): Value {
+  const outs = block.children().map(([name, c]) => {
+    const y = c.call(x);
+    if (Array.isArray(y)) {
+      throw new SigilError(
+        `${block.constructor.name}: child '${name}' returned several outputs; each must return one`,
+      );
+    }
+    return y as Value;
+  });
+  if (outs.length === 0) throw new SigilError(`${block.constructor.name} has no children`);
+  return F.Concat(...outs, { dim: axis });
 }
