@@ -10,10 +10,12 @@ import type { AnyOpDef } from "./op.ts";
 import * as activation from "./activation.ts";
 import * as batchNorm from "./batch_norm.ts";
 import * as binary from "./binary.ts";
+import * as cachedOp from "./cached_op.ts";
 import * as cast from "./cast.ts";
 import * as clip from "./clip.ts";
 import * as concat from "./concat.ts";
 import * as convolution from "./convolution.ts";
+import * as deconvolution from "./deconvolution.ts";
 import * as dot from "./dot.ts";
 import * as dropout from "./dropout.ts";
 import * as embedding from "./embedding.ts";
@@ -30,10 +32,12 @@ export type OpTable = Readonly<
   & typeof activation
   & typeof batchNorm
   & typeof binary
+  & typeof cachedOp
   & typeof cast
   & typeof clip
   & typeof concat
   & typeof convolution
+  & typeof deconvolution
   & typeof dot
   & typeof dropout
   & typeof embedding
@@ -51,10 +55,12 @@ export const OPS: OpTable = Object.freeze({
   ...activation,
   ...batchNorm,
   ...binary,
+  ...cachedOp,
   ...cast,
   ...clip,
   ...concat,
   ...convolution,
+  ...deconvolution,
   ...dot,
   ...dropout,
   ...embedding,
