@@ -499,6 +499,7 @@ export abstract class Block {
 
   /** Runs forward with hooks: Gluon's `__call__`. */
   call<T extends Block>(this: T, ...inputs: Value[]): Concrete<ReturnType<T["forward"]>> {
+    checkArity(this, inputs);
     return this.callWithHooks(inputs, () => this.forward(...inputs)) as Concrete<
       ReturnType<T["forward"]>
     >;
@@ -659,6 +660,7 @@ export abstract class HybridBlock extends Block {
   }
 
   #dispatch(inputs: Value[]): BlockOutput {
+    checkArity(this, inputs);
     const state = forwardState();
     if (state?.kind === "trace") {
       const prefix = state.prefixes.get(this) ?? "";
@@ -854,6 +856,21 @@ export abstract class HybridBlock extends Block {
       throw e;
     }
     return graph.listOutput ? outs : outs[0];
+  }
+}
+
+/**
+ * Rejects more inputs than forward declares (a forward with rest parameters takes any
+ * number). Fewer reach forward as undefined and fail there with a typed error.
+ */
+function checkArity(block: Block, inputs: readonly Value[]): void {
+  const declared = block.forward.length;
+  if (declared > 0 && inputs.length > declared) {
+    throw new SigilError(
+      `${block.constructor.name} takes ${declared} input${
+        declared === 1 ? "" : "s"
+      }, got ${inputs.length}`,
+    );
   }
 }
 
