@@ -237,9 +237,10 @@ export abstract class Block {
     for (const p of new Set(Object.values(this.collectParams()))) p.zeroGrad();
   }
 
-  /** Casts every parameter to `dtype`. */
+  /** Casts every parameter to `dtype` (children first; layers may keep some, like BatchNorm). */
   cast(dtype: DType): this {
-    for (const p of new Set(Object.values(this.collectParams()))) p.cast(dtype);
+    for (const [, c] of this.children()) c.cast(dtype);
+    for (const p of Object.values(this.params)) p.cast(dtype);
     return this;
   }
 

@@ -179,8 +179,15 @@ export class Parameter {
 
   #finishInit(): void {
     const { init, seed } = this.#deferred!;
-    const initializer = createInitializer(init ?? new Uniform());
-    this.#data = initializer.create(this.name, this.#shape!, this.#dtype, seed);
+    // A parameter's own initializer applies as is (MXNet's `_init_weight`); the global one
+    // goes through the name rules (biases and betas zero, gammas one, ...).
+    this.#data = this.init !== undefined
+      ? tensorFromValues(
+        createInitializer(this.init).initWeight(this.#shape!, seed),
+        this.#shape!,
+        this.#dtype,
+      )
+      : createInitializer(init ?? new Uniform()).create(this.name, this.#shape!, this.#dtype, seed);
     this.#grad = this.gradReq === "null" ? undefined : zerosTensor(this.#shape!, this.#dtype);
     this.#deferred = undefined;
   }

@@ -163,6 +163,30 @@ export class SymbolBlock extends HybridBlock {
     return this;
   }
 
+  /**
+   * Casts the parameters; for float16, BatchNorm's gamma, beta and statistics go back to
+   * float32, found by MXNet's name rule (`<prefix>running_var` with its siblings, or
+   * `moving_var`).
+   */
+  override cast(dtype: DType): this {
+    super.cast(dtype);
+    if (dtype !== "float16") return this;
+    const names = new Set(this.#params.keys());
+    for (const name of names) {
+      for (
+        const [suffix, mean] of [["running_var", "running_mean"], ["moving_var", "moving_mean"]]
+      ) {
+        if (!name.endsWith(suffix)) continue;
+        const prefix = name.slice(0, -suffix.length);
+        const group = [name, ...[mean, "gamma", "beta"].map((s) => prefix + s)];
+        if (group.every((n) => names.has(n))) {
+          for (const n of group) this.#params.get(n)!.cast("float32");
+        }
+      }
+    }
+    return this;
+  }
+
   /** The graph export writes (always available). */
   protected override exportGraph(): CachedGraph {
     return {
