@@ -69,6 +69,7 @@ export type {
 export type { AnyAttrs } from "./ops/call.ts";
 export type { BinaryFn, ScalarExpr, UnaryFn } from "./ops/scalar.ts";
 export * as nn from "./gluon/nn/mod.ts";
+export * as modelZoo from "./gluon/model_zoo/mod.ts";
 export { F } from "./gluon/f.ts";
 export type { FFn, FOps } from "./gluon/f.ts";
 export type { Value } from "./gluon/context.ts";

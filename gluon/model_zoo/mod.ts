@@ -1,0 +1,13 @@
+/**
+ * Gluon's model zoo: pre-defined models by family (`vision`).
+ *
+ * @example A model by MXNet's name
+ * ```ts
+ * import { modelZoo } from "../../mod.ts";
+ * const net = modelZoo.vision.getModel("squeezenet1.1");
+ * console.assert(net.constructor.name === "SqueezeNet");
+ * ```
+ *
+ * @module
+ */
+export * as vision from "./vision/mod.ts";
