@@ -3,9 +3,10 @@
  *
  * @example Eager tensors
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "./mod.ts";
  * const y = nd.exp(nd.zeros([2]));
- * console.assert((await y.data())[0] === 1);
+ * assert((await y.data())[0] === 1);
  * ```
  *
  * @module

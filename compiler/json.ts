@@ -293,6 +293,7 @@ function loadGraph(g: Json, source: string, depth: number, inherited?: number): 
  *
  * @example Loading a symbol
  * ```ts
+ * import assert from "node:assert";
  * import { sym } from "../mod.ts";
  * const net = sym.loadJSON(JSON.stringify({
  *   nodes: [
@@ -302,7 +303,7 @@ function loadGraph(g: Json, source: string, depth: number, inherited?: number): 
  *   arg_nodes: [0],
  *   heads: [[1, 0, 0]],
  * }));
- * console.assert(net.listOutputs()[0] === "e_output");
+ * assert(net.listOutputs()[0] === "e_output");
  * ```
  */
 export function loadJSON(text: string, source = "symbol JSON"): Symbol {

@@ -42,10 +42,11 @@ let current = new NameManager();
  *
  * @example Deterministic names
  * ```ts
+ * import assert from "node:assert";
  * import { sym } from "../mod.ts";
  * const a = sym.nameScope(() => sym.exp(sym.var("x")));
  * const b = sym.nameScope(() => sym.exp(sym.var("x")), { prefix: "net_" });
- * console.assert(a.name === "exp0" && b.name === "net_exp0");
+ * assert(a.name === "exp0" && b.name === "net_exp0");
  * ```
  */
 export function nameScope<T>(fn: () => T, options: { prefix?: string } = {}): T {
@@ -84,9 +85,10 @@ function pyTuple(shape: readonly number[]): string {
  *
  * @example A typed, shaped variable
  * ```ts
+ * import assert from "node:assert";
  * import { sym } from "../mod.ts";
  * const w = sym.var("w", { shape: [4, 3], dtype: "float16", lrMult: 2 });
- * console.assert(w.attr("__shape__") === "(4, 3)" && w.attr("__dtype__") === "2");
+ * assert(w.attr("__shape__") === "(4, 3)" && w.attr("__dtype__") === "2");
  * ```
  */
 export function variable(name: string, options: VarOptions = {}): Symbol {
@@ -129,10 +131,11 @@ function pyJSON(v: unknown): string {
  *
  * @example Grouping two outputs
  * ```ts
+ * import assert from "node:assert";
  * import { sym } from "../mod.ts";
  * const x = sym.var("x");
  * const g = sym.group([sym.exp(x, { name: "e" }), sym.log(x, { name: "l" })]);
- * console.assert(g.listOutputs().join() === "e_output,l_output");
+ * assert(g.listOutputs().join() === "e_output,l_output");
  * ```
  */
 export function group(symbols: readonly Symbol[]): Symbol {
@@ -259,12 +262,13 @@ export async function load(path: string | URL): Promise<Symbol> {
  *
  * @example Building, inferring, evaluating
  * ```ts
+ * import assert from "node:assert";
  * import { nd, sym } from "../mod.ts";
  * const x = sym.var("x");
  * const y = sym._mul_scalar(sym.exp(x), { scalar: 2, name: "y" });
- * console.assert(y.inferShape({ x: [3] }).outShapes[0][0] === 3);
+ * assert(y.inferShape({ x: [3] }).outShapes[0][0] === 3);
  * const [out] = await y.eval({ x: nd.zeros([3]) });
- * console.assert((await out.data())[0] === 2);
+ * assert((await out.data())[0] === 2);
  * ```
  */
 export const sym: SymOps & {

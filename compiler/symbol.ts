@@ -297,12 +297,13 @@ export type TypeDict = Readonly<Record<string, DType>>;
  *
  * @example A two-layer network
  * ```ts
+ * import assert from "node:assert";
  * import { sym } from "../mod.ts";
  * const data = sym.var("data");
  * const fc1 = sym.FullyConnected(data, { num_hidden: 16, name: "fc1" });
  * const net = sym.Activation(fc1, { act_type: "relu", name: "relu1" });
- * console.assert(net.listArguments().join() === "data,fc1_weight,fc1_bias");
- * console.assert(net.listOutputs()[0] === "relu1_output");
+ * assert(net.listArguments().join() === "data,fc1_weight,fc1_bias");
+ * assert(net.listOutputs()[0] === "relu1_output");
  * ```
  */
 export class Symbol {
@@ -385,12 +386,13 @@ export class Symbol {
    *
    * @example Picking an internal output
    * ```ts
+   * import assert from "node:assert";
    * import { sym } from "../mod.ts";
    * const net = sym.Activation(sym.FullyConnected(sym.var("x"), { num_hidden: 4, name: "fc" }), {
    *   act_type: "tanh",
    * });
    * const fc = net.getInternals().get("fc_output");
-   * console.assert(fc.listOutputs()[0] === "fc_output");
+   * assert(fc.listOutputs()[0] === "fc_output");
    * ```
    */
   get(nameOrIndex: number | string): Symbol {
@@ -451,10 +453,11 @@ export class Symbol {
    *
    * @example Shapes of an MLP
    * ```ts
+   * import assert from "node:assert";
    * import { sym } from "../mod.ts";
    * const net = sym.FullyConnected(sym.var("data"), { num_hidden: 10, name: "fc1" });
    * const { argShapes, outShapes } = net.inferShape({ data: [2, 5] });
-   * console.assert(argShapes[1].join() === "10,5" && outShapes[0].join() === "2,10");
+   * assert(argShapes[1].join() === "10,5" && outShapes[0].join() === "2,10");
    * ```
    */
   inferShape(shapes: ShapeDict = {}): InferShapeResult<Shape> {
@@ -481,10 +484,11 @@ export class Symbol {
    *
    * @example Evaluating a symbol
    * ```ts
+   * import assert from "node:assert";
    * import { nd, sym } from "../mod.ts";
    * const y = sym.exp(sym.var("x"));
    * const [out] = await y.eval({ x: nd.zeros([2]) });
-   * console.assert((await out.data())[0] === 1);
+   * assert((await out.data())[0] === 1);
    * ```
    */
   eval(bindings: Readonly<Record<string, Tensor>>): Promise<Tensor[]> {

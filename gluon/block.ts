@@ -86,6 +86,7 @@ let warnedResetCtx = false;
  *
  * @example A custom block
  * ```ts
+ * import assert from "node:assert";
  * import { Block, F, nd, nn, type Value } from "../mod.ts";
  * class Net extends Block {
  *   dense = new nn.Dense(3, { inUnits: 4 });
@@ -95,8 +96,8 @@ let warnedResetCtx = false;
  * }
  * const net = new Net();
  * net.initialize({ seed: 1 });
- * console.assert(net.call(nd.ones([2, 4])).shape[1] === 3);
- * console.assert(Object.keys(net.collectParams()).join() === "dense.weight,dense.bias");
+ * assert(net.call(nd.ones([2, 4])).shape[1] === 3);
+ * assert(Object.keys(net.collectParams()).join() === "dense.weight,dense.bias");
  * ```
  */
 export abstract class Block {
@@ -272,13 +273,14 @@ export abstract class Block {
    *
    * @example Two records, one block
    * ```ts
+   * import assert from "node:assert";
    * import { nd, nn, type Tensor } from "../mod.ts";
    * const dense = new nn.Dense(2, { inUnits: 3 });
    * dense.initialize({ seed: 1 });
    * const f = dense.asFunction();
    * const zeros = { weight: nd.zeros([2, 3]), bias: nd.ones([2]) };
    * const y = f(zeros, nd.ones([1, 3])) as Tensor;
-   * console.assert((await y.data())[0] === 1);
+   * assert((await y.data())[0] === 1);
    * ```
    */
   asFunction(): (params: ParamRecord, ...inputs: Tensor[]) => Tensor | Tensor[] {
@@ -394,11 +396,12 @@ export abstract class Block {
    *
    * @example Summarizing a small net
    * ```ts
+   * import assert from "node:assert";
    * import { nd, nn } from "../mod.ts";
    * const net = new nn.HybridSequential().add(new nn.Dense(4), new nn.Dense(2));
    * net.initialize();
    * const table = net.summary(nd.ones([1, 3]));
-   * console.assert(table.includes("Dense-1") && table.includes("Total params: 26"));
+   * assert(table.includes("Dense-1") && table.includes("Total params: 26"));
    * ```
    */
   summary(...inputs: Tensor[]): string {
@@ -561,14 +564,15 @@ export interface CachedGraph {
  *
  * @example Hybridize and export
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../mod.ts";
  * const net = new nn.HybridSequential();
  * net.add(new nn.Dense(4, { activation: "relu" }), new nn.Dense(2));
  * net.initialize({ seed: 0 });
  * net.hybridize();
  * const y = net.call(nd.ones([3, 5]));
- * console.assert(y.shape.join() === "3,2");
- * console.assert(net.cachedGraph()!.symbol.listArguments()[0] === "data");
+ * assert(y.shape.join() === "3,2");
+ * assert(net.cachedGraph()!.symbol.listArguments()[0] === "data");
  * ```
  */
 export abstract class HybridBlock extends Block {

@@ -36,10 +36,11 @@ function isAttrs(x: unknown): x is Record<string, unknown> {
  *
  * @example One forward, two modes
  * ```ts
+ * import assert from "node:assert";
  * import { F, nd, sym, Tensor, type Value } from "../mod.ts";
  * const f = (x: Value) => F.exp(x);
- * console.assert(f(nd.zeros([1])) instanceof Tensor);
- * console.assert(!(f(sym.var("x")) instanceof Tensor));
+ * assert(f(nd.zeros([1])) instanceof Tensor);
+ * assert(!(f(sym.var("x")) instanceof Tensor));
  * ```
  */
 export const F: FOps = (() => {

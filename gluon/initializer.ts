@@ -27,9 +27,10 @@ export function seedFor(seed: number, name: string): number {
  *
  * @example A seeded Xavier weight
  * ```ts
+ * import assert from "node:assert";
  * import { Xavier } from "./initializer.ts";
  * const w = new Xavier().create("weight", [4, 3], "float32", 1);
- * console.assert(w.shape[0] === 4);
+ * assert(w.shape[0] === 4);
  * ```
  */
 export abstract class Initializer {
@@ -215,8 +216,9 @@ export type InitSpec = Initializer | string;
  *
  * @example Initializers by name
  * ```ts
+ * import assert from "node:assert";
  * import { createInitializer, Zero } from "./initializer.ts";
- * console.assert(createInitializer("zeros") instanceof Zero);
+ * assert(createInitializer("zeros") instanceof Zero);
  * ```
  */
 export function createInitializer(spec: InitSpec): Initializer {

@@ -63,11 +63,12 @@ function normShape(shape: readonly number[] | undefined, what: string): number[]
  *
  * @example A parameter with a deferred input dimension
  * ```ts
+ * import assert from "node:assert";
  * import { Parameter } from "./parameter.ts";
  * const w = new Parameter("weight", { shape: [10, -1] });
  * w.initialize();
  * w.shape = [10, 4]; // what the first forward pass does
- * console.assert(w.data().shape[1] === 4);
+ * assert(w.data().shape[1] === 4);
  * ```
  */
 export class Parameter {

@@ -29,6 +29,7 @@ function asList(x: Symbol | readonly Symbol[], what: string): Symbol[] {
  *
  * @example A feature extractor sharing another block's parameters
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn, sym, SymbolBlock, type Symbol, type Tensor } from "../mod.ts";
  * const net = new nn.HybridSequential().add(new nn.Dense(8, { activation: "relu" }), new nn.Dense(2));
  * net.initialize();
@@ -36,8 +37,8 @@ function asList(x: Symbol | readonly Symbol[], what: string): Symbol[] {
  * const data = sym.var("data");
  * const internals = (net.call(data) as unknown as Symbol).getInternals();
  * const features = new SymbolBlock(internals.get("0_act_fwd_output"), data, net.collectParams());
- * console.assert((features.call(nd.ones([1, 4])) as Tensor).shape.join() === "1,8");
- * console.assert(features.collectParams()["0.weight"] === net.collectParams()["0.weight"]);
+ * assert((features.call(nd.ones([1, 4])) as Tensor).shape.join() === "1,8");
+ * assert(features.collectParams()["0.weight"] === net.collectParams()["0.weight"]);
  * ```
  */
 export class SymbolBlock extends HybridBlock {
@@ -110,6 +111,7 @@ export class SymbolBlock extends HybridBlock {
    *
    * @example Export, then import
    * ```ts
+   * import assert from "node:assert";
    * import { nd, nn, SymbolBlock, type Tensor } from "../mod.ts";
    * const net = new nn.HybridSequential().add(new nn.Dense(3));
    * net.initialize();
@@ -119,7 +121,7 @@ export class SymbolBlock extends HybridBlock {
    * const dir = await Deno.makeTempDir();
    * const [symbolFile, paramsFile] = await net.export(`${dir}/net`);
    * const back = await SymbolBlock.imports(symbolFile, ["data"], paramsFile);
-   * console.assert((await (back.call(x) as Tensor).data())[0] === (await y.data())[0]);
+   * assert((await (back.call(x) as Tensor).data())[0] === (await y.data())[0]);
    * await Deno.remove(dir, { recursive: true });
    * ```
    */

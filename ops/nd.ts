@@ -72,10 +72,11 @@ for (const [name, def] of opNames()) ops[name] = eagerFn(def);
  *
  * @example Eager math
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * const x = nd.array([1, 4, 9]);
  * const y = nd._plus_scalar(nd.sqrt(x), { scalar: 1 });
- * console.assert((await y.data())[2] === 4);
+ * assert((await y.data())[2] === 4);
  * ```
  */
 export const nd: NdOps & {

@@ -94,8 +94,9 @@ for (const [key, def] of Object.entries(OPS) as [string, AnyOpDef][]) {
  *
  * @example Resolving an alias
  * ```ts
+ * import assert from "node:assert";
  * import { getOp } from "./registry.ts";
- * console.assert(getOp("identity").name === "_copy");
+ * assert(getOp("identity").name === "_copy");
  * ```
  */
 export function getOp(name: string, where?: string): AnyOpDef {

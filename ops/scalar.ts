@@ -174,9 +174,10 @@ export type ScalarFn = (args: ArrayLike<number>) => number;
  *
  * @example Evaluating `x * 2 + 1`
  * ```ts
+ * import assert from "node:assert";
  * import { compileScalar, s } from "./scalar.ts";
  * const f = compileScalar(s.add(s.mul(s.in(0), s.c(2)), s.c(1)));
- * console.assert(f([3]) === 7);
+ * assert(f([3]) === 7);
  * ```
  */
 export function compileScalar(e: ScalarExpr): ScalarFn {

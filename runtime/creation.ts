@@ -54,10 +54,11 @@ function flattenNested(values: NestedArray): { flat: number[]; shape: number[] }
  *
  * @example Making tensors
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * const a = nd.array([[1, 2, 3], [4, 5, 6]]);
  * const b = nd.array([1, 2, 3, 4, 5, 6], { shape: [2, 3], dtype: "int32" });
- * console.assert(a.shape[1] === 3 && b.dtype === "int32");
+ * assert(a.shape[1] === 3 && b.dtype === "int32");
  * ```
  */
 export function array(
@@ -97,9 +98,10 @@ export function array(
  *
  * @example A constant tensor
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * const t = nd.full([2, 2], 7, { dtype: "int32" });
- * console.assert((await t.data())[3] === 7);
+ * assert((await t.data())[3] === 7);
  * ```
  */
 export function full(shape: ArrayLike<number>, value: number, options: CreateOptions = {}): Tensor {
@@ -117,8 +119,9 @@ export function full(shape: ArrayLike<number>, value: number, options: CreateOpt
  *
  * @example Zeros
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
- * console.assert(nd.zeros([3]).size === 3);
+ * assert(nd.zeros([3]).size === 3);
  * ```
  */
 export function zeros(shape: ArrayLike<number>, options: CreateOptions = {}): Tensor {
@@ -130,8 +133,9 @@ export function zeros(shape: ArrayLike<number>, options: CreateOptions = {}): Te
  *
  * @example Ones
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
- * console.assert((await nd.ones([2]).data())[1] === 1);
+ * assert((await nd.ones([2]).data())[1] === 1);
  * ```
  */
 export function ones(shape: ArrayLike<number>, options: CreateOptions = {}): Tensor {
@@ -151,9 +155,10 @@ export interface ArangeOptions extends CreateOptions {
  *
  * @example A range
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * const r = nd.arange(0, 10, { step: 3 });
- * console.assert(r.size === 4 && (await r.data())[3] === 9);
+ * assert(r.size === 4 && (await r.data())[3] === 9);
  * ```
  */
 export function arange(start: number, stop?: number, options: ArangeOptions = {}): Tensor {
@@ -200,10 +205,11 @@ export const random: {
    *
    * @example Reproducible noise
    * ```ts
+   * import assert from "node:assert";
    * import { nd } from "../mod.ts";
    * const a = nd.random.uniform(-1, 1, [4], { seed: 7 });
    * const b = nd.random.uniform(-1, 1, [4], { seed: 7 });
-   * console.assert((await a.data())[2] === (await b.data())[2]);
+   * assert((await a.data())[2] === (await b.data())[2]);
    * ```
    */
   uniform(low, high, shape, options) {
@@ -221,8 +227,9 @@ export const random: {
    *
    * @example Seeded normal values
    * ```ts
+   * import assert from "node:assert";
    * import { nd } from "../mod.ts";
-   * console.assert(nd.random.normal(0, 1, [2, 3], { seed: 1 }).size === 6);
+   * assert(nd.random.normal(0, 1, [2, 3], { seed: 1 }).size === 6);
    * ```
    */
   normal(loc, scale, shape, options) {

@@ -13,8 +13,9 @@ export type DeviceKind = "cpu" | "webgpu";
  *
  * @example Comparing devices
  * ```ts
+ * import assert from "node:assert";
  * import { cpu, Device } from "./device.ts";
- * console.assert(cpu() === Device.parse("cpu(0)"));
+ * assert(cpu() === Device.parse("cpu(0)"));
  * ```
  */
 export class Device {

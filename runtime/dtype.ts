@@ -62,8 +62,9 @@ export const DTYPES: readonly DType[] = Object.values(INFO)
  *
  * @example Checking a dtype name
  * ```ts
+ * import assert from "node:assert";
  * import { isDType } from "./dtype.ts";
- * console.assert(isDType("float16") && !isDType("float8"));
+ * assert(isDType("float16") && !isDType("float8"));
  * ```
  */
 export function isDType(name: unknown): name is DType {
@@ -75,8 +76,9 @@ export function isDType(name: unknown): name is DType {
  *
  * @example Looking up a dtype
  * ```ts
+ * import assert from "node:assert";
  * import { dtypeInfo } from "./dtype.ts";
- * console.assert(dtypeInfo("float16").bytes === 2);
+ * assert(dtypeInfo("float16").bytes === 2);
  * ```
  */
 export function dtypeInfo(dtype: string): DTypeInfo {
@@ -91,8 +93,9 @@ export function dtypeInfo(dtype: string): DTypeInfo {
  *
  * @example Reading a `__dtype__` attribute
  * ```ts
+ * import assert from "node:assert";
  * import { dtypeFromFlag } from "./dtype.ts";
- * console.assert(dtypeFromFlag(0) === "float32");
+ * assert(dtypeFromFlag(0) === "float32");
  * ```
  */
 export function dtypeFromFlag(flag: number): DType {
@@ -197,8 +200,9 @@ function bitsToNumber(bits: number, mant: number, expBits: number): number {
  *
  * @example Round-tripping a float16
  * ```ts
+ * import assert from "node:assert";
  * import { float16ToNumber, numberToFloat16 } from "./dtype.ts";
- * console.assert(float16ToNumber(numberToFloat16(0.1)) === 0.0999755859375);
+ * assert(float16ToNumber(numberToFloat16(0.1)) === 0.0999755859375);
  * ```
  */
 export function numberToFloat16(x: number): number {
@@ -255,9 +259,10 @@ export function roundTo(dtype: DType, x: number): number {
  *
  * @example Encoding float16
  * ```ts
+ * import assert from "node:assert";
  * import { encode } from "./dtype.ts";
  * const bits = encode("float16", [1, -2]) as Uint16Array;
- * console.assert(bits[0] === 0x3c00 && bits[1] === 0xc000);
+ * assert(bits[0] === 0x3c00 && bits[1] === 0xc000);
  * ```
  */
 export function encode(dtype: DType, values: ArrayLike<number>): StorageArray {

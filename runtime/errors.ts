@@ -10,11 +10,12 @@
  *
  * @example Catching any sigil error
  * ```ts
+ * import assert from "node:assert";
  * import { nd, SigilError } from "../mod.ts";
  * try {
  *   nd.array([1, 2, 3], { shape: [2, 2] });
  * } catch (e) {
- *   console.assert(e instanceof SigilError);
+ *   assert(e instanceof SigilError);
  * }
  * ```
  */

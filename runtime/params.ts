@@ -22,12 +22,13 @@
  *
  * @example Saving and loading in memory
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { loadParamsBytes, paramsToRecord, saveParamsV2 } from "./params.ts";
  * const bytes = saveParamsV2({ "arg:w": nd.ones([2, 3]) });
  * const file = loadParamsBytes(bytes);
- * console.assert(file.format === "legacy" && file.arrayFormat === "v2");
- * console.assert(paramsToRecord(file)["arg:w"].shape[1] === 3);
+ * assert(file.format === "legacy" && file.arrayFormat === "v2");
+ * assert(paramsToRecord(file)["arg:w"].shape[1] === 3);
  * ```
  *
  * @module
@@ -133,8 +134,9 @@ let crcTable: Uint32Array | undefined;
  *
  * @example Checking a known value
  * ```ts
+ * import assert from "node:assert";
  * import { crc32 } from "./params.ts";
- * console.assert(crc32(new TextEncoder().encode("123456789")) === 0xcbf43926);
+ * assert(crc32(new TextEncoder().encode("123456789")) === 0xcbf43926);
  * ```
  */
 export function crc32(bytes: Uint8Array, crc = 0): number {
@@ -932,10 +934,11 @@ function loadNpz(r: Reader): ParamFile {
  *
  * @example Loading bytes
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { loadParamsBytes, saveNpz } from "./params.ts";
  * const file = loadParamsBytes(saveNpz({ bias: nd.zeros([4]) }), "bias.npz");
- * console.assert(file.format === "npz" && file.names?.[0] === "bias");
+ * assert(file.format === "npz" && file.names?.[0] === "bias");
  * ```
  */
 export function loadParamsBytes(bytes: Uint8Array, source = "params"): ParamFile {
@@ -959,10 +962,11 @@ export function loadParamsBytes(bytes: Uint8Array, source = "params"): ParamFile
  *
  * @example Keying a keyless file by position
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { loadParamsBytes, paramsToRecord, saveParamsV2 } from "./params.ts";
  * const rec = paramsToRecord(loadParamsBytes(saveParamsV2([nd.ones([1])])));
- * console.assert(Object.keys(rec).join() === "0");
+ * assert(Object.keys(rec).join() === "0");
  * ```
  */
 export function paramsToRecord(file: ParamFile): Record<string, Tensor> {
@@ -1051,10 +1055,11 @@ class Writer {
  *
  * @example Writing a V2 file
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { saveParamsV2 } from "./params.ts";
  * const bytes = saveParamsV2([["arg:w", nd.ones([2])]]);
- * console.assert(bytes.length === 24 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 5);
+ * assert(bytes.length === 24 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 5);
  * ```
  */
 export function saveParamsV2(entries: ParamEntries): Uint8Array {
@@ -1126,10 +1131,11 @@ function npyHeader(t: Tensor): Uint8Array {
  *
  * @example A scalar .npy
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { loadParamsBytes, saveNpy } from "./params.ts";
  * const file = loadParamsBytes(saveNpy(nd.array(7)));
- * console.assert(file.format === "npy" && file.arrays[0].ndim === 0);
+ * assert(file.format === "npy" && file.arrays[0].ndim === 0);
  * ```
  */
 export function saveNpy(tensor: Tensor): Uint8Array {
@@ -1151,10 +1157,11 @@ export function saveNpy(tensor: Tensor): Uint8Array {
  *
  * @example Writing an .npz
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { saveNpz } from "./params.ts";
  * const bytes = saveNpz({ w: nd.ones([2, 2]), s: nd.array(1) });
- * console.assert(bytes[0] === 0x50 && bytes[1] === 0x4b);
+ * assert(bytes[0] === 0x50 && bytes[1] === 0x4b);
  * ```
  */
 export function saveNpz(entries: ParamEntries): Uint8Array {
@@ -1245,12 +1252,13 @@ export function saveNpz(entries: ParamEntries): Uint8Array {
  *
  * @example Loading from disk
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { loadParams, saveParams } from "./params.ts";
  * const path = await Deno.makeTempFile({ suffix: ".params" });
  * await saveParams(path, { "arg:w": nd.ones([3]) });
  * const file = await loadParams(path);
- * console.assert(file.arrays[0].size === 3);
+ * assert(file.arrays[0].size === 3);
  * await Deno.remove(path);
  * ```
  */
@@ -1273,11 +1281,12 @@ export async function loadParams(path: string | URL): Promise<ParamFile> {
  *
  * @example Saving an .npz
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * import { loadParams, saveParams } from "./params.ts";
  * const path = await Deno.makeTempFile({ suffix: ".npz" });
  * await saveParams(path, { b: nd.zeros([2]) }, { format: "npz" });
- * console.assert((await loadParams(path)).format === "npz");
+ * assert((await loadParams(path)).format === "npz");
  * await Deno.remove(path);
  * ```
  */

@@ -39,10 +39,11 @@ const STORAGE = new WeakMap<Tensor, StorageArray>();
  *
  * @example Making and reading a tensor
  * ```ts
+ * import assert from "node:assert";
  * import { nd } from "../mod.ts";
  * const t = nd.array([1, 2, 3, 4], { shape: [2, 2] });
- * console.assert(t.size === 4 && t.dtype === "float32");
- * console.assert((await t.data())[3] === 4);
+ * assert(t.size === 4 && t.dtype === "float32");
+ * assert((await t.data())[3] === 4);
  * ```
  */
 export class Tensor {

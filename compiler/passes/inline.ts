@@ -24,6 +24,7 @@ export function opCount(symbol: Symbol): number {
  *
  * @example Flattening a nested hybridized block
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * import { inlineSubgraphs } from "./inline.ts";
  * const inner = new nn.HybridSequential().add(new nn.Dense(3), new nn.Dense(3), new nn.Dense(2));
@@ -32,8 +33,8 @@ export function opCount(symbol: Symbol): number {
  * net.hybridize({ inlineLimit: 0 });
  * net.call(nd.ones([1, 4]));
  * const graph = net.cachedGraph()!.symbol;
- * console.assert(graph.nodes().some((n) => n.opName === "_CachedOp"));
- * console.assert(!inlineSubgraphs(graph).nodes().some((n) => n.opName === "_CachedOp"));
+ * assert(graph.nodes().some((n) => n.opName === "_CachedOp"));
+ * assert(!inlineSubgraphs(graph).nodes().some((n) => n.opName === "_CachedOp"));
  * ```
  */
 export function inlineSubgraphs(symbol: Symbol, options: InlineOptions = {}): Symbol {

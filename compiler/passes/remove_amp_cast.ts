@@ -14,12 +14,13 @@ import { rebuild } from "./rewrite.ts";
  *
  * @example Dropping a cast
  * ```ts
+ * import assert from "node:assert";
  * import { sym } from "../../mod.ts";
  * import { removeAmpCast } from "./remove_amp_cast.ts";
  * const x = sym.var("x");
  * const y = sym.exp(sym.amp_cast(x, { dtype: "float16", name: "c" }), { name: "e" });
- * console.assert(removeAmpCast(y).listArguments().join() === "x");
- * console.assert(!removeAmpCast(y).toJSON().includes("amp_cast"));
+ * assert(removeAmpCast(y).listArguments().join() === "x");
+ * assert(!removeAmpCast(y).toJSON().includes("amp_cast"));
  * ```
  */
 export function removeAmpCast(symbol: Symbol): Symbol {

@@ -3,9 +3,10 @@
  *
  * @example A model by MXNet's name
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../mod.ts";
  * const net = modelZoo.vision.getModel("squeezenet1.1");
- * console.assert(net.constructor.name === "SqueezeNet");
+ * assert(net.constructor.name === "SqueezeNet");
  * ```
  *
  * @module

@@ -25,9 +25,10 @@ export type ActivationType =
  *
  * @example ReLU
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.Activation("relu").call(nd.array([-1, 2]));
- * console.assert((await y.data())[0] === 0);
+ * assert((await y.data())[0] === 0);
  * ```
  */
 export class Activation extends HybridBlock {
@@ -53,9 +54,10 @@ export class Activation extends HybridBlock {
  *
  * @example A leaky ReLU
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.LeakyReLU(0.1).call(nd.array([-10, 3]));
- * console.assert((await y.data()).join() === "-1,3");
+ * assert((await y.data()).join() === "-1,3");
  * ```
  */
 export class LeakyReLU extends HybridBlock {
@@ -93,11 +95,12 @@ export interface PReLUOptions {
  *
  * @example One learned slope per channel
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const act = new nn.PReLU({ inChannels: 0 });
  * act.initialize();
  * const y = act.call(nd.array([-4, 4, -8, 8], { shape: [1, 2, 2] }));
- * console.assert(act.alpha.shape!.join() === "2" && (await y.data()).join() === "-1,4,-2,8");
+ * assert(act.alpha.shape!.join() === "2" && (await y.data()).join() === "-1,4,-2,8");
  * ```
  */
 export class PReLU extends HybridBlock {
@@ -127,9 +130,10 @@ export class PReLU extends HybridBlock {
  *
  * @example ELU
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.ELU().call(nd.array([0, 2]));
- * console.assert((await y.data()).join() === "0,2");
+ * assert((await y.data()).join() === "0,2");
  * ```
  */
 export class ELU extends HybridBlock {
@@ -152,9 +156,10 @@ export class ELU extends HybridBlock {
  *
  * @example SELU
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.SELU().call(nd.array([0, 1]));
- * console.assert((await y.data())[0] === 0 && (await y.data())[1] > 1.05);
+ * assert((await y.data())[0] === 0 && (await y.data())[1] > 1.05);
  * ```
  */
 export class SELU extends HybridBlock {
@@ -173,9 +178,10 @@ export type GELUApproximation = "erf" | "tanh";
  *
  * @example GELU
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.GELU({ approximation: "tanh" }).call(nd.array([0, 10]));
- * console.assert((await y.data()).join() === "0,10");
+ * assert((await y.data()).join() === "0,10");
  * ```
  */
 export class GELU extends HybridBlock {
@@ -204,9 +210,10 @@ export class GELU extends HybridBlock {
  *
  * @example Swish
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.Swish(2).call(nd.array([0]));
- * console.assert((await y.data())[0] === 0);
+ * assert((await y.data())[0] === 0);
  * ```
  */
 export class Swish extends HybridBlock {
@@ -229,9 +236,10 @@ export class Swish extends HybridBlock {
  *
  * @example SiLU
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.SiLU().call(nd.array([0]));
- * console.assert((await y.data())[0] === 0);
+ * assert((await y.data())[0] === 0);
  * ```
  */
 export class SiLU extends HybridBlock {

@@ -19,11 +19,12 @@ import { Activation, type ActivationType } from "./activations.ts";
  *
  * @example A sequential container
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const net = new nn.Sequential();
  * net.add(new nn.Dense(3, { inUnits: 2 }), new nn.Activation("relu"));
  * net.initialize();
- * console.assert(net.call(nd.ones([1, 2])).shape[1] === 3);
+ * assert(net.call(nd.ones([1, 2])).shape[1] === 3);
  * ```
  */
 export class Sequential extends Block {
@@ -60,11 +61,12 @@ export class Sequential extends Block {
  *
  * @example A hybridized stack
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const net = new nn.HybridSequential().add(new nn.Dense(4), new nn.Dense(1));
  * net.initialize();
  * net.hybridize();
- * console.assert(net.call(nd.ones([2, 3])).shape.join() === "2,1");
+ * assert(net.call(nd.ones([2, 3])).shape.join() === "2,1");
  * ```
  */
 export class HybridSequential extends HybridBlock {
@@ -119,11 +121,12 @@ export interface DenseOptions {
  *
  * @example A dense layer with deferred input size
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const d = new nn.Dense(5, { activation: "tanh" });
  * d.initialize();
  * const y = d.call(nd.ones([2, 7]));
- * console.assert(d.weight.shape!.join() === "5,7" && y.shape.join() === "2,5");
+ * assert(d.weight.shape!.join() === "5,7" && y.shape.join() === "2,5");
  * ```
  */
 export class Dense extends HybridBlock {
@@ -185,9 +188,10 @@ export class Dense extends HybridBlock {
  *
  * @example Dropout is the identity at inference
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.Dropout(0.5).call(nd.array([1, 2, 3]));
- * console.assert((await y.data()).join() === "1,2,3");
+ * assert((await y.data()).join() === "1,2,3");
  * ```
  */
 export class Dropout extends HybridBlock {
@@ -222,9 +226,10 @@ export class Dropout extends HybridBlock {
  *
  * @example Flattening image-shaped data
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.Flatten().call(nd.zeros([2, 3, 4, 5]));
- * console.assert(y.shape.join() === "2,60");
+ * assert(y.shape.join() === "2,60");
  * ```
  */
 export class Flatten extends HybridBlock {
@@ -255,11 +260,12 @@ export interface EmbeddingOptions {
  *
  * @example Looking up two tokens
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const emb = new nn.Embedding(10, 4);
  * emb.initialize({ seed: 0 });
  * const y = emb.call(nd.array([[1, 7]]));
- * console.assert(y.shape.join() === "1,2,4" && emb.weight.shape!.join() === "10,4");
+ * assert(y.shape.join() === "1,2,4" && emb.weight.shape!.join() === "10,4");
  * ```
  */
 export class Embedding extends HybridBlock {
@@ -342,11 +348,12 @@ export interface BatchNormOptions {
  *
  * @example A batch norm with its channel count inferred
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const bn = new nn.BatchNorm();
  * bn.initialize();
  * const y = bn.call(nd.ones([2, 3, 4]));
- * console.assert(bn.runningMean.shape!.join() === "3" && y.shape.join() === "2,3,4");
+ * assert(bn.runningMean.shape!.join() === "3" && y.shape.join() === "2,3,4");
  * ```
  */
 export class BatchNorm extends HybridBlock {
@@ -456,10 +463,11 @@ function resolveLambda(fn: LambdaFunction, who: string): (...inputs: Value[]) =>
  *
  * @example A block from a function
  * ```ts
+ * import assert from "node:assert";
  * import { F, nd, nn, type Tensor, type Value } from "../../mod.ts";
  * const twice = new nn.Lambda((x: Value) => F._mul_scalar(x, { scalar: 2 }));
  * const y = twice.call(nd.array([3])) as Tensor;
- * console.assert((await y.data())[0] === 6);
+ * assert((await y.data())[0] === 6);
  * ```
  */
 export class Lambda extends Block {
@@ -487,11 +495,12 @@ export class Lambda extends Block {
  *
  * @example A hybridizable block from a function
  * ```ts
+ * import assert from "node:assert";
  * import { F, nd, nn, type Value } from "../../mod.ts";
  * const net = new nn.HybridSequential().add(new nn.HybridLambda((x: Value) => F.exp(x)));
  * net.hybridize();
  * const y = net.call(nd.zeros([2]));
- * console.assert((await y.data())[0] === 1);
+ * assert((await y.data())[0] === 1);
  * ```
  */
 export class HybridLambda extends HybridBlock {
@@ -518,9 +527,10 @@ export class HybridLambda extends HybridBlock {
  *
  * @example The identity
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const x = nd.array([1, 2]);
- * console.assert(new nn.Identity().call(x) === x);
+ * assert(new nn.Identity().call(x) === x);
  * ```
  */
 export class Identity extends HybridBlock {
@@ -536,10 +546,11 @@ export class Identity extends HybridBlock {
  *
  * @example Two branches side by side
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const net = new nn.Concatenate(1).add(new nn.Dense(2), new nn.Dense(3));
  * net.initialize();
- * console.assert(net.call(nd.ones([4, 5])).shape.join() === "4,5");
+ * assert(net.call(nd.ones([4, 5])).shape.join() === "4,5");
  * ```
  */
 export class Concatenate extends Sequential {
@@ -563,11 +574,12 @@ export class Concatenate extends Sequential {
  *
  * @example An inception-style block
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const net = new nn.HybridConcatenate(1).add(new nn.Dense(2), new nn.Identity());
  * net.initialize();
  * net.hybridize();
- * console.assert(net.call(nd.ones([4, 5])).shape.join() === "4,7");
+ * assert(net.call(nd.ones([4, 5])).shape.join() === "4,7");
  * ```
  */
 export class HybridConcatenate extends HybridSequential {

@@ -141,9 +141,10 @@ function checkRank(x: Value, n: number, layout: ConvLayout, layer: string): void
  *
  * @example A convolution layer through its base class
  * ```ts
+ * import assert from "node:assert";
  * import { nn } from "../../mod.ts";
  * const layer: nn.ConvLayer = new nn.Conv2D(8, 3);
- * console.assert(layer.kernelSize.join() === "3,3" && layer.weight.shape!.join() === "8,-1,3,3");
+ * assert(layer.kernelSize.join() === "3,3" && layer.weight.shape!.join() === "8,-1,3,3");
  * ```
  */
 export abstract class ConvLayer extends HybridBlock {
@@ -357,11 +358,12 @@ abstract class ConvTranspose extends ConvLayer {
  *
  * @example A 1-D convolution with deferred input channels
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const conv = new nn.Conv1D(4, 3, { padding: 1 });
  * conv.initialize();
  * const y = conv.call(nd.ones([2, 5, 10]));
- * console.assert(y.shape.join() === "2,4,10" && conv.weight.shape!.join() === "4,5,3");
+ * assert(y.shape.join() === "2,4,10" && conv.weight.shape!.join() === "4,5,3");
  * ```
  */
 export class Conv1D extends Conv {
@@ -377,12 +379,13 @@ export class Conv1D extends Conv {
  *
  * @example A strided 2-D convolution with a ReLU
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const conv = new nn.Conv2D(16, [3, 3], { strides: 2, padding: 1, activation: "relu" });
  * conv.initialize({ seed: 1 });
  * const y = conv.call(nd.ones([1, 3, 8, 8]));
- * console.assert(y.shape.join() === "1,16,4,4");
- * console.assert(String(conv).startsWith("Conv2D(3 -> 16, kernel_size=(3, 3), stride=(2, 2)"));
+ * assert(y.shape.join() === "1,16,4,4");
+ * assert(String(conv).startsWith("Conv2D(3 -> 16, kernel_size=(3, 3), stride=(2, 2)"));
  * ```
  */
 export class Conv2D extends Conv {
@@ -397,11 +400,12 @@ export class Conv2D extends Conv {
  *
  * @example A grouped 3-D convolution
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const conv = new nn.Conv3D(4, 2, { groups: 2, inChannels: 2 });
  * conv.initialize();
- * console.assert(conv.weight.shape!.join() === "4,1,2,2,2");
- * console.assert(conv.call(nd.ones([1, 2, 3, 3, 3])).shape.join() === "1,4,2,2,2");
+ * assert(conv.weight.shape!.join() === "4,1,2,2,2");
+ * assert(conv.call(nd.ones([1, 2, 3, 3, 3])).shape.join() === "1,4,2,2,2");
  * ```
  */
 export class Conv3D extends Conv {
@@ -417,11 +421,12 @@ export class Conv3D extends Conv {
  *
  * @example Doubling a sequence's length
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const up = new nn.Conv1DTranspose(2, 4, { strides: 2, padding: 1 });
  * up.initialize();
  * const y = up.call(nd.ones([1, 3, 5]));
- * console.assert(y.shape.join() === "1,2,10" && up.weight.shape!.join() === "3,2,4");
+ * assert(y.shape.join() === "1,2,10" && up.weight.shape!.join() === "3,2,4");
  * ```
  */
 export class Conv1DTranspose extends ConvTranspose {
@@ -441,11 +446,12 @@ export class Conv1DTranspose extends ConvTranspose {
  *
  * @example Upsampling an image by two
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const up = new nn.Conv2DTranspose(8, 3, { strides: 2, padding: 1, outputPadding: 1 });
  * up.initialize();
  * const y = up.call(nd.ones([1, 4, 6, 6]));
- * console.assert(y.shape.join() === "1,8,12,12" && up.weight.shape!.join() === "4,8,3,3");
+ * assert(y.shape.join() === "1,8,12,12" && up.weight.shape!.join() === "4,8,3,3");
  * ```
  */
 export class Conv2DTranspose extends ConvTranspose {
@@ -464,10 +470,11 @@ export class Conv2DTranspose extends ConvTranspose {
  *
  * @example A 3-D transposed convolution
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const up = new nn.Conv3DTranspose(2, 2, { strides: 2, inChannels: 3 });
  * up.initialize();
- * console.assert(up.call(nd.ones([1, 3, 2, 2, 2])).shape.join() === "1,2,4,4,4");
+ * assert(up.call(nd.ones([1, 3, 2, 2, 2])).shape.join() === "1,2,4,4,4");
  * ```
  */
 export class Conv3DTranspose extends ConvTranspose {
@@ -499,9 +506,10 @@ interface PoolSpec {
  *
  * @example A pooling layer through its base class
  * ```ts
+ * import assert from "node:assert";
  * import { nn } from "../../mod.ts";
  * const pool: nn.PoolLayer = new nn.MaxPool2D(3, { strides: 2 });
- * console.assert(pool.poolSize.join() === "3,3" && pool.strides.join() === "2,2");
+ * assert(pool.poolSize.join() === "3,3" && pool.strides.join() === "2,2");
  * ```
  */
 export abstract class PoolLayer extends HybridBlock {
@@ -602,9 +610,10 @@ function globalSpec(n: number, poolType: "max" | "avg", o: GlobalPoolOptions): P
  *
  * @example Halving a sequence
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.MaxPool1D().call(nd.array([1, 5, 2, 3], { shape: [1, 1, 4] }));
- * console.assert((await y.data()).join() === "5,3");
+ * assert((await y.data()).join() === "5,3");
  * ```
  */
 export class MaxPool1D extends PoolLayer {
@@ -619,10 +628,11 @@ export class MaxPool1D extends PoolLayer {
  *
  * @example A 3x3 window with stride 2, rounding up
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const pool = new nn.MaxPool2D(3, { strides: 2, ceilMode: true });
- * console.assert(pool.call(nd.ones([1, 2, 8, 8])).shape.join() === "1,2,4,4");
- * console.assert(String(new nn.MaxPool2D()).startsWith("MaxPool2D(size=(2, 2), stride=(2, 2)"));
+ * assert(pool.call(nd.ones([1, 2, 8, 8])).shape.join() === "1,2,4,4");
+ * assert(String(new nn.MaxPool2D()).startsWith("MaxPool2D(size=(2, 2), stride=(2, 2)"));
  * ```
  */
 export class MaxPool2D extends PoolLayer {
@@ -637,8 +647,9 @@ export class MaxPool2D extends PoolLayer {
  *
  * @example Pooling a volume
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
- * console.assert(new nn.MaxPool3D().call(nd.ones([1, 1, 4, 4, 4])).shape.join() === "1,1,2,2,2");
+ * assert(new nn.MaxPool3D().call(nd.ones([1, 1, 4, 4, 4])).shape.join() === "1,1,2,2,2");
  * ```
  */
 export class MaxPool3D extends PoolLayer {
@@ -653,9 +664,10 @@ export class MaxPool3D extends PoolLayer {
  *
  * @example Averaging pairs
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.AvgPool1D().call(nd.array([1, 3, 2, 4], { shape: [1, 1, 4] }));
- * console.assert((await y.data()).join() === "2,3");
+ * assert((await y.data()).join() === "2,3");
  * ```
  */
 export class AvgPool1D extends PoolLayer {
@@ -670,10 +682,11 @@ export class AvgPool1D extends PoolLayer {
  *
  * @example Padding left out of the averages
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const pool = new nn.AvgPool2D(3, { strides: 1, padding: 1, countIncludePad: false });
  * const y = pool.call(nd.ones([1, 1, 3, 3]));
- * console.assert((await y.data()).every((v) => v === 1));
+ * assert((await y.data()).every((v) => v === 1));
  * ```
  */
 export class AvgPool2D extends PoolLayer {
@@ -688,9 +701,10 @@ export class AvgPool2D extends PoolLayer {
  *
  * @example Averaging a volume
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.AvgPool3D([1, 2, 2]).call(nd.ones([1, 1, 2, 4, 4]));
- * console.assert(y.shape.join() === "1,1,2,2,2");
+ * assert(y.shape.join() === "1,1,2,2,2");
  * ```
  */
 export class AvgPool3D extends PoolLayer {
@@ -705,9 +719,10 @@ export class AvgPool3D extends PoolLayer {
  *
  * @example The largest value per channel
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.GlobalMaxPool1D().call(nd.array([1, 7, 2], { shape: [1, 1, 3] }));
- * console.assert(y.shape.join() === "1,1,1" && (await y.data())[0] === 7);
+ * assert(y.shape.join() === "1,1,1" && (await y.data())[0] === 7);
  * ```
  */
 export class GlobalMaxPool1D extends PoolLayer {
@@ -722,8 +737,9 @@ export class GlobalMaxPool1D extends PoolLayer {
  *
  * @example Global max pooling
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
- * console.assert(new nn.GlobalMaxPool2D().call(nd.ones([2, 3, 5, 4])).shape.join() === "2,3,1,1");
+ * assert(new nn.GlobalMaxPool2D().call(nd.ones([2, 3, 5, 4])).shape.join() === "2,3,1,1");
  * ```
  */
 export class GlobalMaxPool2D extends PoolLayer {
@@ -738,9 +754,10 @@ export class GlobalMaxPool2D extends PoolLayer {
  *
  * @example Global max pooling of volumes
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.GlobalMaxPool3D().call(nd.ones([1, 2, 3, 3, 3]));
- * console.assert(y.shape.join() === "1,2,1,1,1");
+ * assert(y.shape.join() === "1,2,1,1,1");
  * ```
  */
 export class GlobalMaxPool3D extends PoolLayer {
@@ -755,9 +772,10 @@ export class GlobalMaxPool3D extends PoolLayer {
  *
  * @example The mean per channel
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.GlobalAvgPool1D().call(nd.array([1, 2, 6], { shape: [1, 1, 3] }));
- * console.assert((await y.data())[0] === 3);
+ * assert((await y.data())[0] === 3);
  * ```
  */
 export class GlobalAvgPool1D extends PoolLayer {
@@ -773,10 +791,11 @@ export class GlobalAvgPool1D extends PoolLayer {
  *
  * @example Global average pooling
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const pool = new nn.GlobalAvgPool2D();
- * console.assert(pool.call(nd.ones([2, 8, 7, 7])).shape.join() === "2,8,1,1");
- * console.assert(String(pool).includes("ceil_mode=True, global_pool=True, pool_type=avg"));
+ * assert(pool.call(nd.ones([2, 8, 7, 7])).shape.join() === "2,8,1,1");
+ * assert(String(pool).includes("ceil_mode=True, global_pool=True, pool_type=avg"));
  * ```
  */
 export class GlobalAvgPool2D extends PoolLayer {
@@ -791,9 +810,10 @@ export class GlobalAvgPool2D extends PoolLayer {
  *
  * @example Global average pooling of volumes
  * ```ts
+ * import assert from "node:assert";
  * import { nd, nn } from "../../mod.ts";
  * const y = new nn.GlobalAvgPool3D().call(nd.ones([1, 2, 2, 3, 4]));
- * console.assert(y.shape.join() === "1,2,1,1,1");
+ * assert(y.shape.join() === "1,2,1,1,1");
  * ```
  */
 export class GlobalAvgPool3D extends PoolLayer {

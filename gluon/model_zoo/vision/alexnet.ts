@@ -16,9 +16,10 @@ import { checkClasses, checkNoPretrained, type ModelOptions } from "./model_stor
  *
  * @example Parameter names follow MXNet's
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = new modelZoo.vision.AlexNet({ classes: 10 });
- * console.assert(net.collectParams()["features.0.weight"].shape!.join() === "64,-1,11,11");
+ * assert(net.collectParams()["features.0.weight"].shape!.join() === "64,-1,11,11");
  * ```
  */
 export class AlexNet extends HybridBlock {
@@ -60,8 +61,9 @@ export class AlexNet extends HybridBlock {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.alexnet().output.units === 1000);
+ * assert(modelZoo.vision.alexnet().output.units === 1000);
  * ```
  */
 export function alexnet(options: ModelOptions = {}): AlexNet {

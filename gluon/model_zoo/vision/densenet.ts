@@ -63,9 +63,10 @@ export interface DenseNetOptions {
  *
  * @example A tiny DenseNet
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = new modelZoo.vision.DenseNet(8, 4, [2, 2], { classes: 3 });
- * console.assert(net.collectParams()["features.4.1.1.5.weight"].shape!.join() === "4,-1,3,3");
+ * assert(net.collectParams()["features.4.1.1.5.weight"].shape!.join() === "4,-1,3,3");
  * ```
  */
 export class DenseNet extends HybridBlock {
@@ -130,8 +131,9 @@ const SPEC: Record<DenseNetDepth, [number, number, number[]]> = {
  *
  * @example DenseNet-169
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.getDensenet(169).features.length === 15);
+ * assert(modelZoo.vision.getDensenet(169).features.length === 15);
  * ```
  */
 export function getDensenet(
@@ -158,9 +160,10 @@ export function getDensenet(
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.densenet121();
- * console.assert(net.collectParams()["features.0.weight"].shape!.join() === "64,-1,7,7");
+ * assert(net.collectParams()["features.0.weight"].shape!.join() === "64,-1,7,7");
  * ```
  */
 export function densenet121(options: ModelOptions = {}): DenseNet {
@@ -172,8 +175,9 @@ export function densenet121(options: ModelOptions = {}): DenseNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.densenet161().output.units === 1000);
+ * assert(modelZoo.vision.densenet161().output.units === 1000);
  * ```
  */
 export function densenet161(options: ModelOptions = {}): DenseNet {
@@ -185,8 +189,9 @@ export function densenet161(options: ModelOptions = {}): DenseNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.densenet169().output.units === 1000);
+ * assert(modelZoo.vision.densenet169().output.units === 1000);
  * ```
  */
 export function densenet169(options: ModelOptions = {}): DenseNet {
@@ -198,8 +203,9 @@ export function densenet169(options: ModelOptions = {}): DenseNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.densenet201().output.units === 1000);
+ * assert(modelZoo.vision.densenet201().output.units === 1000);
  * ```
  */
 export function densenet201(options: ModelOptions = {}): DenseNet {

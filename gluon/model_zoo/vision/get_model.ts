@@ -100,8 +100,9 @@ const ALIASES: Readonly<Record<string, string>> = Object.freeze(
  *
  * @example Listing the models
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.modelNames().includes("mobilenetv2_0.25"));
+ * assert(modelZoo.vision.modelNames().includes("mobilenetv2_0.25"));
  * ```
  */
 export function modelNames(): string[] {
@@ -113,11 +114,12 @@ export function modelNames(): string[] {
  *
  * @example Catching an unknown name
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * try {
  *   modelZoo.vision.getModel("resnet19_v1");
  * } catch (e) {
- *   console.assert(e instanceof modelZoo.vision.UnknownModelError);
+ *   assert(e instanceof modelZoo.vision.UnknownModelError);
  * }
  * ```
  */
@@ -154,9 +156,10 @@ function factoryFor(name: string): ModelFactory {
  *
  * @example Building by name
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.getModel("resnet18_v1", { classes: 10 });
- * console.assert(net.collectParams()["output.weight"].shape!.join() === "10,512");
+ * assert(net.collectParams()["output.weight"].shape!.join() === "10,512");
  * ```
  */
 export function getModel(name: string, options: ModelOptions = {}): VisionModel {
@@ -184,6 +187,7 @@ export interface LoadModelOptions extends PretrainedOptions {
  *
  * @example Saving and loading weights
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const net = modelZoo.vision.getModel("mobilenetv2_0.25", { classes: 4 });
  * net.initialize();
@@ -191,7 +195,7 @@ export interface LoadModelOptions extends PretrainedOptions {
  * const file = await Deno.makeTempFile({ suffix: ".params" });
  * await net.saveParameters(file);
  * const copy = await modelZoo.vision.loadModel("mobilenetv2_0.25", { classes: 4, pretrained: file });
- * console.assert(copy.collectParams()["output.0.weight"].shape!.join() === "4,1280,1,1");
+ * assert(copy.collectParams()["output.0.weight"].shape!.join() === "4,1280,1,1");
  * await Deno.remove(file);
  * ```
  */

@@ -17,9 +17,10 @@ import { checkClasses, checkNoPretrained, type ModelOptions } from "./model_stor
  *
  * @example Clipping
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const y = new modelZoo.vision.RELU6().call(nd.array([-1, 3, 9]));
- * console.assert((await y.data()).join() === "0,3,6");
+ * assert((await y.data()).join() === "0,3,6");
  * ```
  */
 export class RELU6 extends HybridBlock {
@@ -59,10 +60,11 @@ function addConvDw(
  *
  * @example A bottleneck with a shortcut
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const b = new modelZoo.vision.LinearBottleneck(4, 4, 6, 1);
  * b.initialize();
- * console.assert(b.useShortcut && b.call(nd.ones([1, 4, 5, 5])).shape.join() === "1,4,5,5");
+ * assert(b.useShortcut && b.call(nd.ones([1, 4, 5, 5])).shape.join() === "1,4,5,5");
  * ```
  */
 export class LinearBottleneck extends HybridBlock {
@@ -115,9 +117,10 @@ function scaled(c: number, multiplier: number): number {
  *
  * @example MobileNet 0.25
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = new modelZoo.vision.MobileNet(0.25, { classes: 10 });
- * console.assert(net.collectParams()["features.0.weight"].shape!.join() === "8,-1,3,3");
+ * assert(net.collectParams()["features.0.weight"].shape!.join() === "8,-1,3,3");
  * ```
  */
 export class MobileNet extends HybridBlock {
@@ -156,9 +159,10 @@ export class MobileNet extends HybridBlock {
  *
  * @example MobileNetV2 0.25
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = new modelZoo.vision.MobileNetV2(0.25, { classes: 10 });
- * console.assert(net.collectParams()["output.0.weight"].shape!.join() === "10,-1,1,1");
+ * assert(net.collectParams()["output.0.weight"].shape!.join() === "10,-1,1,1");
  * ```
  */
 export class MobileNetV2 extends HybridBlock {
@@ -218,9 +222,10 @@ function suffix(multiplier: number): string {
  *
  * @example Any multiplier
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.getMobilenet(0.5, { classes: 10 });
- * console.assert(net.output.units === 10);
+ * assert(net.output.units === 10);
  * ```
  */
 export function getMobilenet(multiplier: number, options: ModelOptions = {}): MobileNet {
@@ -233,9 +238,10 @@ export function getMobilenet(multiplier: number, options: ModelOptions = {}): Mo
  *
  * @example Any multiplier
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.getMobilenetV2(0.5, { classes: 10 });
- * console.assert(net.features.length === 3 + 17 + 3 + 1);
+ * assert(net.features.length === 3 + 17 + 3 + 1);
  * ```
  */
 export function getMobilenetV2(multiplier: number, options: ModelOptions = {}): MobileNetV2 {
@@ -248,8 +254,9 @@ export function getMobilenetV2(multiplier: number, options: ModelOptions = {}): 
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet1_0().features.length === 3 + 13 * 6 + 2);
+ * assert(modelZoo.vision.mobilenet1_0().features.length === 3 + 13 * 6 + 2);
  * ```
  */
 export function mobilenet1_0(options: ModelOptions = {}): MobileNet {
@@ -261,8 +268,9 @@ export function mobilenet1_0(options: ModelOptions = {}): MobileNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet0_75().output.units === 1000);
+ * assert(modelZoo.vision.mobilenet0_75().output.units === 1000);
  * ```
  */
 export function mobilenet0_75(options: ModelOptions = {}): MobileNet {
@@ -274,8 +282,9 @@ export function mobilenet0_75(options: ModelOptions = {}): MobileNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet0_5().output.units === 1000);
+ * assert(modelZoo.vision.mobilenet0_5().output.units === 1000);
  * ```
  */
 export function mobilenet0_5(options: ModelOptions = {}): MobileNet {
@@ -287,8 +296,9 @@ export function mobilenet0_5(options: ModelOptions = {}): MobileNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet0_25().output.units === 1000);
+ * assert(modelZoo.vision.mobilenet0_25().output.units === 1000);
  * ```
  */
 export function mobilenet0_25(options: ModelOptions = {}): MobileNet {
@@ -300,8 +310,9 @@ export function mobilenet0_25(options: ModelOptions = {}): MobileNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet_v2_1_0().features.length === 24);
+ * assert(modelZoo.vision.mobilenet_v2_1_0().features.length === 24);
  * ```
  */
 export function mobilenet_v2_1_0(options: ModelOptions = {}): MobileNetV2 {
@@ -313,8 +324,9 @@ export function mobilenet_v2_1_0(options: ModelOptions = {}): MobileNetV2 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet_v2_0_75().features.length === 24);
+ * assert(modelZoo.vision.mobilenet_v2_0_75().features.length === 24);
  * ```
  */
 export function mobilenet_v2_0_75(options: ModelOptions = {}): MobileNetV2 {
@@ -326,8 +338,9 @@ export function mobilenet_v2_0_75(options: ModelOptions = {}): MobileNetV2 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet_v2_0_5().features.length === 24);
+ * assert(modelZoo.vision.mobilenet_v2_0_5().features.length === 24);
  * ```
  */
 export function mobilenet_v2_0_5(options: ModelOptions = {}): MobileNetV2 {
@@ -339,8 +352,9 @@ export function mobilenet_v2_0_5(options: ModelOptions = {}): MobileNetV2 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.mobilenet_v2_0_25().features.length === 24);
+ * assert(modelZoo.vision.mobilenet_v2_0_25().features.length === 24);
  * ```
  */
 export function mobilenet_v2_0_25(options: ModelOptions = {}): MobileNetV2 {

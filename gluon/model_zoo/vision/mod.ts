@@ -6,12 +6,13 @@
  *
  * @example Build and count parameters
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const net = modelZoo.vision.resnet18_v1();
  * net.inferShape(nd.zeros([1, 3, 224, 224])); // fills the shapes inferred from the input
  * let n = 0;
  * for (const p of Object.values(net.collectParams())) n += p.shape!.reduce((a, d) => a * d, 1);
- * console.assert(n === 11699112);
+ * assert(n === 11699112);
  * ```
  *
  * @module

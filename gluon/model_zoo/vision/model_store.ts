@@ -122,8 +122,9 @@ async function exists(path: string): Promise<boolean> {
  *
  * @example A local file needs no download
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(await modelZoo.vision.fetchPretrained("weights.params") === "weights.params");
+ * assert(await modelZoo.vision.fetchPretrained("weights.params") === "weights.params");
  * ```
  */
 export async function fetchPretrained(
@@ -179,6 +180,7 @@ export async function fetchPretrained(
  *
  * @example Weights saved from one net load into another of the same architecture
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const { vision } = modelZoo;
  * const a = vision.squeezenet1_1({ classes: 10 });
@@ -187,7 +189,7 @@ export async function fetchPretrained(
  * const file = await Deno.makeTempFile({ suffix: ".params" });
  * await a.saveParameters(file);
  * const b = await vision.loadPretrained(vision.squeezenet1_1({ classes: 10 }), file);
- * console.assert(b.collectParams()["output.0.weight"].shape!.join() === "10,512,1,1");
+ * assert(b.collectParams()["output.0.weight"].shape!.join() === "10,512,1,1");
  * await Deno.remove(file);
  * ```
  */

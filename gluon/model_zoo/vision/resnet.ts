@@ -42,10 +42,11 @@ function run(block: HybridBlock, x: Value): Value {
  *
  * @example A block that halves the resolution
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const b = new modelZoo.vision.BasicBlockV1(8, 2, { downsample: true, inChannels: 4 });
  * b.initialize();
- * console.assert(b.call(nd.ones([1, 4, 6, 6])).shape.join() === "1,8,3,3");
+ * assert(b.call(nd.ones([1, 4, 6, 6])).shape.join() === "1,8,3,3");
  * ```
  */
 export class BasicBlockV1 extends HybridBlock {
@@ -87,10 +88,11 @@ export class BasicBlockV1 extends HybridBlock {
  *
  * @example A bottleneck block keeps the shape
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const b = new modelZoo.vision.BottleneckV1(16, 1, { inChannels: 16 });
  * b.initialize();
- * console.assert(b.call(nd.ones([1, 16, 3, 3])).shape.join() === "1,16,3,3");
+ * assert(b.call(nd.ones([1, 16, 3, 3])).shape.join() === "1,16,3,3");
  * ```
  */
 export class BottleneckV1 extends HybridBlock {
@@ -136,9 +138,10 @@ export class BottleneckV1 extends HybridBlock {
  *
  * @example Parameter names follow MXNet's attributes
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const b = new modelZoo.vision.BasicBlockV2(8, 2, { downsample: true, inChannels: 4 });
- * console.assert(Object.keys(b.collectParams()).includes("downsample.weight"));
+ * assert(Object.keys(b.collectParams()).includes("downsample.weight"));
  * ```
  */
 export class BasicBlockV2 extends HybridBlock {
@@ -184,9 +187,10 @@ export class BasicBlockV2 extends HybridBlock {
  *
  * @example A bottleneck v2 block
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const b = new modelZoo.vision.BottleneckV2(64, 1, { downsample: true, inChannels: 32 });
- * console.assert(b.collectParams()["downsample.weight"].shape!.join() === "64,32,1,1");
+ * assert(b.collectParams()["downsample.weight"].shape!.join() === "64,32,1,1");
  * ```
  */
 export class BottleneckV2 extends HybridBlock {
@@ -272,11 +276,12 @@ function makeStage(
  *
  * @example A small ResNet v1 built from parts
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const { ResNetV1, BasicBlockV1 } = modelZoo.vision;
  * const net = new ResNetV1(BasicBlockV1, [1, 1], [8, 8, 16], { classes: 5, thumbnail: true });
  * net.initialize();
- * console.assert(net.call(nd.ones([2, 3, 8, 8])).shape.join() === "2,5");
+ * assert(net.call(nd.ones([2, 3, 8, 8])).shape.join() === "2,5");
  * ```
  */
 export class ResNetV1 extends HybridBlock {
@@ -326,11 +331,12 @@ export class ResNetV1 extends HybridBlock {
  *
  * @example A small ResNet v2 built from parts
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo, nd } from "../../../mod.ts";
  * const { ResNetV2, BasicBlockV2 } = modelZoo.vision;
  * const net = new ResNetV2(BasicBlockV2, [1, 1], [8, 8, 16], { classes: 5, thumbnail: true });
  * net.initialize();
- * console.assert(net.call(nd.ones([2, 3, 8, 8])).shape.join() === "2,5");
+ * assert(net.call(nd.ones([2, 3, 8, 8])).shape.join() === "2,5");
  * ```
  */
 export class ResNetV2 extends HybridBlock {
@@ -403,9 +409,10 @@ export interface ResNetModelOptions extends ModelOptions {
  *
  * @example ResNet-34 v2
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.getResnet(2, 34, { classes: 10 });
- * console.assert(net.collectParams()["output.weight"].shape!.join() === "10,512");
+ * assert(net.collectParams()["output.weight"].shape!.join() === "10,512");
  * ```
  */
 export function getResnet(
@@ -437,9 +444,10 @@ export function getResnet(
  *
  * @example MXNet's parameter names
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.resnet18_v1();
- * console.assert(net.collectParams()["features.4.0.body.0.weight"].shape!.join() === "64,64,3,3");
+ * assert(net.collectParams()["features.4.0.body.0.weight"].shape!.join() === "64,64,3,3");
  * ```
  */
 export function resnet18_v1(options: ResNetModelOptions = {}): ResNetV1 {
@@ -451,8 +459,9 @@ export function resnet18_v1(options: ResNetModelOptions = {}): ResNetV1 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet34_v1({ classes: 10 }).output.units === 10);
+ * assert(modelZoo.vision.resnet34_v1({ classes: 10 }).output.units === 10);
  * ```
  */
 export function resnet34_v1(options: ResNetModelOptions = {}): ResNetV1 {
@@ -464,8 +473,9 @@ export function resnet34_v1(options: ResNetModelOptions = {}): ResNetV1 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet50_v1().output.units === 1000);
+ * assert(modelZoo.vision.resnet50_v1().output.units === 1000);
  * ```
  */
 export function resnet50_v1(options: ResNetModelOptions = {}): ResNetV1 {
@@ -477,8 +487,9 @@ export function resnet50_v1(options: ResNetModelOptions = {}): ResNetV1 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet101_v1().features.length === 9);
+ * assert(modelZoo.vision.resnet101_v1().features.length === 9);
  * ```
  */
 export function resnet101_v1(options: ResNetModelOptions = {}): ResNetV1 {
@@ -490,8 +501,9 @@ export function resnet101_v1(options: ResNetModelOptions = {}): ResNetV1 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet152_v1().features.length === 9);
+ * assert(modelZoo.vision.resnet152_v1().features.length === 9);
  * ```
  */
 export function resnet152_v1(options: ResNetModelOptions = {}): ResNetV1 {
@@ -503,9 +515,10 @@ export function resnet152_v1(options: ResNetModelOptions = {}): ResNetV1 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.resnet18_v2();
- * console.assert(net.collectParams()["output.weight"].shape!.join() === "1000,512");
+ * assert(net.collectParams()["output.weight"].shape!.join() === "1000,512");
  * ```
  */
 export function resnet18_v2(options: ResNetModelOptions = {}): ResNetV2 {
@@ -517,8 +530,9 @@ export function resnet18_v2(options: ResNetModelOptions = {}): ResNetV2 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet34_v2().features.length === 13);
+ * assert(modelZoo.vision.resnet34_v2().features.length === 13);
  * ```
  */
 export function resnet34_v2(options: ResNetModelOptions = {}): ResNetV2 {
@@ -530,8 +544,9 @@ export function resnet34_v2(options: ResNetModelOptions = {}): ResNetV2 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet50_v2().output.units === 1000);
+ * assert(modelZoo.vision.resnet50_v2().output.units === 1000);
  * ```
  */
 export function resnet50_v2(options: ResNetModelOptions = {}): ResNetV2 {
@@ -543,8 +558,9 @@ export function resnet50_v2(options: ResNetModelOptions = {}): ResNetV2 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet101_v2().output.units === 1000);
+ * assert(modelZoo.vision.resnet101_v2().output.units === 1000);
  * ```
  */
 export function resnet101_v2(options: ResNetModelOptions = {}): ResNetV2 {
@@ -556,8 +572,9 @@ export function resnet101_v2(options: ResNetModelOptions = {}): ResNetV2 {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.resnet152_v2().output.units === 1000);
+ * assert(modelZoo.vision.resnet152_v2().output.units === 1000);
  * ```
  */
 export function resnet152_v2(options: ResNetModelOptions = {}): ResNetV2 {

@@ -36,10 +36,11 @@ export type SqueezeNetVersion = "1.0" | "1.1";
  *
  * @example SqueezeNet 1.1 parameter names
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = new modelZoo.vision.SqueezeNet("1.1", { classes: 10 });
  * const names = Object.keys(net.collectParams());
- * console.assert(names.includes("features.3.1.1.0.weight") && names.includes("output.0.bias"));
+ * assert(names.includes("features.3.1.1.0.weight") && names.includes("output.0.bias"));
  * ```
  */
 export class SqueezeNet extends HybridBlock {
@@ -110,8 +111,9 @@ export class SqueezeNet extends HybridBlock {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.squeezenet1_0().features.length === 14);
+ * assert(modelZoo.vision.squeezenet1_0().features.length === 14);
  * ```
  */
 export function squeezenet1_0(options: ModelOptions = {}): SqueezeNet {
@@ -124,8 +126,9 @@ export function squeezenet1_0(options: ModelOptions = {}): SqueezeNet {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.squeezenet1_1().features.length === 14);
+ * assert(modelZoo.vision.squeezenet1_1().features.length === 14);
  * ```
  */
 export function squeezenet1_1(options: ModelOptions = {}): SqueezeNet {

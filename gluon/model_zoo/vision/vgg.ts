@@ -27,9 +27,10 @@ export interface VGGOptions {
  *
  * @example A tiny VGG
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = new modelZoo.vision.VGG([1, 1], [4, 8], { classes: 3, batchNorm: true });
- * console.assert(net.collectParams()["features.4.weight"].shape!.join() === "8,-1,3,3");
+ * assert(net.collectParams()["features.4.weight"].shape!.join() === "8,-1,3,3");
  * ```
  */
 export class VGG extends HybridBlock {
@@ -101,9 +102,10 @@ const FILTERS = [64, 128, 256, 512, 512];
  *
  * @example VGG-11 with batch norm
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
  * const net = modelZoo.vision.getVgg(11, { batchNorm: true });
- * console.assert(net.features.length === 8 * 3 + 5 + 4);
+ * assert(net.features.length === 8 * 3 + 5 + 4);
  * ```
  */
 export function getVgg(
@@ -125,8 +127,9 @@ export function getVgg(
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg11().features.length === 8 * 2 + 5 + 4);
+ * assert(modelZoo.vision.vgg11().features.length === 8 * 2 + 5 + 4);
  * ```
  */
 export function vgg11(options: ModelOptions = {}): VGG {
@@ -138,8 +141,9 @@ export function vgg11(options: ModelOptions = {}): VGG {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg13().features.length === 10 * 2 + 5 + 4);
+ * assert(modelZoo.vision.vgg13().features.length === 10 * 2 + 5 + 4);
  * ```
  */
 export function vgg13(options: ModelOptions = {}): VGG {
@@ -151,8 +155,9 @@ export function vgg13(options: ModelOptions = {}): VGG {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg16().features.length === 13 * 2 + 5 + 4);
+ * assert(modelZoo.vision.vgg16().features.length === 13 * 2 + 5 + 4);
  * ```
  */
 export function vgg16(options: ModelOptions = {}): VGG {
@@ -164,8 +169,9 @@ export function vgg16(options: ModelOptions = {}): VGG {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg19().features.length === 16 * 2 + 5 + 4);
+ * assert(modelZoo.vision.vgg19().features.length === 16 * 2 + 5 + 4);
  * ```
  */
 export function vgg19(options: ModelOptions = {}): VGG {
@@ -177,8 +183,9 @@ export function vgg19(options: ModelOptions = {}): VGG {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg11_bn().features.length === 8 * 3 + 5 + 4);
+ * assert(modelZoo.vision.vgg11_bn().features.length === 8 * 3 + 5 + 4);
  * ```
  */
 export function vgg11_bn(options: ModelOptions = {}): VGG {
@@ -190,8 +197,9 @@ export function vgg11_bn(options: ModelOptions = {}): VGG {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg13_bn().features.length === 10 * 3 + 5 + 4);
+ * assert(modelZoo.vision.vgg13_bn().features.length === 10 * 3 + 5 + 4);
  * ```
  */
 export function vgg13_bn(options: ModelOptions = {}): VGG {
@@ -203,8 +211,9 @@ export function vgg13_bn(options: ModelOptions = {}): VGG {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg16_bn().features.length === 13 * 3 + 5 + 4);
+ * assert(modelZoo.vision.vgg16_bn().features.length === 13 * 3 + 5 + 4);
  * ```
  */
 export function vgg16_bn(options: ModelOptions = {}): VGG {
@@ -216,8 +225,9 @@ export function vgg16_bn(options: ModelOptions = {}): VGG {
  *
  * @example Building
  * ```ts
+ * import assert from "node:assert";
  * import { modelZoo } from "../../../mod.ts";
- * console.assert(modelZoo.vision.vgg19_bn().features.length === 16 * 3 + 5 + 4);
+ * assert(modelZoo.vision.vgg19_bn().features.length === 16 * 3 + 5 + 4);
  * ```
  */
 export function vgg19_bn(options: ModelOptions = {}): VGG {
