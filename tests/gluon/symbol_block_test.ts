@@ -309,3 +309,25 @@ Deno.test("a parameter record makes a block a pure function", () => {
   assert.throws(() => f({}, x), /no tensor for '0.weight'/);
   assert.ok(new Parameter("w").toString().startsWith("Parameter w"));
 });
+
+Deno.test("AlexNet feature extractor: features_9_act_fwd_output through a SymbolBlock sharing parameters", async () => {
+  const { modelZoo } = await import("../../mod.ts");
+  const net = modelZoo.vision.alexnet();
+  net.initialize({ seed: 0 });
+  net.inferShape(nd.zeros([1, 3, 224, 224]));
+  const data = sym.var("data");
+  const internals = (net.call(data) as unknown as Symbol).getInternals();
+  const features = new SymbolBlock(
+    internals.get("features_9_act_fwd_output"),
+    data,
+    net.collectParams(),
+  );
+  for (const [name, p] of Object.entries(features.collectParams())) {
+    assert.equal(p, net.collectParams()[name], name);
+  }
+  assert.deepEqual(Object.keys(features.collectParams()).at(-1), "features.9.bias");
+  const x = nd.random.uniform(0, 1, [1, 3, 224, 224], { seed: 4 });
+  const f = features.call(x) as Tensor;
+  assert.deepEqual(f.shape, [1, 4096]);
+  assert.ok((f.toArray() as number[][])[0].every((v) => v >= 0)); // after ReLU
+});
