@@ -32,3 +32,9 @@ export {
 } from "./graphs.ts";
 export { assertGraphsEquivalent, AssertionError, type EquivalenceOptions } from "./equivalence.ts";
 export type { Draw, Sample } from "../ops/op.ts";
+export {
+  bindRandomly,
+  checkPassPreservesSemantics,
+  evaluateGraph,
+  type PassCheckOptions,
+} from "./passes.ts";

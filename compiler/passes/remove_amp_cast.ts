@@ -35,7 +35,6 @@ export function removeAmpCast(symbol: Symbol): Symbol {
     }
     return e;
   };
-  const heads = new Set(symbol.outputs);
-  const out = rebuild(symbol, (original, mapped) => (heads.has(original) ? mapped : strip(mapped)));
-  return out;
+  // Only inputs of nodes are rewired: a cast that is a graph output stays, as in MXNet.
+  return rebuild(symbol, (_original, mapped, isOutput) => (isOutput ? mapped : strip(mapped)));
 }

@@ -8,13 +8,14 @@
 import { type Entry, makeNode, type Node, Symbol } from "../symbol.ts";
 
 /**
- * Rebuilds a symbol. `rewire(entry, mapped)` may replace an input entry (already mapped) of
- * any node; it receives the original entry and its mapped counterpart and returns the entry
- * to use. Nodes whose inputs do not change are kept as they are.
+ * Rebuilds a symbol. `rewire(entry, mapped, isOutput)` may replace an entry read by a node
+ * (`isOutput` false) or a graph output (`isOutput` true); it receives the original entry and
+ * its mapped counterpart and returns the entry to use. Nodes whose inputs do not change are
+ * kept as they are.
  */
 export function rebuild(
   symbol: Symbol,
-  rewire: (original: Entry, mapped: Entry) => Entry,
+  rewire: (original: Entry, mapped: Entry, isOutput: boolean) => Entry,
 ): Symbol {
   const map = new Map<Node, Node>();
   const mapEntry = (e: Entry): Entry => {
@@ -26,7 +27,7 @@ export function rebuild(
       map.set(node, node);
       continue;
     }
-    const inputs = node.inputs.map((e) => rewire(e, mapEntry(e)));
+    const inputs = node.inputs.map((e) => rewire(e, mapEntry(e), false));
     const deps = node.controlDeps.map((d) => map.get(d) ?? d);
     const same = inputs.every((e, i) => e === node.inputs[i]) &&
       deps.every((d, i) => d === node.controlDeps[i]);
@@ -44,8 +45,8 @@ export function rebuild(
       }),
     );
   }
-  return new Symbol(
-    symbol.outputs.map((e) => rewire(e, mapEntry(e)) && mapEntry(e)),
-    symbol.graphAttrs,
-  );
+  const outs = symbol.outputs.map((e) => rewire(e, mapEntry(e), true));
+  return outs.every((e, i) => e === symbol.outputs[i])
+    ? symbol
+    : new Symbol(outs, symbol.graphAttrs);
 }
