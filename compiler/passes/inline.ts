@@ -7,6 +7,7 @@
  * @module
  */
 import { type Entry, makeNode, type Node, Symbol } from "../symbol.ts";
+import { definePass, graphOf, type Pass } from "./pass.ts";
 
 /** Options of {@link inlineSubgraphs}. */
 export interface InlineOptions {
@@ -102,3 +103,11 @@ function splice(g: Symbol, inputs: readonly Entry[]): Entry[] {
   }
   return g.outputs.map(sub);
 }
+
+/** The inlining pass (`limit` option: largest subgraph to inline; all by default). */
+export const inline: Pass<InlineOptions> = definePass<InlineOptions>({
+  name: "inline",
+  doc: "Inlines subgraph calls with at most `limit` op nodes; outputs and values are unchanged.",
+  idempotent: true,
+  run: (g, options) => graphOf(inlineSubgraphs(g.symbol, options), g.params),
+});
