@@ -112,6 +112,7 @@ export {
 export { SymbolBlock } from "./gluon/symbol_block.ts";
 export type { LoadOptions } from "./gluon/io.ts";
 export { removeAmpCast } from "./compiler/passes/remove_amp_cast.ts";
+export * as amp from "./gluon/amp.ts";
 export {
   type ArrayFormat,
   loadParams,
