@@ -37,6 +37,26 @@ export type { ShapeDict, TypeDict } from "./compiler/symbol.ts";
 export type { InferShapeResult, InferTypeResult } from "./compiler/infer.ts";
 export { group, load, nameScope, variable } from "./compiler/sym.ts";
 export { loadJSON } from "./compiler/json.ts";
+export {
+  type CrossingEdge,
+  getBackend,
+  inlineBlockCalls,
+  isPartitionNode,
+  listBackends,
+  partition,
+  PARTITION_ATTR,
+  type PartitionOptions,
+  partitionPass,
+  type PartitionPassOptions,
+  type PartitionPlan,
+  type PartitionResult,
+  type Placement,
+  type PlannedSubgraph,
+  registerBackend,
+  type SubgraphNodeSpec,
+  type SubgraphProperty,
+  type SubgraphSelector,
+} from "./compiler/passes/partition.ts";
 export { arange, array, full, ones, random, zeros } from "./runtime/creation.ts";
 export type {
   ArangeOptions,
@@ -86,6 +106,7 @@ export {
   type HybridizeOptions,
   type InitializeOptions,
   type OpHook,
+  type OptimizeForOptions,
   type ParamRecord,
 } from "./gluon/block.ts";
 export {

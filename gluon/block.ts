@@ -26,6 +26,14 @@ import { Parameter } from "./parameter.ts";
 import { loadParams, paramsToRecord, saveParams } from "../runtime/params.ts";
 import { removeAmpCast } from "../compiler/passes/remove_amp_cast.ts";
 import { inlineSubgraphs } from "../compiler/passes/inline.ts";
+import {
+  getBackend,
+  inlineBlockCalls,
+  partition,
+  type PartitionOptions,
+  type PartitionPlan,
+} from "../compiler/passes/partition.ts";
+import { graphOf } from "../compiler/passes/pass.ts";
 import { makeNode } from "../compiler/symbol.ts";
 import { getOp } from "../ops/registry.ts";
 
@@ -545,6 +553,29 @@ export interface HybridizeOptions {
   backwardBulkSize?: number;
 }
 
+/**
+ * Options of {@link HybridBlock.optimizeFor}: the backend, the hybridize flags used when it
+ * (re)hybridizes, and any other key as a backend option (MXNet's `**kwargs`).
+ */
+export interface OptimizeForOptions extends PartitionOptions {
+  /** A registered partitioning backend (`default`, `static_shape`, ...). */
+  readonly backend: string;
+  /** Hybridize again (clearing cached graphs) even if the block is hybridized. */
+  readonly clear?: boolean;
+  /** Hybridize flag, used when optimizeFor hybridizes. */
+  readonly staticAlloc?: boolean;
+  /** Hybridize flag, used when optimizeFor hybridizes. */
+  readonly staticShape?: boolean;
+  /** Hybridize flag, used when optimizeFor hybridizes. */
+  readonly inlineLimit?: number;
+  /** Hybridize flag, used when optimizeFor hybridizes. */
+  readonly partitionIfDynamic?: boolean;
+  /** Hybridize flag, used when optimizeFor hybridizes. */
+  readonly forwardBulkSize?: number;
+  /** Hybridize flag, used when optimizeFor hybridizes. */
+  readonly backwardBulkSize?: number;
+}
+
 /** A traced graph with what it needs to run. */
 export interface CachedGraph {
   /** The graph (outputs grouped). */
@@ -580,6 +611,8 @@ export abstract class HybridBlock extends Block {
   #flags: HybridizeOptions = {};
   readonly #cache = new Map<string, CachedGraph>();
   #last: CachedGraph | undefined;
+  /** Set by optimizeFor: graphs traced until the next hybridize are partitioned with it. */
+  #partition: { backend: string; options: PartitionOptions } | undefined;
 
   /** Whether hybridization is on. */
   get isHybridized(): boolean {
@@ -600,6 +633,7 @@ export abstract class HybridBlock extends Block {
     this.#flags = { ...options };
     this.#cache.clear();
     this.#last = undefined;
+    this.#partition = undefined;
     if (this.#active && this.hasForwardHooks) {
       console.warn(
         `${this.constructor.name}: forward hooks are not called inside a hybridized graph`,
@@ -634,8 +668,10 @@ export abstract class HybridBlock extends Block {
         "export: please first call block.hybridize() and then run forward with this block at least once",
       );
     }
-    // MXNet's files hold flat graphs: nested calls are inlined.
-    const flat = inlineSubgraphs(graph.symbol);
+    // MXNet's files hold flat graphs: calls of nested blocks are inlined. Subgraph nodes made
+    // by optimizeFor (partition nodes) stay, with their subgraphs, as MXNet's export keeps
+    // the partitioned graph.
+    const flat = inlineBlockCalls(graph.symbol);
     const symbol = options.removeAmpCast === false ? flat : removeAmpCast(flat);
     const symbolFile = `${path}-symbol.json`;
     await Deno.writeTextFile(symbolFile, symbol.toJSON());
@@ -825,18 +861,96 @@ export abstract class HybridBlock extends Block {
     return parts.join("|");
   }
 
-  #runGraph(inputs: Tensor[], state: BindState | undefined): BlockOutput {
-    const key = inputs.map((t) => `${t.dtype}(${t.shape.join(",")})`).join(";") + "|" +
+  #cacheKey(inputs: Tensor[]): string {
+    return inputs.map((t) => `${t.dtype}(${t.shape.join(",")})`).join(";") + "|" +
       this.#structureKey();
+  }
+
+  /** Traces for the inputs; partitions the flat graph when optimizeFor asked for it. */
+  #traceGraph(inputs: Tensor[]): { graph: CachedGraph; plan?: PartitionPlan } {
+    const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
+    const part = this.#partition;
+    const result = part
+      ? partition(graphOf(inlineSubgraphs(traced.symbol)), part.backend, part.options)
+      : undefined;
+    const graph = {
+      symbol: result?.graph.symbol ??
+        inlineSubgraphs(traced.symbol, { limit: this.#flags.inlineLimit ?? 2 }),
+      inputNames: traced.inputNames,
+      params: traced.params,
+      listOutput: traced.listOutput,
+    };
+    return { graph, plan: result?.plan };
+  }
+
+  /**
+   * MXNet's `optimize_for`: hybridizes if `clear` or not hybridized yet, traces for the given
+   * inputs as a hybridized call would, partitions the flat graph with `backend` (the other
+   * option keys are the backend's options) and makes it the cached graph that later calls run
+   * and `export` writes; graphs traced later (other input shapes) are partitioned the same
+   * way until the next `hybridize`. Runs no forward. Returns the partition plan.
+   *
+   * @example Grouping a small net's FullyConnected ops
+   * ```ts
+   * import assert from "node:assert";
+   * import { nd, nn } from "../mod.ts";
+   * const net = new nn.HybridSequential().add(new nn.Dense(4, { activation: "relu" }), new nn.Dense(2));
+   * net.initialize({ seed: 0 });
+   * const x = nd.ones([3, 5]);
+   * const eager = net.call(x);
+   * const plan = net.optimizeFor(x, { backend: "default", opNames: ["FullyConnected"] });
+   * assert(plan.subgraphs.length === 2);
+   * const names = net.cachedGraph()!.symbol.nodes().map((n) => n.name);
+   * assert(names.includes("_CachedOp0") && names.includes("_CachedOp1"));
+   * assert((await net.call(x).data()).join() === (await eager.data()).join());
+   * ```
+   */
+  optimizeFor(x: Tensor | Tensor[], options: OptimizeForOptions): PartitionPlan {
+    const {
+      backend,
+      clear = false,
+      staticAlloc,
+      staticShape,
+      inlineLimit,
+      partitionIfDynamic,
+      forwardBulkSize,
+      backwardBulkSize,
+      ...backendOptions
+    } = options ?? {};
+    if (typeof backend !== "string") throw new SigilError("optimizeFor: give a backend");
+    getBackend(backend);
+    const inputs = Array.isArray(x) ? x : [x];
+    if (!inputs.length) throw new SigilError("optimizeFor: give at least one input");
+    inputs.forEach((t, i) => {
+      if (!(t instanceof Tensor)) throw new SigilError(`optimizeFor: input ${i} is not a Tensor`);
+    });
+    checkArity(this, inputs);
+    if (clear || !this.#active) {
+      this.hybridize({
+        active: true,
+        staticAlloc,
+        staticShape,
+        inlineLimit,
+        partitionIfDynamic,
+        forwardBulkSize,
+        backwardBulkSize,
+      });
+    }
+    this.#ensureShapes(inputs);
+    this.#partition = { backend, options: backendOptions };
+    // Graphs cached before were not partitioned.
+    this.#cache.clear();
+    const { graph, plan } = this.#traceGraph(inputs);
+    this.#cache.set(this.#cacheKey(inputs), graph);
+    this.#last = graph;
+    return plan!;
+  }
+
+  #runGraph(inputs: Tensor[], state: BindState | undefined): BlockOutput {
+    const key = this.#cacheKey(inputs);
     let graph = this.#cache.get(key);
     if (!graph) {
-      const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
-      graph = {
-        symbol: inlineSubgraphs(traced.symbol, { limit: this.#flags.inlineLimit ?? 2 }),
-        inputNames: traced.inputNames,
-        params: traced.params,
-        listOutput: traced.listOutput,
-      };
+      graph = this.#traceGraph(inputs).graph;
       this.#cache.set(key, graph);
     }
     this.#last = graph;
@@ -883,7 +997,8 @@ function dataName(i: number, n: number): string {
   return n === 1 ? "data" : `data${i}`;
 }
 
-function reportOps(hooks: { callback: OpHook; monitorAll: boolean }[]) {
+/** @internal The interpreter callback that reports op hooks. */
+export function reportOps(hooks: { callback: OpHook; monitorAll: boolean }[]) {
   return (
     node: import("../compiler/symbol.ts").Node,
     outputs: readonly Tensor[],
