@@ -148,3 +148,21 @@ export {
   type SaveParamsOptions,
   saveParamsV2,
 } from "./runtime/params.ts";
+export { definePass, type Graph, graphOf, type Pass } from "./compiler/passes/pass.ts";
+export {
+  type Epilogue,
+  findEpilogues,
+  fuseElementwise,
+  type FuseOptions,
+  guessFloat32,
+  isHeavyOp,
+} from "./compiler/passes/fuse.ts";
+export { foldBatchNorm, type FoldBatchNormOptions } from "./compiler/passes/fold_batchnorm.ts";
+export {
+  type MemoryPlan,
+  type MemoryPlanOptions,
+  planMemory,
+  type PlannedBuffer,
+  type PlannedValue,
+} from "./compiler/passes/memory_plan.ts";
+export { MAX_SCALAR_DEPTH, parseScalar, printScalar } from "./ops/scalar.ts";

@@ -20,6 +20,7 @@ import * as dot from "./dot.ts";
 import * as dropout from "./dropout.ts";
 import * as embedding from "./embedding.ts";
 import * as fullyConnected from "./fully_connected.ts";
+import * as fused from "./fused.ts";
 import * as pooling from "./pooling.ts";
 import * as reduce from "./reduce.ts";
 import * as reshape from "./reshape.ts";
@@ -42,6 +43,7 @@ export type OpTable = Readonly<
   & typeof dropout
   & typeof embedding
   & typeof fullyConnected
+  & typeof fused
   & typeof pooling
   & typeof reduce
   & typeof reshape
@@ -65,6 +67,7 @@ export const OPS: OpTable = Object.freeze({
   ...dropout,
   ...embedding,
   ...fullyConnected,
+  ...fused,
   ...pooling,
   ...reduce,
   ...reshape,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { AttributeError } from "../runtime/errors.ts";
 
 /** Unary scalar functions. */
 export type UnaryFn =
@@ -224,4 +225,187 @@ export function substitute(e: ScalarExpr, args: readonly ScalarExpr[]): ScalarEx
     case "select":
       return s.select(substitute(e.cond, args), substitute(e.a, args), substitute(e.b, args));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text form: S-expressions such as `(add (in 0) (const 1))`, used for the `expr` attribute of
+// fused elementwise nodes so that they survive MXNet JSON.
+
+const UNARY_NAMES: ReadonlySet<string> = new Set(Object.keys(UNARY));
+const BINARY_NAMES: ReadonlySet<string> = new Set(Object.keys(BINARY));
+
+/** The deepest expression {@link parseScalar} accepts (parsing and compiling recurse). */
+export const MAX_SCALAR_DEPTH = 1000;
+
+/** The text of a constant: JavaScript's shortest round-trip form, `-0`, `inf`, `-inf`, `nan`. */
+function printNumber(v: number): string {
+  if (Number.isNaN(v)) return "nan";
+  if (v === Infinity) return "inf";
+  if (v === -Infinity) return "-inf";
+  if (Object.is(v, -0)) return "-0";
+  return String(v);
+}
+
+const NUMBER_RE = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:e[+-]?\d+)?$/;
+const INDEX_RE = /^(?:0|[1-9]\d{0,8})$/;
+
+/**
+ * Prints an expression as an S-expression: `(in i)`, `(const v)`, `(<fn> a)`, `(<fn> a b)` and
+ * `(select cond a b)`, one space between items. Constants print in JavaScript's shortest
+ * round-trip form (with `-0`, `inf`, `-inf` and `nan`), so {@link parseScalar} gives back the
+ * very same (interned) expression. Throws {@link AttributeError} for an object that is not a
+ * well-formed expression.
+ *
+ * @example Printing `exp(x) + 1`
+ * ```ts
+ * import assert from "node:assert";
+ * import { parseScalar, printScalar, s } from "./scalar.ts";
+ * const e = s.add(s.unary("exp", s.in(0)), s.c(1));
+ * assert(printScalar(e) === "(add (exp (in 0)) (const 1))");
+ * assert(parseScalar(printScalar(e)) === e);
+ * ```
+ */
+export function printScalar(e: ScalarExpr): string {
+  const out: string[] = [];
+  const go = (x: ScalarExpr, depth: number): void => {
+    if (depth > MAX_SCALAR_DEPTH) {
+      throw new AttributeError(`printScalar: expression deeper than ${MAX_SCALAR_DEPTH}`);
+    }
+    switch (x?.kind) {
+      case "in":
+        if (!Number.isInteger(x.index) || x.index < 0 || !INDEX_RE.test(String(x.index))) {
+          throw new AttributeError(`printScalar: bad input index ${String(x.index)}`);
+        }
+        out.push(`(in ${x.index})`);
+        return;
+      case "const":
+        if (typeof x.value !== "number") {
+          throw new AttributeError(`printScalar: constant ${String(x.value)} is not a number`);
+        }
+        out.push(`(const ${printNumber(x.value)})`);
+        return;
+      case "unary":
+        if (!UNARY_NAMES.has(x.fn)) {
+          throw new AttributeError(`printScalar: unknown unary function '${String(x.fn)}'`);
+        }
+        out.push(`(${x.fn} `);
+        go(x.a, depth + 1);
+        out.push(")");
+        return;
+      case "binary":
+        if (!BINARY_NAMES.has(x.fn)) {
+          throw new AttributeError(`printScalar: unknown binary function '${String(x.fn)}'`);
+        }
+        out.push(`(${x.fn} `);
+        go(x.a, depth + 1);
+        out.push(" ");
+        go(x.b, depth + 1);
+        out.push(")");
+        return;
+      case "select":
+        out.push("(select ");
+        go(x.cond, depth + 1);
+        out.push(" ");
+        go(x.a, depth + 1);
+        out.push(" ");
+        go(x.b, depth + 1);
+        out.push(")");
+        return;
+      default:
+        throw new AttributeError(`printScalar: not a scalar expression: ${String(x)}`);
+    }
+  };
+  go(e, 1);
+  return out.join("");
+}
+
+/**
+ * Parses the text form that {@link printScalar} writes. Whitespace between items may be any
+ * run of spaces, tabs or newlines; everything else is strict: known function names with the
+ * right number of arguments, input indices as plain non-negative integers, constants as
+ * decimal numbers (or `inf`, `-inf`, `nan`), nesting at most {@link MAX_SCALAR_DEPTH} deep,
+ * and nothing after the expression. Bad text raises {@link AttributeError} naming the
+ * character offset. The result is interned (equal text gives the same object).
+ *
+ * @example Parsing a clipped ReLU
+ * ```ts
+ * import assert from "node:assert";
+ * import { compileScalar, parseScalar } from "./scalar.ts";
+ * const e = parseScalar("(min (max (in 0) (const 0)) (const 6))");
+ * assert(compileScalar(e)([7]) === 6 && compileScalar(e)([-1]) === 0);
+ * ```
+ */
+export function parseScalar(text: string): ScalarExpr {
+  if (typeof text !== "string") {
+    throw new AttributeError(`parseScalar: expected a string, got ${typeof text}`);
+  }
+  const tokens: { text: string; at: number }[] = [];
+  const re = /\s*(?:(\(|\))|([^\s()]+))/y;
+  let pos = 0;
+  while (pos < text.length) {
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (!m) {
+      if (/^\s*$/.test(text.slice(pos))) break;
+      throw new AttributeError(`parseScalar: unexpected character at offset ${pos}`);
+    }
+    const tok = m[1] ?? m[2];
+    tokens.push({ text: tok, at: re.lastIndex - tok.length });
+    pos = re.lastIndex;
+  }
+  let i = 0;
+  const fail = (what: string, at = tokens[i]?.at ?? text.length): never => {
+    throw new AttributeError(`parseScalar: ${what} at offset ${at} of '${clip(text)}'`);
+  };
+  const expect = (t: string) => {
+    if (tokens[i]?.text !== t) fail(`expected '${t}'`);
+    i++;
+  };
+  const atom = (): { text: string; at: number } => {
+    const t = tokens[i];
+    if (t === undefined || t.text === "(" || t.text === ")") fail("expected a name or number");
+    i++;
+    return t;
+  };
+  const expr = (depth: number): ScalarExpr => {
+    if (depth > MAX_SCALAR_DEPTH) fail(`expression deeper than ${MAX_SCALAR_DEPTH}`);
+    expect("(");
+    const head = atom();
+    let e: ScalarExpr;
+    if (head.text === "in") {
+      const t = atom();
+      if (!INDEX_RE.test(t.text)) fail(`bad input index '${t.text}'`, t.at);
+      e = s.in(Number(t.text));
+    } else if (head.text === "const") {
+      const t = atom();
+      e = s.c(parseNumber(t.text) ?? fail(`bad number '${t.text}'`, t.at));
+    } else if (head.text === "select") {
+      const c = expr(depth + 1);
+      const a = expr(depth + 1);
+      e = s.select(c, a, expr(depth + 1));
+    } else if (UNARY_NAMES.has(head.text)) {
+      e = s.unary(head.text as UnaryFn, expr(depth + 1));
+    } else if (BINARY_NAMES.has(head.text)) {
+      const a = expr(depth + 1);
+      e = s.binary(head.text as BinaryFn, a, expr(depth + 1));
+    } else {
+      return fail(`unknown function '${head.text}'`, head.at);
+    }
+    expect(")");
+    return e;
+  };
+  const e = expr(1);
+  if (i !== tokens.length) fail("unexpected text after the expression");
+  return e;
+}
+
+function parseNumber(t: string): number | undefined {
+  if (t === "inf") return Infinity;
+  if (t === "-inf") return -Infinity;
+  if (t === "nan") return NaN;
+  return NUMBER_RE.test(t) ? Number(t) : undefined;
+}
+
+function clip(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
