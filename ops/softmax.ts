@@ -84,7 +84,8 @@ function softmaxType(
     throw new DTypeError(`softmax length must be int32 or int64, got ${lenType}`);
   }
   const rest = a.use_length ? [undefined] : [];
-  if (a.dtype !== null) return { inputs: [inputs[0] ?? a.dtype, ...rest], outputs: [a.dtype] };
+  // With an explicit output dtype, the input dtype is independent of it.
+  if (a.dtype !== null) return { inputs: [inputs[0], ...rest], outputs: [a.dtype] };
   const t = inputs[0] ?? outputs[0];
   return { inputs: [t, ...rest], outputs: [t] };
 }
