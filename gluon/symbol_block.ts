@@ -12,7 +12,7 @@ import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { SigilError } from "../runtime/errors.ts";
 import { Tensor } from "../runtime/tensor.ts";
-import { type BlockOutput, type CachedGraph, type Concrete, HybridBlock } from "./block.ts";
+import { type BlockOutput, type CachedGraph, type Concrete, HybridBlock, reportOps } from "./block.ts";
 import { forwardState, type Value } from "./context.ts";
 import { Parameter } from "./parameter.ts";
 
@@ -254,7 +254,9 @@ export class SymbolBlock extends HybridBlock {
     for (const [name, p] of this.#params) {
       bindings[name] = (state?.kind === "bind" ? state.values.get(p) : undefined) ?? p.data();
     }
-    const outs = evaluate(this.#symbol, bindings);
+    // Op hooks report when the block runs as a graph, i.e. hybridized (MXNet: a CachedOp).
+    const hooks = this.isHybridized ? this.opHooks : [];
+    const outs = evaluate(this.#symbol, bindings, hooks.length ? { onNode: reportOps(hooks) } : {});
     return this.#listOutput ? outs : outs[0];
   }
 

@@ -13,6 +13,16 @@ import { definePass, graphOf, type Pass } from "./pass.ts";
 export interface InlineOptions {
   /** Largest subgraph (in op nodes) to inline; all of them when absent. */
   limit?: number;
+  /**
+   * Calls to keep as calls (their subgraphs are still processed). By default partition nodes
+   * (made by the partitioning pass) are kept; pass `() => false` to inline those too.
+   */
+  keep?: (node: Node) => boolean;
+}
+
+/** Whether a node is a subgraph call made by partitioning (it carries `__partition__`). */
+export function isPartitionCall(node: Node): boolean {
+  return node.calledGraph !== undefined && Object.hasOwn(node.attrs, "__partition__");
 }
 
 /** Number of op (non-variable) nodes of a graph. */
@@ -40,6 +50,7 @@ export function opCount(symbol: Symbol): number {
  */
 export function inlineSubgraphs(symbol: Symbol, options: InlineOptions = {}): Symbol {
   const limit = options.limit ?? Infinity;
+  const keep = options.keep ?? isPartitionCall;
   const replaced = new Map<Node, readonly Entry[]>();
   const mapEntry = (e: Entry): Entry => {
     const r = replaced.get(e.node);
@@ -53,7 +64,7 @@ export function inlineSubgraphs(symbol: Symbol, options: InlineOptions = {}): Sy
     const called = node.calledGraph;
     if (called) {
       const inner = inlineSubgraphs(called, options);
-      if (opCount(inner) <= limit) {
+      if (!keep(node) && opCount(inner) <= limit) {
         replaced.set(node, splice(inner, inputs));
         continue;
       }

@@ -20,13 +20,14 @@ import type { AnyOpDef } from "../../ops/op.ts";
 import { BackendError, SigilError } from "../../runtime/errors.ts";
 import { type Entry, makeNode, type Node, Symbol } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
+import { inlineSubgraphs, isPartitionCall } from "./inline.ts";
 
 /**
  * The hidden attribute marking a subgraph call node made by partitioning (its value is the
  * backend name). It tells such nodes from the calls of nested hybridized blocks, which
  * `export` inlines; MXNet readers ignore hidden `__x__` attributes.
  */
-export const PARTITION_ATTR = "__partition__";
+export const PARTITION_ATTR = "__partition__" as const;
 
 /** Where an op node runs: on the host graph, or in the subgraph with this id. */
 export type Placement = "host" | number;
@@ -246,7 +247,7 @@ export function listBackends(): string[] {
  * ```
  */
 export function isPartitionNode(node: Node): boolean {
-  return node.calledGraph !== undefined && Object.hasOwn(node.attrs, PARTITION_ATTR);
+  return isPartitionCall(node);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -987,75 +988,5 @@ export const partitionPass: Pass<PartitionPassOptions> = definePass<PartitionPas
  * ```
  */
 export function inlineBlockCalls(symbol: Symbol): Symbol {
-  const replaced = new Map<Node, readonly Entry[]>();
-  const mapEntry = (e: Entry): Entry => {
-    const r = replaced.get(e.node);
-    if (!r) return e;
-    const m = r[e.index];
-    return e.version === 0 || m.version === e.version ? m : m.node.entry(m.index, e.version);
-  };
-  const remade = (n: Node): Node | undefined => {
-    const r = replaced.get(n);
-    return r ? r[0].node : undefined;
-  };
-  for (const node of symbol.nodes()) {
-    if (node.isVariable) continue;
-    const inputs = node.inputs.map(mapEntry);
-    const deps = node.controlDeps.map((d) => remade(d) ?? d);
-    const called = node.calledGraph;
-    if (called && !isPartitionNode(node)) {
-      replaced.set(node, spliceCall(inlineBlockCalls(called), inputs));
-      continue;
-    }
-    const subgraphs = called ? [inlineBlockCalls(called)] : node.subgraphs;
-    const same = inputs.every((e, i) => e === node.inputs[i]) &&
-      deps.every((d, i) => d === node.controlDeps[i]) &&
-      subgraphs.every((g, i) => g === node.subgraphs[i]);
-    if (same) continue;
-    const n = makeNode({
-      op: node.op,
-      name: node.name,
-      attrs: node.attrs,
-      inputs,
-      controlDeps: deps,
-      subgraphs,
-      rowOutputs: node.rowOutputs,
-      parsed: node.parsed,
-    });
-    replaced.set(node, Array.from({ length: n.numOutputs }, (_, i) => n.entry(i)));
-  }
-  const outs = symbol.outputs.map(mapEntry);
-  return outs.every((e, i) => e === symbol.outputs[i])
-    ? symbol
-    : new Symbol(outs, symbol.graphAttrs);
-}
-
-/** A called graph's nodes rebuilt on the call's inputs (bound to its variables in order). */
-function spliceCall(g: Symbol, inputs: readonly Entry[]): Entry[] {
-  const env = new Map<Node, Entry>(
-    g.nodes().filter((n) => n.isVariable).map((v, i) => [v, inputs[i]]),
-  );
-  const made = new Map<Node, Node>();
-  const sub = (e: Entry): Entry => {
-    const bound = env.get(e.node);
-    if (bound) return e.version === 0 ? bound : bound.node.entry(bound.index, e.version);
-    return made.get(e.node)!.entry(e.index, e.version);
-  };
-  for (const n of g.nodes()) {
-    if (n.isVariable) continue;
-    made.set(
-      n,
-      makeNode({
-        op: n.op,
-        name: n.name,
-        attrs: n.attrs,
-        inputs: n.inputs.map(sub),
-        controlDeps: n.controlDeps.map((d) => made.get(d) ?? d),
-        subgraphs: n.subgraphs,
-        rowOutputs: n.rowOutputs,
-        parsed: n.parsed,
-      }),
-    );
-  }
-  return g.outputs.map(sub);
+  return inlineSubgraphs(symbol, { keep: isPartitionNode });
 }

@@ -1,7 +1,8 @@
 /**
  * The default inference pipeline and the list of every pass, in the order that makes sense:
- * device-independent rewrites first (inlining, simplification, CSE, folding), then
- * device-specific ones (fusion) last.
+ * device-independent rewrites first (inlining, simplification, CSE, BatchNorm and constant
+ * folding, DCE), then device-specific ones (elementwise fusion) last. Partitioning for a
+ * backend comes between the two (`block.optimizeFor`).
  *
  * @module
  */
@@ -9,8 +10,11 @@ import { constantFold } from "./constant_fold.ts";
 import { cse } from "./cse.ts";
 import { dce } from "./dce.ts";
 import { inline } from "./inline.ts";
-import { type Graph, graphOf, type Pass, pipeline } from "./pass.ts";
+import { definePass, type Graph, graphOf, type Pass, pipeline } from "./pass.ts";
 import { simplify } from "./simplify.ts";
+import { foldBatchNorm } from "./fold_batchnorm.ts";
+import { fuseElementwise } from "./fuse.ts";
+import { partitionPass } from "./partition.ts";
 import type { Symbol } from "../symbol.ts";
 import type { Tensor } from "../../runtime/tensor.ts";
 
@@ -20,10 +24,31 @@ export interface PipelineOptions {
   passes?: readonly Pass[];
 }
 
-/** Every pass sigil ships, each usable on its own. */
+/**
+ * Every semantics-preserving pass sigil ships, ready to run (partitioning with the
+ * `static_shape` backend, which groups every op). AMP conversion and cast removal change
+ * precision on purpose and are tested on their own.
+ */
 export function allPasses(): Pass[] {
-  return [inline, simplify, cse, constantFold, dce];
+  const partitionAll = definePass({
+    name: "partition-static-shape",
+    doc: "Partitions every op group with the static_shape backend.",
+    idempotent: false,
+    run: (g: Graph) => partitionPass.run(g, { backend: "static_shape" }),
+  });
+  return [inline, simplify, cse, foldBatchNorm, constantFold, dce, fuseElementwise, partitionAll];
 }
+
+/** The default inference pipeline's passes, in order. */
+export const DEFAULT_PASSES: readonly Pass[] = Object.freeze([
+  inline,
+  simplify,
+  cse,
+  foldBatchNorm,
+  constantFold,
+  dce,
+  fuseElementwise,
+]);
 
 /**
  * The default inference pipeline as one pass.
@@ -40,7 +65,7 @@ export function allPasses(): Pass[] {
  * ```
  */
 export function inferencePipeline(options: PipelineOptions = {}): Pass {
-  return pipeline(options.passes ?? [inline, simplify, cse, constantFold, dce], "inference");
+  return pipeline(options.passes ?? DEFAULT_PASSES, "inference");
 }
 
 /** Runs the default pipeline on a symbol with bound parameters. */
