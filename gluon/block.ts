@@ -25,6 +25,7 @@ import { entriesToSave, loadInto, type LoadOptions } from "./io.ts";
 import { Parameter } from "./parameter.ts";
 import { loadParams, paramsToRecord, saveParams } from "../runtime/params.ts";
 import { removeAmpCast } from "../compiler/passes/remove_amp_cast.ts";
+import { type MemoryPlan, planMemory } from "../compiler/passes/memory_plan.ts";
 import { inlineSubgraphs } from "../compiler/passes/inline.ts";
 import {
   getBackend,
@@ -586,6 +587,8 @@ export interface CachedGraph {
   readonly params: ReadonlyMap<string, Parameter>;
   /** Whether forward returned a list. */
   readonly listOutput: boolean;
+  /** The static buffer plan, made when hybridized with `staticAlloc`. */
+  readonly memoryPlan?: MemoryPlan;
 }
 
 /**
@@ -873,12 +876,33 @@ export abstract class HybridBlock extends Block {
     const result = part
       ? partition(graphOf(inlineSubgraphs(traced.symbol)), part.backend, part.options)
       : undefined;
+    const symbol = result?.graph.symbol ??
+      inlineSubgraphs(traced.symbol, { limit: this.#flags.inlineLimit ?? 2 });
+    let memoryPlan: MemoryPlan | undefined;
+    if (this.#flags.staticAlloc) {
+      // Plan every op output's buffer once for these input shapes (what a static executor
+      // allocates); parameters' shapes and dtypes come from the parameters.
+      const shapes: Record<string, readonly number[]> = {};
+      const types: Record<string, DType> = {};
+      traced.inputNames.forEach((n, i) => {
+        shapes[n] = inputs[i].shape;
+        types[n] = inputs[i].dtype;
+      });
+      for (const name of symbol.listInputs()) {
+        const p = traced.params.get(name);
+        if (p?.shape) {
+          shapes[name] = p.shape;
+          types[name] = p.dtype;
+        }
+      }
+      memoryPlan = planMemory(symbol, shapes, types);
+    }
     const graph = {
-      symbol: result?.graph.symbol ??
-        inlineSubgraphs(traced.symbol, { limit: this.#flags.inlineLimit ?? 2 }),
+      symbol,
       inputNames: traced.inputNames,
       params: traced.params,
       listOutput: traced.listOutput,
+      memoryPlan,
     };
     return { graph, plan: result?.plan };
   }

@@ -105,3 +105,17 @@ Deno.test("op hooks see every op, also inside call nodes", () => {
   assert.ok(seen.includes("0_fwd_output:FullyConnected"));
   assert.ok(seen.includes("1_plus_output:elemwise_add"));
 });
+
+Deno.test("hybridize({ staticAlloc }) plans buffers once per traced graph", () => {
+  const net = build();
+  net.hybridize({ staticAlloc: true, inlineLimit: 1000 });
+  net.call(nd.ones([2, 5]));
+  const plan = net.cachedGraph()!.memoryPlan!;
+  assert.ok(plan.peakBytes > 0 && plan.peakBytes <= plan.naiveBytes);
+  assert.equal(plan.naiveBytes - plan.peakBytes, plan.savedBytes);
+  assert.equal(plan.values.length, opCount(net.cachedGraph()!.symbol));
+  net.hybridize();
+  net.call(nd.ones([2, 5]));
+  assert.equal(net.cachedGraph()!.memoryPlan, undefined);
+  assert.throws(() => net.hybridize({ staticShape: true }), /staticAlloc must be true/);
+});
