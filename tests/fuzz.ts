@@ -6,7 +6,7 @@
  * Run: `deno task fuzz --runs 10000 --seed 1` (CI runs a bounded number with a fixed seed in
  * tests/compiler/fuzz_test.ts).
  */
-import { allPasses } from "../compiler/passes/pipeline.ts";
+import { allPasses, inferencePipeline } from "../compiler/passes/pipeline.ts";
 import { checkPassPreservesSemantics } from "../testing/mod.ts";
 
 function flag(name: string, fallback: number): number {
@@ -24,7 +24,7 @@ console.log(
   `fuzzing ${allPasses().length} passes, ${runs} graphs each, seed ${seed}, up to ${maxNodes} ops`,
 );
 let failed = 0;
-for (const pass of allPasses()) {
+for (const pass of [...allPasses(), inferencePipeline()]) {
   const t0 = performance.now();
   try {
     checkPassPreservesSemantics(pass, { numRuns: runs, seed, maxNodes });
