@@ -148,7 +148,33 @@ export {
   type SaveParamsOptions,
   saveParamsV2,
 } from "./runtime/params.ts";
-export { definePass, type Graph, graphOf, type Pass } from "./compiler/passes/pass.ts";
+export {
+  definePass,
+  type Graph,
+  graphOf,
+  type Pass,
+  pipeline,
+  pruneParams,
+} from "./compiler/passes/pass.ts";
+export { rebuild } from "./compiler/passes/rewrite.ts";
+export { dce } from "./compiler/passes/dce.ts";
+export { cse, eliminateCommonSubexpressions } from "./compiler/passes/cse.ts";
+export { bypassIdentities, simplify } from "./compiler/passes/simplify.ts";
+export { constantFold, foldConstants } from "./compiler/passes/constant_fold.ts";
+export {
+  inline,
+  type InlineOptions,
+  inlineSubgraphs,
+  isPartitionCall,
+  opCount,
+} from "./compiler/passes/inline.ts";
+export {
+  allPasses,
+  DEFAULT_PASSES,
+  inferencePipeline,
+  optimize,
+  type PipelineOptions,
+} from "./compiler/passes/pipeline.ts";
 export {
   type Epilogue,
   findEpilogues,
