@@ -656,14 +656,20 @@ export abstract class HybridBlock extends Block {
   }
 
   /**
-   * Writes `<path>-symbol.json` (MXNet 1.x JSON; AMP casts removed unless
-   * `removeAmpCast: false`) and `<path>-<epoch, 4 digits>.params` with `arg:`/`aux:` keys, and
+   * Writes `<path>-symbol.json` (MXNet 1.x JSON, flat so MXNet loads it, unless
+   * `keepSubgraphs: true` keeps nested-block calls above `inlineLimit` as subgraph nodes; AMP
+   * casts removed unless `removeAmpCast: false`) and `<path>-<epoch, 4 digits>.params` with `arg:`/`aux:` keys, and
    * returns both file names (the second undefined when there are no parameters). Needs a
    * hybridized call first.
    */
   async export(
     path: string,
-    options: { epoch?: number; removeAmpCast?: boolean; format?: "v2" | "npz" } = {},
+    options: {
+      epoch?: number;
+      removeAmpCast?: boolean;
+      format?: "v2" | "npz";
+      keepSubgraphs?: boolean;
+    } = {},
   ): Promise<[string, string | undefined]> {
     const graph = this.exportGraph();
     if (!graph) {
@@ -674,7 +680,9 @@ export abstract class HybridBlock extends Block {
     // MXNet's files hold flat graphs: calls of nested blocks are inlined. Subgraph nodes made
     // by optimizeFor (partition nodes) stay, with their subgraphs, as MXNet's export keeps
     // the partitioned graph.
-    const flat = inlineBlockCalls(graph.symbol);
+    // With keepSubgraphs, calls of nested blocks above the inline limit stay as `_CachedOp`
+    // nodes with MXNet's `subgraphs` key (sigil loads them back; MXNet cannot run them).
+    const flat = options.keepSubgraphs ? graph.symbol : inlineBlockCalls(graph.symbol);
     const symbol = options.removeAmpCast === false ? flat : removeAmpCast(flat);
     const symbolFile = `${path}-symbol.json`;
     await Deno.writeTextFile(symbolFile, symbol.toJSON());

@@ -119,3 +119,22 @@ Deno.test("hybridize({ staticAlloc }) plans buffers once per traced graph", () =
   assert.equal(net.cachedGraph()!.memoryPlan, undefined);
   assert.throws(() => net.hybridize({ staticShape: true }), /staticAlloc must be true/);
 });
+
+Deno.test("export({ keepSubgraphs }) writes call nodes with MXNet's subgraphs key; imports runs them", async () => {
+  const net = build();
+  net.hybridize({ inlineLimit: 0 });
+  const x = nd.ones([2, 5]);
+  const y = net.call(x);
+  const dir = await Deno.makeTempDir();
+  try {
+    const [symbolFile, paramsFile] = await net.export(`${dir}/n`, { keepSubgraphs: true });
+    const text = await Deno.readTextFile(symbolFile);
+    assert.ok(text.includes('"subgraphs": [') && text.includes("_CachedOp"));
+    const back = await SymbolBlock.imports(symbolFile, "data", paramsFile);
+    assert.deepEqual((back.call(x) as Tensor).toArray(), y.toArray());
+    const [flatFile] = await net.export(`${dir}/flat`);
+    assert.ok(!(await Deno.readTextFile(flatFile)).includes("_CachedOp"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
