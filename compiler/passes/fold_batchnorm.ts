@@ -34,8 +34,9 @@ import { type DType, dtypeInfo } from "../../runtime/dtype.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { type Tensor, tensorFromValues, tensorValues } from "../../runtime/tensor.ts";
 import { shapeFacts } from "../infer.ts";
-import { type Entry, makeNode, type Node, type ShapeDict, Symbol } from "../symbol.ts";
+import { type Entry, makeNode, type Node, type ShapeDict } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
+import { rebuildWith } from "./rewrite.ts";
 
 const CHANNEL_FIRST: ReadonlySet<string | null> = new Set([null, "NCW", "NCHW", "NCDHW"]);
 
@@ -47,48 +48,6 @@ export interface FoldBatchNormOptions {
    * axis).
    */
   inputShapes?: ShapeDict;
-}
-
-/** Rebuilds `symbol`, letting `replace` substitute a node (its outputs stand for the old). */
-function rebuildWith(
-  symbol: Symbol,
-  replace: (node: Node, mapEntry: (e: Entry) => Entry) => Node | undefined,
-): Symbol {
-  const map = new Map<Node, Node>();
-  const mapEntry = (e: Entry): Entry => {
-    const n = map.get(e.node);
-    return n === undefined || n === e.node ? e : n.entry(e.index, e.version);
-  };
-  for (const node of symbol.nodes()) {
-    if (node.isVariable) continue;
-    const r = replace(node, mapEntry);
-    if (r) {
-      map.set(node, r);
-      continue;
-    }
-    const inputs = node.inputs.map(mapEntry);
-    const deps = node.controlDeps.map((d) => map.get(d) ?? d);
-    const same = inputs.every((e, i) => e === node.inputs[i]) &&
-      deps.every((d, i) => d === node.controlDeps[i]);
-    if (same) continue;
-    map.set(
-      node,
-      makeNode({
-        op: node.op,
-        name: node.name,
-        attrs: node.attrs,
-        inputs,
-        controlDeps: deps,
-        subgraphs: node.subgraphs,
-        rowOutputs: node.rowOutputs,
-        parsed: node.parsed,
-      }),
-    );
-  }
-  const outs = symbol.outputs.map(mapEntry);
-  return outs.every((e, i) => e === symbol.outputs[i])
-    ? symbol
-    : new Symbol(outs, symbol.graphAttrs);
 }
 
 /** The bound value of a variable entry, or undefined. */

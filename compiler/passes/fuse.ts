@@ -49,10 +49,11 @@ import {
   makeNode,
   type Node,
   type ShapeDict,
-  Symbol,
+  type Symbol,
   type TypeDict,
 } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
+import { rebuildWith } from "./rewrite.ts";
 
 /** Options of {@link fuseElementwise} and {@link findEpilogues}. */
 export interface FuseOptions {
@@ -298,55 +299,6 @@ function fuseGroup(
 
 // Printing goes through the op's own attribute printer, so the text is what JSON holds.
 const printExpr = (e: ScalarExpr): string => _sigil_fused_elemwise.attrs.expr.print(e);
-
-/**
- * Rebuilds `symbol` in topological order: `replace(node, mapEntry)` may return a new node for
- * a node (whose outputs then stand for the old node's); other nodes are re-made only when
- * their inputs changed.
- */
-function rebuildWith(
-  symbol: Symbol,
-  replace: (node: Node, mapEntry: (e: Entry) => Entry) => Node | undefined,
-): Symbol {
-  const map = new Map<Node, Node>();
-  const mapEntry = (e: Entry): Entry => {
-    const n = map.get(e.node);
-    return n === undefined || n === e.node ? e : n.entry(e.index, e.version);
-  };
-  for (const node of symbol.nodes()) {
-    if (node.isVariable) continue;
-    const r = replace(node, mapEntry);
-    if (r) {
-      map.set(node, r);
-      continue;
-    }
-    const inputs = node.inputs.map(mapEntry);
-    const deps = node.controlDeps.map((d) => map.get(d) ?? d);
-    if (
-      inputs.every((e, i) => e === node.inputs[i]) &&
-      deps.every((d, i) => d === node.controlDeps[i])
-    ) {
-      continue;
-    }
-    map.set(
-      node,
-      makeNode({
-        op: node.op,
-        name: node.name,
-        attrs: node.attrs,
-        inputs,
-        controlDeps: deps,
-        subgraphs: node.subgraphs,
-        rowOutputs: node.rowOutputs,
-        parsed: node.parsed,
-      }),
-    );
-  }
-  const outs = symbol.outputs.map(mapEntry);
-  return outs.every((e, i) => e === symbol.outputs[i])
-    ? symbol
-    : new Symbol(outs, symbol.graphAttrs);
-}
 
 /**
  * Fuses elementwise ops of a graph (see the module doc for the rules). Bound parameters are
