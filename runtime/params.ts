@@ -38,14 +38,6 @@ import { FormatError, SigilError } from "./errors.ts";
 import { MAX_NDIM } from "./shape.ts";
 import { Tensor, tensorStorage } from "./tensor.ts";
 
-// The tensor type and the types its public surface names, so this module documents on its own.
-export { Tensor };
-export type { TensorData } from "./tensor.ts";
-export { Device } from "./device.ts";
-export type { DeviceKind } from "./device.ts";
-export type { DType } from "./dtype.ts";
-export type { Shape } from "./shape.ts";
-
 /** The container format of a parameter file. */
 export type ParamFormat = "legacy" | "npz" | "npy";
 
