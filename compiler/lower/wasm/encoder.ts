@@ -1269,7 +1269,8 @@ interface GlobalInfo {
   mutable: boolean;
 }
 
-type ExportKind = "func" | "memory" | "global";
+/** What an export refers to. */
+export type ExportKind = "func" | "memory" | "global";
 const EXPORT_CODE: Readonly<Record<ExportKind, number>> = {
   func: 0x00,
   memory: 0x02,

@@ -1,0 +1,620 @@
+/**
+ * Generator of f32 matrix-multiply kernels, `C[M,N] = alpha * A[M,K] · B[K,N] (+ bias[N])`, as
+ * WebAssembly SIMD specialized to compile-time M, N and K.
+ *
+ * The kernel follows the GotoBLAS/BLIS structure:
+ * - B is packed once into column panels NR wide (zero-padded at the right edge), grouped by
+ *   K blocks of KC rows, so the micro-kernel reads it with contiguous `v128.load`s;
+ * - A is packed one MC×KC block at a time into micro-panels MR rows high, k-major, so the
+ *   micro-kernel broadcasts its values with `v128.load32_splat`;
+ * - the micro-kernel keeps an MR × NR tile of C in MR·NR/4 `f32x4` accumulators, unrolls the K
+ *   loop, and accumulates with `f32x4.relaxed_madd` (one fused multiply-add) or with
+ *   `f32x4.mul` + `f32x4.add` where relaxed SIMD is missing;
+ * - loops run B panels outside, A micro-panels inside, so a KC×NR panel of B stays in L1 while
+ *   the packed A block streams from L2; the first K block writes C (`alpha·acc + bias`), later
+ *   ones add to it.
+ * Edge tiles get their own micro-kernel variants: fewer rows (MR' < MR) or fewer columns, the
+ * last partial `f32x4` stored lane by lane. Every size and offset is a constant, so all pointer
+ * math is i32 adds of constants and memarg offsets.
+ *
+ * @module
+ */
+import { BackendError, ShapeError } from "../../../runtime/errors.ts";
+import { type FunctionBuilder, ModuleBuilder, relaxedSimdSupported } from "./encoder.ts";
+
+/** Which multiply-add the micro-kernel uses. */
+export type SgemmPath = "relaxed" | "simd";
+
+/** Blocking and register-tile parameters; defaults depend on the path. */
+export interface SgemmTile {
+  /** Rows of the register tile (micro-panel height of packed A), 1..12. */
+  mr: number;
+  /** Columns of the register tile, a multiple of 4 in 4..16 (panel width of packed B). */
+  nr: number;
+  /** Largest K block (depth of a packed panel); blocks are evened out to at most this. */
+  kc: number;
+  /** Largest M block (rows of A packed at once); evened out and rounded to a multiple of mr. */
+  mc: number;
+  /** How many k steps one micro-kernel loop iteration does, 1..16. */
+  unroll: number;
+}
+
+/** Options of {@link generateSgemm}. */
+export interface SgemmOptions {
+  /** Rows of A and C. */
+  m: number;
+  /** Columns of B and C. */
+  n: number;
+  /** Columns of A, rows of B. */
+  k: number;
+  /** Scale of the product (default 1). */
+  alpha?: number;
+  /** Add a per-column bias vector of length n (default false). */
+  bias?: boolean;
+  /** Multiply-add path; `"auto"` (default) takes relaxed SIMD where this runtime validates it. */
+  path?: SgemmPath | "auto";
+  /** `"define"` (default): the module defines and exports `memory`; `"import"`: it imports `env.memory`. */
+  memory?: "define" | "import";
+  /** Shared memory (for threads); then the memory's max is the module's page count. */
+  shared?: boolean;
+  /** Byte offset where the layout starts in the memory (a multiple of 64; default 0). */
+  base?: number;
+  /** Override blocking parameters (mostly for tuning and tests). */
+  tile?: Partial<SgemmTile>;
+}
+
+/** Where the kernel expects its buffers, as byte offsets into its linear memory. */
+export interface SgemmLayout {
+  /** A, row-major M×K f32. */
+  readonly a: number;
+  /** B, row-major K×N f32. */
+  readonly b: number;
+  /** bias, N f32 (only with `bias: true`). */
+  readonly bias: number | undefined;
+  /** C, row-major M×N f32 (written by `compute`/`run`). */
+  readonly c: number;
+  /** Packed B (scratch written by `packB`, read by `compute`), `packedBBytes` long. */
+  readonly packedB: number;
+  /** Bytes of packed B. */
+  readonly packedBBytes: number;
+  /** Packed A block (scratch of `compute`), `packedABytes` long. */
+  readonly packedA: number;
+  /** Bytes of the packed A block. */
+  readonly packedABytes: number;
+  /** First byte past the layout (the kernel may read, never write, up to 16 bytes past C). */
+  readonly end: number;
+  /** 64 KiB pages the memory needs. */
+  readonly pages: number;
+}
+
+/** A generated sgemm module and how to drive it. */
+export interface SgemmKernel {
+  /** The WebAssembly module. Exports `run` (= `packB` then `compute`), `packB`, `compute`, and `memory` unless imported. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** Buffer offsets. */
+  readonly layout: SgemmLayout;
+  /** The multiply-add path compiled in. */
+  readonly path: SgemmPath;
+  /** The blocking actually used (after evening out the blocks). */
+  readonly tile: Readonly<SgemmTile>;
+  /** Rows of A and C. */
+  readonly m: number;
+  /** Columns of B and C. */
+  readonly n: number;
+  /** Inner dimension. */
+  readonly k: number;
+  /** Floating-point operations of one product, 2·M·N·K. */
+  readonly flops: number;
+  /** Whether the memory is imported as `env.memory`. */
+  readonly importsMemory: boolean;
+}
+
+const PAGE = 65536;
+const MAX_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
+
+function defaultTile(path: SgemmPath): SgemmTile {
+  // 6×8 needs 12 accumulators + 2 B vectors + 1 broadcast = 15 xmm registers, all V8 leaves
+  // allocatable on x64 (xmm15 is its scratch); mul+add needs a product temporary as well, so it
+  // takes 5 rows (6 spills and runs at about 2/3 the speed). Measured on Zen 4 at 256..1024;
+  // kc, mc and unroll moved results by less than the noise.
+  return path === "relaxed"
+    ? { mr: 6, nr: 8, kc: 256, mc: 96, unroll: 4 }
+    : { mr: 5, nr: 8, kc: 256, mc: 100, unroll: 4 };
+}
+
+function checkInt(name: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new ShapeError(`sgemm: ${name} must be an integer in [${min}, ${max}], got ${v}`);
+  }
+}
+
+const align64 = (x: number) => Math.ceil(x / 64) * 64;
+
+/** Splits `total` into `count` blocks of `size` and a last one of `tail` (0 when even). */
+function evenBlocks(total: number, max: number, multiple: number) {
+  max = Math.max(multiple, Math.floor(max / multiple) * multiple);
+  const blocks = Math.ceil(total / max);
+  let size = Math.ceil(total / blocks);
+  size = Math.min(Math.ceil(size / multiple) * multiple, max);
+  if (size > total) size = total;
+  const count = Math.floor(total / size);
+  return { size, count, tail: total - count * size };
+}
+
+/** Emits `for (i = 0; i < count; i++) body()` with a fresh i32 counter (nothing when count is 0). */
+function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
+  if (count <= 0) return;
+  if (count === 1) {
+    body();
+    return;
+  }
+  const i = fb.local("i32");
+  fb.i32Const(0).localSet(i);
+  const top = fb.loop();
+  body();
+  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
+  fb.end();
+}
+
+/** `local += delta` (skipped when delta is 0). */
+function bump(fb: FunctionBuilder, local: number, delta: number): void {
+  if (delta === 0) return;
+  fb.localGet(local).i32Const(delta).op("i32.add").localSet(local);
+}
+
+/** `local = value`. */
+function setConst(fb: FunctionBuilder, local: number, value: number): void {
+  fb.i32Const(value).localSet(local);
+}
+
+interface Ctx {
+  mb: ModuleBuilder;
+  path: SgemmPath;
+  m: number;
+  n: number;
+  k: number;
+  alpha: number;
+  bias: boolean;
+  tile: SgemmTile;
+  micro: Map<string, FunctionBuilder>;
+  packers: Map<string, FunctionBuilder>;
+}
+
+/**
+ * The micro-kernel for an `mr`-row, `nv`-vector tile over `kc` k steps, storing `cols` columns.
+ * Params: packed A micro-panel, packed B panel, C tile, bias slice, first-block flag.
+ */
+function microKernel(ctx: Ctx, mr: number, nv: number, kc: number, cols: number): FunctionBuilder {
+  const key = `${mr}x${nv}:${kc}:${cols}`;
+  const hit = ctx.micro.get(key);
+  if (hit) return hit;
+  const { mb, n, tile } = ctx;
+  const fb = mb.addFunction(["i32", "i32", "i32", "i32", "i32"], [], {
+    name: `sgemm_micro_${mr}x${nv * 4}_k${kc}_c${cols}`,
+  });
+  ctx.micro.set(key, fb);
+  const [pa, pb, pc, pbias, first] = [0, 1, 2, 3, 4];
+  const acc: number[][] = [];
+  for (let r = 0; r < mr; r++) {
+    acc.push([]);
+    for (let v = 0; v < nv; v++) acc[r].push(fb.local("v128")); // locals start at zero
+  }
+  const bv = Array.from({ length: nv }, () => fb.local("v128"));
+  const av = fb.local("v128");
+  const bStride = nv * 16; // bytes of one k row of the packed B panel
+  const aStride = mr * 4;
+
+  const step = (u: number) => {
+    for (let v = 0; v < nv; v++) {
+      fb.localGet(pb).load("v128.load", { offset: u * bStride + v * 16 }).localSet(bv[v]);
+    }
+    for (let r = 0; r < mr; r++) {
+      fb.localGet(pa).load("v128.load32_splat", { offset: u * aStride + r * 4 }).localSet(av);
+      for (let v = 0; v < nv; v++) {
+        if (ctx.path === "relaxed") {
+          fb.localGet(av).localGet(bv[v]).localGet(acc[r][v]).op("f32x4.relaxed_madd");
+        } else {
+          fb.localGet(acc[r][v]).localGet(av).localGet(bv[v]).op("f32x4.mul", "f32x4.add");
+        }
+        fb.localSet(acc[r][v]);
+      }
+    }
+  };
+
+  const unroll = Math.min(tile.unroll, kc);
+  const iters = Math.floor(kc / unroll);
+  const rest = kc - iters * unroll;
+  if (iters === 1) {
+    for (let u = 0; u < unroll; u++) step(u);
+    bump(fb, pa, unroll * aStride);
+    bump(fb, pb, unroll * bStride);
+  } else if (iters > 1) {
+    const aEnd = fb.local("i32");
+    fb.localGet(pa).i32Const(iters * unroll * aStride).op("i32.add").localSet(aEnd);
+    const top = fb.loop();
+    for (let u = 0; u < unroll; u++) step(u);
+    bump(fb, pb, unroll * bStride);
+    fb.localGet(pa).i32Const(unroll * aStride).op("i32.add").localTee(pa);
+    fb.localGet(aEnd).op("i32.ne").brIf(top);
+    fb.end();
+  }
+  for (let u = 0; u < rest; u++) step(u);
+
+  // Epilogue: C = alpha·acc + bias on the first K block, C += alpha·acc on later ones.
+  const alphaV = ctx.alpha === 1 ? -1 : fb.local("v128");
+  if (alphaV >= 0) fb.f32Const(ctx.alpha).op("f32x4.splat").localSet(alphaV);
+  const val = fb.local("v128");
+  const epilogue = (isFirst: boolean) => {
+    for (let r = 0; r < mr; r++) {
+      for (let v = 0; v < nv; v++) {
+        const lanes = Math.min(4, cols - v * 4);
+        if (lanes <= 0) continue;
+        const off = (r * n + v * 4) * 4;
+        fb.localGet(acc[r][v]);
+        if (alphaV >= 0) fb.localGet(alphaV).op("f32x4.mul");
+        if (isFirst) {
+          if (ctx.bias) fb.localGet(pbias).load("v128.load", { offset: v * 16 }).op("f32x4.add");
+        } else {
+          fb.localGet(pc).load("v128.load", { offset: off }).op("f32x4.add");
+        }
+        if (lanes === 4) {
+          fb.localSet(val).localGet(pc).localGet(val).store("v128.store", { offset: off });
+        } else {
+          fb.localSet(val);
+          for (let l = 0; l < lanes; l++) {
+            fb.localGet(pc).localGet(val).lane("f32x4.extract_lane", l);
+            fb.store("f32.store", { offset: off + l * 4 });
+          }
+        }
+      }
+    }
+  };
+  fb.localGet(first).if();
+  epilogue(true);
+  fb.else();
+  epilogue(false);
+  fb.end();
+  fb.end();
+  return fb;
+}
+
+/** Packs `kc` columns of an `mr`-row slice of A (row stride K) into a k-major micro-panel. */
+function packAFunction(ctx: Ctx, mr: number, kc: number): FunctionBuilder {
+  const key = `${mr}:${kc}`;
+  const hit = ctx.packers.get(key);
+  if (hit) return hit;
+  const fb = ctx.mb.addFunction(["i32", "i32"], [], { name: `sgemm_pack_a_${mr}_k${kc}` });
+  ctx.packers.set(key, fb);
+  const [src, dst] = [0, 1];
+  const rowBytes = ctx.k * 4;
+  // Four k steps per iteration: mr·4 scalar moves with constant offsets.
+  const quads = Math.floor(kc / 4);
+  const moveStep = (q: number) => {
+    for (let r = 0; r < mr; r++) {
+      fb.localGet(dst).localGet(src).load("f32.load", { offset: r * rowBytes + q * 4 });
+      fb.store("f32.store", { offset: (q * mr + r) * 4 });
+    }
+  };
+  repeat(fb, quads, () => {
+    for (let q = 0; q < 4; q++) moveStep(q);
+    bump(fb, src, 16);
+    bump(fb, dst, 16 * mr);
+  });
+  for (let q = 0; q < kc - quads * 4; q++) moveStep(q);
+  fb.end();
+  return fb;
+}
+
+/**
+ * Generates an sgemm module specialized to `m`, `n`, `k` and returns it with its memory layout.
+ * The caller writes A, B (and bias) at the layout's offsets, calls the `run` export, and reads C.
+ * When B is constant (weights), call `packB` once and then only `compute`.
+ *
+ * @example Multiplying 2×3 by 3×2
+ * ```ts
+ * import assert from "node:assert";
+ * import { generateSgemm, instantiateSgemm } from "./sgemm.ts";
+ * const kernel = generateSgemm({ m: 2, n: 2, k: 3 });
+ * const g = instantiateSgemm(kernel);
+ * g.a.set([1, 2, 3, 4, 5, 6]);
+ * g.b.set([1, 0, 0, 1, 1, 1]);
+ * g.run();
+ * assert.deepStrictEqual([...g.c], [4, 5, 10, 11]);
+ * ```
+ */
+export function generateSgemm(options: SgemmOptions): SgemmKernel {
+  const { m, n, k } = options;
+  checkInt("m", m, 1, 2 ** 28);
+  checkInt("n", n, 1, 2 ** 28);
+  checkInt("k", k, 1, 2 ** 28);
+  const alpha = options.alpha ?? 1;
+  if (!Number.isFinite(alpha)) throw new ShapeError(`sgemm: alpha must be finite, got ${alpha}`);
+  const requested = options.path ?? "auto";
+  if (requested !== "auto" && requested !== "relaxed" && requested !== "simd") {
+    throw new BackendError(`sgemm: unknown path ${String(requested)}`);
+  }
+  const path: SgemmPath = requested === "auto"
+    ? (relaxedSimdSupported() ? "relaxed" : "simd")
+    : requested;
+  const base = options.base ?? 0;
+  if (!Number.isInteger(base) || base < 0 || base % 64 !== 0) {
+    throw new ShapeError(`sgemm: base must be a non-negative multiple of 64, got ${base}`);
+  }
+  const t = { ...defaultTile(path), ...options.tile };
+  checkInt("tile.mr", t.mr, 1, 12);
+  checkInt("tile.nr", t.nr, 4, 16);
+  if (t.nr % 4 !== 0) throw new ShapeError(`sgemm: tile.nr must be a multiple of 4, got ${t.nr}`);
+  checkInt("tile.kc", t.kc, 1, 1 << 20);
+  checkInt("tile.mc", t.mc, 1, 1 << 20);
+  checkInt("tile.unroll", t.unroll, 1, 16);
+
+  const kb = evenBlocks(k, t.kc, t.unroll);
+  const mb_ = evenBlocks(m, Math.max(t.mc, t.mr), t.mr);
+  const tile: SgemmTile = { mr: t.mr, nr: t.nr, kc: kb.size, mc: mb_.size, unroll: t.unroll };
+  const nv = t.nr / 4;
+  const fullPanels = Math.floor(n / t.nr);
+  const edgeCols = n - fullPanels * t.nr;
+  const edgeNv = Math.ceil(edgeCols / 4);
+  const nPad = fullPanels * t.nr + edgeNv * 4;
+
+  // Layout.
+  const aAt = base;
+  const bAt = align64(aAt + m * k * 4);
+  const biasAt = options.bias ? bAt + align64(k * n * 4) : undefined;
+  const cAt = align64((biasAt ?? bAt + k * n * 4) + (options.bias ? n * 4 : 0));
+  const packedB = align64(cAt + m * n * 4 + 16);
+  const packedBBytes = k * nPad * 4;
+  const packedA = align64(packedB + packedBBytes);
+  const packedABytes = tile.mc * tile.kc * 4;
+  const end = align64(packedA + packedABytes + 16);
+  if (end > MAX_BYTES) {
+    throw new ShapeError(
+      `sgemm ${m}x${n}x${k}: needs ${end} bytes of linear memory, more than wasm32 allows`,
+    );
+  }
+  const pages = Math.ceil(end / PAGE);
+  const layout: SgemmLayout = {
+    a: aAt,
+    b: bAt,
+    bias: biasAt,
+    c: cAt,
+    packedB,
+    packedBBytes,
+    packedA,
+    packedABytes,
+    end,
+    pages,
+  };
+
+  const mb = new ModuleBuilder();
+  const importsMemory = options.memory === "import";
+  const limits = options.shared ? { min: pages, max: pages, shared: true } : { min: pages };
+  if (importsMemory) mb.importMemory("env", "memory", limits);
+  else mb.memory(limits, "memory");
+  const ctx: Ctx = {
+    mb,
+    path,
+    m,
+    n,
+    k,
+    alpha,
+    bias: options.bias ?? false,
+    tile,
+    micro: new Map(),
+    packers: new Map(),
+  };
+
+  const run = mb.addFunction([], [], { export: "run" });
+  const packB = mb.addFunction([], [], { export: "packB" });
+  const compute = mb.addFunction([], [], { export: "compute" });
+  run.call(packB).call(compute).end();
+
+  // packB: for each K block, for each panel, kc rows of NR floats; the destination is sequential.
+  {
+    const fb = packB;
+    const [src, dst, row] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
+    setConst(fb, dst, packedB);
+    const packBlock = (kc: number, pc: () => void) => {
+      // src = B + pc·N·4 is set by pc(); each panel walks kc rows.
+      pc();
+      repeat(fb, fullPanels, () => {
+        fb.localGet(src).localSet(row);
+        repeat(fb, kc, () => {
+          for (let v = 0; v < nv; v++) {
+            fb.localGet(dst).localGet(row).load("v128.load", { offset: v * 16, align: 2 });
+            fb.store("v128.store", { offset: v * 16 });
+          }
+          bump(fb, row, n * 4);
+          bump(fb, dst, t.nr * 4);
+        });
+        bump(fb, src, t.nr * 4);
+      });
+      if (edgeCols > 0) {
+        fb.localGet(src).localSet(row);
+        repeat(fb, kc, () => {
+          for (let c = 0; c < edgeNv * 4; c++) {
+            fb.localGet(dst);
+            if (c < edgeCols) fb.localGet(row).load("f32.load", { offset: c * 4 });
+            else fb.f32Const(0);
+            fb.store("f32.store", { offset: c * 4 });
+          }
+          bump(fb, row, n * 4);
+          bump(fb, dst, edgeNv * 16);
+        });
+      }
+    };
+    const blockStart = fb.local("i32");
+    setConst(fb, blockStart, bAt);
+    const nextBlock = (kc: number) => () => {
+      fb.localGet(blockStart).localTee(src).i32Const(kc * n * 4).op("i32.add").localSet(
+        blockStart,
+      );
+    };
+    repeat(fb, kb.count, () => packBlock(kb.size, nextBlock(kb.size)));
+    if (kb.tail > 0) packBlock(kb.tail, nextBlock(kb.tail));
+    fb.end();
+  }
+
+  // compute: K blocks outside; per K block, M blocks; per M block, pack A, then B panels
+  // outside and A micro-panels inside.
+  {
+    const fb = compute;
+    const first = fb.local("i32");
+    const aCol = fb.local("i32"); // address of A[0, pc]
+    const bBlock = fb.local("i32"); // packed B block of this pc
+    const aRow = fb.local("i32"); // address of A[ic, pc]
+    const cRow = fb.local("i32"); // address of C[ic, 0]
+    const aSrc = fb.local("i32");
+    const aDst = fb.local("i32");
+    const bPanel = fb.local("i32");
+    const cPanel = fb.local("i32");
+    const biasP = fb.local("i32");
+    const aPanel = fb.local("i32");
+    const cTile = fb.local("i32");
+    const mr = t.mr;
+
+    const mBlock = (mc: number, kc: number) => {
+      const fullMicro = Math.floor(mc / mr);
+      const edgeMr = mc - fullMicro * mr;
+      // Pack A[ic:ic+mc, pc:pc+kc] into micro-panels.
+      fb.localGet(aRow).localSet(aSrc);
+      setConst(fb, aDst, packedA);
+      const packFull = packAFunction(ctx, mr, kc);
+      repeat(fb, fullMicro, () => {
+        fb.localGet(aSrc).localGet(aDst).call(packFull);
+        bump(fb, aSrc, mr * k * 4);
+        bump(fb, aDst, mr * kc * 4);
+      });
+      if (edgeMr > 0) fb.localGet(aSrc).localGet(aDst).call(packAFunction(ctx, edgeMr, kc));
+
+      // Sweep B panels × A micro-panels.
+      fb.localGet(bBlock).localSet(bPanel);
+      fb.localGet(cRow).localSet(cPanel);
+      if (ctx.bias) setConst(fb, biasP, biasAt!);
+      const panel = (pnv: number, cols: number) => {
+        setConst(fb, aPanel, packedA);
+        fb.localGet(cPanel).localSet(cTile);
+        const call = (rows: number) => {
+          fb.localGet(aPanel).localGet(bPanel).localGet(cTile).localGet(biasP).localGet(first);
+          fb.call(microKernel(ctx, rows, pnv, kc, cols));
+        };
+        repeat(fb, fullMicro, () => {
+          call(mr);
+          bump(fb, aPanel, mr * kc * 4);
+          bump(fb, cTile, mr * n * 4);
+        });
+        if (edgeMr > 0) call(edgeMr);
+        bump(fb, bPanel, kc * pnv * 16);
+        bump(fb, cPanel, cols * 4);
+        if (ctx.bias) bump(fb, biasP, cols * 4);
+      };
+      repeat(fb, fullPanels, () => panel(nv, t.nr));
+      if (edgeCols > 0) panel(edgeNv, edgeCols);
+    };
+
+    const kBlock = (kc: number) => {
+      fb.localGet(aCol).localSet(aRow);
+      setConst(fb, cRow, cAt);
+      repeat(fb, mb_.count, () => {
+        mBlock(mb_.size, kc);
+        bump(fb, aRow, mb_.size * k * 4);
+        bump(fb, cRow, mb_.size * n * 4);
+      });
+      if (mb_.tail > 0) mBlock(mb_.tail, kc);
+      setConst(fb, first, 0);
+      bump(fb, aCol, kc * 4);
+      bump(fb, bBlock, kc * nPad * 4);
+    };
+
+    setConst(fb, first, 1);
+    setConst(fb, aCol, aAt);
+    setConst(fb, bBlock, packedB);
+    repeat(fb, kb.count, () => kBlock(kb.size));
+    if (kb.tail > 0) kBlock(kb.tail);
+    fb.end();
+  }
+
+  return {
+    bytes: mb.build(),
+    layout,
+    path,
+    tile,
+    m,
+    n,
+    k,
+    flops: 2 * m * n * k,
+    importsMemory,
+  };
+}
+
+/** A ready-to-call sgemm instance with typed views on its buffers. */
+export interface SgemmInstance {
+  /** The linear memory. */
+  readonly memory: WebAssembly.Memory;
+  /** View of A (M×K, row-major). */
+  readonly a: Float32Array;
+  /** View of B (K×N, row-major). */
+  readonly b: Float32Array;
+  /** View of bias (N), when the kernel has one. */
+  readonly bias: Float32Array | undefined;
+  /** View of C (M×N, row-major). */
+  readonly c: Float32Array;
+  /** Packs B and computes C. */
+  run(): void;
+  /** Packs B into its panels (once, when B is constant). */
+  packB(): void;
+  /** Computes C from A and the packed B. */
+  compute(): void;
+}
+
+/**
+ * Compiles and instantiates a kernel synchronously. With an imported memory, pass one that
+ * has at least `layout.pages` pages (shared when the kernel was generated with `shared`).
+ * Executors place buffers themselves; this helper serves tests, benchmarks and examples.
+ *
+ * @example Bias and alpha
+ * ```ts
+ * import assert from "node:assert";
+ * import { generateSgemm, instantiateSgemm } from "./sgemm.ts";
+ * const g = instantiateSgemm(generateSgemm({ m: 1, n: 2, k: 1, alpha: 2, bias: true }));
+ * g.a.set([3]);
+ * g.b.set([1, 10]);
+ * g.bias!.set([0.5, -1]);
+ * g.run();
+ * assert.deepStrictEqual([...g.c], [6.5, 59]);
+ * ```
+ */
+export function instantiateSgemm(
+  kernel: SgemmKernel,
+  memory?: WebAssembly.Memory,
+): SgemmInstance {
+  const { layout, m, n, k } = kernel;
+  if (kernel.importsMemory && memory === undefined) {
+    throw new BackendError("sgemm: this kernel imports its memory; pass one");
+  }
+  if (memory !== undefined && memory.buffer.byteLength < layout.pages * PAGE) {
+    throw new BackendError(
+      `sgemm: memory has ${
+        memory.buffer.byteLength / PAGE
+      } pages, the kernel needs ${layout.pages}`,
+    );
+  }
+  const module = new WebAssembly.Module(kernel.bytes);
+  const instance = new WebAssembly.Instance(
+    module,
+    kernel.importsMemory ? { env: { memory: memory! } } : {},
+  );
+  const ex = instance.exports as Record<string, unknown>;
+  const mem = kernel.importsMemory ? memory! : ex.memory as WebAssembly.Memory;
+  const view = (at: number, len: number) => new Float32Array(mem.buffer, at, len);
+  return {
+    memory: mem,
+    a: view(layout.a, m * k),
+    b: view(layout.b, k * n),
+    bias: layout.bias === undefined ? undefined : view(layout.bias, n),
+    c: view(layout.c, m * n),
+    run: ex.run as () => void,
+    packB: ex.packB as () => void,
+    compute: ex.compute as () => void,
+  };
+}
