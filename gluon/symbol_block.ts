@@ -12,7 +12,13 @@ import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { SigilError } from "../runtime/errors.ts";
 import { Tensor } from "../runtime/tensor.ts";
-import { type BlockOutput, type CachedGraph, type Concrete, HybridBlock, reportOps } from "./block.ts";
+import {
+  type BlockOutput,
+  type CachedGraph,
+  type Concrete,
+  HybridBlock,
+  reportOps,
+} from "./block.ts";
 import { forwardState, type Value } from "./context.ts";
 import { Parameter } from "./parameter.ts";
 
