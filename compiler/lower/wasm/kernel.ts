@@ -1,0 +1,44 @@
+/**
+ * The calling convention of WASM kernels. A kernel is a WebAssembly module specialized to one
+ * node's shapes: it imports the program's linear memory as `env.memory` and exports `run`,
+ * taking byte pointers (i32): every input, then every output, then a scratch area when
+ * `scratchBytes > 0`. Pointers are 16-byte aligned. The executor places all buffers in one
+ * memory (following the static memory plan) and calls each kernel's `run` in order.
+ *
+ * @module
+ */
+import type { Node } from "../../symbol.ts";
+import type { Shape } from "../../../runtime/shape.ts";
+
+/** A compiled kernel for one node. */
+export interface CompiledKernel {
+  /** A module importing `env.memory` and exporting `run(...ptrs: i32): void`. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** Scratch bytes `run` needs (0: no scratch pointer is passed). */
+  readonly scratchBytes: number;
+  /** A short description for plans and profiles (`sgemm 64x64x64 relaxed`). */
+  readonly label: string;
+}
+
+/** What a generator gets: the node, its input and output shapes (float32 throughout). */
+export interface KernelRequest {
+  /** The node to compute (its op, parsed attributes, names). */
+  readonly node: Node;
+  /** Shapes of its inputs. */
+  readonly inputs: readonly Shape[];
+  /** Shapes of its outputs. */
+  readonly outputs: readonly Shape[];
+  /** Whether relaxed SIMD may be used. */
+  readonly relaxed: boolean;
+}
+
+/** Makes a kernel for a node, or undefined when it cannot (the executor then falls back). */
+export type KernelGenerator = (request: KernelRequest) => CompiledKernel | undefined;
+
+/** Memory pages (64 KiB) a kernel module declares as its minimum import. */
+export const MIN_PAGES = 1;
+
+/** Rounds a byte count up to the 16-byte alignment every kernel pointer has. */
+export function align16(bytes: number): number {
+  return Math.ceil(bytes / 16) * 16;
+}
