@@ -1,0 +1,256 @@
+/**
+ * Lowering a float32 inference graph to a {@link WasmProgram}: the default inference pipeline
+ * runs first (BatchNorm folding, fusion, ...), the memory plan places every op output, and each
+ * op node becomes a kernel from the registered generators, a host copy (reshapes and other
+ * views), or a host fallback running the op's reference implementation (ops without a kernel
+ * yet), so every graph runs and each kernel is tested against the same oracle.
+ *
+ * @module
+ */
+import { shapeFacts, typeFacts } from "../../infer.ts";
+import { evaluate } from "../../interpreter.ts";
+import { type MemoryPlan, planMemory } from "../../passes/memory_plan.ts";
+import { graphOf } from "../../passes/pass.ts";
+import { inferencePipeline } from "../../passes/pipeline.ts";
+import type { Entry, Node, Symbol } from "../../symbol.ts";
+import { BackendError, SigilError } from "../../../runtime/errors.ts";
+import { type Shape, shapeSize } from "../../../runtime/shape.ts";
+import { type Tensor, tensorFromValues, tensorValues } from "../../../runtime/tensor.ts";
+import {
+  type HostStep,
+  type KernelStep,
+  type ProgramBuffer,
+  WasmExecutor,
+  type WasmProgram,
+} from "../../../runtime/backends/wasm/executor.ts";
+import { relaxedSimdSupported } from "./encoder.ts";
+import { align16, type KernelGenerator } from "./kernel.ts";
+
+const GENERATORS = new Map<string, KernelGenerator>();
+let ELEMENTWISE: KernelGenerator | undefined;
+
+/** Registers the kernel generator for an op (by canonical name). */
+export function registerKernel(opName: string, generator: KernelGenerator): void {
+  GENERATORS.set(opName, generator);
+}
+
+/** Registers the generator used for every op with a scalar form (elementwise). */
+export function registerElementwiseKernel(generator: KernelGenerator): void {
+  ELEMENTWISE = generator;
+}
+
+/** Ops that only reinterpret their input's elements: they become a host copy. */
+const VIEWS = new Set(["Reshape", "Flatten", "expand_dims", "squeeze", "_copy"]);
+
+/** Options of {@link compileWasm}. */
+export interface WasmCompileOptions {
+  /** Run the default inference pipeline first (default true). */
+  optimize?: boolean;
+  /** Use relaxed SIMD where supported (default: when the runtime validates it). */
+  relaxed?: boolean;
+}
+
+/** A compiled graph: run it on tensors. */
+export interface WasmCompiled {
+  /** The program (buffers, steps). */
+  readonly program: WasmProgram;
+  /** The memory plan it follows. */
+  readonly plan: MemoryPlan;
+  /** Per op node: `kernel`, `copy` or `fallback`, with its label. */
+  readonly placement: readonly {
+    node: string;
+    op: string;
+    how: "kernel" | "copy" | "fallback";
+    label: string;
+  }[];
+  /** Runs the graph on float32 inputs by name. */
+  run(inputs: Readonly<Record<string, Tensor>>): Tensor[];
+}
+
+/**
+ * Compiles a graph for the WASM executor. All values must be float32; unbound variables are
+ * the inputs, with the given shapes.
+ *
+ * @example Compiling and running a small graph
+ * ```ts
+ * import assert from "node:assert";
+ * import { nd, sym } from "../../../mod.ts";
+ * import { compileWasm } from "./lower.ts";
+ * const y = sym.Activation(sym.FullyConnected(sym.var("x"), { num_hidden: 2, name: "fc" }), { act_type: "relu" });
+ * const params = { fc_weight: nd.ones([2, 3]), fc_bias: nd.zeros([2]) };
+ * const compiled = compileWasm(y, params, { x: [1, 3] });
+ * const [out] = compiled.run({ x: nd.ones([1, 3]) });
+ * assert((await out.data())[0] === 3);
+ * ```
+ */
+export function compileWasm(
+  symbol: Symbol,
+  params: Readonly<Record<string, Tensor>>,
+  inputShapes: Readonly<Record<string, readonly number[]>>,
+  options: WasmCompileOptions = {},
+): WasmCompiled {
+  const graph = options.optimize === false
+    ? graphOf(symbol, params)
+    : inferencePipeline().run(graphOf(symbol, params));
+  const sym = graph.symbol;
+  const bound = graph.params;
+  const relaxed = options.relaxed ?? relaxedSimdSupported();
+  // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
+  const shapeDict: Record<string, readonly number[]> = {};
+  for (const name of sym.listInputs()) {
+    if (Object.hasOwn(bound, name)) shapeDict[name] = bound[name].shape;
+    else if (Object.hasOwn(inputShapes, name)) shapeDict[name] = inputShapes[name];
+  }
+  const shapes = shapeFacts(sym, shapeDict);
+  const types = typeFacts(
+    sym,
+    Object.fromEntries(
+      sym.listInputs().map((n) => [n, Object.hasOwn(bound, n) ? bound[n].dtype : "float32"]),
+    ),
+  );
+  for (const n of sym.nodes()) {
+    shapes.get(n)!.forEach((s, i) => {
+      if (!s || s.some((d) => d < 0)) {
+        throw new SigilError(`compileWasm: shape of '${n.outputName(i)}' is unknown`);
+      }
+    });
+    types.get(n)!.forEach((t, i) => {
+      if (t !== "float32") {
+        throw new BackendError(
+          `compileWasm: '${n.outputName(i)}' is ${t}; the WASM backend runs float32 graphs`,
+        );
+      }
+    });
+  }
+  const shapeOf = (e: Entry): Shape => shapes.get(e.node)![e.index]!;
+  const plan = planMemory(sym, Object.fromEntries(sym.listInputs().map((n) => [n, shapeDict[n]])));
+
+  // Layout: constants, inputs, planned buffers, then one scratch area shared by all steps.
+  let top = 0;
+  const alloc = (bytes: number) => {
+    const ptr = top;
+    top += align16(Math.max(bytes, 4));
+    return ptr;
+  };
+  const varPtr = new Map<string, number>();
+  const constants: (ProgramBuffer & { values: Float32Array })[] = [];
+  const inputs: Record<string, ProgramBuffer> = {};
+  for (const name of sym.listInputs()) {
+    const shape = shapeDict[name];
+    if (!shape) throw new SigilError(`compileWasm: no shape for input '${name}'`);
+    const ptr = alloc(shapeSize(shape) * 4);
+    varPtr.set(name, ptr);
+    if (Object.hasOwn(bound, name)) {
+      constants.push({ ptr, shape, values: Float32Array.from(tensorValues(bound[name])) });
+    } else {
+      inputs[name] = { ptr, shape };
+    }
+  }
+  const bufferPtr = plan.buffers.map((b) => alloc(b.bytes));
+  const ptrOf = (e: Entry): number => {
+    if (e.node.isVariable) return varPtr.get(e.node.name)!;
+    const v = plan.valueOf(e);
+    if (!v) throw new BackendError(`compileWasm: no buffer for '${e.node.outputName(e.index)}'`);
+    return bufferPtr[v.buffer];
+  };
+
+  const steps: (KernelStep | HostStep)[] = [];
+  const placement: WasmCompiled["placement"][number][] = [];
+  let scratch = 0;
+  const pendingScratch: { args: number[]; at: number }[] = [];
+  for (const node of plan.steps) {
+    const ins = node.inputs.map(shapeOf);
+    const outs = shapes.get(node)!.map((s) => s!);
+    const inPtrs = node.inputs.map(ptrOf);
+    const outPtrs = outs.map((_, i) => ptrOf(node.entry(i)));
+    const opName = node.op!.name;
+    if (VIEWS.has(opName)) {
+      const [src, dst, bytes] = [inPtrs[0], outPtrs[0], shapeSize(outs[0]) * 4];
+      steps.push({
+        kind: "host",
+        label: `copy ${opName}`,
+        run: (m) => new Uint8Array(m).copyWithin(dst, src, src + bytes),
+      });
+      placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
+      continue;
+    }
+    const generator = GENERATORS.get(opName) ??
+      (node.op!.scalar?.(node.parsed) ? ELEMENTWISE : undefined);
+    const kernel = generator?.({ node, inputs: ins, outputs: outs, relaxed });
+    if (kernel) {
+      const args = [...inPtrs, ...outPtrs];
+      if (kernel.scratchBytes > 0) {
+        scratch = Math.max(scratch, kernel.scratchBytes);
+        pendingScratch.push({ args, at: args.length });
+        args.push(0);
+      }
+      steps.push({
+        kind: "kernel",
+        module: new WebAssembly.Module(kernel.bytes),
+        args,
+        label: kernel.label,
+      });
+      placement.push({ node: node.name, op: opName, how: "kernel", label: kernel.label });
+      continue;
+    }
+    steps.push(fallbackStep(node, ins, outs, inPtrs, outPtrs));
+    placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
+  }
+  const scratchPtr = alloc(scratch);
+  for (const { args, at } of pendingScratch) args[at] = scratchPtr;
+  // Kernels may read up to 16 bytes past a buffer (vector tails).
+  const memoryBytes = top + 64;
+  const program: WasmProgram = {
+    memoryBytes,
+    steps,
+    inputs,
+    outputs: sym.outputs.map((e) => ({ ptr: ptrOf(e), shape: shapeOf(e) })),
+    constants,
+  };
+  const executor = new WasmExecutor(program);
+  return {
+    program,
+    plan,
+    placement,
+    run(given) {
+      const arrays: Record<string, Float32Array> = {};
+      for (const name of Object.keys(inputs)) {
+        const t = given[name];
+        if (!t) throw new SigilError(`compiled graph: no tensor for input '${name}'`);
+        arrays[name] = Float32Array.from(tensorValues(t));
+      }
+      return executor.run(arrays).map((v, i) =>
+        tensorFromValues(v, program.outputs[i].shape, "float32")
+      );
+    },
+  };
+}
+
+/** A host step that runs a node's reference implementation over the program's memory. */
+function fallbackStep(
+  node: Node,
+  ins: readonly Shape[],
+  outs: readonly Shape[],
+  inPtrs: readonly number[],
+  outPtrs: readonly number[],
+): HostStep {
+  const called = node.calledGraph;
+  return {
+    kind: "host",
+    label: `reference ${node.opName}`,
+    run: (m) => {
+      const args = ins.map((s, i) =>
+        tensorFromValues(new Float32Array(m, inPtrs[i], shapeSize(s)), s, "float32")
+      );
+      const results = called
+        ? evaluate(called, Object.fromEntries(called.listInputs().map((n, i) => [n, args[i]])))
+        : node.op!.reference(args, node.parsed, {
+          outShapes: outs,
+          outTypes: outs.map(() => "float32"),
+        });
+      results.forEach((t, i) =>
+        new Float32Array(m, outPtrs[i], shapeSize(outs[i])).set(tensorValues(t))
+      );
+    },
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The WASM executor: runs a compiled program from one linear memory. The program (made by
+ * compiler/lower/wasm/lower.ts) says where every buffer lives, which kernel module runs each
+ * step with which pointers, and which steps run on the host (copies, and ops without a kernel
+ * yet). Parameters are uploaded once; a run writes the inputs, runs the steps and copies the
+ * outputs out. Nothing is allocated per run but the output arrays.
+ *
+ * @module
+ */
+import { BackendError, ShapeError } from "../../errors.ts";
+import { formatShape, type Shape, shapeSize } from "../../shape.ts";
+
+/** A step running a kernel module's `run` with byte pointers. */
+export interface KernelStep {
+  /** Discriminant. */
+  readonly kind: "kernel";
+  /** The compiled module (imports `env.memory`, exports `run`). */
+  readonly module: WebAssembly.Module;
+  /** The pointer arguments. */
+  readonly args: readonly number[];
+  /** What it computes, for profiles. */
+  readonly label: string;
+}
+
+/** A step running on the host over the program's memory (copies, fallbacks). */
+export interface HostStep {
+  /** Discriminant. */
+  readonly kind: "host";
+  /** Reads and writes the memory's bytes. */
+  readonly run: (memory: ArrayBufferLike) => void;
+  /** What it computes, for profiles. */
+  readonly label: string;
+}
+
+/** A buffer of the program: where it lives and what it holds. */
+export interface ProgramBuffer {
+  /** Byte offset in the memory (16-aligned). */
+  readonly ptr: number;
+  /** Its shape (float32 elements). */
+  readonly shape: Shape;
+}
+
+/** Everything an executor needs. */
+export interface WasmProgram {
+  /** Total bytes of memory. */
+  readonly memoryBytes: number;
+  /** Steps in execution order. */
+  readonly steps: readonly (KernelStep | HostStep)[];
+  /** Graph inputs by name. */
+  readonly inputs: Readonly<Record<string, ProgramBuffer>>;
+  /** Graph outputs in order. */
+  readonly outputs: readonly ProgramBuffer[];
+  /** Constants (parameters) uploaded once. */
+  readonly constants: readonly (ProgramBuffer & { readonly values: Float32Array })[];
+}
+
+/**
+ * Runs a {@link WasmProgram}.
+ *
+ * @example A program of one host step
+ * ```ts
+ * import assert from "node:assert";
+ * import { WasmExecutor } from "./executor.ts";
+ * const exec = new WasmExecutor({
+ *   memoryBytes: 64,
+ *   inputs: { x: { ptr: 0, shape: [2] } },
+ *   outputs: [{ ptr: 16, shape: [2] }],
+ *   constants: [],
+ *   steps: [{ kind: "host", label: "copy", run: (m) => new Uint8Array(m).copyWithin(16, 0, 8) }],
+ * });
+ * assert(exec.run({ x: new Float32Array([1, 2]) })[0][1] === 2);
+ * ```
+ */
+export class WasmExecutor {
+  readonly #program: WasmProgram;
+  readonly #memory: WebAssembly.Memory;
+  readonly #runs: (() => void)[];
+
+  /** Allocates the memory, instantiates every kernel and uploads the constants. */
+  constructor(program: WasmProgram) {
+    this.#program = program;
+    const pages = Math.max(1, Math.ceil(program.memoryBytes / 65536));
+    if (pages > 65536) {
+      throw new BackendError(`WASM program needs ${program.memoryBytes} bytes; too many`);
+    }
+    this.#memory = new WebAssembly.Memory({ initial: pages });
+    const imports = { env: { memory: this.#memory } };
+    this.#runs = program.steps.map((step) => {
+      if (step.kind === "host") return () => step.run(this.#memory.buffer);
+      const instance = new WebAssembly.Instance(step.module, imports);
+      const run = instance.exports.run as (...args: number[]) => void;
+      if (typeof run !== "function") {
+        throw new BackendError(`kernel '${step.label}' exports no run`);
+      }
+      const args = [...step.args];
+      return () => run(...args);
+    });
+    for (const c of program.constants) {
+      new Float32Array(this.#memory.buffer, c.ptr, c.values.length).set(c.values);
+    }
+  }
+
+  /** Bytes of linear memory the program uses. */
+  get memoryBytes(): number {
+    return this.#program.memoryBytes;
+  }
+
+  /** Runs the program on float32 inputs by name; returns copies of the outputs. */
+  run(inputs: Readonly<Record<string, Float32Array>>): Float32Array[] {
+    for (const [name, buf] of Object.entries(this.#program.inputs)) {
+      const data = inputs[name];
+      const n = shapeSize(buf.shape);
+      if (!(data instanceof Float32Array)) {
+        throw new BackendError(`WASM program: no float32 input '${name}'`);
+      }
+      if (data.length !== n) {
+        throw new ShapeError(
+          `WASM program: input '${name}' has ${data.length} values, needs ${
+            formatShape(buf.shape)
+          }`,
+        );
+      }
+      new Float32Array(this.#memory.buffer, buf.ptr, n).set(data);
+    }
+    for (const run of this.#runs) run();
+    return this.#program.outputs.map((o) =>
+      new Float32Array(this.#memory.buffer, o.ptr, shapeSize(o.shape)).slice()
+    );
+  }
+}
