@@ -178,6 +178,18 @@ interface Ctx {
   tile: SgemmTile;
   micro: Map<string, FunctionBuilder>;
   packers: Map<string, FunctionBuilder>;
+  /** Byte strides of A: between rows (m) and between columns (k). */
+  aRs: number;
+  aCs: number;
+  /** Byte strides of B: between rows (k) and between columns (n). */
+  bRs: number;
+  bCs: number;
+  /** Byte stride between rows of C. */
+  ldc: number;
+  /** Never touch bytes past the last column of C or bias (partial vectors go lane by lane). */
+  safeEdges: boolean;
+  /** Prefix of internal function names. */
+  prefix: string;
 }
 
 /**
@@ -188,9 +200,9 @@ function microKernel(ctx: Ctx, mr: number, nv: number, kc: number, cols: number)
   const key = `${mr}x${nv}:${kc}:${cols}`;
   const hit = ctx.micro.get(key);
   if (hit) return hit;
-  const { mb, n, tile } = ctx;
+  const { mb, tile } = ctx;
   const fb = mb.addFunction(["i32", "i32", "i32", "i32", "i32"], [], {
-    name: `sgemm_micro_${mr}x${nv * 4}_k${kc}_c${cols}`,
+    name: `${ctx.prefix}micro_${mr}x${nv * 4}_k${kc}_c${cols}`,
   });
   ctx.micro.set(key, fb);
   const [pa, pb, pc, pbias, first] = [0, 1, 2, 3, 4];
@@ -249,13 +261,13 @@ function microKernel(ctx: Ctx, mr: number, nv: number, kc: number, cols: number)
       for (let v = 0; v < nv; v++) {
         const lanes = Math.min(4, cols - v * 4);
         if (lanes <= 0) continue;
-        const off = (r * n + v * 4) * 4;
+        const off = r * ctx.ldc + v * 16;
         fb.localGet(acc[r][v]);
         if (alphaV >= 0) fb.localGet(alphaV).op("f32x4.mul");
         if (isFirst) {
-          if (ctx.bias) fb.localGet(pbias).load("v128.load", { offset: v * 16 }).op("f32x4.add");
+          if (ctx.bias) loadVector(fb, pbias, v * 16, lanes, ctx.safeEdges).op("f32x4.add");
         } else {
-          fb.localGet(pc).load("v128.load", { offset: off }).op("f32x4.add");
+          loadVector(fb, pc, off, lanes, ctx.safeEdges).op("f32x4.add");
         }
         if (lanes === 4) {
           fb.localSet(val).localGet(pc).localGet(val).store("v128.store", { offset: off });
@@ -278,26 +290,42 @@ function microKernel(ctx: Ctx, mr: number, nv: number, kc: number, cols: number)
   return fb;
 }
 
+/** Pushes the f32x4 at `ptr + offset`; with `safe`, a partial one is loaded lane by lane. */
+function loadVector(
+  fb: FunctionBuilder,
+  ptr: number,
+  offset: number,
+  lanes: number,
+  safe: boolean,
+): FunctionBuilder {
+  if (lanes === 4 || !safe) return fb.localGet(ptr).load("v128.load", { offset });
+  fb.f32x4Const(0, 0, 0, 0);
+  for (let l = 0; l < lanes; l++) {
+    fb.localGet(ptr).load("f32.load", { offset: offset + l * 4 }).lane("f32x4.replace_lane", l);
+  }
+  return fb;
+}
+
 /** Packs `kc` columns of an `mr`-row slice of A (row stride K) into a k-major micro-panel. */
 function packAFunction(ctx: Ctx, mr: number, kc: number): FunctionBuilder {
   const key = `${mr}:${kc}`;
   const hit = ctx.packers.get(key);
   if (hit) return hit;
-  const fb = ctx.mb.addFunction(["i32", "i32"], [], { name: `sgemm_pack_a_${mr}_k${kc}` });
+  const fb = ctx.mb.addFunction(["i32", "i32"], [], { name: `${ctx.prefix}pack_a_${mr}_k${kc}` });
   ctx.packers.set(key, fb);
   const [src, dst] = [0, 1];
-  const rowBytes = ctx.k * 4;
+  const rowBytes = ctx.aRs;
   // Four k steps per iteration: mr·4 scalar moves with constant offsets.
   const quads = Math.floor(kc / 4);
   const moveStep = (q: number) => {
     for (let r = 0; r < mr; r++) {
-      fb.localGet(dst).localGet(src).load("f32.load", { offset: r * rowBytes + q * 4 });
+      fb.localGet(dst).localGet(src).load("f32.load", { offset: r * rowBytes + q * ctx.aCs });
       fb.store("f32.store", { offset: (q * mr + r) * 4 });
     }
   };
   repeat(fb, quads, () => {
     for (let q = 0; q < 4; q++) moveStep(q);
-    bump(fb, src, 16);
+    bump(fb, src, 4 * ctx.aCs);
     bump(fb, dst, 16 * mr);
   });
   for (let q = 0; q < kc - quads * 4; q++) moveStep(q);
@@ -324,38 +352,12 @@ function packAFunction(ctx: Ctx, mr: number, kc: number): FunctionBuilder {
  */
 export function generateSgemm(options: SgemmOptions): SgemmKernel {
   const { m, n, k } = options;
-  checkInt("m", m, 1, 2 ** 28);
-  checkInt("n", n, 1, 2 ** 28);
-  checkInt("k", k, 1, 2 ** 28);
-  const alpha = options.alpha ?? 1;
-  if (!Number.isFinite(alpha)) throw new ShapeError(`sgemm: alpha must be finite, got ${alpha}`);
-  const requested = options.path ?? "auto";
-  if (requested !== "auto" && requested !== "relaxed" && requested !== "simd") {
-    throw new BackendError(`sgemm: unknown path ${String(requested)}`);
-  }
-  const path: SgemmPath = requested === "auto"
-    ? (relaxedSimdSupported() ? "relaxed" : "simd")
-    : requested;
+  const plan = planSgemm(options);
   const base = options.base ?? 0;
   if (!Number.isInteger(base) || base < 0 || base % 64 !== 0) {
     throw new ShapeError(`sgemm: base must be a non-negative multiple of 64, got ${base}`);
   }
-  const t = { ...defaultTile(path), ...options.tile };
-  checkInt("tile.mr", t.mr, 1, 12);
-  checkInt("tile.nr", t.nr, 4, 16);
-  if (t.nr % 4 !== 0) throw new ShapeError(`sgemm: tile.nr must be a multiple of 4, got ${t.nr}`);
-  checkInt("tile.kc", t.kc, 1, 1 << 20);
-  checkInt("tile.mc", t.mc, 1, 1 << 20);
-  checkInt("tile.unroll", t.unroll, 1, 16);
-
-  const kb = evenBlocks(k, t.kc, t.unroll);
-  const mb_ = evenBlocks(m, Math.max(t.mc, t.mr), t.mr);
-  const tile: SgemmTile = { mr: t.mr, nr: t.nr, kc: kb.size, mc: mb_.size, unroll: t.unroll };
-  const nv = t.nr / 4;
-  const fullPanels = Math.floor(n / t.nr);
-  const edgeCols = n - fullPanels * t.nr;
-  const edgeNv = Math.ceil(edgeCols / 4);
-  const nPad = fullPanels * t.nr + edgeNv * 4;
+  const { tile } = plan;
 
   // Layout.
   const aAt = base;
@@ -363,7 +365,7 @@ export function generateSgemm(options: SgemmOptions): SgemmKernel {
   const biasAt = options.bias ? bAt + align64(k * n * 4) : undefined;
   const cAt = align64((biasAt ?? bAt + k * n * 4) + (options.bias ? n * 4 : 0));
   const packedB = align64(cAt + m * n * 4 + 16);
-  const packedBBytes = k * nPad * 4;
+  const packedBBytes = k * plan.nPad * 4;
   const packedA = align64(packedB + packedBBytes);
   const packedABytes = tile.mc * tile.kc * 4;
   const end = align64(packedA + packedABytes + 16);
@@ -391,62 +393,185 @@ export function generateSgemm(options: SgemmOptions): SgemmKernel {
   const limits = options.shared ? { min: pages, max: pages, shared: true } : { min: pages };
   if (importsMemory) mb.importMemory("env", "memory", limits);
   else mb.memory(limits, "memory");
-  const ctx: Ctx = {
-    mb,
-    path,
-    m,
-    n,
-    k,
-    alpha,
-    bias: options.bias ?? false,
-    tile,
-    micro: new Map(),
-    packers: new Map(),
-  };
+  const ctx = makeCtx(mb, plan, options, {
+    aRs: k * 4,
+    aCs: 4,
+    bRs: n * 4,
+    bCs: 4,
+    safeEdges: false,
+    prefix: "sgemm_",
+  });
 
   const run = mb.addFunction([], [], { export: "run" });
   const packB = mb.addFunction([], [], { export: "packB" });
   const compute = mb.addFunction([], [], { export: "compute" });
   run.call(packB).call(compute).end();
+  const at: Record<Buffer, number> = {
+    a: aAt,
+    b: bAt,
+    bias: biasAt ?? 0,
+    c: cAt,
+    packedB,
+    packedA,
+  };
+  emitSgemmBody(ctx, plan, packB, compute, (fb, which) => fb.i32Const(at[which]));
+
+  return {
+    bytes: mb.build(),
+    layout,
+    path: plan.path,
+    tile,
+    m,
+    n,
+    k,
+    flops: 2 * m * n * k,
+    importsMemory,
+  };
+}
+
+/** The buffers an sgemm body addresses. */
+type Buffer = "a" | "b" | "bias" | "c" | "packedB" | "packedA";
+
+/** Validated options and the blocking derived from them. */
+interface Plan {
+  path: SgemmPath;
+  alpha: number;
+  tile: SgemmTile;
+  kb: ReturnType<typeof evenBlocks>;
+  mb: ReturnType<typeof evenBlocks>;
+  nv: number;
+  fullPanels: number;
+  edgeCols: number;
+  edgeNv: number;
+  nPad: number;
+}
+
+function planSgemm(options: {
+  m: number;
+  n: number;
+  k: number;
+  alpha?: number;
+  path?: SgemmPath | "auto";
+  tile?: Partial<SgemmTile>;
+}): Plan {
+  const { m, n, k } = options;
+  checkInt("m", m, 1, 2 ** 28);
+  checkInt("n", n, 1, 2 ** 28);
+  checkInt("k", k, 1, 2 ** 28);
+  const alpha = options.alpha ?? 1;
+  if (!Number.isFinite(alpha)) throw new ShapeError(`sgemm: alpha must be finite, got ${alpha}`);
+  const requested = options.path ?? "auto";
+  if (requested !== "auto" && requested !== "relaxed" && requested !== "simd") {
+    throw new BackendError(`sgemm: unknown path ${String(requested)}`);
+  }
+  const path: SgemmPath = requested === "auto"
+    ? (relaxedSimdSupported() ? "relaxed" : "simd")
+    : requested;
+  const t = { ...defaultTile(path), ...options.tile };
+  checkInt("tile.mr", t.mr, 1, 12);
+  checkInt("tile.nr", t.nr, 4, 16);
+  if (t.nr % 4 !== 0) throw new ShapeError(`sgemm: tile.nr must be a multiple of 4, got ${t.nr}`);
+  checkInt("tile.kc", t.kc, 1, 1 << 20);
+  checkInt("tile.mc", t.mc, 1, 1 << 20);
+  checkInt("tile.unroll", t.unroll, 1, 16);
+
+  const kb = evenBlocks(k, t.kc, t.unroll);
+  const mb = evenBlocks(m, Math.max(t.mc, t.mr), t.mr);
+  const tile: SgemmTile = { mr: t.mr, nr: t.nr, kc: kb.size, mc: mb.size, unroll: t.unroll };
+  const nv = t.nr / 4;
+  const fullPanels = Math.floor(n / t.nr);
+  const edgeCols = n - fullPanels * t.nr;
+  const edgeNv = Math.ceil(edgeCols / 4);
+  const nPad = fullPanels * t.nr + edgeNv * 4;
+  return { path, alpha, tile, kb, mb, nv, fullPanels, edgeCols, edgeNv, nPad };
+}
+
+function makeCtx(
+  mb: ModuleBuilder,
+  plan: Plan,
+  options: { m: number; n: number; k: number; bias?: boolean },
+  extra: Pick<Ctx, "aRs" | "aCs" | "bRs" | "bCs" | "safeEdges" | "prefix">,
+): Ctx {
+  return {
+    mb,
+    path: plan.path,
+    m: options.m,
+    n: options.n,
+    k: options.k,
+    alpha: plan.alpha,
+    bias: options.bias ?? false,
+    tile: plan.tile,
+    micro: new Map(),
+    packers: new Map(),
+    ldc: options.n * 4,
+    ...extra,
+  };
+}
+
+/**
+ * Emits the bodies of `packB` and `compute` (both still open; this ends them). `addr` pushes
+ * the byte address of a buffer (a constant, or a parameter plus an offset).
+ */
+function emitSgemmBody(
+  ctx: Ctx,
+  plan: Plan,
+  packB: FunctionBuilder,
+  compute: FunctionBuilder,
+  addr: (fb: FunctionBuilder, which: Buffer) => void,
+): void {
+  const t = ctx.tile;
+  const { kb, nv, fullPanels, edgeCols, edgeNv, nPad } = plan;
+  const mb_ = plan.mb;
+  const setAddr = (fb: FunctionBuilder, local: number, which: Buffer) => {
+    addr(fb, which);
+    fb.localSet(local);
+  };
 
   // packB: for each K block, for each panel, kc rows of NR floats; the destination is sequential.
   {
     const fb = packB;
     const [src, dst, row] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
-    setConst(fb, dst, packedB);
+    setAddr(fb, dst, "packedB");
     const packBlock = (kc: number, pc: () => void) => {
-      // src = B + pc·N·4 is set by pc(); each panel walks kc rows.
+      // src = B + pc·bRs is set by pc(); each panel walks kc rows.
       pc();
       repeat(fb, fullPanels, () => {
         fb.localGet(src).localSet(row);
         repeat(fb, kc, () => {
-          for (let v = 0; v < nv; v++) {
-            fb.localGet(dst).localGet(row).load("v128.load", { offset: v * 16, align: 2 });
-            fb.store("v128.store", { offset: v * 16 });
+          if (ctx.bCs === 4) {
+            for (let v = 0; v < nv; v++) {
+              fb.localGet(dst).localGet(row).load("v128.load", { offset: v * 16, align: 2 });
+              fb.store("v128.store", { offset: v * 16 });
+            }
+          } else {
+            for (let c = 0; c < t.nr; c++) {
+              fb.localGet(dst).localGet(row).load("f32.load", { offset: c * ctx.bCs });
+              fb.store("f32.store", { offset: c * 4 });
+            }
           }
-          bump(fb, row, n * 4);
+          bump(fb, row, ctx.bRs);
           bump(fb, dst, t.nr * 4);
         });
-        bump(fb, src, t.nr * 4);
+        bump(fb, src, t.nr * ctx.bCs);
       });
       if (edgeCols > 0) {
         fb.localGet(src).localSet(row);
         repeat(fb, kc, () => {
           for (let c = 0; c < edgeNv * 4; c++) {
             fb.localGet(dst);
-            if (c < edgeCols) fb.localGet(row).load("f32.load", { offset: c * 4 });
+            if (c < edgeCols) fb.localGet(row).load("f32.load", { offset: c * ctx.bCs });
             else fb.f32Const(0);
             fb.store("f32.store", { offset: c * 4 });
           }
-          bump(fb, row, n * 4);
+          bump(fb, row, ctx.bRs);
           bump(fb, dst, edgeNv * 16);
         });
       }
     };
     const blockStart = fb.local("i32");
-    setConst(fb, blockStart, bAt);
+    setAddr(fb, blockStart, "b");
     const nextBlock = (kc: number) => () => {
-      fb.localGet(blockStart).localTee(src).i32Const(kc * n * 4).op("i32.add").localSet(
+      fb.localGet(blockStart).localTee(src).i32Const(kc * ctx.bRs).op("i32.add").localSet(
         blockStart,
       );
     };
@@ -471,18 +596,22 @@ export function generateSgemm(options: SgemmOptions): SgemmKernel {
     const biasP = fb.local("i32");
     const aPanel = fb.local("i32");
     const cTile = fb.local("i32");
+    const packedA = fb.local("i32");
+    const cBase = fb.local("i32");
     const mr = t.mr;
+    setAddr(fb, packedA, "packedA");
+    setAddr(fb, cBase, "c");
 
     const mBlock = (mc: number, kc: number) => {
       const fullMicro = Math.floor(mc / mr);
       const edgeMr = mc - fullMicro * mr;
       // Pack A[ic:ic+mc, pc:pc+kc] into micro-panels.
       fb.localGet(aRow).localSet(aSrc);
-      setConst(fb, aDst, packedA);
+      fb.localGet(packedA).localSet(aDst);
       const packFull = packAFunction(ctx, mr, kc);
       repeat(fb, fullMicro, () => {
         fb.localGet(aSrc).localGet(aDst).call(packFull);
-        bump(fb, aSrc, mr * k * 4);
+        bump(fb, aSrc, mr * ctx.aRs);
         bump(fb, aDst, mr * kc * 4);
       });
       if (edgeMr > 0) fb.localGet(aSrc).localGet(aDst).call(packAFunction(ctx, edgeMr, kc));
@@ -490,9 +619,9 @@ export function generateSgemm(options: SgemmOptions): SgemmKernel {
       // Sweep B panels × A micro-panels.
       fb.localGet(bBlock).localSet(bPanel);
       fb.localGet(cRow).localSet(cPanel);
-      if (ctx.bias) setConst(fb, biasP, biasAt!);
+      if (ctx.bias) setAddr(fb, biasP, "bias");
       const panel = (pnv: number, cols: number) => {
-        setConst(fb, aPanel, packedA);
+        fb.localGet(packedA).localSet(aPanel);
         fb.localGet(cPanel).localSet(cTile);
         const call = (rows: number) => {
           fb.localGet(aPanel).localGet(bPanel).localGet(cTile).localGet(biasP).localGet(first);
@@ -501,7 +630,7 @@ export function generateSgemm(options: SgemmOptions): SgemmKernel {
         repeat(fb, fullMicro, () => {
           call(mr);
           bump(fb, aPanel, mr * kc * 4);
-          bump(fb, cTile, mr * n * 4);
+          bump(fb, cTile, mr * ctx.ldc);
         });
         if (edgeMr > 0) call(edgeMr);
         bump(fb, bPanel, kc * pnv * 16);
@@ -514,37 +643,125 @@ export function generateSgemm(options: SgemmOptions): SgemmKernel {
 
     const kBlock = (kc: number) => {
       fb.localGet(aCol).localSet(aRow);
-      setConst(fb, cRow, cAt);
+      fb.localGet(cBase).localSet(cRow);
       repeat(fb, mb_.count, () => {
         mBlock(mb_.size, kc);
-        bump(fb, aRow, mb_.size * k * 4);
-        bump(fb, cRow, mb_.size * n * 4);
+        bump(fb, aRow, mb_.size * ctx.aRs);
+        bump(fb, cRow, mb_.size * ctx.ldc);
       });
       if (mb_.tail > 0) mBlock(mb_.tail, kc);
       setConst(fb, first, 0);
-      bump(fb, aCol, kc * 4);
+      bump(fb, aCol, kc * ctx.aCs);
       bump(fb, bBlock, kc * nPad * 4);
     };
 
     setConst(fb, first, 1);
-    setConst(fb, aCol, aAt);
-    setConst(fb, bBlock, packedB);
+    setAddr(fb, aCol, "a");
+    setAddr(fb, bBlock, "packedB");
     repeat(fb, kb.count, () => kBlock(kb.size));
     if (kb.tail > 0) kBlock(kb.tail);
     fb.end();
   }
+}
 
-  return {
-    bytes: mb.build(),
-    layout,
-    path,
-    tile,
-    m,
-    n,
-    k,
-    flops: 2 * m * n * k,
-    importsMemory,
+/** Options of {@link emitSgemm}: a product inside a module the caller builds. */
+export interface SgemmCallOptions {
+  /** Rows of op(A) and C. */
+  m: number;
+  /** Columns of op(B) and C. */
+  n: number;
+  /** Inner dimension. */
+  k: number;
+  /** Scale of the product (default 1). */
+  alpha?: number;
+  /** Add a per-column bias vector of length n (default false). */
+  bias?: boolean;
+  /** A is stored K×M (op(A) = Aᵀ) instead of M×K (default false). */
+  transA?: boolean;
+  /** B is stored N×K (op(B) = Bᵀ) instead of K×N (default false); packed straight from it. */
+  transB?: boolean;
+  /** Multiply-add path; `"auto"` (default) takes relaxed SIMD where this runtime validates it. */
+  path?: SgemmPath | "auto";
+  /** Override blocking parameters. */
+  tile?: Partial<SgemmTile>;
+  /** Prefix of the internal function names (default `"sgemm_"`); distinct per call in a module. */
+  prefix?: string;
+}
+
+/** A product emitted into a module by {@link emitSgemm}. */
+export interface SgemmCall {
+  /** `(a, b, bias, c, scratch)` byte pointers → `()`; bias is ignored without `bias`. */
+  readonly fn: FunctionBuilder;
+  /** Bytes of scratch the function needs at `scratch` (16-byte aligned is enough). */
+  readonly scratchBytes: number;
+  /** The multiply-add path compiled in. */
+  readonly path: SgemmPath;
+  /** The blocking used. */
+  readonly tile: Readonly<SgemmTile>;
+  /** Floating-point operations of one call, 2·M·N·K. */
+  readonly flops: number;
+}
+
+/**
+ * Emits into `mb` (whose memory the caller declares or imports) a function computing
+ * `C = alpha · op(A) · op(B) (+ bias)` on row-major buffers passed as byte pointers, packing
+ * into a scratch area. It never touches memory past the buffers' ends, so any placement works.
+ *
+ * @example A 2×2 product through a pointer entry point
+ * ```ts
+ * import assert from "node:assert";
+ * import { ModuleBuilder } from "./encoder.ts";
+ * import { emitSgemm } from "./sgemm.ts";
+ * const mb = new ModuleBuilder();
+ * mb.importMemory("env", "memory", { min: 1 });
+ * const call = emitSgemm(mb, { m: 2, n: 2, k: 2, transB: true });
+ * const run = mb.addFunction(["i32", "i32", "i32", "i32"], [], { export: "run" });
+ * run.localGet(0).localGet(1).i32Const(0).localGet(2).localGet(3).call(call.fn).end();
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * const f = new Float32Array(memory.buffer);
+ * f.set([1, 2, 3, 4], 0); // A
+ * f.set([1, 0, 1, 1], 4); // B stored transposed: op(B) = [[1, 1], [0, 1]]
+ * const { exports } = new WebAssembly.Instance(new WebAssembly.Module(mb.build()), { env: { memory } });
+ * (exports.run as (a: number, b: number, c: number, s: number) => void)(0, 16, 32, 64);
+ * assert.deepStrictEqual([...f.subarray(8, 12)], [1, 3, 3, 7]);
+ * ```
+ */
+export function emitSgemm(mb: ModuleBuilder, options: SgemmCallOptions): SgemmCall {
+  const { m, n, k } = options;
+  const plan = planSgemm(options);
+  const packedBBytes = align64(k * plan.nPad * 4);
+  const scratchBytes = packedBBytes + plan.tile.mc * plan.tile.kc * 4;
+  const ctx = makeCtx(mb, plan, options, {
+    aRs: options.transA ? 4 : k * 4,
+    aCs: options.transA ? m * 4 : 4,
+    bRs: options.transB ? 4 : n * 4,
+    bCs: options.transB ? k * 4 : 4,
+    safeEdges: true,
+    prefix: options.prefix ?? "sgemm_",
+  });
+  const sig = ["i32", "i32", "i32", "i32", "i32"] as const;
+  const fn = mb.addFunction(sig, [], { name: `${ctx.prefix}run` });
+  const packB = mb.addFunction(sig, [], { name: `${ctx.prefix}pack_b` });
+  const compute = mb.addFunction(sig, [], { name: `${ctx.prefix}compute` });
+  for (const f of [packB, compute]) {
+    for (let i = 0; i < 5; i++) fn.localGet(i);
+    fn.call(f);
+  }
+  fn.end();
+  const param: Record<Buffer, [number, number]> = {
+    a: [0, 0],
+    b: [1, 0],
+    bias: [2, 0],
+    c: [3, 0],
+    packedB: [4, 0],
+    packedA: [4, packedBBytes],
   };
+  emitSgemmBody(ctx, plan, packB, compute, (fb, which) => {
+    const [p, off] = param[which];
+    fb.localGet(p);
+    if (off !== 0) fb.i32Const(off).op("i32.add");
+  });
+  return { fn, scratchBytes, path: plan.path, tile: plan.tile, flops: 2 * m * n * k };
 }
 
 /** A ready-to-call sgemm instance with typed views on its buffers. */
