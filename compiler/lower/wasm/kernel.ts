@@ -42,3 +42,23 @@ export const MIN_PAGES = 1;
 export function align16(bytes: number): number {
   return Math.ceil(bytes / 16) * 16;
 }
+
+const GENERATORS = new Map<string, KernelGenerator>();
+let elementwise: KernelGenerator | undefined;
+
+/** Registers the kernel generator for an op (by canonical name). */
+export function registerKernel(opName: string, generator: KernelGenerator): void {
+  GENERATORS.set(opName, generator);
+}
+
+/** Registers the generator used for every op with a scalar form (elementwise ops). */
+export function registerElementwiseKernel(generator: KernelGenerator): void {
+  elementwise = generator;
+}
+
+/** The generator for a node: its op's own, else the elementwise one for scalar-form ops. */
+export function generatorFor(node: Node): KernelGenerator | undefined {
+  const own = GENERATORS.get(node.opName);
+  if (own) return own;
+  return node.op?.scalar?.(node.parsed) ? elementwise : undefined;
+}

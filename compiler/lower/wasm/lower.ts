@@ -24,20 +24,7 @@ import {
   type WasmProgram,
 } from "../../../runtime/backends/wasm/executor.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
-import { align16, type KernelGenerator } from "./kernel.ts";
-
-const GENERATORS = new Map<string, KernelGenerator>();
-let ELEMENTWISE: KernelGenerator | undefined;
-
-/** Registers the kernel generator for an op (by canonical name). */
-export function registerKernel(opName: string, generator: KernelGenerator): void {
-  GENERATORS.set(opName, generator);
-}
-
-/** Registers the generator used for every op with a scalar form (elementwise). */
-export function registerElementwiseKernel(generator: KernelGenerator): void {
-  ELEMENTWISE = generator;
-}
+import { align16, generatorFor } from "./kernel.ts";
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
 const VIEWS = new Set(["Reshape", "Flatten", "expand_dims", "squeeze", "_copy"]);
@@ -174,8 +161,7 @@ export function compileWasm(
       placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
       continue;
     }
-    const generator = GENERATORS.get(opName) ??
-      (node.op!.scalar?.(node.parsed) ? ELEMENTWISE : undefined);
+    const generator = generatorFor(node);
     const kernel = generator?.({ node, inputs: ins, outputs: outs, relaxed });
     if (kernel) {
       const args = [...inPtrs, ...outPtrs];
