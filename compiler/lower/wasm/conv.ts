@@ -1,0 +1,404 @@
+/**
+ * WASM kernel generator for `Convolution` (float32, channel-first NCW / NCHW / NCDHW; stride,
+ * pad, dilate, groups, bias), following the calling convention of `kernel.ts`:
+ * `run(data, weight, [bias], out, [scratch])`.
+ *
+ * Three strategies, all working in 3 spatial dims (1-D and 2-D get leading dims of size 1):
+ * - depthwise (one input channel per group, e.g. MobileNet): a direct SIMD kernel that adds
+ *   `w · shifted input row` into each output row, one kernel tap at a time;
+ * - pointwise (all kernel dims 1, stride 1, no pad): per image and group, one sgemm
+ *   `out[fG, P] = W[fG, C/G] · x[C/G, P]` straight from the data;
+ * - general: per image and group, im2col of the data into scratch (rows (c, kz, ky, kx),
+ *   columns the output positions; zero rows and row edges for padding, `memory.copy` for the
+ *   stride-1 middle), then one sgemm.
+ * Bias is added per output row after the products.
+ *
+ * @module
+ */
+import type { Shape } from "../../../runtime/shape.ts";
+import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
+import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
+import { align16, MIN_PAGES } from "./kernel.ts";
+import { emitSgemm } from "./sgemm.ts";
+
+interface ConvAttrs {
+  kernel: readonly number[];
+  stride: readonly number[];
+  dilate: readonly number[];
+  pad: readonly number[];
+  num_filter: number;
+  num_group: number;
+  no_bias: boolean;
+  layout: string | null;
+}
+
+function to3(arr: readonly number[], n: number, fill: number): [number, number, number] {
+  const full = arr.length === 0 ? new Array<number>(n).fill(fill) : [...arr];
+  const out = [fill, fill, fill, ...full].slice(-3);
+  return [out[0], out[1], out[2]];
+}
+
+function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
+  if (count <= 0) return;
+  if (count === 1) {
+    body();
+    return;
+  }
+  const i = fb.local("i32");
+  fb.i32Const(0).localSet(i);
+  const top = fb.loop();
+  body();
+  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
+  fb.end();
+}
+
+function bump(fb: FunctionBuilder, local: number, delta: number): void {
+  if (delta === 0) return;
+  fb.localGet(local).i32Const(delta).op("i32.add").localSet(local);
+}
+
+/** `memory.fill(ptr + offset, 0, bytes)` (nothing for 0 bytes). */
+function zero(fb: FunctionBuilder, ptr: number, offset: number, bytes: number): void {
+  if (bytes <= 0) return;
+  fb.localGet(ptr);
+  if (offset !== 0) fb.i32Const(offset).op("i32.add");
+  fb.i32Const(0).i32Const(bytes).memoryFill();
+}
+
+/** Output positions `[lo, hi)` along one axis whose tap at `off + o·s` lies in `[0, size)`. */
+function validRange(out: number, size: number, s: number, off: number): [number, number] {
+  const lo = Math.min(out, Math.max(0, Math.ceil(-off / s)));
+  const hi = Math.max(lo, Math.min(out, Math.floor((size - 1 - off) / s) + 1));
+  return [lo, hi];
+}
+
+interface Geometry {
+  batch: number;
+  cin: number;
+  groups: number;
+  cinG: number;
+  filters: number;
+  fG: number;
+  i: [number, number, number];
+  o: [number, number, number];
+  k: [number, number, number];
+  s: [number, number, number];
+  p: [number, number, number];
+  d: [number, number, number];
+  isp: number; // input positions per channel
+  osp: number; // output positions per channel
+  taps: number; // kernel positions
+  bias: boolean;
+}
+
+/**
+ * Emits a loop over output rows (oz, oy) for kernel tap (kz, ky): `row(srcRow, dstRow)` runs
+ * for rows whose input row exists, `missing(dstRow)` for the others; dstRow advances OW floats.
+ */
+function rowLoop(
+  fb: FunctionBuilder,
+  g: Geometry,
+  src: number,
+  dst: number,
+  kz: number,
+  ky: number,
+  row: (srcRow: number, dstRow: number) => void,
+  missing: ((dstRow: number) => void) | undefined,
+): void {
+  const [, ih, iw] = g.i;
+  const [od, oh, ow] = g.o;
+  const iz = fb.local("i32");
+  const iy = fb.local("i32");
+  const srcRow = fb.local("i32");
+  const dstRow = fb.local("i32");
+  fb.localGet(dst).localSet(dstRow);
+  fb.i32Const(kz * g.d[0] - g.p[0]).localSet(iz);
+  repeat(fb, od, () => {
+    fb.i32Const(ky * g.d[1] - g.p[1]).localSet(iy);
+    repeat(fb, oh, () => {
+      fb.localGet(iz).i32Const(g.i[0]).op("i32.lt_u");
+      fb.localGet(iy).i32Const(ih).op("i32.lt_u").op("i32.and").if();
+      fb.localGet(iz).i32Const(ih).op("i32.mul").localGet(iy).op("i32.add");
+      fb.i32Const(iw * 4).op("i32.mul").localGet(src).op("i32.add").localSet(srcRow);
+      row(srcRow, dstRow);
+      if (missing) {
+        fb.else();
+        missing(dstRow);
+      }
+      fb.end();
+      bump(fb, dstRow, ow * 4);
+      bump(fb, iy, g.s[1]);
+    });
+    bump(fb, iz, g.s[0]);
+  });
+}
+
+/** `im2col(src, dst)`: the columns of one image's group of channels. */
+function im2colFunction(mb: ModuleBuilder, g: Geometry): FunctionBuilder {
+  const fb = mb.addFunction(["i32", "i32"], [], { name: "conv_im2col" });
+  const [src, dst] = [0, 1];
+  const ow = g.o[2];
+  const iw = g.i[2];
+  const sw = g.s[2];
+  const rowsBytes = g.o[0] * g.o[1] * ow * 4;
+  const s = fb.local("i32");
+  const dp = fb.local("i32");
+  repeat(fb, g.cinG, () => {
+    let tap = 0;
+    for (let kz = 0; kz < g.k[0]; kz++) {
+      for (let ky = 0; ky < g.k[1]; ky++) {
+        for (let kx = 0; kx < g.k[2]; kx++, tap++) {
+          const off = kx * g.d[2] - g.p[2];
+          const [lo, hi] = validRange(ow, iw, sw, off);
+          const base = fb.local("i32");
+          fb.localGet(dst).i32Const(tap * rowsBytes).op("i32.add").localSet(base);
+          rowLoop(fb, g, src, base, kz, ky, (srcRow, dstRow) => {
+            zero(fb, dstRow, 0, lo * 4);
+            if (hi > lo) {
+              if (sw === 1) {
+                fb.localGet(dstRow).i32Const(lo * 4).op("i32.add");
+                fb.localGet(srcRow).i32Const((lo + off) * 4).op("i32.add");
+                fb.i32Const((hi - lo) * 4).memoryCopy();
+              } else {
+                fb.localGet(srcRow).i32Const((lo * sw + off) * 4).op("i32.add").localSet(s);
+                fb.localGet(dstRow).i32Const(lo * 4).op("i32.add").localSet(dp);
+                repeat(fb, hi - lo, () => {
+                  fb.localGet(dp).localGet(s).load("f32.load").store("f32.store");
+                  bump(fb, s, sw * 4);
+                  bump(fb, dp, 4);
+                });
+              }
+            }
+            zero(fb, dstRow, hi * 4, (ow - hi) * 4);
+          }, (dstRow) => zero(fb, dstRow, 0, ow * 4));
+        }
+      }
+    }
+    bump(fb, src, g.isp * 4);
+    bump(fb, dst, g.taps * rowsBytes);
+  });
+  fb.end();
+  return fb;
+}
+
+/** `addBias(rows, bias)`: adds bias[f] to each of `count` rows of `len` floats. */
+function biasFunction(mb: ModuleBuilder, count: number, len: number): FunctionBuilder {
+  const fb = mb.addFunction(["i32", "i32"], [], { name: "conv_bias" });
+  const [rows, bias] = [0, 1];
+  const v = fb.local("v128");
+  repeat(fb, count, () => {
+    fb.localGet(bias).load("v128.load32_splat").localSet(v);
+    repeat(fb, Math.floor(len / 4), () => {
+      fb.localGet(rows).localGet(rows).load("v128.load").localGet(v).op("f32x4.add");
+      fb.store("v128.store");
+      bump(fb, rows, 16);
+    });
+    for (let t = 0; t < len % 4; t++) {
+      fb.localGet(rows).localGet(rows).load("f32.load", { offset: t * 4 });
+      fb.localGet(v).lane("f32x4.extract_lane", 0).op("f32.add").store("f32.store", {
+        offset: t * 4,
+      });
+    }
+    bump(fb, rows, (len % 4) * 4);
+    bump(fb, bias, 4);
+  });
+  fb.end();
+  return fb;
+}
+
+/** `plane(src, weight, bias, dst)`: one depthwise output plane. */
+function depthwiseFunction(mb: ModuleBuilder, g: Geometry): FunctionBuilder {
+  const fb = mb.addFunction(["i32", "i32", "i32", "i32"], [], { name: "conv_depthwise" });
+  const [src, wgt, bias, dst] = [0, 1, 2, 3];
+  const ow = g.o[2];
+  const iw = g.i[2];
+  const sw = g.s[2];
+  const v = fb.local("v128");
+  const w = fb.local("f32");
+  const p = fb.local("i32");
+  const s = fb.local("i32");
+  // Initialize with the bias (or zero).
+  if (g.bias) fb.localGet(bias).load("v128.load32_splat").localSet(v);
+  else fb.f32x4Const(0, 0, 0, 0).localSet(v);
+  fb.localGet(dst).localSet(p);
+  repeat(fb, Math.floor(g.osp / 4), () => {
+    fb.localGet(p).localGet(v).store("v128.store");
+    bump(fb, p, 16);
+  });
+  for (let t = 0; t < g.osp % 4; t++) {
+    fb.localGet(p).localGet(v).lane("f32x4.extract_lane", 0).store("f32.store", { offset: t * 4 });
+  }
+  let tap = 0;
+  for (let kz = 0; kz < g.k[0]; kz++) {
+    for (let ky = 0; ky < g.k[1]; ky++) {
+      for (let kx = 0; kx < g.k[2]; kx++, tap++) {
+        const off = kx * g.d[2] - g.p[2];
+        const [lo, hi] = validRange(ow, iw, sw, off);
+        if (hi <= lo) continue;
+        fb.localGet(wgt).load("f32.load", { offset: tap * 4 }).localTee(w).op("f32x4.splat");
+        fb.localSet(v);
+        rowLoop(fb, g, src, dst, kz, ky, (srcRow, dstRow) => {
+          fb.localGet(srcRow).i32Const((lo * sw + off) * 4).op("i32.add").localSet(s);
+          fb.localGet(dstRow).i32Const(lo * 4).op("i32.add").localSet(p);
+          const n = hi - lo;
+          const vectors = sw === 1 ? Math.floor(n / 4) : 0;
+          repeat(fb, vectors, () => {
+            fb.localGet(p).localGet(p).load("v128.load");
+            fb.localGet(s).load("v128.load").localGet(v).op("f32x4.mul", "f32x4.add");
+            fb.store("v128.store");
+            bump(fb, p, 16);
+            bump(fb, s, 16);
+          });
+          repeat(fb, n - vectors * 4, () => {
+            fb.localGet(p).localGet(p).load("f32.load");
+            fb.localGet(s).load("f32.load").localGet(w).op("f32.mul", "f32.add");
+            fb.store("f32.store");
+            bump(fb, p, 4);
+            bump(fb, s, sw * 4);
+          });
+        }, undefined);
+      }
+    }
+  }
+  fb.end();
+  return fb;
+}
+
+/**
+ * `Convolution` (channel-first, 1-D to 3-D). Declines other layouts and zero-sized dims.
+ *
+ * @example A 3×3 box filter with pad 1 on a 1×1×3×3 image of ones
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../../../mod.ts";
+ * import { convolutionKernel } from "./conv.ts";
+ * const s = sym.Convolution(sym.Variable("x"), sym.Variable("w"), {
+ *   kernel: [3, 3], pad: [1, 1], num_filter: 1, no_bias: true,
+ * });
+ * const k = convolutionKernel({
+ *   node: s.outputs[0].node, inputs: [[1, 1, 3, 3], [1, 1, 3, 3]], outputs: [[1, 1, 3, 3]], relaxed: false,
+ * })!;
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * const f = new Float32Array(memory.buffer);
+ * f.fill(1, 0, 9); // x at 0
+ * f.fill(1, 16, 25); // w at 64
+ * const run = new WebAssembly.Instance(new WebAssembly.Module(k.bytes), { env: { memory } }).exports.run as (...p: number[]) => void;
+ * run(0, 64, 128, 256);
+ * assert.deepStrictEqual([...f.subarray(32, 41)], [4, 6, 4, 6, 9, 6, 4, 6, 4]);
+ * ```
+ */
+export const convolutionKernel: KernelGenerator = (
+  req: KernelRequest,
+): CompiledKernel | undefined => {
+  const a = req.node.parsed as unknown as ConvAttrs;
+  const [x, wShape] = req.inputs;
+  const y: Shape | undefined = req.outputs[0];
+  if (x === undefined || wShape === undefined || y === undefined) return undefined;
+  const n = a.kernel.length;
+  if (n < 1 || n > 3 || x.length !== n + 2 || y.length !== n + 2) return undefined;
+  if (a.layout !== null && !a.layout.startsWith("NC")) return undefined;
+  if ([...x, ...y, ...wShape].some((v) => v < 1)) return undefined;
+  const groups = a.num_group;
+  const g: Geometry = {
+    batch: x[0],
+    cin: x[1],
+    groups,
+    cinG: x[1] / groups,
+    filters: a.num_filter,
+    fG: a.num_filter / groups,
+    i: to3(x.slice(2), n, 1),
+    o: to3(y.slice(2), n, 1),
+    k: to3(a.kernel, n, 1),
+    s: to3(a.stride, n, 1),
+    p: to3(a.pad, n, 0),
+    d: to3(a.dilate, n, 1),
+    isp: x.slice(2).reduce((p, v) => p * v, 1),
+    osp: y.slice(2).reduce((p, v) => p * v, 1),
+    taps: a.kernel.reduce((p, v) => p * v, 1),
+    bias: !a.no_bias,
+  };
+  if (!Number.isInteger(g.cinG) || !Number.isInteger(g.fG)) return undefined;
+
+  const depthwise = g.cinG === 1 && groups === g.cin && groups > 1;
+  const pointwise = !depthwise && g.k.every((v) => v === 1) && g.s.every((v) => v === 1) &&
+    g.p.every((v) => v === 0);
+  const kdim = g.cinG * g.taps;
+
+  const mb = new ModuleBuilder();
+  mb.importMemory("env", "memory", { min: MIN_PAGES });
+  let scratchBytes = 0;
+  let colBytes = 0;
+  let gemm: ReturnType<typeof emitSgemm> | undefined;
+  if (!depthwise) {
+    gemm = emitSgemm(mb, {
+      m: g.fG,
+      n: g.osp,
+      k: kdim,
+      path: req.relaxed ? "relaxed" : "simd",
+    });
+    colBytes = pointwise ? 0 : align16(kdim * g.osp * 4);
+    scratchBytes = colBytes + gemm.scratchBytes;
+  }
+  const params = 3 + (g.bias ? 1 : 0) + (scratchBytes > 0 ? 1 : 0);
+  const run = mb.addFunction(new Array(params).fill("i32"), [], { export: "run" });
+  const [xp, wp] = [0, 1];
+  const bp = g.bias ? 2 : -1;
+  const yp = g.bias ? 3 : 2;
+  const sp = scratchBytes > 0 ? params - 1 : -1;
+
+  if (depthwise) {
+    const plane = depthwiseFunction(mb, g);
+    const mult = g.fG;
+    const w = run.local("i32");
+    const b = run.local("i32");
+    repeat(run, g.batch, () => {
+      run.localGet(wp).localSet(w);
+      if (g.bias) run.localGet(bp).localSet(b);
+      repeat(run, g.cin, () => {
+        repeat(run, mult, () => {
+          run.localGet(xp).localGet(w);
+          if (g.bias) run.localGet(b);
+          else run.i32Const(0);
+          run.localGet(yp).call(plane);
+          bump(run, w, g.taps * 4);
+          if (g.bias) bump(run, b, 4);
+          bump(run, yp, g.osp * 4);
+        });
+        bump(run, xp, g.isp * 4);
+      });
+    });
+  } else {
+    const im2col = pointwise ? undefined : im2colFunction(mb, g);
+    const addBias = g.bias ? biasFunction(mb, g.filters, g.osp) : undefined;
+    const w = run.local("i32");
+    const yImage = run.local("i32");
+    const gemmScratch = run.local("i32");
+    run.localGet(sp).i32Const(colBytes).op("i32.add").localSet(gemmScratch);
+    repeat(run, g.batch, () => {
+      run.localGet(wp).localSet(w);
+      run.localGet(yp).localSet(yImage);
+      repeat(run, groups, () => {
+        if (im2col) {
+          run.localGet(xp).localGet(sp).call(im2col);
+          run.localGet(w).localGet(sp);
+        } else {
+          run.localGet(w).localGet(xp);
+        }
+        run.i32Const(0).localGet(yp).localGet(gemmScratch).call(gemm!.fn);
+        bump(run, xp, g.cinG * g.isp * 4);
+        bump(run, w, g.fG * kdim * 4);
+        bump(run, yp, g.fG * g.osp * 4);
+      });
+      if (addBias) run.localGet(yImage).localGet(bp).call(addBias);
+    });
+  }
+  run.end();
+  const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
+  return {
+    bytes: mb.build(),
+    scratchBytes,
+    label: `Convolution ${kind} ${x.join("x")} -> ${y.join("x")} k${a.kernel.join("x")} g${groups}${
+      gemm ? ` ${gemm.path}` : ""
+    }`,
+  };
+};
