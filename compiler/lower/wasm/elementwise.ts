@@ -1,0 +1,347 @@
+/**
+ * Generator of elementwise kernels: any node whose op has a `scalar` form (every elementwise
+ * op and `_sigil_fused_elemwise`) compiles its {@link ScalarExpr} over its inputs to one
+ * `f32x4` loop with NumPy broadcasting, using {@link VMath} for the math.
+ *
+ * Loop structure: output dims of size 1 are dropped and adjacent dims merged wherever every
+ * input is laid out contiguously across both (or broadcast along both), so equal-shape inputs
+ * and scalars give one flat loop. The innermost merged dim is vectorized: inputs contiguous
+ * along it are read with `v128.load`, inputs broadcast along it are splatted once per row
+ * (once in all for scalars); its last `size % 4` elements run the same vector code on splatted
+ * lanes and store lane 0. Outer dims are plain i32 loops whose input offsets are recomputed
+ * per row. Shared subexpressions are computed once; constants are `v128.const`. `pow` with a
+ * constant exponent of 0, 1, 2, 3, -1 or 0.5 becomes multiplies, a division or a square root.
+ *
+ * @module
+ */
+import type { Shape } from "../../../runtime/shape.ts";
+import type { BinaryFn, ScalarExpr, UnaryFn } from "../../../ops/scalar.ts";
+import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
+import {
+  type CompiledKernel,
+  type KernelGenerator,
+  type KernelRequest,
+  MIN_PAGES,
+} from "./kernel.ts";
+import { VMath } from "./vmath.ts";
+
+/** One loop axis after merging: its size and, per input, its stride in elements. */
+interface Axis {
+  size: number;
+  strides: number[];
+}
+
+/** Per-input strides of the output's axes (0 where the input broadcasts); undefined if invalid. */
+function broadcastAxes(out: Shape, inputs: readonly Shape[]): Axis[] | undefined {
+  const axes: Axis[] = out.map((size) => ({ size, strides: [] }));
+  for (const shape of inputs) {
+    const off = out.length - shape.length;
+    if (off < 0) return undefined;
+    let stride = 1;
+    for (let d = out.length - 1; d >= 0; d--) {
+      const dim = d < off ? 1 : shape[d - off];
+      if (dim !== 1 && dim !== out[d]) return undefined;
+      axes[d].strides.push(dim === 1 ? 0 : stride);
+      stride *= dim;
+    }
+  }
+  // Drop size-1 axes, then merge an axis into the next inner one where all strides line up.
+  const kept = axes.filter((a) => a.size !== 1);
+  const merged: Axis[] = [];
+  for (const a of kept) {
+    const last = merged[merged.length - 1];
+    if (last) {
+      // last is outer, a is inner: merge when last.stride == a.stride * a.size for every input
+      if (last.strides.every((s, k) => s === a.strides[k] * a.size)) {
+        merged[merged.length - 1] = { size: last.size * a.size, strides: [...a.strides] };
+        continue;
+      }
+    }
+    merged.push({ size: a.size, strides: [...a.strides] });
+  }
+  if (merged.length === 0) merged.push({ size: 1, strides: inputs.map(() => 0) });
+  return merged;
+}
+
+/** `exp(add(in0,in1))`: the label form of an expression. */
+function describe(e: ScalarExpr): string {
+  switch (e.kind) {
+    case "in":
+      return `in${e.index}`;
+    case "const":
+      return String(e.value);
+    case "unary":
+      return `${e.fn}(${describe(e.a)})`;
+    case "binary":
+      return `${e.fn}(${describe(e.a)},${describe(e.b)})`;
+    case "select":
+      return `select(${describe(e.cond)},${describe(e.a)},${describe(e.b)})`;
+  }
+}
+
+/** Counts how many parents use each node of the expression DAG. */
+function countUses(root: ScalarExpr): Map<ScalarExpr, number> {
+  const uses = new Map<ScalarExpr, number>();
+  const go = (e: ScalarExpr): void => {
+    const n = (uses.get(e) ?? 0) + 1;
+    uses.set(e, n);
+    if (n > 1) return;
+    if (e.kind === "unary") go(e.a);
+    else if (e.kind === "binary") {
+      go(e.a);
+      go(e.b);
+    } else if (e.kind === "select") {
+      go(e.cond);
+      go(e.a);
+      go(e.b);
+    }
+  };
+  go(root);
+  return uses;
+}
+
+/** Emits the expression's value (v128) onto the stack; `leaf(k)` pushes input k. */
+class ExprEmitter {
+  #fb: FunctionBuilder;
+  #vm: VMath;
+  #uses: Map<ScalarExpr, number>;
+  #slots = new Map<ScalarExpr, number>();
+  #memo = new Set<ScalarExpr>();
+
+  constructor(fb: FunctionBuilder, vm: VMath, root: ScalarExpr) {
+    this.#fb = fb;
+    this.#vm = vm;
+    this.#uses = countUses(root);
+  }
+
+  emit(root: ScalarExpr, leaf: (k: number) => void): void {
+    this.#memo.clear();
+    this.#go(root, leaf);
+  }
+
+  #go(e: ScalarExpr, leaf: (k: number) => void): void {
+    const fb = this.#fb;
+    if (e.kind === "const") {
+      fb.f32x4Const(e.value, e.value, e.value, e.value);
+      return;
+    }
+    if (e.kind === "in") {
+      leaf(e.index);
+      return;
+    }
+    if (this.#memo.has(e)) {
+      fb.localGet(this.#slots.get(e)!);
+      return;
+    }
+    switch (e.kind) {
+      case "unary":
+        this.#go(e.a, leaf);
+        this.#vm.unary(fb, e.fn as UnaryFn);
+        break;
+      case "binary":
+        if (e.fn === "pow" && e.b.kind === "const" && this.#powConst(e.a, e.b.value, leaf)) break;
+        this.#go(e.a, leaf);
+        this.#go(e.b, leaf);
+        this.#vm.binary(fb, e.fn as BinaryFn);
+        break;
+      case "select":
+        this.#go(e.a, leaf);
+        this.#go(e.b, leaf);
+        this.#go(e.cond, leaf);
+        this.#vm.select(fb);
+        break;
+    }
+    if ((this.#uses.get(e) ?? 0) > 1) {
+      let slot = this.#slots.get(e);
+      if (slot === undefined) this.#slots.set(e, slot = fb.local("v128"));
+      fb.localTee(slot);
+      this.#memo.add(e);
+    }
+  }
+
+  /** `pow(a, c)` for a few constants c, exactly as `Math.pow` rounds them; false otherwise. */
+  #powConst(a: ScalarExpr, c: number, leaf: (k: number) => void): boolean {
+    const fb = this.#fb;
+    if (![0, 1, 2, 3, -1, 0.5].includes(c)) return false;
+    if (c === 0) {
+      fb.f32x4Const(1, 1, 1, 1);
+      return true;
+    }
+    this.#go(a, leaf);
+    if (c === 1) return true;
+    if (c === 2) this.#vm.unary(fb, "square");
+    else if (c === -1) this.#vm.unary(fb, "recip");
+    else {
+      const t = fb.local("v128");
+      fb.localSet(t);
+      if (c === 3) fb.localGet(t).localGet(t).op("f32x4.mul").localGet(t).op("f32x4.mul");
+      else {
+        // Math.pow(x, 0.5): +0 for -0 and +Inf for -Inf, unlike sqrt
+        fb.f32x4Const(Infinity, Infinity, Infinity, Infinity);
+        fb.localGet(t).op("f32x4.sqrt").f32x4Const(0, 0, 0, 0).op("f32x4.add");
+        fb.localGet(t).f32x4Const(-Infinity, -Infinity, -Infinity, -Infinity);
+        fb.op("f32x4.eq", "v128.bitselect");
+      }
+    }
+    return true;
+  }
+}
+
+/**
+ * Compiles an elementwise node (any op with a `scalar` form) for float32 tensors. Returns
+ * undefined when the op has no scalar form for these attributes, has more than one output, or
+ * the shapes do not broadcast to the output.
+ *
+ * @example `exp(x + y)` with y broadcast along rows
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../../sym.ts";
+ * import { elementwiseKernel } from "./elementwise.ts";
+ * const x = sym.var("x"), y = sym.var("y");
+ * const node = sym.broadcast_add(x, y).outputs[0].node;
+ * const k = elementwiseKernel({
+ *   node, inputs: [[2, 3], [1, 3]], outputs: [[2, 3]], relaxed: false,
+ * })!;
+ * assert(k.label === "elemwise add(in0,in1) 2x3");
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * const { instance } = await WebAssembly.instantiate(k.bytes, { env: { memory } });
+ * const f = new Float32Array(memory.buffer);
+ * f.set([1, 2, 3, 4, 5, 6], 0);
+ * f.set([10, 20, 30], 8);
+ * (instance.exports.run as (...p: number[]) => void)(0, 32, 64);
+ * assert.deepStrictEqual([...f.subarray(16, 22)], [11, 22, 33, 14, 25, 36]);
+ * ```
+ */
+export const elementwiseKernel: KernelGenerator = (
+  request: KernelRequest,
+): CompiledKernel | undefined => {
+  const { node } = request;
+  const expr = node.op?.scalar?.(node.parsed);
+  if (expr === undefined || request.outputs.length !== 1) return undefined;
+  const out = request.outputs[0];
+  const axes = broadcastAxes(out, request.inputs);
+  if (axes === undefined) return undefined;
+  const label = `elemwise ${clip(describe(expr))} ${out.length ? out.join("x") : "scalar"}`;
+  const bytes = buildKernel(expr, request.inputs.length, out, axes, request.relaxed);
+  return { bytes, scratchBytes: 0, label };
+};
+
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function buildKernel(
+  expr: ScalarExpr,
+  numInputs: number,
+  out: Shape,
+  axes: Axis[],
+  relaxed: boolean,
+): Uint8Array<ArrayBuffer> {
+  const mb = new ModuleBuilder();
+  mb.importMemory("env", "memory", { min: MIN_PAGES });
+  const vm = new VMath(mb, relaxed);
+  const params = Array.from({ length: numInputs + 1 }, () => "i32" as const);
+  const fb = mb.addFunction(params, [], { export: "run" });
+  const total = out.reduce((a, b) => a * b, 1);
+  if (total === 0) {
+    fb.end();
+    return mb.build();
+  }
+  const outPtr = numInputs;
+  const inner = axes[axes.length - 1];
+  const outer = axes.slice(0, -1);
+  const used = new Set<number>();
+  const collect = (e: ScalarExpr): void => {
+    if (e.kind === "in") used.add(e.index);
+    else if (e.kind === "unary") collect(e.a);
+    else if (e.kind === "binary") {
+      collect(e.a);
+      collect(e.b);
+    } else if (e.kind === "select") {
+      collect(e.cond);
+      collect(e.a);
+      collect(e.b);
+    }
+  };
+  collect(expr);
+  const inputs = [...used].sort((a, b) => a - b);
+  const base = new Map<number, number>();
+  const splatted = new Map<number, number>();
+  const vec = new Map<number, number>();
+  for (const k of inputs) {
+    base.set(k, fb.local("i32"));
+    if (inner.strides[k] === 0) splatted.set(k, fb.local("v128"));
+    else vec.set(k, fb.local("v128"));
+  }
+  const idx = outer.map(() => fb.local("i32"));
+  const ob = fb.local("i32");
+  const i = fb.local("i32");
+  const emitter = new ExprEmitter(fb, vm, expr);
+  const W = inner.size;
+  const W4 = W - (W % 4);
+
+  fb.localGet(outPtr).localSet(ob);
+  const row = () => {
+    // input bases for this row
+    for (const k of inputs) {
+      fb.localGet(k);
+      outer.forEach((a, d) => {
+        if (a.strides[k] !== 0) {
+          fb.localGet(idx[d]).i32Const(a.strides[k] * 4).op("i32.mul", "i32.add");
+        }
+      });
+      fb.localSet(base.get(k)!);
+      const sv = splatted.get(k);
+      if (sv !== undefined) fb.localGet(base.get(k)!).load("v128.load32_splat").localSet(sv);
+    }
+    if (W4 > 0) {
+      fb.i32Const(0).localSet(i);
+      const loop = fb.loop();
+      fb.localGet(ob).localGet(i).op("i32.add");
+      const loaded = new Set<number>();
+      emitter.emit(expr, (k) => {
+        const sv = splatted.get(k);
+        if (sv !== undefined) fb.localGet(sv);
+        else if (loaded.has(k)) fb.localGet(vec.get(k)!);
+        else {
+          fb.localGet(base.get(k)!).localGet(i).op("i32.add").load("v128.load", { align: 2 });
+          fb.localTee(vec.get(k)!);
+          loaded.add(k);
+        }
+      });
+      fb.store("v128.store", { align: 2 });
+      fb.localGet(i).i32Const(16).op("i32.add").localTee(i).i32Const(W4 * 4).op("i32.lt_u");
+      fb.brIf(loop).end();
+    }
+    for (let j = W4; j < W; j++) {
+      fb.localGet(ob);
+      const loaded = new Set<number>();
+      emitter.emit(expr, (k) => {
+        const sv = splatted.get(k);
+        if (sv !== undefined) fb.localGet(sv);
+        else if (loaded.has(k)) fb.localGet(vec.get(k)!);
+        else {
+          fb.localGet(base.get(k)!).load("v128.load32_splat", { offset: j * 4 });
+          fb.localTee(vec.get(k)!);
+          loaded.add(k);
+        }
+      });
+      fb.lane("f32x4.extract_lane", 0).store("f32.store", { offset: j * 4 });
+    }
+    fb.localGet(ob).i32Const(W * 4).op("i32.add").localSet(ob);
+  };
+  const nest = (d: number): void => {
+    if (d === outer.length) {
+      row();
+      return;
+    }
+    fb.i32Const(0).localSet(idx[d]);
+    const loop = fb.loop();
+    nest(d + 1);
+    fb.localGet(idx[d]).i32Const(1).op("i32.add").localTee(idx[d]).i32Const(outer[d].size);
+    fb.op("i32.lt_u").brIf(loop).end();
+  };
+  nest(0);
+  fb.end();
+  return mb.build();
+}
