@@ -33,6 +33,7 @@ Deno.test("a compiled MLP matches the interpreter; reshapes are copies", async (
   const [ref] = await y.eval({ x: input, ...params });
   assertClose(out, Array.from(ref.dataSync() as Float32Array), { rtol: 1e-5 });
   assert.ok(compiled.placement.some((p) => p.how === "copy" && p.op === "Reshape"));
+  assert.ok(compiled.placement.some((p) => p.how === "kernel" && p.op === "Activation"));
   assert.ok(compiled.plan.peakBytes > 0);
 });
 
@@ -42,6 +43,7 @@ Deno.test("non-float32 graphs are refused with a typed error", () => {
 });
 
 Deno.test("property: compiled random graphs give the interpreter's outputs", () => {
+  let kernels = 0;
   fc.assert(
     fc.property(arbGraph({ maxNodes: 6 }), fc.integer({ min: 0, max: 1 << 30 }), (g, seed) => {
       if (Object.values(g.inputTypes).some((t) => t !== "float32")) return;
@@ -53,6 +55,7 @@ Deno.test("property: compiled random graphs give the interpreter's outputs", () 
         if (e instanceof BackendError) return; // a non-float32 value inside the graph
         throw e;
       }
+      kernels += compiled.placement.filter((p) => p.how === "kernel").length;
       const expected = evaluateGraph(graph, inputs);
       const got = compiled.run(inputs);
       assert.equal(got.length, expected.length);
@@ -66,4 +69,5 @@ Deno.test("property: compiled random graphs give the interpreter's outputs", () 
     }),
     { numRuns: 150, seed: 20261127 },
   );
+  assert.ok(kernels > 50, `only ${kernels} nodes ran as kernels`);
 });

@@ -25,6 +25,7 @@ import {
 } from "../../../runtime/backends/wasm/executor.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, generatorFor } from "./kernel.ts";
+import "./default_kernels.ts";
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
 const VIEWS = new Set(["Reshape", "Flatten", "expand_dims", "squeeze", "_copy"]);
