@@ -1,0 +1,215 @@
+/**
+ * WASM kernel generator for `Pooling` (float32, channel-first NCW / NCHW / NCDHW): max, avg
+ * (count_include_pad either way), sum and Lp with p = 1 or 2; the valid, full and same
+ * conventions; global pooling. Follows `kernel.ts`: `run(data, out)`, no scratch.
+ *
+ * Each output computes its window `[start, end)` per axis at run time, clipped first to the
+ * padded extent and then to the input (as the reference does), and loops over it; scalar code,
+ * correctness first.
+ *
+ * @module
+ */
+import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
+import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
+import { MIN_PAGES } from "./kernel.ts";
+
+interface PoolAttrs {
+  kernel: readonly number[];
+  pool_type: "max" | "avg" | "sum" | "lp";
+  global_pool: boolean;
+  stride: readonly number[];
+  pad: readonly number[];
+  p_value: number | null;
+  count_include_pad: boolean | null;
+  layout: string | null;
+}
+
+function to3(arr: readonly number[], n: number, fill: number): [number, number, number] {
+  const full = arr.length === 0 ? new Array<number>(n).fill(fill) : [...arr];
+  const out = [fill, fill, fill, ...full].slice(-3);
+  return [out[0], out[1], out[2]];
+}
+
+function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
+  if (count <= 0) return;
+  if (count === 1) {
+    body();
+    return;
+  }
+  const i = fb.local("i32");
+  fb.i32Const(0).localSet(i);
+  const top = fb.loop();
+  body();
+  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
+  fb.end();
+}
+
+/** `for (i = lo; i < hi; i++) body()` with run-time bounds (possibly empty). */
+function forRange(fb: FunctionBuilder, i: number, lo: number, hi: number, body: () => void) {
+  fb.localGet(lo).localSet(i);
+  const exit = fb.block();
+  const top = fb.loop();
+  fb.localGet(i).localGet(hi).op("i32.ge_s").brIf(exit);
+  body();
+  fb.localGet(i).i32Const(1).op("i32.add").localSet(i);
+  fb.br(top);
+  fb.end();
+  fb.end();
+}
+
+/** Window bounds of one axis, as locals: padded [w0, w1) and clipped [lo, hi). */
+interface Axis {
+  w0: number;
+  w1: number;
+  lo: number;
+  hi: number;
+}
+
+/** Sets the axis locals from the output index local `o`. */
+function emitAxis(
+  fb: FunctionBuilder,
+  ax: Axis,
+  o: number,
+  size: number,
+  k: number,
+  s: number,
+  p: number,
+): void {
+  const t = fb.local("i32");
+  fb.localGet(o).i32Const(s).op("i32.mul").i32Const(p).op("i32.sub").localTee(ax.w0);
+  // w1 = min(w0 + k, size + p)
+  fb.i32Const(k).op("i32.add").localTee(t).i32Const(size + p).localGet(t).i32Const(size + p);
+  fb.op("i32.lt_s").select().localSet(ax.w1);
+  // lo = max(w0, 0)
+  fb.localGet(ax.w0).i32Const(0).localGet(ax.w0).i32Const(0).op("i32.gt_s").select();
+  fb.localSet(ax.lo);
+  // hi = min(w1, size)
+  fb.localGet(ax.w1).i32Const(size).localGet(ax.w1).i32Const(size).op("i32.lt_s").select();
+  fb.localSet(ax.hi);
+}
+
+/**
+ * `Pooling` (channel-first, 1-D to 3-D). Declines Lp with p = 3, channel-last layouts and
+ * empty shapes.
+ *
+ * @example 2×2 max pooling, stride 2
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../../../mod.ts";
+ * import { poolingKernel } from "./pool.ts";
+ * const s = sym.Pooling(sym.Variable("x"), { kernel: [2, 2], stride: [2, 2], pool_type: "max" });
+ * const k = poolingKernel({
+ *   node: s.outputs[0].node, inputs: [[1, 1, 2, 4]], outputs: [[1, 1, 1, 2]], relaxed: false,
+ * })!;
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * const f = new Float32Array(memory.buffer);
+ * f.set([1, 5, 2, 0, 3, 4, 8, 1], 0);
+ * const run = new WebAssembly.Instance(new WebAssembly.Module(k.bytes), { env: { memory } }).exports.run as (...p: number[]) => void;
+ * run(0, 64);
+ * assert.deepStrictEqual([...f.subarray(16, 18)], [5, 8]);
+ * ```
+ */
+export const poolingKernel: KernelGenerator = (
+  req: KernelRequest,
+): CompiledKernel | undefined => {
+  const a = req.node.parsed as unknown as PoolAttrs;
+  const x = req.inputs[0];
+  const y = req.outputs[0];
+  if (x === undefined || y === undefined || x.length < 3 || x.length > 5) return undefined;
+  if (y.length !== x.length || [...x, ...y].some((v) => v < 1)) return undefined;
+  if (a.layout !== null && !a.layout.startsWith("NC")) return undefined;
+  const type = a.pool_type;
+  const pv = a.p_value ?? 1;
+  if (type === "lp" && pv !== 1 && pv !== 2) return undefined;
+  const n = x.length - 2;
+  const dims = x.slice(2);
+  const [id, ih, iw] = to3(dims, n, 1);
+  const [od, oh, ow] = to3(y.slice(2), n, 1);
+  const [kd, kh, kw] = a.global_pool ? [id, ih, iw] : to3(a.kernel, n, 1);
+  const [sd, sh, sw] = a.global_pool ? [1, 1, 1] : to3(a.stride, n, 1);
+  const [pd, ph, pw] = a.global_pool ? [0, 0, 0] : to3(a.pad, n, 0);
+  const includePad = a.count_include_pad ?? true;
+  const planes = x[0] * x[1];
+
+  const mb = new ModuleBuilder();
+  mb.importMemory("env", "memory", { min: MIN_PAGES });
+  const fb = mb.addFunction(["i32", "i32"], [], { export: "run" });
+  const [src, dst] = [0, 1];
+  const axis = (): Axis => ({
+    w0: fb.local("i32"),
+    w1: fb.local("i32"),
+    lo: fb.local("i32"),
+    hi: fb.local("i32"),
+  });
+  const [az, ay, ax] = [axis(), axis(), axis()];
+  const [oz, oy, ox] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
+  const [zi, yi, xi] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
+  const row = fb.local("i32");
+  const acc = fb.local("f32");
+  const v = fb.local("f32");
+
+  const loopOut = (o: number, count: number, body: () => void) => {
+    fb.i32Const(0).localSet(o);
+    const top = fb.loop();
+    body();
+    fb.localGet(o).i32Const(1).op("i32.add").localTee(o).i32Const(count).op("i32.lt_u").brIf(
+      top,
+    );
+    fb.end();
+  };
+  const span = (axx: Axis, clipped: boolean) =>
+    clipped
+      ? fb.localGet(axx.hi).localGet(axx.lo).op("i32.sub")
+      : fb.localGet(axx.w1).localGet(axx.w0).op("i32.sub");
+
+  repeat(fb, planes, () => {
+    loopOut(oz, od, () => {
+      emitAxis(fb, az, oz, id, kd, sd, pd);
+      loopOut(oy, oh, () => {
+        emitAxis(fb, ay, oy, ih, kh, sh, ph);
+        loopOut(ox, ow, () => {
+          emitAxis(fb, ax, ox, iw, kw, sw, pw);
+          fb.f32Const(type === "max" ? -Infinity : 0).localSet(acc);
+          forRange(fb, zi, az.lo, az.hi, () => {
+            forRange(fb, yi, ay.lo, ay.hi, () => {
+              // row = src + ((zi·IH + yi)·IW)·4
+              fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
+              fb.i32Const(iw * 4).op("i32.mul").localGet(src).op("i32.add").localSet(row);
+              forRange(fb, xi, ax.lo, ax.hi, () => {
+                fb.localGet(row).localGet(xi).i32Const(2).op("i32.shl").op("i32.add");
+                fb.load("f32.load").localSet(v);
+                if (type === "max") {
+                  // v > acc ? v : acc (NaN inputs keep acc, as the reference does)
+                  fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
+                } else {
+                  fb.localGet(acc).localGet(v);
+                  if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
+                  fb.op("f32.add");
+                }
+                fb.localSet(acc);
+              });
+            });
+          });
+          fb.localGet(dst).localGet(acc);
+          if (type === "avg") {
+            span(az, !includePad);
+            span(ay, !includePad).op("i32.mul");
+            span(ax, !includePad).op("i32.mul");
+            fb.op("f32.convert_i32_s", "f32.div");
+          } else if (type === "lp" && pv === 2) {
+            fb.op("f32.sqrt");
+          }
+          fb.store("f32.store");
+          fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
+        });
+      });
+    });
+    fb.localGet(src).i32Const(id * ih * iw * 4).op("i32.add").localSet(src);
+  });
+  fb.end();
+  return {
+    bytes: mb.build(),
+    scratchBytes: 0,
+    label: `Pooling ${type}${a.global_pool ? " global" : ""} ${x.join("x")} -> ${y.join("x")}`,
+  };
+};
