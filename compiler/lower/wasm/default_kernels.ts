@@ -5,7 +5,15 @@
  *
  * @module
  */
+import { convolutionKernel } from "./conv.ts";
 import { elementwiseKernel } from "./elementwise.ts";
-import { registerElementwiseKernel } from "./kernel.ts";
+import { batchDotKernel, dotKernel, fullyConnectedKernel } from "./gemm_ops.ts";
+import { registerElementwiseKernel, registerKernel } from "./kernel.ts";
+import { poolingKernel } from "./pool.ts";
 
 registerElementwiseKernel(elementwiseKernel);
+registerKernel("FullyConnected", fullyConnectedKernel);
+registerKernel("dot", dotKernel);
+registerKernel("batch_dot", batchDotKernel);
+registerKernel("Convolution", convolutionKernel);
+registerKernel("Pooling", poolingKernel);
