@@ -71,3 +71,26 @@ Deno.test("property: compiled random graphs give the interpreter's outputs", () 
   );
   assert.ok(kernels > 50, `only ${kernels} nodes ran as kernels`);
 });
+
+for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as const) {
+  Deno.test(`model zoo ${name} compiled for WASM matches the interpreter end to end`, async () => {
+    const { modelZoo, sym: s } = await import("../../mod.ts");
+    const net = modelZoo.vision[name]({ classes: 10 });
+    net.initialize({ seed: 0 });
+    const size = name === "squeezenet1_1" ? 224 : 48; // SqueezeNet ends in a 13x13 average pool
+    const x = nd.random.uniform(0, 1, [1, 3, size, size], { seed: 1 });
+    net.inferShape(x);
+    const graph = net.call(s.var("data")) as unknown as import("../../mod.ts").Symbol;
+    const params = Object.fromEntries(
+      Object.entries(net.collectParams()).map(([k, p]) => [k, p.data()]),
+    );
+    const compiled = compileWasm(graph, params, { data: x.shape });
+    assert.ok(
+      compiled.placement.every((p) => p.how !== "fallback"),
+      JSON.stringify(compiled.placement),
+    );
+    const [got] = compiled.run({ data: x });
+    const [ref] = await graph.eval({ data: x, ...params });
+    assertClose(got, Array.from(ref.dataSync() as Float32Array), { rtol: 2e-3, atol: 2e-4 });
+  });
+}

@@ -162,6 +162,11 @@ export function compileWasm(
       placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
       continue;
     }
+    if (opName === "Concat" || opName === "SliceChannel") {
+      steps.push(concatSplitStep(node, ins, outs, inPtrs, outPtrs));
+      placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
+      continue;
+    }
     const generator = generatorFor(node);
     const kernel = generator?.({ node, inputs: ins, outputs: outs, relaxed });
     if (kernel) {
@@ -209,6 +214,48 @@ export function compileWasm(
       return executor.run(arrays).map((v, i) =>
         tensorFromValues(v, program.outputs[i].shape, "float32")
       );
+    },
+  };
+}
+
+/**
+ * Concat and SliceChannel as block copies: along the axis, each input (or output) owns a
+ * contiguous run of `dim * inner` elements in every one of the `outer` rows.
+ */
+function concatSplitStep(
+  node: Node,
+  ins: readonly Shape[],
+  outs: readonly Shape[],
+  inPtrs: readonly number[],
+  outPtrs: readonly number[],
+): HostStep {
+  const concat = node.opName === "Concat";
+  const whole = concat ? outs[0] : ins[0];
+  const parts = concat ? ins : outs;
+  const rank = whole.length;
+  const rawAxis = concat ? node.parsed.dim as number : node.parsed.axis as number;
+  const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
+  const outer = shapeSize(whole.slice(0, axis));
+  const inner = shapeSize(whole.slice(axis + 1));
+  const wholeRow = whole[axis] * inner * 4;
+  // A squeezed split output has lost the axis; its run along it is one element wide.
+  const runs = parts.map((s) => (s.length === rank ? s[axis] : 1) * inner * 4);
+  const wholePtr = concat ? outPtrs[0] : inPtrs[0];
+  const partPtrs = concat ? inPtrs : outPtrs;
+  return {
+    kind: "host",
+    label: `${node.opName} as copies`,
+    run: (m) => {
+      const bytes = new Uint8Array(m);
+      for (let o = 0; o < outer; o++) {
+        let at = wholePtr + o * wholeRow;
+        parts.forEach((_, i) => {
+          const src = partPtrs[i] + o * runs[i];
+          if (concat) bytes.copyWithin(at, src, src + runs[i]);
+          else bytes.copyWithin(src, at, at + runs[i]);
+          at += runs[i];
+        });
+      }
     },
   };
 }
