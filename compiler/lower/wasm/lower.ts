@@ -53,6 +53,8 @@ export interface WasmCompiled {
   }[];
   /** Runs the graph on float32 inputs by name. */
   run(inputs: Readonly<Record<string, Tensor>>): Tensor[];
+  /** Runs the graph on raw float32 arrays by name (no tensor conversion); returns copies. */
+  runRaw(inputs: Readonly<Record<string, Float32Array>>): Float32Array[];
 }
 
 /**
@@ -215,6 +217,7 @@ export function compileWasm(
         tensorFromValues(v, program.outputs[i].shape, "float32")
       );
     },
+    runRaw: (arrays) => executor.run(arrays),
   };
 }
 
