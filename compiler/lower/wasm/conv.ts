@@ -20,6 +20,7 @@ import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { align16, MIN_PAGES } from "./kernel.ts";
 import { emitSgemm } from "./sgemm.ts";
+import { bump, repeat, to3 } from "./emit.ts";
 
 interface ConvAttrs {
   kernel: readonly number[];
@@ -30,31 +31,6 @@ interface ConvAttrs {
   num_group: number;
   no_bias: boolean;
   layout: string | null;
-}
-
-function to3(arr: readonly number[], n: number, fill: number): [number, number, number] {
-  const full = arr.length === 0 ? new Array<number>(n).fill(fill) : [...arr];
-  const out = [fill, fill, fill, ...full].slice(-3);
-  return [out[0], out[1], out[2]];
-}
-
-function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
-  if (count <= 0) return;
-  if (count === 1) {
-    body();
-    return;
-  }
-  const i = fb.local("i32");
-  fb.i32Const(0).localSet(i);
-  const top = fb.loop();
-  body();
-  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
-  fb.end();
-}
-
-function bump(fb: FunctionBuilder, local: number, delta: number): void {
-  if (delta === 0) return;
-  fb.localGet(local).i32Const(delta).op("i32.add").localSet(local);
 }
 
 /** `memory.fill(ptr + offset, 0, bytes)` (nothing for 0 bytes). */

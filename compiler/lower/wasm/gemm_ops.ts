@@ -17,6 +17,7 @@ import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { MIN_PAGES } from "./kernel.ts";
 import { emitSgemm } from "./sgemm.ts";
+import { bump, repeat } from "./emit.ts";
 
 const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);
 
@@ -26,26 +27,6 @@ function kernelModule(params: number): { mb: ModuleBuilder; run: FunctionBuilder
   mb.importMemory("env", "memory", { min: MIN_PAGES });
   const run = mb.addFunction(new Array(params).fill("i32"), [], { export: "run" });
   return { mb, run };
-}
-
-/** Emits `for (i = 0; i < count; i++) body()`. */
-function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
-  if (count <= 0) return;
-  if (count === 1) {
-    body();
-    return;
-  }
-  const i = fb.local("i32");
-  fb.i32Const(0).localSet(i);
-  const top = fb.loop();
-  body();
-  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
-  fb.end();
-}
-
-function bump(fb: FunctionBuilder, local: number, delta: number): void {
-  if (delta === 0) return;
-  fb.localGet(local).i32Const(delta).op("i32.add").localSet(local);
 }
 
 interface Product {

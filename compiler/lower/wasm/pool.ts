@@ -12,6 +12,7 @@
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { MIN_PAGES } from "./kernel.ts";
+import { repeat, to3 } from "./emit.ts";
 
 interface PoolAttrs {
   kernel: readonly number[];
@@ -22,26 +23,6 @@ interface PoolAttrs {
   p_value: number | null;
   count_include_pad: boolean | null;
   layout: string | null;
-}
-
-function to3(arr: readonly number[], n: number, fill: number): [number, number, number] {
-  const full = arr.length === 0 ? new Array<number>(n).fill(fill) : [...arr];
-  const out = [fill, fill, fill, ...full].slice(-3);
-  return [out[0], out[1], out[2]];
-}
-
-function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
-  if (count <= 0) return;
-  if (count === 1) {
-    body();
-    return;
-  }
-  const i = fb.local("i32");
-  fb.i32Const(0).localSet(i);
-  const top = fb.loop();
-  body();
-  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
-  fb.end();
 }
 
 /** `for (i = lo; i < hi; i++) body()` with run-time bounds (possibly empty). */

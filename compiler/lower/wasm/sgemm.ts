@@ -21,6 +21,7 @@
  */
 import { BackendError, ShapeError } from "../../../runtime/errors.ts";
 import { type FunctionBuilder, ModuleBuilder, relaxedSimdSupported } from "./encoder.ts";
+import { bump, repeat } from "./emit.ts";
 
 /** Which multiply-add the micro-kernel uses. */
 export type SgemmPath = "relaxed" | "simd";
@@ -139,27 +140,6 @@ function evenBlocks(total: number, max: number, multiple: number) {
   if (size > total) size = total;
   const count = Math.floor(total / size);
   return { size, count, tail: total - count * size };
-}
-
-/** Emits `for (i = 0; i < count; i++) body()` with a fresh i32 counter (nothing when count is 0). */
-function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
-  if (count <= 0) return;
-  if (count === 1) {
-    body();
-    return;
-  }
-  const i = fb.local("i32");
-  fb.i32Const(0).localSet(i);
-  const top = fb.loop();
-  body();
-  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
-  fb.end();
-}
-
-/** `local += delta` (skipped when delta is 0). */
-function bump(fb: FunctionBuilder, local: number, delta: number): void {
-  if (delta === 0) return;
-  fb.localGet(local).i32Const(delta).op("i32.add").localSet(local);
 }
 
 /** `local = value`. */

@@ -1,0 +1,37 @@
+/**
+ * Small code-emission helpers shared by the WASM kernel generators.
+ *
+ * @module
+ */
+import type { FunctionBuilder } from "./encoder.ts";
+
+/**
+ * Emits `for (i = 0; i < count; i++) body()` with a fresh i32 counter (nothing when count is 0,
+ * the body once when it is 1).
+ */
+export function repeat(fb: FunctionBuilder, count: number, body: () => void): void {
+  if (count <= 0) return;
+  if (count === 1) {
+    body();
+    return;
+  }
+  const i = fb.local("i32");
+  fb.i32Const(0).localSet(i);
+  const top = fb.loop();
+  body();
+  fb.localGet(i).i32Const(1).op("i32.add").localTee(i).i32Const(count).op("i32.lt_u").brIf(top);
+  fb.end();
+}
+
+/** Emits `local += delta` (nothing when delta is 0). */
+export function bump(fb: FunctionBuilder, local: number, delta: number): void {
+  if (delta === 0) return;
+  fb.localGet(local).i32Const(delta).op("i32.add").localSet(local);
+}
+
+/** A 1–3-element tuple padded in front with `fill` to three entries (`n` entries when empty). */
+export function to3(arr: readonly number[], n: number, fill: number): [number, number, number] {
+  const full = arr.length === 0 ? new Array<number>(n).fill(fill) : [...arr];
+  const out = [fill, fill, fill, ...full].slice(-3);
+  return [out[0], out[1], out[2]];
+}
