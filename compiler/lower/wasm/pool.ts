@@ -4,8 +4,13 @@
  * conventions; global pooling. Follows `kernel.ts`: `run(data, out)`, no scratch.
  *
  * Each output computes its window `[start, end)` per axis at run time, clipped first to the
- * padded extent and then to the input (as the reference does), and loops over it; scalar code,
- * correctness first.
+ * padded extent and then to the input (as the reference does), and loops over it. Two f32x4
+ * fast paths: output columns whose x window lies wholly inside the input (known at generation
+ * time) go four at a time for x strides 1 and 2 (stride 2 gathers lanes with a shuffle), with
+ * the same per-lane summation order as the scalar path; edge and tail columns stay scalar.
+ * Global pooling over a run of at least 8 values keeps four lane partials, combined at the end
+ * (sums therefore round in a different order than the scalar loop). Max uses `f32x4.pmax`, so
+ * NaN inputs are skipped on every path.
  *
  * @module
  */
@@ -67,6 +72,29 @@ function emitAxis(
   // hi = min(w1, size)
   fb.localGet(ax.w1).i32Const(size).localGet(ax.w1).i32Const(size).op("i32.lt_s").select();
   fb.localSet(ax.hi);
+}
+
+/**
+ * The output columns `[first, end)` whose x window `[ox·s - p, ox·s - p + k)` lies wholly inside
+ * `[0, size)` (a contiguous run; empty as `[0, 0)`).
+ */
+function interiorColumns(
+  out: number,
+  size: number,
+  k: number,
+  s: number,
+  p: number,
+): [number, number] {
+  let first = -1;
+  let end = -1;
+  for (let o = 0; o < out; o++) {
+    const w0 = o * s - p;
+    if (w0 >= 0 && w0 + k <= size) {
+      if (first < 0) first = o;
+      end = o + 1;
+    }
+  }
+  return first < 0 ? [0, 0] : [first, end];
 }
 
 /**
@@ -138,59 +166,181 @@ export const poolingKernel: KernelGenerator = (
     );
     fb.end();
   };
+  /** `for (o = lo; o < hi; o += step) body()` with generation-time bounds. */
+  const loopRange = (o: number, lo: number, hi: number, step: number, body: () => void) => {
+    if (hi <= lo) return;
+    fb.i32Const(lo).localSet(o);
+    const top = fb.loop();
+    body();
+    fb.localGet(o).i32Const(step).op("i32.add").localTee(o).i32Const(hi).op("i32.lt_s");
+    fb.brIf(top);
+    fb.end();
+  };
   const span = (axx: Axis, clipped: boolean) =>
     clipped
       ? fb.localGet(axx.hi).localGet(axx.lo).op("i32.sub")
       : fb.localGet(axx.w1).localGet(axx.w0).op("i32.sub");
 
-  repeat(fb, planes, () => {
-    loopOut(oz, od, () => {
-      emitAxis(fb, az, oz, id, kd, sd, pd);
-      loopOut(oy, oh, () => {
-        emitAxis(fb, ay, oy, ih, kh, sh, ph);
-        loopOut(ox, ow, () => {
-          emitAxis(fb, ax, ox, iw, kw, sw, pw);
-          fb.f32Const(type === "max" ? -Infinity : 0).localSet(acc);
-          forRange(fb, zi, az.lo, az.hi, () => {
-            forRange(fb, yi, ay.lo, ay.hi, () => {
-              // row = src + ((zi·IH + yi)·IW)·4
-              fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
-              fb.i32Const(iw * 4).op("i32.mul").localGet(src).op("i32.add").localSet(row);
-              forRange(fb, xi, ax.lo, ax.hi, () => {
-                fb.localGet(row).localGet(xi).i32Const(2).op("i32.shl").op("i32.add");
-                fb.load("f32.load").localSet(v);
-                if (type === "max") {
-                  // v > acc ? v : acc (NaN inputs keep acc, as the reference does)
-                  fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
-                } else {
-                  fb.localGet(acc).localGet(v);
-                  if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
-                  fb.op("f32.add");
-                }
-                fb.localSet(acc);
-              });
-            });
-          });
-          fb.localGet(dst).localGet(acc);
-          if (type === "avg") {
-            span(az, !includePad);
-            span(ay, !includePad).op("i32.mul");
-            span(ax, !includePad).op("i32.mul");
-            fb.op("f32.convert_i32_s", "f32.div");
-          } else if (type === "lp" && pv === 2) {
-            fb.op("f32.sqrt");
+  /** The scalar body for the output column in `ox` (one output, dst advanced by 4). */
+  const scalarColumn = () => {
+    emitAxis(fb, ax, ox, iw, kw, sw, pw);
+    fb.f32Const(type === "max" ? -Infinity : 0).localSet(acc);
+    forRange(fb, zi, az.lo, az.hi, () => {
+      forRange(fb, yi, ay.lo, ay.hi, () => {
+        // row = src + ((zi·IH + yi)·IW)·4
+        fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
+        fb.i32Const(iw * 4).op("i32.mul").localGet(src).op("i32.add").localSet(row);
+        forRange(fb, xi, ax.lo, ax.hi, () => {
+          fb.localGet(row).localGet(xi).i32Const(2).op("i32.shl").op("i32.add");
+          fb.load("f32.load").localSet(v);
+          if (type === "max") {
+            // v > acc ? v : acc (NaN inputs keep acc, as the reference does)
+            fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
+          } else {
+            fb.localGet(acc).localGet(v);
+            if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
+            fb.op("f32.add");
           }
-          fb.store("f32.store");
-          fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
+          fb.localSet(acc);
         });
       });
     });
+    fb.localGet(dst).localGet(acc);
+    if (type === "avg") {
+      span(az, !includePad);
+      span(ay, !includePad).op("i32.mul");
+      span(ax, !includePad).op("i32.mul");
+      fb.op("f32.convert_i32_s", "f32.div");
+    } else if (type === "lp" && pv === 2) {
+      fb.op("f32.sqrt");
+    }
+    fb.store("f32.store");
+    fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
+  };
+
+  // SIMD along the output width: columns whose x window lies wholly inside the input (known at
+  // generation time) go four at a time; the rest, at either edge, stay scalar.
+  const [vx0, vx1] = interiorColumns(ow, iw, kw, sw, pw);
+  const groups = (sw === 1 || sw === 2) && kw <= 16 ? Math.floor((vx1 - vx0) / 4) : 0;
+  const vecEnd = vx0 + 4 * groups;
+  const vacc = fb.local("v128");
+  const vtmp = fb.local("v128");
+  const xb = fb.local("i32");
+  /** Four outputs for the columns `ox .. ox + 3` (dst advanced by 16). */
+  const vectorColumns = () => {
+    // xb = src + (ox·SW - PW)·4: the first lane's window start in the row at offset 0
+    fb.localGet(ox).i32Const(sw).op("i32.mul").i32Const(pw).op("i32.sub");
+    fb.i32Const(2).op("i32.shl").localGet(src).op("i32.add").localSet(xb);
+    fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
+    forRange(fb, zi, az.lo, az.hi, () => {
+      forRange(fb, yi, ay.lo, ay.hi, () => {
+        fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
+        fb.i32Const(iw * 4).op("i32.mul").localGet(xb).op("i32.add").localSet(row);
+        for (let kx = 0; kx < kw; kx++) {
+          fb.localGet(vacc);
+          if (sw === 1) {
+            fb.localGet(row).load("v128.load", { offset: kx * 4, align: 2 });
+          } else {
+            // lanes at kx, kx+2, kx+4, kx+6: two loads ending at the last lane, then a shuffle
+            fb.localGet(row).load("v128.load", { offset: kx * 4, align: 2 });
+            fb.localGet(row).load("v128.load", { offset: (kx + 3) * 4, align: 2 });
+            fb.shuffle([0, 1, 2, 3, 8, 9, 10, 11, 20, 21, 22, 23, 28, 29, 30, 31]);
+          }
+          if (type === "max") {
+            // pmax(acc, v) = acc < v ? v : acc: NaN inputs keep acc, like the scalar path
+            fb.op("f32x4.pmax");
+          } else {
+            if (type === "lp" && pv === 2) {
+              fb.localTee(vtmp).localGet(vtmp).op("f32x4.mul");
+            }
+            fb.op("f32x4.add");
+          }
+          fb.localSet(vacc);
+        }
+      });
+    });
+    fb.localGet(dst).localGet(vacc);
+    if (type === "avg") {
+      // the x span is kw for interior columns, padded or clipped alike
+      span(az, !includePad);
+      span(ay, !includePad).op("i32.mul").i32Const(kw).op("i32.mul");
+      fb.op("f32.convert_i32_s", "f32x4.splat", "f32x4.div");
+    } else if (type === "lp" && pv === 2) {
+      fb.op("f32x4.sqrt");
+    }
+    fb.store("v128.store", { align: 2 });
+    fb.localGet(dst).i32Const(16).op("i32.add").localSet(dst);
+  };
+
+  // Global pooling over a contiguous run of at least 8: four lanes of partial results, then the
+  // lanes combined and the (at most 3) remaining values folded in scalar.
+  const run = id * ih * iw;
+  const globalRun = a.global_pool && run >= 8 && od * oh * ow === 1;
+  const globalPlane = () => {
+    const n4 = Math.floor(run / 4);
+    fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
+    fb.localGet(src).localSet(xb);
+    fb.localGet(src).i32Const(n4 * 16).op("i32.add").localSet(row);
+    const top = fb.loop();
+    fb.localGet(vacc).localGet(xb).load("v128.load", { align: 2 });
+    if (type === "max") fb.op("f32x4.pmax");
+    else {
+      if (type === "lp" && pv === 2) fb.localTee(vtmp).localGet(vtmp).op("f32x4.mul");
+      fb.op("f32x4.add");
+    }
+    fb.localSet(vacc);
+    fb.localGet(xb).i32Const(16).op("i32.add").localTee(xb).localGet(row).op("i32.lt_u").brIf(top);
+    fb.end();
+    // lanes (0, 1) with (2, 3), then lane 0 with lane 1
+    const fold = type === "max" ? "f32x4.pmax" : "f32x4.add";
+    fb.localGet(vacc).localGet(vacc).localGet(vacc);
+    fb.shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]).op(fold);
+    fb.localTee(vacc).localGet(vacc).localGet(vacc);
+    fb.shuffle([4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7]).op(fold);
+    fb.lane("f32x4.extract_lane", 0).localSet(acc);
+    for (let i = n4 * 4; i < run; i++) {
+      fb.localGet(src).load("f32.load", { offset: i * 4 }).localSet(v);
+      if (type === "max") {
+        fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
+      } else {
+        fb.localGet(acc).localGet(v);
+        if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
+        fb.op("f32.add");
+      }
+      fb.localSet(acc);
+    }
+    fb.localGet(dst).localGet(acc);
+    if (type === "avg") fb.f32Const(run).op("f32.div");
+    else if (type === "lp" && pv === 2) fb.op("f32.sqrt");
+    fb.store("f32.store");
+    fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
+  };
+
+  repeat(fb, planes, () => {
+    if (globalRun) {
+      globalPlane();
+    } else {
+      loopOut(oz, od, () => {
+        emitAxis(fb, az, oz, id, kd, sd, pd);
+        loopOut(oy, oh, () => {
+          emitAxis(fb, ay, oy, ih, kh, sh, ph);
+          if (groups === 0) {
+            loopRange(ox, 0, ow, 1, scalarColumn);
+          } else {
+            loopRange(ox, 0, vx0, 1, scalarColumn);
+            loopRange(ox, vx0, vecEnd, 4, vectorColumns);
+            loopRange(ox, vecEnd, ow, 1, scalarColumn);
+          }
+        });
+      });
+    }
     fb.localGet(src).i32Const(id * ih * iw * 4).op("i32.add").localSet(src);
   });
   fb.end();
   return {
     bytes: mb.build(),
     scratchBytes: 0,
-    label: `Pooling ${type}${a.global_pool ? " global" : ""} ${x.join("x")} -> ${y.join("x")}`,
+    label: `Pooling ${type}${a.global_pool ? " global" : ""} ${x.join("x")} -> ${y.join("x")}` +
+      (globalRun ? " simd-run" : groups > 0 ? ` simd-x ${4 * groups}/${ow}` : ""),
   };
 };
