@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DType } from "../runtime/dtype.ts";
+import { type DType, DTYPES } from "../runtime/dtype.ts";
 import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 import { isAmpFloat } from "./act_kernels.ts";
 import { attr } from "./attrs.ts";
@@ -14,17 +14,7 @@ import { s } from "./scalar.ts";
 import type { OpDef } from "./op.ts";
 import type { AttrSpec, InputCountSpec } from "./attrs.ts";
 
-const SAMPLE_DTYPES: readonly DType[] = [
-  "float32",
-  "float64",
-  "float16",
-  "bfloat16",
-  "int8",
-  "uint8",
-  "int32",
-  "int64",
-  "bool",
-];
+const SAMPLE_DTYPES: readonly DType[] = DTYPES;
 
 /** Shape rule of one-input casts: the output has the input's shape. */
 function sameShape(inputs: readonly PartialShape[], _a: unknown, outputs: readonly PartialShape[]) {

@@ -1,21 +1,9 @@
 /** Shape and tensor arbitraries: bounds, dtypes, finiteness and printing. */
 import fc from "npm:fast-check@^4";
-import type { DType } from "../../runtime/dtype.ts";
+import { type DType, DTYPES } from "../../runtime/dtype.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
 import { arbShape, arbTensor } from "../../testing/mod.ts";
 import { assert } from "../util.ts";
-
-const DTYPES: DType[] = [
-  "float32",
-  "float64",
-  "float16",
-  "bfloat16",
-  "int8",
-  "uint8",
-  "int32",
-  "int64",
-  "bool",
-];
 
 Deno.test("arbShape: rank and dims within the bounds", () => {
   fc.assert(
