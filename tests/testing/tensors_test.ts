@@ -1,6 +1,6 @@
 /** Shape and tensor arbitraries: bounds, dtypes, finiteness and printing. */
 import fc from "npm:fast-check@^4";
-import { type DType, DTYPES } from "../../runtime/dtype.ts";
+import { DTYPES } from "../../runtime/dtype.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
 import { arbShape, arbTensor } from "../../testing/mod.ts";
 import { assert } from "../util.ts";
