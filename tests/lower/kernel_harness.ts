@@ -23,8 +23,16 @@ export const PATHS: boolean[] = relaxedSimdSupported() ? [true, false] : [false]
 type NdFn = (...args: unknown[]) => Tensor;
 type SymFn = (...args: unknown[]) => { outputs: readonly { node: unknown }[] };
 
-/** Runs a kernel on `inputs`, with NaN-poisoned output and guard words around it. */
-export function runKernel(k: CompiledKernel, inputs: Float32Array[], outLen: number): Float32Array {
+/**
+ * Runs a kernel on `inputs`, with NaN-poisoned output and guard words around it. With
+ * `modules` (a kernel's parts), runs each in turn, each with its own scratch.
+ */
+export function runKernel(
+  k: CompiledKernel,
+  inputs: Float32Array[],
+  outLen: number,
+  modules: readonly Uint8Array<ArrayBuffer>[] = [k.bytes],
+): Float32Array {
   let at = 64;
   const ptrs: number[] = [];
   for (const x of inputs) {
@@ -34,16 +42,19 @@ export function runKernel(k: CompiledKernel, inputs: Float32Array[], outLen: num
   const outAt = at + 16;
   at = align16(outAt + outLen * 4) + 16;
   const scratchAt = at;
-  at += k.scratchBytes + 64;
+  const each = align16(k.scratchBytes);
+  at += each * modules.length + 64;
   const memory = new WebAssembly.Memory({ initial: Math.ceil(at / 65536) + 1 });
   const f = new Float32Array(memory.buffer);
   inputs.forEach((x, i) => f.set(x, ptrs[i] / 4));
   f.fill(NaN, outAt / 4, outAt / 4 + outLen);
   f.fill(7, outAt / 4 - 4, outAt / 4);
   f.fill(7, outAt / 4 + outLen, outAt / 4 + outLen + 4);
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(k.bytes), { env: { memory } });
-  const run = inst.exports.run as (...p: number[]) => void;
-  run(...ptrs, outAt, ...(k.scratchBytes > 0 ? [scratchAt] : []));
+  modules.forEach((bytes, i) => {
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    const run = inst.exports.run as (...p: number[]) => void;
+    run(...ptrs, outAt, ...(k.scratchBytes > 0 ? [scratchAt + i * each] : []));
+  });
   for (let i = 1; i <= 4; i++) {
     assert.equal(f[outAt / 4 - i], 7, "guard before the output was written");
     assert.equal(f[outAt / 4 + outLen + i - 1], 7, "guard after the output was written");
@@ -97,7 +108,40 @@ export function checkCall(
       });
     }
   }
+  checkParts(gen, { node, inputs: shapes, outputs: [ref.shape], relaxed }, xs, got);
   return true;
+}
+
+/** How many split kernels {@link checkParts} has run (tests assert splitting was exercised). */
+export const splitStats = { runs: 0 };
+
+/**
+ * Splits the kernel into 2 and 3 parts (forcing even tiny work to split), runs the parts one
+ * after another, and checks the result equals the whole kernel's bit for bit.
+ */
+export function checkParts(
+  gen: KernelGenerator,
+  request: Parameters<KernelGenerator>[0],
+  xs: Float32Array[],
+  whole: Float32Array,
+): void {
+  for (const parts of [2, 3]) {
+    const k = gen({ ...request, parts, forceSplit: true });
+    if (k?.parts === undefined) continue;
+    assert.ok(
+      k.parts.length >= 2 && k.parts.length <= parts,
+      `${k.label}: ${k.parts.length} parts`,
+    );
+    const got = runKernel(k, xs, whole.length, k.parts);
+    splitStats.runs++;
+    for (let i = 0; i < whole.length; i++) {
+      if (!Object.is(got[i], whole[i])) {
+        throw new assert.AssertionError({
+          message: `${k.label} in ${k.parts.length} parts: [${i}] ${got[i]} != ${whole[i]}`,
+        });
+      }
+    }
+  }
 }
 
 /** Draws `count` calls of `op` from its sampler on shapes from `shape` and checks them. */

@@ -73,7 +73,7 @@ Deno.test("property: compiled random graphs give the interpreter's outputs", () 
 });
 
 for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as const) {
-  Deno.test(`model zoo ${name} compiled for WASM matches the interpreter end to end`, async () => {
+  Deno.test(`model zoo ${name} compiled for WASM (1 and 2 threads) matches the interpreter`, async () => {
     const { modelZoo, sym: s } = await import("../../mod.ts");
     const net = modelZoo.vision[name]({ classes: 10 });
     net.initialize({ seed: 0 });
@@ -84,13 +84,28 @@ for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as cons
     const params = Object.fromEntries(
       Object.entries(net.collectParams()).map(([k, p]) => [k, p.data()]),
     );
-    const compiled = compileWasm(graph, params, { data: x.shape });
-    assert.ok(
-      compiled.placement.every((p) => p.how !== "fallback"),
-      JSON.stringify(compiled.placement),
-    );
-    const [got] = compiled.run({ data: x });
     const [ref] = await graph.eval({ data: x, ...params });
-    assertClose(got, Array.from(ref.dataSync() as Float32Array), { rtol: 2e-3, atol: 2e-4 });
+    const outs: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      // Small nets: split even small kernels so every split strategy runs.
+      const compiled = compileWasm(graph, params, { data: x.shape }, {
+        threads,
+        forceSplit: true,
+      });
+      assert.ok(
+        compiled.placement.every((p) => p.how !== "fallback"),
+        JSON.stringify(compiled.placement),
+      );
+      await compiled.ready();
+      if (threads === 2) {
+        assert.ok(compiled.program.steps.some((s) => s.kind === "split"), "nothing was split");
+      }
+      const [got] = compiled.run({ data: x });
+      assertClose(got, Array.from(ref.dataSync() as Float32Array), { rtol: 2e-3, atol: 2e-4 });
+      outs.push(got.dataSync() as Float32Array);
+      compiled.dispose();
+    }
+    // Splits run the same arithmetic in the same order: the outputs agree bit for bit.
+    assert.deepEqual(outs[1], outs[0]);
   });
 }

@@ -18,7 +18,7 @@
 import type { Shape } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
-import { align16, MIN_PAGES } from "./kernel.ts";
+import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm } from "./sgemm.ts";
 import { bump, repeat, to3 } from "./emit.ts";
 
@@ -80,9 +80,11 @@ function rowLoop(
   ky: number,
   row: (srcRow: number, dstRow: number) => void,
   missing: ((dstRow: number) => void) | undefined,
+  rows: [number, number] = [0, g.o[1]],
 ): void {
   const [, ih, iw] = g.i;
-  const [od, oh, ow] = g.o;
+  const [od, , ow] = g.o;
+  const oh = rows[1] - rows[0];
   const iz = fb.local("i32");
   const iy = fb.local("i32");
   const srcRow = fb.local("i32");
@@ -90,7 +92,7 @@ function rowLoop(
   fb.localGet(dst).localSet(dstRow);
   fb.i32Const(kz * g.d[0] - g.p[0]).localSet(iz);
   repeat(fb, od, () => {
-    fb.i32Const(ky * g.d[1] - g.p[1]).localSet(iy);
+    fb.i32Const(rows[0] * g.s[1] + ky * g.d[1] - g.p[1]).localSet(iy);
     repeat(fb, oh, () => {
       fb.localGet(iz).i32Const(g.i[0]).op("i32.lt_u");
       fb.localGet(iy).i32Const(ih).op("i32.lt_u").op("i32.and").if();
@@ -109,14 +111,21 @@ function rowLoop(
   });
 }
 
-/** `im2col(src, dst)`: the columns of one image's group of channels. */
-function im2colFunction(mb: ModuleBuilder, g: Geometry): FunctionBuilder {
+/**
+ * `im2col(src, dst)`: the columns of one image's group of channels, for output rows
+ * `rows` (all of them by default; a sub-range only for 1-D and 2-D).
+ */
+function im2colFunction(
+  mb: ModuleBuilder,
+  g: Geometry,
+  rows: [number, number] = [0, g.o[1]],
+): FunctionBuilder {
   const fb = mb.addFunction(["i32", "i32"], [], { name: "conv_im2col" });
   const [src, dst] = [0, 1];
   const ow = g.o[2];
   const iw = g.i[2];
   const sw = g.s[2];
-  const rowsBytes = g.o[0] * g.o[1] * ow * 4;
+  const rowsBytes = g.o[0] * (rows[1] - rows[0]) * ow * 4;
   const s = fb.local("i32");
   const dp = fb.local("i32");
   repeat(fb, g.cinG, () => {
@@ -128,25 +137,35 @@ function im2colFunction(mb: ModuleBuilder, g: Geometry): FunctionBuilder {
           const [lo, hi] = validRange(ow, iw, sw, off);
           const base = fb.local("i32");
           fb.localGet(dst).i32Const(tap * rowsBytes).op("i32.add").localSet(base);
-          rowLoop(fb, g, src, base, kz, ky, (srcRow, dstRow) => {
-            zero(fb, dstRow, 0, lo * 4);
-            if (hi > lo) {
-              if (sw === 1) {
-                fb.localGet(dstRow).i32Const(lo * 4).op("i32.add");
-                fb.localGet(srcRow).i32Const((lo + off) * 4).op("i32.add");
-                fb.i32Const((hi - lo) * 4).memoryCopy();
-              } else {
-                fb.localGet(srcRow).i32Const((lo * sw + off) * 4).op("i32.add").localSet(s);
-                fb.localGet(dstRow).i32Const(lo * 4).op("i32.add").localSet(dp);
-                repeat(fb, hi - lo, () => {
-                  fb.localGet(dp).localGet(s).load("f32.load").store("f32.store");
-                  bump(fb, s, sw * 4);
-                  bump(fb, dp, 4);
-                });
+          rowLoop(
+            fb,
+            g,
+            src,
+            base,
+            kz,
+            ky,
+            (srcRow, dstRow) => {
+              zero(fb, dstRow, 0, lo * 4);
+              if (hi > lo) {
+                if (sw === 1) {
+                  fb.localGet(dstRow).i32Const(lo * 4).op("i32.add");
+                  fb.localGet(srcRow).i32Const((lo + off) * 4).op("i32.add");
+                  fb.i32Const((hi - lo) * 4).memoryCopy();
+                } else {
+                  fb.localGet(srcRow).i32Const((lo * sw + off) * 4).op("i32.add").localSet(s);
+                  fb.localGet(dstRow).i32Const(lo * 4).op("i32.add").localSet(dp);
+                  repeat(fb, hi - lo, () => {
+                    fb.localGet(dp).localGet(s).load("f32.load").store("f32.store");
+                    bump(fb, s, sw * 4);
+                    bump(fb, dp, 4);
+                  });
+                }
               }
-            }
-            zero(fb, dstRow, hi * 4, (ow - hi) * 4);
-          }, (dstRow) => zero(fb, dstRow, 0, ow * 4));
+              zero(fb, dstRow, hi * 4, (ow - hi) * 4);
+            },
+            (dstRow) => zero(fb, dstRow, 0, ow * 4),
+            rows,
+          );
         }
       }
     }
@@ -157,8 +176,13 @@ function im2colFunction(mb: ModuleBuilder, g: Geometry): FunctionBuilder {
   return fb;
 }
 
-/** `addBias(rows, bias)`: adds bias[f] to each of `count` rows of `len` floats. */
-function biasFunction(mb: ModuleBuilder, count: number, len: number): FunctionBuilder {
+/** `addBias(rows, bias)`: adds bias[f] to each of `count` rows of `len` floats, `stride` apart. */
+function biasFunction(
+  mb: ModuleBuilder,
+  count: number,
+  len: number,
+  stride = len,
+): FunctionBuilder {
   const fb = mb.addFunction(["i32", "i32"], [], { name: "conv_bias" });
   const [rows, bias] = [0, 1];
   const v = fb.local("v128");
@@ -175,7 +199,7 @@ function biasFunction(mb: ModuleBuilder, count: number, len: number): FunctionBu
         offset: t * 4,
       });
     }
-    bump(fb, rows, (len % 4) * 4);
+    bump(fb, rows, (len % 4) * 4 + (stride - len) * 4);
     bump(fb, bias, 4);
   });
   fb.end();
@@ -298,21 +322,98 @@ export const convolutionKernel: KernelGenerator = (
   const depthwise = g.cinG === 1 && groups === g.cin && groups > 1;
   const pointwise = !depthwise && g.k.every((v) => v === 1) && g.s.every((v) => v === 1) &&
     g.p.every((v) => v === 0);
+
+  const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
+  const shared = req.shared ?? false;
+  const whole = convModule(g, depthwise, pointwise, req.relaxed, shared, {
+    filters: [0, g.fG],
+    rows: [0, g.o[1]],
+    channels: [0, g.cin],
+  });
+  const parts = convShares(g, depthwise, req.parts ?? 1, req.forceSplit ?? false).map((share) =>
+    convModule(g, depthwise, pointwise, req.relaxed, shared, share)
+  );
+  return {
+    bytes: whole.bytes,
+    scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
+    label: `Convolution ${kind} ${x.join("x")} -> ${y.join("x")} k${a.kernel.join("x")} g${groups}${
+      whole.path ? ` ${whole.path}` : ""
+    }`,
+    parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
+  };
+};
+
+/** A part of a convolution: filters (within each group), output rows, depthwise channels. */
+interface ConvShare {
+  filters: [number, number];
+  rows: [number, number];
+  channels: [number, number];
+}
+
+/**
+ * Splits a convolution for threads: depthwise by channels; otherwise by output rows when the
+ * output is 1-D/2-D and wide (each part im2cols only its own rows), else by filters (each
+ * part im2cols everything into its own scratch); nothing under ~1 MFLOP a part.
+ */
+function convShares(
+  g: Geometry,
+  depthwise: boolean,
+  parts: number,
+  force: boolean,
+): ConvShare[] {
+  const flops = 2 * g.batch * g.filters * g.osp * g.cinG * g.taps;
+  const count = force ? parts : Math.min(parts, Math.floor(flops / 1e6));
+  if (count < 2) return [];
+  const whole: ConvShare = { filters: [0, g.fG], rows: [0, g.o[1]], channels: [0, g.cin] };
+  if (depthwise) {
+    return splitRange(g.cin, count).map((c) => ({ ...whole, channels: c }));
+  }
+  const rowElems = g.o[2];
+  if (g.o[0] === 1 && g.o[1] >= 2 * count && (force || g.osp >= 128 * count)) {
+    return splitRange(g.o[1], count, 1, force ? 1 : Math.ceil(32 / rowElems)).map((r) => ({
+      ...whole,
+      rows: r,
+    }));
+  }
+  if (g.fG >= (force ? 1 : 8) * count) {
+    return splitRange(g.fG, count, 4).map((f) => ({ ...whole, filters: f }));
+  }
+  return [];
+}
+
+/** One convolution module computing `share` of the output (everything by default). */
+function convModule(
+  g: Geometry,
+  depthwise: boolean,
+  pointwise: boolean,
+  relaxed: boolean,
+  shared: boolean,
+  share: ConvShare,
+): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string | undefined } {
   const kdim = g.cinG * g.taps;
+  const [f0, f1] = share.filters;
+  const [y0, y1] = share.rows;
+  const [c0, c1] = share.channels;
+  const ow = g.o[2];
+  const cols = g.o[0] * (y1 - y0) * ow; // output positions of the share
+  const colOff = y0 * ow; // first of them (rows split only when od is 1)
 
   const mb = new ModuleBuilder();
-  mb.importMemory("env", "memory", { min: MIN_PAGES });
+  importKernelMemory(mb, shared);
   let scratchBytes = 0;
   let colBytes = 0;
   let gemm: ReturnType<typeof emitSgemm> | undefined;
   if (!depthwise) {
     gemm = emitSgemm(mb, {
-      m: g.fG,
-      n: g.osp,
+      m: f1 - f0,
+      n: cols,
       k: kdim,
-      path: req.relaxed ? "relaxed" : "simd",
+      lda: kdim,
+      ldb: pointwise ? g.isp : cols,
+      ldc: g.osp,
+      path: relaxed ? "relaxed" : "simd",
     });
-    colBytes = pointwise ? 0 : align16(kdim * g.osp * 4);
+    colBytes = pointwise ? 0 : align16(kdim * cols * 4);
     scratchBytes = colBytes + gemm.scratchBytes;
   }
   const params = 3 + (g.bias ? 1 : 0) + (scratchBytes > 0 ? 1 : 0);
@@ -327,10 +428,16 @@ export const convolutionKernel: KernelGenerator = (
     const mult = g.fG;
     const w = run.local("i32");
     const b = run.local("i32");
+    const nc = c1 - c0;
+    // Offsets of the first channel; after each image, skip the channels of other parts.
+    if (c0 > 0) {
+      bump(run, xp, c0 * g.isp * 4);
+      bump(run, yp, c0 * mult * g.osp * 4);
+    }
     repeat(run, g.batch, () => {
-      run.localGet(wp).localSet(w);
-      if (g.bias) run.localGet(bp).localSet(b);
-      repeat(run, g.cin, () => {
+      run.localGet(wp).i32Const(c0 * mult * g.taps * 4).op("i32.add").localSet(w);
+      if (g.bias) run.localGet(bp).i32Const(c0 * mult * 4).op("i32.add").localSet(b);
+      repeat(run, nc, () => {
         repeat(run, mult, () => {
           run.localGet(xp).localGet(w);
           if (g.bias) run.localGet(b);
@@ -342,39 +449,42 @@ export const convolutionKernel: KernelGenerator = (
         });
         bump(run, xp, g.isp * 4);
       });
+      if (g.batch > 1 && nc < g.cin) {
+        bump(run, xp, (g.cin - nc) * g.isp * 4);
+        bump(run, yp, (g.cin - nc) * mult * g.osp * 4);
+      }
     });
   } else {
-    const im2col = pointwise ? undefined : im2colFunction(mb, g);
-    const addBias = g.bias ? biasFunction(mb, g.filters, g.osp) : undefined;
+    const im2col = pointwise ? undefined : im2colFunction(mb, g, [y0, y1]);
+    const addBias = g.bias ? biasFunction(mb, f1 - f0, cols, g.osp) : undefined;
     const w = run.local("i32");
-    const yImage = run.local("i32");
+    const yGroup = run.local("i32");
     const gemmScratch = run.local("i32");
+    const bGroup = run.local("i32");
     run.localGet(sp).i32Const(colBytes).op("i32.add").localSet(gemmScratch);
+    // Share offsets: first filter of each group (weight rows, output planes), first column.
+    bump(run, yp, (f0 * g.osp + colOff) * 4);
+    if (pointwise && colOff > 0) bump(run, xp, colOff * 4);
     repeat(run, g.batch, () => {
-      run.localGet(wp).localSet(w);
-      run.localGet(yp).localSet(yImage);
-      repeat(run, groups, () => {
+      run.localGet(wp).i32Const(f0 * kdim * 4).op("i32.add").localSet(w);
+      if (g.bias) run.localGet(bp).i32Const(f0 * 4).op("i32.add").localSet(bGroup);
+      repeat(run, g.groups, () => {
         if (im2col) {
           run.localGet(xp).localGet(sp).call(im2col);
           run.localGet(w).localGet(sp);
         } else {
           run.localGet(w).localGet(xp);
         }
+        run.localGet(yp).localSet(yGroup);
         run.i32Const(0).localGet(yp).localGet(gemmScratch).call(gemm!.fn);
+        if (addBias) run.localGet(yGroup).localGet(bGroup).call(addBias);
         bump(run, xp, g.cinG * g.isp * 4);
         bump(run, w, g.fG * kdim * 4);
         bump(run, yp, g.fG * g.osp * 4);
+        if (g.bias) bump(run, bGroup, g.fG * 4);
       });
-      if (addBias) run.localGet(yImage).localGet(bp).call(addBias);
     });
   }
   run.end();
-  const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
-  return {
-    bytes: mb.build(),
-    scratchBytes,
-    label: `Convolution ${kind} ${x.join("x")} -> ${y.join("x")} k${a.kernel.join("x")} g${groups}${
-      gemm ? ` ${gemm.path}` : ""
-    }`,
-  };
-};
+  return { bytes: mb.build(), scratchBytes, path: gemm?.path };
+}

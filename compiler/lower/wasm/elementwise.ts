@@ -19,9 +19,10 @@ import type { BinaryFn, ScalarExpr, UnaryFn } from "../../../ops/scalar.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import {
   type CompiledKernel,
+  importKernelMemory,
   type KernelGenerator,
   type KernelRequest,
-  MIN_PAGES,
+  splitRange,
 } from "./kernel.ts";
 import { VMath } from "./vmath.ts";
 
@@ -222,9 +223,26 @@ export const elementwiseKernel: KernelGenerator = (
   const axes = broadcastAxes(out, request.inputs);
   if (axes === undefined) return undefined;
   const label = `elemwise ${clip(describe(expr))} ${out.length ? out.join("x") : "scalar"}`;
-  const bytes = buildKernel(expr, request.inputs.length, out, axes, request.relaxed);
-  return { bytes, scratchBytes: 0, label };
+  const n = request.inputs.length;
+  const shared = request.shared ?? false;
+  const bytes = buildKernel(expr, n, out, axes, request.relaxed, shared);
+  // Parts: ranges of the outermost loop axis (whole 64-byte lines of output when it is the
+  // only one); too little work (under 16K elements a part) is not worth a thread.
+  const outerElems = axes.slice(1).reduce((p, a) => p * a.size, 1);
+  const ranges = splitRange(
+    axes[0].size,
+    request.parts ?? 1,
+    axes.length === 1 && !request.forceSplit ? 16 : 1,
+    request.forceSplit ? 1 : Math.ceil(16384 / outerElems),
+  );
+  if (ranges.length < 2) return { bytes, scratchBytes: 0, label };
+  const parts = ranges.map((r) => buildKernel(expr, n, out, axes, request.relaxed, shared, r));
+  return { bytes, scratchBytes: 0, label, parts };
 };
+
+function bumpParam(fb: FunctionBuilder, local: number, bytes: number): void {
+  fb.localGet(local).i32Const(bytes).op("i32.add").localSet(local);
+}
 
 function clip(text: string): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
@@ -234,16 +252,21 @@ function buildKernel(
   expr: ScalarExpr,
   numInputs: number,
   out: Shape,
-  axes: Axis[],
+  allAxes: Axis[],
   relaxed: boolean,
+  shared: boolean,
+  range?: [number, number],
 ): Uint8Array<ArrayBuffer> {
   const mb = new ModuleBuilder();
-  mb.importMemory("env", "memory", { min: MIN_PAGES });
+  importKernelMemory(mb, shared);
+  // A part covers [lo, hi) of the outermost axis: offset the pointers, shrink the axis.
+  const [lo, hi] = range ?? [0, allAxes[0].size];
+  const axes = [{ ...allAxes[0], size: hi - lo }, ...allAxes.slice(1)];
   const vm = new VMath(mb, relaxed);
   const params = Array.from({ length: numInputs + 1 }, () => "i32" as const);
   const fb = mb.addFunction(params, [], { export: "run" });
-  const total = out.reduce((a, b) => a * b, 1);
-  if (total === 0) {
+  const total = axes.reduce((a, b) => a * b.size, 1);
+  if (out.reduce((a, b) => a * b, 1) === 0 || total === 0) {
     fb.end();
     return mb.build();
   }
@@ -280,6 +303,13 @@ function buildKernel(
   const W = inner.size;
   const W4 = W - (W % 4);
 
+  if (lo > 0) {
+    const innerElems = axes.slice(1).reduce((p, a) => p * a.size, 1);
+    for (const k of inputs) {
+      if (axes[0].strides[k] !== 0) bumpParam(fb, k, lo * axes[0].strides[k] * 4);
+    }
+    bumpParam(fb, outPtr, lo * innerElems * 4);
+  }
   fb.localGet(outPtr).localSet(ob);
   const row = () => {
     // input bases for this row

@@ -15,16 +15,19 @@
 import type { Shape } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
-import { MIN_PAGES } from "./kernel.ts";
+import { importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
 
 const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);
 
 /** A module importing `env.memory` with an exported `run` of `params` i32 pointers. */
-function kernelModule(params: number): { mb: ModuleBuilder; run: FunctionBuilder } {
+function kernelModule(
+  params: number,
+  shared: boolean,
+): { mb: ModuleBuilder; run: FunctionBuilder } {
   const mb = new ModuleBuilder();
-  mb.importMemory("env", "memory", { min: MIN_PAGES });
+  importKernelMemory(mb, shared);
   const run = mb.addFunction(new Array(params).fill("i32"), [], { export: "run" });
   return { mb, run };
 }
@@ -39,40 +42,109 @@ interface Product {
   batches: number;
 }
 
-/** A kernel doing `batches` products; params: a, b, [bias], c, scratch. */
-function productKernel(p: Product, relaxed: boolean, label: string): CompiledKernel | undefined {
-  if (p.m < 1 || p.n < 1 || p.k < 1 || p.batches < 1) return undefined;
+/** The share of a product one part computes: batches, rows of C and columns of C. */
+interface Share {
+  batches: [number, number];
+  rows: [number, number];
+  cols: [number, number];
+}
+
+/**
+ * How to split a product across `parts` threads: by batch when there are enough, else by
+ * columns of C in whole 8-wide panels when wide, else by rows; a single share when the work
+ * is too small to be worth a thread (under ~1 MFLOP a part).
+ */
+function shares(p: Product, parts: number, force: boolean): Share[] {
+  const whole: Share = { batches: [0, p.batches], rows: [0, p.m], cols: [0, p.n] };
+  const flops = 2 * p.m * p.n * p.k * p.batches;
+  const count = force ? parts : Math.min(parts, Math.floor(flops / 1e6));
+  if (count < 2) return [whole];
+  if (p.batches >= count) {
+    return splitRange(p.batches, count).map((b) => ({ ...whole, batches: b }));
+  }
+  const q = force ? 1 : 8;
+  if (p.n >= 64 * count || (p.m < 16 * count && p.n >= 2 * q * count)) {
+    return splitRange(p.n, count, force ? 4 : 8).map((c) => ({ ...whole, cols: c }));
+  }
+  if (p.m >= q * count) {
+    return splitRange(p.m, count, force ? 1 : 4).map((r) => ({ ...whole, rows: r }));
+  }
+  return [whole];
+}
+
+/** A kernel doing (its share of) `batches` products; params: a, b, [bias], c, scratch. */
+function productModule(
+  p: Product,
+  relaxed: boolean,
+  shared: boolean,
+  share: Share,
+): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
   const params = p.bias ? 5 : 4;
-  const { mb, run } = kernelModule(params);
+  const { mb, run } = kernelModule(params, shared);
+  const [r0, r1] = share.rows;
+  const [c0, c1] = share.cols;
+  const [b0, b1] = share.batches;
   const call = emitSgemm(mb, {
-    m: p.m,
-    n: p.n,
+    m: r1 - r0,
+    n: c1 - c0,
     k: p.k,
     bias: p.bias,
     transA: p.transA,
     transB: p.transB,
+    lda: p.transA ? p.m : p.k,
+    ldb: p.transB ? p.k : p.n,
+    ldc: p.n,
     path: relaxed ? "relaxed" : "simd",
   });
   const [a, b] = [0, 1];
   const bias = p.bias ? 2 : -1;
   const c = params - 2;
   const scratch = params - 1;
-  repeat(run, p.batches, () => {
+  // Offsets of the share: first batch, first row of A and C, first column of B, bias and C.
+  const aOff = b0 * p.m * p.k + r0 * (p.transA ? 1 : p.k);
+  const bOff = b0 * p.k * p.n + c0 * (p.transB ? p.k : 1);
+  const cOff = b0 * p.m * p.n + r0 * p.n + c0;
+  if (aOff > 0) bump(run, a, aOff * 4);
+  if (bOff > 0) bump(run, b, bOff * 4);
+  if (cOff > 0) bump(run, c, cOff * 4);
+  if (bias >= 0 && c0 > 0) bump(run, bias, c0 * 4);
+  repeat(run, b1 - b0, () => {
     run.localGet(a).localGet(b);
     if (bias >= 0) run.localGet(bias);
     else run.i32Const(0);
     run.localGet(c).localGet(scratch).call(call.fn);
-    if (p.batches > 1) {
+    if (b1 - b0 > 1) {
       bump(run, a, p.m * p.k * 4);
       bump(run, b, p.k * p.n * 4);
       bump(run, c, p.m * p.n * 4);
     }
   });
   run.end();
+  return { bytes: mb.build(), scratchBytes: call.scratchBytes, path: call.path };
+}
+
+/** A kernel doing `batches` products, with parts for threads when asked and worth it. */
+function productKernel(
+  p: Product,
+  req: KernelRequest,
+  label: string,
+): CompiledKernel | undefined {
+  if (p.m < 1 || p.n < 1 || p.k < 1 || p.batches < 1) return undefined;
+  const shared = req.shared ?? false;
+  const whole = productModule(p, req.relaxed, shared, {
+    batches: [0, p.batches],
+    rows: [0, p.m],
+    cols: [0, p.n],
+  });
+  const split = shares(p, req.parts ?? 1, req.forceSplit ?? false);
+  const parts = split.length > 1
+    ? split.map((s) => productModule(p, req.relaxed, shared, s))
+    : undefined;
   return {
-    bytes: mb.build(),
-    scratchBytes: call.scratchBytes,
-    label: `${label} ${p.batches > 1 ? `${p.batches}x` : ""}${p.m}x${p.n}x${p.k} ${call.path}`,
+    bytes: whole.bytes,
+    scratchBytes: Math.max(whole.scratchBytes, ...(parts ?? []).map((q) => q.scratchBytes)),
+    label: `${label} ${p.batches > 1 ? `${p.batches}x` : ""}${p.m}x${p.n}x${p.k} ${whole.path}`,
+    parts: parts?.map((q) => q.bytes),
   };
 }
 
@@ -107,7 +179,7 @@ export const fullyConnectedKernel: KernelGenerator = (
   if (n !== a.num_hidden || !Number.isInteger(m)) return undefined;
   return productKernel(
     { m, n, k, transA: false, transB: true, bias: !a.no_bias, batches: 1 },
-    req.relaxed,
+    req,
     "FullyConnected",
   );
 };
@@ -137,7 +209,7 @@ export const dotKernel: KernelGenerator = (req: KernelRequest): CompiledKernel |
   if (l.length === 1 && r.length === 1) {
     return productKernel(
       { m: 1, n: 1, k: l[0], transA: false, transB: false, bias: false, batches: 1 },
-      req.relaxed,
+      req,
       "dot",
     );
   }
@@ -157,7 +229,7 @@ export const dotKernel: KernelGenerator = (req: KernelRequest): CompiledKernel |
       bias: false,
       batches: 1,
     },
-    req.relaxed,
+    req,
     "dot",
   );
 };
@@ -199,7 +271,7 @@ export const batchDotKernel: KernelGenerator = (
       bias: false,
       batches: size(out.slice(0, -2)),
     },
-    req.relaxed,
+    req,
     "batch_dot",
   );
 };

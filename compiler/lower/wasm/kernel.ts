@@ -9,6 +9,7 @@
  */
 import type { Node } from "../../symbol.ts";
 import type { Shape } from "../../../runtime/shape.ts";
+import type { ModuleBuilder } from "./encoder.ts";
 
 /** A compiled kernel for one node. */
 export interface CompiledKernel {
@@ -18,6 +19,13 @@ export interface CompiledKernel {
   readonly scratchBytes: number;
   /** A short description for plans and profiles (`sgemm 64x64x64 relaxed`). */
   readonly label: string;
+  /**
+   * The same computation split into parts for threads (only when the request asked for
+   * `parts > 1` and the generator can split): modules with `run`'s signature, each writing a
+   * disjoint share of the outputs and needing its own `scratchBytes` of scratch. Running them
+   * in any order, or at once, equals running `bytes`.
+   */
+  readonly parts?: readonly Uint8Array<ArrayBuffer>[];
 }
 
 /** What a generator gets: the node, its input and output shapes (float32 throughout). */
@@ -30,6 +38,12 @@ export interface KernelRequest {
   readonly outputs: readonly Shape[];
   /** Whether relaxed SIMD may be used. */
   readonly relaxed: boolean;
+  /** Import the memory as shared (for threads; default false). */
+  readonly shared?: boolean;
+  /** How many parts to split the work into, at most (default 1: no split). */
+  readonly parts?: number;
+  /** Split even work too small to be worth a thread (for tests of the split kernels). */
+  readonly forceSplit?: boolean;
 }
 
 /** Makes a kernel for a node, or undefined when it cannot (the executor then falls back). */
@@ -37,6 +51,36 @@ export type KernelGenerator = (request: KernelRequest) => CompiledKernel | undef
 
 /** Memory pages (64 KiB) a kernel module declares as its minimum import. */
 export const MIN_PAGES = 1;
+
+/** Imports the kernel memory `env.memory` (shared, with the largest maximum, for threads). */
+export function importKernelMemory(mb: ModuleBuilder, shared = false): void {
+  mb.importMemory(
+    "env",
+    "memory",
+    shared ? { min: MIN_PAGES, max: 65536, shared: true } : { min: MIN_PAGES },
+  );
+}
+
+/**
+ * Splits `total` items into at most `parts` contiguous ranges, each a multiple of `quantum`
+ * (but the last), never empty; one range when the work is too small to share.
+ */
+export function splitRange(
+  total: number,
+  parts: number,
+  quantum = 1,
+  minPerPart = 1,
+): [number, number][] {
+  const units = Math.ceil(total / quantum);
+  const count = Math.max(1, Math.min(parts, units, Math.floor(total / Math.max(1, minPerPart))));
+  const ranges: [number, number][] = [];
+  for (let i = 0; i < count; i++) {
+    const lo = Math.min(total, Math.round((units * i) / count) * quantum);
+    const hi = Math.min(total, Math.round((units * (i + 1)) / count) * quantum);
+    if (hi > lo) ranges.push([lo, hi]);
+  }
+  return ranges;
+}
 
 /** Rounds a byte count up to the 16-byte alignment every kernel pointer has. */
 export function align16(bytes: number): number {

@@ -20,9 +20,15 @@ import {
   type HostStep,
   type KernelStep,
   type ProgramBuffer,
+  type SplitStep,
   WasmExecutor,
   type WasmProgram,
 } from "../../../runtime/backends/wasm/executor.ts";
+import {
+  getDefaultThreads,
+  poolFor,
+  threadsSupported,
+} from "../../../runtime/backends/wasm/threads.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, generatorFor } from "./kernel.ts";
 import "./default_kernels.ts";
@@ -36,6 +42,14 @@ export interface WasmCompileOptions {
   optimize?: boolean;
   /** Use relaxed SIMD where supported (default: when the runtime validates it). */
   relaxed?: boolean;
+  /**
+   * Threads to split kernels across (default: {@link getDefaultThreads}, i.e. every core
+   * unless set otherwise). More than 1 needs `SharedArrayBuffer`; where it is missing the
+   * program runs on one thread.
+   */
+  threads?: number;
+  /** Split kernels across the threads even where the work is too small to gain (for tests). */
+  forceSplit?: boolean;
 }
 
 /** A compiled graph: run it on tensors. */
@@ -55,6 +69,15 @@ export interface WasmCompiled {
   run(inputs: Readonly<Record<string, Tensor>>): Tensor[];
   /** Runs the graph on raw float32 arrays by name (no tensor conversion); returns copies. */
   runRaw(inputs: Readonly<Record<string, Float32Array>>): Float32Array[];
+  /** Threads the program was compiled for (1: no workers). */
+  readonly threads: number;
+  /**
+   * Resolves when the worker threads hold the program. Runs before that use the calling
+   * thread only (same results); with one thread it resolves at once.
+   */
+  ready(): Promise<void>;
+  /** Frees the program's parts in the worker threads; later runs use one thread. */
+  dispose(): void;
 }
 
 /**
@@ -85,6 +108,12 @@ export function compileWasm(
   const sym = graph.symbol;
   const bound = graph.params;
   const relaxed = options.relaxed ?? relaxedSimdSupported();
+  const requested = options.threads ?? getDefaultThreads();
+  if (!Number.isInteger(requested) || requested < 1 || requested > 64) {
+    throw new BackendError(`compileWasm: threads must be an integer in [1, 64], got ${requested}`);
+  }
+  const threads = threadsSupported() ? requested : 1;
+  const shared = threads > 1;
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
   const shapeDict: Record<string, readonly number[]> = {};
   for (const name of sym.listInputs()) {
@@ -144,10 +173,10 @@ export function compileWasm(
     return bufferPtr[v.buffer];
   };
 
-  const steps: (KernelStep | HostStep)[] = [];
+  const steps: (KernelStep | SplitStep | HostStep)[] = [];
   const placement: WasmCompiled["placement"][number][] = [];
   let scratch = 0;
-  const pendingScratch: { args: number[]; at: number }[] = [];
+  const pendingScratch: { args: number[]; at: number; part: number }[] = [];
   for (const node of plan.steps) {
     const ins = node.inputs.map(shapeOf);
     const outs = shapes.get(node)!.map((s) => s!);
@@ -170,20 +199,42 @@ export function compileWasm(
       continue;
     }
     const generator = generatorFor(node);
-    const kernel = generator?.({ node, inputs: ins, outputs: outs, relaxed });
+    const kernel = generator?.({
+      node,
+      inputs: ins,
+      outputs: outs,
+      relaxed,
+      shared,
+      parts: threads,
+      forceSplit: options.forceSplit ?? false,
+    });
     if (kernel) {
-      const args = [...inPtrs, ...outPtrs];
-      if (kernel.scratchBytes > 0) {
-        scratch = Math.max(scratch, kernel.scratchBytes);
-        pendingScratch.push({ args, at: args.length });
-        args.push(0);
+      const modules = kernel.parts ?? [kernel.bytes];
+      const argsOf = (part: number) => {
+        const args = [...inPtrs, ...outPtrs];
+        if (kernel.scratchBytes > 0) {
+          const each = align16(kernel.scratchBytes);
+          scratch = Math.max(scratch, each * modules.length);
+          pendingScratch.push({ args, at: args.length, part: part * each });
+          args.push(0);
+        }
+        return args;
+      };
+      if (modules.length > 1) {
+        steps.push({
+          kind: "split",
+          modules: modules.map((b) => new WebAssembly.Module(b)),
+          args: modules.map((_, i) => argsOf(i)),
+          label: `${kernel.label} (${modules.length} parts)`,
+        });
+      } else {
+        steps.push({
+          kind: "kernel",
+          module: new WebAssembly.Module(modules[0]),
+          args: argsOf(0),
+          label: kernel.label,
+        });
       }
-      steps.push({
-        kind: "kernel",
-        module: new WebAssembly.Module(kernel.bytes),
-        args,
-        label: kernel.label,
-      });
       placement.push({ node: node.name, op: opName, how: "kernel", label: kernel.label });
       continue;
     }
@@ -191,7 +242,7 @@ export function compileWasm(
     placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
   }
   const scratchPtr = alloc(scratch);
-  for (const { args, at } of pendingScratch) args[at] = scratchPtr;
+  for (const { args, at, part } of pendingScratch) args[at] = scratchPtr + part;
   // Kernels may read up to 16 bytes past a buffer (vector tails).
   const memoryBytes = top + 64;
   const program: WasmProgram = {
@@ -200,8 +251,9 @@ export function compileWasm(
     inputs,
     outputs: sym.outputs.map((e) => ({ ptr: ptrOf(e), shape: shapeOf(e) })),
     constants,
+    shared,
   };
-  const executor = new WasmExecutor(program);
+  const executor = new WasmExecutor(program, { pool: poolFor(threads) });
   return {
     program,
     plan,
@@ -218,6 +270,9 @@ export function compileWasm(
       );
     },
     runRaw: (arrays) => executor.run(arrays),
+    threads,
+    ready: () => executor.ready(),
+    dispose: () => executor.dispose(),
   };
 }
 

@@ -16,7 +16,7 @@
  */
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
-import { MIN_PAGES } from "./kernel.ts";
+import { importKernelMemory, splitRange } from "./kernel.ts";
 import { repeat, to3 } from "./emit.ts";
 
 interface PoolAttrs {
@@ -140,207 +140,229 @@ export const poolingKernel: KernelGenerator = (
   const includePad = a.count_include_pad ?? true;
   const planes = x[0] * x[1];
 
-  const mb = new ModuleBuilder();
-  mb.importMemory("env", "memory", { min: MIN_PAGES });
-  const fb = mb.addFunction(["i32", "i32"], [], { export: "run" });
-  const [src, dst] = [0, 1];
-  const axis = (): Axis => ({
-    w0: fb.local("i32"),
-    w1: fb.local("i32"),
-    lo: fb.local("i32"),
-    hi: fb.local("i32"),
-  });
-  const [az, ay, ax] = [axis(), axis(), axis()];
-  const [oz, oy, ox] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
-  const [zi, yi, xi] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
-  const row = fb.local("i32");
-  const acc = fb.local("f32");
-  const v = fb.local("f32");
-
-  const loopOut = (o: number, count: number, body: () => void) => {
-    fb.i32Const(0).localSet(o);
-    const top = fb.loop();
-    body();
-    fb.localGet(o).i32Const(1).op("i32.add").localTee(o).i32Const(count).op("i32.lt_u").brIf(
-      top,
-    );
-    fb.end();
-  };
-  /** `for (o = lo; o < hi; o += step) body()` with generation-time bounds. */
-  const loopRange = (o: number, lo: number, hi: number, step: number, body: () => void) => {
-    if (hi <= lo) return;
-    fb.i32Const(lo).localSet(o);
-    const top = fb.loop();
-    body();
-    fb.localGet(o).i32Const(step).op("i32.add").localTee(o).i32Const(hi).op("i32.lt_s");
-    fb.brIf(top);
-    fb.end();
-  };
-  const span = (axx: Axis, clipped: boolean) =>
-    clipped
-      ? fb.localGet(axx.hi).localGet(axx.lo).op("i32.sub")
-      : fb.localGet(axx.w1).localGet(axx.w0).op("i32.sub");
-
-  /** The scalar body for the output column in `ox` (one output, dst advanced by 4). */
-  const scalarColumn = () => {
-    emitAxis(fb, ax, ox, iw, kw, sw, pw);
-    fb.f32Const(type === "max" ? -Infinity : 0).localSet(acc);
-    forRange(fb, zi, az.lo, az.hi, () => {
-      forRange(fb, yi, ay.lo, ay.hi, () => {
-        // row = src + ((zi·IH + yi)·IW)·4
-        fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
-        fb.i32Const(iw * 4).op("i32.mul").localGet(src).op("i32.add").localSet(row);
-        forRange(fb, xi, ax.lo, ax.hi, () => {
-          fb.localGet(row).localGet(xi).i32Const(2).op("i32.shl").op("i32.add");
-          fb.load("f32.load").localSet(v);
-          if (type === "max") {
-            // v > acc ? v : acc (NaN inputs keep acc, as the reference does)
-            fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
-          } else {
-            fb.localGet(acc).localGet(v);
-            if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
-            fb.op("f32.add");
-          }
-          fb.localSet(acc);
-        });
-      });
-    });
-    fb.localGet(dst).localGet(acc);
-    if (type === "avg") {
-      span(az, !includePad);
-      span(ay, !includePad).op("i32.mul");
-      span(ax, !includePad).op("i32.mul");
-      fb.op("f32.convert_i32_s", "f32.div");
-    } else if (type === "lp" && pv === 2) {
-      fb.op("f32.sqrt");
+  // A part is a range of planes [lo, hi): pointers offset at entry.
+  const build = (lo: number, hi: number) => {
+    const mb = new ModuleBuilder();
+    importKernelMemory(mb, req.shared);
+    const fb = mb.addFunction(["i32", "i32"], [], { export: "run" });
+    const [src, dst] = [0, 1];
+    if (lo > 0) {
+      fb.localGet(src).i32Const(lo * id * ih * iw * 4).op("i32.add").localSet(src);
+      fb.localGet(dst).i32Const(lo * od * oh * ow * 4).op("i32.add").localSet(dst);
     }
-    fb.store("f32.store");
-    fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
-  };
+    const axis = (): Axis => ({
+      w0: fb.local("i32"),
+      w1: fb.local("i32"),
+      lo: fb.local("i32"),
+      hi: fb.local("i32"),
+    });
+    const [az, ay, ax] = [axis(), axis(), axis()];
+    const [oz, oy, ox] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
+    const [zi, yi, xi] = [fb.local("i32"), fb.local("i32"), fb.local("i32")];
+    const row = fb.local("i32");
+    const acc = fb.local("f32");
+    const v = fb.local("f32");
 
-  // SIMD along the output width: columns whose x window lies wholly inside the input (known at
-  // generation time) go four at a time; the rest, at either edge, stay scalar.
-  const [vx0, vx1] = interiorColumns(ow, iw, kw, sw, pw);
-  const groups = (sw === 1 || sw === 2) && kw <= 16 ? Math.floor((vx1 - vx0) / 4) : 0;
-  const vecEnd = vx0 + 4 * groups;
-  const vacc = fb.local("v128");
-  const vtmp = fb.local("v128");
-  const xb = fb.local("i32");
-  /** Four outputs for the columns `ox .. ox + 3` (dst advanced by 16). */
-  const vectorColumns = () => {
-    // xb = src + (ox·SW - PW)·4: the first lane's window start in the row at offset 0
-    fb.localGet(ox).i32Const(sw).op("i32.mul").i32Const(pw).op("i32.sub");
-    fb.i32Const(2).op("i32.shl").localGet(src).op("i32.add").localSet(xb);
-    fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
-    forRange(fb, zi, az.lo, az.hi, () => {
-      forRange(fb, yi, ay.lo, ay.hi, () => {
-        fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
-        fb.i32Const(iw * 4).op("i32.mul").localGet(xb).op("i32.add").localSet(row);
-        for (let kx = 0; kx < kw; kx++) {
-          fb.localGet(vacc);
-          if (sw === 1) {
-            fb.localGet(row).load("v128.load", { offset: kx * 4, align: 2 });
-          } else {
-            // lanes at kx, kx+2, kx+4, kx+6: two loads ending at the last lane, then a shuffle
-            fb.localGet(row).load("v128.load", { offset: kx * 4, align: 2 });
-            fb.localGet(row).load("v128.load", { offset: (kx + 3) * 4, align: 2 });
-            fb.shuffle([0, 1, 2, 3, 8, 9, 10, 11, 20, 21, 22, 23, 28, 29, 30, 31]);
-          }
-          if (type === "max") {
-            // pmax(acc, v) = acc < v ? v : acc: NaN inputs keep acc, like the scalar path
-            fb.op("f32x4.pmax");
-          } else {
-            if (type === "lp" && pv === 2) {
-              fb.localTee(vtmp).localGet(vtmp).op("f32x4.mul");
+    const loopOut = (o: number, count: number, body: () => void) => {
+      fb.i32Const(0).localSet(o);
+      const top = fb.loop();
+      body();
+      fb.localGet(o).i32Const(1).op("i32.add").localTee(o).i32Const(count).op("i32.lt_u").brIf(
+        top,
+      );
+      fb.end();
+    };
+    /** `for (o = lo; o < hi; o += step) body()` with generation-time bounds. */
+    const loopRange = (o: number, lo: number, hi: number, step: number, body: () => void) => {
+      if (hi <= lo) return;
+      fb.i32Const(lo).localSet(o);
+      const top = fb.loop();
+      body();
+      fb.localGet(o).i32Const(step).op("i32.add").localTee(o).i32Const(hi).op("i32.lt_s");
+      fb.brIf(top);
+      fb.end();
+    };
+    const span = (axx: Axis, clipped: boolean) =>
+      clipped
+        ? fb.localGet(axx.hi).localGet(axx.lo).op("i32.sub")
+        : fb.localGet(axx.w1).localGet(axx.w0).op("i32.sub");
+
+    /** The scalar body for the output column in `ox` (one output, dst advanced by 4). */
+    const scalarColumn = () => {
+      emitAxis(fb, ax, ox, iw, kw, sw, pw);
+      fb.f32Const(type === "max" ? -Infinity : 0).localSet(acc);
+      forRange(fb, zi, az.lo, az.hi, () => {
+        forRange(fb, yi, ay.lo, ay.hi, () => {
+          // row = src + ((zi·IH + yi)·IW)·4
+          fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
+          fb.i32Const(iw * 4).op("i32.mul").localGet(src).op("i32.add").localSet(row);
+          forRange(fb, xi, ax.lo, ax.hi, () => {
+            fb.localGet(row).localGet(xi).i32Const(2).op("i32.shl").op("i32.add");
+            fb.load("f32.load").localSet(v);
+            if (type === "max") {
+              // v > acc ? v : acc (NaN inputs keep acc, as the reference does)
+              fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
+            } else {
+              fb.localGet(acc).localGet(v);
+              if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
+              fb.op("f32.add");
             }
-            fb.op("f32x4.add");
-          }
-          fb.localSet(vacc);
-        }
+            fb.localSet(acc);
+          });
+        });
       });
-    });
-    fb.localGet(dst).localGet(vacc);
-    if (type === "avg") {
-      // the x span is kw for interior columns, padded or clipped alike
-      span(az, !includePad);
-      span(ay, !includePad).op("i32.mul").i32Const(kw).op("i32.mul");
-      fb.op("f32.convert_i32_s", "f32x4.splat", "f32x4.div");
-    } else if (type === "lp" && pv === 2) {
-      fb.op("f32x4.sqrt");
-    }
-    fb.store("v128.store", { align: 2 });
-    fb.localGet(dst).i32Const(16).op("i32.add").localSet(dst);
-  };
-
-  // Global pooling over a contiguous run of at least 8: four lanes of partial results, then the
-  // lanes combined and the (at most 3) remaining values folded in scalar.
-  const run = id * ih * iw;
-  const globalRun = a.global_pool && run >= 8 && od * oh * ow === 1;
-  const globalPlane = () => {
-    const n4 = Math.floor(run / 4);
-    fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
-    fb.localGet(src).localSet(xb);
-    fb.localGet(src).i32Const(n4 * 16).op("i32.add").localSet(row);
-    const top = fb.loop();
-    fb.localGet(vacc).localGet(xb).load("v128.load", { align: 2 });
-    if (type === "max") fb.op("f32x4.pmax");
-    else {
-      if (type === "lp" && pv === 2) fb.localTee(vtmp).localGet(vtmp).op("f32x4.mul");
-      fb.op("f32x4.add");
-    }
-    fb.localSet(vacc);
-    fb.localGet(xb).i32Const(16).op("i32.add").localTee(xb).localGet(row).op("i32.lt_u").brIf(top);
-    fb.end();
-    // lanes (0, 1) with (2, 3), then lane 0 with lane 1
-    const fold = type === "max" ? "f32x4.pmax" : "f32x4.add";
-    fb.localGet(vacc).localGet(vacc).localGet(vacc);
-    fb.shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]).op(fold);
-    fb.localTee(vacc).localGet(vacc).localGet(vacc);
-    fb.shuffle([4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7]).op(fold);
-    fb.lane("f32x4.extract_lane", 0).localSet(acc);
-    for (let i = n4 * 4; i < run; i++) {
-      fb.localGet(src).load("f32.load", { offset: i * 4 }).localSet(v);
-      if (type === "max") {
-        fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
-      } else {
-        fb.localGet(acc).localGet(v);
-        if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
-        fb.op("f32.add");
+      fb.localGet(dst).localGet(acc);
+      if (type === "avg") {
+        span(az, !includePad);
+        span(ay, !includePad).op("i32.mul");
+        span(ax, !includePad).op("i32.mul");
+        fb.op("f32.convert_i32_s", "f32.div");
+      } else if (type === "lp" && pv === 2) {
+        fb.op("f32.sqrt");
       }
-      fb.localSet(acc);
-    }
-    fb.localGet(dst).localGet(acc);
-    if (type === "avg") fb.f32Const(run).op("f32.div");
-    else if (type === "lp" && pv === 2) fb.op("f32.sqrt");
-    fb.store("f32.store");
-    fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
-  };
+      fb.store("f32.store");
+      fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
+    };
 
-  repeat(fb, planes, () => {
-    if (globalRun) {
-      globalPlane();
-    } else {
-      loopOut(oz, od, () => {
-        emitAxis(fb, az, oz, id, kd, sd, pd);
-        loopOut(oy, oh, () => {
-          emitAxis(fb, ay, oy, ih, kh, sh, ph);
-          if (groups === 0) {
-            loopRange(ox, 0, ow, 1, scalarColumn);
-          } else {
-            loopRange(ox, 0, vx0, 1, scalarColumn);
-            loopRange(ox, vx0, vecEnd, 4, vectorColumns);
-            loopRange(ox, vecEnd, ow, 1, scalarColumn);
+    // SIMD along the output width: columns whose x window lies wholly inside the input (known at
+    // generation time) go four at a time; the rest, at either edge, stay scalar.
+    const [vx0, vx1] = interiorColumns(ow, iw, kw, sw, pw);
+    const groups = (sw === 1 || sw === 2) && kw <= 16 ? Math.floor((vx1 - vx0) / 4) : 0;
+    const vecEnd = vx0 + 4 * groups;
+    const vacc = fb.local("v128");
+    const vtmp = fb.local("v128");
+    const xb = fb.local("i32");
+    /** Four outputs for the columns `ox .. ox + 3` (dst advanced by 16). */
+    const vectorColumns = () => {
+      // xb = src + (ox·SW - PW)·4: the first lane's window start in the row at offset 0
+      fb.localGet(ox).i32Const(sw).op("i32.mul").i32Const(pw).op("i32.sub");
+      fb.i32Const(2).op("i32.shl").localGet(src).op("i32.add").localSet(xb);
+      fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
+      forRange(fb, zi, az.lo, az.hi, () => {
+        forRange(fb, yi, ay.lo, ay.hi, () => {
+          fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
+          fb.i32Const(iw * 4).op("i32.mul").localGet(xb).op("i32.add").localSet(row);
+          for (let kx = 0; kx < kw; kx++) {
+            fb.localGet(vacc);
+            if (sw === 1) {
+              fb.localGet(row).load("v128.load", { offset: kx * 4, align: 2 });
+            } else {
+              // lanes at kx, kx+2, kx+4, kx+6: two loads ending at the last lane, then a shuffle
+              fb.localGet(row).load("v128.load", { offset: kx * 4, align: 2 });
+              fb.localGet(row).load("v128.load", { offset: (kx + 3) * 4, align: 2 });
+              fb.shuffle([0, 1, 2, 3, 8, 9, 10, 11, 20, 21, 22, 23, 28, 29, 30, 31]);
+            }
+            if (type === "max") {
+              // pmax(acc, v) = acc < v ? v : acc: NaN inputs keep acc, like the scalar path
+              fb.op("f32x4.pmax");
+            } else {
+              if (type === "lp" && pv === 2) {
+                fb.localTee(vtmp).localGet(vtmp).op("f32x4.mul");
+              }
+              fb.op("f32x4.add");
+            }
+            fb.localSet(vacc);
           }
         });
       });
-    }
-    fb.localGet(src).i32Const(id * ih * iw * 4).op("i32.add").localSet(src);
-  });
-  fb.end();
+      fb.localGet(dst).localGet(vacc);
+      if (type === "avg") {
+        // the x span is kw for interior columns, padded or clipped alike
+        span(az, !includePad);
+        span(ay, !includePad).op("i32.mul").i32Const(kw).op("i32.mul");
+        fb.op("f32.convert_i32_s", "f32x4.splat", "f32x4.div");
+      } else if (type === "lp" && pv === 2) {
+        fb.op("f32x4.sqrt");
+      }
+      fb.store("v128.store", { align: 2 });
+      fb.localGet(dst).i32Const(16).op("i32.add").localSet(dst);
+    };
+
+    // Global pooling over a contiguous run of at least 8: four lanes of partial results, then the
+    // lanes combined and the (at most 3) remaining values folded in scalar.
+    const run = id * ih * iw;
+    const globalRun = a.global_pool && run >= 8 && od * oh * ow === 1;
+    const globalPlane = () => {
+      const n4 = Math.floor(run / 4);
+      fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
+      fb.localGet(src).localSet(xb);
+      fb.localGet(src).i32Const(n4 * 16).op("i32.add").localSet(row);
+      const top = fb.loop();
+      fb.localGet(vacc).localGet(xb).load("v128.load", { align: 2 });
+      if (type === "max") fb.op("f32x4.pmax");
+      else {
+        if (type === "lp" && pv === 2) fb.localTee(vtmp).localGet(vtmp).op("f32x4.mul");
+        fb.op("f32x4.add");
+      }
+      fb.localSet(vacc);
+      fb.localGet(xb).i32Const(16).op("i32.add").localTee(xb).localGet(row).op("i32.lt_u").brIf(
+        top,
+      );
+      fb.end();
+      // lanes (0, 1) with (2, 3), then lane 0 with lane 1
+      const fold = type === "max" ? "f32x4.pmax" : "f32x4.add";
+      fb.localGet(vacc).localGet(vacc).localGet(vacc);
+      fb.shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]).op(fold);
+      fb.localTee(vacc).localGet(vacc).localGet(vacc);
+      fb.shuffle([4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7]).op(fold);
+      fb.lane("f32x4.extract_lane", 0).localSet(acc);
+      for (let i = n4 * 4; i < run; i++) {
+        fb.localGet(src).load("f32.load", { offset: i * 4 }).localSet(v);
+        if (type === "max") {
+          fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
+        } else {
+          fb.localGet(acc).localGet(v);
+          if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
+          fb.op("f32.add");
+        }
+        fb.localSet(acc);
+      }
+      fb.localGet(dst).localGet(acc);
+      if (type === "avg") fb.f32Const(run).op("f32.div");
+      else if (type === "lp" && pv === 2) fb.op("f32.sqrt");
+      fb.store("f32.store");
+      fb.localGet(dst).i32Const(4).op("i32.add").localSet(dst);
+    };
+
+    repeat(fb, hi - lo, () => {
+      if (globalRun) {
+        globalPlane();
+      } else {
+        loopOut(oz, od, () => {
+          emitAxis(fb, az, oz, id, kd, sd, pd);
+          loopOut(oy, oh, () => {
+            emitAxis(fb, ay, oy, ih, kh, sh, ph);
+            if (groups === 0) {
+              loopRange(ox, 0, ow, 1, scalarColumn);
+            } else {
+              loopRange(ox, 0, vx0, 1, scalarColumn);
+              loopRange(ox, vx0, vecEnd, 4, vectorColumns);
+              loopRange(ox, vecEnd, ow, 1, scalarColumn);
+            }
+          });
+        });
+      }
+      fb.localGet(src).i32Const(id * ih * iw * 4).op("i32.add").localSet(src);
+    });
+    fb.end();
+    return {
+      bytes: mb.build(),
+      label: `Pooling ${type}${a.global_pool ? " global" : ""} ${x.join("x")} -> ${y.join("x")}` +
+        (globalRun ? " simd-run" : groups > 0 ? ` simd-x ${4 * groups}/${ow}` : ""),
+    };
+  };
+  const whole = build(0, planes);
+  const work = id * ih * iw + od * oh * ow;
+  const ranges = splitRange(
+    planes,
+    req.parts ?? 1,
+    1,
+    req.forceSplit ? 1 : Math.ceil(16384 / work),
+  );
   return {
-    bytes: mb.build(),
+    bytes: whole.bytes,
     scratchBytes: 0,
-    label: `Pooling ${type}${a.global_pool ? " global" : ""} ${x.join("x")} -> ${y.join("x")}` +
-      (globalRun ? " simd-run" : groups > 0 ? ` simd-x ${4 * groups}/${ow}` : ""),
+    label: whole.label,
+    parts: ranges.length > 1 ? ranges.map(([l, h]) => build(l, h).bytes) : undefined,
   };
 };

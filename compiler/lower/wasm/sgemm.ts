@@ -660,6 +660,12 @@ export interface SgemmCallOptions {
   transA?: boolean;
   /** B is stored N×K (op(B) = Bᵀ) instead of K×N (default false); packed straight from it. */
   transB?: boolean;
+  /** Elements between rows of A as stored (default: its column count, k or m when transposed). */
+  lda?: number;
+  /** Elements between rows of B as stored (default: its column count, n or k when transposed). */
+  ldb?: number;
+  /** Elements between rows of C (default n): C may be a block of a wider matrix. */
+  ldc?: number;
   /** Multiply-add path; `"auto"` (default) takes relaxed SIMD where this runtime validates it. */
   path?: SgemmPath | "auto";
   /** Override blocking parameters. */
@@ -711,14 +717,21 @@ export function emitSgemm(mb: ModuleBuilder, options: SgemmCallOptions): SgemmCa
   const plan = planSgemm(options);
   const packedBBytes = align64(k * plan.nPad * 4);
   const scratchBytes = packedBBytes + plan.tile.mc * plan.tile.kc * 4;
+  const lda = options.lda ?? (options.transA ? m : k);
+  const ldb = options.ldb ?? (options.transB ? k : n);
+  const ldc = options.ldc ?? n;
+  checkInt("lda", lda, options.transA ? m : k, 2 ** 28);
+  checkInt("ldb", ldb, options.transB ? k : n, 2 ** 28);
+  checkInt("ldc", ldc, n, 2 ** 28);
   const ctx = makeCtx(mb, plan, options, {
-    aRs: options.transA ? 4 : k * 4,
-    aCs: options.transA ? m * 4 : 4,
-    bRs: options.transB ? 4 : n * 4,
-    bCs: options.transB ? k * 4 : 4,
+    aRs: options.transA ? 4 : lda * 4,
+    aCs: options.transA ? lda * 4 : 4,
+    bRs: options.transB ? 4 : ldb * 4,
+    bCs: options.transB ? ldb * 4 : 4,
     safeEdges: true,
     prefix: options.prefix ?? "sgemm_",
   });
+  ctx.ldc = ldc * 4;
   const sig = ["i32", "i32", "i32", "i32", "i32"] as const;
   const fn = mb.addFunction(sig, [], { name: `${ctx.prefix}run` });
   const packB = mb.addFunction(sig, [], { name: `${ctx.prefix}pack_b` });

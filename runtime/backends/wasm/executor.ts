@@ -9,6 +9,7 @@
  */
 import { BackendError, ShapeError } from "../../errors.ts";
 import { formatShape, type Shape, shapeSize } from "../../shape.ts";
+import type { PoolProgram, ThreadPool, WorkerPart } from "./threads.ts";
 
 /** A step running a kernel module's `run` with byte pointers. */
 export interface KernelStep {
@@ -18,6 +19,22 @@ export interface KernelStep {
   readonly module: WebAssembly.Module;
   /** The pointer arguments. */
   readonly args: readonly number[];
+  /** What it computes, for profiles. */
+  readonly label: string;
+}
+
+/**
+ * A step split into parts that may run at the same time, one per thread: part `i` runs
+ * `modules[i]`'s `run` with `args[i]`. The parts write disjoint bytes and read nothing another
+ * part writes, so running them one after another gives the same result.
+ */
+export interface SplitStep {
+  /** Discriminant. */
+  readonly kind: "split";
+  /** One module per part (each imports `env.memory`, exports `run`). */
+  readonly modules: readonly WebAssembly.Module[];
+  /** The pointer arguments of each part. */
+  readonly args: readonly (readonly number[])[];
   /** What it computes, for profiles. */
   readonly label: string;
 }
@@ -45,7 +62,9 @@ export interface WasmProgram {
   /** Total bytes of memory. */
   readonly memoryBytes: number;
   /** Steps in execution order. */
-  readonly steps: readonly (KernelStep | HostStep)[];
+  readonly steps: readonly (KernelStep | SplitStep | HostStep)[];
+  /** Whether kernels import a shared memory (required for threads). */
+  readonly shared?: boolean;
   /** Graph inputs by name. */
   readonly inputs: Readonly<Record<string, ProgramBuffer>>;
   /** Graph outputs in order. */
@@ -74,35 +93,72 @@ export interface WasmProgram {
 export class WasmExecutor {
   readonly #program: WasmProgram;
   readonly #memory: WebAssembly.Memory;
-  readonly #runs: (() => void)[];
+  readonly #runs: ((threaded: boolean) => void)[];
+  #pool: PoolProgram | undefined;
 
-  /** Allocates the memory, instantiates every kernel and uploads the constants. */
-  constructor(program: WasmProgram) {
+  /**
+   * Allocates the memory, instantiates every kernel and uploads the constants. With a pool
+   * (the program must be `shared`), split steps run their parts across the pool's threads
+   * once the workers hold the program; until then, and without a pool, the calling thread
+   * runs every part itself.
+   */
+  constructor(program: WasmProgram, options: { pool?: ThreadPool } = {}) {
     this.#program = program;
     const pages = Math.max(1, Math.ceil(program.memoryBytes / 65536));
     if (pages > 65536) {
       throw new BackendError(`WASM program needs ${program.memoryBytes} bytes; too many`);
     }
-    this.#memory = new WebAssembly.Memory({ initial: pages });
+    this.#memory = program.shared
+      ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+      : new WebAssembly.Memory({ initial: pages });
     const imports = { env: { memory: this.#memory } };
-    this.#runs = program.steps.map((step) => {
-      if (step.kind === "host") return () => step.run(this.#memory.buffer);
-      const instance = new WebAssembly.Instance(step.module, imports);
+    const call = (module: WebAssembly.Module, label: string, given: readonly number[]) => {
+      const instance = new WebAssembly.Instance(module, imports);
       const run = instance.exports.run as (...args: number[]) => void;
-      if (typeof run !== "function") {
-        throw new BackendError(`kernel '${step.label}' exports no run`);
-      }
-      const args = [...step.args];
+      if (typeof run !== "function") throw new BackendError(`kernel '${label}' exports no run`);
+      const args = [...given];
       return () => run(...args);
+    };
+    const pool = options.pool !== undefined && options.pool.threads > 1 ? options.pool : undefined;
+    if (pool && !program.shared) {
+      throw new BackendError("WASM program: threads need a program compiled for shared memory");
+    }
+    const workerParts: (WorkerPart | undefined)[][] = pool
+      ? Array.from({ length: pool.threads - 1 }, () => [])
+      : [];
+    this.#runs = program.steps.map((step, index) => {
+      if (step.kind === "host") return () => step.run(this.#memory.buffer);
+      if (step.kind === "kernel") return call(step.module, step.label, step.args);
+      const parts = step.modules.map((m, i) => call(m, step.label, step.args[i]));
+      const whole = () => {
+        for (const p of parts) p();
+      };
+      if (!pool || parts.length < 2 || parts.length > pool.threads) return whole;
+      step.modules.forEach((module, i) => {
+        if (i > 0) workerParts[i - 1][index] = { module, args: step.args[i] };
+      });
+      const own = parts[0];
+      return (threaded) => threaded ? this.#pool!.step(index, own) : whole();
     });
     for (const c of program.constants) {
       new Float32Array(this.#memory.buffer, c.ptr, c.values.length).set(c.values);
     }
+    this.#pool = pool?.register(this.#memory, workerParts);
   }
 
   /** Bytes of linear memory the program uses. */
   get memoryBytes(): number {
     return this.#program.memoryBytes;
+  }
+
+  /** Whether runs use the worker threads now (false until they hold the program). */
+  get threaded(): boolean {
+    return this.#pool?.ready ?? false;
+  }
+
+  /** Resolves when runs will use the worker threads (at once without a pool). */
+  async ready(): Promise<void> {
+    await this.#pool?.whenReady();
   }
 
   /** Runs the program on float32 inputs by name; returns copies of the outputs. */
@@ -122,9 +178,22 @@ export class WasmExecutor {
       }
       new Float32Array(this.#memory.buffer, buf.ptr, n).set(data);
     }
-    for (const run of this.#runs) run();
+    const threaded = this.#pool?.ready ?? false;
+    if (threaded) this.#pool!.begin();
+    try {
+      for (const run of this.#runs) run(threaded);
+    } finally {
+      if (threaded) this.#pool!.end();
+    }
     return this.#program.outputs.map((o) =>
       new Float32Array(this.#memory.buffer, o.ptr, shapeSize(o.shape)).slice()
     );
+  }
+
+  /** Forgets the program in the pool's workers (the executor still runs, on this thread). */
+  dispose(): void {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    pool?.drop();
   }
 }

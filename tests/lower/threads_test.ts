@@ -1,0 +1,112 @@
+/**
+ * Worker threads for the WASM executor: programs compiled for 2 threads run their split
+ * steps across a worker over shared memory and give the one-thread program's outputs bit for
+ * bit (random graphs from the testing module's arbitraries, and a large product); runs before
+ * the workers are ready, and after the pool is gone, fall back to the calling thread.
+ */
+import fc from "npm:fast-check@^4";
+import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
+import { nd, sym } from "../../mod.ts";
+import { BackendError } from "../../runtime/errors.ts";
+import {
+  getDefaultThreads,
+  hardwareThreads,
+  setDefaultThreads,
+  ThreadPool,
+  threadsSupported,
+} from "../../runtime/backends/wasm/threads.ts";
+import { WasmExecutor } from "../../runtime/backends/wasm/executor.ts";
+import { arbGraph, bindRandomly, evaluateGraph } from "../../testing/mod.ts";
+import { assert, assertClose } from "../util.ts";
+
+Deno.test("this runtime supports threads; the default is every core", () => {
+  assert.ok(threadsSupported());
+  assert.ok(hardwareThreads() >= 1);
+  assert.equal(getDefaultThreads(), Math.min(16, hardwareThreads()));
+  setDefaultThreads(3);
+  assert.equal(getDefaultThreads(), 3);
+  setDefaultThreads(Math.min(16, hardwareThreads()));
+  assert.throws(() => setDefaultThreads(0), BackendError);
+  assert.throws(() => new ThreadPool(1.5), BackendError);
+});
+
+Deno.test("a 2-thread product: split across the worker, same bits as one thread", async () => {
+  const a = nd.random.uniform(-1, 1, [96, 200], { seed: 1 });
+  const b = nd.random.uniform(-1, 1, [200, 130], { seed: 2 });
+  const y = sym.dot(sym.var("a"), sym.var("b"), { name: "d" });
+  const one = compileWasm(y, {}, { a: a.shape, b: b.shape }, { threads: 1 });
+  const two = compileWasm(y, {}, { a: a.shape, b: b.shape }, { threads: 2 });
+  assert.equal(one.threads, 1);
+  assert.equal(two.threads, 2);
+  const step = two.program.steps.find((s) => s.kind === "split");
+  assert.ok(step && step.kind === "split" && step.modules.length === 2);
+  // Before the worker holds the program, the calling thread runs both parts.
+  const early = two.run({ a, b })[0].dataSync();
+  await two.ready();
+  const [got] = two.run({ a, b });
+  const [want] = one.run({ a, b });
+  assert.deepEqual(got.dataSync(), want.dataSync());
+  assert.deepEqual(early, want.dataSync());
+  const [ref] = await y.eval({ a, b });
+  assertClose(got, Array.from(ref.dataSync() as Float32Array), { rtol: 1e-4, atol: 1e-5 });
+  two.dispose();
+  assert.deepEqual(two.run({ a, b })[0].dataSync(), want.dataSync());
+});
+
+Deno.test("an executor over a terminated pool runs on the calling thread", async () => {
+  const pool = new ThreadPool(2);
+  const x = nd.random.uniform(-1, 1, [64, 300], { seed: 3 });
+  const y = sym.Activation(sym.broadcast_mul(sym.var("x"), sym.var("x")), { act_type: "relu" });
+  const compiled = compileWasm(y, {}, { x: x.shape }, { threads: 2 });
+  const exec = new WasmExecutor(compiled.program, { pool });
+  await exec.ready();
+  assert.ok(exec.threaded);
+  const input = { x: new Float32Array(x.dataSync() as Float32Array) };
+  const first = exec.run(input)[0];
+  await pool.terminate();
+  assert.ok(!exec.threaded);
+  assert.deepEqual(exec.run(input)[0], first);
+  assert.throws(() => new WasmExecutor({ ...compiled.program, shared: false }, { pool }));
+  compiled.dispose();
+});
+
+Deno.test("property: random graphs on 2 threads give the 1-thread bits and the interpreter's values", async () => {
+  let split = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      arbGraph({ maxNodes: 6 }),
+      fc.integer({ min: 0, max: 1 << 30 }),
+      async (g, seed) => {
+        if (Object.values(g.inputTypes).some((t) => t !== "float32")) return;
+        const { graph, inputs } = bindRandomly(g, seed);
+        let one, two;
+        try {
+          one = compileWasm(graph.symbol, graph.params, g.inputShapes, { threads: 1 });
+          two = compileWasm(graph.symbol, graph.params, g.inputShapes, {
+            threads: 2,
+            forceSplit: true,
+          });
+        } catch (e) {
+          if (e instanceof BackendError) return; // a non-float32 value inside the graph
+          throw e;
+        }
+        await two.ready();
+        split += two.program.steps.filter((s) => s.kind === "split").length;
+        const a = one.run(inputs);
+        const b = two.run(inputs);
+        const expected = evaluateGraph(graph, inputs);
+        b.forEach((t, i) => {
+          assert.deepEqual(t.dataSync(), a[i].dataSync());
+          assertClose(t, Array.from(expected[i].dataSync() as Float32Array), {
+            rtol: 1e-4,
+            atol: 1e-5,
+          });
+        });
+        two.dispose();
+      },
+    ),
+    { numRuns: 60, seed: 20261128 },
+  );
+  console.log(`${split} split steps ran on 2 threads`);
+  assert.ok(split > 30, `only ${split} split steps`);
+});
