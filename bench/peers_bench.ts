@@ -49,7 +49,8 @@ async function load(label: string, make: () => Promise<Peer>): Promise<void> {
   }
 }
 
-await load("sigil wasm t1", async () => (await import("./peers/sigil.ts")).sigilWasm(net));
+await load("sigil wasm t1", async () => (await import("./peers/sigil.ts")).sigilWasm(net, 1));
+await load("sigil wasm t2", async () => (await import("./peers/sigil.ts")).sigilWasm(net, 2));
 await load("ort-web wasm t1", async () => (await import("./peers/ort_web.ts")).ortWeb(1));
 await load("ort-web wasm t2", async () => {
   const peer = await (await import("./peers/ort_web.ts")).ortWebInWorker(2);

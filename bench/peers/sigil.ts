@@ -1,7 +1,7 @@
 /**
  * sigil itself as a benchmarked implementation: each config is built as a symbol graph with the
- * same weights and compiled by the WASM backend (one thread; relaxed SIMD when the runtime has
- * it). Inputs are written and outputs read on every call, like the peers.
+ * same weights and compiled by the WASM backend (one or two threads; relaxed SIMD when the
+ * runtime has it). Inputs are written and outputs read on every call, like the peers.
  *
  * @module
  */
@@ -68,16 +68,22 @@ function graphFor(
   return { symbol: sym.FullyConnected(x, { num_hidden: 1000, name: "fc" }), params };
 }
 
-/** The sigil WASM backend as a peer (one thread). */
-export function sigilWasm(net: ResNet18): Peer {
+/** The sigil WASM backend as a peer, on `threads` threads (the calling one and workers). */
+export function sigilWasm(net: ResNet18, threads = 1): Peer {
+  const compiled: { dispose(): void }[] = [];
   return {
-    name: "sigil wasm t1",
-    prepare(cfg: BenchConfig): Promise<Runner> {
+    name: `sigil wasm t${threads}`,
+    async prepare(cfg: BenchConfig): Promise<Runner> {
       const { symbol, params } = graphFor(cfg, net);
       const shapes = Object.fromEntries(cfg.feeds.map((f) => [f.name, [...f.dims]]));
-      const compiled = compileWasm(symbol, params, shapes);
+      const c = compileWasm(symbol, params, shapes, { threads });
+      compiled.push(c);
+      await c.ready();
       const inputs = Object.fromEntries(cfg.feeds.map((f) => [f.name, f.data]));
-      return Promise.resolve({ run: () => compiled.runRaw(inputs)[0] });
+      return { run: () => c.runRaw(inputs)[0] };
+    },
+    close() {
+      for (const c of compiled) c.dispose();
     },
   };
 }

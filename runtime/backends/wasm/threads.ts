@@ -25,6 +25,8 @@ const STEP = 2; // step index, or -1: the run is over
 const PENDING = 3; // parts still running
 const FAILED = 4; // set when a worker's part threw
 const CTRL_INTS = 8;
+/** How long a worker blocks waiting for the next run before returning to its event loop. */
+const LINGER_MS = 5;
 
 /** Source of a worker (plain JavaScript, no imports, so it runs from a Blob URL or `eval`). */
 const WORKER_SOURCE = `(async () => {
@@ -50,13 +52,18 @@ const WORKER_SOURCE = `(async () => {
     if (Atomics.sub(ctrl, ${PENDING}, 1) === 1) Atomics.notify(ctrl, ${PENDING});
   };
   // Inside a run: steps follow each other quickly, so spin, then block.
+  // After a run, stay in blocking waits a little (runs often follow each other) before going
+  // back to the event loop.
   const session = () => {
     for (;;) {
-      if (Atomics.load(ctrl, ${STEP}) < 0) return;
-      runStep();
-      let spins = 0;
-      while (Atomics.load(ctrl, ${GEN}) === seen && spins < 20000) spins++;
-      while (Atomics.load(ctrl, ${GEN}) === seen) Atomics.wait(ctrl, ${GEN}, seen, 1000);
+      if (Atomics.load(ctrl, ${STEP}) >= 0) {
+        runStep();
+        let spins = 0;
+        while (Atomics.load(ctrl, ${GEN}) === seen && spins < 20000) spins++;
+        while (Atomics.load(ctrl, ${GEN}) === seen) Atomics.wait(ctrl, ${GEN}, seen, 1000);
+      } else if (Atomics.wait(ctrl, ${GEN}, seen, ${LINGER_MS}) === "timed-out") {
+        return;
+      }
       seen = Atomics.load(ctrl, ${GEN});
     }
   };
@@ -262,8 +269,8 @@ export class ThreadPool {
   hold(delta: number): void {
     const before = this.#holds;
     this.#holds += delta;
-    if (before === 0 && this.#holds > 0) for (const w of this.#workers) w.ref();
-    if (before > 0 && this.#holds === 0) for (const w of this.#workers) w.unref();
+    if (before === 0 && this.#holds > 0) { for (const w of this.#workers) w.ref(); }
+    if (before > 0 && this.#holds === 0) { for (const w of this.#workers) w.unref(); }
   }
 
   async #start(count: number): Promise<void> {
