@@ -192,3 +192,24 @@ export {
   type PlannedValue,
 } from "./compiler/passes/memory_plan.ts";
 export { MAX_SCALAR_DEPTH, parseScalar, printScalar } from "./ops/scalar.ts";
+
+// The CPU device: the WASM-SIMD backend (default engine of Symbol.eval and hybridized blocks).
+export { execute, type ExecuteOptions, type Executor } from "./compiler/execute.ts";
+export { evaluate, type EvaluateOptions } from "./compiler/interpreter.ts";
+export {
+  compileWasm,
+  type WasmCompiled,
+  type WasmCompileOptions,
+} from "./compiler/lower/wasm/lower.ts";
+export {
+  getDefaultThreads,
+  setDefaultThreads,
+  terminateThreads,
+} from "./runtime/backends/wasm/threads.ts";
+export type {
+  HostStep,
+  KernelStep,
+  ProgramBuffer,
+  SplitStep,
+  WasmProgram,
+} from "./runtime/backends/wasm/executor.ts";

@@ -20,6 +20,19 @@ import {
   type InferTypeResult,
 } from "./infer.ts";
 import { evaluate } from "./interpreter.ts";
+
+/** Runs a graph on the default engine (installed by compiler/execute.ts). */
+type GraphExecutor = (
+  symbol: Symbol,
+  bindings: Readonly<Record<string, Tensor>>,
+  options: { readonly executor?: "wasm" | "reference" },
+) => Tensor[];
+let graphExecutor: GraphExecutor | undefined;
+
+/** @internal Installs the engine `Symbol.eval` uses (the WASM backend, from execute.ts). */
+export function setGraphExecutor(executor: GraphExecutor): void {
+  graphExecutor = executor;
+}
 import { symbolToJSON } from "./json.ts";
 
 /** One output of a node: `[node, index, version]` in MXNet's JSON. */
@@ -480,7 +493,10 @@ export class Symbol {
   }
 
   /**
-   * Runs the reference interpreter with tensors bound to variables by name.
+   * Runs the graph with tensors bound to variables by name on the CPU device: the WASM
+   * backend by default (compiled once per input shapes and cached on the symbol), or the
+   * reference interpreter with `{ executor: "reference" }` (and wherever the backend cannot
+   * run the graph, e.g. values that are not float32).
    *
    * @example Evaluating a symbol
    * ```ts
@@ -489,11 +505,20 @@ export class Symbol {
    * const y = sym.exp(sym.var("x"));
    * const [out] = await y.eval({ x: nd.zeros([2]) });
    * assert((await out.data())[0] === 1);
+   * const [ref] = await y.eval({ x: nd.zeros([2]) }, { executor: "reference" });
+   * assert((await ref.data())[0] === 1);
    * ```
    */
-  eval(bindings: Readonly<Record<string, Tensor>>): Promise<Tensor[]> {
+  eval(
+    bindings: Readonly<Record<string, Tensor>>,
+    options: { readonly executor?: "wasm" | "reference" } = {},
+  ): Promise<Tensor[]> {
     try {
-      return Promise.resolve(evaluate(this, bindings));
+      return Promise.resolve(
+        options.executor === "reference" || graphExecutor === undefined
+          ? evaluate(this, bindings)
+          : graphExecutor(this, bindings, options),
+      );
     } catch (e) {
       return Promise.reject(e);
     }

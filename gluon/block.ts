@@ -7,7 +7,7 @@
  */
 import { nameScope, variable } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
-import { evaluate } from "../compiler/interpreter.ts";
+import { execute, type Executor } from "../compiler/execute.ts";
 import type { DType } from "../runtime/dtype.ts";
 import type { Device } from "../runtime/device.ts";
 import { SigilError } from "../runtime/errors.ts";
@@ -552,6 +552,12 @@ export interface HybridizeOptions {
   forwardBulkSize?: number;
   /** Engine bulk size for backward. */
   backwardBulkSize?: number;
+  /**
+   * What runs the traced graph on the CPU: `"wasm"` (default; compiled once per input
+   * shapes, parameters baked in, recompiled when a parameter's tensor changes) or
+   * `"reference"` (the float64 reference interpreter, the oracle).
+   */
+  executor?: Executor;
 }
 
 /**
@@ -996,7 +1002,13 @@ export abstract class HybridBlock extends Block {
     const hooks = this.opHooks;
     let outs: Tensor[];
     try {
-      outs = evaluate(graph.symbol, bindings, hooks.length ? { onNode: reportOps(hooks) } : {});
+      outs = execute(graph.symbol, bindings, {
+        executor: this.#flags.executor,
+        // Parameters read from the block stay the same across calls: compile them in. A bound
+        // record (asFunction) may change on every call, so its values stay inputs.
+        constants: state ? [] : graph.params.keys(),
+        ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
+      });
     } catch (e) {
       if (e instanceof SigilError) {
         const described = graph.inputNames.map((n, i) => `'${n}' ${formatShape(inputs[i].shape)}`)

@@ -7,7 +7,7 @@
  */
 import { load as loadSymbol } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
-import { evaluate } from "../compiler/interpreter.ts";
+import { execute } from "../compiler/execute.ts";
 import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { SigilError } from "../runtime/errors.ts";
@@ -262,7 +262,12 @@ export class SymbolBlock extends HybridBlock {
     }
     // Op hooks report when the block runs as a graph, i.e. hybridized (MXNet: a CachedOp).
     const hooks = this.isHybridized ? this.opHooks : [];
-    const outs = evaluate(this.#symbol, bindings, hooks.length ? { onNode: reportOps(hooks) } : {});
+    const outs = execute(this.#symbol, bindings, {
+      executor: this.hybridizeFlags.executor,
+      // The block's own parameters stay the same across calls: the WASM backend compiles them in.
+      constants: state?.kind === "bind" ? [] : this.#params.keys(),
+      ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
+    });
     return this.#listOutput ? outs : outs[0];
   }
 

@@ -33,6 +33,18 @@ export function assertClose(
 }
 
 /** Asserts that `fn` throws an instance of `ErrorClass` whose message matches `pattern`. */
+/**
+ * Backend tolerance: the WASM backend computes in float32 (with fused chains and folded
+ * BatchNorm) where the reference rounds each op's float64 result; outputs agree within this.
+ */
+export const BACKEND_TOL = { rtol: 1e-4, atol: 1e-5 };
+
+/** Asserts two tensors have the same shape and values within {@link BACKEND_TOL}. */
+export function assertNear(actual: Tensor, expected: Tensor, what = "values"): void {
+  assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
+  assertClose(actual, tensorValues(expected), { ...BACKEND_TOL, what });
+}
+
 export function assertThrowsError(
   fn: () => unknown,
   ErrorClass: abstract new (...args: never[]) => Error,

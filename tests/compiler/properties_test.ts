@@ -9,7 +9,7 @@ import { listOps } from "../../ops/registry.ts";
 import { formatShape } from "../../runtime/shape.ts";
 import { type Tensor, tensorValues } from "../../runtime/tensor.ts";
 import { arbGraph, arbGraphInputs, arbOpCall, arbOpInputs } from "../../testing/mod.ts";
-import { assert } from "../util.ts";
+import { assert, assertNear } from "../util.ts";
 
 Deno.test("property: JSON write then read gives the very same nodes, and toJSON is a fixed point", () => {
   fc.assert(
@@ -68,7 +68,7 @@ function assertIdentical(a: Tensor, b: Tensor, what: string): void {
   }
 }
 
-Deno.test("property: eager nd.<op> calls equal symbolic sym.<op> calls run by the interpreter", async (t) => {
+Deno.test("property: eager nd.<op> calls equal sym.<op> calls (reference: exactly; WASM: within tolerance)", async (t) => {
   const ops = listOps().filter((op) => op.sample !== undefined);
   assert.ok(ops.length > 0);
   for (const op of ops) {
@@ -89,9 +89,16 @@ Deno.test("property: eager nd.<op> calls equal symbolic sym.<op> calls run by th
             call.attrs,
           );
           const bindings = Object.fromEntries(tensors.map((x, i) => [`in${i}`, x]));
-          const symbolic = await symbol.eval(bindings);
+          const symbolic = await symbol.eval(bindings, { executor: "reference" });
           assert.equal(eager.length, symbolic.length, "number of outputs");
           eager.forEach((x, i) => assertIdentical(x, symbolic[i], `output ${i}`));
+          // The default engine (the WASM backend for float32 graphs) agrees within tolerance.
+          const compiled = await symbol.eval(bindings);
+          assert.equal(compiled.length, eager.length, "number of outputs (WASM)");
+          eager.forEach((x, i) => {
+            assert.equal(compiled[i].dtype, x.dtype);
+            assertNear(compiled[i], x, `output ${i} on the default engine`);
+          });
         }),
         { numRuns: 200 },
       );

@@ -122,12 +122,22 @@ Deno.test("multi-output ops expose each output", async () => {
   assertClose(outs[2], [4, 5]);
 });
 
-Deno.test("eval runs the reference interpreter and names bad bindings", async () => {
+Deno.test("eval runs the WASM backend (or the reference) and names bad bindings", async () => {
   const x = sym.var("x");
   const y = sym.FullyConnected(x, { num_hidden: 2, name: "fc" });
   const args = { x: nd.ones([1, 3]), fc_weight: nd.ones([2, 3]), fc_bias: nd.array([1, 2]) };
   const [out] = await y.eval(args);
   assertClose(out, [4, 5]);
+  assertClose((await y.eval(args, { executor: "reference" }))[0], [4, 5]);
+  // Not float32: the reference interpreter runs it.
+  const [wide] = await y.eval({
+    x: nd.ones([1, 3], { dtype: "float64" }),
+    fc_weight: nd.ones([2, 3], { dtype: "float64" }),
+    fc_bias: nd.array([1, 2], { dtype: "float64" }),
+  });
+  assert.equal(wide.dtype, "float64");
+  assertClose(wide, [4, 5]);
+  await assert.rejects(() => y.eval(args, { executor: "gpu" as "wasm" }), /unknown executor/);
   await assert.rejects(
     () => y.eval({ x: nd.ones([1, 3]), fc_weight: nd.ones([2, 3]) }),
     /no tensor bound to input 'fc_bias'/,

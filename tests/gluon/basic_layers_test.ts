@@ -21,7 +21,7 @@ import type { Draw } from "../../ops/op.ts";
 import type { ActivationType } from "../../gluon/nn/activations.ts";
 import { cpu } from "../../runtime/device.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
-import { assert, assertClose, assertThrowsError } from "../util.ts";
+import { assert, assertClose, assertNear, assertThrowsError } from "../util.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -242,8 +242,10 @@ Deno.test("Lambda, HybridLambda and the concatenating containers", () => {
     );
     assertIdentical(hc.call(x), expected, `HybridConcatenate(${axis})`);
     assertIdentical(c.call(x), expected, `Concatenate(${axis})`);
-    hc.hybridize();
+    hc.hybridize({ executor: "reference" });
     assertIdentical(hc.call(x), expected, `hybridized HybridConcatenate(${axis})`);
+    hc.hybridize();
+    assertNear(one(hc.call(x)), expected, `HybridConcatenate(${axis}) on WASM`);
   }
   assert.equal(new nn.HybridConcatenate().axis, -1);
   assertThrowsError(() => new nn.HybridConcatenate().call(x), SigilError, /no children/);
@@ -409,17 +411,21 @@ Deno.test("property: eager and hybridized calls of random layer stacks are ident
       net.call(x); // completes deferred shapes
       randomizeParams(net, seed);
       const eager = one(net.call(x));
-      net.hybridize();
+      // Traced and run by the reference interpreter: the very same values.
+      net.hybridize({ executor: "reference" });
       const traced = one(net.call(x));
       assertIdentical(traced, eager, "first hybridized call");
       assertIdentical(one(net.call(x)), eager, "cached graph");
       // A twin hybridized before its first call infers the same shapes while tracing.
       const twin = buildNet(layers);
-      twin.hybridize();
+      twin.hybridize({ executor: "reference" });
       twin.initialize({ seed: seed + 1 });
       twin.call(x);
       twin.loadDict(net.paramRecord());
       assertIdentical(one(twin.call(x)), eager, "twin hybridized before its first call");
+      // On the default engine (WASM): the same values within the backend tolerance.
+      net.hybridize();
+      assertNear(one(net.call(x)), eager, "hybridized on WASM");
     }),
     { numRuns: 150 },
   );
@@ -534,9 +540,11 @@ Deno.test("property: asFunction is pure and computes with the record it is given
         const a = one(f(r1, x));
         const b = one(f(r1, x));
         assertIdentical(a, b, "same record twice");
-        // The outputs of that record: a twin block loaded with it computes the same.
+        // The outputs of that record: a twin block loaded with it computes the same (an eager
+        // twin runs the reference ops, so a hybridized block agrees within the tolerance).
         reference.loadDict(r1);
-        assertIdentical(a, one(reference.call(x)), "record vs loaded twin");
+        if (hybridize) assertNear(a, one(reference.call(x)), "record vs loaded twin");
+        else assertIdentical(a, one(reference.call(x)), "record vs loaded twin");
         if (s1 !== s2) {
           const c = one(f(recordFor(net, s2), x));
           assert.ok(
