@@ -21,6 +21,7 @@ import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm } from "./sgemm.ts";
 import { bump, repeat, to3 } from "./emit.ts";
+import { winogradModule, winogradParts, type WinogradShape, winogradWeights } from "./winograd.ts";
 
 interface ConvAttrs {
   kernel: readonly number[];
@@ -323,8 +324,36 @@ export const convolutionKernel: KernelGenerator = (
   const pointwise = !depthwise && g.k.every((v) => v === 1) && g.s.every((v) => v === 1) &&
     g.p.every((v) => v === 0);
 
-  const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
   const shared = req.shared ?? false;
+  const weights = req.constants?.[1];
+  if (weights && req.winograd !== false && winogradEligible(g)) {
+    const shape: WinogradShape = {
+      batch: g.batch,
+      channels: g.cin,
+      filters: g.filters,
+      height: g.i[1],
+      width: g.i[2],
+      padH: g.p[1],
+      padW: g.p[2],
+      bias: g.bias,
+    };
+    const shares = winogradParts(shape, req.parts ?? 1, req.forceSplit ?? false);
+    const whole = winogradModule(shape, {
+      rows: [0, Math.ceil(g.o[1] / 4)],
+      filters: [0, g.filters],
+    }, req.relaxed, shared);
+    const parts = shares.length > 1
+      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared))
+      : [];
+    return {
+      bytes: whole.bytes,
+      scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
+      label: `Convolution winograd F(4x4,3x3) ${x.join("x")} -> ${y.join("x")} ${whole.path}`,
+      parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
+      constantInputs: new Map([[1, winogradWeights(weights, g.filters, g.cin)]]),
+    };
+  }
+  const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
   const whole = convModule(g, depthwise, pointwise, req.relaxed, shared, {
     filters: [0, g.fG],
     rows: [0, g.o[1]],
@@ -342,6 +371,17 @@ export const convolutionKernel: KernelGenerator = (
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
   };
 };
+
+/**
+ * Whether Winograd F(4×4, 3×3) serves this convolution: 2-D 3×3, stride 1, undilated, one
+ * group, and enough output (at least 12×12) and channels (at least 8) for the transforms to
+ * pay off.
+ */
+function winogradEligible(g: Geometry): boolean {
+  return g.i[0] === 1 && g.k[0] === 1 && g.k[1] === 3 && g.k[2] === 3 &&
+    g.s.every((v) => v === 1) && g.d.every((v) => v === 1) && g.groups === 1 &&
+    g.p[0] === 0 && g.o[1] >= 12 && g.o[2] >= 12 && g.cin >= 8 && g.filters >= 8;
+}
 
 /** A part of a convolution: filters (within each group), output rows, depthwise channels. */
 interface ConvShare {

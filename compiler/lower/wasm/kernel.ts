@@ -26,6 +26,11 @@ export interface CompiledKernel {
    * in any order, or at once, equals running `bytes`.
    */
   readonly parts?: readonly Uint8Array<ArrayBuffer>[];
+  /**
+   * Constant inputs the kernel reads in another form, computed now (e.g. transformed
+   * weights): by input index, the values the executor uploads once and passes instead.
+   */
+  readonly constantInputs?: ReadonlyMap<number, Float32Array>;
 }
 
 /** What a generator gets: the node, its input and output shapes (float32 throughout). */
@@ -44,6 +49,10 @@ export interface KernelRequest {
   readonly parts?: number;
   /** Split even work too small to be worth a thread (for tests of the split kernels). */
   readonly forceSplit?: boolean;
+  /** Whether 3×3 convolutions may use Winograd F(4×4, 3×3) (default true). */
+  readonly winograd?: boolean;
+  /** Values of inputs that are constants (parameters), by input index; others undefined. */
+  readonly constants?: readonly (Float32Array | undefined)[];
 }
 
 /** Makes a kernel for a node, or undefined when it cannot (the executor then falls back). */

@@ -50,6 +50,8 @@ export interface WasmCompileOptions {
   threads?: number;
   /** Split kernels across the threads even where the work is too small to gain (for tests). */
   forceSplit?: boolean;
+  /** Let 3×3 convolutions with constant weights use Winograd F(4×4, 3×3) (default true). */
+  winograd?: boolean;
 }
 
 /** A compiled graph: run it on tensors. */
@@ -153,6 +155,8 @@ export function compileWasm(
   };
   const varPtr = new Map<string, number>();
   const constants: (ProgramBuffer & { values: Float32Array })[] = [];
+  const constantValues = (name: string): Float32Array =>
+    constants.find((c) => c.ptr === varPtr.get(name))!.values;
   const inputs: Record<string, ProgramBuffer> = {};
   for (const name of sym.listInputs()) {
     const shape = shapeDict[name];
@@ -199,7 +203,13 @@ export function compileWasm(
       continue;
     }
     const generator = generatorFor(node);
+    const constIns = node.inputs.map((e) =>
+      e.node.isVariable && Object.hasOwn(bound, e.node.name)
+        ? constantValues(e.node.name)
+        : undefined
+    );
     const kernel = generator?.({
+      constants: constIns,
       node,
       inputs: ins,
       outputs: outs,
@@ -207,11 +217,19 @@ export function compileWasm(
       shared,
       parts: threads,
       forceSplit: options.forceSplit ?? false,
+      winograd: options.winograd ?? true,
     });
     if (kernel) {
       const modules = kernel.parts ?? [kernel.bytes];
+      // Constants the kernel wants in another form: uploaded once, passed instead.
+      const ins = [...inPtrs];
+      for (const [i, values] of kernel.constantInputs ?? []) {
+        const ptr = alloc(values.length * 4);
+        constants.push({ ptr, shape: [values.length], values });
+        ins[i] = ptr;
+      }
       const argsOf = (part: number) => {
-        const args = [...inPtrs, ...outPtrs];
+        const args = [...ins, ...outPtrs];
         if (kernel.scratchBytes > 0) {
           const each = align16(kernel.scratchBytes);
           scratch = Math.max(scratch, each * modules.length);

@@ -1,0 +1,432 @@
+/**
+ * Winograd F(4×4, 3×3) convolution for 3×3, stride-1, undilated, ungrouped 2-D convolutions
+ * with constant weights: 36 products of (filters × channels) · (channels × tiles) replace the
+ * 9-tap im2col product, a 4× cut in multiplications for 2.25× the arithmetic in transforms.
+ *
+ * - Weights are transformed once, at compile time, in float64: `U = G·g·Gᵀ` per filter and
+ *   channel, stored as 36 matrices `U[ξ]` (filters × channels); the kernel receives `U` in
+ *   place of the weight (see `CompiledKernel.constantInputs`).
+ * - Per image: the input is copied into a zero-padded scratch plane per channel (so every tile
+ *   read is in bounds), each 6×6 tile is transformed to `V = Bᵀ·d·B` with f32x4 lanes over four
+ *   neighbouring tiles (loads of whole rows, 4×4 transposes by shuffles), the 36 products run
+ *   on the shape-specialized sgemm, and `Y = Aᵀ·M·A` (plus bias) gives 4×4 output tiles,
+ *   written to a padded scratch and copied row by row into the output.
+ * - Threads split the output's tile rows (each part pads, transforms, multiplies and writes
+ *   only its own rows), or its filters when there are few tile rows.
+ *
+ * Transform points 0, ±1, ±2, ∞ (Lavin & Gray's F(4, 3)). In float32 the result differs from
+ * the direct sum by a few units in the 5th significant digit relative to Σ|w·x|.
+ *
+ * @module
+ */
+import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
+import { align16, importKernelMemory, splitRange } from "./kernel.ts";
+import { emitSgemm } from "./sgemm.ts";
+import { bump, repeat } from "./emit.ts";
+
+/** Output tile size m and input tile size α = m + 2. */
+const M = 4;
+const ALPHA = 6;
+const BT = [
+  [4, 0, -5, 0, 1, 0],
+  [0, -4, -4, 1, 1, 0],
+  [0, 4, -4, -1, 1, 0],
+  [0, -2, -1, 2, 1, 0],
+  [0, 2, -1, -2, 1, 0],
+  [0, 4, 0, -5, 0, 1],
+];
+const G = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+const AT = [
+  [1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, 0],
+  [0, 1, 1, 4, 4, 0],
+  [0, 1, -1, 8, -8, 1],
+];
+
+/** The geometry a Winograd kernel is specialized to (NCHW, pad on both sides). */
+export interface WinogradShape {
+  batch: number;
+  channels: number;
+  filters: number;
+  height: number;
+  width: number;
+  padH: number;
+  padW: number;
+  bias: boolean;
+}
+
+/**
+ * Transforms 3×3 weights (filters, channels, 3, 3) into the 36 matrices `U[ξ]`
+ * (filters × channels), computed in float64.
+ */
+export function winogradWeights(w: Float32Array, filters: number, channels: number): Float32Array {
+  const u = new Float32Array(36 * filters * channels);
+  const tmp = new Float64Array(18);
+  for (let k = 0; k < filters; k++) {
+    for (let c = 0; c < channels; c++) {
+      const g = (k * channels + c) * 9;
+      // tmp = G · g (6×3)
+      for (let i = 0; i < 6; i++) {
+        for (let j = 0; j < 3; j++) {
+          tmp[i * 3 + j] = G[i][0] * w[g + j] + G[i][1] * w[g + 3 + j] + G[i][2] * w[g + 6 + j];
+        }
+      }
+      // U = tmp · Gᵀ (6×6)
+      for (let i = 0; i < 6; i++) {
+        for (let j = 0; j < 6; j++) {
+          const v = tmp[i * 3] * G[j][0] + tmp[i * 3 + 1] * G[j][1] + tmp[i * 3 + 2] * G[j][2];
+          u[((i * 6 + j) * filters + k) * channels + c] = v;
+        }
+      }
+    }
+  }
+  return u;
+}
+
+/** Output rows and columns of a 3×3 stride-1 convolution. */
+function outSize(s: WinogradShape): [number, number] {
+  return [s.height + 2 * s.padH - 2, s.width + 2 * s.padW - 2];
+}
+
+/** Tile rows, and tile columns rounded up to a multiple of 4 (lanes over tiles). */
+function tiles(s: WinogradShape): [number, number] {
+  const [oh, ow] = outSize(s);
+  return [Math.ceil(oh / M), Math.ceil(Math.ceil(ow / M) / 4) * 4];
+}
+
+/** What a part computes: tile rows and filters. */
+export interface WinogradShare {
+  rows: [number, number];
+  filters: [number, number];
+}
+
+/**
+ * Shares for `parts` threads: tile rows when there are at least 4 a part (each part pads
+ * and transforms only its rows), else filters (each part transforms the whole input, and
+ * its products keep every tile as columns).
+ */
+export function winogradParts(s: WinogradShape, parts: number, force: boolean): WinogradShare[] {
+  const ty = tiles(s)[0];
+  const all: WinogradShare = { rows: [0, ty], filters: [0, s.filters] };
+  if (parts < 2) return [all];
+  if (ty >= 4 * parts || (force && ty >= parts && parts % 2 === 1)) {
+    return splitRange(ty, parts, 1, force ? 1 : 4).map((rows) => ({ ...all, rows }));
+  }
+  return splitRange(s.filters, parts, force ? 1 : 8).map((filters) => ({ ...all, filters }));
+}
+
+/** Pushes Σ coef·get() (coefficients known now; zeros skipped, ±1 without a multiply). */
+function combo(fb: FunctionBuilder, terms: readonly [number, () => void][]): void {
+  const live = terms.filter(([c]) => c !== 0);
+  if (live.length === 0) {
+    fb.f32x4Const(0, 0, 0, 0);
+    return;
+  }
+  // Start with a positive term where there is one, so no negation is needed.
+  const first = live.findIndex(([c]) => c > 0);
+  const order = first > 0 ? [live[first], ...live.filter((_, i) => i !== first)] : live;
+  order.forEach(([c, get], i) => {
+    get();
+    const mag = i === 0 ? c : Math.abs(c);
+    if (mag !== 1) fb.f32x4Const(mag, mag, mag, mag).op("f32x4.mul");
+    if (i > 0) fb.op(c > 0 ? "f32x4.add" : "f32x4.sub");
+  });
+}
+
+/** Lanes `[a.l0, b.l0, a.l1, b.l1]` etc.: an f32x4 shuffle of lane indices (0–3 a, 4–7 b). */
+function shuffle4(fb: FunctionBuilder, lanes: readonly number[]): void {
+  fb.shuffle(lanes.flatMap((l) => [l * 4, l * 4 + 1, l * 4 + 2, l * 4 + 3]));
+}
+
+/**
+ * The Winograd kernel module for tile rows `[ty0, ty1)` of the output:
+ * `run(x, u, [bias], y, scratch)`. Returns the bytes and the scratch it needs.
+ */
+export function winogradModule(
+  s: WinogradShape,
+  share: WinogradShare,
+  relaxed: boolean,
+  shared: boolean,
+): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
+  const [oh, ow] = outSize(s);
+  const [, tw4] = tiles(s);
+  const [ty0, ty1] = share.rows;
+  const [k0, k1] = share.filters;
+  const nty = ty1 - ty0;
+  const C = s.channels;
+  const KA = s.filters; // rows of each U[ξ]
+  const K = k1 - k0; // filters of this part
+  const tn = nty * tw4; // tiles of this part (padded in x)
+  const hp = nty * M + 2; // padded input rows of this part
+  const wp = tw4 * M + 4; // padded input row length (room for the fifth load of a group)
+  const yw = tw4 * M; // padded output row length
+  const pBytes = align16(C * hp * wp * 4);
+  const vBytes = align16(36 * C * tn * 4);
+  const mBytes = align16(36 * K * tn * 4);
+  const yBytes = align16(K * nty * M * yw * 4);
+
+  const mb = new ModuleBuilder();
+  importKernelMemory(mb, shared);
+  const gemm = emitSgemm(mb, {
+    m: K,
+    n: tn,
+    k: C,
+    path: relaxed ? "relaxed" : "simd",
+  });
+  const pAt = 0;
+  const vAt = pAt + pBytes;
+  const mAt = vAt + vBytes;
+  const yAt = mAt + mBytes;
+  const gAt = yAt + yBytes;
+  const scratchBytes = gAt + align16(gemm.scratchBytes);
+
+  const params = s.bias ? 5 : 4;
+  const run = mb.addFunction(new Array(params).fill("i32"), [], { export: "run" });
+  const [xp, up] = [0, 1];
+  const bp = s.bias ? 2 : -1;
+  const yp = params - 2;
+  const sp = params - 1;
+
+  const inputTransform = inputTransformFunction(mb, C, nty, tw4, wp, tn);
+  const outputTransform = outputTransformFunction(mb, K, nty, tw4, yw, tn, s.bias);
+
+  const at = (local: number, off: number) => {
+    run.localGet(local);
+    if (off !== 0) run.i32Const(off).op("i32.add");
+  };
+  const src = run.local("i32");
+  const dst = run.local("i32");
+  const a = run.local("i32");
+  const b = run.local("i32");
+  const c = run.local("i32");
+  // The first filter and output row of this part.
+  if (ty0 > 0 || k0 > 0) bump(run, yp, (k0 * oh * ow + ty0 * M * ow) * 4);
+  if (k0 > 0) bump(run, up, k0 * C * 4);
+  if (k0 > 0 && s.bias) bump(run, bp, k0 * 4);
+  repeat(run, s.batch, () => {
+    // Zero-padded copy of the input rows this part reads.
+    at(sp, pAt);
+    run.i32Const(0).i32Const(C * hp * wp * 4).memoryFill();
+    const y0 = ty0 * M - s.padH; // input row of padded row 0
+    const rLo = Math.max(0, -y0);
+    const rHi = Math.min(hp, s.height - y0);
+    if (rHi > rLo) {
+      run.localGet(xp).i32Const((y0 + rLo) * s.width * 4).op("i32.add").localSet(src);
+      run.localGet(sp).i32Const(pAt + (rLo * wp + s.padW) * 4).op("i32.add").localSet(dst);
+      repeat(run, C, () => {
+        run.localGet(src).localSet(a);
+        run.localGet(dst).localSet(b);
+        repeat(run, rHi - rLo, () => {
+          run.localGet(b).localGet(a).i32Const(s.width * 4).memoryCopy();
+          bump(run, a, s.width * 4);
+          bump(run, b, wp * 4);
+        });
+        bump(run, src, s.height * s.width * 4);
+        bump(run, dst, hp * wp * 4);
+      });
+    }
+    // V = Bᵀ d B for every channel and tile.
+    at(sp, pAt);
+    at(sp, vAt);
+    run.call(inputTransform);
+    // M[ξ] = U[ξ] · V[ξ].
+    run.localGet(up).localSet(a);
+    run.localGet(sp).i32Const(vAt).op("i32.add").localSet(b);
+    run.localGet(sp).i32Const(mAt).op("i32.add").localSet(c);
+    repeat(run, 36, () => {
+      run.localGet(a).localGet(b).i32Const(0).localGet(c);
+      at(sp, gAt);
+      run.call(gemm.fn);
+      bump(run, a, KA * C * 4);
+      bump(run, b, C * tn * 4);
+      bump(run, c, K * tn * 4);
+    });
+    // Y = Aᵀ M A (+ bias) into the padded output, then its valid rows into y.
+    at(sp, mAt);
+    at(sp, yAt);
+    if (s.bias) run.localGet(bp);
+    else run.i32Const(0);
+    run.call(outputTransform);
+    const rowsOut = Math.min(ty1 * M, oh) - ty0 * M;
+    run.localGet(yp).localSet(a);
+    run.localGet(sp).i32Const(yAt).op("i32.add").localSet(b);
+    repeat(run, K, () => {
+      run.localGet(a).localSet(src);
+      run.localGet(b).localSet(dst);
+      repeat(run, rowsOut, () => {
+        run.localGet(src).localGet(dst).i32Const(ow * 4).memoryCopy();
+        bump(run, src, ow * 4);
+        bump(run, dst, yw * 4);
+      });
+      bump(run, a, oh * ow * 4);
+      bump(run, b, nty * M * yw * 4);
+    });
+    bump(run, xp, C * s.height * s.width * 4);
+    bump(run, yp, KA * oh * ow * 4);
+  });
+  run.end();
+  return { bytes: mb.build(), scratchBytes, path: gemm.path };
+}
+
+/** `inputTransform(padded, v)`: V[ξ][c][t] for every channel and tile of the part. */
+function inputTransformFunction(
+  mb: ModuleBuilder,
+  C: number,
+  nty: number,
+  tw4: number,
+  wp: number,
+  tn: number,
+): FunctionBuilder {
+  const fb = mb.addFunction(["i32", "i32"], [], { name: "winograd_input" });
+  const [pin, vout] = [0, 1];
+  const row = fb.local("i32");
+  const loads = Array.from({ length: 5 }, () => fb.local("v128"));
+  const t = Array.from({ length: 4 }, () => fb.local("v128"));
+  const d = Array.from({ length: 6 }, () => fb.local("v128"));
+  const h = Array.from({ length: 36 }, () => fb.local("v128")); // h[r][b]
+  const plane = C * tn * 4; // bytes between V[ξ] and V[ξ + 1]
+  repeat(fb, C, () => {
+    repeat(fb, nty, () => {
+      fb.localGet(pin).localSet(row);
+      repeat(fb, tw4 / 4, () => {
+        for (let r = 0; r < ALPHA; r++) {
+          // Five row loads: tile q's columns 0..3 are loads[q], its columns 4, 5 start loads[q+1].
+          for (let q = 0; q < 5; q++) {
+            fb.localGet(row).load("v128.load", { offset: (r * wp + 4 * q) * 4, align: 2 });
+            fb.localSet(loads[q]);
+          }
+          transposeColumns(fb, loads, t, d);
+          // h[r][b] = Σ_j BT[b][j] d[j]
+          for (let bb = 0; bb < ALPHA; bb++) {
+            combo(fb, BT[bb].map((coef, j) => [coef, () => fb.localGet(d[j])]));
+            fb.localSet(h[r * ALPHA + bb]);
+          }
+        }
+        // V[a][b] = Σ_r BT[a][r] h[r][b], stored for the four tiles.
+        for (let a = 0; a < ALPHA; a++) {
+          for (let bb = 0; bb < ALPHA; bb++) {
+            fb.localGet(vout);
+            combo(fb, BT[a].map((coef, r) => [coef, () => fb.localGet(h[r * ALPHA + bb])]));
+            fb.store("v128.store", { offset: (a * ALPHA + bb) * plane, align: 2 });
+          }
+        }
+        bump(fb, row, 16 * 4);
+        bump(fb, vout, 16);
+      });
+      bump(fb, pin, M * wp * 4);
+    });
+    bump(fb, pin, 2 * wp * 4);
+  });
+  fb.end();
+  return fb;
+}
+
+/**
+ * From loads[q] (q = 0..4, four columns each, tile q starting at loads[q]) makes d[j]
+ * (j = 0..5): column j of tiles 0..3 in lanes 0..3.
+ */
+function transposeColumns(
+  fb: FunctionBuilder,
+  loads: readonly number[],
+  t: readonly number[],
+  d: readonly number[],
+): void {
+  const pair = (x: number, y: number, lanes: number[], out: number) => {
+    fb.localGet(x).localGet(y);
+    shuffle4(fb, lanes);
+    fb.localSet(out);
+  };
+  // Columns 0..3: a 4×4 transpose of loads[0..3].
+  pair(loads[0], loads[1], [0, 4, 1, 5], t[0]);
+  pair(loads[0], loads[1], [2, 6, 3, 7], t[1]);
+  pair(loads[2], loads[3], [0, 4, 1, 5], t[2]);
+  pair(loads[2], loads[3], [2, 6, 3, 7], t[3]);
+  pair(t[0], t[2], [0, 1, 4, 5], d[0]);
+  pair(t[0], t[2], [2, 3, 6, 7], d[1]);
+  pair(t[1], t[3], [0, 1, 4, 5], d[2]);
+  pair(t[1], t[3], [2, 3, 6, 7], d[3]);
+  // Columns 4, 5: lanes 0, 1 of loads[1..4].
+  pair(loads[1], loads[2], [0, 4, 1, 5], t[0]);
+  pair(loads[3], loads[4], [0, 4, 1, 5], t[2]);
+  pair(t[0], t[2], [0, 1, 4, 5], d[4]);
+  pair(t[0], t[2], [2, 3, 6, 7], d[5]);
+}
+
+/** `outputTransform(m, ypad, bias)`: 4×4 output tiles (+ bias) for every filter and tile. */
+function outputTransformFunction(
+  mb: ModuleBuilder,
+  K: number,
+  nty: number,
+  tw4: number,
+  yw: number,
+  tn: number,
+  bias: boolean,
+): FunctionBuilder {
+  const fb = mb.addFunction(["i32", "i32", "i32"], [], { name: "winograd_output" });
+  const [min, yout, bptr] = [0, 1, 2];
+  const m = Array.from({ length: 36 }, () => fb.local("v128"));
+  const sv = Array.from({ length: 24 }, () => fb.local("v128")); // s[a][j]
+  const y = Array.from({ length: 4 }, () => fb.local("v128"));
+  const t = Array.from({ length: 4 }, () => fb.local("v128"));
+  const bv = fb.local("v128");
+  const row = fb.local("i32");
+  const plane = K * tn * 4;
+  repeat(fb, K, () => {
+    if (bias) fb.localGet(bptr).load("v128.load32_splat").localSet(bv);
+    repeat(fb, nty, () => {
+      fb.localGet(yout).localSet(row);
+      repeat(fb, tw4 / 4, () => {
+        for (let xi = 0; xi < 36; xi++) {
+          fb.localGet(min).load("v128.load", { offset: xi * plane, align: 2 }).localSet(m[xi]);
+        }
+        // s[a][j] = Σ_b AT[j][b] m[a][b]
+        for (let a = 0; a < ALPHA; a++) {
+          for (let j = 0; j < M; j++) {
+            combo(fb, AT[j].map((coef, bb) => [coef, () => fb.localGet(m[a * ALPHA + bb])]));
+            fb.localSet(sv[a * M + j]);
+          }
+        }
+        for (let i = 0; i < M; i++) {
+          // Y[i][j] = Σ_a AT[i][a] s[a][j] (+ bias), lanes over the four tiles
+          for (let j = 0; j < M; j++) {
+            combo(fb, AT[i].map((coef, a) => [coef, () => fb.localGet(sv[a * M + j])]));
+            if (bias) fb.localGet(bv).op("f32x4.add");
+            fb.localSet(y[j]);
+          }
+          // Transpose: tile q's four columns of row i, stored side by side.
+          const pair = (x: number, z: number, lanes: number[], out: number) => {
+            fb.localGet(x).localGet(z);
+            shuffle4(fb, lanes);
+            fb.localSet(out);
+          };
+          pair(y[0], y[1], [0, 4, 1, 5], t[0]);
+          pair(y[0], y[1], [2, 6, 3, 7], t[1]);
+          pair(y[2], y[3], [0, 4, 1, 5], t[2]);
+          pair(y[2], y[3], [2, 6, 3, 7], t[3]);
+          const lanes = [[0, 1, 4, 5], [2, 3, 6, 7]];
+          [[t[0], t[2], 0], [t[0], t[2], 1], [t[1], t[3], 0], [t[1], t[3], 1]].forEach(
+            ([x, z, which], q) => {
+              fb.localGet(row);
+              fb.localGet(x).localGet(z);
+              shuffle4(fb, lanes[which]);
+              fb.store("v128.store", { offset: (i * yw + 4 * q) * 4, align: 2 });
+            },
+          );
+        }
+        bump(fb, min, 16);
+        bump(fb, row, 16 * 4);
+      });
+      bump(fb, yout, M * yw * 4);
+    });
+    if (bias) bump(fb, bptr, 4);
+  });
+  fb.end();
+  return fb;
+}

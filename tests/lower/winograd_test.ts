@@ -1,0 +1,98 @@
+/**
+ * Winograd F(4×4, 3×3) convolutions: the kernel (weights transformed at compile time) against
+ * the float64 reference on shapes with every padding, sizes that are not multiples of the
+ * tile, batches, with and without bias, on both multiply-add paths; its parts for threads
+ * equal the whole kernel bit for bit; and whole graphs agree with Winograd on and off.
+ *
+ * Tolerance: the harness's 1e-4 · Σ|w·x| (Winograd's float32 error is about 1e-5 of it).
+ */
+import { Convolution } from "../../ops/convolution.ts";
+import { convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
+import { winogradWeights } from "../../compiler/lower/wasm/winograd.ts";
+import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
+import { nd, sym } from "../../mod.ts";
+import type { Shape } from "../../runtime/shape.ts";
+import { tensorValues } from "../../runtime/tensor.ts";
+import { assert, assertClose } from "../util.ts";
+import { checkCall, PATHS, splitStats } from "./kernel_harness.ts";
+
+const CASES: [Shape, number, number[], boolean][] = [
+  // input, filters, pad, bias
+  [[1, 8, 12, 12], 8, [1, 1], true],
+  [[1, 16, 13, 17], 12, [1, 1], false],
+  [[2, 9, 14, 14], 10, [0, 0], true],
+  [[1, 8, 20, 15], 16, [2, 1], true],
+  [[1, 24, 28, 28], 32, [1, 1], true],
+];
+
+Deno.test("Winograd convolution kernels match the float64 reference; parts equal the whole", () => {
+  const before = splitStats.runs;
+  for (const relaxed of PATHS) {
+    CASES.forEach(([x, filters, pad, bias], i) => {
+      const attrs = { kernel: [3, 3], pad, num_filter: filters, no_bias: !bias };
+      const w = [filters, x[1], 3, 3];
+      const shapes = bias ? [x, w, [filters]] : [x, w];
+      const conv = sym.Convolution(
+        sym.var("x"),
+        sym.var("w"),
+        ...(bias ? [sym.var("b")] : []),
+        attrs,
+      );
+      const node = conv.outputs[0].node;
+      const out = conv.inferShape({ x, w, ...(bias ? { b: [filters] } : {}) }).outShapes[0];
+      const label = convolutionKernel({
+        node,
+        inputs: shapes,
+        outputs: [out],
+        relaxed,
+        constants: shapes.map((s, j) =>
+          j === 1 ? new Float32Array(s.reduce((p, d) => p * d)) : undefined
+        ),
+      })!.label;
+      assert.match(label, /winograd/, `${JSON.stringify(x)}: ${label}`);
+      assert.ok(
+        checkCall(Convolution, convolutionKernel, shapes, attrs, relaxed, 900 + i, true, [1]),
+      );
+    });
+  }
+  assert.ok(splitStats.runs - before >= CASES.length, "parts were checked");
+});
+
+Deno.test("Winograd weights: U = G g Gᵀ, laid out as 36 (filters × channels) matrices", () => {
+  // A filter with a single 1 at the centre tap passes the input through: U = (G e)(G e)ᵀ.
+  const w = new Float32Array(9);
+  w[4] = 1;
+  const u = winogradWeights(w, 1, 1);
+  const ge = [0, -1 / 6, 1 / 6, 1 / 12, -1 / 12, 0];
+  const want = ge.flatMap((a) => ge.map((b) => a * b));
+  assertClose(u, want, { rtol: 1e-6, atol: 1e-9 });
+  // Layout: filter k, channel c of U[ξ] at (ξ·K + k)·C + c.
+  const w2 = new Float32Array(2 * 3 * 9);
+  w2[(1 * 3 + 2) * 9 + 8] = 1; // filter 1, channel 2, tap (2, 2)
+  const u2 = winogradWeights(w2, 2, 3);
+  // G's last row is (0, 0, 1): U[5][5] of that filter and channel is 1.
+  assert.equal(u2[(35 * 2 + 1) * 3 + 2], 1);
+});
+
+Deno.test("a compiled conv stack gives the same values with and without Winograd", () => {
+  let x = sym.var("data");
+  const params: Record<string, import("../../mod.ts").Tensor> = {};
+  for (let i = 0; i < 3; i++) {
+    const c = i === 0 ? 3 : 16;
+    params[`c${i}_weight`] = nd.random.uniform(-0.3, 0.3, [16, c, 3, 3], { seed: i });
+    params[`c${i}_bias`] = nd.random.uniform(-0.1, 0.1, [16], { seed: 10 + i });
+    x = sym.Activation(
+      sym.Convolution(x, { kernel: [3, 3], pad: [1, 1], num_filter: 16, name: `c${i}` }),
+      { act_type: "relu" },
+    );
+  }
+  const input = nd.random.uniform(-1, 1, [1, 3, 20, 20], { seed: 7 });
+  const on = compileWasm(x, params, { data: input.shape }, { threads: 1 });
+  const off = compileWasm(x, params, { data: input.shape }, { threads: 1, winograd: false });
+  assert.equal(on.placement.filter((p) => p.label.includes("winograd")).length, 2);
+  assert.ok(off.placement.every((p) => !p.label.includes("winograd")));
+  assertClose(on.run({ data: input })[0], tensorValues(off.run({ data: input })[0]), {
+    rtol: 1e-4,
+    atol: 1e-5,
+  });
+});
