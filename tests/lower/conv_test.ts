@@ -52,6 +52,10 @@ Deno.test("Convolution kernel: larger shapes on each strategy", () => {
       const full: Record<string, unknown> = { num_filter: w[0], ...attrs };
       const shapes = full.no_bias ? [x, w] : [x, w, [w[0]]];
       assert.ok(checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 100 + i));
+      // The same with the weight as a constant (packed at compile time; Winograd where eligible).
+      assert.ok(
+        checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 150 + i, true, [1]),
+      );
     });
   }
 });

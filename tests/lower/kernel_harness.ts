@@ -32,13 +32,20 @@ export function runKernel(
   inputs: Float32Array[],
   outLen: number,
   modules: readonly Uint8Array<ArrayBuffer>[] = [k.bytes],
+  partInputs?: readonly Float32Array[][],
 ): Float32Array {
   let at = 64;
-  const ptrs: number[] = [];
-  for (const x of inputs) {
-    ptrs.push(at);
-    at = align16(at + x.length * 4);
-  }
+  // Every distinct array once; each module gets pointers to its own inputs.
+  const placed = new Map<Float32Array, number>();
+  const place = (x: Float32Array) => {
+    if (!placed.has(x)) {
+      placed.set(x, at);
+      at = align16(at + x.length * 4);
+    }
+    return placed.get(x)!;
+  };
+  const ptrs = inputs.map(place);
+  const partPtrs = partInputs?.map((xs) => xs.map(place));
   const outAt = at + 16;
   at = align16(outAt + outLen * 4) + 16;
   const scratchAt = at;
@@ -46,14 +53,14 @@ export function runKernel(
   at += each * modules.length + 64;
   const memory = new WebAssembly.Memory({ initial: Math.ceil(at / 65536) + 1 });
   const f = new Float32Array(memory.buffer);
-  inputs.forEach((x, i) => f.set(x, ptrs[i] / 4));
+  for (const [x, p] of placed) f.set(x, p / 4);
   f.fill(NaN, outAt / 4, outAt / 4 + outLen);
   f.fill(7, outAt / 4 - 4, outAt / 4);
   f.fill(7, outAt / 4 + outLen, outAt / 4 + outLen + 4);
   modules.forEach((bytes, i) => {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     const run = inst.exports.run as (...p: number[]) => void;
-    run(...ptrs, outAt, ...(k.scratchBytes > 0 ? [scratchAt + i * each] : []));
+    run(...(partPtrs?.[i] ?? ptrs), outAt, ...(k.scratchBytes > 0 ? [scratchAt + i * each] : []));
   });
   for (let i = 1; i <= 4; i++) {
     assert.equal(f[outAt / 4 - i], 7, "guard before the output was written");
@@ -113,7 +120,7 @@ export function checkCall(
       });
     }
   }
-  checkParts(gen, request, args, got);
+  checkParts(gen, request, xs, got);
   return true;
 }
 
@@ -137,7 +144,11 @@ export function checkParts(
       k.parts.length >= 2 && k.parts.length <= parts,
       `${k.label}: ${k.parts.length} parts`,
     );
-    const got = runKernel(k, xs, whole.length, k.parts);
+    // Each part with the constants it asked for.
+    const partInputs = k.parts.map((_, p) =>
+      xs.map((x, i) => k.partConstantInputs?.[p]?.get(i) ?? k.constantInputs?.get(i) ?? x)
+    );
+    const got = runKernel(k, xs, whole.length, k.parts, partInputs);
     splitStats.runs++;
     for (let i = 0; i < whole.length; i++) {
       if (!Object.is(got[i], whole[i])) {

@@ -7,9 +7,13 @@
  */
 import fc from "npm:fast-check@^4";
 import { relaxedSimdSupported } from "../../compiler/lower/wasm/encoder.ts";
+import { ModuleBuilder } from "../../compiler/lower/wasm/encoder.ts";
 import {
+  emitSgemm,
   generateSgemm,
   instantiateSgemm,
+  packSgemmA,
+  packSgemmB,
   type SgemmOptions,
   type SgemmPath,
   type SgemmTile,
@@ -240,4 +244,72 @@ Deno.test("sgemm: bad options give typed errors", () => {
   );
   const imported = generateSgemm({ m: 1, n: 1, k: 1, memory: "import", path: "simd" });
   assertThrowsError(() => instantiateSgemm(imported), BackendError, /imports its memory/);
+});
+
+/** Runs an emitSgemm product with the given A and B arrays (as stored) in a fresh memory. */
+function runEmitted(
+  opts: import("../../compiler/lower/wasm/sgemm.ts").SgemmCallOptions,
+  a: Float32Array,
+  b: Float32Array,
+  cLen: number,
+): Float32Array {
+  const mb = new ModuleBuilder();
+  mb.importMemory("env", "memory", { min: 1 });
+  const call = emitSgemm(mb, opts);
+  const run = mb.addFunction(["i32", "i32", "i32", "i32", "i32"], [], { export: "run" });
+  for (let i = 0; i < 5; i++) run.localGet(i);
+  run.call(call.fn).end();
+  const aAt = 64;
+  const bAt = aAt + Math.ceil(a.length / 16) * 64 + 64;
+  const cAt = bAt + Math.ceil(b.length / 16) * 64 + 64;
+  const sAt = cAt + Math.ceil(cLen / 16) * 64 + 64;
+  const bytes = sAt + call.scratchBytes + 64;
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
+  const f = new Float32Array(memory.buffer);
+  f.set(a, aAt / 4);
+  f.set(b, bAt / 4);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(mb.build()), { env: { memory } });
+  (inst.exports.run as (...p: number[]) => void)(aAt, bAt, 0, cAt, sAt);
+  return f.slice(cAt / 4, cAt / 4 + cLen);
+}
+
+Deno.test("sgemm: prepacked constant A and B give the packing-at-run-time bits (property)", () => {
+  const [path] = paths();
+  fc.assert(
+    fc.property(
+      fc.record({
+        m: fc.integer({ min: 1, max: 30 }),
+        n: fc.integer({ min: 1, max: 30 }),
+        k: fc.integer({ min: 1, max: 30 }),
+        transA: fc.boolean(),
+        transB: fc.boolean(),
+        mr: fc.integer({ min: 1, max: 6 }),
+        nr: fc.constantFrom(4, 8),
+        kc: fc.integer({ min: 1, max: 20 }),
+        mc: fc.integer({ min: 1, max: 20 }),
+        seed: fc.integer({ min: 0, max: 2 ** 31 }),
+      }),
+      (r) => {
+        const { m, n, k, transA, transB } = r;
+        const next = rng(r.seed);
+        const a = Float32Array.from({ length: m * k }, () => next() * 2 - 1);
+        const b = Float32Array.from({ length: k * n }, () => next() * 2 - 1);
+        const tile = { mr: r.mr, nr: r.nr, kc: r.kc, mc: r.mc };
+        const opts = { m, n, k, transA, transB, path, tile };
+        const want = runEmitted(opts, a, b, m * n);
+        const pa = packSgemmA(a, opts);
+        const pb = packSgemmB(b, opts);
+        for (const [ua, ub] of [[true, false], [false, true], [true, true]]) {
+          const got = runEmitted(
+            { ...opts, prepackedA: ua, prepackedB: ub },
+            ua ? pa : a,
+            ub ? pb : b,
+            m * n,
+          );
+          assert.deepEqual(got, want, `prepacked A ${ua}, B ${ub}`);
+        }
+      },
+    ),
+    { numRuns: 80 },
+  );
 });

@@ -68,6 +68,10 @@ Deno.test("Convolution parts: rows, filters, channels and groups", () => {
         const full: Record<string, unknown> = { num_filter: w[0], ...attrs };
         const shapes = full.no_bias ? [x, w] : [x, w, [w[0]]];
         assert.ok(checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 500 + i));
+        // Constant weights: packed at compile time, per part when parts split the filters.
+        assert.ok(
+          checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 550 + i, true, [1]),
+        );
       });
     }
   });
@@ -119,6 +123,37 @@ Deno.test("FullyConnected, dot and batch_dot parts: columns, rows and batches", 
       assert.ok(
         checkCall(dot, dotKernel, [[9, 13], [17, 13]], { transpose_b: true }, relaxed, 702),
       );
+      // Constant weights, packed at compile time (per part for column splits).
+      assert.ok(
+        checkCall(
+          FullyConnected,
+          fullyConnectedKernel,
+          [[1, 20], [37, 20], [37]],
+          {
+            num_hidden: 37,
+          },
+          relaxed,
+          705,
+          true,
+          [1],
+        ),
+      );
+      assert.ok(
+        checkCall(
+          FullyConnected,
+          fullyConnectedKernel,
+          [[23, 9], [3, 9]],
+          {
+            num_hidden: 3,
+            no_bias: true,
+          },
+          relaxed,
+          706,
+          true,
+          [1],
+        ),
+      );
+      assert.ok(checkCall(dot, dotKernel, [[9, 13], [13, 17]], {}, relaxed, 707, true, [1]));
       assert.ok(
         checkCall(dot, dotKernel, [[13, 9], [13, 17]], { transpose_a: true }, relaxed, 703),
       );

@@ -19,7 +19,7 @@ import type { Shape } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
-import { emitSgemm } from "./sgemm.ts";
+import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, repeat, to3 } from "./emit.ts";
 import { winogradModule, winogradParts, type WinogradShape, winogradWeights } from "./winograd.ts";
 
@@ -338,36 +338,60 @@ export const convolutionKernel: KernelGenerator = (
       bias: g.bias,
     };
     const shares = winogradParts(shape, req.parts ?? 1, req.forceSplit ?? false);
-    const whole = winogradModule(shape, {
-      rows: [0, Math.ceil(g.o[1] / 4)],
-      filters: [0, g.filters],
-    }, req.relaxed, shared);
+    const u = winogradWeights(weights, g.filters, g.cin);
+    const packs = new Map<string, Float32Array>();
+    const whole = winogradModule(
+      shape,
+      {
+        rows: [0, Math.ceil(g.o[1] / 4)],
+        filters: [0, g.filters],
+      },
+      req.relaxed,
+      shared,
+      u,
+      packs,
+    );
     const parts = shares.length > 1
-      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared))
+      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared, u, packs))
       : [];
     return {
       bytes: whole.bytes,
       scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
       label: `Convolution winograd F(4x4,3x3) ${x.join("x")} -> ${y.join("x")} ${whole.path}`,
       parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
-      constantInputs: new Map([[1, winogradWeights(weights, g.filters, g.cin)]]),
+      constantInputs: new Map([[1, whole.packed]]),
+      partConstantInputs: parts.length > 1 ? parts.map((p) => new Map([[1, p.packed]])) : undefined,
     };
   }
   const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
-  const whole = convModule(g, depthwise, pointwise, req.relaxed, shared, {
-    filters: [0, g.fG],
-    rows: [0, g.o[1]],
-    channels: [0, g.cin],
-  });
+  const packs = new Map<string, Float32Array>();
+  const whole = convModule(
+    g,
+    depthwise,
+    pointwise,
+    req.relaxed,
+    shared,
+    {
+      filters: [0, g.fG],
+      rows: [0, g.o[1]],
+      channels: [0, g.cin],
+    },
+    weights,
+    packs,
+  );
   const parts = convShares(g, depthwise, req.parts ?? 1, req.forceSplit ?? false).map((share) =>
-    convModule(g, depthwise, pointwise, req.relaxed, shared, share)
+    convModule(g, depthwise, pointwise, req.relaxed, shared, share, weights, packs)
   );
   return {
     bytes: whole.bytes,
     scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
+    constantInputs: whole.packed ? new Map([[1, whole.packed]]) : undefined,
+    partConstantInputs: parts.length > 1 && whole.packed
+      ? parts.map((p) => new Map([[1, p.packed!]]))
+      : undefined,
     label: `Convolution ${kind} ${x.join("x")} -> ${y.join("x")} k${a.kernel.join("x")} g${groups}${
       whole.path ? ` ${whole.path}` : ""
-    }`,
+    }${whole.packed ? " prepacked" : ""}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
   };
 };
@@ -429,7 +453,14 @@ function convModule(
   relaxed: boolean,
   shared: boolean,
   share: ConvShare,
-): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string | undefined } {
+  weights?: Float32Array,
+  packs?: Map<string, Float32Array>,
+): {
+  bytes: Uint8Array<ArrayBuffer>;
+  scratchBytes: number;
+  path: string | undefined;
+  packed: Float32Array | undefined;
+} {
   const kdim = g.cinG * g.taps;
   const [f0, f1] = share.filters;
   const [y0, y1] = share.rows;
@@ -443,16 +474,34 @@ function convModule(
   let scratchBytes = 0;
   let colBytes = 0;
   let gemm: ReturnType<typeof emitSgemm> | undefined;
+  // Constant weights are packed now, per group, for this share's filters (shares with the
+  // same filters share the packing: it does not depend on the columns).
+  let packed: Float32Array | undefined;
+  const nf = f1 - f0;
   if (!depthwise) {
-    gemm = emitSgemm(mb, {
-      m: f1 - f0,
+    const opts = {
+      m: nf,
       n: cols,
       k: kdim,
       lda: kdim,
       ldb: pointwise ? g.isp : cols,
       ldc: g.osp,
-      path: relaxed ? "relaxed" : "simd",
-    });
+      path: relaxed ? "relaxed" as const : "simd" as const,
+      prepackedA: weights !== undefined,
+    };
+    gemm = emitSgemm(mb, opts);
+    if (weights) {
+      const key = `${f0}:${f1}:${relaxed}`;
+      packed = packs?.get(key);
+      if (!packed) {
+        packed = new Float32Array(g.groups * nf * kdim);
+        for (let gi = 0; gi < g.groups; gi++) {
+          const rows = weights.subarray((gi * g.fG + f0) * kdim, (gi * g.fG + f1) * kdim);
+          packed.set(packSgemmA(rows, opts), gi * nf * kdim);
+        }
+        packs?.set(key, packed);
+      }
+    }
     colBytes = pointwise ? 0 : align16(kdim * cols * 4);
     scratchBytes = colBytes + gemm.scratchBytes;
   }
@@ -506,7 +555,7 @@ function convModule(
     bump(run, yp, (f0 * g.osp + colOff) * 4);
     if (pointwise && colOff > 0) bump(run, xp, colOff * 4);
     repeat(run, g.batch, () => {
-      run.localGet(wp).i32Const(f0 * kdim * 4).op("i32.add").localSet(w);
+      run.localGet(wp).i32Const(packed ? 0 : f0 * kdim * 4).op("i32.add").localSet(w);
       if (g.bias) run.localGet(bp).i32Const(f0 * 4).op("i32.add").localSet(bGroup);
       repeat(run, g.groups, () => {
         if (im2col) {
@@ -519,12 +568,12 @@ function convModule(
         run.i32Const(0).localGet(yp).localGet(gemmScratch).call(gemm!.fn);
         if (addBias) run.localGet(yGroup).localGet(bGroup).call(addBias);
         bump(run, xp, g.cinG * g.isp * 4);
-        bump(run, w, g.fG * kdim * 4);
+        bump(run, w, (packed ? nf : g.fG) * kdim * 4);
         bump(run, yp, g.fG * g.osp * 4);
         if (g.bias) bump(run, bGroup, g.fG * 4);
       });
     });
   }
   run.end();
-  return { bytes: mb.build(), scratchBytes, path: gemm?.path };
+  return { bytes: mb.build(), scratchBytes, path: gemm?.path, packed };
 }

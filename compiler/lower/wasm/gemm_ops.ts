@@ -16,7 +16,7 @@ import type { Shape } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { importKernelMemory, splitRange } from "./kernel.ts";
-import { emitSgemm } from "./sgemm.ts";
+import { emitSgemm, packSgemmB } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
 
 const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);
@@ -78,13 +78,20 @@ function productModule(
   relaxed: boolean,
   shared: boolean,
   share: Share,
-): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
+  constB?: Float32Array,
+  packs?: Map<string, Float32Array>,
+): {
+  bytes: Uint8Array<ArrayBuffer>;
+  scratchBytes: number;
+  path: string;
+  packed: Float32Array | undefined;
+} {
   const params = p.bias ? 5 : 4;
   const { mb, run } = kernelModule(params, shared);
   const [r0, r1] = share.rows;
   const [c0, c1] = share.cols;
   const [b0, b1] = share.batches;
-  const call = emitSgemm(mb, {
+  const opts = {
     m: r1 - r0,
     n: c1 - c0,
     k: p.k,
@@ -94,15 +101,31 @@ function productModule(
     lda: p.transA ? p.m : p.k,
     ldb: p.transB ? p.k : p.n,
     ldc: p.n,
-    path: relaxed ? "relaxed" : "simd",
-  });
+    path: relaxed ? "relaxed" as const : "simd" as const,
+    prepackedB: constB !== undefined && p.batches === 1,
+  };
+  const call = emitSgemm(mb, opts);
+  // A constant B (weights) is packed now for this share's columns (shares with the same
+  // columns share it: the packing does not depend on the rows).
+  let packed: Float32Array | undefined;
+  if (opts.prepackedB) {
+    const key = `${c0}:${c1}:${relaxed}`;
+    packed = packs?.get(key);
+    if (!packed) {
+      const cols = p.transB
+        ? constB!.subarray(c0 * p.k, c1 * p.k)
+        : constB!.subarray(c0, (p.k - 1) * p.n + c1);
+      packed = packSgemmB(cols, opts);
+      packs?.set(key, packed);
+    }
+  }
   const [a, b] = [0, 1];
   const bias = p.bias ? 2 : -1;
   const c = params - 2;
   const scratch = params - 1;
   // Offsets of the share: first batch, first row of A and C, first column of B, bias and C.
   const aOff = b0 * p.m * p.k + r0 * (p.transA ? 1 : p.k);
-  const bOff = b0 * p.k * p.n + c0 * (p.transB ? p.k : 1);
+  const bOff = packed ? 0 : b0 * p.k * p.n + c0 * (p.transB ? p.k : 1);
   const cOff = b0 * p.m * p.n + r0 * p.n + c0;
   if (aOff > 0) bump(run, a, aOff * 4);
   if (bOff > 0) bump(run, b, bOff * 4);
@@ -120,7 +143,7 @@ function productModule(
     }
   });
   run.end();
-  return { bytes: mb.build(), scratchBytes: call.scratchBytes, path: call.path };
+  return { bytes: mb.build(), scratchBytes: call.scratchBytes, path: call.path, packed };
 }
 
 /** A kernel doing `batches` products, with parts for threads when asked and worth it. */
@@ -131,20 +154,35 @@ function productKernel(
 ): CompiledKernel | undefined {
   if (p.m < 1 || p.n < 1 || p.k < 1 || p.batches < 1) return undefined;
   const shared = req.shared ?? false;
-  const whole = productModule(p, req.relaxed, shared, {
-    batches: [0, p.batches],
-    rows: [0, p.m],
-    cols: [0, p.n],
-  });
+  const constB = p.batches === 1 ? req.constants?.[1] : undefined;
+  const packs = new Map<string, Float32Array>();
+  const whole = productModule(
+    p,
+    req.relaxed,
+    shared,
+    {
+      batches: [0, p.batches],
+      rows: [0, p.m],
+      cols: [0, p.n],
+    },
+    constB,
+    packs,
+  );
   const split = shares(p, req.parts ?? 1, req.forceSplit ?? false);
   const parts = split.length > 1
-    ? split.map((s) => productModule(p, req.relaxed, shared, s))
+    ? split.map((s) => productModule(p, req.relaxed, shared, s, constB, packs))
     : undefined;
   return {
     bytes: whole.bytes,
     scratchBytes: Math.max(whole.scratchBytes, ...(parts ?? []).map((q) => q.scratchBytes)),
-    label: `${label} ${p.batches > 1 ? `${p.batches}x` : ""}${p.m}x${p.n}x${p.k} ${whole.path}`,
+    label: `${label} ${p.batches > 1 ? `${p.batches}x` : ""}${p.m}x${p.n}x${p.k} ${whole.path}${
+      whole.packed ? " prepacked" : ""
+    }`,
     parts: parts?.map((q) => q.bytes),
+    constantInputs: whole.packed ? new Map([[1, whole.packed]]) : undefined,
+    partConstantInputs: parts && whole.packed
+      ? parts.map((q) => new Map([[1, q.packed!]]))
+      : undefined,
   };
 }
 

@@ -31,6 +31,12 @@ export interface CompiledKernel {
    * weights): by input index, the values the executor uploads once and passes instead.
    */
   readonly constantInputs?: ReadonlyMap<number, Float32Array>;
+  /**
+   * The same for each of `parts`, where parts want their own form (e.g. each packs only its
+   * filters); parts without an entry use {@link constantInputs}. The same array object
+   * in several places is uploaded once.
+   */
+  readonly partConstantInputs?: readonly (ReadonlyMap<number, Float32Array> | undefined)[];
 }
 
 /** What a generator gets: the node, its input and output shapes (float32 throughout). */

@@ -221,15 +221,24 @@ export function compileWasm(
     });
     if (kernel) {
       const modules = kernel.parts ?? [kernel.bytes];
-      // Constants the kernel wants in another form: uploaded once, passed instead.
-      const ins = [...inPtrs];
-      for (const [i, values] of kernel.constantInputs ?? []) {
-        const ptr = alloc(values.length * 4);
-        constants.push({ ptr, shape: [values.length], values });
-        ins[i] = ptr;
-      }
+      // Constants the kernel (or each part) wants in another form: uploaded once, passed instead.
+      const uploaded = new Map<Float32Array, number>();
+      const insOf = (part: number) => {
+        const ins = [...inPtrs];
+        const own = kernel.parts ? kernel.partConstantInputs?.[part] : undefined;
+        for (const [i, values] of own ?? kernel.constantInputs ?? []) {
+          let ptr = uploaded.get(values);
+          if (ptr === undefined) {
+            ptr = alloc(values.length * 4);
+            constants.push({ ptr, shape: [values.length], values });
+            uploaded.set(values, ptr);
+          }
+          ins[i] = ptr;
+        }
+        return ins;
+      };
       const argsOf = (part: number) => {
-        const args = [...ins, ...outPtrs];
+        const args = [...insOf(part), ...outPtrs];
         if (kernel.scratchBytes > 0) {
           const each = align16(kernel.scratchBytes);
           scratch = Math.max(scratch, each * modules.length);

@@ -170,6 +170,8 @@ interface Ctx {
   safeEdges: boolean;
   /** Prefix of internal function names. */
   prefix: string;
+  /** A comes packed (compute walks it instead of packing blocks into scratch). */
+  prepackedA?: boolean;
 }
 
 /**
@@ -585,16 +587,18 @@ function emitSgemmBody(
     const mBlock = (mc: number, kc: number) => {
       const fullMicro = Math.floor(mc / mr);
       const edgeMr = mc - fullMicro * mr;
-      // Pack A[ic:ic+mc, pc:pc+kc] into micro-panels.
-      fb.localGet(aRow).localSet(aSrc);
-      fb.localGet(packedA).localSet(aDst);
-      const packFull = packAFunction(ctx, mr, kc);
-      repeat(fb, fullMicro, () => {
-        fb.localGet(aSrc).localGet(aDst).call(packFull);
-        bump(fb, aSrc, mr * ctx.aRs);
-        bump(fb, aDst, mr * kc * 4);
-      });
-      if (edgeMr > 0) fb.localGet(aSrc).localGet(aDst).call(packAFunction(ctx, edgeMr, kc));
+      if (!ctx.prepackedA) {
+        // Pack A[ic:ic+mc, pc:pc+kc] into micro-panels.
+        fb.localGet(aRow).localSet(aSrc);
+        fb.localGet(packedA).localSet(aDst);
+        const packFull = packAFunction(ctx, mr, kc);
+        repeat(fb, fullMicro, () => {
+          fb.localGet(aSrc).localGet(aDst).call(packFull);
+          bump(fb, aSrc, mr * ctx.aRs);
+          bump(fb, aDst, mr * kc * 4);
+        });
+        if (edgeMr > 0) fb.localGet(aSrc).localGet(aDst).call(packAFunction(ctx, edgeMr, kc));
+      }
 
       // Sweep B panels × A micro-panels.
       fb.localGet(bBlock).localSet(bPanel);
@@ -624,12 +628,20 @@ function emitSgemmBody(
     const kBlock = (kc: number) => {
       fb.localGet(aCol).localSet(aRow);
       fb.localGet(cBase).localSet(cRow);
+      // Prepacked A holds the blocks in this very order: walk it.
+      const walk = (mc: number) => {
+        if (ctx.prepackedA) bump(fb, packedA, mc * kc * 4);
+      };
       repeat(fb, mb_.count, () => {
         mBlock(mb_.size, kc);
+        walk(mb_.size);
         bump(fb, aRow, mb_.size * ctx.aRs);
         bump(fb, cRow, mb_.size * ctx.ldc);
       });
-      if (mb_.tail > 0) mBlock(mb_.tail, kc);
+      if (mb_.tail > 0) {
+        mBlock(mb_.tail, kc);
+        walk(mb_.tail);
+      }
       setConst(fb, first, 0);
       bump(fb, aCol, kc * ctx.aCs);
       bump(fb, bBlock, kc * nPad * 4);
@@ -666,6 +678,13 @@ export interface SgemmCallOptions {
   ldb?: number;
   /** Elements between rows of C (default n): C may be a block of a wider matrix. */
   ldc?: number;
+  /**
+   * A is passed already packed by {@link packSgemmA} with the same options (a constant
+   * operand, packed once at compile time): `compute` skips packing it.
+   */
+  prepackedA?: boolean;
+  /** B is passed already packed by {@link packSgemmB} with the same options. */
+  prepackedB?: boolean;
   /** Multiply-add path; `"auto"` (default) takes relaxed SIMD where this runtime validates it. */
   path?: SgemmPath | "auto";
   /** Override blocking parameters. */
@@ -736,7 +755,7 @@ export function emitSgemm(mb: ModuleBuilder, options: SgemmCallOptions): SgemmCa
   const fn = mb.addFunction(sig, [], { name: `${ctx.prefix}run` });
   const packB = mb.addFunction(sig, [], { name: `${ctx.prefix}pack_b` });
   const compute = mb.addFunction(sig, [], { name: `${ctx.prefix}compute` });
-  for (const f of [packB, compute]) {
+  for (const f of options.prepackedB ? [compute] : [packB, compute]) {
     for (let i = 0; i < 5; i++) fn.localGet(i);
     fn.call(f);
   }
@@ -746,15 +765,23 @@ export function emitSgemm(mb: ModuleBuilder, options: SgemmCallOptions): SgemmCa
     b: [1, 0],
     bias: [2, 0],
     c: [3, 0],
-    packedB: [4, 0],
-    packedA: [4, packedBBytes],
+    packedB: options.prepackedB ? [1, 0] : [4, 0],
+    packedA: options.prepackedA ? [0, 0] : [4, packedBBytes],
   };
+  ctx.prepackedA = options.prepackedA ?? false;
   emitSgemmBody(ctx, plan, packB, compute, (fb, which) => {
     const [p, off] = param[which];
     fb.localGet(p);
     if (off !== 0) fb.i32Const(off).op("i32.add");
   });
-  return { fn, scratchBytes, path: plan.path, tile: plan.tile, flops: 2 * m * n * k };
+  return {
+    fn,
+    scratchBytes: (options.prepackedB ? 0 : packedBBytes) +
+      (options.prepackedA ? 0 : plan.tile.mc * plan.tile.kc * 4),
+    path: plan.path,
+    tile: plan.tile,
+    flops: 2 * m * n * k,
+  };
 }
 
 /** A ready-to-call sgemm instance with typed views on its buffers. */
@@ -827,4 +854,96 @@ export function instantiateSgemm(
     packB: ex.packB as () => void,
     compute: ex.compute as () => void,
   };
+}
+
+/** Options of {@link packSgemmA} and {@link packSgemmB}: those of the product they feed. */
+export type SgemmPackOptions = Pick<
+  SgemmCallOptions,
+  "m" | "n" | "k" | "transA" | "transB" | "lda" | "ldb" | "path" | "tile"
+>;
+
+/**
+ * Packs A (stored as the product's options say) into the micro-panels `compute` reads, in its
+ * order: K blocks, then M blocks, then micro-panels of `mr` rows (k-major). Pass the result
+ * with `prepackedA: true` and the same options.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { packSgemmA } from "./sgemm.ts";
+ * // 2×2 A, one micro-panel: k-major, so column 0 then column 1.
+ * assert.deepStrictEqual([...packSgemmA(new Float32Array([1, 2, 3, 4]), { m: 2, n: 1, k: 2 })], [1, 3, 2, 4]);
+ * ```
+ */
+export function packSgemmA(a: Float32Array, options: SgemmPackOptions): Float32Array {
+  const { m, k } = options;
+  const plan = planSgemm(options);
+  const lda = options.lda ?? (options.transA ? m : k);
+  const at = (i: number, kk: number) => options.transA ? a[kk * lda + i] : a[i * lda + kk];
+  const out = new Float32Array(m * k);
+  const mr = plan.tile.mr;
+  let o = 0;
+  const blocks = (b: ReturnType<typeof evenBlocks>) => [
+    ...Array.from({ length: b.count }, () => b.size),
+    ...(b.tail > 0 ? [b.tail] : []),
+  ];
+  let pc = 0;
+  for (const kc of blocks(plan.kb)) {
+    let ic = 0;
+    for (const mc of blocks(plan.mb)) {
+      for (let r0 = 0; r0 < mc; r0 += mr) {
+        const rows = Math.min(mr, mc - r0);
+        for (let kk = 0; kk < kc; kk++) {
+          for (let r = 0; r < rows; r++) out[o++] = at(ic + r0 + r, pc + kk);
+        }
+      }
+      ic += mc;
+    }
+    pc += kc;
+  }
+  return out;
+}
+
+/**
+ * Packs B into the panels `compute` reads: per K block, panels of `nr` columns (k-major), the
+ * last one zero-padded to whole vectors. Pass the result with `prepackedB: true`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { packSgemmB } from "./sgemm.ts";
+ * // 1×2 B: one edge panel of one vector, zero-padded.
+ * assert.deepStrictEqual([...packSgemmB(new Float32Array([5, 6]), { m: 1, n: 2, k: 1 })], [5, 6, 0, 0]);
+ * ```
+ */
+export function packSgemmB(b: Float32Array, options: SgemmPackOptions): Float32Array {
+  const { n, k } = options;
+  const plan = planSgemm(options);
+  const ldb = options.ldb ?? (options.transB ? k : n);
+  const at = (kk: number, j: number) => options.transB ? b[j * ldb + kk] : b[kk * ldb + j];
+  const nr = plan.tile.nr;
+  const out = new Float32Array(k * plan.nPad);
+  let o = 0;
+  let pc = 0;
+  const kcs = [
+    ...Array.from({ length: plan.kb.count }, () => plan.kb.size),
+    ...(plan.kb.tail > 0 ? [plan.kb.tail] : []),
+  ];
+  for (const kc of kcs) {
+    for (let p = 0; p < plan.fullPanels; p++) {
+      for (let kk = 0; kk < kc; kk++) {
+        for (let c = 0; c < nr; c++) out[o++] = at(pc + kk, p * nr + c);
+      }
+    }
+    if (plan.edgeCols > 0) {
+      const j0 = plan.fullPanels * nr;
+      for (let kk = 0; kk < kc; kk++) {
+        for (let c = 0; c < plan.edgeNv * 4; c++) {
+          out[o++] = c < plan.edgeCols ? at(pc + kk, j0 + c) : 0;
+        }
+      }
+    }
+    pc += kc;
+  }
+  return out;
 }

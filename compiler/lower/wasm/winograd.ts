@@ -4,8 +4,8 @@
  * 9-tap im2col product, a 4× cut in multiplications for 2.25× the arithmetic in transforms.
  *
  * - Weights are transformed once, at compile time, in float64: `U = G·g·Gᵀ` per filter and
- *   channel, stored as 36 matrices `U[ξ]` (filters × channels); the kernel receives `U` in
- *   place of the weight (see `CompiledKernel.constantInputs`).
+ *   channel, 36 matrices `U[ξ]` (filters × channels), then packed into the sgemm's panels;
+ *   the kernel receives them in place of the weight (see `CompiledKernel.constantInputs`).
  * - Per image: the input is copied into a zero-padded scratch plane per channel (so every tile
  *   read is in bounds), each 6×6 tile is transformed to `V = Bᵀ·d·B` with f32x4 lanes over four
  *   neighbouring tiles (loads of whole rows, 4×4 transposes by shuffles), the 36 products run
@@ -21,7 +21,7 @@
  */
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
-import { emitSgemm } from "./sgemm.ts";
+import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
 
 /** Output tile size m and input tile size α = m + 2. */
@@ -154,7 +154,9 @@ export function winogradModule(
   share: WinogradShare,
   relaxed: boolean,
   shared: boolean,
-): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
+  u: Float32Array,
+  packs?: Map<string, Float32Array>,
+): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string; packed: Float32Array } {
   const [oh, ow] = outSize(s);
   const [, tw4] = tiles(s);
   const [ty0, ty1] = share.rows;
@@ -174,12 +176,25 @@ export function winogradModule(
 
   const mb = new ModuleBuilder();
   importKernelMemory(mb, shared);
-  const gemm = emitSgemm(mb, {
+  const opts = {
     m: K,
     n: tn,
     k: C,
-    path: relaxed ? "relaxed" : "simd",
-  });
+    path: relaxed ? "relaxed" as const : "simd" as const,
+    prepackedA: true,
+  };
+  const gemm = emitSgemm(mb, opts);
+  // U[ξ] rows k0..k1, packed for the products now; parts with the same filters share it.
+  const key = `${k0}:${k1}:${relaxed}`;
+  let packed = packs?.get(key);
+  if (!packed) {
+    packed = new Float32Array(36 * K * C);
+    for (let xi = 0; xi < 36; xi++) {
+      const rows = u.subarray((xi * KA + k0) * C, (xi * KA + k1) * C);
+      packed.set(packSgemmA(rows, opts), xi * K * C);
+    }
+    packs?.set(key, packed);
+  }
   const pAt = 0;
   const vAt = pAt + pBytes;
   const mAt = vAt + vBytes;
@@ -208,7 +223,6 @@ export function winogradModule(
   const c = run.local("i32");
   // The first filter and output row of this part.
   if (ty0 > 0 || k0 > 0) bump(run, yp, (k0 * oh * ow + ty0 * M * ow) * 4);
-  if (k0 > 0) bump(run, up, k0 * C * 4);
   if (k0 > 0 && s.bias) bump(run, bp, k0 * 4);
   repeat(run, s.batch, () => {
     // Zero-padded copy of the input rows this part reads.
@@ -244,7 +258,7 @@ export function winogradModule(
       run.localGet(a).localGet(b).i32Const(0).localGet(c);
       at(sp, gAt);
       run.call(gemm.fn);
-      bump(run, a, KA * C * 4);
+      bump(run, a, K * C * 4);
       bump(run, b, C * tn * 4);
       bump(run, c, K * tn * 4);
     });
@@ -272,7 +286,7 @@ export function winogradModule(
     bump(run, yp, KA * oh * ow * 4);
   });
   run.end();
-  return { bytes: mb.build(), scratchBytes, path: gemm.path };
+  return { bytes: mb.build(), scratchBytes, path: gemm.path, packed };
 }
 
 /** `inputTransform(padded, v)`: V[ξ][c][t] for every channel and tile of the part. */
