@@ -30,7 +30,8 @@ function convSym(x: Symbol, name: string, p: ConvParams, params: Record<string, 
   });
 }
 
-function graphFor(
+/** The symbol graph and parameters sigil compiles for a bench config. */
+export function graphFor(
   cfg: BenchConfig,
   net: ResNet18,
 ): { symbol: Symbol; params: Record<string, Tensor> } {

@@ -155,7 +155,19 @@ function im2colFunction(
                 } else {
                   fb.localGet(srcRow).i32Const((lo * sw + off) * 4).op("i32.add").localSet(s);
                   fb.localGet(dstRow).i32Const(lo * 4).op("i32.add").localSet(dp);
-                  repeat(fb, hi - lo, () => {
+                  // Stride 2: four outputs from two loads and an even-lane shuffle (the second load may
+                  // read one float past the row; the memory has slack for it).
+                  const quads = sw === 2 ? Math.floor((hi - lo) / 4) : 0;
+                  repeat(fb, quads, () => {
+                    fb.localGet(dp);
+                    fb.localGet(s).load("v128.load", { align: 2 });
+                    fb.localGet(s).load("v128.load", { offset: 16, align: 2 });
+                    fb.shuffle([0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
+                    fb.store("v128.store", { align: 2 });
+                    bump(fb, s, 32);
+                    bump(fb, dp, 16);
+                  });
+                  repeat(fb, hi - lo - quads * 4, () => {
                     fb.localGet(dp).localGet(s).load("f32.load").store("f32.store");
                     bump(fb, s, sw * 4);
                     bump(fb, dp, 4);

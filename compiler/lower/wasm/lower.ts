@@ -71,6 +71,8 @@ export interface WasmCompiled {
   run(inputs: Readonly<Record<string, Tensor>>): Tensor[];
   /** Runs the graph on raw float32 arrays by name (no tensor conversion); returns copies. */
   runRaw(inputs: Readonly<Record<string, Float32Array>>): Float32Array[];
+  /** Times every step of one run on the calling thread: `[label, ms]` in order. */
+  profile(inputs: Readonly<Record<string, Float32Array>>): [string, number][];
   /** Threads the program was compiled for (1: no workers). */
   readonly threads: number;
   /**
@@ -297,6 +299,7 @@ export function compileWasm(
       );
     },
     runRaw: (arrays) => executor.run(arrays),
+    profile: (arrays) => executor.profile(arrays),
     threads,
     ready: () => executor.ready(),
     dispose: () => executor.dispose(),

@@ -190,6 +190,19 @@ export class WasmExecutor {
     );
   }
 
+  /**
+   * Runs the program once on this thread, timing every step: `[label, milliseconds]` in
+   * execution order (split steps run all their parts here). For finding what dominates.
+   */
+  profile(inputs: Readonly<Record<string, Float32Array>>): [string, number][] {
+    this.run(inputs); // checks and writes the inputs
+    return this.#program.steps.map((step, i) => {
+      const t0 = performance.now();
+      this.#runs[i](false);
+      return [step.label, performance.now() - t0];
+    });
+  }
+
   /** Forgets the program in the pool's workers (the executor still runs, on this thread). */
   dispose(): void {
     const pool = this.#pool;
