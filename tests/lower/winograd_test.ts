@@ -1,5 +1,5 @@
 /**
- * Winograd F(4×4, 3×3) convolutions: the kernel (weights transformed at compile time) against
+ * Winograd F(4×4, 3×3) and F(2×2, 3×3) convolutions: the kernel (weights transformed at compile time) against
  * the float64 reference on shapes with every padding, sizes that are not multiples of the
  * tile, batches, with and without bias, on both multiply-add paths; its parts for threads
  * equal the whole kernel bit for bit; and whole graphs agree with Winograd on and off.
@@ -23,6 +23,10 @@ const CASES: [Shape, number, number[], boolean][] = [
   [[2, 9, 14, 14], 10, [0, 0], true],
   [[1, 8, 20, 15], 16, [2, 1], true],
   [[1, 24, 28, 28], 32, [1, 1], true],
+  // small maps: F(2×2, 3×3)
+  [[1, 8, 7, 7], 8, [1, 1], true],
+  [[2, 16, 9, 6], 12, [1, 1], false],
+  [[1, 9, 6, 13], 8, [0, 0], true],
 ];
 
 Deno.test("Winograd convolution kernels match the float64 reference; parts equal the whole", () => {
@@ -58,7 +62,7 @@ Deno.test("Winograd convolution kernels match the float64 reference; parts equal
   assert.ok(splitStats.runs - before >= CASES.length, "parts were checked");
 });
 
-Deno.test("Winograd weights: U = G g Gᵀ, laid out as 36 (filters × channels) matrices", () => {
+Deno.test("Winograd weights: U = G g Gᵀ, laid out as α² (filters × channels) matrices", () => {
   // A filter with a single 1 at the centre tap passes the input through: U = (G e)(G e)ᵀ.
   const w = new Float32Array(9);
   w[4] = 1;
@@ -66,6 +70,12 @@ Deno.test("Winograd weights: U = G g Gᵀ, laid out as 36 (filters × channels) 
   const ge = [0, -1 / 6, 1 / 6, 1 / 12, -1 / 12, 0];
   const want = ge.flatMap((a) => ge.map((b) => a * b));
   assertClose(u, want, { rtol: 1e-6, atol: 1e-9 });
+  // F(2×2, 3×3): G e = (0, 1/2, -1/2, 0).
+  const g2 = [0, 1 / 2, -1 / 2, 0];
+  assertClose(winogradWeights(w, 1, 1, 2), g2.flatMap((a) => g2.map((b) => a * b)), {
+    rtol: 1e-6,
+    atol: 1e-9,
+  });
   // Layout: filter k, channel c of U[ξ] at (ξ·K + k)·C + c.
   const w2 = new Float32Array(2 * 3 * 9);
   w2[(1 * 3 + 2) * 9 + 8] = 1; // filter 1, channel 2, tap (2, 2)

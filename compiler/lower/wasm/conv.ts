@@ -338,8 +338,10 @@ export const convolutionKernel: KernelGenerator = (
 
   const shared = req.shared ?? false;
   const weights = req.constants?.[1];
-  if (weights && req.winograd !== false && winogradEligible(g)) {
+  const tile = req.winograd === false ? 0 : winogradTile(g);
+  if (weights && tile > 0) {
     const shape: WinogradShape = {
+      m: tile as 2 | 4,
       batch: g.batch,
       channels: g.cin,
       filters: g.filters,
@@ -350,12 +352,12 @@ export const convolutionKernel: KernelGenerator = (
       bias: g.bias,
     };
     const shares = winogradParts(shape, req.parts ?? 1, req.forceSplit ?? false);
-    const u = winogradWeights(weights, g.filters, g.cin);
+    const u = winogradWeights(weights, g.filters, g.cin, shape.m);
     const packs = new Map<string, Float32Array>();
     const whole = winogradModule(
       shape,
       {
-        rows: [0, Math.ceil(g.o[1] / 4)],
+        rows: [0, Math.ceil(g.o[1] / tile)],
         filters: [0, g.filters],
       },
       req.relaxed,
@@ -369,7 +371,9 @@ export const convolutionKernel: KernelGenerator = (
     return {
       bytes: whole.bytes,
       scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
-      label: `Convolution winograd F(4x4,3x3) ${x.join("x")} -> ${y.join("x")} ${whole.path}`,
+      label: `Convolution winograd F(${tile}x${tile},3x3) ${x.join("x")} -> ${
+        y.join("x")
+      } ${whole.path}`,
       parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
       constantInputs: new Map([[1, whole.packed]]),
       partConstantInputs: parts.length > 1 ? parts.map((p) => new Map([[1, p.packed]])) : undefined,
@@ -409,14 +413,18 @@ export const convolutionKernel: KernelGenerator = (
 };
 
 /**
- * Whether Winograd F(4×4, 3×3) serves this convolution: 2-D 3×3, stride 1, undilated, one
- * group, and enough output (at least 12×12) and channels (at least 8) for the transforms to
- * pay off.
+ * The Winograd output tile for this convolution, or 0 for none: 2-D 3×3, stride 1,
+ * undilated, one group, at least 8 channels and filters; F(4×4, 3×3) from 12×12 outputs up,
+ * F(2×2, 3×3) for smaller maps down to 4×4 (ResNet's 7×7 stage), where 4×4 tiles would be
+ * mostly padding.
  */
-function winogradEligible(g: Geometry): boolean {
-  return g.i[0] === 1 && g.k[0] === 1 && g.k[1] === 3 && g.k[2] === 3 &&
+function winogradTile(g: Geometry): number {
+  const ok = g.i[0] === 1 && g.k[0] === 1 && g.k[1] === 3 && g.k[2] === 3 &&
     g.s.every((v) => v === 1) && g.d.every((v) => v === 1) && g.groups === 1 &&
-    g.p[0] === 0 && g.o[1] >= 12 && g.o[2] >= 12 && g.cin >= 8 && g.filters >= 8;
+    g.p[0] === 0 && g.cin >= 8 && g.filters >= 8;
+  if (!ok) return 0;
+  const small = Math.min(g.o[1], g.o[2]);
+  return small >= 12 ? 4 : small >= 4 ? 2 : 0;
 }
 
 /** A part of a convolution: filters (within each group), output rows, depthwise channels. */

@@ -24,31 +24,69 @@ import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
 
-/** Output tile size m and input tile size α = m + 2. */
-const M = 4;
-const ALPHA = 6;
-const BT = [
-  [4, 0, -5, 0, 1, 0],
-  [0, -4, -4, 1, 1, 0],
-  [0, 4, -4, -1, 1, 0],
-  [0, -2, -1, 2, 1, 0],
-  [0, 2, -1, -2, 1, 0],
-  [0, 4, 0, -5, 0, 1],
-];
-const G = [
-  [1 / 4, 0, 0],
-  [-1 / 6, -1 / 6, -1 / 6],
-  [-1 / 6, 1 / 6, -1 / 6],
-  [1 / 24, 1 / 12, 1 / 6],
-  [1 / 24, -1 / 12, 1 / 6],
-  [0, 0, 1],
-];
-const AT = [
-  [1, 1, 1, 1, 1, 0],
-  [0, 1, -1, 2, -2, 0],
-  [0, 1, 1, 4, 4, 0],
-  [0, 1, -1, 8, -8, 1],
-];
+/** A Winograd variant F(m×m, 3×3): tile sizes and transform matrices (α = m + 2). */
+interface Variant {
+  m: number;
+  alpha: number;
+  bt: number[][];
+  g: number[][];
+  at: number[][];
+}
+
+/** F(4×4, 3×3), points 0, ±1, ±2, ∞: 36 products for 16 outputs. */
+const F4: Variant = {
+  m: 4,
+  alpha: 6,
+  bt: [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+  ],
+  g: [
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+  ],
+  at: [
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 0],
+    [0, 1, 1, 4, 4, 0],
+    [0, 1, -1, 8, -8, 1],
+  ],
+};
+
+/** F(2×2, 3×3), points 0, ±1, ∞: 16 products for 4 outputs (for small feature maps). */
+const F2: Variant = {
+  m: 2,
+  alpha: 4,
+  bt: [
+    [1, 0, -1, 0],
+    [0, 1, 1, 0],
+    [0, -1, 1, 0],
+    [0, 1, 0, -1],
+  ],
+  g: [
+    [1, 0, 0],
+    [1 / 2, 1 / 2, 1 / 2],
+    [1 / 2, -1 / 2, 1 / 2],
+    [0, 0, 1],
+  ],
+  at: [
+    [1, 1, 1, 0],
+    [0, 1, -1, -1],
+  ],
+};
+
+/** The variant of an output tile size. */
+function variant(m: 2 | 4): Variant {
+  return m === 4 ? F4 : F2;
+}
 
 /** The geometry a Winograd kernel is specialized to (NCHW, pad on both sides). */
 export interface WinogradShape {
@@ -60,29 +98,37 @@ export interface WinogradShape {
   padH: number;
   padW: number;
   bias: boolean;
+  /** Output tile size: 4 (F(4×4, 3×3)) or 2 (F(2×2, 3×3)). */
+  m: 2 | 4;
 }
 
 /**
- * Transforms 3×3 weights (filters, channels, 3, 3) into the 36 matrices `U[ξ]`
- * (filters × channels), computed in float64.
+ * Transforms 3×3 weights (filters, channels, 3, 3) into the α² matrices `U[ξ]`
+ * (filters × channels), `U = G·g·Gᵀ` computed in float64.
  */
-export function winogradWeights(w: Float32Array, filters: number, channels: number): Float32Array {
-  const u = new Float32Array(36 * filters * channels);
-  const tmp = new Float64Array(18);
+export function winogradWeights(
+  w: Float32Array,
+  filters: number,
+  channels: number,
+  m: 2 | 4 = 4,
+): Float32Array {
+  const { alpha, g: G } = variant(m);
+  const u = new Float32Array(alpha * alpha * filters * channels);
+  const tmp = new Float64Array(alpha * 3);
   for (let k = 0; k < filters; k++) {
     for (let c = 0; c < channels; c++) {
       const g = (k * channels + c) * 9;
-      // tmp = G · g (6×3)
-      for (let i = 0; i < 6; i++) {
+      // tmp = G · g (α×3)
+      for (let i = 0; i < alpha; i++) {
         for (let j = 0; j < 3; j++) {
           tmp[i * 3 + j] = G[i][0] * w[g + j] + G[i][1] * w[g + 3 + j] + G[i][2] * w[g + 6 + j];
         }
       }
-      // U = tmp · Gᵀ (6×6)
-      for (let i = 0; i < 6; i++) {
-        for (let j = 0; j < 6; j++) {
+      // U = tmp · Gᵀ (α×α)
+      for (let i = 0; i < alpha; i++) {
+        for (let j = 0; j < alpha; j++) {
           const v = tmp[i * 3] * G[j][0] + tmp[i * 3 + 1] * G[j][1] + tmp[i * 3 + 2] * G[j][2];
-          u[((i * 6 + j) * filters + k) * channels + c] = v;
+          u[((i * alpha + j) * filters + k) * channels + c] = v;
         }
       }
     }
@@ -98,7 +144,7 @@ function outSize(s: WinogradShape): [number, number] {
 /** Tile rows, and tile columns rounded up to a multiple of 4 (lanes over tiles). */
 function tiles(s: WinogradShape): [number, number] {
   const [oh, ow] = outSize(s);
-  return [Math.ceil(oh / M), Math.ceil(Math.ceil(ow / M) / 4) * 4];
+  return [Math.ceil(oh / s.m), Math.ceil(Math.ceil(ow / s.m) / 4) * 4];
 }
 
 /** What a part computes: tile rows and filters. */
@@ -159,6 +205,9 @@ export function winogradModule(
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string; packed: Float32Array } {
   const [oh, ow] = outSize(s);
   const [, tw4] = tiles(s);
+  const v = variant(s.m);
+  const M = v.m;
+  const A2 = v.alpha * v.alpha; // transform positions ξ
   const [ty0, ty1] = share.rows;
   const [k0, k1] = share.filters;
   const nty = ty1 - ty0;
@@ -170,8 +219,8 @@ export function winogradModule(
   const wp = tw4 * M + 4; // padded input row length (room for the fifth load of a group)
   const yw = tw4 * M; // padded output row length
   const pBytes = align16(C * hp * wp * 4);
-  const vBytes = align16(36 * C * tn * 4);
-  const mBytes = align16(36 * K * tn * 4);
+  const vBytes = align16(A2 * C * tn * 4);
+  const mBytes = align16(A2 * K * tn * 4);
   const yBytes = align16(K * nty * M * yw * 4);
 
   const mb = new ModuleBuilder();
@@ -188,8 +237,8 @@ export function winogradModule(
   const key = `${k0}:${k1}:${relaxed}`;
   let packed = packs?.get(key);
   if (!packed) {
-    packed = new Float32Array(36 * K * C);
-    for (let xi = 0; xi < 36; xi++) {
+    packed = new Float32Array(A2 * K * C);
+    for (let xi = 0; xi < A2; xi++) {
       const rows = u.subarray((xi * KA + k0) * C, (xi * KA + k1) * C);
       packed.set(packSgemmA(rows, opts), xi * K * C);
     }
@@ -209,8 +258,8 @@ export function winogradModule(
   const yp = params - 2;
   const sp = params - 1;
 
-  const inputTransform = inputTransformFunction(mb, C, nty, tw4, wp, tn);
-  const outputTransform = outputTransformFunction(mb, K, nty, tw4, yw, tn, s.bias);
+  const inputTransform = inputTransformFunction(mb, v, C, nty, tw4, wp, tn);
+  const outputTransform = outputTransformFunction(mb, v, K, nty, tw4, yw, tn, s.bias);
 
   const at = (local: number, off: number) => {
     run.localGet(local);
@@ -254,7 +303,7 @@ export function winogradModule(
     run.localGet(up).localSet(a);
     run.localGet(sp).i32Const(vAt).op("i32.add").localSet(b);
     run.localGet(sp).i32Const(mAt).op("i32.add").localSet(c);
-    repeat(run, 36, () => {
+    repeat(run, A2, () => {
       run.localGet(a).localGet(b).i32Const(0).localGet(c);
       at(sp, gAt);
       run.call(gemm.fn);
@@ -292,6 +341,7 @@ export function winogradModule(
 /** `inputTransform(padded, v)`: V[ξ][c][t] for every channel and tile of the part. */
 function inputTransformFunction(
   mb: ModuleBuilder,
+  v: Variant,
   C: number,
   nty: number,
   tw4: number,
@@ -300,23 +350,27 @@ function inputTransformFunction(
 ): FunctionBuilder {
   const fb = mb.addFunction(["i32", "i32"], [], { name: "winograd_input" });
   const [pin, vout] = [0, 1];
+  const { m: M, alpha: ALPHA, bt: BT } = v;
   const row = fb.local("i32");
   const loads = Array.from({ length: 5 }, () => fb.local("v128"));
   const t = Array.from({ length: 4 }, () => fb.local("v128"));
-  const d = Array.from({ length: 6 }, () => fb.local("v128"));
-  const h = Array.from({ length: 36 }, () => fb.local("v128")); // h[r][b]
+  const d = Array.from({ length: ALPHA }, () => fb.local("v128"));
+  const h = Array.from({ length: ALPHA * ALPHA }, () => fb.local("v128")); // h[r][b]
   const plane = C * tn * 4; // bytes between V[ξ] and V[ξ + 1]
+  // Where each row's loads start (floats): F4 tile q starts at 4q, its columns 4, 5 begin the
+  // next load; F2 tile q starts at 2q, covered by loads at 0, 4 (columns 0, 1) and 2, 6 (2, 3).
+  const loadAt = M === 4 ? [0, 4, 8, 12, 16] : [0, 4, 2, 6];
   repeat(fb, C, () => {
     repeat(fb, nty, () => {
       fb.localGet(pin).localSet(row);
       repeat(fb, tw4 / 4, () => {
         for (let r = 0; r < ALPHA; r++) {
-          // Five row loads: tile q's columns 0..3 are loads[q], its columns 4, 5 start loads[q+1].
-          for (let q = 0; q < 5; q++) {
-            fb.localGet(row).load("v128.load", { offset: (r * wp + 4 * q) * 4, align: 2 });
+          loadAt.forEach((col, q) => {
+            fb.localGet(row).load("v128.load", { offset: (r * wp + col) * 4, align: 2 });
             fb.localSet(loads[q]);
-          }
-          transposeColumns(fb, loads, t, d);
+          });
+          if (M === 4) transposeColumns(fb, loads, t, d);
+          else evenOddColumns(fb, loads, d);
           // h[r][b] = Σ_j BT[b][j] d[j]
           for (let bb = 0; bb < ALPHA; bb++) {
             combo(fb, BT[bb].map((coef, j) => [coef, () => fb.localGet(d[j])]));
@@ -331,7 +385,7 @@ function inputTransformFunction(
             fb.store("v128.store", { offset: (a * ALPHA + bb) * plane, align: 2 });
           }
         }
-        bump(fb, row, 16 * 4);
+        bump(fb, row, 4 * M * 4);
         bump(fb, vout, 16);
       });
       bump(fb, pin, M * wp * 4);
@@ -340,6 +394,22 @@ function inputTransformFunction(
   });
   fb.end();
   return fb;
+}
+
+/**
+ * F2: from loads of columns 0–3, 4–7, 2–5, 6–9 makes d[j] (j = 0..3), column 2q + j of
+ * tiles q = 0..3 in lanes 0..3.
+ */
+function evenOddColumns(fb: FunctionBuilder, loads: readonly number[], d: readonly number[]): void {
+  const pick = (x: number, y: number, lanes: number[], out: number) => {
+    fb.localGet(x).localGet(y);
+    shuffle4(fb, lanes);
+    fb.localSet(out);
+  };
+  pick(loads[0], loads[1], [0, 2, 4, 6], d[0]);
+  pick(loads[0], loads[1], [1, 3, 5, 7], d[1]);
+  pick(loads[2], loads[3], [0, 2, 4, 6], d[2]);
+  pick(loads[2], loads[3], [1, 3, 5, 7], d[3]);
 }
 
 /**
@@ -373,9 +443,10 @@ function transposeColumns(
   pair(t[0], t[2], [2, 3, 6, 7], d[5]);
 }
 
-/** `outputTransform(m, ypad, bias)`: 4×4 output tiles (+ bias) for every filter and tile. */
+/** `outputTransform(m, ypad, bias)`: m×m output tiles (+ bias) for every filter and tile. */
 function outputTransformFunction(
   mb: ModuleBuilder,
+  v: Variant,
   K: number,
   nty: number,
   tw4: number,
@@ -385,19 +456,25 @@ function outputTransformFunction(
 ): FunctionBuilder {
   const fb = mb.addFunction(["i32", "i32", "i32"], [], { name: "winograd_output" });
   const [min, yout, bptr] = [0, 1, 2];
-  const m = Array.from({ length: 36 }, () => fb.local("v128"));
-  const sv = Array.from({ length: 24 }, () => fb.local("v128")); // s[a][j]
-  const y = Array.from({ length: 4 }, () => fb.local("v128"));
+  const { m: M, alpha: ALPHA, at: AT } = v;
+  const m = Array.from({ length: ALPHA * ALPHA }, () => fb.local("v128"));
+  const sv = Array.from({ length: ALPHA * M }, () => fb.local("v128")); // s[a][j]
+  const y = Array.from({ length: M }, () => fb.local("v128"));
   const t = Array.from({ length: 4 }, () => fb.local("v128"));
   const bv = fb.local("v128");
   const row = fb.local("i32");
   const plane = K * tn * 4;
+  const pair = (x: number, z: number, lanes: number[], out: number) => {
+    fb.localGet(x).localGet(z);
+    shuffle4(fb, lanes);
+    fb.localSet(out);
+  };
   repeat(fb, K, () => {
     if (bias) fb.localGet(bptr).load("v128.load32_splat").localSet(bv);
     repeat(fb, nty, () => {
       fb.localGet(yout).localSet(row);
       repeat(fb, tw4 / 4, () => {
-        for (let xi = 0; xi < 36; xi++) {
+        for (let xi = 0; xi < ALPHA * ALPHA; xi++) {
           fb.localGet(min).load("v128.load", { offset: xi * plane, align: 2 }).localSet(m[xi]);
         }
         // s[a][j] = Σ_b AT[j][b] m[a][b]
@@ -414,28 +491,30 @@ function outputTransformFunction(
             if (bias) fb.localGet(bv).op("f32x4.add");
             fb.localSet(y[j]);
           }
-          // Transpose: tile q's four columns of row i, stored side by side.
-          const pair = (x: number, z: number, lanes: number[], out: number) => {
+          const store = (x: number, z: number, lanes: number[], at: number) => {
+            fb.localGet(row);
             fb.localGet(x).localGet(z);
             shuffle4(fb, lanes);
-            fb.localSet(out);
+            fb.store("v128.store", { offset: (i * yw + at) * 4, align: 2 });
           };
+          if (M === 2) {
+            // Interleave: tile q's two columns side by side, 8 columns in two stores.
+            store(y[0], y[1], [0, 4, 1, 5], 0);
+            store(y[0], y[1], [2, 6, 3, 7], 4);
+            continue;
+          }
+          // Transpose: tile q's four columns of row i, stored side by side.
           pair(y[0], y[1], [0, 4, 1, 5], t[0]);
           pair(y[0], y[1], [2, 6, 3, 7], t[1]);
           pair(y[2], y[3], [0, 4, 1, 5], t[2]);
           pair(y[2], y[3], [2, 6, 3, 7], t[3]);
-          const lanes = [[0, 1, 4, 5], [2, 3, 6, 7]];
-          [[t[0], t[2], 0], [t[0], t[2], 1], [t[1], t[3], 0], [t[1], t[3], 1]].forEach(
-            ([x, z, which], q) => {
-              fb.localGet(row);
-              fb.localGet(x).localGet(z);
-              shuffle4(fb, lanes[which]);
-              fb.store("v128.store", { offset: (i * yw + 4 * q) * 4, align: 2 });
-            },
-          );
+          store(t[0], t[2], [0, 1, 4, 5], 0);
+          store(t[0], t[2], [2, 3, 6, 7], 4);
+          store(t[1], t[3], [0, 1, 4, 5], 8);
+          store(t[1], t[3], [2, 3, 6, 7], 12);
         }
         bump(fb, min, 16);
-        bump(fb, row, 16 * 4);
+        bump(fb, row, 4 * M * 4);
       });
       bump(fb, yout, M * yw * 4);
     });
