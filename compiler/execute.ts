@@ -20,13 +20,14 @@ import { Tensor, tensorFromValues, tensorStorage } from "../runtime/tensor.ts";
 import { evaluate, type EvaluateOptions } from "./interpreter.ts";
 import { compileWasm, type WasmCompiled } from "./lower/wasm/lower.ts";
 import { setGraphExecutor, type Symbol } from "./symbol.ts";
+import { setEagerEnabled } from "./eager.ts";
 
 /** Which engine runs a graph on the CPU: the WASM backend or the reference interpreter. */
 export type Executor = "wasm" | "reference";
 
 /** Options of {@link execute}. */
 export interface ExecuteOptions extends EvaluateOptions {
-  /** The engine (default `"wasm"`; hooks and unsupported graphs use `"reference"`). */
+  /** The engine (default: {@link getDefaultExecutor}; hooks and unsupported graphs use `"reference"`). */
   readonly executor?: Executor;
   /** Names of bindings that stay the same across runs (parameters): compiled in as constants. */
   readonly constants?: Iterable<string>;
@@ -40,6 +41,36 @@ interface CacheEntry {
   readonly compiled: WasmCompiled | undefined;
   readonly inputs: readonly string[];
 }
+
+let defaultExecutor: Executor = "wasm";
+
+/**
+ * Sets the engine used where none is named: by `Symbol.eval`, hybridized blocks, `SymbolBlock`
+ * and eager op calls. `"reference"` runs everything on the float64 reference interpreter (the
+ * oracle, e.g. to debug a suspected backend difference).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { getDefaultExecutor, setDefaultExecutor } from "./execute.ts";
+ * setDefaultExecutor("reference");
+ * assert.strictEqual(getDefaultExecutor(), "reference");
+ * setDefaultExecutor("wasm");
+ * ```
+ */
+export function setDefaultExecutor(executor: Executor): void {
+  if (executor !== "wasm" && executor !== "reference") {
+    throw new SigilError(`unknown executor '${String(executor)}'; use "wasm" or "reference"`);
+  }
+  defaultExecutor = executor;
+}
+
+/** The engine used where none is named (`"wasm"` unless set). */
+export function getDefaultExecutor(): Executor {
+  return defaultExecutor;
+}
+
+setEagerEnabled(() => defaultExecutor === "wasm");
 
 const MAX_ENTRIES = 4;
 const cache = new WeakMap<Symbol, CacheEntry[]>();
@@ -72,7 +103,7 @@ export function execute(
   bindings: Readonly<Record<string, Tensor>>,
   options: ExecuteOptions = {},
 ): Tensor[] {
-  const executor = options.executor ?? "wasm";
+  const executor = options.executor ?? defaultExecutor;
   if (executor !== "wasm" && executor !== "reference") {
     throw new SigilError(`unknown executor '${String(executor)}'; use "wasm" or "reference"`);
   }

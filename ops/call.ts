@@ -6,7 +6,7 @@
  */
 import type { DType } from "../runtime/dtype.ts";
 import { AttributeError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
-import { checkShape, formatShape, isKnownShape } from "../runtime/shape.ts";
+import { checkShape, formatShape, isKnownShape, type Shape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import { type Attrs, type AttrSchema, isHiddenKey } from "./attrs.ts";
 import { type AnyOpDef, mergeShapes, type PartialShape } from "./op.ts";
@@ -182,6 +182,26 @@ export function numOutputs(op: AnyOpDef, attrs: AnyAttrs): number {
  * rules, then runs its reference implementation. Returns all outputs (hidden ones included)
  * and the parsed attributes.
  */
+/**
+ * An engine that runs eager op calls (installed by compiler/eager.ts: the WASM backend for
+ * float32 calls big enough to pay for a compile). It returns undefined to leave a call to the
+ * op's reference implementation.
+ */
+export type EagerEngine = (
+  op: AnyOpDef,
+  inputs: readonly Tensor[],
+  given: Readonly<Record<string, unknown>>,
+  outShapes: readonly Shape[],
+  outTypes: readonly DType[],
+) => Tensor[] | undefined;
+
+let eagerEngine: EagerEngine | undefined;
+
+/** @internal Installs the engine eager calls try before the reference implementation. */
+export function setEagerEngine(engine: EagerEngine | undefined): void {
+  eagerEngine = engine;
+}
+
 export function callEager(
   op: AnyOpDef,
   inputs: readonly Tensor[],
@@ -228,5 +248,6 @@ export function callEager(
     if (t === undefined) throw new DTypeError(`${where}: could not infer the dtype of output ${i}`);
     return t;
   });
-  return { outputs: op.reference(inputs, attrs, { outShapes, outTypes }), attrs };
+  const fast = eagerEngine?.(op, inputs, given, outShapes, outTypes);
+  return { outputs: fast ?? op.reference(inputs, attrs, { outShapes, outTypes }), attrs };
 }

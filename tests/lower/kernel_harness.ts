@@ -48,8 +48,10 @@ export function runKernel(
   const partPtrs = partInputs?.map((xs) => xs.map(place));
   const outAt = at + 16;
   at = align16(outAt + outLen * 4) + 16;
+  // Each part's scratch is followed by a guard band: a kernel must stay inside its scratch.
+  const GUARD = 1024;
   const scratchAt = at;
-  const each = align16(k.scratchBytes);
+  const each = align16(k.scratchBytes) + GUARD;
   at += each * modules.length + 64;
   const memory = new WebAssembly.Memory({ initial: Math.ceil(at / 65536) + 1 });
   const f = new Float32Array(memory.buffer);
@@ -57,10 +59,17 @@ export function runKernel(
   f.fill(NaN, outAt / 4, outAt / 4 + outLen);
   f.fill(7, outAt / 4 - 4, outAt / 4);
   f.fill(7, outAt / 4 + outLen, outAt / 4 + outLen + 4);
+  const guardAt = (i: number) => (scratchAt + i * each + align16(k.scratchBytes)) / 4;
+  modules.forEach((_, i) => f.fill(7, guardAt(i), guardAt(i) + GUARD / 4));
   modules.forEach((bytes, i) => {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     const run = inst.exports.run as (...p: number[]) => void;
     run(...(partPtrs?.[i] ?? ptrs), outAt, ...(k.scratchBytes > 0 ? [scratchAt + i * each] : []));
+  });
+  modules.forEach((_, i) => {
+    for (let j = guardAt(i); j < guardAt(i) + GUARD / 4; j++) {
+      if (f[j] !== 7) assert.fail(`${k.label}: wrote past its scratch (part ${i})`);
+    }
   });
   for (let i = 1; i <= 4; i++) {
     assert.equal(f[outAt / 4 - i], 7, "guard before the output was written");

@@ -263,13 +263,16 @@ function runEmitted(
   const bAt = aAt + Math.ceil(a.length / 16) * 64 + 64;
   const cAt = bAt + Math.ceil(b.length / 16) * 64 + 64;
   const sAt = cAt + Math.ceil(cLen / 16) * 64 + 64;
-  const bytes = sAt + call.scratchBytes + 64;
+  const guard = sAt + Math.ceil(call.scratchBytes / 16) * 16;
+  const bytes = guard + 4096;
   const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
   const f = new Float32Array(memory.buffer);
   f.set(a, aAt / 4);
   f.set(b, bAt / 4);
+  f.fill(7, guard / 4, guard / 4 + 1024);
   const inst = new WebAssembly.Instance(new WebAssembly.Module(mb.build()), { env: { memory } });
   (inst.exports.run as (...p: number[]) => void)(aAt, bAt, 0, cAt, sAt);
+  assert.ok(f.subarray(guard / 4, guard / 4 + 1024).every((v) => v === 7), "wrote past scratch");
   return f.slice(cAt / 4, cAt / 4 + cLen);
 }
 

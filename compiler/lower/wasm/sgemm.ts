@@ -766,7 +766,7 @@ export function emitSgemm(mb: ModuleBuilder, options: SgemmCallOptions): SgemmCa
     bias: [2, 0],
     c: [3, 0],
     packedB: options.prepackedB ? [1, 0] : [4, 0],
-    packedA: options.prepackedA ? [0, 0] : [4, packedBBytes],
+    packedA: options.prepackedA ? [0, 0] : [4, options.prepackedB ? 0 : packedBBytes],
   };
   ctx.prepackedA = options.prepackedA ?? false;
   emitSgemmBody(ctx, plan, packB, compute, (fb, which) => {
