@@ -18,8 +18,8 @@
  * - log1p: `u = 1 + x`; `x` when `u == 1`, else `log(u)·x/(u - 1)` (Goldberg); +Inf kept.
  * - tanh: `t = expm1(2|x|)`, `t/(t + 2)` with |x| clamped to 9, sign restored.
  * - sigmoid: `e = exp(-|x|)`, `1/(1+e)` for x ≥ 0 and `e/(1+e)` below (no overflow).
- * - erf: Taylor series for |x| < 0.5, above it the same Chebyshev erfc fit as the reference
- *   (ops/scalar.ts `erf`), with |x| clamped to 4.
+ * - erf: Taylor series for |x| < 0.5, above it Numerical Recipes' Chebyshev erfc fit (within
+ *   1.2e-7 of erf), with |x| clamped to 4.
  * - pow: `exp(b·log|a|)` with JavaScript `Math.pow`'s special cases: b = ±0 → 1, NaN in → NaN,
  *   negative base with odd integer b → negative, with non-integer finite b → NaN,
  *   |a| = 1 with b = ±Inf → NaN, zeros and infinities signed as `Math.pow` signs them.
@@ -32,7 +32,7 @@
  * ±0, ±Inf, NaN, denormals and log-uniform magnitudes from 1e-45 to 3e38), max error in ulps of
  * the float32 result (both SIMD paths):
  * exp 1, log 1, expm1 1, log1p 2, tanh 2, sigmoid 2, erf 3 (against a float64 series for the
- * true erf; the float64 reference fit itself differs from erf by up to 1.2e-7), rsqrt 1,
+ * true erf), rsqrt 1,
  * recip 0, sign 0; pow at most 3·max(1, |b·ln a|) ulp.
  *
  * @module
