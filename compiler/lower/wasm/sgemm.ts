@@ -735,7 +735,6 @@ export function emitSgemm(mb: ModuleBuilder, options: SgemmCallOptions): SgemmCa
   const { m, n, k } = options;
   const plan = planSgemm(options);
   const packedBBytes = align64(k * plan.nPad * 4);
-  const scratchBytes = packedBBytes + plan.tile.mc * plan.tile.kc * 4;
   const lda = options.lda ?? (options.transA ? m : k);
   const ldb = options.ldb ?? (options.transB ? k : n);
   const ldc = options.ldc ?? n;
