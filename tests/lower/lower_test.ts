@@ -8,6 +8,7 @@ import { nd, sym } from "../../mod.ts";
 import { BackendError } from "../../runtime/errors.ts";
 import { arbGraph, bindRandomly, evaluateGraph } from "../../testing/mod.ts";
 import { assert, assertClose } from "../util.ts";
+import { PATHS } from "./kernel_harness.ts";
 
 Deno.test("a compiled MLP matches the interpreter; reshapes are copies", async () => {
   const x = sym.var("x");
@@ -42,38 +43,43 @@ Deno.test("non-float32 graphs are refused with a typed error", () => {
   assert.throws(() => compileWasm(y, {}, { x: [2] }), BackendError);
 });
 
-Deno.test("property: compiled random graphs give the interpreter's outputs", () => {
-  let kernels = 0;
-  fc.assert(
-    fc.property(arbGraph({ maxNodes: 6 }), fc.integer({ min: 0, max: 1 << 30 }), (g, seed) => {
-      if (Object.values(g.inputTypes).some((t) => t !== "float32")) return;
-      const { graph, inputs } = bindRandomly(g, seed);
-      let compiled;
-      try {
-        compiled = compileWasm(graph.symbol, graph.params, g.inputShapes);
-      } catch (e) {
-        if (e instanceof BackendError) return; // a non-float32 value inside the graph
-        throw e;
-      }
-      kernels += compiled.placement.filter((p) => p.how === "kernel").length;
-      const expected = evaluateGraph(graph, inputs);
-      const got = compiled.run(inputs);
-      assert.equal(got.length, expected.length);
-      got.forEach((t, i) => {
-        assert.deepEqual(t.shape, expected[i].shape);
-        assertClose(t, Array.from(expected[i].dataSync() as Float32Array), {
-          rtol: 1e-4,
-          atol: 1e-5,
+for (const relaxed of PATHS) {
+  Deno.test(`property: compiled random graphs give the interpreter's outputs (${relaxed ? "relaxed SIMD" : "SIMD mul+add"})`, () => {
+    let kernels = 0;
+    fc.assert(
+      fc.property(arbGraph({ maxNodes: 6 }), fc.integer({ min: 0, max: 1 << 30 }), (g, seed) => {
+        if (Object.values(g.inputTypes).some((t) => t !== "float32")) return;
+        const { graph, inputs } = bindRandomly(g, seed);
+        let compiled;
+        try {
+          compiled = compileWasm(graph.symbol, graph.params, g.inputShapes, {
+            relaxed,
+            threads: 1,
+          });
+        } catch (e) {
+          if (e instanceof BackendError) return; // a non-float32 value inside the graph
+          throw e;
+        }
+        kernels += compiled.placement.filter((p) => p.how === "kernel").length;
+        const expected = evaluateGraph(graph, inputs);
+        const got = compiled.run(inputs);
+        assert.equal(got.length, expected.length);
+        got.forEach((t, i) => {
+          assert.deepEqual(t.shape, expected[i].shape);
+          assertClose(t, Array.from(expected[i].dataSync() as Float32Array), {
+            rtol: 1e-4,
+            atol: 1e-5,
+          });
         });
-      });
-    }),
-    { numRuns: 150, seed: 20261127 },
-  );
-  assert.ok(kernels > 50, `only ${kernels} nodes ran as kernels`);
-});
+      }),
+      { numRuns: 150, seed: 20261127 },
+    );
+    assert.ok(kernels > 50, `only ${kernels} nodes ran as kernels`);
+  });
+}
 
 for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as const) {
-  Deno.test(`model zoo ${name} compiled for WASM (1 and 2 threads) matches the interpreter`, async () => {
+  Deno.test(`model zoo ${name} compiled for WASM (1 and 2 threads, both SIMD paths) matches the interpreter`, async () => {
     const { modelZoo, sym: s } = await import("../../mod.ts");
     const net = modelZoo.vision[name]({ classes: 10 });
     net.initialize({ seed: 0 });
@@ -86,10 +92,11 @@ for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as cons
     );
     const [ref] = await graph.eval({ data: x, ...params });
     const outs: Float32Array[] = [];
-    for (const threads of [1, 2]) {
+    for (const [threads, relaxed] of [[1, PATHS[0]], [2, PATHS[0]], [1, false]] as const) {
       // Small nets: split even small kernels so every split strategy runs.
       const compiled = compileWasm(graph, params, { data: x.shape }, {
         threads,
+        relaxed,
         forceSplit: true,
       });
       assert.ok(
@@ -107,5 +114,6 @@ for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as cons
     }
     // Splits run the same arithmetic in the same order: the outputs agree bit for bit.
     assert.deepEqual(outs[1], outs[0]);
+    // (outs[2] is the mul+add path: checked against the reference above.)
   });
 }
