@@ -20,7 +20,6 @@ export const RTOL = 1e-4;
 /** The multiply-add paths this runtime can run (relaxed first when it validates). */
 export const PATHS: boolean[] = relaxedSimdSupported() ? [true, false] : [false];
 
-type NdFn = (...args: unknown[]) => Tensor;
 type SymFn = (...args: unknown[]) => { outputs: readonly { node: unknown }[] };
 
 /**
@@ -99,15 +98,25 @@ export function checkCall(
   seed: number,
   products = true,
   constantInputs: readonly number[] = [],
+  positive: readonly number[] = [],
 ): boolean {
   const name = op.name;
   const vars = shapes.map((_, i) => sym.Variable(`in${i}`));
   const s = (sym as unknown as Record<string, SymFn>)[name](...vars, attrs);
   const node = s.outputs[0].node as Parameters<KernelGenerator>[0]["node"];
-  const xs = shapes.map((sh, i) => values(sh.reduce((p, d) => p * d, 1), seed * 31 + i));
+  const xs = shapes.map((sh, i) => {
+    const v = values(sh.reduce((p, d) => p * d, 1), seed * 31 + i);
+    // Inputs the op needs positive (variances, divisors): in [0.25, 1.25).
+    return positive.includes(i) ? v.map((x) => Math.abs(x) + 0.25) : v;
+  });
   const f64 = (v: Float32Array, sh: Shape, abs: boolean) =>
     nd.array(Array.from(v, (x) => (abs ? Math.abs(x) : x)), { shape: [...sh], dtype: "float64" });
-  const ndFn = (nd as unknown as Record<string, NdFn>)[name];
+  // The first output is compared (ops with several visible outputs return an array).
+  const raw = (nd as unknown as Record<string, (...a: unknown[]) => Tensor | Tensor[]>)[name];
+  const ndFn = (...a: unknown[]) => {
+    const out = raw(...a);
+    return Array.isArray(out) ? out[0] : out;
+  };
   const ref = ndFn(...xs.map((v, i) => f64(v, shapes[i], false)), attrs);
   const mag = products
     ? tensorValues(ndFn(...xs.map((v, i) => f64(v, shapes[i], true)), attrs))
@@ -181,7 +190,7 @@ export function checkSampled(
 ): { covered: number; declined: number } {
   const draw = seededDraw(seed);
   const sample = op.sample as (d: typeof draw, x: Shape) =>
-    | { attrs: Record<string, unknown>; inputs: Shape[] }
+    | { attrs: Record<string, unknown>; inputs: Shape[]; positive?: number[] }
     | undefined;
   let covered = 0;
   let declined = 0;
@@ -190,7 +199,18 @@ export function checkSampled(
     const smp = sample(draw, x);
     if (smp === undefined) continue;
     for (const relaxed of paths) {
-      if (checkCall(op, gen, smp.inputs, smp.attrs, relaxed, seed + i, products)) covered++;
+      const ok = checkCall(
+        op,
+        gen,
+        smp.inputs,
+        smp.attrs,
+        relaxed,
+        seed + i,
+        products,
+        [],
+        smp.positive ?? [],
+      );
+      if (ok) covered++;
       else declined++;
     }
   }

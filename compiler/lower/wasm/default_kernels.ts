@@ -10,6 +10,8 @@ import { elementwiseKernel } from "./elementwise.ts";
 import { batchDotKernel, dotKernel, fullyConnectedKernel } from "./gemm_ops.ts";
 import { registerElementwiseKernel, registerKernel } from "./kernel.ts";
 import { poolingKernel } from "./pool.ts";
+import { reductionKernel, softmaxKernel } from "./reduce.ts";
+import { batchNormKernel, transposeKernel } from "./layout_ops.ts";
 
 registerElementwiseKernel(elementwiseKernel);
 registerKernel("FullyConnected", fullyConnectedKernel);
@@ -17,3 +19,9 @@ registerKernel("dot", dotKernel);
 registerKernel("batch_dot", batchDotKernel);
 registerKernel("Convolution", convolutionKernel);
 registerKernel("Pooling", poolingKernel);
+for (const op of ["sum", "mean", "max", "min"]) registerKernel(op, reductionKernel);
+registerKernel("transpose", transposeKernel);
+registerKernel("BatchNorm", batchNormKernel);
+for (const op of ["softmax", "log_softmax", "SoftmaxActivation", "SoftmaxOutput"]) {
+  registerKernel(op, softmaxKernel);
+}
