@@ -148,32 +148,44 @@ export function compileWasm(
   const shapeOf = (e: Entry): Shape => shapes.get(e.node)![e.index]!;
   const plan = planMemory(sym, Object.fromEntries(sym.listInputs().map((n) => [n, shapeDict[n]])));
 
-  // Layout: constants, inputs, planned buffers, then one scratch area shared by all steps.
+  // Layout: inputs, planned buffers, constants (as steps first read them), then one scratch
+  // area shared by all steps.
   let top = 0;
   const alloc = (bytes: number) => {
     const ptr = top;
     top += align16(Math.max(bytes, 4));
     return ptr;
   };
+  // Constants get memory only when a step reads them as they are: a weight that every kernel
+  // takes in another form (packed, transformed) is uploaded only in that form.
   const varPtr = new Map<string, number>();
   const constants: (ProgramBuffer & { values: Float32Array })[] = [];
-  const constantValues = (name: string): Float32Array =>
-    constants.find((c) => c.ptr === varPtr.get(name))!.values;
+  const constantValues = new Map<string, Float32Array>();
   const inputs: Record<string, ProgramBuffer> = {};
   for (const name of sym.listInputs()) {
     const shape = shapeDict[name];
     if (!shape) throw new SigilError(`compileWasm: no shape for input '${name}'`);
-    const ptr = alloc(shapeSize(shape) * 4);
-    varPtr.set(name, ptr);
     if (Object.hasOwn(bound, name)) {
-      constants.push({ ptr, shape, values: Float32Array.from(tensorValues(bound[name])) });
+      constantValues.set(name, Float32Array.from(tensorValues(bound[name])));
     } else {
+      const ptr = alloc(shapeSize(shape) * 4);
+      varPtr.set(name, ptr);
       inputs[name] = { ptr, shape };
     }
   }
   const bufferPtr = plan.buffers.map((b) => alloc(b.bytes));
   const ptrOf = (e: Entry): number => {
-    if (e.node.isVariable) return varPtr.get(e.node.name)!;
+    if (e.node.isVariable) {
+      const name = e.node.name;
+      let ptr = varPtr.get(name);
+      if (ptr === undefined) {
+        const values = constantValues.get(name)!;
+        ptr = alloc(values.length * 4);
+        varPtr.set(name, ptr);
+        constants.push({ ptr, shape: shapeDict[name], values });
+      }
+      return ptr;
+    }
     const v = plan.valueOf(e);
     if (!v) throw new BackendError(`compileWasm: no buffer for '${e.node.outputName(e.index)}'`);
     return bufferPtr[v.buffer];
@@ -186,11 +198,10 @@ export function compileWasm(
   for (const node of plan.steps) {
     const ins = node.inputs.map(shapeOf);
     const outs = shapes.get(node)!.map((s) => s!);
-    const inPtrs = node.inputs.map(ptrOf);
     const outPtrs = outs.map((_, i) => ptrOf(node.entry(i)));
     const opName = node.op!.name;
     if (VIEWS.has(opName)) {
-      const [src, dst, bytes] = [inPtrs[0], outPtrs[0], shapeSize(outs[0]) * 4];
+      const [src, dst, bytes] = [ptrOf(node.inputs[0]), outPtrs[0], shapeSize(outs[0]) * 4];
       steps.push({
         kind: "host",
         label: `copy ${opName}`,
@@ -200,15 +211,13 @@ export function compileWasm(
       continue;
     }
     if (opName === "Concat" || opName === "SliceChannel") {
-      steps.push(concatSplitStep(node, ins, outs, inPtrs, outPtrs));
+      steps.push(concatSplitStep(node, ins, outs, node.inputs.map(ptrOf), outPtrs));
       placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
       continue;
     }
     const generator = generatorFor(node);
     const constIns = node.inputs.map((e) =>
-      e.node.isVariable && Object.hasOwn(bound, e.node.name)
-        ? constantValues(e.node.name)
-        : undefined
+      e.node.isVariable ? constantValues.get(e.node.name) : undefined
     );
     const kernel = generator?.({
       constants: constIns,
@@ -226,18 +235,19 @@ export function compileWasm(
       // Constants the kernel (or each part) wants in another form: uploaded once, passed instead.
       const uploaded = new Map<Float32Array, number>();
       const insOf = (part: number) => {
-        const ins = [...inPtrs];
         const own = kernel.parts ? kernel.partConstantInputs?.[part] : undefined;
-        for (const [i, values] of own ?? kernel.constantInputs ?? []) {
+        const replaced = own ?? kernel.constantInputs;
+        return node.inputs.map((e, i) => {
+          const values = replaced?.get(i);
+          if (values === undefined) return ptrOf(e);
           let ptr = uploaded.get(values);
           if (ptr === undefined) {
             ptr = alloc(values.length * 4);
             constants.push({ ptr, shape: [values.length], values });
             uploaded.set(values, ptr);
           }
-          ins[i] = ptr;
-        }
-        return ins;
+          return ptr;
+        });
       };
       const argsOf = (part: number) => {
         const args = [...insOf(part), ...outPtrs];
@@ -267,9 +277,10 @@ export function compileWasm(
       placement.push({ node: node.name, op: opName, how: "kernel", label: kernel.label });
       continue;
     }
-    steps.push(fallbackStep(node, ins, outs, inPtrs, outPtrs));
+    steps.push(fallbackStep(node, ins, outs, node.inputs.map(ptrOf), outPtrs));
     placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
   }
+  const outputs = sym.outputs.map((e) => ({ ptr: ptrOf(e), shape: shapeOf(e) }));
   const scratchPtr = alloc(scratch);
   for (const { args, at, part } of pendingScratch) args[at] = scratchPtr + part;
   // Kernels may read up to 16 bytes past a buffer (vector tails).
@@ -278,7 +289,7 @@ export function compileWasm(
     memoryBytes,
     steps,
     inputs,
-    outputs: sym.outputs.map((e) => ({ ptr: ptrOf(e), shape: shapeOf(e) })),
+    outputs,
     constants,
     shared,
   };
