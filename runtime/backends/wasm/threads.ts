@@ -25,6 +25,8 @@ const STEP = 2; // step index, or -1: the run is over
 const PENDING = 3; // parts still running
 const FAILED = 4; // set when a worker's part threw
 const CTRL_INTS = 8;
+/** How long the main thread waits for a worker's part before giving up on threads. */
+const STALL_MS = 60_000;
 /** How long a worker blocks waiting for the next run before returning to its event loop. */
 const LINGER_MS = 5;
 
@@ -364,12 +366,23 @@ export class ThreadPool {
   #waitIdle(): void {
     const c = this.#ctrl;
     let spins = 0;
+    let since = 0;
     for (;;) {
       const left = Atomics.load(c, PENDING);
       if (left === 0) return;
       if (spins < 100000) {
         spins++;
         continue;
+      }
+      // A worker that never answers (killed, or its thread starved for a minute) must not hang
+      // the caller: give up with an error, and run later steps on this thread.
+      const now = performance.now();
+      if (since === 0) since = now;
+      else if (now - since > STALL_MS) {
+        void this.terminate(); // marks the pool closed at once
+        throw new BackendError(
+          `a worker thread did not finish its part within ${STALL_MS / 1000} s; threads are off`,
+        );
       }
       try {
         Atomics.wait(c, PENDING, left, 1000);
