@@ -15,7 +15,7 @@ import {
   fullyConnectedKernel,
 } from "../../compiler/lower/wasm/gemm_ops.ts";
 import { elementwiseKernel } from "../../compiler/lower/wasm/elementwise.ts";
-import { splitRange } from "../../compiler/lower/wasm/kernel.ts";
+import { type KernelGenerator, splitRange } from "../../compiler/lower/wasm/kernel.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { assert } from "../util.ts";
 import { checkCall, PATHS, splitStats } from "./kernel_harness.ts";
@@ -91,73 +91,25 @@ Deno.test("Pooling parts: planes", () => {
 });
 
 Deno.test("FullyConnected, dot and batch_dot parts: columns, rows and batches", () => {
+  // [op, generator, shapes, attrs]; each runs with its second input as data and as a constant
+  // (packed at compile time, per part where parts split its columns).
+  const cases: [{ name: string }, KernelGenerator, Shape[], Record<string, unknown>][] = [
+    // wide: columns; one row with bias (a classifier)
+    [FullyConnected, fullyConnectedKernel, [[1, 20], [37, 20], [37]], { num_hidden: 37 }],
+    // tall and narrow: rows
+    [FullyConnected, fullyConnectedKernel, [[23, 9], [3, 9]], { num_hidden: 3, no_bias: true }],
+    [dot, dotKernel, [[9, 13], [17, 13]], { transpose_b: true }],
+    [dot, dotKernel, [[9, 13], [13, 17]], {}],
+    [dot, dotKernel, [[13, 9], [13, 17]], { transpose_a: true }],
+    [batch_dot, batchDotKernel, [[3, 5, 7], [3, 7, 6]], {}],
+  ];
   splits(10, () => {
     for (const relaxed of PATHS) {
-      // wide: columns; one row with bias (a classifier)
-      assert.ok(
-        checkCall(
-          FullyConnected,
-          fullyConnectedKernel,
-          [[1, 20], [37, 20], [37]],
-          {
-            num_hidden: 37,
-          },
-          relaxed,
-          700,
-        ),
-      );
-      // tall and narrow: rows
-      assert.ok(
-        checkCall(
-          FullyConnected,
-          fullyConnectedKernel,
-          [[23, 9], [3, 9]],
-          {
-            num_hidden: 3,
-            no_bias: true,
-          },
-          relaxed,
-          701,
-        ),
-      );
-      assert.ok(
-        checkCall(dot, dotKernel, [[9, 13], [17, 13]], { transpose_b: true }, relaxed, 702),
-      );
-      // Constant weights, packed at compile time (per part for column splits).
-      assert.ok(
-        checkCall(
-          FullyConnected,
-          fullyConnectedKernel,
-          [[1, 20], [37, 20], [37]],
-          {
-            num_hidden: 37,
-          },
-          relaxed,
-          705,
-          true,
-          [1],
-        ),
-      );
-      assert.ok(
-        checkCall(
-          FullyConnected,
-          fullyConnectedKernel,
-          [[23, 9], [3, 9]],
-          {
-            num_hidden: 3,
-            no_bias: true,
-          },
-          relaxed,
-          706,
-          true,
-          [1],
-        ),
-      );
-      assert.ok(checkCall(dot, dotKernel, [[9, 13], [13, 17]], {}, relaxed, 707, true, [1]));
-      assert.ok(
-        checkCall(dot, dotKernel, [[13, 9], [13, 17]], { transpose_a: true }, relaxed, 703),
-      );
-      assert.ok(checkCall(batch_dot, batchDotKernel, [[3, 5, 7], [3, 7, 6]], {}, relaxed, 704));
+      cases.forEach(([op, gen, shapes, attrs], i) => {
+        for (const constant of [[], [1]]) {
+          assert.ok(checkCall(op, gen, shapes, attrs, relaxed, 700 + i, true, constant), op.name);
+        }
+      });
     }
   });
 });
