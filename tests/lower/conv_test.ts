@@ -9,7 +9,7 @@ import { Convolution } from "../../ops/convolution.ts";
 import { convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { assert, type seededDraw } from "../util.ts";
-import { checkCall, checkSampled, dims, PATHS } from "./kernel_harness.ts";
+import { checkConvCases, checkSampled, type ConvCase, dims, PATHS } from "./kernel_harness.ts";
 
 Deno.test("Convolution kernel: sampled calls", () => {
   const shape = (d: ReturnType<typeof seededDraw>): Shape => [
@@ -23,7 +23,7 @@ Deno.test("Convolution kernel: sampled calls", () => {
 });
 
 Deno.test("Convolution kernel: larger shapes on each strategy", () => {
-  const cases: [Shape, Shape, Record<string, unknown>][] = [
+  const cases: ConvCase[] = [
     // depthwise 3x3, stride 1 and 2, with and without bias
     [[1, 16, 13, 13], [16, 1, 3, 3], { kernel: [3, 3], pad: [1, 1], num_group: 16 }],
     [[2, 8, 14, 11], [8, 1, 3, 3], {
@@ -47,15 +47,5 @@ Deno.test("Convolution kernel: larger shapes on each strategy", () => {
     [[2, 5, 30], [7, 5, 3], { kernel: [3], pad: [1], dilate: [2] }],
     [[1, 3, 5, 6, 7], [4, 3, 3, 2, 3], { kernel: [3, 2, 3], pad: [1, 1, 0], stride: [1, 2, 1] }],
   ];
-  for (const relaxed of PATHS) {
-    cases.forEach(([x, w, attrs], i) => {
-      const full: Record<string, unknown> = { num_filter: w[0], ...attrs };
-      const shapes = full.no_bias ? [x, w] : [x, w, [w[0]]];
-      assert.ok(checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 100 + i));
-      // The same with the weight as a constant (packed at compile time; Winograd where eligible).
-      assert.ok(
-        checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 150 + i, true, [1]),
-      );
-    });
-  }
+  for (const relaxed of PATHS) checkConvCases(Convolution, convolutionKernel, cases, relaxed, 100);
 });

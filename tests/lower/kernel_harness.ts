@@ -221,3 +221,29 @@ export function dims(d: ReturnType<typeof seededDraw>, min: number, max: number,
   const rank = d.int(min, max);
   return Array.from({ length: rank }, () => d.int(1, hi));
 }
+
+/** A convolution case: input shape, weight shape, attributes (num_filter comes from the weight). */
+export type ConvCase = [Shape, Shape, Record<string, unknown>];
+
+/**
+ * Checks `Convolution` cases with the weight as data and as a constant (packed at compile time,
+ * Winograd where eligible), each with a bias unless `no_bias`.
+ */
+export function checkConvCases(
+  op: { name: string },
+  gen: KernelGenerator,
+  cases: readonly ConvCase[],
+  relaxed: boolean,
+  seed: number,
+): void {
+  cases.forEach(([x, w, attrs], i) => {
+    const full: Record<string, unknown> = { num_filter: w[0], ...attrs };
+    const shapes = full.no_bias ? [x, w] : [x, w, [w[0]]];
+    for (const constant of [[], [1]]) {
+      assert.ok(
+        checkCall(op, gen, shapes, full, relaxed, seed + i, true, constant),
+        `${JSON.stringify(x)} ${JSON.stringify(attrs)}`,
+      );
+    }
+  });
+}

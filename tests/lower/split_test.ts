@@ -18,7 +18,7 @@ import { elementwiseKernel } from "../../compiler/lower/wasm/elementwise.ts";
 import { type KernelGenerator, splitRange } from "../../compiler/lower/wasm/kernel.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { assert } from "../util.ts";
-import { checkCall, PATHS, splitStats } from "./kernel_harness.ts";
+import { checkCall, checkConvCases, type ConvCase, PATHS, splitStats } from "./kernel_harness.ts";
 
 /** Runs `body` and asserts it ran at least `min` split kernels. */
 function splits(min: number, body: () => void): void {
@@ -50,7 +50,7 @@ Deno.test("splitRange covers the range in order with non-empty quantized parts",
 });
 
 Deno.test("Convolution parts: rows, filters, channels and groups", () => {
-  const cases: [Shape, Shape, Record<string, unknown>][] = [
+  const cases: ConvCase[] = [
     [[1, 16, 13, 13], [16, 1, 3, 3], { kernel: [3, 3], pad: [1, 1], num_group: 16 }],
     [[2, 8, 14, 11], [16, 1, 3, 3], { kernel: [3, 3], pad: [1, 1], stride: [2, 2], num_group: 8 }],
     [[2, 37, 7, 9], [29, 37, 1, 1], { kernel: [1, 1] }],
@@ -64,15 +64,7 @@ Deno.test("Convolution parts: rows, filters, channels and groups", () => {
   ];
   splits(cases.length * PATHS.length, () => {
     for (const relaxed of PATHS) {
-      cases.forEach(([x, w, attrs], i) => {
-        const full: Record<string, unknown> = { num_filter: w[0], ...attrs };
-        const shapes = full.no_bias ? [x, w] : [x, w, [w[0]]];
-        assert.ok(checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 500 + i));
-        // Constant weights: packed at compile time, per part when parts split the filters.
-        assert.ok(
-          checkCall(Convolution, convolutionKernel, shapes, full, relaxed, 550 + i, true, [1]),
-        );
-      });
+      checkConvCases(Convolution, convolutionKernel, cases, relaxed, 500);
     }
   });
 });

@@ -182,6 +182,18 @@ export const poolingKernel: KernelGenerator = (
       fb.brIf(top);
       fb.end();
     };
+    /** `acc = fold(acc, v)`: max, or sum (of squares for lp 2). */
+    const foldScalar = () => {
+      if (type === "max") {
+        // v > acc ? v : acc (NaN inputs keep acc, as the reference does)
+        fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
+      } else {
+        fb.localGet(acc).localGet(v);
+        if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
+        fb.op("f32.add");
+      }
+      fb.localSet(acc);
+    };
     const span = (axx: Axis, clipped: boolean) =>
       clipped
         ? fb.localGet(axx.hi).localGet(axx.lo).op("i32.sub")
@@ -199,15 +211,7 @@ export const poolingKernel: KernelGenerator = (
           forRange(fb, xi, ax.lo, ax.hi, () => {
             fb.localGet(row).localGet(xi).i32Const(2).op("i32.shl").op("i32.add");
             fb.load("f32.load").localSet(v);
-            if (type === "max") {
-              // v > acc ? v : acc (NaN inputs keep acc, as the reference does)
-              fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
-            } else {
-              fb.localGet(acc).localGet(v);
-              if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
-              fb.op("f32.add");
-            }
-            fb.localSet(acc);
+            foldScalar();
           });
         });
       });
@@ -308,14 +312,7 @@ export const poolingKernel: KernelGenerator = (
       fb.lane("f32x4.extract_lane", 0).localSet(acc);
       for (let i = n4 * 4; i < run; i++) {
         fb.localGet(src).load("f32.load", { offset: i * 4 }).localSet(v);
-        if (type === "max") {
-          fb.localGet(v).localGet(acc).localGet(v).localGet(acc).op("f32.gt").select();
-        } else {
-          fb.localGet(acc).localGet(v);
-          if (type === "lp" && pv === 2) fb.localGet(v).op("f32.mul");
-          fb.op("f32.add");
-        }
-        fb.localSet(acc);
+        foldScalar();
       }
       fb.localGet(dst).localGet(acc);
       if (type === "avg") fb.f32Const(run).op("f32.div");
