@@ -194,7 +194,14 @@ export {
 export { MAX_SCALAR_DEPTH, parseScalar, printScalar } from "./ops/scalar.ts";
 
 // The CPU device: the WASM-SIMD backend (default engine of Symbol.eval and hybridized blocks).
-export { execute, type ExecuteOptions, type Executor } from "./compiler/execute.ts";
+export {
+  execute,
+  type ExecuteOptions,
+  type Executor,
+  getDefaultExecutor,
+  setDefaultExecutor,
+} from "./compiler/execute.ts";
+export { EAGER_MIN_ELEMENTS } from "./compiler/eager.ts";
 export { evaluate, type EvaluateOptions } from "./compiler/interpreter.ts";
 export {
   compileWasm,

@@ -2,7 +2,8 @@
  * Eager op calls (`nd.<op>`, and the `F` ops of blocks that are not hybridized) on the CPU
  * device's WASM backend: a float32 call that touches at least {@link EAGER_MIN_ELEMENTS}
  * elements is compiled as a one-op graph (once per op, attributes and input shapes; the
- * programs are kept in a small cache) and run there. Smaller calls, calls with other dtypes,
+ * least recently used programs leave the cache beyond 64 programs or 256 MiB of their memories)
+ * and run there. Smaller calls, calls with other dtypes,
  * ops without a kernel, and everything while the default executor is `"reference"`, run on the
  * op's reference implementation, which costs less than a compile for tiny inputs.
  *
@@ -23,8 +24,22 @@ export const EAGER_MIN_ELEMENTS = 4096;
 /** Ops that only move data: the reference copies them as fast as a kernel would. */
 const SKIP = new Set(["Reshape", "Flatten", "expand_dims", "squeeze", "_copy", "_CachedOp"]);
 
+/** At most this many one-op programs, and this many bytes of their memories, stay cached. */
 const MAX_PROGRAMS = 64;
+const MAX_BYTES = 256 * 1024 * 1024;
 const programs = new Map<string, WasmCompiled | null>();
+let cachedBytes = 0;
+
+function evictUntil(fits: (count: number, bytes: number) => boolean): void {
+  for (const [key, prog] of programs) {
+    if (fits(programs.size, cachedBytes)) return;
+    programs.delete(key);
+    if (prog) {
+      cachedBytes -= prog.program.memoryBytes;
+      prog.dispose();
+    }
+  }
+}
 
 let enabled = (): boolean => true;
 
@@ -48,11 +63,13 @@ const engine: EagerEngine = (op: AnyOpDef, inputs, given, outShapes, outTypes) =
   let compiled = programs.get(key);
   if (compiled === undefined) {
     compiled = compile(op, inputs, given);
-    if (programs.size >= MAX_PROGRAMS) {
-      const [oldest, prog] = programs.entries().next().value!;
-      prog?.dispose();
-      programs.delete(oldest);
-    }
+    const bytes = compiled?.program.memoryBytes ?? 0;
+    // Least recently used first (a Map iterates in insertion order; hits move to the end).
+    evictUntil((count, total) => count < MAX_PROGRAMS && total + bytes <= MAX_BYTES);
+    programs.set(key, compiled);
+    cachedBytes += bytes;
+  } else {
+    programs.delete(key);
     programs.set(key, compiled);
   }
   if (compiled === null) return undefined;
