@@ -73,6 +73,9 @@ export interface WasmProgram {
   readonly constants: readonly (ProgramBuffer & { readonly values: Float32Array })[];
 }
 
+/** Programs collected without `dispose()` are forgotten in the workers too. */
+const workerPrograms = new FinalizationRegistry<PoolProgram>((program) => program.drop());
+
 /**
  * Runs a {@link WasmProgram}.
  *
@@ -144,6 +147,7 @@ export class WasmExecutor {
       new Float32Array(this.#memory.buffer, c.ptr, c.values.length).set(c.values);
     }
     this.#pool = pool?.register(this.#memory, workerParts);
+    if (this.#pool) workerPrograms.register(this, this.#pool, this);
   }
 
   /** Bytes of linear memory the program uses. */
@@ -207,6 +211,7 @@ export class WasmExecutor {
   dispose(): void {
     const pool = this.#pool;
     this.#pool = undefined;
+    workerPrograms.unregister(this);
     pool?.drop();
   }
 }
