@@ -436,8 +436,9 @@ interface ConvShare {
 
 /**
  * Splits a convolution for threads: depthwise by channels; otherwise by output rows when the
- * output is 1-D/2-D and wide (each part im2cols only its own rows), else by filters (each
- * part im2cols everything into its own scratch); nothing under ~1 MFLOP a part.
+ * output is 1-D/2-D with at least 32 positions a part (each part im2cols and packs only its own
+ * rows), else by filters (each part im2cols everything into its own scratch); nothing under
+ * ~1 MFLOP a part (0.2 for depthwise).
  */
 function convShares(
   g: Geometry,
@@ -446,14 +447,15 @@ function convShares(
   force: boolean,
 ): ConvShare[] {
   const flops = 2 * g.batch * g.filters * g.osp * g.cinG * g.taps;
-  const count = force ? parts : Math.min(parts, Math.floor(flops / 1e6));
+  // Depthwise work is light per byte: a part pays off from about 0.2 MFLOP, products from 1.
+  const count = force ? parts : Math.min(parts, Math.floor(flops / (depthwise ? 2e5 : 1e6)));
   if (count < 2) return [];
   const whole: ConvShare = { filters: [0, g.fG], rows: [0, g.o[1]], channels: [0, g.cin] };
   if (depthwise) {
     return splitRange(g.cin, count).map((c) => ({ ...whole, channels: c }));
   }
   const rowElems = g.o[2];
-  if (g.o[0] === 1 && g.o[1] >= 2 * count && (force || g.osp >= 128 * count)) {
+  if (g.o[0] === 1 && g.o[1] >= 2 * count && (force || g.osp >= 32 * count)) {
     return splitRange(g.o[1], count, 1, force ? 1 : Math.ceil(32 / rowElems)).map((r) => ({
       ...whole,
       rows: r,

@@ -236,7 +236,7 @@ export const elementwiseKernel: KernelGenerator = (
     axes[0].size,
     request.parts ?? 1,
     axes.length === 1 && !request.forceSplit ? 16 : 1,
-    request.forceSplit ? 1 : Math.ceil((1 << 22) / (innerElems * perElem)),
+    request.forceSplit ? 1 : Math.ceil((1 << 18) / (innerElems * perElem)),
   );
   if (ranges.length < 2) return { bytes, scratchBytes: 0, label };
   const parts = ranges.map((r) => buildKernel(expr, n, out, axes, request.relaxed, shared, r));

@@ -195,16 +195,26 @@ export class WasmExecutor {
   }
 
   /**
-   * Runs the program once on this thread, timing every step: `[label, milliseconds]` in
-   * execution order (split steps run all their parts here). For finding what dominates.
+   * Runs the program once, timing every step: `[label, milliseconds]` in execution order. On
+   * this thread alone by default (split steps run all their parts here); with `threaded`, on
+   * the worker threads when they hold the program. For finding what dominates.
    */
-  profile(inputs: Readonly<Record<string, Float32Array>>): [string, number][] {
+  profile(
+    inputs: Readonly<Record<string, Float32Array>>,
+    options: { threaded?: boolean } = {},
+  ): [string, number][] {
     this.run(inputs); // checks and writes the inputs
-    return this.#program.steps.map((step, i) => {
-      const t0 = performance.now();
-      this.#runs[i](false);
-      return [step.label, performance.now() - t0];
-    });
+    const threaded = (options.threaded ?? false) && (this.#pool?.ready ?? false);
+    if (threaded) this.#pool!.begin();
+    try {
+      return this.#program.steps.map((step, i) => {
+        const t0 = performance.now();
+        this.#runs[i](threaded);
+        return [step.label, performance.now() - t0];
+      });
+    } finally {
+      if (threaded) this.#pool!.end();
+    }
   }
 
   /** Forgets the program in the pool's workers (the executor still runs, on this thread). */

@@ -26,7 +26,7 @@ const PENDING = 3; // parts still running
 const FAILED = 4; // set when a worker's part threw
 const CTRL_INTS = 8;
 /** How long the main thread waits for a worker's part before giving up on threads. */
-const STALL_MS = 60_000;
+const STALL_MS = 3_000;
 /** How long a worker blocks waiting for the next run before returning to its event loop. */
 const LINGER_MS = 5;
 
@@ -53,18 +53,29 @@ const WORKER_SOURCE = `(async () => {
     }
     if (Atomics.sub(ctrl, ${PENDING}, 1) === 1) Atomics.notify(ctrl, ${PENDING});
   };
-  // Inside a run: steps follow each other quickly, so spin, then block.
-  // After a run, stay in blocking waits a little (runs often follow each other) before going
-  // back to the event loop.
+  // Each command (a generation of GEN) is handled exactly once, however the waits wake up:
+  // a step runs its part, "the run is over" is acknowledged; both then count down PENDING.
+  // Inside a run steps follow each other quickly, so spin, then block; after a run, block a
+  // little longer (runs often follow each other), then go back to the event loop.
+  let handled = 0;
   const session = () => {
+    let ended = true; // a wake-up without a new command just lingers and returns
     for (;;) {
-      if (Atomics.load(ctrl, ${STEP}) >= 0) {
-        runStep();
+      if (seen !== handled) {
+        handled = seen;
+        ended = Atomics.load(ctrl, ${STEP}) < 0;
+        if (ended) {
+          if (Atomics.sub(ctrl, ${PENDING}, 1) === 1) Atomics.notify(ctrl, ${PENDING});
+        } else {
+          runStep();
+        }
+      }
+      if (ended) {
+        if (Atomics.wait(ctrl, ${GEN}, seen, ${LINGER_MS}) === "timed-out") return;
+      } else {
         let spins = 0;
         while (Atomics.load(ctrl, ${GEN}) === seen && spins < 20000) spins++;
         while (Atomics.load(ctrl, ${GEN}) === seen) Atomics.wait(ctrl, ${GEN}, seen, 1000);
-      } else if (Atomics.wait(ctrl, ${GEN}, seen, ${LINGER_MS}) === "timed-out") {
-        return;
       }
       seen = Atomics.load(ctrl, ${GEN});
     }
@@ -82,7 +93,7 @@ const WORKER_SOURCE = `(async () => {
   port.on((m) => {
     if (m.type === "init") {
       ctrl = m.ctrl;
-      seen = Atomics.load(ctrl, ${GEN});
+      seen = handled = Atomics.load(ctrl, ${GEN});
       idle();
     } else if (m.type === "program") {
       try {
@@ -244,6 +255,7 @@ export class ThreadPool {
   #closed = false;
   #up = false;
   #inRun = false;
+  #stepped = false;
   #holds = 0;
   readonly #errors: string[] = [];
 
@@ -340,11 +352,13 @@ export class ThreadPool {
   begin(): void {
     if (this.#inRun) throw new BackendError("a run on this thread pool is already going");
     this.#inRun = true;
+    this.#stepped = false;
   }
 
   /** @internal */
   step(prog: number, index: number, own: () => void): void {
     const c = this.#ctrl;
+    this.#stepped = true;
     Atomics.store(c, PROG, prog);
     Atomics.store(c, STEP, index);
     Atomics.store(c, PENDING, this.threads - 1);
@@ -381,7 +395,8 @@ export class ThreadPool {
       else if (now - since > STALL_MS) {
         void this.terminate(); // marks the pool closed at once
         throw new BackendError(
-          `a worker thread did not finish its part within ${STALL_MS / 1000} s; threads are off`,
+          `a worker thread did not finish its part within ${STALL_MS / 1000} s; threads are off ` +
+            `(state ${Array.from(c.subarray(0, 5)).join(",")})`,
         );
       }
       try {
@@ -393,14 +408,21 @@ export class ThreadPool {
     }
   }
 
-  /** @internal */
+  /**
+   * @internal Ends a run. Like every command, "the run is over" is acknowledged by every
+   * worker before this returns, so a worker never reads a command's fields while the next
+   * command overwrites them (it would run a part twice, or count a part it has not run).
+   */
   end(): void {
     if (!this.#inRun) return;
     this.#inRun = false;
+    if (!this.#stepped) return; // the workers never left their idle wait
     const c = this.#ctrl;
     Atomics.store(c, STEP, -1);
+    Atomics.store(c, PENDING, this.threads - 1);
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);
+    this.#waitIdle();
   }
 
   /** @internal */
