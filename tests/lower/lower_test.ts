@@ -117,3 +117,13 @@ for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as cons
     // (outs[2] is the mul+add path: checked against the reference above.)
   });
 }
+
+Deno.test("runRaw writes into given arrays (no allocation) and checks their sizes", () => {
+  const y = sym.Activation(sym.var("x"), { act_type: "relu" });
+  const compiled = compileWasm(y, {}, { x: [3] }, { threads: 1 });
+  const out = [new Float32Array(3)];
+  const got = compiled.runRaw({ x: new Float32Array([-1, 2, -3]) }, out);
+  assert.equal(got[0], out[0]);
+  assert.deepEqual([...out[0]], [0, 2, 0]);
+  assert.throws(() => compiled.runRaw({ x: new Float32Array(3) }, [new Float32Array(2)]), /into/);
+});

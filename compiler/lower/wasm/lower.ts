@@ -69,8 +69,14 @@ export interface WasmCompiled {
   }[];
   /** Runs the graph on float32 inputs by name. */
   run(inputs: Readonly<Record<string, Tensor>>): Tensor[];
-  /** Runs the graph on raw float32 arrays by name (no tensor conversion); returns copies. */
-  runRaw(inputs: Readonly<Record<string, Float32Array>>): Float32Array[];
+  /**
+   * Runs the graph on raw float32 arrays by name (no tensor conversion); returns copies of the
+   * outputs, or writes them into `into` (reused arrays: no allocation per run).
+   */
+  runRaw(
+    inputs: Readonly<Record<string, Float32Array>>,
+    into?: readonly Float32Array[],
+  ): Float32Array[];
   /**
    * Times every step of one run: `[label, ms]` in order, on the calling thread alone unless
    * `threaded` (then split steps use the workers, once they hold the program).
@@ -324,7 +330,7 @@ export function compileWasm(
         tensorFromValues(v, program.outputs[i].shape, "float32")
       );
     },
-    runRaw: (arrays) => executor.run(arrays),
+    runRaw: (arrays, into) => executor.run(arrays, into),
     profile: (arrays, opts) => executor.profile(arrays, opts),
     threads,
     ready: () => executor.ready(),

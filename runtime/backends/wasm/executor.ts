@@ -165,8 +165,26 @@ export class WasmExecutor {
     await this.#pool?.whenReady();
   }
 
-  /** Runs the program on float32 inputs by name; returns copies of the outputs. */
-  run(inputs: Readonly<Record<string, Float32Array>>): Float32Array[] {
+  /**
+   * Runs the program on float32 inputs by name; returns copies of the outputs, written into
+   * `into` when given (arrays of the outputs' sizes, reused across runs: no allocation).
+   */
+  run(
+    inputs: Readonly<Record<string, Float32Array>>,
+    into?: readonly Float32Array[],
+  ): Float32Array[] {
+    if (into !== undefined) {
+      const outs = this.#program.outputs;
+      if (
+        into.length !== outs.length || into.some((a, i) => a.length !== shapeSize(outs[i].shape))
+      ) {
+        throw new ShapeError(
+          `WASM program: 'into' must hold ${outs.length} arrays of ${
+            outs.map((o) => shapeSize(o.shape)).join(", ")
+          } floats`,
+        );
+      }
+    }
     for (const [name, buf] of Object.entries(this.#program.inputs)) {
       const data = inputs[name];
       const n = shapeSize(buf.shape);
@@ -189,9 +207,12 @@ export class WasmExecutor {
     } finally {
       if (threaded) this.#pool!.end();
     }
-    return this.#program.outputs.map((o) =>
-      new Float32Array(this.#memory.buffer, o.ptr, shapeSize(o.shape)).slice()
-    );
+    return this.#program.outputs.map((o, i) => {
+      const view = new Float32Array(this.#memory.buffer, o.ptr, shapeSize(o.shape));
+      if (into === undefined) return view.slice();
+      into[i].set(view);
+      return into[i];
+    });
   }
 
   /**
