@@ -7,13 +7,18 @@
  */
 import { transpose } from "../../ops/reshape.ts";
 import { BatchNorm } from "../../ops/batch_norm.ts";
-import { batchNormKernel, transposeKernel } from "../../compiler/lower/wasm/layout_ops.ts";
+import {
+  batchNormKernel,
+  embeddingKernel,
+  transposeKernel,
+} from "../../compiler/lower/wasm/layout_ops.ts";
+import { Embedding } from "../../ops/embedding.ts";
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
 import { assert, assertClose } from "../util.ts";
-import { checkCall, checkSampled, dims, PATHS } from "./kernel_harness.ts";
+import { checkCall, checkSampled, dims, PATHS, runKernel } from "./kernel_harness.ts";
 
 Deno.test("transpose kernel: sampled calls and larger permutations are exact", () => {
   const r = checkSampled(transpose, transposeKernel, (d) => dims(d, 1, 5, 6), 120, 61, false);
@@ -84,4 +89,41 @@ Deno.test("a compiled BatchNorm with its statistics as inputs runs as a kernel, 
   const got = compiled.run(inputs);
   const want = await internals.eval(inputs, { executor: "reference" });
   got.forEach((t, i) => assertClose(t, tensorValues(want[i]), { rtol: 1e-5, atol: 1e-6 }));
+});
+
+Deno.test("Embedding kernel: sampled calls (truncated, clipped indices) and a wide table", () => {
+  const r = checkSampled(Embedding, embeddingKernel, (d) => dims(d, 1, 3, 5), 80, 81, false);
+  assert.ok(r.covered > 60, JSON.stringify(r));
+  // Indices from the harness lie in [-1, 1) (all row 0); positive ones spread over the table.
+  assert.ok(
+    checkCall(
+      Embedding,
+      embeddingKernel,
+      [[7], [5, 33]],
+      { input_dim: 5, output_dim: 33 },
+      false,
+      82,
+      false,
+      [],
+      [0],
+    ),
+  );
+});
+
+Deno.test("Embedding kernel: negative, fractional, out-of-range and NaN indices as the reference", () => {
+  const node = sym.Embedding(sym.var("i"), sym.var("w"), { input_dim: 5, output_dim: 3 }).outputs[0]
+    .node;
+  const k = embeddingKernel({ node, inputs: [[6], [5, 3]], outputs: [[6, 3]], relaxed: false })!;
+  const idx = new Float32Array([-3, 0.9, 1.5, 4.99, 7, NaN]);
+  const table = Float32Array.from({ length: 15 }, (_, i) => i);
+  const got = runKernel(k, [idx, table], 18);
+  const want = nd.Embedding(
+    nd.array(Array.from(idx)),
+    nd.array(Array.from(table), { shape: [5, 3] }),
+    {
+      input_dim: 5,
+      output_dim: 3,
+    },
+  );
+  assert.deepEqual([...got], [...tensorValues(want)]);
 });

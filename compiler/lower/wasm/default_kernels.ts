@@ -11,7 +11,7 @@ import { batchDotKernel, dotKernel, fullyConnectedKernel } from "./gemm_ops.ts";
 import { registerElementwiseKernel, registerKernel } from "./kernel.ts";
 import { poolingKernel } from "./pool.ts";
 import { reductionKernel, softmaxKernel } from "./reduce.ts";
-import { batchNormKernel, transposeKernel } from "./layout_ops.ts";
+import { batchNormKernel, embeddingKernel, transposeKernel } from "./layout_ops.ts";
 
 registerElementwiseKernel(elementwiseKernel);
 registerKernel("FullyConnected", fullyConnectedKernel);
@@ -22,6 +22,7 @@ registerKernel("Pooling", poolingKernel);
 for (const op of ["sum", "mean", "max", "min"]) registerKernel(op, reductionKernel);
 registerKernel("transpose", transposeKernel);
 registerKernel("BatchNorm", batchNormKernel);
+registerKernel("Embedding", embeddingKernel);
 for (const op of ["softmax", "log_softmax", "SoftmaxActivation", "SoftmaxOutput"]) {
   registerKernel(op, softmaxKernel);
 }

@@ -179,3 +179,55 @@ export const batchNormKernel: KernelGenerator = (
     label: `BatchNorm ${x.join("x")} axis ${axis}`,
   };
 };
+
+/**
+ * `Embedding`: each index (truncated, NaN as 0, clipped to the table) copies its row of the
+ * weight with `memory.copy`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../../../mod.ts";
+ * import { embeddingKernel } from "./layout_ops.ts";
+ * const node = sym.Embedding(sym.var("i"), sym.var("w"), { input_dim: 3, output_dim: 2 }).outputs[0].node;
+ * const k = embeddingKernel({ node, inputs: [[2], [3, 2]], outputs: [[2, 2]], relaxed: false })!;
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * const f = new Float32Array(memory.buffer);
+ * f.set([2.7, -5], 0); // indices at 0
+ * f.set([1, 2, 3, 4, 5, 6], 4); // table at 16
+ * (new WebAssembly.Instance(new WebAssembly.Module(k.bytes), { env: { memory } }).exports.run as (...p: number[]) => void)(0, 16, 64);
+ * assert.deepStrictEqual([...f.subarray(16, 20)], [5, 6, 1, 2]);
+ * ```
+ */
+export const embeddingKernel: KernelGenerator = (
+  req: KernelRequest,
+): CompiledKernel | undefined => {
+  const a = req.node.parsed as { input_dim: number; output_dim: number };
+  const [idx, w] = req.inputs;
+  if (idx === undefined || w === undefined || size(idx) === 0 || a.input_dim < 1) return undefined;
+  const rows = size(idx);
+  const cols = a.output_dim;
+  const mb = new ModuleBuilder();
+  importKernelMemory(mb, req.shared);
+  const fb = mb.addFunction(["i32", "i32", "i32"], [], { export: "run" });
+  const [ip, wp, op] = [0, 1, 2];
+  const j = fb.local("i32");
+  repeat(fb, rows, () => {
+    // j = clamp(trunc(index), 0, input_dim - 1); NaN truncates to 0
+    fb.localGet(ip).load("f32.load").op("i32.trunc_sat_f32_s").localSet(j);
+    fb.i32Const(0).localGet(j).localGet(j).i32Const(0).op("i32.lt_s").select().localSet(j);
+    fb.i32Const(a.input_dim - 1).localGet(j).localGet(j).i32Const(a.input_dim - 1);
+    fb.op("i32.gt_s").select().localSet(j);
+    fb.localGet(op);
+    fb.localGet(j).i32Const(cols * 4).op("i32.mul").localGet(wp).op("i32.add");
+    fb.i32Const(cols * 4).memoryCopy();
+    bump(fb, ip, 4);
+    bump(fb, op, cols * 4);
+  });
+  fb.end();
+  return {
+    bytes: mb.build(),
+    scratchBytes: 0,
+    label: `Embedding ${rows} rows of ${cols}`,
+  };
+};
