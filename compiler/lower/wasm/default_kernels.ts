@@ -6,6 +6,7 @@
  * @module
  */
 import { convolutionKernel } from "./conv.ts";
+import { deconvolutionKernel } from "./deconv.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { batchDotKernel, dotKernel, fullyConnectedKernel } from "./gemm_ops.ts";
 import { registerElementwiseKernel, registerKernel } from "./kernel.ts";
@@ -18,6 +19,7 @@ registerKernel("FullyConnected", fullyConnectedKernel);
 registerKernel("dot", dotKernel);
 registerKernel("batch_dot", batchDotKernel);
 registerKernel("Convolution", convolutionKernel);
+registerKernel("Deconvolution", deconvolutionKernel);
 registerKernel("Pooling", poolingKernel);
 for (const op of ["sum", "mean", "max", "min"]) registerKernel(op, reductionKernel);
 registerKernel("transpose", transposeKernel);
