@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { Draw } from "../ops/op.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { tensorValues } from "../runtime/tensor.ts";
+import { setDefaultExecutor } from "../compiler/execute.ts";
 
 export { assert };
 
@@ -43,6 +44,19 @@ export const BACKEND_TOL = { rtol: 1e-4, atol: 1e-5 };
 export function assertNear(actual: Tensor, expected: Tensor, what = "values"): void {
   assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
   assertClose(actual, tensorValues(expected), { ...BACKEND_TOL, what });
+}
+
+/**
+ * Runs `f` with the reference interpreter as the default executor (eager op calls included),
+ * for tests that compare with the reference bit for bit.
+ */
+export function onReference<T>(f: () => T): T {
+  setDefaultExecutor("reference");
+  try {
+    return f();
+  } finally {
+    setDefaultExecutor("wasm");
+  }
 }
 
 export function assertThrowsError(

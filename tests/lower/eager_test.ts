@@ -11,19 +11,10 @@ import {
   type Tensor,
 } from "../../mod.ts";
 import { SigilError } from "../../runtime/errors.ts";
-import { assert, assertNear, assertThrowsError } from "../util.ts";
+import { assert, assertNear, assertThrowsError, onReference } from "../util.ts";
 
 const conv = (x: Tensor, w: Tensor, b: Tensor) =>
   nd.Convolution(x, w, b, { kernel: [3, 3], pad: [1, 1], num_filter: w.shape[0] });
-
-function onReference<T>(f: () => T): T {
-  setDefaultExecutor("reference");
-  try {
-    return f();
-  } finally {
-    setDefaultExecutor("wasm");
-  }
-}
 
 Deno.test("big float32 eager calls run on WASM within float32 rounding of the reference", () => {
   assert.equal(getDefaultExecutor(), "wasm");
