@@ -140,3 +140,18 @@ Deno.test("stress: thousands of runs of two programs sharing the pool keep their
   a.dispose();
   b.dispose();
 });
+
+Deno.test("once the pool is up, a new program gets threads without the caller yielding", async () => {
+  const y = sym.dot(sym.var("a"), sym.var("b"), { name: "d" });
+  const shapes = { a: [64, 64], b: [64, 64] };
+  const first = compileWasm(y, {}, shapes, { threads: 2, forceSplit: true });
+  await first.ready();
+  const second = compileWasm(y, {}, shapes, { threads: 2, forceSplit: true });
+  // Block this thread (no event-loop turn) until the worker has registered the program.
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const t0 = performance.now();
+  while (!second.threadsReady && performance.now() - t0 < 5000) Atomics.wait(flag, 0, 0, 5);
+  assert.ok(second.threadsReady, "the worker took the program while the caller was busy");
+  first.dispose();
+  second.dispose();
+});

@@ -87,6 +87,8 @@ export interface WasmCompiled {
   ): [string, number][];
   /** Threads the program was compiled for (1: no workers). */
   readonly threads: number;
+  /** Whether runs use the worker threads now (they must hold the program; see {@link ready}). */
+  readonly threadsReady: boolean;
   /**
    * Resolves when the worker threads hold the program. Runs before that use the calling
    * thread only (same results); with one thread it resolves at once.
@@ -333,6 +335,9 @@ export function compileWasm(
     runRaw: (arrays, into) => executor.run(arrays, into),
     profile: (arrays, opts) => executor.profile(arrays, opts),
     threads,
+    get threadsReady() {
+      return executor.threaded;
+    },
     ready: () => executor.ready(),
     dispose: () => executor.dispose(),
   };

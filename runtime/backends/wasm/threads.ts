@@ -344,7 +344,10 @@ export class ThreadPool {
         w.post({ type: "program", id, memory, ready, steps: parts[i] ?? [] })
       );
     };
-    this.started.then(send, () => {});
+    // Workers that exist take the program now (a caller that never yields to the event loop
+    // still gets threads); the ones still starting take it once the pool is up.
+    if (this.#workers.length === workers) send();
+    else this.started.then(send, () => {});
     return new PoolProgram(this, id, ready, workers);
   }
 
