@@ -8,6 +8,7 @@
 import { nameScope, variable } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { execute, type Executor } from "../compiler/execute.ts";
+import { startDefaultThreads } from "../runtime/backends/wasm/threads.ts";
 import type { DType } from "../runtime/dtype.ts";
 import type { Device } from "../runtime/device.ts";
 import { SigilError } from "../runtime/errors.ts";
@@ -640,6 +641,8 @@ export abstract class HybridBlock extends Block {
     }
     this.#active = options.active ?? true;
     this.#flags = { ...options };
+    // Graphs will run compiled: let the worker threads come up while the caller goes on.
+    if (options.active !== false && (options.executor ?? "wasm") === "wasm") startDefaultThreads();
     this.#cache.clear();
     this.#last = undefined;
     this.#partition = undefined;

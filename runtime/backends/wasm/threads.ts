@@ -480,6 +480,15 @@ export function poolFor(threads: number): ThreadPool | undefined {
 }
 
 /**
+ * Starts the default pool's workers now (they come up in the background), so that programs
+ * compiled later find them ready. Hybridizing a block calls this.
+ */
+export function startDefaultThreads(): void {
+  const n = getDefaultThreads();
+  if (n > 1 && threadsSupported()) poolFor(n);
+}
+
+/**
  * Terminates every shared pool (programs compiled earlier then run on the calling thread).
  * Idle pools never keep a process alive; call this to free the workers early.
  */
