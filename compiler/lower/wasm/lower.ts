@@ -283,11 +283,20 @@ export function compileWasm(
         return args;
       };
       if (modules.length > 1) {
+        // The unsplit kernel for runs without workers, where it costs no extra constants (its
+        // constants are the parts' own; parts that pack their own filters have other ones).
+        const shareConstants = (kernel.partConstantInputs ?? []).every((m) =>
+          !m || [...m].every(([i, v]) => kernel.constantInputs?.get(i) === v)
+        );
+        const whole = shareConstants
+          ? { module: new WebAssembly.Module(kernel.bytes), args: argsOf(0) }
+          : undefined;
         steps.push({
           kind: "split",
           modules: modules.map((b) => new WebAssembly.Module(b)),
           args: modules.map((_, i) => argsOf(i)),
           label: `${kernel.label} (${modules.length} parts)`,
+          ...(whole ? { whole } : {}),
         });
       } else {
         steps.push({

@@ -35,6 +35,11 @@ export interface SplitStep {
   readonly modules: readonly WebAssembly.Module[];
   /** The pointer arguments of each part. */
   readonly args: readonly (readonly number[])[];
+  /**
+   * The unsplit kernel, run instead of every part in turn when no worker takes parts (it
+   * spares the work parts repeat, e.g. packing); optional.
+   */
+  readonly whole?: { readonly module: WebAssembly.Module; readonly args: readonly number[] };
   /** What it computes, for profiles. */
   readonly label: string;
 }
@@ -133,7 +138,7 @@ export class WasmExecutor {
       if (step.kind === "host") return () => step.run(this.#memory.buffer);
       if (step.kind === "kernel") return call(step.module, step.label, step.args);
       const parts = step.modules.map((m, i) => call(m, step.label, step.args[i]));
-      const whole = () => {
+      const whole = step.whole ? call(step.whole.module, step.label, step.whole.args) : () => {
         for (const p of parts) p();
       };
       if (!pool || parts.length < 2 || parts.length > pool.threads) return whole;
