@@ -15,12 +15,11 @@
  *
  * @module
  */
-import type { Shape } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
-import { bump, repeat, to3 } from "./emit.ts";
+import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
 import { winogradModule, winogradParts, type WinogradShape, winogradWeights } from "./winograd.ts";
 
 interface ConvAttrs {
@@ -304,13 +303,9 @@ export const convolutionKernel: KernelGenerator = (
   req: KernelRequest,
 ): CompiledKernel | undefined => {
   const a = req.node.parsed as unknown as ConvAttrs;
-  const [x, wShape] = req.inputs;
-  const y: Shape | undefined = req.outputs[0];
-  if (x === undefined || wShape === undefined || y === undefined) return undefined;
-  const n = a.kernel.length;
-  if (n < 1 || n > 3 || x.length !== n + 2 || y.length !== n + 2) return undefined;
-  if (a.layout !== null && !a.layout.startsWith("NC")) return undefined;
-  if ([...x, ...y, ...wShape].some((v) => v < 1)) return undefined;
+  const shapes = channelFirstShapes(req.inputs, req.outputs, a.kernel, a.layout);
+  if (!shapes) return undefined;
+  const { x, y, n } = shapes;
   const groups = a.num_group;
   const g: Geometry = {
     batch: x[0],

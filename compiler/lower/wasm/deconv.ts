@@ -11,7 +11,6 @@
  *
  * @module
  */
-import type { Shape } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import {
   align16,
@@ -21,7 +20,7 @@ import {
   type KernelRequest,
 } from "./kernel.ts";
 import { emitSgemm } from "./sgemm.ts";
-import { bump, repeat, to3 } from "./emit.ts";
+import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
 
 interface DeconvAttrs {
   kernel: readonly number[];
@@ -66,13 +65,9 @@ export const deconvolutionKernel: KernelGenerator = (
   req: KernelRequest,
 ): CompiledKernel | undefined => {
   const a = req.node.parsed as unknown as DeconvAttrs;
-  const [x, wShape] = req.inputs;
-  const y: Shape | undefined = req.outputs[0];
-  if (x === undefined || wShape === undefined || y === undefined) return undefined;
-  const n = a.kernel.length;
-  if (n < 1 || n > 3 || x.length !== n + 2 || y.length !== n + 2) return undefined;
-  if (a.layout !== null && !a.layout.startsWith("NC")) return undefined;
-  if ([...x, ...y, ...wShape].some((v) => v < 1)) return undefined;
+  const shapes = channelFirstShapes(req.inputs, req.outputs, a.kernel, a.layout);
+  if (!shapes) return undefined;
+  const { x, y, n } = shapes;
   const groups = a.num_group;
   const batch = x[0];
   const cin = x[1];

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Shape } from "../../../runtime/shape.ts";
 import type { FunctionBuilder } from "./encoder.ts";
 
 /**
@@ -34,4 +35,24 @@ export function to3(arr: readonly number[], n: number, fill: number): [number, n
   const full = arr.length === 0 ? new Array<number>(n).fill(fill) : [...arr];
   const out = [fill, fill, fill, ...full].slice(-3);
   return [out[0], out[1], out[2]];
+}
+
+/**
+ * The data, weight and output shapes of a channel-first convolution-like node (1 to 3 spatial
+ * dims, layout NC..., no zero-sized dim), or undefined when a kernel should decline it.
+ */
+export function channelFirstShapes(
+  inputs: readonly Shape[],
+  outputs: readonly Shape[],
+  kernel: readonly number[],
+  layout: string | null,
+): { x: Shape; w: Shape; y: Shape; n: number } | undefined {
+  const [x, w] = inputs;
+  const y = outputs[0];
+  if (x === undefined || w === undefined || y === undefined) return undefined;
+  const n = kernel.length;
+  if (n < 1 || n > 3 || x.length !== n + 2 || y.length !== n + 2) return undefined;
+  if (layout !== null && !layout.startsWith("NC")) return undefined;
+  if ([...x, ...y, ...w].some((v) => v < 1)) return undefined;
+  return { x, w, y, n };
 }
