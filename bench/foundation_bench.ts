@@ -2,7 +2,7 @@
  * Foundation benchmarks: symbol JSON read/write, shape inference and the reference
  * interpreter. Run: `deno task bench` (figures go in bench/README.md).
  */
-import { nd, sym } from "../mod.ts";
+import { nd, setDefaultExecutor, sym } from "../mod.ts";
 import type { Symbol } from "../mod.ts";
 
 const FIXTURE = new URL(
@@ -56,16 +56,33 @@ const bindings: Record<string, ReturnType<typeof nd.zeros>> = {};
   bindings[name] = nd.random.uniform(0.5, 1, shape, { seed: i });
 });
 Deno.bench(
-  { name: "reference eval: 4x(conv3x3-bn-relu) 16ch 16x16", group: "interp" },
+  { name: "reference eval: 4x(conv3x3-bn-relu) 16ch 16x16", group: "interp", baseline: true },
+  async () => {
+    await stack.eval(bindings, { executor: "reference" });
+  },
+);
+Deno.bench(
+  { name: "default eval (WASM, cached program): same stack", group: "interp" },
   async () => {
     await stack.eval(bindings);
   },
 );
 
 const big = nd.random.uniform(-1, 1, [1 << 20], { seed: 1 });
-Deno.bench({ name: "eager exp on 1M float32 (reference)", group: "eager" }, () => {
+Deno.bench(
+  { name: "eager exp on 1M float32 (reference)", group: "eager", baseline: true },
+  () => {
+    setDefaultExecutor("reference");
+    try {
+      nd.exp(big);
+    } finally {
+      setDefaultExecutor("wasm");
+    }
+  },
+);
+Deno.bench({ name: "eager exp on 1M float32 (WASM one-op program)", group: "eager" }, () => {
   nd.exp(big);
 });
-Deno.bench({ name: "eager broadcast_add (1024x1024 + 1024)", group: "eager" }, () => {
+Deno.bench({ name: "eager broadcast_add (1024x1024 + 1024, WASM)", group: "eager" }, () => {
   nd.broadcast_add(nd.zeros([1024, 1024]), nd.ones([1024]));
 });
