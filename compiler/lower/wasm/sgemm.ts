@@ -878,7 +878,6 @@ export function packSgemmA(a: Float32Array, options: SgemmPackOptions): Float32A
   const { m, k } = options;
   const plan = planSgemm(options);
   const lda = options.lda ?? (options.transA ? m : k);
-  const at = (i: number, kk: number) => options.transA ? a[kk * lda + i] : a[i * lda + kk];
   const out = new Float32Array(m * k);
   const mr = plan.tile.mr;
   let o = 0;
@@ -892,8 +891,18 @@ export function packSgemmA(a: Float32Array, options: SgemmPackOptions): Float32A
     for (const mc of blocks(plan.mb)) {
       for (let r0 = 0; r0 < mc; r0 += mr) {
         const rows = Math.min(mr, mc - r0);
-        for (let kk = 0; kk < kc; kk++) {
-          for (let r = 0; r < rows; r++) out[o++] = at(ic + r0 + r, pc + kk);
+        const i0 = ic + r0;
+        if (options.transA) {
+          // A stored K×M: a micro-panel's k row is contiguous in memory.
+          for (let kk = 0; kk < kc; kk++) {
+            const base = (pc + kk) * lda + i0;
+            for (let r = 0; r < rows; r++) out[o++] = a[base + r];
+          }
+        } else {
+          for (let kk = 0; kk < kc; kk++) {
+            let idx = i0 * lda + pc + kk;
+            for (let r = 0; r < rows; r++, idx += lda) out[o++] = a[idx];
+          }
         }
       }
       ic += mc;
