@@ -16,13 +16,10 @@ import { type Tensor, tensorFromValues, tensorStorage } from "../runtime/tensor.
 import { SigilError } from "../runtime/errors.ts";
 import { sym } from "./sym.ts";
 import type { Symbol } from "./symbol.ts";
-import { compileWasm, type WasmCompiled } from "./lower/wasm/lower.ts";
+import { compileWasm, VIEW_OPS, type WasmCompiled } from "./lower/wasm/lower.ts";
 
 /** Calls touching fewer elements (inputs and outputs together) run on the reference. */
 export const EAGER_MIN_ELEMENTS = 4096;
-
-/** Ops that only move data: the reference copies them as fast as a kernel would. */
-const SKIP = new Set(["Reshape", "Flatten", "expand_dims", "squeeze", "_copy", "_CachedOp"]);
 
 /** At most this many one-op programs, and this many bytes of their memories, stay cached. */
 const MAX_PROGRAMS = 64;
@@ -49,7 +46,8 @@ export function setEagerEnabled(check: () => boolean): void {
 }
 
 const engine: EagerEngine = (op: AnyOpDef, inputs, given, outShapes, outTypes) => {
-  if (!enabled() || SKIP.has(op.name) || op.subgraph) return undefined;
+  // Views only move data (the reference copies as fast); subgraph calls are whole graphs.
+  if (!enabled() || VIEW_OPS.has(op.name) || op.subgraph) return undefined;
   if (inputs.some((t) => t.dtype !== "float32") || outTypes.some((t) => t !== "float32")) {
     return undefined;
   }

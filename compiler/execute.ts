@@ -19,6 +19,7 @@ import { formatShape } from "../runtime/shape.ts";
 import { Tensor, tensorFromValues, tensorStorage } from "../runtime/tensor.ts";
 import { evaluate, type EvaluateOptions } from "./interpreter.ts";
 import { compileWasm, type WasmCompiled } from "./lower/wasm/lower.ts";
+import { getDefaultThreads } from "../runtime/backends/wasm/threads.ts";
 import { setGraphExecutor, type Symbol } from "./symbol.ts";
 import { setEagerEnabled } from "./eager.ts";
 
@@ -59,10 +60,14 @@ let defaultExecutor: Executor = "wasm";
  * ```
  */
 export function setDefaultExecutor(executor: Executor): void {
+  defaultExecutor = checkExecutor(executor);
+}
+
+function checkExecutor(executor: Executor): Executor {
   if (executor !== "wasm" && executor !== "reference") {
     throw new SigilError(`unknown executor '${String(executor)}'; use "wasm" or "reference"`);
   }
-  defaultExecutor = executor;
+  return executor;
 }
 
 /** The engine used where none is named (`"wasm"` unless set). */
@@ -103,10 +108,7 @@ export function execute(
   bindings: Readonly<Record<string, Tensor>>,
   options: ExecuteOptions = {},
 ): Tensor[] {
-  const executor = options.executor ?? defaultExecutor;
-  if (executor !== "wasm" && executor !== "reference") {
-    throw new SigilError(`unknown executor '${String(executor)}'; use "wasm" or "reference"`);
-  }
+  const executor = checkExecutor(options.executor ?? defaultExecutor);
   if (executor === "reference" || options.onNode) return evaluate(symbol, bindings, options);
   const names = symbol.listInputs();
   // Missing, extra or wrong bindings: the interpreter reports them with its typed errors.
@@ -119,7 +121,7 @@ export function execute(
   const key = names.map((n) => {
     const t = bindings[n];
     return `${n}:${formatShape(t.shape)}${constants.has(n) ? `#${tensorId(t)}` : ""}`;
-  }).join("|") + `|t${options.threads ?? "default"}`;
+  }).join("|") + `|t${options.threads ?? getDefaultThreads()}`;
   const entries = cache.get(symbol) ?? [];
   let entry = entries.find((e) => e.key === key);
   if (!entry) {

@@ -28,6 +28,10 @@ Deno.test("this runtime supports threads; the default is every core", () => {
   setDefaultThreads(Math.min(16, hardwareThreads()));
   assert.throws(() => setDefaultThreads(0), BackendError);
   assert.throws(() => new ThreadPool(1.5), BackendError);
+  assert.throws(
+    () => compileWasm(sym.var("x"), {}, { x: [2] }, { threads: 0 }),
+    /compileWasm: threads must be an integer/,
+  );
 });
 
 Deno.test("a 2-thread product: split across the worker, same bits as one thread", async () => {

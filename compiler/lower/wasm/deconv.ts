@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { shapeSize } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import {
   align16,
@@ -33,8 +34,6 @@ interface DeconvAttrs {
   no_bias: boolean;
   layout: string | null;
 }
-
-const size = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
 
 /** Input positions `[lo, hi)` along one axis whose output `i·s - p + k·d` lies in `[0, out)`. */
 function landing(inLen: number, out: number, s: number, off: number): [number, number] {
@@ -88,9 +87,9 @@ export const deconvolutionKernel: KernelGenerator = (
     return Math.ceil((full - o3[dim]) / 2);
   };
   const p3 = [padOf(0), padOf(1), padOf(2)];
-  const isp = size(i3);
-  const osp = size(o3);
-  const taps = size(k3);
+  const isp = shapeSize(i3);
+  const osp = shapeSize(o3);
+  const taps = shapeSize(k3);
   const bias = !a.no_bias;
 
   const mb = new ModuleBuilder();
@@ -244,13 +243,9 @@ function col2imFunction(
         }
       }
     }
-    bump(fb, cols, taps(k3) * isp * 4);
+    bump(fb, cols, shapeSize(k3) * isp * 4);
     bump(fb, out, osp * 4);
   });
   fb.end();
   return fb;
-}
-
-function taps(k3: readonly number[]): number {
-  return k3[0] * k3[1] * k3[2];
 }

@@ -12,14 +12,12 @@
  *
  * @module
  */
-import type { Shape } from "../../../runtime/shape.ts";
+import { type Shape, shapeSize } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packSgemmB } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
-
-const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);
 
 /** A module importing `env.memory` with an exported `run` of `params` i32 pointers. */
 function kernelModule(
@@ -213,7 +211,7 @@ export const fullyConnectedKernel: KernelGenerator = (
   if (w === undefined || w.length !== 2) return undefined;
   const k = w[1];
   const n = w[0];
-  const m = k === 0 ? 0 : size(x) / k;
+  const m = k === 0 ? 0 : shapeSize(x) / k;
   if (n !== a.num_hidden || !Number.isInteger(m)) return undefined;
   return productKernel(
     { m, n, k, transA: false, transB: true, bias: !a.no_bias, batches: 1 },
@@ -253,10 +251,10 @@ export const dotKernel: KernelGenerator = (req: KernelRequest): CompiledKernel |
   }
   const ta = a.transpose_a;
   const tb = a.transpose_b;
-  const na = ta ? size(l) / Math.max(l[0], 1) : l[l.length - 1];
-  const ma = ta ? l[0] : size(l) / Math.max(na, 1);
-  const nb = tb ? r[r.length - 1] : size(r) / Math.max(r[0], 1);
-  const mb = tb ? size(r) / Math.max(nb, 1) : r[0];
+  const na = ta ? shapeSize(l) / Math.max(l[0], 1) : l[l.length - 1];
+  const ma = ta ? l[0] : shapeSize(l) / Math.max(na, 1);
+  const nb = tb ? r[r.length - 1] : shapeSize(r) / Math.max(r[0], 1);
+  const mb = tb ? shapeSize(r) / Math.max(nb, 1) : r[0];
   return productKernel(
     {
       m: ta ? na : ma,
@@ -307,7 +305,7 @@ export const batchDotKernel: KernelGenerator = (
       transA: a.transpose_a,
       transB: a.transpose_b,
       bias: false,
-      batches: size(out.slice(0, -2)),
+      batches: shapeSize(out.slice(0, -2)),
     },
     req,
     "batch_dot",

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { shapeSize } from "../../../runtime/shape.ts";
 import { ModuleBuilder } from "./encoder.ts";
 import {
   type CompiledKernel,
@@ -19,8 +20,6 @@ import {
   type KernelRequest,
 } from "./kernel.ts";
 import { bump, repeat } from "./emit.ts";
-
-const size = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
 
 /**
  * `transpose` as a strided copy.
@@ -44,14 +43,14 @@ export const transposeKernel: KernelGenerator = (
 ): CompiledKernel | undefined => {
   const x = req.inputs[0];
   const y = req.outputs[0];
-  if (x === undefined || y === undefined || size(x) === 0) return undefined;
+  if (x === undefined || y === undefined || shapeSize(x) === 0) return undefined;
   const given = (req.node.parsed as { axes: readonly number[] }).axes ?? [];
   const n = x.length;
   const axes = given.length === 0
     ? Array.from({ length: n }, (_, i) => n - 1 - i)
     : given.map((a) => (a < 0 ? a + n : a));
   // Input strides (elements) in output axis order; merge axes that line up, drop size-1 axes.
-  const inStride = x.map((_, i) => size(x.slice(i + 1)));
+  const inStride = x.map((_, i) => shapeSize(x.slice(i + 1)));
   const dims: { size: number; stride: number }[] = [];
   axes.forEach((a) => {
     if (x[a] === 1) return;
@@ -125,12 +124,12 @@ export const batchNormKernel: KernelGenerator = (
 ): CompiledKernel | undefined => {
   const a = req.node.parsed as { eps: number; fix_gamma: boolean; axis: number };
   const x = req.inputs[0];
-  if (x === undefined || req.inputs.length !== 5 || size(x) === 0) return undefined;
+  if (x === undefined || req.inputs.length !== 5 || shapeSize(x) === 0) return undefined;
   const n = x.length;
   const axis = a.axis < 0 ? a.axis + n : a.axis;
   const C = x[axis];
-  const outer = size(x.slice(0, axis));
-  const inner = size(x.slice(axis + 1));
+  const outer = shapeSize(x.slice(0, axis));
+  const inner = shapeSize(x.slice(axis + 1));
   const mb = new ModuleBuilder();
   importKernelMemory(mb, req.shared);
   const params = 5 + req.outputs.length;
@@ -204,8 +203,10 @@ export const embeddingKernel: KernelGenerator = (
 ): CompiledKernel | undefined => {
   const a = req.node.parsed as { input_dim: number; output_dim: number };
   const [idx, w] = req.inputs;
-  if (idx === undefined || w === undefined || size(idx) === 0 || a.input_dim < 1) return undefined;
-  const rows = size(idx);
+  if (idx === undefined || w === undefined || shapeSize(idx) === 0 || a.input_dim < 1) {
+    return undefined;
+  }
+  const rows = shapeSize(idx);
   const cols = a.output_dim;
   const mb = new ModuleBuilder();
   importKernelMemory(mb, req.shared);

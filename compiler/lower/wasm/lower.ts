@@ -25,6 +25,7 @@ import {
   type WasmProgram,
 } from "../../../runtime/backends/wasm/executor.ts";
 import {
+  checkThreads,
   getDefaultThreads,
   poolFor,
   threadsSupported,
@@ -34,7 +35,13 @@ import { align16, generatorFor } from "./kernel.ts";
 import "./default_kernels.ts";
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
-const VIEWS = new Set(["Reshape", "Flatten", "expand_dims", "squeeze", "_copy"]);
+export const VIEW_OPS: ReadonlySet<string> = new Set([
+  "Reshape",
+  "Flatten",
+  "expand_dims",
+  "squeeze",
+  "_copy",
+]);
 
 /** Options of {@link compileWasm}. */
 export interface WasmCompileOptions {
@@ -126,10 +133,7 @@ export function compileWasm(
   const sym = graph.symbol;
   const bound = graph.params;
   const relaxed = options.relaxed ?? relaxedSimdSupported();
-  const requested = options.threads ?? getDefaultThreads();
-  if (!Number.isInteger(requested) || requested < 1 || requested > 64) {
-    throw new BackendError(`compileWasm: threads must be an integer in [1, 64], got ${requested}`);
-  }
+  const requested = checkThreads(options.threads ?? getDefaultThreads(), "compileWasm");
   const threads = threadsSupported() ? requested : 1;
   const shared = threads > 1;
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
@@ -214,7 +218,7 @@ export function compileWasm(
     const outs = shapes.get(node)!.map((s) => s!);
     const outPtrs = outs.map((_, i) => ptrOf(node.entry(i)));
     const opName = node.op!.name;
-    if (VIEWS.has(opName)) {
+    if (VIEW_OPS.has(opName)) {
       const [src, dst, bytes] = [ptrOf(node.inputs[0]), outPtrs[0], shapeSize(outs[0]) * 4];
       steps.push({
         kind: "host",

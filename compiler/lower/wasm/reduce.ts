@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { Shape } from "../../../runtime/shape.ts";
+import { type Shape, shapeSize } from "../../../runtime/shape.ts";
 import type { ReductionSpec } from "../../../ops/op.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import {
@@ -26,8 +26,6 @@ import {
 } from "./kernel.ts";
 import { bump, repeat } from "./emit.ts";
 import { VMath } from "./vmath.ts";
-
-const size = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
 
 /** Pushes the f32x4 splat of a constant. */
 function splat(fb: FunctionBuilder, v: number): FunctionBuilder {
@@ -63,13 +61,17 @@ function module(req: KernelRequest): { mb: ModuleBuilder; fb: FunctionBuilder } 
  */
 function threeWay(shape: Shape, axes: readonly number[]): [number, number, number] | undefined {
   const reduced = axes.filter((a) => shape[a] !== 1);
-  if (reduced.length === 0) return [size(shape), 1, 1];
+  if (reduced.length === 0) return [shapeSize(shape), 1, 1];
   const lo = reduced[0];
   const hi = reduced[reduced.length - 1];
   for (let a = lo; a <= hi; a++) {
     if (shape[a] !== 1 && !reduced.includes(a)) return undefined;
   }
-  return [size(shape.slice(0, lo)), size(shape.slice(lo, hi + 1)), size(shape.slice(hi + 1))];
+  return [
+    shapeSize(shape.slice(0, lo)),
+    shapeSize(shape.slice(lo, hi + 1)),
+    shapeSize(shape.slice(hi + 1)),
+  ];
 }
 
 /**
@@ -95,7 +97,7 @@ export const reductionKernel: KernelGenerator = (
   const op = req.node.op;
   const x = req.inputs[0];
   if (!op?.reduction || x === undefined || req.inputs.length !== 1) return undefined;
-  if (size(x) === 0) return undefined;
+  if (shapeSize(x) === 0) return undefined;
   const spec: ReductionSpec = op.reduction(req.node.parsed, x);
   const view = threeWay(x, spec.axes);
   if (!view) return undefined;
@@ -171,7 +173,7 @@ function softmaxView(
   const a = req.node.parsed as Record<string, unknown>;
   if (x === undefined || x.length === 0) return undefined;
   const n = x.length;
-  const prod = (lo: number, hi = n) => size(x.slice(lo, hi));
+  const prod = (lo: number, hi = n) => shapeSize(x.slice(lo, hi));
   switch (req.node.opName) {
     case "softmax":
     case "log_softmax": {
@@ -190,7 +192,7 @@ function softmaxView(
         log: false,
       };
     case "SoftmaxOutput": {
-      const total = size(x);
+      const total = shapeSize(x);
       if (a.multi_output) return { view: [x[0], x[1] ?? 1, prod(2)], t: 1, log: false };
       if (a.preserve_shape) return { view: [total / x[n - 1], x[n - 1], 1], t: 1, log: false };
       return { view: [x[0], total / x[0], 1], t: 1, log: false };
@@ -221,7 +223,7 @@ export const softmaxKernel: KernelGenerator = (
   req: KernelRequest,
 ): CompiledKernel | undefined => {
   const v = softmaxView(req);
-  if (!v || size(req.inputs[0]) === 0) return undefined;
+  if (!v || shapeSize(req.inputs[0]) === 0) return undefined;
   const [outer, m, inner] = v.view;
   if (![outer, m, inner].every((d) => Number.isInteger(d) && d > 0)) return undefined;
   const mb = new ModuleBuilder();
@@ -249,7 +251,7 @@ export const softmaxKernel: KernelGenerator = (
     count: number,
     stride: number,
     load: (ptr: number) => void,
-    store: (ptr: number) => void,
+    store: () => void, // pops an address and a value pushed before
     reduceLanes: boolean,
     tail: number,
   ) => {
@@ -284,8 +286,8 @@ export const softmaxKernel: KernelGenerator = (
       if (lanes === "vec") load(ptr);
       else fb.localGet(ptr).load("v128.load32_splat", { offset: off });
     };
-    const storeAt = (ptr: number, lanes: "vec" | "one", off: number) => {
-      if (lanes === "vec") store(ptr);
+    const storeAt = (lanes: "vec" | "one", off: number) => {
+      if (lanes === "vec") store();
       else fb.lane("f32x4.extract_lane", 0).store("f32.store", { offset: off });
     };
     // exp(x/t - max) into the output, summed
@@ -294,7 +296,7 @@ export const softmaxKernel: KernelGenerator = (
       fb.localGet(out);
       scaled(() => loadAt(ptr, lanes, off));
       fb.localGet(mx).op("f32x4.sub").call(exp).localTee(z);
-      storeAt(out, lanes, off);
+      storeAt(lanes, off);
       fb.localGet(sum);
       if (lanes === "one" && reduceLanes) {
         // a splatted tail value joins the lane partials once, in lane 0
@@ -323,19 +325,13 @@ export const softmaxKernel: KernelGenerator = (
         loadAt(out, lanes, off);
         fb.localGet(sum).op("f32x4.div");
       }
-      storeAt(out, lanes, off);
+      storeAt(lanes, off);
     });
   };
   const vecLoad = (ptr: number) => fb.localGet(ptr).load("v128.load", { align: 2 });
-  const vecStore = (ptr: number) => {
-    fb.store("v128.store", { align: 2 });
-    void ptr;
-  };
+  const vecStore = () => fb.store("v128.store", { align: 2 });
   const oneLoad = (ptr: number) => fb.localGet(ptr).load("v128.load32_splat");
-  const oneStore = (ptr: number) => {
-    fb.lane("f32x4.extract_lane", 0).store("f32.store");
-    void ptr;
-  };
+  const oneStore = () => fb.lane("f32x4.extract_lane", 0).store("f32.store");
   if (inner === 1) {
     // Lanes along the row; the last m % 4 values are folded in one at a time.
     repeat(fb, outer, () => {

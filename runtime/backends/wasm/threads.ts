@@ -131,6 +131,14 @@ interface WorkerHandle {
 /** A step's part for one worker: the module and its arguments (undefined: nothing to do). */
 export type WorkerPart = { readonly module: WebAssembly.Module; readonly args: readonly number[] };
 
+/** Throws a typed error unless `threads` is an integer in [1, 64]; returns it. */
+export function checkThreads(threads: number, where = "threads"): number {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+    throw new BackendError(`${where}: threads must be an integer in [1, 64], got ${threads}`);
+  }
+  return threads;
+}
+
 /** Whether this runtime can share memory between threads. */
 export function threadsSupported(): boolean {
   const g = globalThis as { crossOriginIsolated?: boolean };
@@ -145,7 +153,9 @@ export function hardwareThreads(): number {
   return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : 1;
 }
 
-async function spawn(onMessage: (m: { type: string; message?: string }) => void) {
+async function spawn(
+  onMessage: (m: { type: string; id?: number; message?: string }) => void,
+) {
   const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
   if (g.Deno !== undefined || g.process?.versions?.node !== undefined) {
     const wt = await import("node:worker_threads");
@@ -198,7 +208,11 @@ export class PoolProgram {
       for (;;) {
         if (this.#pool.closed) return;
         if (Atomics.load(this.#ready, 1) !== 0) {
-          throw new BackendError("a worker could not instantiate the program");
+          throw new BackendError(
+            `a worker could not instantiate the program: ${
+              this.#pool.errorOf(this.#id) ?? "(its message has not arrived yet)"
+            }`,
+          );
         }
         const n = Atomics.load(this.#ready, 0);
         if (n === this.#workers) return;
@@ -257,13 +271,11 @@ export class ThreadPool {
   #inRun = false;
   #stepped = false;
   #holds = 0;
-  readonly #errors: string[] = [];
+  readonly #errors = new Map<number, string>();
 
   /** Starts `threads - 1` workers (threads counts the calling thread). */
   constructor(threads: number) {
-    if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
-      throw new BackendError(`threads must be an integer in [1, 64], got ${threads}`);
-    }
+    checkThreads(threads, "ThreadPool");
     if (threads > 1 && !threadsSupported()) {
       throw new BackendError(
         "threads need SharedArrayBuffer and Atomics.waitAsync (in browsers, a cross-origin isolated page)",
@@ -303,7 +315,7 @@ export class ThreadPool {
       ups.push(new Promise<void>((res) => up = res));
       const w = await spawn((m) => {
         if (m.type === "up") up();
-        else if (m.type === "error") this.#errors.push(m.message ?? "unknown error");
+        else if (m.type === "error") this.#errors.set(m.id ?? 0, m.message ?? "unknown error");
       });
       if (this.#closed) {
         await w.terminate();
@@ -314,6 +326,11 @@ export class ThreadPool {
     }
     await Promise.all(ups);
     this.#up = true;
+  }
+
+  /** @internal The message of a worker that failed to instantiate program `id`. */
+  errorOf(id: number): string | undefined {
+    return this.#errors.get(id);
   }
 
   /** Whether the pool was terminated. */
@@ -459,10 +476,7 @@ let defaultThreads: number | undefined;
  * ```
  */
 export function setDefaultThreads(threads: number): void {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
-    throw new BackendError(`threads must be an integer in [1, 64], got ${threads}`);
-  }
-  defaultThreads = threads;
+  defaultThreads = checkThreads(threads, "setDefaultThreads");
 }
 
 /** The default thread count: as set, else every core the runtime reports (at most 16). */
