@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type Shape, shapeSize } from "../../../runtime/shape.ts";
+import { shapeSize } from "../../../runtime/shape.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { importKernelMemory, splitRange } from "./kernel.ts";
