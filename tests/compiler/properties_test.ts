@@ -101,7 +101,12 @@ Deno.test("property: eager nd.<op> calls equal sym.<op> calls (reference: exactl
             t.dtype === "float32" &&
             Array.from(tensorValues(t)).some((v) => v !== 0 && Math.abs(Number(v)) < 1e-15)
           );
-          if (subnormal) return;
+          // Nor fused expressions that round or branch after arithmetic: float32 and float64
+          // intermediates may land on either side of an integer or a threshold (ceil(x - 1) at
+          // x = 1e-15 is -1 in float32 and 0 in float64). The fixed-seed matrix test and the
+          // kernel tests cover them.
+          const steps = /\((floor|ceil|sign|select|lt|gt|le|ge|eq) /;
+          if (subnormal || steps.test(String(call.attrs.expr ?? ""))) return;
           const compiled = await symbol.eval(bindings);
           assert.equal(compiled.length, eager.length, "number of outputs (WASM)");
           eager.forEach((x, i) => {
