@@ -1,7 +1,7 @@
 /**
- * Registers the kernel generators the WASM backend ships. Importing this module (lower.ts
- * does) is what makes compiled graphs use them; ops without a generator run their reference
- * implementation on the host.
+ * The kernel table the WASM engine ships: a plain value that `wasmEngine` and `compileWasm` are
+ * built from (importing this module changes nothing). Ops without a generator run their
+ * reference implementation on the host, listed as fallbacks.
  *
  * @module
  */
@@ -9,22 +9,31 @@ import { convolutionKernel } from "./conv.ts";
 import { deconvolutionKernel } from "./deconv.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { batchDotKernel, dotKernel, fullyConnectedKernel } from "./gemm_ops.ts";
-import { registerElementwiseKernel, registerKernel } from "./kernel.ts";
+import type { KernelTable } from "./kernel.ts";
 import { poolingKernel } from "./pool.ts";
 import { reductionKernel, softmaxKernel } from "./reduce.ts";
 import { batchNormKernel, embeddingKernel, transposeKernel } from "./layout_ops.ts";
 
-registerElementwiseKernel(elementwiseKernel);
-registerKernel("FullyConnected", fullyConnectedKernel);
-registerKernel("dot", dotKernel);
-registerKernel("batch_dot", batchDotKernel);
-registerKernel("Convolution", convolutionKernel);
-registerKernel("Deconvolution", deconvolutionKernel);
-registerKernel("Pooling", poolingKernel);
-for (const op of ["sum", "mean", "max", "min"]) registerKernel(op, reductionKernel);
-registerKernel("transpose", transposeKernel);
-registerKernel("BatchNorm", batchNormKernel);
-registerKernel("Embedding", embeddingKernel);
-for (const op of ["softmax", "log_softmax", "SoftmaxActivation", "SoftmaxOutput"]) {
-  registerKernel(op, softmaxKernel);
-}
+/** Every kernel generator of the WASM backend, by op name. */
+export const WASM_KERNELS: KernelTable = Object.freeze({
+  elementwise: elementwiseKernel,
+  ops: Object.freeze({
+    FullyConnected: fullyConnectedKernel,
+    dot: dotKernel,
+    batch_dot: batchDotKernel,
+    Convolution: convolutionKernel,
+    Deconvolution: deconvolutionKernel,
+    Pooling: poolingKernel,
+    sum: reductionKernel,
+    mean: reductionKernel,
+    max: reductionKernel,
+    min: reductionKernel,
+    transpose: transposeKernel,
+    BatchNorm: batchNormKernel,
+    Embedding: embeddingKernel,
+    softmax: softmaxKernel,
+    log_softmax: softmaxKernel,
+    SoftmaxActivation: softmaxKernel,
+    SoftmaxOutput: softmaxKernel,
+  }),
+});

@@ -102,22 +102,20 @@ export function align16(bytes: number): number {
   return Math.ceil(bytes / 16) * 16;
 }
 
-const GENERATORS = new Map<string, KernelGenerator>();
-let elementwise: KernelGenerator | undefined;
-
-/** Registers the kernel generator for an op (by canonical name). */
-export function registerKernel(opName: string, generator: KernelGenerator): void {
-  GENERATORS.set(opName, generator);
+/**
+ * The kernels a WASM engine is built from: a generator per op (by canonical name) and one for
+ * every op with a scalar form (elementwise ops and fused chains). A plain value: an engine made
+ * from another table (more ops, a faulty generator in a test) changes nothing else.
+ */
+export interface KernelTable {
+  /** Generators by op name. */
+  readonly ops: Readonly<Record<string, KernelGenerator>>;
+  /** The generator for ops with a scalar form (unless `ops` names the op). */
+  readonly elementwise?: KernelGenerator;
 }
 
-/** Registers the generator used for every op with a scalar form (elementwise ops). */
-export function registerElementwiseKernel(generator: KernelGenerator): void {
-  elementwise = generator;
-}
-
-/** The generator for a node: its op's own, else the elementwise one for scalar-form ops. */
-export function generatorFor(node: Node): KernelGenerator | undefined {
-  const own = GENERATORS.get(node.opName);
-  if (own) return own;
-  return node.op?.scalar?.(node.parsed) ? elementwise : undefined;
+/** The generator for a node in `table`: its op's own, else the elementwise one for scalar-form ops. */
+export function generatorFor(table: KernelTable, node: Node): KernelGenerator | undefined {
+  if (Object.hasOwn(table.ops, node.opName)) return table.ops[node.opName];
+  return node.op?.scalar?.(node.parsed) ? table.elementwise : undefined;
 }

@@ -31,8 +31,8 @@ import {
   threadsSupported,
 } from "../../../runtime/backends/wasm/threads.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
-import { align16, generatorFor } from "./kernel.ts";
-import "./default_kernels.ts";
+import { align16, generatorFor, type KernelTable } from "./kernel.ts";
+import { WASM_KERNELS } from "./default_kernels.ts";
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
 export const VIEW_OPS: ReadonlySet<string> = new Set([
@@ -59,6 +59,8 @@ export interface WasmCompileOptions {
   forceSplit?: boolean;
   /** Let 3×3 convolutions with constant weights use Winograd F(4×4, 3×3) (default true). */
   winograd?: boolean;
+  /** The kernel generators to use (default {@link WASM_KERNELS}). */
+  kernels?: KernelTable;
 }
 
 /** A compiled graph: run it on tensors. */
@@ -233,7 +235,7 @@ export function compileWasm(
       placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
       continue;
     }
-    const generator = generatorFor(node);
+    const generator = generatorFor(options.kernels ?? WASM_KERNELS, node);
     // Elementwise kernels are bound by memory traffic: next to the graph's inputs and outputs
     // (copied in and out by the calling thread, so in its cache) a second thread only adds
     // cross-core traffic (measured: relu(x·a+b) over 1M floats, 0.81 ms on one thread and
