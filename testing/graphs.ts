@@ -152,7 +152,36 @@ function sizeDefaults(options: SizeOptions) {
   const { dtypes = ["float32"], maxRank = 4, maxDim = 6, maxSize = 4096 } = options;
   if (dtypes.length === 0) throw new RangeError("dtypes must not be empty");
   for (const t of dtypes) dtypeInfo(t);
+  for (
+    const [name, v, min] of [["maxRank", maxRank, 1], ["maxDim", maxDim, 1], [
+      "maxSize",
+      maxSize,
+      1,
+    ]] as const
+  ) {
+    if (!Number.isSafeInteger(v) || v < min) {
+      throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
+    }
+  }
   return { dtypes, maxRank, maxDim, maxSize };
+}
+
+/**
+ * Draws a shape of 1 to `maxRank` dimensions in [1, `maxDim`] whose size is at most `maxSize`:
+ * each dimension's upper bound is what the size left after the earlier ones allows, so large
+ * `maxDim` values give large shapes (rather than shapes no op accepts) and every draw is valid.
+ * Shrinks towards fewer and smaller dimensions, as {@link arbShape} does.
+ */
+function drawShape(g: GenValue, limits: ReturnType<typeof sizeDefaults>): number[] {
+  const rank = g(fc.integer, { min: 1, max: limits.maxRank });
+  const shape: number[] = [];
+  let left = limits.maxSize;
+  for (let i = 0; i < rank; i++) {
+    const d = g(fc.integer, { min: 1, max: Math.max(1, Math.min(limits.maxDim, left)) });
+    shape.push(d);
+    left = Math.floor(left / d);
+  }
+  return shape;
 }
 
 /**
@@ -174,12 +203,13 @@ function sizeDefaults(options: SizeOptions) {
  */
 export function arbOpCall(opName?: string, options: SizeOptions = {}): Arbitrary<OpCall> {
   const ops = sampledOps(opName === undefined ? undefined : [opName]);
-  const { dtypes, maxRank, maxDim, maxSize } = sizeDefaults(options);
+  const limits = sizeDefaults(options);
+  const { dtypes, maxSize } = limits;
   return fc.gen().map((g): OpCall => {
     const draw = drawFromGen(g);
     for (let attempt = 0; attempt < 50; attempt++) {
       const op = draw.pick(ops);
-      const x = g(arbShape, { maxRank, maxDim });
+      const x = drawShape(g, limits);
       const got = sampleCall(op, draw, x, draw.pick(dtypes), maxSize);
       if (got) return got.call;
     }
@@ -334,8 +364,7 @@ function buildGraph(
   };
   const numInputs = draw.int(1, 2);
   for (let i = 0; i < numInputs; i++) {
-    const shape = g(arbShape, { maxRank: limits.maxRank, maxDim: limits.maxDim });
-    pool.push(variable(`x${i}`, shape, draw.pick(limits.dtypes)));
+    pool.push(variable(fresh("x"), drawShape(g, limits), draw.pick(limits.dtypes)));
   }
   // Makes an item's values positive: the variable is marked, an op output is wrapped.
   const makePositive = (item: Item): Symbol => {
@@ -351,9 +380,13 @@ function buildGraph(
   let last: Symbol | undefined;
   let lastStep = -1;
   for (let step = 0; step < steps || last === undefined; step++) {
-    if (step >= steps + 20) {
-      throw new Error(
-        `arbGraph: none of ${ops.map((o) => o.name).join(", ")} accepts the drawn inputs`,
+    if (step >= steps + 200) {
+      // Only reachable when no op in `ops` accepts any shape within the size limits (e.g. only
+      // Convolution with maxRank 2): a configuration error, not bad luck.
+      throw new RangeError(
+        `arbGraph: none of ${
+          ops.map((o) => o.name).join(", ")
+        } accepts inputs of rank <= ${limits.maxRank}, dims <= ${limits.maxDim} and size <= ${limits.maxSize}`,
       );
     }
     let got: Checked | undefined;
@@ -365,7 +398,11 @@ function buildGraph(
       first = inputs[draw.int(0, inputs.length - 1)];
       got = sampleCall(op, draw, first.shape, first.dtype, limits.maxSize);
     }
-    if (!got || !op || !first) continue;
+    if (!got || !op || !first) {
+      // No op took the values at hand: offer a fresh input of another shape and retry.
+      pool.push(variable(fresh("x"), drawShape(g, limits), draw.pick(limits.dtypes)));
+      continue;
+    }
     const { call } = got;
     const name = fresh(op.name.toLowerCase());
     const args = call.inputShapes.map((shape, i): Symbol => {

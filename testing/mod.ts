@@ -31,7 +31,44 @@ export {
   type SizeOptions,
 } from "./graphs.ts";
 export { assertGraphsEquivalent, AssertionError, type EquivalenceOptions } from "./equivalence.ts";
-export type { Draw, Sample } from "../ops/op.ts";
+// The types these functions take and return (and the types those refer to), so that this entry
+// point documents on its own: `deno doc --lint testing/mod.ts` is clean without `mod.ts`.
+export type {
+  AnyOpDef,
+  Draw,
+  OpDef,
+  OutputArity,
+  PartialShape,
+  ReductionSpec,
+  RefContext,
+  Sample,
+  ShapeResult,
+  TypeResult,
+} from "../ops/op.ts";
+export type {
+  Attrs,
+  AttrSchema,
+  AttrsInput,
+  AttrSpec,
+  InputCountSpec,
+  RequiredKeys,
+} from "../ops/attrs.ts";
+export type { AnyAttrs } from "../ops/call.ts";
+export type { BinaryFn, ScalarExpr, UnaryFn } from "../ops/scalar.ts";
+export type { Tensor, TensorData } from "../runtime/tensor.ts";
+export type { Device, DeviceKind } from "../runtime/device.ts";
+export type { DType } from "../runtime/dtype.ts";
+export type { Shape } from "../runtime/shape.ts";
+export type {
+  Entry,
+  GraphAttrValue,
+  Node,
+  ShapeDict,
+  Symbol,
+  TypeDict,
+} from "../compiler/symbol.ts";
+export type { InferShapeResult, InferTypeResult } from "../compiler/infer.ts";
+export type { Graph, Pass } from "../compiler/passes/pass.ts";
 export {
   bindRandomly,
   checkPassPreservesSemantics,

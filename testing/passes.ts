@@ -10,7 +10,7 @@ import { evaluate } from "../compiler/interpreter.ts";
 import { type Graph, graphOf, type Pass } from "../compiler/passes/pass.ts";
 import { uniformAt } from "../runtime/random.ts";
 import { formatShape, sameShape } from "../runtime/shape.ts";
-import { type Tensor, tensorFromValues, tensorValues } from "../runtime/tensor.ts";
+import { type Tensor, tensorFromValues, tensorStorage, tensorValues } from "../runtime/tensor.ts";
 import { AssertionError } from "./equivalence.ts";
 import { arbGraph, type ArbGraphOptions, type GeneratedGraph } from "./graphs.ts";
 
@@ -118,6 +118,40 @@ function sameValues(a: Tensor, b: Tensor): boolean {
 }
 
 /**
+ * Records a graph (its symbol's outputs and text, its bound tensors and their bytes) and returns
+ * a function that says what has changed since, or undefined when nothing has.
+ */
+function watchForMutation(graph: Graph): () => string | undefined {
+  const { symbol, params } = graph;
+  const outputs = [...symbol.outputs];
+  const json = symbol.toJSON();
+  const bound = Object.entries(params).map(([k, t]) => [k, t, tensorStorage(t).slice()] as const);
+  return () => {
+    if (graph.symbol !== symbol) return "the graph's symbol was replaced";
+    if (
+      symbol.outputs.length !== outputs.length || symbol.outputs.some((e, i) => e !== outputs[i])
+    ) {
+      return "the symbol's outputs changed";
+    }
+    if (symbol.toJSON() !== json) return "the symbol's JSON changed";
+    const keys = Object.keys(graph.params);
+    if (keys.length !== bound.length || bound.some(([k]) => !Object.hasOwn(graph.params, k))) {
+      return `the bound names changed from [${bound.map(([k]) => k)}] to [${keys}]`;
+    }
+    for (const [k, t, bytes] of bound) {
+      if (graph.params[k] !== t) return `the tensor bound to '${k}' was replaced`;
+      const now: ArrayLike<number | bigint> = tensorStorage(t);
+      for (let i = 0; i < now.length; i++) {
+        if (!Object.is(now[i], bytes[i])) {
+          return `the values of the tensor bound to '${k}' changed (element ${i})`;
+        }
+      }
+    }
+    return undefined;
+  };
+}
+
+/**
  * Property-tests a pass: on random valid graphs (each op's own sampler draws its calls; a
  * random subset of variables is bound as parameters), the pass preserves the interpreter's
  * outputs within tolerance, does not mutate its input, and (when idempotent) is stable.
@@ -135,18 +169,22 @@ export function checkPassPreservesSemantics(pass: Pass, options: PassCheckOption
   const idempotent = options.idempotent ?? pass.idempotent;
   fc.assert(
     fc.property(arbGraph(options), fc.integer({ min: 0, max: 1 << 30 }), (g, s) => {
-      const { graph, inputs } = bindRandomly(g, s, bindProbability);
-      const json = graph.symbol.toJSON();
+      const bound = bindRandomly(g, s, bindProbability);
+      // The pass gets an unfrozen copy, so that writing to the record is seen, not a TypeError.
+      const graph: Graph = { symbol: bound.graph.symbol, params: { ...bound.graph.params } };
+      const inputs = bound.inputs;
+      const changed = watchForMutation(graph);
       const before = evaluateGraph(graph, inputs);
       const after = pass.run(graph, options.passOptions);
-      if (graph.symbol.toJSON() !== json) {
-        throw new AssertionError(`pass '${pass.name}' mutated its input`);
+      const what = changed();
+      if (what !== undefined) {
+        throw new AssertionError(`pass '${pass.name}' mutated its input: ${what}`);
       }
       compare(before, evaluateGraph(after, inputs), rtol, atol, `pass '${pass.name}'`);
       if (idempotent && !sameGraph(after, pass.run(after, options.passOptions))) {
         throw new AssertionError(`pass '${pass.name}' is not idempotent`);
       }
     }),
-    { numRuns, ...(seed === undefined ? {} : { seed }) },
+    { numRuns, includeErrorInReport: true, ...(seed === undefined ? {} : { seed }) },
   );
 }

@@ -58,6 +58,36 @@ Deno.test("arbGraph: honours maxNodes, ops, dtypes and the size bounds", () => {
   assert.throws(() => arbGraph({ maxNodes: 0 }), RangeError);
 });
 
+Deno.test("arbGraph and arbOpCall: large maxDim gives large shapes within maxSize, never a throw", () => {
+  for (const maxDim of [9, 32, 200]) {
+    let big = 0;
+    fc.assert(
+      fc.property(arbGraph({ maxDim, maxSize: 1 << 14 }), (g) => {
+        for (const [name, shape] of Object.entries(g.inputShapes)) {
+          if (!/^x\d+$/.test(name)) continue; // weights and other op inputs the samplers chose
+          assert.ok(shapeSize(shape) <= 1 << 14 && shape.every((d) => d <= maxDim), `${shape}`);
+          if (shape.some((d) => d > 8)) big++;
+        }
+      }),
+      { numRuns: 60, seed: maxDim },
+    );
+    assert.ok(big > 10, `maxDim ${maxDim}: only ${big} inputs have a dimension above 8`);
+    fc.assert(
+      fc.property(arbOpCall(undefined, { maxDim, maxSize: 1 << 14 }), (call) => {
+        assert.ok(call.inputShapes.every((s) => shapeSize(s) <= 1 << 14));
+      }),
+      { numRuns: 60, seed: maxDim },
+    );
+  }
+  // Ops that no shape within the limits suits are a configuration error, said as such.
+  assert.throws(
+    () => fc.sample(arbGraph({ ops: ["Convolution"], maxRank: 2 }), { numRuns: 1, seed: 1 }),
+    /none of Convolution accepts inputs of rank <= 2/,
+  );
+  assert.throws(() => arbGraph({ maxDim: 0 }), RangeError);
+  assert.throws(() => arbGraph({ maxSize: 1.5 }), RangeError);
+});
+
 Deno.test("arbGraph: names are deterministic per draw", () => {
   const json = () => fc.sample(arbGraph(), { numRuns: 30, seed: 99 }).map((g) => g.symbol.toJSON());
   const first = json();
