@@ -17,7 +17,7 @@ import { DTypeError } from "../runtime/errors.ts";
 import { formatShape, isKnownShape, type Shape, shapeSize } from "../runtime/shape.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { type Arbitrary, drawFromGen, type GenValue } from "./draw.ts";
-import { arbShape, arbTensor } from "./tensors.ts";
+import { arbTensor } from "./tensors.ts";
 
 /** One valid call of an op, as its sampler drew it. */
 export interface OpCall {
@@ -170,7 +170,7 @@ function sizeDefaults(options: SizeOptions) {
  * Draws a shape of 1 to `maxRank` dimensions in [1, `maxDim`] whose size is at most `maxSize`:
  * each dimension's upper bound is what the size left after the earlier ones allows, so large
  * `maxDim` values give large shapes (rather than shapes no op accepts) and every draw is valid.
- * Shrinks towards fewer and smaller dimensions, as {@link arbShape} does.
+ * Shrinks towards fewer and smaller dimensions, as `arbShape` does.
  */
 function drawShape(g: GenValue, limits: ReturnType<typeof sizeDefaults>): number[] {
   const rank = g(fc.integer, { min: 1, max: limits.maxRank });
