@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { tupleItems } from "../ops/attrs.ts";
 import { applyShapeRule, applyTypeRule } from "../ops/call.ts";
 import type { PartialShape } from "../ops/op.ts";
 import { type DType, dtypeFromFlag } from "../runtime/dtype.ts";
@@ -31,6 +32,11 @@ export interface InferTypeResult<T> {
   readonly auxTypes: T[];
 }
 
+/** Shortens text quoted in messages. */
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 /** Where a node is, for messages. */
 export function nodeWhere(node: Node): string {
   return `node '${node.name}' (${node.opName})`;
@@ -40,14 +46,18 @@ export function nodeWhere(node: Node): string {
 export function declaredShape(node: Node, npShape: boolean): PartialShape {
   const text = node.attrs.__shape__;
   if (text === undefined) return undefined;
-  const m = /^\s*[([]\s*(.*?)\s*,?\s*[)\]]\s*$/.exec(text);
-  if (!m) throw new ShapeError(`${nodeWhere(node)}: cannot parse __shape__ '${text}'`);
-  const dims = m[1] === "" ? [] : m[1].split(",").map((d) => {
+  // A single linear scan: __shape__ comes from files, and a backtracking regex would not be.
+  const items = tupleItems(text);
+  if (!items) throw new ShapeError(`${nodeWhere(node)}: cannot parse __shape__ '${clip(text)}'`);
+  if (items.length > MAX_NDIM) {
+    throw new ShapeError(`${nodeWhere(node)}: __shape__ has too many dims`);
+  }
+  const dims = items.map((d) => {
     const t = d.trim().replace(/[lL]$/, "");
     if (t === "None") return -1;
     const v = Number(t);
     if (!Number.isInteger(v) || v < -1) {
-      throw new ShapeError(`${nodeWhere(node)}: bad __shape__ '${text}'`);
+      throw new ShapeError(`${nodeWhere(node)}: bad __shape__ '${clip(text)}'`);
     }
     return v;
   });
@@ -150,7 +160,7 @@ function throughSubgraph<T>(
 ): { inputs: (T | undefined)[]; outputs: (T | undefined)[] } {
   const g = node.calledGraph!;
   const vars = g.nodes().filter((n) => n.isVariable);
-  const given: Record<string, T> = {};
+  const given: Record<string, T> = Object.create(null);
   vars.forEach((v, i) => {
     if (ins[i] !== undefined) given[v.name] = ins[i]!;
   });

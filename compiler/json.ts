@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isHiddenKey } from "../ops/attrs.ts";
+import { isHiddenKey, MAX_ATTR_LENGTH } from "../ops/attrs.ts";
 import { normalizeAttrs } from "../ops/call.ts";
 import type { AnyOpDef } from "../ops/op.ts";
 import { getOp } from "../ops/registry.ts";
@@ -35,6 +35,19 @@ const HIDDEN_KEYS = [
 /** Deepest subgraph nesting accepted (hostile files cannot exhaust the stack). */
 const MAX_SUBGRAPH_DEPTH = 16;
 
+/**
+ * The longest node name or attribute key accepted, in UTF-16 code units. Names become keys,
+ * output names and `.npz` member names (whose ZIP field holds at most 65,535 bytes).
+ */
+export const MAX_NAME_LENGTH = 65536;
+
+/**
+ * Deepest nesting of a graph attribute's value (`["list_shape", [[1, 2], [3]]]` is depth 2).
+ * NNVM writes at most lists of lists; deeper values would only exhaust the stack of whoever
+ * prints or compares them.
+ */
+export const MAX_GRAPH_ATTR_DEPTH = 8;
+
 interface RawNode {
   op: string;
   name: string;
@@ -54,19 +67,43 @@ function isIndex(v: Json): v is number {
   return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 }
 
-function stringDict(v: Json, where: string, key: string): Record<string, string> {
-  if (v === undefined) return {};
+/** Shortens text quoted in messages. */
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** A JSON value for a message, without recursing into (possibly very deep) nesting. */
+function describe(v: Json): string {
+  if (Array.isArray(v)) {
+    return v.every((x) => typeof x !== "object" || x === null)
+      ? clip(JSON.stringify(v))
+      : "an array of arrays or objects";
+  }
+  if (typeof v === "object" && v !== null) return "an object";
+  return clip(String(JSON.stringify(v)));
+}
+
+/** Copies string attributes into `out` (a record without a prototype: any key is safe). */
+function stringDict(v: Json, where: string, key: string, out: Record<string, string>): void {
+  if (v === undefined) return;
   if (!isObject(v)) throw new FormatError(`${where}: '${key}' must be an object of strings`);
-  const out: Record<string, string> = {};
   for (const [k, s] of Object.entries(v)) {
     if (typeof s !== "string") {
       throw new FormatError(
-        `${where}: attribute '${k}' in '${key}' must be a string, got ${JSON.stringify(s)}`,
+        `${where}: attribute '${clip(k)}' in '${key}' must be a string, got ${describe(s)}`,
+      );
+    }
+    if (k.length > MAX_NAME_LENGTH) {
+      throw new FormatError(`${where}: an attribute key is longer than ${MAX_NAME_LENGTH}`);
+    }
+    if (s.length > MAX_ATTR_LENGTH) {
+      throw new FormatError(
+        `${where}: attribute '${clip(k)}' is ${s.length} characters long; at most ` +
+          `${MAX_ATTR_LENGTH} are accepted`,
       );
     }
     out[k] = s;
   }
-  return out;
 }
 
 function readNode(v: Json, i: number, source: string): RawNode {
@@ -75,14 +112,16 @@ function readNode(v: Json, i: number, source: string): RawNode {
   const { op, name, inputs } = v;
   if (typeof op !== "string") throw new FormatError(`${where}: 'op' must be a string`);
   if (typeof name !== "string") throw new FormatError(`${where}: 'name' must be a string`);
-  const w = `${source}: node ${i} '${name}'`;
+  if (name.length > MAX_NAME_LENGTH || op.length > MAX_NAME_LENGTH) {
+    throw new FormatError(`${where}: a name longer than ${MAX_NAME_LENGTH} characters`);
+  }
+  const w = `${source}: node ${i} '${clip(name)}'`;
   if (!Array.isArray(inputs)) throw new FormatError(`${w}: 'inputs' must be an array`);
   // MXNet merges all three spellings into one dict.
-  const attrs = {
-    ...stringDict(v.param, w, "param"),
-    ...stringDict(v.attr, w, "attr"),
-    ...stringDict(v.attrs, w, "attrs"),
-  };
+  const attrs: Record<string, string> = Object.create(null);
+  stringDict(v.param, w, "param", attrs);
+  stringDict(v.attr, w, "attr", attrs);
+  stringDict(v.attrs, w, "attrs", attrs);
   const entries = inputs.map((e, k) => readEntry(e, `${w}: input ${k}`));
   for (const [src] of entries) {
     if (src >= i) {
@@ -108,34 +147,93 @@ function readNode(v: Json, i: number, source: string): RawNode {
 function readEntry(e: Json, where: string): [number, number, number] {
   if (!Array.isArray(e) || (e.length !== 2 && e.length !== 3) || !e.every(isIndex)) {
     throw new FormatError(
-      `${where}: an entry must be [node, index] or [node, index, version], got ${
-        JSON.stringify(e)
-      }`,
+      `${where}: an entry must be [node, index] or [node, index, version], got ${describe(e)}`,
     );
   }
   return [e[0], e[1], e[2] ?? 0];
 }
 
 function readGraphAttrs(v: Json, source: string): Record<string, GraphAttrValue> {
-  if (v === undefined) return {};
+  const out: Record<string, GraphAttrValue> = Object.create(null);
+  if (v === undefined) return out;
   if (!isObject(v)) throw new FormatError(`${source}: graph 'attrs' must be an object`);
-  const out: Record<string, GraphAttrValue> = {};
   for (const [k, a] of Object.entries(v)) {
+    const where = `${source}: graph attribute '${clip(k)}'`;
     if (!Array.isArray(a) || a.length !== 2 || typeof a[0] !== "string") {
-      throw new FormatError(`${source}: graph attribute '${k}' must be a [type, value] pair`);
+      throw new FormatError(`${where} must be a [type, value] pair`);
     }
-    out[k] = [a[0], a[1]];
+    if (k.length > MAX_NAME_LENGTH || a[0].length > MAX_NAME_LENGTH) {
+      throw new FormatError(`${where}: a name longer than ${MAX_NAME_LENGTH} characters`);
+    }
+    checkGraphAttrValue(a[1], where);
+    out[k] = Object.freeze([a[0], a[1]]) as GraphAttrValue;
   }
   return out;
+}
+
+/**
+ * Checks a graph attribute's value: strings, finite numbers, booleans, null, and arrays and
+ * objects of those nested at most {@link MAX_GRAPH_ATTR_DEPTH} deep. Iterative, so hostile
+ * nesting cannot exhaust the stack here; what passes can be written back and read again.
+ */
+export function checkGraphAttrValue(value: unknown, where: string): void {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v === "string") {
+      if (v.length > MAX_ATTR_LENGTH) {
+        throw new FormatError(`${where}: a string longer than ${MAX_ATTR_LENGTH} characters`);
+      }
+    } else if (typeof v === "number") {
+      if (!Number.isFinite(v)) {
+        throw new FormatError(`${where}: the number ${v} is not finite (JSON cannot hold it)`);
+      }
+    } else if (typeof v === "boolean" || v === null) {
+      // fine
+    } else if (typeof v === "object") {
+      if (depth >= MAX_GRAPH_ATTR_DEPTH) {
+        throw new FormatError(`${where}: nested deeper than ${MAX_GRAPH_ATTR_DEPTH} levels`);
+      }
+      if (Array.isArray(v)) { for (const x of v) stack.push([x, depth + 1]); }
+      else {
+        for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+          if (k.length > MAX_NAME_LENGTH) {
+            throw new FormatError(`${where}: a key longer than ${MAX_NAME_LENGTH} characters`);
+          }
+          stack.push([x, depth + 1]);
+        }
+      }
+    } else {
+      throw new FormatError(`${where}: a value of type ${typeof v} cannot be written as JSON`);
+    }
+  }
 }
 
 function opFor(raw: RawNode, where: string): AnyOpDef | null {
   return raw.op === "null" ? null : getOp(raw.op, where);
 }
 
+/**
+ * The input names of a node's op, computed once per node. A variadic op's count must equal the
+ * inputs the file gives before any name list is built: a count is never trusted on its own.
+ */
+function inputNamesOf(op: AnyOpDef, raw: RawNode, where: string): readonly string[] {
+  const attrs = normalizeAttrs(op, visibleAttrs(raw.attrs), where).attrs;
+  if (op.variadic) {
+    const count = attrs[op.variadic];
+    if (count !== raw.inputs.length) {
+      throw new GraphError(
+        `${where}: ${op.variadic} is ${count} but ${raw.inputs.length} inputs are given`,
+      );
+    }
+  }
+  return op.inputNames(attrs);
+}
+
 /** MXNet's UpgradeJSON_FixParsing: bare hidden keys become `__key__`, or move to inputs. */
 function fixHiddenKeys(raws: RawNode[], source: string): void {
   raws.forEach((raw, i) => {
+    let names: readonly string[] | undefined;
     const hidden: [string, string][] = [];
     for (const [k, v] of Object.entries(raw.attrs)) {
       for (const key of HIDDEN_KEYS) {
@@ -160,7 +258,7 @@ function fixHiddenKeys(raws: RawNode[], source: string): void {
           if (raw.op === "null") break;
           const op = opFor(raw, `${source}: node ${i} '${raw.name}'`)!;
           if (op.subgraph) break;
-          const names = op.inputNames(normalizeAttrs(op, visibleAttrs(raw.attrs), raw.name).attrs);
+          names ??= inputNamesOf(op, raw, `${source}: node ${i} '${clip(raw.name)}'`);
           const idx = names.indexOf(k.slice(0, pos - 1));
           if (idx >= 0 && idx < raw.inputs.length && raws[raw.inputs[idx][0]].op === "null") {
             raws[raw.inputs[idx][0]].attrs[`__${key}__`] = v;
@@ -174,7 +272,7 @@ function fixHiddenKeys(raws: RawNode[], source: string): void {
   });
 }
 
-function visibleAttrs(attrs: Record<string, string>): Record<string, string> {
+function visibleAttrs(attrs: Readonly<Record<string, string>>): Record<string, string> {
   return Object.fromEntries(Object.entries(attrs).filter(([k]) => !isHiddenKey(k)));
 }
 
@@ -228,7 +326,7 @@ function loadGraph(g: Json, source: string, depth: number, inherited?: number): 
     : undefined;
   const nodes: Node[] = [];
   raws.forEach((raw, i) => {
-    const where = `${source}: node ${i} '${raw.name}' (${raw.op})`;
+    const where = `${source}: node ${i} '${clip(raw.name)}' (${raw.op})`;
     const op = opFor(raw, where);
     const inputs: Entry[] = raw.inputs.map(([src, index, ver]) => {
       const n = nodes[src];
@@ -241,7 +339,7 @@ function loadGraph(g: Json, source: string, depth: number, inherited?: number): 
     });
     if (op && !op.subgraph && version < 900) {
       // Before 0.9, aux states (and other defaulted inputs) were not stored: add them.
-      const names = op.inputNames(normalizeAttrs(op, visibleAttrs(raw.attrs), where).attrs);
+      const names = op.variadic ? [] : inputNamesOf(op, raw, where);
       for (let k = inputs.length; k < names.length; k++) {
         let attrs = { ...raw.attrs };
         if (version < 904) attrs = withComposeAttrs(op, k, attrs);
@@ -333,30 +431,38 @@ type Out =
   | { k: "map"; entries: [string, Out][] }
   | { k: "arr"; items: Out[]; multi: boolean }
   | { k: "str"; v: string }
-  | { k: "num"; v: number };
+  | { k: "num"; v: number }
+  | { k: "raw"; v: string };
 
+/** Characters that need an escape: quote, backslash, controls, and any surrogate. */
+// deno-lint-ignore no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * A JSON string literal. `\r`, `\n`, `\t`, `\\` and `"` are escaped as dmlc's writer does;
+ * other control characters and lone surrogates (which dmlc writes raw, making JSON that strict
+ * readers reject or UTF-8 cannot carry) become `\u00XX` / `\uDXXX`, so every string reads
+ * back as it was. Paired surrogates stay as they are.
+ */
 function quote(s: string): string {
+  if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
   let out = '"';
-  for (const ch of s) {
-    switch (ch) {
-      case "\r":
-        out += "\\r";
-        break;
-      case "\n":
-        out += "\\n";
-        break;
-      case "\t":
-        out += "\\t";
-        break;
-      case "\\":
-        out += "\\\\";
-        break;
-      case '"':
-        out += '\\"';
-        break;
-      default:
-        out += ch;
-    }
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x0d) out += "\\r";
+    else if (c === 0x0a) out += "\\n";
+    else if (c === 0x09) out += "\\t";
+    else if (c === 0x5c) out += "\\\\";
+    else if (c === 0x22) out += '\\"';
+    else if (c < 0x20) out += `\\u${c.toString(16).padStart(4, "0")}`;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        out += s[i] + s[i + 1];
+        i++;
+      } else out += `\\u${c.toString(16)}`;
+    } else if (c >= 0xdc00 && c <= 0xdfff) out += `\\u${c.toString(16)}`;
+    else out += s[i];
   }
   return out + '"';
 }
@@ -367,7 +473,12 @@ function emit(v: Out, level: number): string {
     case "str":
       return quote(v.v);
     case "num":
+      if (!Number.isFinite(v.v)) {
+        throw new FormatError(`toJSON: the number ${v.v} is not finite (JSON cannot hold it)`);
+      }
       return String(v.v);
+    case "raw":
+      return v.v;
     case "arr":
       if (v.items.length === 0) return "[]";
       if (!v.multi) return `[${v.items.map((x) => emit(x, level)).join(", ")}]`;
@@ -430,10 +541,10 @@ function graphOut(symbol: Symbol, topLevel: boolean): Out {
     ["node_row_ptr", podArray(rowPtr.map(num))],
     ["heads", podArray(symbol.outputs.map(entry))],
   ];
-  const attrs: [string, Out][] = Object.entries(symbol.graphAttrs).map(([k, [t, v]]) => [
-    k,
-    { k: "arr", items: [str(t), typeof v === "number" ? num(v) : str(String(v))], multi: false },
-  ]);
+  const attrs: [string, Out][] = Object.entries(symbol.graphAttrs).map(([k, [t, v]]) => {
+    checkGraphAttrValue(v, `toJSON: graph attribute '${clip(k)}'`);
+    return [k, { k: "arr", items: [str(t), attrValueOut(v)], multi: false }];
+  });
   if (topLevel && !Object.hasOwn(symbol.graphAttrs, "mxnet_version")) {
     attrs.unshift(["mxnet_version", {
       k: "arr",
@@ -443,6 +554,23 @@ function graphOut(symbol: Symbol, topLevel: boolean): Out {
   }
   if (attrs.length) entries.push(["attrs", { k: "map", entries: attrs }]);
   return { k: "obj", entries };
+}
+
+/** A checked graph attribute value as compact JSON (strings quoted as {@link quote} does). */
+function attrValueOut(v: unknown): Out {
+  if (typeof v === "string") return str(v);
+  return { k: "raw", v: compactJSON(v) };
+}
+
+function compactJSON(v: unknown): string {
+  if (typeof v === "string") return quote(v);
+  if (typeof v === "number") return Object.is(v, -0) ? "-0" : String(v);
+  if (typeof v === "boolean" || v === null) return String(v);
+  if (Array.isArray(v)) return `[${v.map(compactJSON).join(", ")}]`;
+  return `{${
+    Object.entries(v as Record<string, unknown>).map(([k, x]) => `${quote(k)}: ${compactJSON(x)}`)
+      .join(", ")
+  }}`;
 }
 
 /** Writes a symbol as MXNet 1.x JSON, byte-for-byte as MXNet's writer formats it. */

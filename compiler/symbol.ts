@@ -98,6 +98,7 @@ export class Node {
   /** Parsed op attributes (empty for variables). */
   readonly parsed: AnyAttrs;
   readonly #entries: Entry[] = [];
+  #outputNames: readonly string[] | undefined;
 
   /** @internal Use {@link makeNode}. */
   constructor(
@@ -132,10 +133,15 @@ export class Node {
     return this.op?.subgraph ? this.subgraphs[0] : undefined;
   }
 
+  /** The op's output names, built once per node (a split may have thousands). */
+  #names(): readonly string[] {
+    return this.#outputNames ??= this.op!.outputNames(this.parsed);
+  }
+
   /** Number of outputs, hidden ones included. */
   get numOutputs(): number {
     if (!this.op) return 1;
-    return this.calledGraph?.numOutputs ?? this.op.outputNames(this.parsed).length;
+    return this.calledGraph?.numOutputs ?? this.#names().length;
   }
 
   /** Number of outputs a symbol of this node exposes. */
@@ -148,7 +154,7 @@ export class Node {
   outputName(i: number): string {
     if (!this.op) return this.name;
     const called = this.calledGraph;
-    return `${this.name}_${called ? `output${i}` : this.op.outputNames(this.parsed)[i]}`;
+    return `${this.name}_${called ? `output${i}` : this.#names()[i]}`;
   }
 
   /** Names of the op's inputs (`data`, `weight`, ...; a subgraph's input names); none for variables. */
@@ -180,11 +186,14 @@ function nodeKey(spec: NodeSpec, attrs: Readonly<Record<string, string>>): strin
   return parts.join("\u0000");
 }
 
-/** Sorts attribute keys (MXNet writes attributes in sorted order) and freezes. */
+/**
+ * Sorts attribute keys (MXNet writes attributes in sorted order) and freezes. The record has
+ * no prototype, so keys from files such as `__proto__` or `constructor` are ordinary keys.
+ */
 function sortedAttrs(
   attrs: Readonly<Record<string, string>> | undefined,
 ): Readonly<Record<string, string>> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const k of Object.keys(attrs ?? {}).sort(byCodeUnits)) out[k] = attrs![k];
   return Object.freeze(out);
 }
@@ -220,8 +229,18 @@ export function makeNode(spec: NodeSpec): Node {
     if (spec.op.subgraph && spec.subgraphs?.length !== 1) {
       throw new GraphError(`${where}: ${spec.op.name} needs exactly one subgraph`);
     }
-    const names = spec.op.subgraph ? spec.subgraphs![0].listInputs() : spec.op.inputNames(parsed);
     const got = spec.inputs?.length ?? 0;
+    // A count attribute is checked against the inputs given before any name list is built.
+    const count = spec.op.variadic
+      ? (parsed as Readonly<Record<string, unknown>>)[spec.op.variadic]
+      : got;
+    if (count !== got) {
+      throw new GraphError(
+        `${where}: ${spec.op.name} has ${spec.op.variadic}=${String(count)} but ${got} ` +
+          `inputs are given`,
+      );
+    }
+    const names = spec.op.subgraph ? spec.subgraphs![0].listInputs() : spec.op.inputNames(parsed);
     if (names.length !== got) {
       throw new GraphError(
         `${where}: ${spec.op.name} takes ${names.length} inputs (${names.join(", ")}), got ${got}`,
@@ -431,7 +450,8 @@ export class Symbol {
   /** An attribute of a single-output symbol's node (`key` or its hidden form `__key__`). */
   attr(key: string): string | undefined {
     const node = this.#single("attr");
-    return node.attrs[key] ?? node.attrs[`__${key}__`];
+    const own = (k: string) => (Object.hasOwn(node.attrs, k) ? node.attrs[k] : undefined);
+    return own(key) ?? own(`__${key}__`);
   }
 
   /** All attributes of a single-output symbol's node. */
@@ -441,9 +461,10 @@ export class Symbol {
 
   /** Attributes of every node that has any, by node name. */
   attrDict(): Record<string, Record<string, string>> {
-    const out: Record<string, Record<string, string>> = {};
-    for (const n of this.nodes()) if (Object.keys(n.attrs).length) out[n.name] = { ...n.attrs };
-    return out;
+    // fromEntries defines keys, so node names like `__proto__` stay ordinary keys.
+    return Object.fromEntries(
+      this.nodes().filter((n) => Object.keys(n.attrs).length).map((n) => [n.name, { ...n.attrs }]),
+    );
   }
 
   #single(what: string): Node {

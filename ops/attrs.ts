@@ -67,12 +67,28 @@ export function pyFloat(x: number): string {
   return `${sign}${intPart}.${frac || "0"}`;
 }
 
+/**
+ * The most inputs or outputs one node may declare (`num_args`, `num_outputs`). Each output
+ * gets a name and a slot in every inference pass, so a 200-byte file claiming 10^8 outputs
+ * would otherwise exhaust memory; 65,536 is far above any real model (a split into more parts
+ * than that, or a concat of more inputs, has never been seen in MXNet exports) and keeps one
+ * node's names to a few megabytes.
+ */
+export const MAX_ARITY = 65536;
+
+/**
+ * The longest attribute value accepted, in UTF-16 code units (1 MiB of text). The longest real
+ * values are fused expressions and long tuples, a few kilobytes; parsers are linear, so this
+ * only bounds what one value can cost, not how fast it parses.
+ */
+export const MAX_ATTR_LENGTH = 1 << 20;
+
 const INT_RE = /^\s*[+-]?\d+[lL]?\s*$/;
 
 function parseInt_(text: string): number {
-  if (!INT_RE.test(text)) throw new Error(`'${text}' is not an integer`);
+  if (!INT_RE.test(text)) throw new Error(`'${clip(text)}' is not an integer`);
   const v = Number(text.trim().replace(/[lL]$/, ""));
-  if (!Number.isSafeInteger(v)) throw new Error(`'${text}' is out of range`);
+  if (!Number.isSafeInteger(v)) throw new Error(`'${clip(text)}' is out of range`);
   return v;
 }
 
@@ -81,8 +97,9 @@ function parseFloat_(text: string): number {
   if (t === "inf" || t === "+inf" || t === "infinity") return Infinity;
   if (t === "-inf" || t === "-infinity") return -Infinity;
   if (t === "nan") return NaN;
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?f?$/.test(t)) {
-    throw new Error(`'${text}' is not a number`);
+  // No two quantifiers can match the same characters, so a failed match is linear.
+  if (!/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?f?$/.test(t)) {
+    throw new Error(`'${clip(text)}' is not a number`);
   }
   return Number(t.replace(/f$/, ""));
 }
@@ -94,18 +111,45 @@ function parseBool(text: string): boolean {
   throw new Error(`'${text}' is not a boolean (True/False/1/0)`);
 }
 
+/**
+ * The items of a bracketed list (`(1, 2)`, `[3]`, `(4,)`, `()`), untrimmed; `undefined` when
+ * `text` is not one. A single scan (no backtracking regex), so hostile text costs linear time.
+ *
+ * @example Splitting a tuple
+ * ```ts
+ * import assert from "node:assert";
+ * import { tupleItems } from "./attrs.ts";
+ * assert.deepStrictEqual(tupleItems(" (1, 2,) "), ["1", " 2"]);
+ * assert(tupleItems("(1, 2]") === undefined);
+ * ```
+ */
+export function tupleItems(text: string): string[] | undefined {
+  const t = text.trim();
+  const open = t[0];
+  const close = t[t.length - 1];
+  if (t.length < 2 || !((open === "(" && close === ")") || (open === "[" && close === "]"))) {
+    return undefined;
+  }
+  let body = t.slice(1, -1).trimEnd();
+  if (body.endsWith(",")) body = body.slice(0, -1);
+  if (body.trim() === "") return [];
+  return body.split(",");
+}
+
 function parseTuple(text: string): number[] {
   const t = text.trim();
   if (INT_RE.test(t)) return [parseInt_(t)];
-  const m = /^[([]\s*(.*?)\s*,?\s*[)\]]$/.exec(t);
-  if (!m || (t[0] === "(") !== (t[t.length - 1] === ")")) {
-    throw new Error(`'${text}' is not a tuple of integers`);
-  }
-  if (m[1] === "") return [];
-  return m[1].split(",").map((part) => {
+  const items = tupleItems(t);
+  if (items === undefined) throw new Error(`'${clip(text)}' is not a tuple of integers`);
+  return items.map((part) => {
     if (part.trim() === "None") return -1;
     return parseInt_(part);
   });
+}
+
+/** Shortens long text quoted in messages. */
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 function printTuple(v: readonly number[]): string {
@@ -157,7 +201,10 @@ export const attr = {
    * from the inputs given (the op names it in `variadic`).
    */
   inputCount(): InputCountSpec {
-    return Object.freeze({ ...attr.intRequired({ min: 1 }), inputCount: true as const });
+    return Object.freeze({
+      ...attr.intRequired({ min: 1, max: MAX_ARITY }),
+      inputCount: true as const,
+    });
   },
   /** An integer with a default. */
   int(def: number, opts: IntOpts = {}): AttrSpec<number, false> {
@@ -330,13 +377,13 @@ function tupleFromJS(v: unknown): number[] {
 function enumParse<E extends string>(values: readonly E[], v: unknown): E {
   const t = typeof v === "string" ? v.trim() : v;
   if (typeof t === "string" && (values as readonly string[]).includes(t)) return t as E;
-  throw new Error(`'${String(v)}' is not one of ${values.join(", ")}`);
+  throw new Error(`'${clip(String(v))}' is not one of ${values.join(", ")}`);
 }
 
 function dtypeParse(v: unknown): DType {
   const t = typeof v === "string" ? v.trim() : v;
   if (isDType(t)) return t;
-  throw new Error(`'${String(v)}' is not a dtype`);
+  throw new Error(`'${clip(String(v))}' is not a dtype`);
 }
 
 /** Whether an attribute key is a hidden key (`__shape__`, `__lr_mult__`, ...). */

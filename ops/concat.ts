@@ -6,7 +6,7 @@
  */
 import { formatShape, type Shape, shapeSize } from "../runtime/shape.ts";
 import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
-import { attr } from "./attrs.ts";
+import { attr, MAX_ARITY } from "./attrs.ts";
 import {
   defineOp,
   mergeShapes,
@@ -141,7 +141,7 @@ export const SliceChannel: OpDef<
     "(axis size equal to num_outputs) the split axis is removed from the outputs.",
   attrs: {
     /** Number of parts; must divide the axis size. */
-    num_outputs: attr.intRequired({ min: 1 }),
+    num_outputs: attr.intRequired({ min: 1, max: MAX_ARITY }),
     /** The axis to split (negative counts from the end). */
     axis: attr.int(1),
     /** Whether to remove the split axis (then each part has size 1 there). */

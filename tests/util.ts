@@ -99,3 +99,37 @@ export function seededDraw(seed: number): Draw {
     pick: <T>(values: readonly T[]) => values[Math.floor(next() * values.length)],
   };
 }
+
+/**
+ * Runs `fn` with the `Object.prototype.__proto__` accessor that Node and browsers have (Deno
+ * removes it unless run with `--unsafe-proto`), so that a test under Deno sees what an
+ * `obj[name] = value` with name `__proto__` does for users elsewhere. Restores Deno's default.
+ */
+export async function withProtoAccessor<T>(fn: () => T | Promise<T>): Promise<T> {
+  // Deno installs a stand-in accessor that defines an own property instead; replace it.
+  const had = Object.getOwnPropertyDescriptor(Object.prototype, "__proto__");
+  Object.defineProperty(Object.prototype, "__proto__", {
+    configurable: true,
+    get(this: object) {
+      return Object.getPrototypeOf(this);
+    },
+    set(this: object, proto: unknown) {
+      if (typeof proto === "object" || typeof proto === "function") {
+        Object.setPrototypeOf(this, proto as object | null);
+      }
+    },
+  });
+  try {
+    // Sanity: assignment must now behave as in Node (the key does not become an own property).
+    const probe: Record<string, unknown> = {};
+    probe["__proto__"] = {};
+    assert.equal(Object.hasOwn(probe, "__proto__"), false);
+    return await fn();
+  } finally {
+    if (had) Object.defineProperty(Object.prototype, "__proto__", had);
+    else delete (Object.prototype as { __proto__?: unknown }).__proto__;
+  }
+}
+
+/** Names that are keys of `Object.prototype`: they must behave as any other name. */
+export const PROTO_NAMES = ["__proto__", "constructor", "hasOwnProperty", "toString"] as const;
