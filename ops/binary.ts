@@ -106,3 +106,34 @@ export const broadcast_minimum: OpDef<Record<never, never>, readonly ["_npi_mini
     doc: "Elementwise minimum with NumPy broadcasting.",
     expr: () => s.min(a, b),
   });
+/** Elementwise maximum of equal shapes. */
+export const _maximum: OpDef<Record<never, never>, readonly ["_Maximum"], "one"> = binaryOp({
+  name: "_maximum",
+  aliases: ["_Maximum"],
+  doc: "Elementwise maximum of two arrays of the same shape.",
+  expr: () => s.max(a, b),
+});
+/** Elementwise minimum of equal shapes. */
+export const _minimum: OpDef<Record<never, never>, readonly ["_Minimum"], "one"> = binaryOp({
+  name: "_minimum",
+  aliases: ["_Minimum"],
+  doc: "Elementwise minimum of two arrays of the same shape.",
+  expr: () => s.min(a, b),
+});
+/** `lhs ^ rhs` of equal shapes (JavaScript's `Math.pow` special cases). */
+export const _power: OpDef<Record<never, never>, readonly ["_Power"], "one"> = binaryOp({
+  name: "_power",
+  aliases: ["_Power"],
+  doc: "Raises lhs to the power rhs (same shapes).",
+  expr: () => s.binary("pow", a, b),
+  positive: [0],
+});
+/** `lhs ^ rhs` with NumPy broadcasting. */
+export const broadcast_power: OpDef<Record<never, never>, readonly ["_npi_power"], "one"> =
+  broadcastOp({
+    name: "broadcast_power",
+    aliases: ["_npi_power"],
+    doc: "Raises lhs to the power rhs with NumPy broadcasting.",
+    expr: () => s.binary("pow", a, b),
+    positive: [0],
+  });

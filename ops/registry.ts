@@ -13,6 +13,7 @@ import * as binary from "./binary.ts";
 import * as cachedOp from "./cached_op.ts";
 import * as cast from "./cast.ts";
 import * as clip from "./clip.ts";
+import * as compare from "./compare.ts";
 import * as concat from "./concat.ts";
 import * as convolution from "./convolution.ts";
 import * as deconvolution from "./deconvolution.ts";
@@ -21,6 +22,7 @@ import * as dropout from "./dropout.ts";
 import * as embedding from "./embedding.ts";
 import * as fullyConnected from "./fully_connected.ts";
 import * as fused from "./fused.ts";
+import * as math from "./math.ts";
 import * as pooling from "./pooling.ts";
 import * as reduce from "./reduce.ts";
 import * as reshape from "./reshape.ts";
@@ -36,6 +38,7 @@ export type OpTable = Readonly<
   & typeof cachedOp
   & typeof cast
   & typeof clip
+  & typeof compare
   & typeof concat
   & typeof convolution
   & typeof deconvolution
@@ -44,6 +47,7 @@ export type OpTable = Readonly<
   & typeof embedding
   & typeof fullyConnected
   & typeof fused
+  & typeof math
   & typeof pooling
   & typeof reduce
   & typeof reshape
@@ -60,6 +64,7 @@ export const OPS: OpTable = Object.freeze({
   ...cachedOp,
   ...cast,
   ...clip,
+  ...compare,
   ...concat,
   ...convolution,
   ...deconvolution,
@@ -68,6 +73,7 @@ export const OPS: OpTable = Object.freeze({
   ...embedding,
   ...fullyConnected,
   ...fused,
+  ...math,
   ...pooling,
   ...reduce,
   ...reshape,

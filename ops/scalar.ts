@@ -25,7 +25,14 @@ export type UnaryFn =
   | "sign"
   | "recip"
   | "floor"
-  | "ceil";
+  | "ceil"
+  | "trunc"
+  | "round"
+  | "rint"
+  | "sin"
+  | "cos"
+  | "tan"
+  | "atan";
 
 /** Binary scalar functions (comparisons give 1 or 0). */
 export type BinaryFn =
@@ -159,7 +166,28 @@ export const UNARY: Readonly<Record<UnaryFn, (x: number) => number>> = {
   recip: (x) => 1 / x,
   floor: Math.floor,
   ceil: Math.ceil,
+  trunc: Math.trunc,
+  round: roundHalfAway,
+  rint: roundHalfEven,
+  sin: Math.sin,
+  cos: Math.cos,
+  tan: Math.tan,
+  atan: Math.atan,
 };
+
+/** Rounds half away from zero (C's `round`, MXNet's `round`), keeping the sign of zero. */
+function roundHalfAway(x: number): number {
+  const t = Math.trunc(x);
+  return Math.abs(x - t) >= 0.5 ? t + Math.sign(x) : t;
+}
+
+/** Rounds half to even (C's `rint` in the default mode, MXNet's `rint`). */
+function roundHalfEven(x: number): number {
+  const t = Math.trunc(x);
+  const d = Math.abs(x - t);
+  if (d < 0.5 || (d === 0.5 && t % 2 === 0)) return t;
+  return t + Math.sign(x);
+}
 
 /** The float64 meaning of each binary function. */
 export const BINARY: Readonly<Record<BinaryFn, (a: number, b: number) => number>> = {

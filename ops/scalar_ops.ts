@@ -1,6 +1,7 @@
 /**
  * Arithmetic with a scalar attribute: `_plus_scalar`, `_minus_scalar`, `_mul_scalar`,
- * `_div_scalar`, `_rminus_scalar`, `_rdiv_scalar`.
+ * `_div_scalar`, `_rminus_scalar`, `_rdiv_scalar`, `_maximum_scalar`, `_minimum_scalar`,
+ * `_power_scalar`, `_rpower_scalar`.
  *
  * @module
  */
@@ -107,4 +108,53 @@ export const _rdiv_scalar: OpDef<
   expr: (a) => s.div(s.c(a.scalar), s.in(0)),
   positive: [0],
   sampleAttrs: (d) => ({ scalar: d.pick([-1, 0.5, 2]), is_int: false }),
+});
+/** `max(x, scalar)`. */
+export const _maximum_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_MaximumScalar", "_npi_maximum_scalar"],
+  "one"
+> = scalarOp(
+  "_maximum_scalar",
+  ["_MaximumScalar", "_npi_maximum_scalar"],
+  "Elementwise maximum with a scalar.",
+  s.max,
+);
+/** `min(x, scalar)`. */
+export const _minimum_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_MinimumScalar", "_npi_minimum_scalar"],
+  "one"
+> = scalarOp(
+  "_minimum_scalar",
+  ["_MinimumScalar", "_npi_minimum_scalar"],
+  "Elementwise minimum with a scalar.",
+  s.min,
+);
+/** `x ^ scalar`. */
+export const _power_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_PowerScalar", "_npi_power_scalar"],
+  "one"
+> = unaryOp({
+  name: "_power_scalar",
+  aliases: ["_PowerScalar", "_npi_power_scalar"],
+  doc: "Raises the input to a scalar power.",
+  attrs: SCHEMA,
+  expr: (a) => s.binary("pow", s.in(0), s.c(a.scalar)),
+  positive: [0],
+  sampleAttrs: (d) => ({ scalar: d.pick([2, 3, 0.5, -1, 1.5, 0]), is_int: false }),
+});
+/** `scalar ^ x`. */
+export const _rpower_scalar: OpDef<
+  { scalar: AttrSpec<number, false>; is_int: AttrSpec<boolean, false> },
+  readonly ["_RPowerScalar", "_npi_rpower_scalar"],
+  "one"
+> = unaryOp({
+  name: "_rpower_scalar",
+  aliases: ["_RPowerScalar", "_npi_rpower_scalar"],
+  doc: "Raises a scalar to the power of the input.",
+  attrs: SCHEMA,
+  expr: (a) => s.binary("pow", s.c(a.scalar), s.in(0)),
+  sampleAttrs: (d) => ({ scalar: d.pick([2, 0.5, 3, 1]), is_int: false }),
 });

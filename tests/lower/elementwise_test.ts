@@ -104,6 +104,10 @@ const ULPS: Readonly<Record<string, number>> = {
   ceil: 0,
   abs: 0,
   neg: 0,
+  trunc: 0,
+  rint: 0,
+  round: 0,
+  atan: 3,
   pow: 3,
 };
 
@@ -147,6 +151,74 @@ for (const relaxed of PATHS) {
     assert.ok(measured.length === Object.keys(ULPS).length, measured.join(", "));
   });
 }
+
+/** Runs one unary VMath function over `xs`. */
+async function runUnary(fn: UnaryFn, relaxed: boolean, xs: Float32Array): Promise<Float32Array> {
+  const n = xs.length;
+  const memory = new WebAssembly.Memory({ initial: Math.ceil((n * 8) / 65536) + 1 });
+  const f = new Float32Array(memory.buffer);
+  f.set(xs, 0);
+  const { instance } = await WebAssembly.instantiate(vmathModule(fn, relaxed, false), {
+    env: { memory },
+  });
+  (instance.exports.run as (...p: number[]) => void)(0, 0, n * 4, n * 4);
+  return f.slice(n, 2 * n);
+}
+
+for (const relaxed of PATHS) {
+  Deno.test(`vmath sin, cos, tan (${relaxed ? "relaxed" : "simd"})`, async () => {
+    // |x| up to 6000 (the documented range): within 3 ulp of the result plus the reduction's
+    // absolute error |x|·2^-44 times the derivative (which only matters near tan's poles).
+    const draw = seededDraw(23);
+    const u = () => draw.int(0, 1 << 30) / (1 << 30);
+    const xs: number[] = [0, -0, 1e-40, -1e-40, 1e-8, Math.PI / 2, Math.PI, -Math.PI, 2 * Math.PI];
+    xs.push(Math.PI / 4, 0.7853982, 1, -1, 100, 5999);
+    for (let k = 0; k < 8000; k++) xs.push((u() < 0.5 ? -1 : 1) * Math.exp(u() * 78 - 69.5));
+    for (let k = 0; k < 8000; k++) xs.push(u() * 20 - 10);
+    while (xs.length % 4) xs.push(0);
+    const input = Float32Array.from(xs);
+    const deriv: Record<string, (x: number) => number> = {
+      sin: (x) => Math.abs(Math.cos(x)),
+      cos: (x) => Math.abs(Math.sin(x)),
+      tan: (x) => 1 + Math.tan(x) ** 2,
+    };
+    for (const fn of ["sin", "cos", "tan"] as const) {
+      const got = await runUnary(fn, relaxed, input);
+      input.forEach((x, i) => {
+        const want = Math.fround(UNARY[fn](x));
+        const bound = 3 * ulp(want) + deriv[fn](x) * Math.abs(x) * 2 ** -44;
+        const where = `${fn}(${x}) = ${got[i]}, want ${want}`;
+        assert.ok(Math.abs(got[i] - want) <= bound, where);
+        if (x === 0) assert.ok(Object.is(got[i], fn === "cos" ? 1 : x), `${where}: signed zero`);
+      });
+      // no meaningful reduction from 2^24 on, and none at all for ±Inf or NaN: NaN
+      const far = Float32Array.from([
+        2 ** 24,
+        -(2 ** 24),
+        3e38,
+        -3e38,
+        Infinity,
+        -Infinity,
+        NaN,
+        0,
+      ]);
+      const out = await runUnary(fn, relaxed, far);
+      out.slice(0, 7).forEach((v, i) => assert.ok(Number.isNaN(v), `${fn}(${far[i]}) = ${v}`));
+    }
+  });
+}
+
+Deno.test("rounding functions at halves: round away from zero, rint to even", async () => {
+  const xs = Float32Array.from([0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, -0.49999997]);
+  for (const relaxed of PATHS) {
+    const round = await runUnary("round", relaxed, xs);
+    const rint = await runUnary("rint", relaxed, xs);
+    assert.deepEqual([...round], [1, -1, 2, -2, 3, -3, 0, -0]);
+    assert.deepEqual([...rint], [0, -0, 2, -2, 2, -2, 0, -0]);
+    assert.deepEqual([...round], [...xs].map(UNARY.round));
+    assert.deepEqual([...rint], [...xs].map(UNARY.rint));
+  }
+});
 
 // ---------------------------------------------------------------------------------------------
 // Kernels

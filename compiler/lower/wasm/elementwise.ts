@@ -243,7 +243,19 @@ export const elementwiseKernel: KernelGenerator = (
   return { bytes, scratchBytes: 0, label, parts };
 };
 
-const TRANSCENDENTAL = new Set(["exp", "log", "tanh", "sigmoid", "erf", "log1p", "expm1"]);
+const TRANSCENDENTAL = new Set([
+  "exp",
+  "log",
+  "tanh",
+  "sigmoid",
+  "erf",
+  "log1p",
+  "expm1",
+  "sin",
+  "cos",
+  "tan",
+  "atan",
+]);
 
 /** Work per element of an expression: transcendental functions 16, other operations 1. */
 function exprCost(e: ScalarExpr): number {

@@ -25,6 +25,16 @@
  *   |a| = 1 with b = ±Inf → NaN, zeros and infinities signed as `Math.pow` signs them.
  *   Limit: the relative error grows with |b·log|a|| (about |b·ln a|·2^-24 plus a few ulp),
  *   since log is not carried in extra precision.
+ * - sin, cos, tan: `x = j·π/2 + r` (π/2 split in three parts, the first two short enough that
+ *   `j·part` is exact for |j| < 2^12), |r| ≤ π/4; Taylor polynomials of sin r (to r^9) and
+ *   cos r (to r^10); the quadrant `j mod 4` picks ±sin r or ±cos r (tan: `sin r / cos r` or
+ *   `-cos r / sin r`). Accurate for |x| up to about 6000; beyond that the reduction loses
+ *   bits (absolute error about |x|·2^-35), and from 2^24 on (where float32 has no fraction
+ *   bits left) the result is NaN rather than a meaningless number.
+ * - atan: |x| > 1 → π/2 - atan(1/|x|); then t > tan(π/8) → π/4 + atan((t-1)/(t+1)); Taylor
+ *   series to t^19 on |t| ≤ tan(π/8); sign restored (±0 and NaN kept, ±Inf → ±π/2).
+ * - round (half away from zero): `t = trunc(x)`, `t + copysign(1, x)` where `|x - t| ≥ 0.5`
+ *   (`x - t` is exact); trunc and rint (half to even: `f32x4.nearest`) are single instructions.
  * - rsqrt = 1/sqrt, recip = 1/x, sign (±1, or x itself for ±0 and NaN), comparisons give 1 or
  *   0 (false for NaN), max/min propagate NaN, select takes a where cond ≠ 0 (NaN counts as ≠ 0).
  *
@@ -32,7 +42,8 @@
  * ±0, ±Inf, NaN, denormals and log-uniform magnitudes from 1e-45 to 3e38), max error in ulps of
  * the float32 result (both SIMD paths):
  * exp 1, log 1, expm1 1, log1p 2, tanh 2, sigmoid 2, erf 3 (against a float64 series for the
- * true erf), rsqrt 1,
+ * true erf), rsqrt 1, atan 3, round/rint/trunc 0, sin and cos 2 and tan 3 for |x| ≤ 6000 (plus the
+ * reduction error times the derivative near tan's poles),
  * recip 0, sign 0; pow at most 3·max(1, |b·ln a|) ulp.
  *
  * @module
@@ -45,7 +56,20 @@ const LN2_HI = 0.693359375;
 const LN2_LO = -2.12194440e-4;
 
 /** The unary functions VMath emits as helper functions (the rest are inline). */
-type HelperUnary = "exp" | "log" | "expm1" | "log1p" | "tanh" | "sigmoid" | "erf" | "sign";
+type HelperUnary =
+  | "exp"
+  | "log"
+  | "expm1"
+  | "log1p"
+  | "tanh"
+  | "sigmoid"
+  | "erf"
+  | "sign"
+  | "round"
+  | "sin"
+  | "cos"
+  | "tan"
+  | "atan";
 
 /**
  * Emits f32x4 math into functions of one module. Values are passed on the operand stack.
@@ -100,6 +124,12 @@ export class VMath {
         return;
       case "ceil":
         fb.op("f32x4.ceil");
+        return;
+      case "trunc":
+        fb.op("f32x4.trunc");
+        return;
+      case "rint":
+        fb.op("f32x4.nearest");
         return;
       case "rsqrt": {
         const t = this.#temp(fb, 0);
@@ -419,6 +449,70 @@ const BODIES: Readonly<Record<HelperUnary, (vm: VMath, fb: FunctionBuilder) => v
     isplat(fb, -0x80000000).op("v128.and", "v128.or");
   },
 
+  round(_vm, fb) {
+    const x = 0, t = fb.local("v128");
+    // t + copysign(1, x) where |x - t| >= 0.5, else t (keeps -0, NaN and ±Inf: x - t is NaN)
+    fb.localGet(x).op("f32x4.trunc").localTee(t);
+    fb.localGet(x);
+    isplat(fb, -0x80000000).op("v128.and");
+    splat(fb, 1).op("v128.or", "f32x4.add");
+    fb.localGet(t);
+    fb.localGet(x).localGet(t).op("f32x4.sub", "f32x4.abs");
+    splat(fb, 0.5).op("f32x4.ge", "v128.bitselect");
+  },
+
+  sin(vm, fb) {
+    trig(vm, fb, 0);
+  },
+
+  cos(vm, fb) {
+    trig(vm, fb, 1);
+  },
+
+  tan(vm, fb) {
+    const x = 0, r = fb.local("v128"), ni = fb.local("v128");
+    const sr = fb.local("v128"), cr = fb.local("v128");
+    trigReduce(fb, x, r, ni);
+    sinPoly(vm, fb, r);
+    fb.localSet(sr);
+    cosPoly(vm, fb, r);
+    fb.localSet(cr);
+    // even j: sin r / cos r; odd j: -cos r / sin r
+    fb.localGet(sr).localGet(cr).op("f32x4.div");
+    fb.localGet(cr).localGet(sr).op("f32x4.div", "f32x4.neg");
+    fb.localGet(ni);
+    isplat(fb, 1).op("v128.and");
+    isplat(fb, 0).op("i32x4.eq", "v128.bitselect");
+    nanBeyondReduction(fb, x);
+  },
+
+  atan(vm, fb) {
+    const x = 0, a = fb.local("v128"), big = fb.local("v128"), mid = fb.local("v128");
+    const t = fb.local("v128"), z = fb.local("v128");
+    fb.localGet(x).op("f32x4.abs").localTee(a);
+    splat(fb, 1).op("f32x4.gt").localSet(big);
+    // t = big ? 1/a : a
+    splat(fb, 1).localGet(a).op("f32x4.div").localGet(a).localGet(big).op("v128.bitselect");
+    fb.localTee(t);
+    splat(fb, TAN_PI_8).op("f32x4.gt").localSet(mid);
+    // t = mid ? (t - 1)/(t + 1) : t
+    fb.localGet(t);
+    splat(fb, 1).op("f32x4.sub").localGet(t);
+    splat(fb, 1).op("f32x4.add", "f32x4.div").localGet(t).localGet(mid).op("v128.bitselect");
+    fb.localTee(t).localGet(t).op("f32x4.mul").localSet(z);
+    // p = t·Σ (-1)^n z^n/(2n+1)
+    vm.poly(fb, z, Array.from({ length: 10 }, (_, n) => (n % 2 ? -1 : 1) / (2 * n + 1)));
+    fb.localGet(t).op("f32x4.mul");
+    // + (mid ? π/4 : 0); big: π/2 - that
+    splat(fb, Math.PI / 4);
+    splat(fb, 0).localGet(mid).op("v128.bitselect", "f32x4.add").localSet(t);
+    splat(fb, Math.PI / 2).localGet(t).op("f32x4.sub").localGet(t).localGet(big);
+    fb.op("v128.bitselect");
+    // restore the sign (abs cleared it; NaN stays NaN)
+    fb.localGet(x);
+    isplat(fb, -0x80000000).op("v128.and", "v128.or");
+  },
+
   sign(_vm, fb) {
     const x = 0;
     splat(fb, 1).localGet(x).localGet(x);
@@ -428,6 +522,73 @@ const BODIES: Readonly<Record<HelperUnary, (vm: VMath, fb: FunctionBuilder) => v
     splat(fb, 0).op("f32x4.lt", "v128.bitselect");
   },
 };
+
+/** π/2 as P1 + P2 + P3: P1 has 8 significant bits and P2 12, so j·P1 and j·P2 are exact. */
+const PIO2_1 = 1.5703125;
+const PIO2_2 = 4058 / 2 ** 23;
+const PIO2_3 = 7.549790126404332e-8;
+const TAN_PI_8 = Math.SQRT2 - 1;
+const SIN_COEFFS = [1, -1 / 6, 1 / 120, -1 / 5040, 1 / 362880];
+const COS_COEFFS = [1, -1 / 2, 1 / 24, -1 / 720, 1 / 40320, -1 / 3628800];
+
+/** Sets `r = x - j·π/2` (f32 lanes) and `ni = j` (i32 lanes), `j = nearest(x·2/π)`. */
+function trigReduce(fb: FunctionBuilder, x: number, r: number, ni: number): void {
+  const j = fb.local("v128");
+  fb.localGet(x);
+  splat(fb, 2 / Math.PI).op("f32x4.mul", "f32x4.nearest").localTee(j);
+  fb.op("i32x4.trunc_sat_f32x4_s").localSet(ni);
+  fb.localGet(x).localGet(j);
+  splat(fb, PIO2_1).op("f32x4.mul", "f32x4.sub");
+  fb.localGet(j);
+  splat(fb, PIO2_2).op("f32x4.mul", "f32x4.sub");
+  fb.localGet(j);
+  splat(fb, PIO2_3).op("f32x4.mul", "f32x4.sub").localSet(r);
+  // j = 0: r = x exactly (x - 0 would turn -0 into +0)
+  fb.localGet(x).localGet(r).localGet(j);
+  splat(fb, 0).op("f32x4.eq", "v128.bitselect").localSet(r);
+}
+
+/** Pushes sin r for |r| ≤ π/4 (local `r`): r·(1 + z·(-1/6 + ...)), z = r² (keeps -0). */
+function sinPoly(vm: VMath, fb: FunctionBuilder, r: number): void {
+  const z = fb.local("v128");
+  fb.localGet(r).localGet(r).op("f32x4.mul").localSet(z);
+  vm.poly(fb, z, SIN_COEFFS);
+  fb.localGet(r).op("f32x4.mul");
+}
+
+/** Pushes cos r for |r| ≤ π/4 (local `r`). */
+function cosPoly(vm: VMath, fb: FunctionBuilder, r: number): void {
+  const z = fb.local("v128");
+  fb.localGet(r).localGet(r).op("f32x4.mul").localSet(z);
+  vm.poly(fb, z, COS_COEFFS);
+}
+
+/** sin (`shift` 0) or cos (`shift` 1 = a quarter turn): picks ±sin r or ±cos r by quadrant. */
+function trig(vm: VMath, fb: FunctionBuilder, shift: number): void {
+  const x = 0, r = fb.local("v128"), ni = fb.local("v128");
+  trigReduce(fb, x, r, ni);
+  if (shift) {
+    fb.localGet(ni);
+    isplat(fb, shift).op("i32x4.add").localSet(ni);
+  }
+  // odd quadrant: cos r, else sin r; then flip the sign where bit 1 of the quadrant is set
+  cosPoly(vm, fb, r);
+  sinPoly(vm, fb, r);
+  fb.localGet(ni);
+  isplat(fb, 1).op("v128.and");
+  isplat(fb, 0).op("i32x4.ne", "v128.bitselect");
+  fb.localGet(ni).i32Const(30).op("i32x4.shl");
+  isplat(fb, -0x80000000).op("v128.and", "v128.xor");
+  nanBeyondReduction(fb, x);
+}
+
+/** Replaces the value on the stack by NaN where |x| ≥ 2^24 (no meaningful reduction there). */
+function nanBeyondReduction(fb: FunctionBuilder, x: number): void {
+  const v = fb.local("v128");
+  fb.localSet(v);
+  splat(fb, NaN).localGet(v).localGet(x).op("f32x4.abs");
+  splat(fb, 16777216).op("f32x4.ge", "v128.bitselect");
+}
 
 function powBody(vm: VMath, fb: FunctionBuilder): void {
   const a = 0, b = 1, res = fb.local("v128"), bint = fb.local("v128"), t = fb.local("v128");
