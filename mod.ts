@@ -204,6 +204,7 @@ export {
 export { EAGER_MIN_ELEMENTS } from "./compiler/eager.ts";
 export { evaluate, type EvaluateOptions } from "./compiler/interpreter.ts";
 export {
+  type CompileProgress,
   compileWasm,
   type WasmCompiled,
   type WasmCompileOptions,

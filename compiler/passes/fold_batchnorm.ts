@@ -32,7 +32,7 @@
 import { normAxis } from "../../ops/op.ts";
 import { type DType, dtypeInfo } from "../../runtime/dtype.ts";
 import type { Shape } from "../../runtime/shape.ts";
-import { type Tensor, tensorFromValues, tensorValues } from "../../runtime/tensor.ts";
+import { Tensor, tensorFromValues, tensorStorage, tensorValues } from "../../runtime/tensor.ts";
 import { shapeFacts } from "../infer.ts";
 import { type Entry, makeNode, type Node, type ShapeDict } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
@@ -177,18 +177,22 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
       if (![w, ...perChannel].every((t) => dtypeInfo(t.dtype).isFloat)) return undefined;
 
       const { eps, fix_gamma } = bn.parsed as { eps: number; fix_gamma: boolean };
-      const wv = tensorValues(w);
+      // Float32 weights are read and written in place of float64 copies: each product is still
+      // formed in float64 and rounded once, so the values are the same, and a large model's
+      // weights are not copied three times over (fresh memory dominates a cold compile).
+      const f32 = w.dtype === "float32";
+      const wv = f32 ? tensorStorage(w) as Float32Array : tensorValues(w);
       const bv = b ? tensorValues(b) : new Float64Array(channels);
       const gv = tensorValues(gamma);
       const betav = tensorValues(beta);
       const mv = tensorValues(mean);
       const vv = tensorValues(variance);
       const inner = w.size / channels;
-      const newW = new Float64Array(w.size);
+      const newW = f32 ? new Float32Array(w.size) : new Float64Array(w.size);
       const newB = new Float64Array(channels);
       for (let c = 0; c < channels; c++) {
         const scale = (fix_gamma ? 1 : gv[c]) / Math.sqrt(vv[c] + eps);
-        for (let k = 0; k < inner; k++) newW[c * inner + k] = wv[c * inner + k] * scale;
+        for (let k = c * inner; k < (c + 1) * inner; k++) newW[k] = wv[k] * scale;
         newB[c] = (bv[c] - mv[c]) * scale + betav[c];
       }
       const wVar = prod.inputs[1].node;
@@ -196,7 +200,9 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
       const wName = fresh(`${wVar.name}_folded`);
       const bName = fresh(bVar ? `${bVar.name}_folded` : `${prod.name}_bias_folded`);
       const bType: DType = b?.dtype ?? w.dtype;
-      params[wName] = tensorFromValues(newW, w.shape, w.dtype);
+      params[wName] = newW instanceof Float32Array
+        ? new Tensor(newW, w.shape, "float32")
+        : tensorFromValues(newW, w.shape, w.dtype);
       params[bName] = tensorFromValues(newB, [channels], bType);
       const bAttrs: Record<string, string> = bVar
         ? { ...bVar.attrs }

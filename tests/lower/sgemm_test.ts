@@ -302,6 +302,11 @@ Deno.test("sgemm: prepacked constant A and B give the packing-at-run-time bits (
         const want = runEmitted(opts, a, b, m * n);
         const pa = packSgemmA(a, opts);
         const pb = packSgemmB(b, opts);
+        // Packing into a caller's (longer, dirty) buffer writes the same values in its front.
+        const into = new Float32Array(m * k + 3).fill(7);
+        assert.strictEqual(packSgemmA(a, opts, into), into);
+        assert.deepEqual(into.subarray(0, m * k), pa);
+        assert.deepEqual([...into.subarray(m * k)], [7, 7, 7]);
         for (const [ua, ub] of [[true, false], [false, true], [true, true]]) {
           const got = runEmitted(
             { ...opts, prepackedA: ua, prepackedB: ub },

@@ -13,6 +13,7 @@ import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
+import fc from "npm:fast-check@^4";
 import { assert, assertClose } from "../util.ts";
 import { checkCall, PATHS, splitStats } from "./kernel_harness.ts";
 
@@ -105,4 +106,53 @@ Deno.test("a compiled conv stack gives the same values with and without Winograd
     rtol: 1e-4,
     atol: 1e-5,
   });
+});
+
+Deno.test("property: Winograd weights equal G·g·Gᵀ from the transform matrices, into a reused buffer too", () => {
+  // Lavin & Gray's G for F(4×4, 3×3) (points 0, ±1, ±2, ∞) and F(2×2, 3×3) (0, ±1, ∞).
+  const G = {
+    4: [
+      [1 / 4, 0, 0],
+      [-1 / 6, -1 / 6, -1 / 6],
+      [-1 / 6, 1 / 6, -1 / 6],
+      [1 / 24, 1 / 12, 1 / 6],
+      [1 / 24, -1 / 12, 1 / 6],
+      [0, 0, 1],
+    ],
+    2: [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+  };
+  fc.assert(
+    fc.property(
+      fc.constantFrom(2 as const, 4 as const),
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 1, max: 5 }),
+      fc.float32Array({ minLength: 180, maxLength: 180, min: -4, max: 4, noNaN: true }),
+      (m, filters, channels, pool) => {
+        const w = pool.subarray(0, filters * channels * 9);
+        const g = G[m];
+        const alpha = m + 2;
+        const want: number[] = new Array(alpha * alpha * filters * channels);
+        for (let k = 0; k < filters; k++) {
+          for (let c = 0; c < channels; c++) {
+            const at = (k * channels + c) * 9;
+            for (let i = 0; i < alpha; i++) {
+              for (let j = 0; j < alpha; j++) {
+                let v = 0;
+                for (let p = 0; p < 3; p++) {
+                  for (let q = 0; q < 3; q++) v += g[i][p] * w[at + p * 3 + q] * g[j][q];
+                }
+                want[((i * alpha + j) * filters + k) * channels + c] = v;
+              }
+            }
+          }
+        }
+        const fresh = winogradWeights(w, filters, channels, m);
+        assertClose(fresh, want, { rtol: 1e-6, atol: 1e-6 });
+        const reused = new Float32Array(want.length).fill(NaN);
+        assert.strictEqual(winogradWeights(w, filters, channels, m, reused), reused);
+        assert.deepEqual(reused, fresh);
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

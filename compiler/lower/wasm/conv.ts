@@ -347,7 +347,13 @@ export const convolutionKernel: KernelGenerator = (
       bias: g.bias,
     };
     const shares = winogradParts(shape, req.parts ?? 1, req.forceSplit ?? false);
-    const u = winogradWeights(weights, g.filters, g.cin, shape.m);
+    const u = winogradWeights(
+      weights,
+      g.filters,
+      g.cin,
+      shape.m,
+      transformScratch((tile + 2) ** 2 * g.filters * g.cin),
+    );
     const packs = new Map<string, Float32Array>();
     const whole = winogradModule(
       shape,
@@ -406,6 +412,23 @@ export const convolutionKernel: KernelGenerator = (
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
   };
 };
+
+let scratchRef: WeakRef<Float32Array> | undefined;
+
+/**
+ * A reused buffer for transformed weights, which only live until they are packed: fresh
+ * memory is what a cold compile pays most for, and one buffer serves every layer of a model.
+ * Held weakly, so it is not kept once compiles stop (a WeakRef's target survives the current
+ * job, i.e. a whole synchronous compile).
+ */
+function transformScratch(floats: number): Float32Array {
+  let buf = scratchRef?.deref();
+  if (!buf || buf.length < floats) {
+    buf = new Float32Array(floats);
+    scratchRef = new WeakRef(buf);
+  }
+  return buf.subarray(0, floats);
+}
 
 /**
  * The Winograd output tile for this convolution, or 0 for none: 2-D 3×3, stride 1,
@@ -514,7 +537,7 @@ function convModule(
         packed = new Float32Array(g.groups * nf * kdim);
         for (let gi = 0; gi < g.groups; gi++) {
           const rows = weights.subarray((gi * g.fG + f0) * kdim, (gi * g.fG + f1) * kdim);
-          packed.set(packSgemmA(rows, opts), gi * nf * kdim);
+          packSgemmA(rows, opts, packed.subarray(gi * nf * kdim, (gi + 1) * nf * kdim));
         }
         packs?.set(key, packed);
       }

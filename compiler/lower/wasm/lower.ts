@@ -15,7 +15,12 @@ import { inferencePipeline } from "../../passes/pipeline.ts";
 import type { Entry, Node, Symbol } from "../../symbol.ts";
 import { BackendError, SigilError } from "../../../runtime/errors.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
-import { type Tensor, tensorFromValues, tensorValues } from "../../../runtime/tensor.ts";
+import {
+  type Tensor,
+  tensorFromValues,
+  tensorStorage,
+  tensorValues,
+} from "../../../runtime/tensor.ts";
 import {
   type HostStep,
   type KernelStep,
@@ -32,6 +37,7 @@ import {
 } from "../../../runtime/backends/wasm/threads.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, generatorFor, type KernelTable } from "./kernel.ts";
+import { cachedModule } from "./module_cache.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
@@ -61,6 +67,28 @@ export interface WasmCompileOptions {
   winograd?: boolean;
   /** The kernel generators to use (default {@link WASM_KERNELS}). */
   kernels?: KernelTable;
+  /**
+   * Called as the compile advances (a large model takes a while on its first compile): at the
+   * start of each phase and after every node's kernel. Exceptions it throws abort the compile.
+   */
+  onProgress?: (progress: CompileProgress) => void;
+}
+
+/** Where a compile stands: see {@link WasmCompileOptions.onProgress}. */
+export interface CompileProgress {
+  /**
+   * `passes` (the inference pipeline), `plan` (shapes, types, memory plan), `kernels` (one
+   * unit per op node: weights transformed and packed, code generated), `modules` (WASM
+   * modules compiled or found in the module cache), `instantiate` (memory, instances, weights
+   * uploaded, worker threads started), then `done`.
+   */
+  readonly phase: "passes" | "plan" | "kernels" | "modules" | "instantiate" | "done";
+  /** Units of this phase done so far. */
+  readonly done: number;
+  /** Units in this phase (1 for phases that are not counted). */
+  readonly total: number;
+  /** Milliseconds since the compile began. */
+  readonly elapsedMs: number;
 }
 
 /** A compiled graph: run it on tensors. */
@@ -129,6 +157,10 @@ export function compileWasm(
   inputShapes: Readonly<Record<string, readonly number[]>>,
   options: WasmCompileOptions = {},
 ): WasmCompiled {
+  const started = performance.now();
+  const report = (phase: CompileProgress["phase"], done = 0, total = 1) =>
+    options.onProgress?.({ phase, done, total, elapsedMs: performance.now() - started });
+  report("passes");
   const graph = options.optimize === false
     ? graphOf(symbol, params)
     : inferencePipeline().run(graphOf(symbol, params));
@@ -138,6 +170,7 @@ export function compileWasm(
   const requested = checkThreads(options.threads ?? getDefaultThreads(), "compileWasm");
   const threads = threadsSupported() ? requested : 1;
   const shared = threads > 1;
+  report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
   const shapeDict: Record<string, readonly number[]> = {};
   for (const name of sym.listInputs()) {
@@ -186,7 +219,15 @@ export function compileWasm(
     const shape = shapeDict[name];
     if (!shape) throw new SigilError(`compileWasm: no shape for input '${name}'`);
     if (Object.hasOwn(bound, name)) {
-      constantValues.set(name, Float32Array.from(tensorValues(bound[name])));
+      // Float32 storage is used as it is (read only): copying a model's weights costs fresh
+      // memory, which dominates a cold compile.
+      const t = bound[name];
+      constantValues.set(
+        name,
+        t.dtype === "float32"
+          ? tensorStorage(t) as Float32Array
+          : Float32Array.from(tensorValues(t)),
+      );
     } else {
       const ptr = alloc(shapeSize(shape) * 4);
       varPtr.set(name, ptr);
@@ -211,11 +252,14 @@ export function compileWasm(
     return bufferPtr[v.buffer];
   };
 
-  const steps: (KernelStep | SplitStep | HostStep)[] = [];
+  // Kernels are generated first, their modules compiled after (the `modules` phase).
+  const steps: (KernelStep | SplitStep | HostStep | (() => KernelStep | SplitStep))[] = [];
   const placement: WasmCompiled["placement"][number][] = [];
   let scratch = 0;
   const pendingScratch: { args: number[]; at: number; part: number }[] = [];
-  for (const node of plan.steps) {
+  report("kernels", 0, plan.steps.length);
+  for (const [done, node] of plan.steps.entries()) {
+    if (done > 0) report("kernels", done, plan.steps.length);
     const ins = node.inputs.map(shapeOf);
     const outs = shapes.get(node)!.map((s) => s!);
     const outPtrs = outs.map((_, i) => ptrOf(node.entry(i)));
@@ -294,23 +338,23 @@ export function compileWasm(
         const shareConstants = (kernel.partConstantInputs ?? []).every((m) =>
           !m || [...m].every(([i, v]) => kernel.constantInputs?.get(i) === v)
         );
-        const whole = shareConstants
-          ? { module: new WebAssembly.Module(kernel.bytes), args: argsOf(0) }
-          : undefined;
-        steps.push({
+        const wholeArgs = shareConstants ? argsOf(0) : undefined;
+        const args = modules.map((_, i) => argsOf(i));
+        steps.push(() => ({
           kind: "split",
-          modules: modules.map((b) => new WebAssembly.Module(b)),
-          args: modules.map((_, i) => argsOf(i)),
+          modules: modules.map(cachedModule),
+          args,
           label: `${kernel.label} (${modules.length} parts)`,
-          ...(whole ? { whole } : {}),
-        });
+          ...(wholeArgs ? { whole: { module: cachedModule(kernel.bytes), args: wholeArgs } } : {}),
+        }));
       } else {
-        steps.push({
+        const args = argsOf(0);
+        steps.push(() => ({
           kind: "kernel",
-          module: new WebAssembly.Module(modules[0]),
-          args: argsOf(0),
+          module: cachedModule(modules[0]),
+          args,
           label: kernel.label,
-        });
+        }));
       }
       placement.push({ node: node.name, op: opName, how: "kernel", label: kernel.label });
       continue;
@@ -318,6 +362,9 @@ export function compileWasm(
     steps.push(fallbackStep(node, ins, outs, node.inputs.map(ptrOf), outPtrs));
     placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
   }
+  report("kernels", plan.steps.length, plan.steps.length);
+  report("modules");
+  const made = steps.map((s) => typeof s === "function" ? s() : s);
   const outputs = sym.outputs.map((e) => ({ ptr: ptrOf(e), shape: shapeOf(e) }));
   const scratchPtr = alloc(scratch);
   for (const { args, at, part } of pendingScratch) args[at] = scratchPtr + part;
@@ -325,13 +372,15 @@ export function compileWasm(
   const memoryBytes = top + 64;
   const program: WasmProgram = {
     memoryBytes,
-    steps,
+    steps: made,
     inputs,
     outputs,
     constants,
     shared,
   };
+  report("instantiate");
   const executor = new WasmExecutor(program, { pool: poolFor(threads) });
+  report("done");
   return {
     program,
     plan,

@@ -864,7 +864,8 @@ export type SgemmPackOptions = Pick<
 /**
  * Packs A (stored as the product's options say) into the micro-panels `compute` reads, in its
  * order: K blocks, then M blocks, then micro-panels of `mr` rows (k-major). Pass the result
- * with `prepackedA: true` and the same options.
+ * with `prepackedA: true` and the same options. Writes into `into` (its first m·k floats) when
+ * given, else into a new array; returns what it wrote into.
  *
  * @example
  * ```ts
@@ -874,11 +875,18 @@ export type SgemmPackOptions = Pick<
  * assert.deepStrictEqual([...packSgemmA(new Float32Array([1, 2, 3, 4]), { m: 2, n: 1, k: 2 })], [1, 3, 2, 4]);
  * ```
  */
-export function packSgemmA(a: Float32Array, options: SgemmPackOptions): Float32Array {
+export function packSgemmA(
+  a: Float32Array,
+  options: SgemmPackOptions,
+  into?: Float32Array,
+): Float32Array {
   const { m, k } = options;
   const plan = planSgemm(options);
   const lda = options.lda ?? (options.transA ? m : k);
-  const out = new Float32Array(m * k);
+  if (into !== undefined && into.length < m * k) {
+    throw new ShapeError(`packSgemmA: 'into' holds ${into.length} floats; needs ${m * k}`);
+  }
+  const out = into ?? new Float32Array(m * k);
   const mr = plan.tile.mr;
   let o = 0;
   const blocks = (b: ReturnType<typeof evenBlocks>) => [

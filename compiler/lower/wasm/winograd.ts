@@ -3,8 +3,8 @@
  * with constant weights: 36 products of (filters × channels) · (channels × tiles) replace the
  * 9-tap im2col product, a 4× cut in multiplications for 2.25× the arithmetic in transforms.
  *
- * - Weights are transformed once, at compile time, in float64: `U = G·g·Gᵀ` per filter and
- *   channel, 36 matrices `U[ξ]` (filters × channels), then packed into the sgemm's panels;
+ * - Weights are transformed once, at compile time (float64 arithmetic, rounded once to
+ *   float32): `U = G·g·Gᵀ` per filter and channel, 36 matrices `U[ξ]` (filters × channels), then packed into the sgemm's panels;
  *   the kernel receives them in place of the weight (see `CompiledKernel.constantInputs`).
  * - Per image: the input is copied into a zero-padded scratch plane per channel (so every tile
  *   read is in bounds), each 6×6 tile is transformed to `V = Bᵀ·d·B` with f32x4 lanes over four
@@ -103,34 +103,62 @@ export interface WinogradShape {
 }
 
 /**
+ * `G·(a, b, c)` for F(4×4, 3×3) into `o[at + i·stride]`, i < 6, factored: rows 1–2 and 3–4 of
+ * G differ only in the sign of their middle term (G's rows are in {@link F4}).
+ */
+function g4(a: number, b: number, c: number, o: Float64Array, at: number, stride: number): void {
+  const s = -(a + c) / 6;
+  const d = b / 6;
+  const p = a / 24 + c / 6;
+  const q = b / 12;
+  o[at] = a / 4;
+  o[at + stride] = s - d;
+  o[at + 2 * stride] = s + d;
+  o[at + 3 * stride] = p + q;
+  o[at + 4 * stride] = p - q;
+  o[at + 5 * stride] = c;
+}
+
+/** `G·(a, b, c)` for F(2×2, 3×3) into `o[at + i·stride]`, i < 4 (G's rows are in {@link F2}). */
+function g2(a: number, b: number, c: number, o: Float64Array, at: number, stride: number): void {
+  const s = (a + c) / 2;
+  const d = b / 2;
+  o[at] = a;
+  o[at + stride] = s + d;
+  o[at + 2 * stride] = s - d;
+  o[at + 3 * stride] = c;
+}
+
+/**
  * Transforms 3×3 weights (filters, channels, 3, 3) into the α² matrices `U[ξ]`
- * (filters × channels), `U = G·g·Gᵀ` computed in float64.
+ * (filters × channels), `U = G·g·Gᵀ`, each entry formed in float64 and rounded once to
+ * float32. Written into `out` when given (at least α²·filters·channels long: a caller's
+ * reused buffer, since fresh memory is what a cold compile pays most for), else a new array.
  */
 export function winogradWeights(
   w: Float32Array,
   filters: number,
   channels: number,
   m: 2 | 4 = 4,
+  out?: Float32Array,
 ): Float32Array {
-  const { alpha, g: G } = variant(m);
-  const u = new Float32Array(alpha * alpha * filters * channels);
+  const { alpha } = variant(m);
+  const a2 = alpha * alpha;
+  const u = out ?? new Float32Array(a2 * filters * channels);
+  const g = m === 4 ? g4 : g2;
   const tmp = new Float64Array(alpha * 3);
+  const tile = new Float64Array(a2);
+  const plane = filters * channels;
   for (let k = 0; k < filters; k++) {
     for (let c = 0; c < channels; c++) {
-      const g = (k * channels + c) * 9;
-      // tmp = G · g (α×3)
+      const at = (k * channels + c) * 9;
+      // tmp = G · g (α×3), one column of g at a time; then each row of tmp times Gᵀ.
+      for (let j = 0; j < 3; j++) g(w[at + j], w[at + 3 + j], w[at + 6 + j], tmp, j, 3);
       for (let i = 0; i < alpha; i++) {
-        for (let j = 0; j < 3; j++) {
-          tmp[i * 3 + j] = G[i][0] * w[g + j] + G[i][1] * w[g + 3 + j] + G[i][2] * w[g + 6 + j];
-        }
+        g(tmp[i * 3], tmp[i * 3 + 1], tmp[i * 3 + 2], tile, i * alpha, 1);
       }
-      // U = tmp · Gᵀ (α×α)
-      for (let i = 0; i < alpha; i++) {
-        for (let j = 0; j < alpha; j++) {
-          const v = tmp[i * 3] * G[j][0] + tmp[i * 3 + 1] * G[j][1] + tmp[i * 3 + 2] * G[j][2];
-          u[((i * alpha + j) * filters + k) * channels + c] = v;
-        }
-      }
+      let o = k * channels + c;
+      for (let x = 0; x < a2; x++, o += plane) u[o] = tile[x];
     }
   }
   return u;
@@ -240,7 +268,7 @@ export function winogradModule(
     packed = new Float32Array(A2 * K * C);
     for (let xi = 0; xi < A2; xi++) {
       const rows = u.subarray((xi * KA + k0) * C, (xi * KA + k1) * C);
-      packed.set(packSgemmA(rows, opts), xi * K * C);
+      packSgemmA(rows, opts, packed.subarray(xi * K * C, (xi + 1) * K * C));
     }
     packs?.set(key, packed);
   }

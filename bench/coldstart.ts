@@ -1,0 +1,160 @@
+/**
+ * Cold start against steady state, each measurement in a fresh process (the module cache and
+ * the JIT would make in-process repeats warm).
+ *
+ * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [model ...]` starts, per model and
+ * run, one child process that builds the zoo model with random weights (not timed), then times
+ * `hybridize()` + the first call until its output is read (cold), then 20 more calls (steady:
+ * their median). Cold/steady is a ratio within one process, so it holds on a noisy machine.
+ * A second child per run does the same through `compileWasm` directly and reports the compile
+ * phases (`onProgress`), the first run and the steady runs: where the cold time goes.
+ *
+ * Models default to resnet18_v1, resnet50_v1 and mobilenetv2_1.0 at batch 1, 224×224.
+ *
+ * @module
+ */
+import {
+  array,
+  type CompileProgress,
+  compileWasm,
+  modelZoo,
+  setDefaultThreads,
+  sym,
+} from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+
+const STEADY_CALLS = 20;
+
+/** Deterministic input values in [0, 1). */
+function input(): Tensor {
+  const v = new Float32Array(3 * 224 * 224);
+  for (let i = 0; i < v.length; i++) v[i] = ((i * 2654435761) % 1000) / 1000;
+  return array(v, { shape: [1, 3, 224, 224] });
+}
+
+/** Builds and initializes a zoo model (deferred shapes completed, weights drawn): not timed. */
+function build(name: string) {
+  const net = modelZoo.vision.getModel(name);
+  net.initialize();
+  const x = input();
+  net.inferShape(x);
+  for (const p of Object.values(net.collectParams())) p.data();
+  return { net, x };
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** The user's path: hybridize, first call, steady calls. */
+async function userPath(name: string): Promise<Record<string, number>> {
+  const { net, x } = build(name);
+  const t0 = performance.now();
+  net.hybridize();
+  await net.call(x).data();
+  const cold = performance.now() - t0;
+  const times: number[] = [];
+  for (let i = 0; i < STEADY_CALLS; i++) {
+    const t = performance.now();
+    await net.call(x).data();
+    times.push(performance.now() - t);
+  }
+  return { cold, steady: median(times), second: times[0] };
+}
+
+/** The same through compileWasm, timing its phases, the first run and the steady runs. */
+async function phasePath(name: string, threads: number): Promise<Record<string, number>> {
+  const { net, x } = build(name);
+  const t0 = performance.now();
+  const graph = net.trace([sym.var("data")]);
+  const params: Record<string, Tensor> = {};
+  for (const [n, p] of graph.params) params[n] = p.data();
+  const tTrace = performance.now() - t0;
+  const events: CompileProgress[] = [];
+  const compiled = compileWasm(graph.symbol, params, { data: x.shape }, {
+    threads,
+    onProgress: (p) => {
+      if (p.done === 0 || p.phase === "done") events.push(p);
+    },
+  });
+  const tCompile = performance.now() - t0;
+  const data = x.dataSync() as Float32Array;
+  compiled.runRaw({ data });
+  const tFirst = performance.now() - t0;
+  await compiled.ready();
+  const times: number[] = [];
+  for (let i = 0; i < STEADY_CALLS; i++) {
+    const t = performance.now();
+    compiled.runRaw({ data });
+    times.push(performance.now() - t);
+  }
+  const out: Record<string, number> = { trace: tTrace };
+  events.forEach((e, i) => {
+    if (e.phase !== "done") out[e.phase] = events[i + 1].elapsedMs - e.elapsedMs;
+  });
+  out["first run"] = tFirst - tCompile;
+  out.cold = tFirst;
+  out.steady = median(times);
+  compiled.dispose();
+  return out;
+}
+
+async function child(args: string[]): Promise<void> {
+  const [mode, name, threadsArg] = args;
+  const threads = Number(threadsArg);
+  setDefaultThreads(threads);
+  const r = mode === "user" ? await userPath(name) : await phasePath(name, threads);
+  console.log(JSON.stringify(r));
+}
+
+async function spawn(args: string[]): Promise<Record<string, number>> {
+  const url = new URL(import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", url.pathname, "--child", ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`child ${args.join(" ")} failed`);
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+const fmt = (v: number) => v >= 100 ? v.toFixed(0) : v.toFixed(1);
+
+async function main(argv: string[]): Promise<void> {
+  if (argv[0] === "--child") return await child(argv.slice(1));
+  let runs = 1;
+  let threads = 1;
+  const models: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--runs") runs = Number(argv[++i]);
+    else if (argv[i] === "--threads") threads = Number(argv[++i]);
+    else models.push(argv[i]);
+  }
+  if (!models.length) models.push("resnet18_v1", "resnet50_v1", "mobilenetv2_1.0");
+  console.log(`threads ${threads}; ${runs} run(s) per model; each row one fresh process`);
+  console.log("| model | cold ms | steady ms | cold/steady |");
+  console.log("| --- | ---: | ---: | ---: |");
+  const phases: [string, Record<string, number>][] = [];
+  for (const m of models) {
+    for (let r = 0; r < runs; r++) {
+      const u = await spawn(["user", m, String(threads)]);
+      console.log(
+        `| ${m} | ${fmt(u.cold)} | ${fmt(u.steady)} | ${(u.cold / u.steady).toFixed(1)} |`,
+      );
+      phases.push([m, await spawn(["phases", m, String(threads)])]);
+    }
+  }
+  const keys = Object.keys(phases[0][1]);
+  console.log("\ncompileWasm directly, phases in ms (fresh process each):");
+  console.log(`| model | ${keys.join(" | ")} | cold/steady |`);
+  console.log(`| --- | ${keys.map(() => "---:").join(" | ")} | ---: |`);
+  for (const [m, p] of phases) {
+    console.log(
+      `| ${m} | ${keys.map((k) => fmt(p[k])).join(" | ")} | ${(p.cold / p.steady).toFixed(1)} |`,
+    );
+  }
+}
+
+await main(Deno.args);
