@@ -25,6 +25,7 @@ export {
   DTypeError,
   FormatError,
   GraphError,
+  IOError,
   ShapeError,
   SigilError,
   UnknownOpError,
@@ -99,6 +100,7 @@ export {
   type BlockOutput,
   type CachedGraph,
   type Concrete,
+  type ExportOptions,
   type ForwardHook,
   type ForwardPreHook,
   type HookHandle,
@@ -131,6 +133,7 @@ export {
   Zero,
 } from "./gluon/initializer.ts";
 export { SymbolBlock } from "./gluon/symbol_block.ts";
+export type { Bytes, FileSource, FileTarget } from "./runtime/io.ts";
 export type { LoadOptions } from "./gluon/io.ts";
 export { removeAmpCast } from "./compiler/passes/remove_amp_cast.ts";
 export * as amp from "./gluon/amp.ts";
@@ -141,6 +144,7 @@ export {
   type ParamEntries,
   type ParamFile,
   type ParamFormat,
+  paramsBytes,
   paramsToRecord,
   saveNpy,
   saveNpz,

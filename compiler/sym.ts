@@ -13,6 +13,7 @@ import { type DType, dtypeInfo } from "../runtime/dtype.ts";
 import { GraphError, SigilError } from "../runtime/errors.ts";
 import { loadJSON } from "./json.ts";
 import { type Entry, makeNode, Symbol } from "./symbol.ts";
+import { type FileSource, readText, sourceName } from "../runtime/io.ts";
 
 /** Generates MXNet-style automatic names: `<hint><counter>` with an optional prefix. */
 export class NameManager {
@@ -245,16 +246,23 @@ const builders: Record<string, unknown> = {};
 for (const [n, def] of opNames()) builders[n] = (...args: unknown[]) => compose(def, args);
 
 /**
- * Reads a symbol from a `-symbol.json` file.
+ * Reads a symbol from a `-symbol.json` file: a path, a URL (`http(s):`, `file:`) or the file's
+ * bytes (for the JSON text itself, use `loadJSON`). A file that cannot be read is an `IOError`
+ * naming the path.
  *
  * @example Loading a file
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert";
  * import { sym } from "../mod.ts";
- * const net = await sym.load("resnet-symbol.json");
+ * const path = await Deno.makeTempFile({ suffix: "-symbol.json" });
+ * await sym.Activation(sym.var("data"), { act_type: "relu" }).save(path);
+ * const net = await sym.load(path);
+ * assert.deepStrictEqual(net.listArguments(), ["data"]);
+ * await Deno.remove(path);
  * ```
  */
-export async function load(path: string | URL): Promise<Symbol> {
-  return loadJSON(await Deno.readTextFile(path), String(path));
+export async function load(source: FileSource): Promise<Symbol> {
+  return loadJSON(await readText(source, "symbol file"), sourceName(source, "symbol JSON"));
 }
 
 /**

@@ -11,6 +11,7 @@ import type { DType } from "../runtime/dtype.ts";
 import { GraphError, SigilError } from "../runtime/errors.ts";
 import type { Shape } from "../runtime/shape.ts";
 import type { Tensor } from "../runtime/tensor.ts";
+import { type FileTarget, writeFile } from "../runtime/io.ts";
 import {
   inferShape,
   inferShapePartial,
@@ -477,9 +478,12 @@ export class Symbol {
     return symbolToJSON(this);
   }
 
-  /** Writes {@link toJSON} to a file. */
-  async save(path: string | URL): Promise<void> {
-    await Deno.writeTextFile(path, this.toJSON());
+  /**
+   * Writes {@link toJSON} to a file (a path or `file:` URL), through a temporary name renamed
+   * into place. A file that cannot be written is an `IOError` naming the path.
+   */
+  async save(path: FileTarget): Promise<void> {
+    await writeFile(path, this.toJSON(), "symbol file");
   }
 
   /**

@@ -11,7 +11,7 @@ import { execute, type Executor } from "../compiler/execute.ts";
 import { startDefaultThreads } from "../runtime/backends/wasm/threads.ts";
 import type { DType } from "../runtime/dtype.ts";
 import type { Device } from "../runtime/device.ts";
-import { SigilError } from "../runtime/errors.ts";
+import { FormatError, SigilError } from "../runtime/errors.ts";
 import { formatShape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import {
@@ -24,7 +24,15 @@ import {
 import { type InitSpec, seedFor } from "./initializer.ts";
 import { entriesToSave, loadInto, type LoadOptions } from "./io.ts";
 import { Parameter } from "./parameter.ts";
-import { loadParams, paramsToRecord, saveParams } from "../runtime/params.ts";
+import { loadParams, paramsBytes, paramsToRecord } from "../runtime/params.ts";
+import {
+  type FileSource,
+  type FileTarget,
+  readText,
+  sourceName,
+  writeFile,
+  writeFiles,
+} from "../runtime/io.ts";
 import { removeAmpCast } from "../compiler/passes/remove_amp_cast.ts";
 import { type MemoryPlan, planMemory } from "../compiler/passes/memory_plan.ts";
 import { inlineSubgraphs } from "../compiler/passes/inline.ts";
@@ -315,28 +323,56 @@ export abstract class Block {
   }
 
   /**
-   * Writes every parameter to a `.params` file keyed by structural name (MXNet's
-   * `save_parameters`). `deduplicate` saves each shared Parameter once. The format is MXNet
-   * 1.x's V2 list unless `format: "npz"` (MXNet 2.x) is given or the file ends in `.npz`.
+   * Writes every parameter to a `.params` file (a path or `file:` URL) keyed by structural name
+   * (MXNet's `save_parameters`). `deduplicate` saves each shared Parameter once. The format is
+   * MXNet 1.x's V2 list unless `format: "npz"` (MXNet 2.x) is given or the file ends in `.npz`.
+   * The file is written under a temporary name and renamed into place.
    */
   async saveParameters(
-    file: string | URL,
+    file: FileTarget,
     options: { deduplicate?: boolean; format?: "v2" | "npz" } = {},
   ): Promise<void> {
     const format = options.format ?? (String(file).endsWith(".npz") ? "npz" : "v2");
-    await saveParams(file, entriesToSave(this.collectParams(), options.deduplicate ?? false), {
-      format,
+    await writeFile(file, this.parametersBytes({ ...options, format }), "parameter file");
+  }
+
+  /**
+   * The bytes {@link saveParameters} writes (for a page, or any place without a file system).
+   *
+   * @example Round trip through bytes
+   * ```ts
+   * import assert from "node:assert";
+   * import { nd, nn } from "../mod.ts";
+   * const net = new nn.Dense(2, { inUnits: 3 });
+   * net.initialize();
+   * const bytes = net.parametersBytes();
+   * const other = new nn.Dense(2, { inUnits: 3 });
+   * other.initialize();
+   * await other.loadParameters(bytes);
+   * const x = nd.ones([1, 3]);
+   * assert.deepStrictEqual(await other.call(x).data(), await net.call(x).data());
+   * ```
+   */
+  parametersBytes(options: { deduplicate?: boolean; format?: "v2" | "npz" } = {}): Uint8Array {
+    return paramsBytes(entriesToSave(this.collectParams(), options.deduplicate ?? false), {
+      format: options.format ?? "v2",
     });
   }
 
   /**
    * Loads a `.params` file of any vintage (pre-V1, V1, V2, V3, `.npz`) into the parameters by
-   * structural name; `arg:`/`aux:` prefixes are stripped. Missing or extra names fail unless
+   * structural name; `arg:`/`aux:` prefixes are stripped. The file is a path, a URL or its
+   * bytes (any `ArrayBuffer` view, a Node `Buffer` too). Missing or extra names fail unless
    * allowed; dtypes must match unless `castDtype`.
    */
-  async loadParameters(file: string | URL, options: LoadOptions = {}): Promise<void> {
+  async loadParameters(file: FileSource, options: LoadOptions = {}): Promise<void> {
     const loaded = await loadParams(file);
-    loadInto(this.collectParams(), paramsToRecord(loaded), options, String(file));
+    loadInto(
+      this.collectParams(),
+      paramsToRecord(loaded),
+      options,
+      sourceName(file, "the given bytes"),
+    );
   }
 
   /** Loads a record of named tensors (keys may carry `arg:`/`aux:`), as `loadParameters` does. */
@@ -348,9 +384,10 @@ export abstract class Block {
    * Saves the block: `<prefix>-model.json` describes the block tree (class names, parameter
    * names, hybridized flags and cached graphs) and `<prefix>-model.params` holds the
    * parameters. (MXNet 2.x writes the parameters to a hard-coded `MyModel-model.params`; sigil
-   * keeps MXNet 1.x's per-prefix name.)
+   * keeps MXNet 1.x's per-prefix name.) Both files are written under temporary names and
+   * renamed into place only when both are complete.
    */
-  async save(prefix: string): Promise<void> {
+  async save(prefix: string | URL): Promise<void> {
     let index = 0;
     const describe = (b: Block): Record<string, unknown> => {
       const entry: Record<string, unknown> = {
@@ -365,20 +402,28 @@ export abstract class Block {
       return entry;
     };
     const tree = { [`${this.constructor.name.toLowerCase()}${index++}`]: describe(this) };
-    await Deno.writeTextFile(`${prefix}-model.json`, JSON.stringify(tree));
-    await this.saveParameters(`${prefix}-model.params`);
+    await writeFiles([
+      { target: withSuffix(prefix, "-model.json"), data: JSON.stringify(tree), what: "model file" },
+      {
+        target: withSuffix(prefix, "-model.params"),
+        data: this.parametersBytes(),
+        what: "parameter file",
+      },
+    ]);
   }
 
   /**
    * Loads what {@link save} wrote into a block of the same structure: checks the tree, loads
    * the parameters and turns hybridization back on where it was.
    */
-  async load(prefix: string): Promise<void> {
+  async load(prefix: string | URL): Promise<void> {
+    const modelFile = withSuffix(prefix, "-model.json");
+    const text = await readText(modelFile, "model file");
     let tree: unknown;
     try {
-      tree = JSON.parse(await Deno.readTextFile(`${prefix}-model.json`));
+      tree = JSON.parse(text);
     } catch (e) {
-      throw new SigilError(`cannot read '${prefix}-model.json': ${(e as Error).message}`, {
+      throw new FormatError(`${String(modelFile)}: ${(e as Error).message}`, undefined, {
         cause: e,
       });
     }
@@ -396,7 +441,7 @@ export abstract class Block {
     };
     const rootKey = `${this.constructor.name.toLowerCase()}${index++}`;
     visit(this, (tree as Record<string, unknown>)?.[rootKey], "");
-    await this.loadParameters(`${prefix}-model.params`);
+    await this.loadParameters(withSuffix(prefix, "-model.params"));
   }
 
   /**
@@ -673,13 +718,48 @@ export abstract class HybridBlock extends Block {
    */
   async export(
     path: string,
-    options: {
-      epoch?: number;
-      removeAmpCast?: boolean;
-      format?: "v2" | "npz";
-      keepSubgraphs?: boolean;
-    } = {},
+    options: ExportOptions = {},
   ): Promise<[string, string | undefined]> {
+    const epoch = options.epoch ?? 0;
+    if (!Number.isInteger(epoch) || epoch < 0 || epoch > 9999) {
+      throw new SigilError(`export: epoch must be an integer from 0 to 9999, got ${epoch}`);
+    }
+    if (typeof path !== "string") {
+      throw new SigilError(`export: path must be a string prefix, got ${typeof path}`);
+    }
+    const { symbol, params } = this.exportBytes(options);
+    const symbolFile = `${path}-symbol.json`;
+    const paramsFile = params && `${path}-${String(epoch).padStart(4, "0")}.params`;
+    await writeFiles([
+      { target: symbolFile, data: symbol, what: "symbol file" },
+      ...(paramsFile && params
+        ? [{ target: paramsFile, data: params, what: "parameter file" }]
+        : []),
+    ]);
+    return [symbolFile, paramsFile];
+  }
+
+  /**
+   * What {@link export} writes, in memory: the symbol JSON text and the parameter file's bytes
+   * (undefined when there are no parameters). For a page, or any place without a file system.
+   *
+   * @example Export to memory and import back
+   * ```ts
+   * import assert from "node:assert";
+   * import { nd, nn, SymbolBlock, type Tensor } from "../mod.ts";
+   * const net = new nn.HybridSequential().add(new nn.Dense(2));
+   * net.initialize();
+   * net.hybridize();
+   * const x = nd.ones([1, 4]);
+   * const y = net.call(x);
+   * const { symbol, params } = net.exportBytes();
+   * const back = await SymbolBlock.imports(new TextEncoder().encode(symbol), ["data"], params);
+   * assert.deepStrictEqual(await (back.call(x) as Tensor).data(), await y.data());
+   * ```
+   */
+  exportBytes(
+    options: Omit<ExportOptions, "epoch"> = {},
+  ): { symbol: string; params: Uint8Array | undefined } {
     const graph = this.exportGraph();
     if (!graph) {
       throw new SigilError(
@@ -693,8 +773,6 @@ export abstract class HybridBlock extends Block {
     // nodes with MXNet's `subgraphs` key (sigil loads them back; MXNet cannot run them).
     const flat = options.keepSubgraphs ? graph.symbol : inlineBlockCalls(graph.symbol);
     const symbol = options.removeAmpCast === false ? flat : removeAmpCast(flat);
-    const symbolFile = `${path}-symbol.json`;
-    await Deno.writeTextFile(symbolFile, symbol.toJSON());
     const aux = new Set(symbol.listAuxiliaryStates());
     const entries: [string, Tensor][] = [];
     for (const name of symbol.listInputs()) {
@@ -706,12 +784,14 @@ export abstract class HybridBlock extends Block {
         console.warn(`export: parameter '${name}' is not used by the graph`);
       }
     }
-    if (!entries.length) return [symbolFile, undefined];
-    const epoch = options.epoch ?? 0;
-    if (!Number.isInteger(epoch) || epoch < 0) throw new SigilError(`export: bad epoch ${epoch}`);
-    const paramsFile = `${path}-${String(epoch).padStart(4, "0")}.params`;
-    await saveParams(paramsFile, entries, { format: options.format ?? "v2" });
-    return [symbolFile, paramsFile];
+    const format = options.format ?? "v2";
+    if (format !== "v2" && format !== "npz") {
+      throw new SigilError(`export: unknown format '${format}'; expected "v2" or "npz"`);
+    }
+    return {
+      symbol: symbol.toJSON(),
+      params: entries.length ? paramsBytes(entries, { format }) : undefined,
+    };
   }
 
   /** Gluon's `__call__`: eager, traced, or the cached graph, depending on mode and inputs. */
@@ -1068,4 +1148,21 @@ function pyShape(shape: readonly number[]): string {
 function shapeText(out: BlockOutput): string {
   if (Array.isArray(out)) return `[${out.map((o) => shapeText(o)).join(", ")}]`;
   return out instanceof Tensor ? pyShape(out.shape) : String(out);
+}
+
+/** Options of `HybridBlock.export` and `exportBytes`. */
+export interface ExportOptions {
+  /** The epoch in the parameter file's name, `<path>-<epoch, 4 digits>.params` (0..9999; 0). */
+  epoch?: number;
+  /** Remove AMP casts from the graph (true). */
+  removeAmpCast?: boolean;
+  /** Parameter file format: MXNet 1.x's V2 list (the default) or MXNet 2.x's `.npz`. */
+  format?: "v2" | "npz";
+  /** Keep calls of nested blocks above the inline limit as subgraph nodes (false). */
+  keepSubgraphs?: boolean;
+}
+
+/** `prefix` + `suffix`, as a string or a URL as `prefix` is. */
+function withSuffix(prefix: string | URL, suffix: string): string | URL {
+  return prefix instanceof URL ? new URL(prefix.href + suffix) : prefix + suffix;
 }

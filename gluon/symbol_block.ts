@@ -11,6 +11,7 @@ import { execute } from "../compiler/execute.ts";
 import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { SigilError } from "../runtime/errors.ts";
+import { type FileSource, sourceName } from "../runtime/io.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import {
   type BlockOutput,
@@ -114,6 +115,8 @@ export class SymbolBlock extends HybridBlock {
   /**
    * Loads a `-symbol.json` file and, when given, its `.params` file (parameters take the
    * file's dtypes; `arg:`/`aux:` prefixes are stripped). `inputNames` names the data inputs.
+   * Each file is a path, a URL (`http(s):`, `file:`; in a page, a path is fetched relative to
+   * it) or the file's bytes.
    *
    * @example Export, then import
    * ```ts
@@ -132,14 +135,16 @@ export class SymbolBlock extends HybridBlock {
    * ```
    */
   static async imports(
-    symbolFile: string | URL,
+    symbolFile: FileSource,
     inputNames: string | readonly string[],
-    paramFile?: string | URL,
+    paramFile?: FileSource,
     options: { device?: Device; allowMissing?: boolean; ignoreExtra?: boolean } = {},
   ): Promise<SymbolBlock> {
     const symbol = await loadSymbol(symbolFile);
     const names = typeof inputNames === "string" ? [inputNames] : [...inputNames];
-    const inputs = names.map((n) => new Symbol([symbolVar(symbol, n, String(symbolFile))]));
+    const inputs = names.map((n) =>
+      new Symbol([symbolVar(symbol, n, sourceName(symbolFile, "symbol JSON"))])
+    );
     const block = new SymbolBlock(symbol, inputs);
     if (paramFile !== undefined) {
       await block.loadParameters(paramFile, {

@@ -55,3 +55,26 @@ export class GraphError extends SigilError {}
 
 /** A backend cannot run a request (unsupported device, op or dtype). */
 export class BackendError extends SigilError {}
+
+/**
+ * A file or URL cannot be read or written: it does not exist, is a directory, the path is
+ * malformed, access is denied or the server refused. The message and {@link IOError.path} name
+ * the path or URL.
+ *
+ * @example A missing file
+ * ```ts
+ * import assert from "node:assert";
+ * import { IOError, loadParams } from "../mod.ts";
+ * await assert.rejects(loadParams("missing.params"), (e) =>
+ *   e instanceof IOError && e.path === "missing.params");
+ * ```
+ */
+export class IOError extends SigilError {
+  /** The path or URL that failed. */
+  readonly path: string;
+  /** Creates an error about `path`. */
+  constructor(message: string, path: string, options?: ErrorOptions) {
+    super(message, options);
+    this.path = path;
+  }
+}

@@ -35,6 +35,16 @@
  */
 import { type DType, dtypeInfo, type StorageArray } from "./dtype.ts";
 import { FormatError, SigilError } from "./errors.ts";
+import {
+  type Bytes,
+  type FileSource,
+  type FileTarget,
+  isBytes,
+  readBytes,
+  sourceName,
+  toUint8Array,
+  writeFile,
+} from "./io.ts";
 import { MAX_NDIM } from "./shape.ts";
 import { Tensor, tensorStorage } from "./tensor.ts";
 
@@ -241,7 +251,10 @@ function storageFromBytes(
   bigEndian = false,
 ): StorageArray {
   const itemBytes = dtypeInfo(dtype).bytes;
-  const copy = bytes.slice(0, count * itemBytes);
+  // A fresh buffer, filled by `set`: `slice` is a view on a Node Buffer, and the typed arrays
+  // below must start at offset 0 of a buffer that holds only this array.
+  const copy = new Uint8Array(count * itemBytes);
+  copy.set(bytes.subarray(0, count * itemBytes));
   if (itemBytes > 1 && bigEndian === LITTLE_ENDIAN_HOST) swapBytes(copy, itemBytes);
   const buf = copy.buffer;
   switch (dtype) {
@@ -933,10 +946,14 @@ function loadNpz(r: Reader): ParamFile {
  * assert(file.format === "npz" && file.names?.[0] === "bias");
  * ```
  */
-export function loadParamsBytes(bytes: Uint8Array, source = "params"): ParamFile {
-  if (!(bytes instanceof Uint8Array)) throw new SigilError(`${source}: expected a Uint8Array`);
-  const r = new Reader(bytes, source);
-  const b = bytes;
+export function loadParamsBytes(bytes: Bytes, source = "params"): ParamFile {
+  if (!isBytes(bytes)) {
+    throw new SigilError(
+      `${source}: expected bytes (an ArrayBuffer, typed array, DataView or Buffer)`,
+    );
+  }
+  const b = toUint8Array(bytes, source);
+  const r = new Reader(b, source);
   if (b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b) {
     if ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6)) return loadNpz(r);
   }
@@ -1239,8 +1256,9 @@ export function saveNpz(entries: ParamEntries): Uint8Array {
 // Files
 
 /**
- * Reads and parses a parameter file (see {@link loadParamsBytes}). IO failures are wrapped in
- * a {@link SigilError} naming the path.
+ * Reads and parses a parameter file (see {@link loadParamsBytes}) from a path, a URL
+ * (`http(s):`, `file:`) or its bytes. A file that cannot be read is an {@link IOError} naming
+ * the path.
  *
  * @example Loading from disk
  * ```ts
@@ -1251,25 +1269,40 @@ export function saveNpz(entries: ParamEntries): Uint8Array {
  * await saveParams(path, { "arg:w": nd.ones([3]) });
  * const file = await loadParams(path);
  * assert(file.arrays[0].size === 3);
+ * assert((await loadParams(new URL(`file://${path}`))).arrays[0].size === 3);
  * await Deno.remove(path);
  * ```
  */
-export async function loadParams(path: string | URL): Promise<ParamFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new SigilError(
-      `cannot read parameter file '${String(path)}': ${(e as Error)?.message ?? e}`,
-      { cause: e },
-    );
-  }
-  return loadParamsBytes(bytes, String(path));
+export async function loadParams(source: FileSource): Promise<ParamFile> {
+  const bytes = await readBytes(source, "parameter file");
+  return loadParamsBytes(bytes, sourceName(source, "the given bytes"));
 }
 
 /**
- * Writes tensors to a parameter file, as {@link saveParamsV2} (the default) or
- * {@link saveNpz}. IO failures are wrapped in a {@link SigilError} naming the path.
+ * The bytes of a parameter file: {@link saveParamsV2} (the default) or {@link saveNpz}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { nd } from "../mod.ts";
+ * import { loadParamsBytes, paramsBytes } from "./params.ts";
+ * const bytes = paramsBytes({ w: nd.ones([2]) }, { format: "npz" });
+ * assert(loadParamsBytes(bytes).format === "npz");
+ * ```
+ */
+export function paramsBytes(entries: ParamEntries, options: SaveParamsOptions = {}): Uint8Array {
+  const format = options.format ?? "v2";
+  if (format !== "v2" && format !== "npz") {
+    throw new SigilError(`unknown parameter file format '${format}'; expected "v2" or "npz"`);
+  }
+  return format === "npz" ? saveNpz(entries) : saveParamsV2(entries);
+}
+
+/**
+ * Writes tensors to a parameter file (a path or `file:` URL), as {@link saveParamsV2} (the
+ * default) or {@link saveNpz}; {@link paramsBytes} gives the bytes instead. The file is written
+ * under a temporary name and renamed, so a failed save leaves no partial file. A file that
+ * cannot be written is an {@link IOError} naming the path.
  *
  * @example Saving an .npz
  * ```ts
@@ -1283,21 +1316,9 @@ export async function loadParams(path: string | URL): Promise<ParamFile> {
  * ```
  */
 export async function saveParams(
-  path: string | URL,
+  path: FileTarget,
   entries: ParamEntries,
   options: SaveParamsOptions = {},
 ): Promise<void> {
-  const format = options.format ?? "v2";
-  if (format !== "v2" && format !== "npz") {
-    throw new SigilError(`unknown parameter file format '${format}'; expected "v2" or "npz"`);
-  }
-  const bytes = format === "npz" ? saveNpz(entries) : saveParamsV2(entries);
-  try {
-    await Deno.writeFile(path, bytes);
-  } catch (e) {
-    throw new SigilError(
-      `cannot write parameter file '${String(path)}': ${(e as Error)?.message ?? e}`,
-      { cause: e },
-    );
-  }
+  await writeFile(path, paramsBytes(entries, options), "parameter file");
 }

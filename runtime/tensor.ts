@@ -78,6 +78,11 @@ export class Tensor {
     }
     this.dtype = dtype;
     this.device = device ?? cpu();
+    // A Node Buffer is a Uint8Array whose `slice` is a view: keep a plain Uint8Array over the
+    // same bytes, so copies made with `slice` are copies.
+    if (storage instanceof Uint8Array && storage.constructor !== Uint8Array) {
+      storage = new Uint8Array(storage.buffer, storage.byteOffset, storage.length);
+    }
     STORAGE.set(this, storage);
     Object.freeze(this);
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import { SigilError } from "../../../runtime/errors.ts";
+import { envVar, isFile, makeDirectory, readBytes, writeFile } from "../../../runtime/io.ts";
 import type { Block } from "../../block.ts";
 
 /** Options shared by every model-zoo factory. */
@@ -67,20 +68,13 @@ function asUrl(source: PretrainedSource): URL | undefined {
 }
 
 function defaultCacheDir(): string {
-  let home: string | undefined;
-  let sigilHome: string | undefined;
-  try {
-    sigilHome = Deno.env.get("SIGIL_HOME");
-    home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
-  } catch (e) {
-    throw new SigilError(
-      "cannot read SIGIL_HOME/HOME to find the model cache; pass cacheDir or allow env access",
-      { cause: e },
-    );
-  }
+  const sigilHome = envVar("SIGIL_HOME");
   if (sigilHome) return `${sigilHome}/models`;
+  const home = envVar("HOME") ?? envVar("USERPROFILE");
   if (home) return `${home}/.sigil/models`;
-  throw new SigilError("no SIGIL_HOME or HOME to put the model cache in; pass cacheDir");
+  throw new SigilError(
+    "no SIGIL_HOME or HOME (or no access to them) to put the model cache in; pass cacheDir",
+  );
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -104,15 +98,6 @@ async function cacheName(url: URL): Promise<string> {
     "_",
   ).slice(-100);
   return `${hash}-${last && !/^\.+$/.test(last) ? last : "model.params"}`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**
@@ -142,18 +127,8 @@ export async function fetchPretrained(
   }
   const dir = options.cacheDir ?? defaultCacheDir();
   const path = `${dir}/${await cacheName(url)}`;
-  if (!options.refresh && await exists(path)) return path;
-  let res: Response;
-  try {
-    res = await fetch(url);
-  } catch (e) {
-    throw new SigilError(`cannot download ${url.href}: ${(e as Error).message}`, { cause: e });
-  }
-  if (!res.ok) {
-    await res.body?.cancel();
-    throw new SigilError(`cannot download ${url.href}: HTTP ${res.status} ${res.statusText}`);
-  }
-  const bytes = new Uint8Array(await res.arrayBuffer());
+  if (!options.refresh && await isFile(path)) return path;
+  const bytes = await readBytes(url, "pretrained weights");
   if (options.sha256 !== undefined) {
     const got = await sha256Hex(bytes);
     if (got !== options.sha256.toLowerCase()) {
@@ -162,15 +137,8 @@ export async function fetchPretrained(
       );
     }
   }
-  await Deno.mkdir(dir, { recursive: true });
-  const tmp = `${path}.part-${crypto.randomUUID()}`;
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  await makeDirectory(dir);
+  await writeFile(path, bytes, "pretrained weights");
   return path;
 }
 
