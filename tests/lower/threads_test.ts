@@ -61,7 +61,7 @@ Deno.test("an executor over a terminated pool runs on the calling thread", async
   const pool = new ThreadPool(2);
   const x = nd.random.uniform(-1, 1, [64, 300], { seed: 3 });
   const y = sym.Activation(sym.broadcast_mul(sym.var("x"), sym.var("x")), { act_type: "relu" });
-  const compiled = compileWasm(y, {}, { x: x.shape }, { threads: 2 });
+  const compiled = compileWasm(y, {}, { x: x.shape }, { threads: 2, forceSplit: true });
   const exec = new WasmExecutor(compiled.program, { pool });
   await exec.ready();
   assert.ok(exec.threaded);

@@ -9,7 +9,7 @@
  */
 import { BackendError, ShapeError } from "../../errors.ts";
 import { formatShape, type Shape, shapeSize } from "../../shape.ts";
-import type { PoolProgram, ThreadPool, WorkerPart } from "./threads.ts";
+import { type PoolProgram, type ThreadPool, type WorkerPart, WorkerStallError } from "./threads.ts";
 
 /** A step running a kernel module's `run` with byte pointers. */
 export interface KernelStep {
@@ -81,6 +81,16 @@ export interface WasmProgram {
 /** Programs collected without `dispose()` are forgotten in the workers too. */
 const workerPrograms = new FinalizationRegistry<PoolProgram>((program) => program.drop());
 
+let warnedStall = false;
+
+/** What the executor instantiated over one memory. */
+interface Instantiated {
+  readonly memory: WebAssembly.Memory;
+  readonly runs: readonly ((threaded: boolean) => void)[];
+  /** `parts[w][s]`: worker `w`'s part of step `s` (empty when no step splits). */
+  readonly workerParts: (WorkerPart | undefined)[][];
+}
+
 /**
  * Runs a {@link WasmProgram}.
  *
@@ -100,9 +110,11 @@ const workerPrograms = new FinalizationRegistry<PoolProgram>((program) => progra
  */
 export class WasmExecutor {
   readonly #program: WasmProgram;
-  readonly #memory: WebAssembly.Memory;
-  readonly #runs: ((threaded: boolean) => void)[];
+  readonly #pages: number;
+  readonly #threadPool: ThreadPool | undefined;
+  #state: Instantiated;
   #pool: PoolProgram | undefined;
+  #disposed = false;
 
   /**
    * Allocates the memory, instantiates every kernel and uploads the constants. With a pool
@@ -112,14 +124,27 @@ export class WasmExecutor {
    */
   constructor(program: WasmProgram, options: { pool?: ThreadPool } = {}) {
     this.#program = program;
-    const pages = Math.max(1, Math.ceil(program.memoryBytes / 65536));
-    if (pages > 65536) {
+    this.#pages = Math.max(1, Math.ceil(program.memoryBytes / 65536));
+    if (this.#pages > 65536) {
       throw new BackendError(`WASM program needs ${program.memoryBytes} bytes; too many`);
     }
-    this.#memory = program.shared
+    const pool = options.pool !== undefined && options.pool.threads > 1 ? options.pool : undefined;
+    if (pool && !program.shared) {
+      throw new BackendError("WASM program: threads need a program compiled for shared memory");
+    }
+    this.#threadPool = pool;
+    this.#state = this.#instantiate();
+    this.#register();
+  }
+
+  /** A fresh memory with every kernel instantiated over it and the constants uploaded. */
+  #instantiate(): Instantiated {
+    const program = this.#program;
+    const pages = this.#pages;
+    const memory = program.shared
       ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
       : new WebAssembly.Memory({ initial: pages });
-    const imports = { env: { memory: this.#memory } };
+    const imports = { env: { memory } };
     const call = (module: WebAssembly.Module, label: string, given: readonly number[]) => {
       const instance = new WebAssembly.Instance(module, imports);
       const run = instance.exports.run as (...args: number[]) => void;
@@ -127,15 +152,12 @@ export class WasmExecutor {
       const args = [...given];
       return () => run(...args);
     };
-    const pool = options.pool !== undefined && options.pool.threads > 1 ? options.pool : undefined;
-    if (pool && !program.shared) {
-      throw new BackendError("WASM program: threads need a program compiled for shared memory");
-    }
+    const pool = this.#threadPool;
     const workerParts: (WorkerPart | undefined)[][] = pool
       ? Array.from({ length: pool.threads - 1 }, () => [])
       : [];
-    this.#runs = program.steps.map((step, index) => {
-      if (step.kind === "host") return () => step.run(this.#memory.buffer);
+    const runs = program.steps.map((step, index) => {
+      if (step.kind === "host") return () => step.run(memory.buffer);
       if (step.kind === "kernel") return call(step.module, step.label, step.args);
       const parts = step.modules.map((m, i) => call(m, step.label, step.args[i]));
       const whole = step.whole ? call(step.whole.module, step.label, step.whole.args) : () => {
@@ -146,13 +168,23 @@ export class WasmExecutor {
         if (i > 0) workerParts[i - 1][index] = { module, args: step.args[i] };
       });
       const own = parts[0];
-      return (threaded) => threaded ? this.#pool!.step(index, own) : whole();
+      return (threaded: boolean) => threaded ? this.#pool!.step(index, own) : whole();
     });
     for (const c of program.constants) {
-      new Float32Array(this.#memory.buffer, c.ptr, c.values.length).set(c.values);
+      new Float32Array(memory.buffer, c.ptr, c.values.length).set(c.values);
     }
-    this.#pool = pool?.register(this.#memory, workerParts);
-    if (this.#pool) workerPrograms.register(this, this.#pool, this);
+    return { memory, runs, workerParts };
+  }
+
+  /** Gives the workers this memory's parts (when some step has parts for them). */
+  #register(): void {
+    const pool = this.#threadPool;
+    if (this.#pool) workerPrograms.unregister(this);
+    this.#pool = undefined;
+    if (!pool || pool.closed || this.#disposed) return;
+    if (!this.#state.workerParts.some((parts) => parts.some((p) => p !== undefined))) return;
+    this.#pool = pool.register(this.#state.memory, this.#state.workerParts);
+    workerPrograms.register(this, this.#pool, this);
   }
 
   /** Bytes of linear memory the program uses. */
@@ -167,6 +199,7 @@ export class WasmExecutor {
 
   /** Resolves when runs will use the worker threads (at once without a pool). */
   async ready(): Promise<void> {
+    if (this.#pool?.lost) this.#register();
     await this.#pool?.whenReady();
   }
 
@@ -190,6 +223,18 @@ export class WasmExecutor {
         );
       }
     }
+    this.#checkInputs(inputs);
+    this.#execute(inputs, true);
+    const buffer = this.#state.memory.buffer;
+    return this.#program.outputs.map((o, i) => {
+      const view = new Float32Array(buffer, o.ptr, shapeSize(o.shape));
+      if (into === undefined) return view.slice();
+      into[i].set(view);
+      return into[i];
+    });
+  }
+
+  #checkInputs(inputs: Readonly<Record<string, Float32Array>>): void {
     for (const [name, buf] of Object.entries(this.#program.inputs)) {
       const data = inputs[name];
       const n = shapeSize(buf.shape);
@@ -203,21 +248,64 @@ export class WasmExecutor {
           }`,
         );
       }
-      new Float32Array(this.#memory.buffer, buf.ptr, n).set(data);
     }
-    const threaded = this.#pool?.ready ?? false;
-    if (threaded) this.#pool!.begin();
+  }
+
+  /**
+   * Writes the inputs and runs every step (on the workers too when `threads` and they hold the
+   * program), timing each step into `times` when given. When a worker stalls, the late worker
+   * may still write into this memory: the program moves to a fresh memory and the run repeats
+   * on this thread, so no later run reads what the late worker writes.
+   */
+  #execute(
+    inputs: Readonly<Record<string, Float32Array>>,
+    threads: boolean,
+    times?: number[],
+  ): void {
+    if (this.#pool?.lost) this.#register(); // evicted by the pool's bound, or a new pool epoch
+    const pool = this.#pool;
+    const threaded = threads && (pool?.ready ?? false);
+    const write = () => {
+      const buffer = this.#state.memory.buffer;
+      for (const [name, buf] of Object.entries(this.#program.inputs)) {
+        new Float32Array(buffer, buf.ptr, shapeSize(buf.shape)).set(inputs[name]);
+      }
+    };
+    const runAll = (on: boolean) => {
+      const runs = this.#state.runs;
+      for (let i = 0; i < runs.length; i++) {
+        if (times === undefined) runs[i](on);
+        else {
+          const t0 = performance.now();
+          runs[i](on);
+          times[i] = performance.now() - t0;
+        }
+      }
+    };
+    write();
+    if (!threaded) return runAll(false);
+    let stalled = false;
+    pool!.begin();
     try {
-      for (const run of this.#runs) run(threaded);
+      runAll(true);
+    } catch (e) {
+      if (!(e instanceof WorkerStallError)) throw e;
+      stalled = true;
     } finally {
-      if (threaded) this.#pool!.end();
+      pool!.end();
     }
-    return this.#program.outputs.map((o, i) => {
-      const view = new Float32Array(this.#memory.buffer, o.ptr, shapeSize(o.shape));
-      if (into === undefined) return view.slice();
-      into[i].set(view);
-      return into[i];
-    });
+    if (!stalled) return;
+    if (!warnedStall) {
+      warnedStall = true;
+      console.warn(
+        "sigil: a worker thread stalled during a run; the workers were replaced and the run " +
+          "was repeated on the calling thread",
+      );
+    }
+    this.#state = this.#instantiate();
+    this.#register();
+    write();
+    runAll(false);
   }
 
   /**
@@ -229,24 +317,17 @@ export class WasmExecutor {
     inputs: Readonly<Record<string, Float32Array>>,
     options: { threaded?: boolean } = {},
   ): [string, number][] {
-    this.run(inputs); // checks and writes the inputs
-    const threaded = (options.threaded ?? false) && (this.#pool?.ready ?? false);
-    if (threaded) this.#pool!.begin();
-    try {
-      return this.#program.steps.map((step, i) => {
-        const t0 = performance.now();
-        this.#runs[i](threaded);
-        return [step.label, performance.now() - t0];
-      });
-    } finally {
-      if (threaded) this.#pool!.end();
-    }
+    this.#checkInputs(inputs);
+    const times: number[] = [];
+    this.#execute(inputs, options.threaded ?? false, times);
+    return this.#program.steps.map((step, i) => [step.label, times[i]]);
   }
 
   /** Forgets the program in the pool's workers (the executor still runs, on this thread). */
   dispose(): void {
     const pool = this.#pool;
     this.#pool = undefined;
+    this.#disposed = true;
     workerPrograms.unregister(this);
     pool?.drop();
   }

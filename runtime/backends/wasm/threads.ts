@@ -24,8 +24,10 @@ const PROG = 1; // program id of the command
 const STEP = 2; // step index, or -1: the run is over
 const PENDING = 3; // parts still running
 const FAILED = 4; // set when a worker's part threw
-const CTRL_INTS = 8;
-/** How long the main thread waits for a worker's part before giving up on threads. */
+const COUNTS = 8; // COUNTS + i: how many programs worker i holds
+const MAX_WORKERS = 63;
+const CTRL_INTS = COUNTS + MAX_WORKERS;
+/** How long the main thread waits for a worker's part before replacing the workers. */
 const STALL_MS = 3_000;
 /** How long a worker blocks waiting for the next run before returning to its event loop. */
 const LINGER_MS = 5;
@@ -41,7 +43,9 @@ const WORKER_SOURCE = `(async () => {
   }
   const programs = new Map();
   let ctrl;
+  let index = 0;
   let seen = 0;
+  const count = () => Atomics.store(ctrl, ${COUNTS} + index, programs.size);
   const runStep = () => {
     const prog = programs.get(Atomics.load(ctrl, ${PROG}));
     const step = Atomics.load(ctrl, ${STEP});
@@ -93,6 +97,7 @@ const WORKER_SOURCE = `(async () => {
   port.on((m) => {
     if (m.type === "init") {
       ctrl = m.ctrl;
+      index = m.index;
       seen = handled = Atomics.load(ctrl, ${GEN});
       idle();
     } else if (m.type === "program") {
@@ -106,6 +111,7 @@ const WORKER_SOURCE = `(async () => {
           return () => f(...args);
         });
         programs.set(m.id, { runs });
+        count();
         Atomics.add(m.ready, 0, 1);
       } catch (e) {
         Atomics.store(m.ready, 1, 1);
@@ -114,6 +120,7 @@ const WORKER_SOURCE = `(async () => {
       Atomics.notify(m.ready, 0);
     } else if (m.type === "drop") {
       programs.delete(m.id);
+      count();
     }
   });
   port.post({ type: "up" });
@@ -121,11 +128,23 @@ const WORKER_SOURCE = `(async () => {
 
 interface WorkerHandle {
   post(message: unknown): void;
-  terminate(): void | Promise<unknown>;
+  /** Stops the worker; its exit is then not reported as a death. */
+  kill(): Promise<unknown>;
+  /** Stops the worker as if it had crashed (for tests). */
+  crash(): Promise<unknown>;
   /** Keeps the process alive for this worker (node:worker_threads only). */
   ref(): void;
   /** Lets the process exit while this worker is idle. */
   unref(): void;
+}
+
+interface WorkerEvents {
+  /** The worker is up and takes commands. */
+  up(): void;
+  /** A program could not be instantiated there. */
+  error(id: number, message: string): void;
+  /** The worker is gone: `killed` by the pool, or not (crashed, terminated from outside). */
+  gone(killed: boolean): void;
 }
 
 /** A step's part for one worker: the module and its arguments (undefined: nothing to do). */
@@ -133,8 +152,10 @@ export type WorkerPart = { readonly module: WebAssembly.Module; readonly args: r
 
 /** Throws a typed error unless `threads` is an integer in [1, 64]; returns it. */
 export function checkThreads(threads: number, where = "threads"): number {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
-    throw new BackendError(`${where}: threads must be an integer in [1, 64], got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WORKERS + 1) {
+    throw new BackendError(
+      `${where}: threads must be an integer in [1, ${MAX_WORKERS + 1}], got ${threads}`,
+    );
   }
   return threads;
 }
@@ -153,17 +174,32 @@ export function hardwareThreads(): number {
   return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : 1;
 }
 
-async function spawn(
-  onMessage: (m: { type: string; id?: number; message?: string }) => void,
-) {
+async function spawn(events: WorkerEvents): Promise<WorkerHandle> {
+  let killed = false;
+  let gone = false;
+  const onMessage = (m: { type: string; id?: number; message?: string }) => {
+    if (m.type === "up") events.up();
+    else if (m.type === "error") events.error(m.id ?? 0, m.message ?? "unknown error");
+  };
+  const onGone = () => {
+    if (gone) return;
+    gone = true;
+    events.gone(killed);
+  };
   const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
   if (g.Deno !== undefined || g.process?.versions?.node !== undefined) {
     const wt = await import("node:worker_threads");
     const w = new wt.Worker(WORKER_SOURCE, { eval: true });
     w.on("message", onMessage);
+    w.on("error", onGone);
+    w.on("exit", onGone);
     return {
       post: (m: unknown) => w.postMessage(m),
-      terminate: () => w.terminate(),
+      kill: () => {
+        killed = true;
+        return w.terminate();
+      },
+      crash: () => w.terminate(),
       ref: () => w.ref(),
       unref: () => w.unref(),
     };
@@ -171,62 +207,65 @@ async function spawn(
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
   const w = new Worker(url, { type: "module" });
   w.onmessage = (e) => onMessage(e.data);
+  w.onerror = onGone;
   return {
     post: (m: unknown) => w.postMessage(m),
-    terminate: () => w.terminate(),
+    kill: () => {
+      killed = true;
+      w.terminate();
+      onGone();
+      return Promise.resolve();
+    },
+    crash: () => {
+      w.terminate();
+      onGone();
+      return Promise.resolve();
+    },
     ref: () => {},
     unref: () => {},
   };
 }
 
+/**
+ * Thrown by a run's step when a worker did not finish its part within the pool's stall limit.
+ * The pool has then replaced its workers; the late worker may still write into the memory of
+ * the program it was running, so that program must not read that memory again (the executor
+ * moves to a fresh one and repeats the run on the calling thread).
+ */
+export class WorkerStallError extends BackendError {}
+
 /** A program registered with a pool: run its split steps across the pool's threads. */
 export class PoolProgram {
   readonly #pool: ThreadPool;
   readonly #id: number;
-  readonly #ready: Int32Array;
-  readonly #workers: number;
 
   /** @internal */
-  constructor(pool: ThreadPool, id: number, ready: Int32Array, workers: number) {
+  constructor(pool: ThreadPool, id: number) {
     this.#pool = pool;
     this.#id = id;
-    this.#ready = ready;
-    this.#workers = workers;
   }
 
   /** Whether every worker has instantiated this program's parts. */
   get ready(): boolean {
-    return !this.#pool.closed && Atomics.load(this.#ready, 0) === this.#workers &&
-      this.#pool.running;
+    return this.#pool.isReady(this.#id);
+  }
+
+  /**
+   * Whether the workers no longer hold this program: it was dropped, evicted (the pool holds
+   * a bounded number), or poisoned by a stalled worker. Register it again to get threads back.
+   */
+  get lost(): boolean {
+    return !this.#pool.holds(this.#id);
   }
 
   /** Resolves once every worker holds this program (rejects if one failed to). */
-  async whenReady(): Promise<void> {
-    await this.#pool.started;
-    this.#pool.hold(1);
-    try {
-      for (;;) {
-        if (this.#pool.closed) return;
-        if (Atomics.load(this.#ready, 1) !== 0) {
-          throw new BackendError(
-            `a worker could not instantiate the program: ${
-              this.#pool.errorOf(this.#id) ?? "(its message has not arrived yet)"
-            }`,
-          );
-        }
-        const n = Atomics.load(this.#ready, 0);
-        if (n === this.#workers) return;
-        const r = Atomics.waitAsync(this.#ready, 0, n, 50);
-        if (r.async) await r.value;
-      }
-    } finally {
-      this.#pool.hold(-1);
-    }
+  whenReady(): Promise<void> {
+    return this.#pool.whenReady(this.#id);
   }
 
   /** Starts a run (call before the first {@link step}). */
   begin(): void {
-    this.#pool.begin();
+    this.#pool.begin(this.#id);
   }
 
   /** Runs split step `index`: workers take parts 1.., `own` runs part 0 here. */
@@ -245,8 +284,38 @@ export class PoolProgram {
   }
 }
 
+/** Options of a {@link ThreadPool}. */
+export interface ThreadPoolOptions {
+  /**
+   * Milliseconds the calling thread waits for a worker's part before it gives up on that
+   * worker: the workers are replaced and the run repeats on the calling thread (default 3000).
+   */
+  stallMs?: number;
+  /**
+   * Programs the workers hold at most (default 64): registering more makes the workers drop
+   * the least recently run ones, which register again (and run on the calling thread until
+   * the workers hold them again) when next run.
+   */
+  maxPrograms?: number;
+  /** Bytes of program memories the workers hold at most, likewise (default 1 GiB). */
+  maxProgramBytes?: number;
+}
+
+interface Registration {
+  readonly memory: WebAssembly.Memory;
+  readonly parts: readonly (readonly (WorkerPart | undefined)[])[];
+  readonly bytes: number;
+  /** This epoch's workers: [how many hold the program, whether one failed to]. */
+  ready: Int32Array;
+}
+
+const newReady = () => new Int32Array(new SharedArrayBuffer(8));
+
 /**
- * Worker threads sharing WASM memories with the main thread.
+ * Worker threads sharing WASM memories with the main thread. A worker that dies, or that
+ * stalls a run beyond the stall limit, is replaced (with every other worker, since they share
+ * one control block); the programs the workers held are sent to the new ones. The workers hold
+ * a bounded number of programs (least recently run ones are dropped beyond it).
  *
  * @example Two threads (one worker besides the main thread)
  * ```ts
@@ -261,20 +330,30 @@ export class PoolProgram {
 export class ThreadPool {
   /** Threads including the main one. */
   readonly threads: number;
-  /** Resolves when every worker is up. */
+  /** Resolves when the first workers are up. */
   readonly started: Promise<void>;
-  readonly #ctrl: Int32Array;
+  /** @internal How long a run waits for a late worker (ms); see {@link ThreadPoolOptions}. */
+  stallMs: number;
+  readonly #maxPrograms: number;
+  readonly #maxBytes: number;
+  #ctrl!: Int32Array;
   #workers: WorkerHandle[] = [];
+  #epoch = 0;
+  #starting: Promise<void>;
+  #restarts = 0;
   #nextId = 1;
   #closed = false;
   #up = false;
   #inRun = false;
   #stepped = false;
   #holds = 0;
+  /** Programs the workers hold (or will), least recently run first. */
+  readonly #programs = new Map<number, Registration>();
+  #programBytes = 0;
   readonly #errors = new Map<number, string>();
 
   /** Starts `threads - 1` workers (threads counts the calling thread). */
-  constructor(threads: number) {
+  constructor(threads: number, options: ThreadPoolOptions = {}) {
     checkThreads(threads, "ThreadPool");
     if (threads > 1 && !threadsSupported()) {
       throw new BackendError(
@@ -282,10 +361,10 @@ export class ThreadPool {
       );
     }
     this.threads = threads;
-    this.#ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
-    this.#ctrl[STEP] = -1;
-    this.started = this.#start(threads - 1);
-    this.started.catch(() => {});
+    this.stallMs = options.stallMs ?? STALL_MS;
+    this.#maxPrograms = options.maxPrograms ?? 64;
+    this.#maxBytes = options.maxProgramBytes ?? 2 ** 30;
+    this.#starting = this.started = this.#startEpoch();
   }
 
   /**
@@ -299,33 +378,68 @@ export class ThreadPool {
     if (before > 0 && this.#holds === 0) { for (const w of this.#workers) w.unref(); }
   }
 
-  async #start(count: number): Promise<void> {
-    this.#holds++;
-    try {
-      await this.#spawnAll(count);
-    } finally {
-      this.hold(-1);
-    }
+  /** A fresh control block and workers; the programs held are sent to them. */
+  #startEpoch(): Promise<void> {
+    const epoch = ++this.#epoch;
+    this.#up = false;
+    this.#inRun = false;
+    this.#ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
+    this.#ctrl[STEP] = -1;
+    for (const reg of this.#programs.values()) reg.ready = newReady();
+    this.hold(1);
+    const done = this.#spawnAll(epoch).finally(() => this.hold(-1));
+    done.catch(() => {});
+    return done;
   }
 
-  async #spawnAll(count: number): Promise<void> {
+  async #spawnAll(epoch: number): Promise<void> {
     const ups: Promise<void>[] = [];
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < this.threads - 1; i++) {
       let up!: () => void;
       ups.push(new Promise<void>((res) => up = res));
-      const w = await spawn((m) => {
-        if (m.type === "up") up();
-        else if (m.type === "error") this.#errors.set(m.id ?? 0, m.message ?? "unknown error");
+      let w: WorkerHandle | undefined = undefined;
+      w = await spawn({
+        up,
+        error: (id, message) => this.#errors.set(id, message),
+        gone: (killed) => {
+          up(); // nobody waits for a worker that is gone
+          if (!killed && !this.#closed && w !== undefined && this.#workers.includes(w)) {
+            this.#restart();
+          }
+        },
       });
-      if (this.#closed) {
-        await w.terminate();
+      if (this.#closed || epoch !== this.#epoch) {
+        up();
+        await w.kill();
         return;
       }
+      if (this.#holds > 0) w.ref();
+      else w.unref();
       this.#workers.push(w);
-      w.post({ type: "init", ctrl: this.#ctrl });
+      w.post({ type: "init", ctrl: this.#ctrl, index: i });
+      for (const [id, reg] of this.#programs) this.#send(w, i, id, reg);
     }
     await Promise.all(ups);
-    this.#up = true;
+    if (epoch === this.#epoch && !this.#closed) this.#up = true;
+  }
+
+  #send(w: WorkerHandle, index: number, id: number, reg: Registration): void {
+    w.post({
+      type: "program",
+      id,
+      memory: reg.memory,
+      ready: reg.ready,
+      steps: reg.parts[index] ?? [],
+    });
+  }
+
+  /** Replaces every worker (the old ones are terminated) and resends the programs held. */
+  #restart(): void {
+    this.#restarts++;
+    const old = this.#workers;
+    this.#workers = [];
+    for (const w of old) void w.kill();
+    this.#starting = this.#startEpoch();
   }
 
   /** @internal The message of a worker that failed to instantiate program `id`. */
@@ -343,10 +457,76 @@ export class ThreadPool {
     return this.#up && !this.#closed;
   }
 
+  /** @internal How many times the workers were replaced (a worker died or stalled). */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** @internal Programs registered and not dropped (what the workers hold, or will). */
+  get programCount(): number {
+    return this.#programs.size;
+  }
+
+  /**
+   * @internal How many programs each current worker holds, as the workers report it (they
+   * take programs and drops from their event loops, so this trails registrations briefly).
+   */
+  workerProgramCounts(): number[] {
+    return this.#workers.map((_, i) => Atomics.load(this.#ctrl, COUNTS + i));
+  }
+
+  /**
+   * @internal For tests: terminates worker `index` as if it had crashed (the pool notices
+   * and replaces its workers).
+   */
+  async crashWorker(index: number): Promise<void> {
+    const w = this.#workers[index];
+    if (w === undefined) throw new BackendError(`no worker ${index}`);
+    await w.crash();
+  }
+
+  /** @internal Whether the workers hold program `id` (registered, not dropped). */
+  holds(id: number): boolean {
+    return !this.#closed && this.#programs.has(id);
+  }
+
+  /** @internal Whether every worker has instantiated program `id` and the pool is up. */
+  isReady(id: number): boolean {
+    const reg = this.#programs.get(id);
+    return reg !== undefined && this.#up && !this.#closed &&
+      Atomics.load(reg.ready, 0) === this.threads - 1;
+  }
+
+  /** @internal Resolves once every worker holds program `id` (at once if it is not held). */
+  async whenReady(id: number): Promise<void> {
+    this.hold(1);
+    try {
+      for (;;) {
+        await this.#starting;
+        const reg = this.#programs.get(id);
+        if (this.#closed || reg === undefined) return;
+        if (Atomics.load(reg.ready, 1) !== 0) {
+          throw new BackendError(
+            `a worker could not instantiate the program: ${
+              this.#errors.get(id) ?? "(its message has not arrived yet)"
+            }`,
+          );
+        }
+        if (this.isReady(id)) return;
+        const n = Atomics.load(reg.ready, 0);
+        const r = Atomics.waitAsync(reg.ready, 0, n, 50);
+        if (r.async) await r.value;
+      }
+    } finally {
+      this.hold(-1);
+    }
+  }
+
   /**
    * Registers a program: `parts[w][s]` is worker `w`'s part of step `s` (index 0 is the first
    * worker, i.e. thread 1). Workers instantiate their parts asynchronously; use the program
-   * once {@link PoolProgram.ready}.
+   * once {@link PoolProgram.ready}. Beyond the pool's bounds, the least recently run programs
+   * are dropped from the workers.
    */
   register(
     memory: WebAssembly.Memory,
@@ -354,25 +534,29 @@ export class ThreadPool {
   ): PoolProgram {
     if (this.#closed) throw new BackendError("the thread pool was terminated");
     const id = this.#nextId++;
-    const ready = new Int32Array(new SharedArrayBuffer(8));
-    const workers = this.threads - 1;
-    const send = () => {
-      this.#workers.forEach((w, i) =>
-        w.post({ type: "program", id, memory, ready, steps: parts[i] ?? [] })
-      );
-    };
+    const reg: Registration = { memory, parts, bytes: memory.buffer.byteLength, ready: newReady() };
+    this.#programs.set(id, reg);
+    this.#programBytes += reg.bytes;
+    for (const [oldest] of this.#programs) {
+      if (this.#programs.size <= this.#maxPrograms && this.#programBytes <= this.#maxBytes) break;
+      if (oldest !== id) this.drop(oldest);
+    }
     // Workers that exist take the program now (a caller that never yields to the event loop
-    // still gets threads); the ones still starting take it once the pool is up.
-    if (this.#workers.length === workers) send();
-    else this.started.then(send, () => {});
-    return new PoolProgram(this, id, ready, workers);
+    // still gets threads); workers still starting take it when they come up.
+    this.#workers.forEach((w, i) => this.#send(w, i, id, reg));
+    return new PoolProgram(this, id);
   }
 
-  /** @internal */
-  begin(): void {
+  /** @internal Starts a run of program `id`. */
+  begin(id: number): void {
     if (this.#inRun) throw new BackendError("a run on this thread pool is already going");
     this.#inRun = true;
     this.#stepped = false;
+    const reg = this.#programs.get(id);
+    if (reg !== undefined) { // most recently run last
+      this.#programs.delete(id);
+      this.#programs.set(id, reg);
+    }
   }
 
   /** @internal */
@@ -408,19 +592,23 @@ export class ThreadPool {
         spins++;
         continue;
       }
-      // A worker that never answers (killed, or its thread starved for a minute) must not hang
-      // the caller: give up with an error, and run later steps on this thread.
+      // A worker that never answers (killed, or its thread starved) must not hang the caller,
+      // and must not write into memory that later runs read: replace the workers, forget the
+      // program (its memory is the late worker's to scribble on), and tell the caller.
       const now = performance.now();
       if (since === 0) since = now;
-      else if (now - since > STALL_MS) {
-        void this.terminate(); // marks the pool closed at once
-        throw new BackendError(
-          `a worker thread did not finish its part within ${STALL_MS / 1000} s; threads are off ` +
-            `(state ${Array.from(c.subarray(0, 5)).join(",")})`,
+      else if (now - since > this.stallMs) {
+        const prog = Atomics.load(c, PROG);
+        const state = Array.from(c.subarray(0, 5)).join(",");
+        this.drop(prog);
+        this.#restart();
+        throw new WorkerStallError(
+          `a worker thread did not finish its part within ${this.stallMs} ms; the workers were ` +
+            `replaced (state ${state})`,
         );
       }
       try {
-        Atomics.wait(c, PENDING, left, 1000);
+        Atomics.wait(c, PENDING, left, Math.min(1000, this.stallMs));
       } catch {
         // Atomics.wait is not allowed on this thread (a browser's main thread): keep spinning.
         spins = 0;
@@ -445,8 +633,12 @@ export class ThreadPool {
     this.#waitIdle();
   }
 
-  /** @internal */
+  /** @internal Forgets program `id` in the workers. */
   drop(id: number): void {
+    const reg = this.#programs.get(id);
+    if (reg === undefined) return;
+    this.#programs.delete(id);
+    this.#programBytes -= reg.bytes;
     for (const w of this.#workers) w.post({ type: "drop", id });
   }
 
@@ -454,9 +646,13 @@ export class ThreadPool {
   async terminate(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.started.catch(() => {});
-    await Promise.all(this.#workers.map((w) => w.terminate()));
+    this.#up = false;
+    this.#programs.clear();
+    this.#programBytes = 0;
+    const old = this.#workers;
     this.#workers = [];
+    await Promise.all(old.map((w) => w.kill()));
+    await this.#starting.catch(() => {});
   }
 }
 

@@ -1,0 +1,30 @@
+/**
+ * Run as a subprocess by thread_pool_test.ts: uses two threads, has the worker die and be
+ * replaced, runs again, and then simply ends, without terminating the pool. The process must
+ * exit by itself.
+ */
+import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
+import { nd, sym } from "../../mod.ts";
+import { poolFor } from "../../runtime/backends/wasm/threads.ts";
+
+const a = nd.random.uniform(-1, 1, [48, 64], { seed: 1 });
+const b = nd.random.uniform(-1, 1, [64, 40], { seed: 2 });
+const y = sym.dot(sym.var("a"), sym.var("b"));
+const shapes = { a: a.shape, b: b.shape };
+const inputs = {
+  a: new Float32Array(a.dataSync() as Float32Array),
+  b: new Float32Array(b.dataSync() as Float32Array),
+};
+const one = compileWasm(y, {}, shapes, { threads: 1 });
+const two = compileWasm(y, {}, shapes, { threads: 2, forceSplit: true });
+await two.ready();
+const want = one.runRaw(inputs)[0];
+const pool = poolFor(2)!;
+await pool.crashWorker(0);
+while (pool.restarts === 0) await new Promise((r) => setTimeout(r, 10));
+await two.ready();
+const got = two.runRaw(inputs)[0];
+const same = got.every((v, i) => v === want[i]);
+console.log(
+  `threaded ${two.threadsReady}, restarts ${pool.restarts}, outputs ${same ? "equal" : "differ"}`,
+);

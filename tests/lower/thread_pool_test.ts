@@ -1,0 +1,188 @@
+/**
+ * The thread pool's failure modes: a worker that stalls a run (its part never finishes) is
+ * replaced and no later run reads what it keeps writing; the programs workers hold stay
+ * bounded however many graphs are compiled and dropped; a worker that dies is replaced; and a
+ * process that used threads exits by itself.
+ */
+import { ModuleBuilder } from "../../compiler/lower/wasm/encoder.ts";
+import { importKernelMemory } from "../../compiler/lower/wasm/kernel.ts";
+import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
+import { nd, sym } from "../../mod.ts";
+import { WasmExecutor, type WasmProgram } from "../../runtime/backends/wasm/executor.ts";
+import { poolFor, ThreadPool } from "../../runtime/backends/wasm/threads.ts";
+import { assert } from "../util.ts";
+
+const N = 4096; // floats in x and in y
+const Y = N * 4; // y's byte offset
+
+/** `run()`: y[i] = 2·x[i] for i in [lo, hi). */
+function doubling(lo: number, hi: number): WebAssembly.Module {
+  const mb = new ModuleBuilder();
+  importKernelMemory(mb, true);
+  const f = mb.addFunction([], [], { export: "run" });
+  const i = f.local("i32");
+  f.i32Const(lo * 4).localSet(i);
+  const done = f.block();
+  const top = f.loop();
+  f.localGet(i).i32Const(hi * 4).op("i32.ge_u").brIf(done);
+  f.localGet(i).localGet(i).load("f32.load").f32Const(2).op("f32.mul").store("f32.store", {
+    offset: Y,
+  });
+  f.localGet(i).i32Const(4).op("i32.add").localSet(i);
+  f.br(top).end().end().end();
+  return new WebAssembly.Module(mb.build());
+}
+
+/** `run()`: writes -1 over y[lo, hi) again and again, for far longer than any test runs. */
+function scribbling(lo: number, hi: number): WebAssembly.Module {
+  const mb = new ModuleBuilder();
+  importKernelMemory(mb, true);
+  const f = mb.addFunction([], [], { export: "run" });
+  const [i, round] = [f.local("i32"), f.local("i32")];
+  const outer = f.loop();
+  f.i32Const(lo * 4).localSet(i);
+  const inner = f.loop();
+  f.localGet(i).f32Const(-1).store("f32.store", { offset: Y });
+  f.localGet(i).i32Const(4).op("i32.add").localTee(i).i32Const(hi * 4).op("i32.lt_u").brIf(inner);
+  f.end();
+  f.localGet(round).i32Const(1).op("i32.add").localTee(round).i32Const(1 << 30).op("i32.lt_u");
+  f.brIf(outer).end().end();
+  return new WebAssembly.Module(mb.build());
+}
+
+/** y = 2·x in one split step whose worker part never finishes (it scribbles over y instead). */
+function stallingProgram(): WasmProgram {
+  return {
+    memoryBytes: 2 * N * 4,
+    shared: true,
+    inputs: { x: { ptr: 0, shape: [N] } },
+    outputs: [{ ptr: Y, shape: [N] }],
+    constants: [],
+    steps: [{
+      kind: "split",
+      modules: [doubling(0, N / 2), scribbling(N / 2, N)],
+      args: [[], []],
+      whole: { module: doubling(0, N), args: [] },
+      label: "y = 2x, stalling",
+    }],
+  };
+}
+
+function checkDoubled(y: Float32Array, x: Float32Array, what: string): void {
+  for (let i = 0; i < N; i++) {
+    if (y[i] !== 2 * x[i]) assert.fail(`${what}: y[${i}] = ${y[i]}, want ${2 * x[i]}`);
+  }
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  // Not a timing assertion: a generous bound so that a broken pool fails instead of hanging.
+  for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), what);
+}
+
+Deno.test("a stalled worker is replaced and no later run reads the memory it writes", async () => {
+  const pool = new ThreadPool(2, { stallMs: 150 });
+  try {
+    const exec = new WasmExecutor(stallingProgram(), { pool });
+    await exec.ready();
+    assert.ok(exec.threaded);
+    const x = new Float32Array(N).map((_, i) => i % 97);
+    // The worker never finishes its part: the run gives up on it after the stall limit,
+    // replaces the workers and repeats on this thread.
+    checkDoubled(exec.run({ x })[0], x, "the stalled run");
+    assert.equal(pool.restarts, 1);
+    // The old worker may still be scribbling over the old memory; runs on this thread, with
+    // no turn of the event loop in between, must not see it.
+    for (let r = 0; r < 300; r++) {
+      const xr = new Float32Array(N).map((_, i) => (i * (r + 3)) % 101 - 50);
+      checkDoubled(exec.run({ x: xr })[0], xr, `run ${r} after the stall`);
+    }
+    // The new workers take the program again; it stalls again, and is again repaired.
+    await exec.ready();
+    assert.ok(exec.threaded, "the replaced workers hold the program");
+    checkDoubled(exec.run({ x })[0], x, "the second stalled run");
+    assert.equal(pool.restarts, 2);
+    for (let r = 0; r < 50; r++) checkDoubled(exec.run({ x })[0], x, `run ${r}`);
+    exec.dispose();
+  } finally {
+    await pool.terminate();
+  }
+});
+
+Deno.test("a worker that dies is replaced, and programs get their threads back", async () => {
+  const pool = new ThreadPool(2);
+  try {
+    const a = nd.random.uniform(-1, 1, [64, 96], { seed: 4 });
+    const b = nd.random.uniform(-1, 1, [96, 80], { seed: 5 });
+    const y = sym.dot(sym.var("a"), sym.var("b"));
+    const shapes = { a: a.shape, b: b.shape };
+    const one = compileWasm(y, {}, shapes, { threads: 1 });
+    const two = compileWasm(y, {}, shapes, { threads: 2, forceSplit: true });
+    const exec = new WasmExecutor(two.program, { pool });
+    await exec.ready();
+    const inputs = {
+      a: new Float32Array(a.dataSync() as Float32Array),
+      b: new Float32Array(b.dataSync() as Float32Array),
+    };
+    const want = one.runRaw(inputs)[0];
+    assert.deepEqual(exec.run(inputs)[0], want);
+    await pool.crashWorker(0);
+    await until(() => pool.restarts === 1, "the pool noticed the dead worker");
+    assert.deepEqual(exec.run(inputs)[0], want); // on this thread, or on the new worker
+    await exec.ready();
+    assert.ok(exec.threaded, "the new worker holds the program");
+    for (let i = 0; i < 20; i++) assert.deepEqual(exec.run(inputs)[0], want);
+    exec.dispose();
+    two.dispose();
+  } finally {
+    await pool.terminate();
+  }
+});
+
+Deno.test("programs the workers hold stay bounded when hundreds of graphs are dropped", async () => {
+  const pool = poolFor(2)!;
+  await pool.started;
+  const before = pool.programCount;
+  const graphs = 200;
+  for (let k = 0; k < graphs; k++) {
+    // Distinct graphs, each split across the worker, none kept nor disposed.
+    const y = sym.FullyConnected(sym.var("x"), { num_hidden: 8 + k, name: "fc" });
+    const params = { fc_weight: nd.ones([8 + k, 16]), fc_bias: nd.zeros([8 + k]) };
+    const c = compileWasm(y, params, { x: [4, 16] }, { threads: 2, forceSplit: true });
+    assert.ok(c.program.steps.some((s) => s.kind === "split"));
+    c.runRaw({ x: new Float32Array(64) });
+  }
+  assert.ok(pool.programCount <= 64, `${pool.programCount} programs registered`);
+  await until(
+    () => pool.workerProgramCounts().every((n) => n === pool.programCount),
+    `workers hold ${pool.workerProgramCounts()}, pool ${pool.programCount}`,
+  );
+  // Disposing gives the workers' copies back at once, whatever the pool's bound.
+  const kept = Array.from({ length: 40 }, (_, k) => {
+    const y = sym.FullyConnected(sym.var("x"), { num_hidden: 400 + k, name: "fc" });
+    const params = { fc_weight: nd.ones([400 + k, 16]), fc_bias: nd.zeros([400 + k]) };
+    return compileWasm(y, params, { x: [4, 16] }, { threads: 2, forceSplit: true });
+  });
+  const held = pool.programCount;
+  for (const c of kept) c.dispose();
+  assert.equal(pool.programCount, held - 40);
+  await until(
+    () => pool.workerProgramCounts().every((n) => n === held - 40),
+    `workers hold ${pool.workerProgramCounts()} after disposing`,
+  );
+  assert.ok(before <= 64);
+});
+
+Deno.test("a process that used threads, with a worker replaced, exits by itself", async () => {
+  const script = new URL("./thread_pool_exit_script.ts", import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script.href],
+    stdout: "piped",
+    stderr: "piped",
+    // Far above the seconds it takes: a hung process fails the test instead of hanging it.
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(text, /threaded true, restarts 1, outputs equal/);
+});
