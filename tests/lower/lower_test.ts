@@ -78,6 +78,42 @@ for (const relaxed of PATHS) {
   });
 }
 
+Deno.test("property: compiled random graphs with large shapes (SIMD main loops) give the interpreter's outputs", () => {
+  // Inputs of up to 64 per dimension and 16384 elements: kernels run their vector main loops
+  // and unrolled tails, not only the short remainders small shapes reach. Few runs: each is slow
+  // on the reference interpreter.
+  let large = 0;
+  fc.assert(
+    fc.property(
+      arbGraph({ maxNodes: 3, maxDim: 64, maxSize: 1 << 14 }),
+      fc.integer({ min: 0, max: 1 << 30 }),
+      (g, seed) => {
+        if (Object.values(g.inputTypes).some((t) => t !== "float32")) return;
+        const { graph, inputs } = bindRandomly(g, seed);
+        let compiled;
+        try {
+          compiled = compileWasm(graph.symbol, graph.params, g.inputShapes, { threads: 1 });
+        } catch (e) {
+          if (e instanceof BackendError) return; // a non-float32 value inside the graph
+          throw e;
+        }
+        const expected = evaluateGraph(graph, inputs);
+        const got = compiled.run(inputs);
+        got.forEach((t, i) => {
+          if (t.size >= 256) large++;
+          assert.deepEqual(t.shape, expected[i].shape);
+          assertClose(t, Array.from(expected[i].dataSync() as Float32Array), {
+            rtol: 1e-4,
+            atol: 1e-5,
+          });
+        });
+      },
+    ),
+    { numRuns: 25, seed: 20261204 },
+  );
+  assert.ok(large >= 10, `only ${large} outputs had 256 elements or more`);
+});
+
 for (const name of ["resnet18_v1", "mobilenet_v2_0_25", "squeezenet1_1"] as const) {
   Deno.test(`model zoo ${name} compiled for WASM (1 and 2 threads, both SIMD paths) matches the interpreter`, async () => {
     const { modelZoo, sym: s } = await import("../../mod.ts");

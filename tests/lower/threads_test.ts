@@ -115,6 +115,40 @@ Deno.test("property: random graphs on 2 threads give the 1-thread bits and the i
   assert.ok(split > 30, `only ${split} split steps`);
 });
 
+Deno.test("property: random graphs with large shapes split across 2 threads give the 1-thread bits", async () => {
+  // Each part of a split large kernel still runs its vector main loop (small shapes split
+  // into parts of a few elements, all remainder).
+  let split = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      arbGraph({ maxNodes: 3, maxDim: 64, maxSize: 1 << 14 }),
+      fc.integer({ min: 0, max: 1 << 30 }),
+      async (g, seed) => {
+        if (Object.values(g.inputTypes).some((t) => t !== "float32")) return;
+        const { graph, inputs } = bindRandomly(g, seed);
+        let one, two;
+        try {
+          one = compileWasm(graph.symbol, graph.params, g.inputShapes, { threads: 1 });
+          two = compileWasm(graph.symbol, graph.params, g.inputShapes, {
+            threads: 2,
+            forceSplit: true,
+          });
+        } catch (e) {
+          if (e instanceof BackendError) return; // a non-float32 value inside the graph
+          throw e;
+        }
+        await two.ready();
+        split += two.program.steps.filter((s) => s.kind === "split").length;
+        const a = one.run(inputs);
+        two.run(inputs).forEach((t, i) => assert.deepEqual(t.dataSync(), a[i].dataSync()));
+        two.dispose();
+      },
+    ),
+    { numRuns: 25, seed: 20261204 },
+  );
+  assert.ok(split >= 5, `only ${split} steps were split`);
+});
+
 Deno.test("stress: thousands of runs of two programs sharing the pool keep their bits", async () => {
   // 1x1 convolutions of ~0.2 ms: the size at which a protocol race (a worker counting a part
   // twice, then the caller waiting forever) showed up about once in 2000 runs.
