@@ -18,6 +18,7 @@
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
+import { cachedCode } from "./module_cache.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
 import { winogradModule, winogradParts, type WinogradShape, winogradWeights } from "./winograd.ts";
@@ -503,45 +504,83 @@ function convModule(
 } {
   const kdim = g.cinG * g.taps;
   const [f0, f1] = share.filters;
+  const nf = f1 - f0;
+  const prepacked = !depthwise && weights !== undefined;
+  // Constant weights are packed now, per group, for this share's filters (shares with the
+  // same filters share the packing: it does not depend on the columns).
+  let packed: Float32Array | undefined;
+  if (prepacked) {
+    const opts = gemmOptions(g, pointwise, relaxed, share, true);
+    const key = `${f0}:${f1}:${relaxed}`;
+    packed = packs?.get(key);
+    if (!packed) {
+      packed = new Float32Array(g.groups * nf * kdim);
+      for (let gi = 0; gi < g.groups; gi++) {
+        const rows = weights!.subarray((gi * g.fG + f0) * kdim, (gi * g.fG + f1) * kdim);
+        packSgemmA(rows, opts, packed.subarray(gi * nf * kdim, (gi + 1) * nf * kdim));
+      }
+      packs?.set(key, packed);
+    }
+  }
+  // The code depends on the geometry alone: layers of equal shapes share it.
+  const key = JSON.stringify(["conv", g, depthwise, pointwise, relaxed, shared, share, prepacked]);
+  const code = cachedCode(
+    key,
+    () => convCode(g, depthwise, pointwise, relaxed, shared, share, prepacked),
+  );
+  return { ...code, packed };
+}
+
+/** The sgemm options of a convolution share's product (filters × positions × taps). */
+function gemmOptions(
+  g: Geometry,
+  pointwise: boolean,
+  relaxed: boolean,
+  share: ConvShare,
+  prepackedA: boolean,
+) {
+  const [f0, f1] = share.filters;
+  const [y0, y1] = share.rows;
+  const kdim = g.cinG * g.taps;
+  const cols = g.o[0] * (y1 - y0) * g.o[2];
+  return {
+    m: f1 - f0,
+    n: cols,
+    k: kdim,
+    lda: kdim,
+    ldb: pointwise ? g.isp : cols,
+    ldc: g.osp,
+    path: relaxed ? "relaxed" as const : "simd" as const,
+    prepackedA,
+  };
+}
+
+/** The code of {@link convModule}: bytes, scratch and sgemm path (weights prepacked or not). */
+function convCode(
+  g: Geometry,
+  depthwise: boolean,
+  pointwise: boolean,
+  relaxed: boolean,
+  shared: boolean,
+  share: ConvShare,
+  prepacked: boolean,
+): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string | undefined } {
+  const kdim = g.cinG * g.taps;
+  const [f0, f1] = share.filters;
   const [y0, y1] = share.rows;
   const [c0, c1] = share.channels;
   const ow = g.o[2];
   const cols = g.o[0] * (y1 - y0) * ow; // output positions of the share
   const colOff = y0 * ow; // first of them (rows split only when od is 1)
+  const nf = f1 - f0;
 
   const mb = new ModuleBuilder();
   importKernelMemory(mb, shared);
   let scratchBytes = 0;
   let colBytes = 0;
   let gemm: ReturnType<typeof emitSgemm> | undefined;
-  // Constant weights are packed now, per group, for this share's filters (shares with the
-  // same filters share the packing: it does not depend on the columns).
-  let packed: Float32Array | undefined;
-  const nf = f1 - f0;
   if (!depthwise) {
-    const opts = {
-      m: nf,
-      n: cols,
-      k: kdim,
-      lda: kdim,
-      ldb: pointwise ? g.isp : cols,
-      ldc: g.osp,
-      path: relaxed ? "relaxed" as const : "simd" as const,
-      prepackedA: weights !== undefined,
-    };
-    gemm = emitSgemm(mb, opts);
-    if (weights) {
-      const key = `${f0}:${f1}:${relaxed}`;
-      packed = packs?.get(key);
-      if (!packed) {
-        packed = new Float32Array(g.groups * nf * kdim);
-        for (let gi = 0; gi < g.groups; gi++) {
-          const rows = weights.subarray((gi * g.fG + f0) * kdim, (gi * g.fG + f1) * kdim);
-          packSgemmA(rows, opts, packed.subarray(gi * nf * kdim, (gi + 1) * nf * kdim));
-        }
-        packs?.set(key, packed);
-      }
-    }
+    gemm = emitSgemm(mb, gemmOptions(g, pointwise, relaxed, share, prepacked));
     colBytes = pointwise ? 0 : align16(kdim * cols * 4);
     scratchBytes = colBytes + gemm.scratchBytes;
   }
@@ -595,7 +634,7 @@ function convModule(
     bump(run, yp, (f0 * g.osp + colOff) * 4);
     if (pointwise && colOff > 0) bump(run, xp, colOff * 4);
     repeat(run, g.batch, () => {
-      run.localGet(wp).i32Const(packed ? 0 : f0 * kdim * 4).op("i32.add").localSet(w);
+      run.localGet(wp).i32Const(prepacked ? 0 : f0 * kdim * 4).op("i32.add").localSet(w);
       if (g.bias) run.localGet(bp).i32Const(f0 * 4).op("i32.add").localSet(bGroup);
       repeat(run, g.groups, () => {
         if (im2col) {
@@ -608,12 +647,12 @@ function convModule(
         run.i32Const(0).localGet(yp).localGet(gemmScratch).call(gemm!.fn);
         if (addBias) run.localGet(yGroup).localGet(bGroup).call(addBias);
         bump(run, xp, g.cinG * g.isp * 4);
-        bump(run, w, (packed ? nf : g.fG) * kdim * 4);
+        bump(run, w, (prepacked ? nf : g.fG) * kdim * 4);
         bump(run, yp, g.fG * g.osp * 4);
         if (g.bias) bump(run, bGroup, g.fG * 4);
       });
     });
   }
   run.end();
-  return { bytes: mb.build(), scratchBytes, path: gemm?.path, packed };
+  return { bytes: mb.build(), scratchBytes, path: gemm?.path };
 }

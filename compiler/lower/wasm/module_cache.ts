@@ -7,6 +7,9 @@
  * invisible to results. The cache is bounded by count and by bytes, least recently used first
  * out.
  *
+ * Generators also keep the code they emit for a geometry ({@link cachedCode}): equal layers
+ * then skip generating it again, and only their weights are transformed and packed.
+ *
  * @module
  */
 
@@ -117,7 +120,8 @@ export function moduleCacheStats(): ModuleCacheStats {
 }
 
 /**
- * Drops every cached module (programs already compiled keep theirs); counters stay.
+ * Drops every cached module and generated code (programs already compiled keep theirs);
+ * counters stay.
  *
  * @example Emptying the cache
  * ```ts
@@ -128,7 +132,41 @@ export function moduleCacheStats(): ModuleCacheStats {
  * ```
  */
 export function clearModuleCache(): void {
+  codes.clear();
   entries.clear();
   count = 0;
   held = 0;
+}
+
+/** Generated code kept by {@link cachedCode}: at most this many entries. */
+const MAX_CODE_ENTRIES = 512;
+const codes = new Map<string, unknown>();
+
+/**
+ * The value `make()` returned for `key` before, else `make()`'s value, kept (the latest 512
+ * keys). For kernel generators: `key` names everything the generated code depends on (op,
+ * shapes, attributes, SIMD path, split), never a weight value or a name from a model, and
+ * the value is immutable (bytes are only read).
+ *
+ * @example Generated once per key
+ * ```ts
+ * import assert from "node:assert";
+ * import { cachedCode } from "./module_cache.ts";
+ * let made = 0;
+ * const make = () => ({ bytes: new Uint8Array([made++]) });
+ * assert.strictEqual(cachedCode("example 3x3", make), cachedCode("example 3x3", make));
+ * assert.strictEqual(made, 1);
+ * ```
+ */
+export function cachedCode<T>(key: string, make: () => T): T {
+  if (codes.has(key)) {
+    const hit = codes.get(key) as T;
+    codes.delete(key);
+    codes.set(key, hit);
+    return hit;
+  }
+  const value = make();
+  codes.set(key, value);
+  if (codes.size > MAX_CODE_ENTRIES) codes.delete(codes.keys().next().value!);
+  return value;
 }

@@ -23,6 +23,7 @@ import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
+import { cachedCode } from "./module_cache.ts";
 
 /** A Winograd variant F(m×m, 3×3): tile sizes and transform matrices (α = m + 2). */
 interface Variant {
@@ -231,6 +232,49 @@ export function winogradModule(
   u: Float32Array,
   packs?: Map<string, Float32Array>,
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string; packed: Float32Array } {
+  const A2 = variant(s.m).alpha ** 2;
+  const [k0, k1] = share.filters;
+  const K = k1 - k0;
+  const C = s.channels;
+  const KA = s.filters;
+  const opts = gemmOptions(s, share, relaxed);
+  // U[ξ] rows k0..k1, packed for the products now; parts with the same filters share it.
+  const key = `${k0}:${k1}:${relaxed}`;
+  let packed = packs?.get(key);
+  if (!packed) {
+    packed = new Float32Array(A2 * K * C);
+    for (let xi = 0; xi < A2; xi++) {
+      const rows = u.subarray((xi * KA + k0) * C, (xi * KA + k1) * C);
+      packSgemmA(rows, opts, packed.subarray(xi * K * C, (xi + 1) * K * C));
+    }
+    packs?.set(key, packed);
+  }
+  // The code depends on the shapes alone: layers of equal shapes share it.
+  const code = cachedCode(
+    JSON.stringify(["winograd", s, share, relaxed, shared]),
+    () => winogradCode(s, share, relaxed, shared),
+  );
+  return { ...code, packed };
+}
+
+/** The sgemm options of a part's 36 (or 16) products: its filters × its tiles × channels. */
+function gemmOptions(s: WinogradShape, share: WinogradShare, relaxed: boolean) {
+  return {
+    m: share.filters[1] - share.filters[0],
+    n: (share.rows[1] - share.rows[0]) * tiles(s)[1],
+    k: s.channels,
+    path: relaxed ? "relaxed" as const : "simd" as const,
+    prepackedA: true,
+  };
+}
+
+/** The code of {@link winogradModule} (U passed prepacked). */
+function winogradCode(
+  s: WinogradShape,
+  share: WinogradShare,
+  relaxed: boolean,
+  shared: boolean,
+): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
   const [oh, ow] = outSize(s);
   const [, tw4] = tiles(s);
   const v = variant(s.m);
@@ -253,25 +297,7 @@ export function winogradModule(
 
   const mb = new ModuleBuilder();
   importKernelMemory(mb, shared);
-  const opts = {
-    m: K,
-    n: tn,
-    k: C,
-    path: relaxed ? "relaxed" as const : "simd" as const,
-    prepackedA: true,
-  };
-  const gemm = emitSgemm(mb, opts);
-  // U[ξ] rows k0..k1, packed for the products now; parts with the same filters share it.
-  const key = `${k0}:${k1}:${relaxed}`;
-  let packed = packs?.get(key);
-  if (!packed) {
-    packed = new Float32Array(A2 * K * C);
-    for (let xi = 0; xi < A2; xi++) {
-      const rows = u.subarray((xi * KA + k0) * C, (xi * KA + k1) * C);
-      packSgemmA(rows, opts, packed.subarray(xi * K * C, (xi + 1) * K * C));
-    }
-    packs?.set(key, packed);
-  }
+  const gemm = emitSgemm(mb, gemmOptions(s, share, relaxed));
   const pAt = 0;
   const vAt = pAt + pBytes;
   const mAt = vAt + vBytes;
@@ -363,7 +389,7 @@ export function winogradModule(
     bump(run, yp, KA * oh * ow * 4);
   });
   run.end();
-  return { bytes: mb.build(), scratchBytes, path: gemm.path, packed };
+  return { bytes: mb.build(), scratchBytes, path: gemm.path };
 }
 
 /** `inputTransform(padded, v)`: V[ξ][c][t] for every channel and tile of the part. */
