@@ -96,7 +96,14 @@ function checkNames(symbol: Symbol, given: Readonly<Record<string, unknown>>, wh
   }
 }
 
-/** Generic fixpoint over per-output facts. */
+/**
+ * Generic fixpoint over per-output facts, by worklist: every op node runs once in graph order,
+ * then a node runs again only when a fact it reads changed (an input's producer or consumer,
+ * or one of its own outputs). Facts only gain knowledge (rules merge and throw on conflict),
+ * so each output slot changes at most `MAX_NDIM + 2` times and the work is linear in the size
+ * of the graph times that constant, whichever direction facts travel; a graph whose facts
+ * zig-zag forward and backward needs no repeated whole-graph sweeps.
+ */
 function propagate<T>(
   symbol: Symbol,
   init: (node: Node) => T | undefined,
@@ -108,37 +115,57 @@ function propagate<T>(
 ): Map<Node, (T | undefined)[]> {
   const nodes = symbol.nodes();
   const facts = new Map<Node, (T | undefined)[]>();
+  const consumers = new Map<Node, Node[]>();
+  let slots = 0;
   for (const n of nodes) {
     facts.set(n, n.isVariable ? [init(n)] : new Array(n.numOutputs).fill(undefined));
+    slots += n.isVariable ? 1 : n.numOutputs;
+    for (const e of n.inputs) {
+      const list = consumers.get(e.node);
+      if (list === undefined) consumers.set(e.node, [n]);
+      else if (list[list.length - 1] !== n) list.push(n);
+    }
   }
-  const step = (n: Node): boolean => {
-    if (n.isVariable) return false;
+  const queue: Node[] = nodes.filter((n) => !n.isVariable);
+  const queued = new Set<Node>(queue);
+  const wake = (n: Node) => {
+    if (!n.isVariable && !queued.has(n)) {
+      queued.add(n);
+      queue.push(n);
+    }
+  };
+  const wakeAround = (p: Node) => {
+    wake(p);
+    for (const c of consumers.get(p) ?? []) wake(c);
+  };
+  // A safety net for rules that are not monotone: far above what monotone rules can use.
+  const budget = (nodes.length + slots) * (2 * MAX_NDIM + 8);
+  let steps = 0;
+  for (let head = 0; head < queue.length && steps < budget; head++, steps++) {
+    const n = queue[head];
+    queued.delete(n);
+    if (head > 4096 && head * 2 > queue.length) {
+      queue.splice(0, head + 1);
+      head = -1;
+    }
     const ins = n.inputs.map((e) => facts.get(e.node)![e.index]);
     const outs = facts.get(n)!;
     const res = rule(n, ins, outs);
-    let changed = false;
     n.inputs.forEach((e, i) => {
       const slot = facts.get(e.node)!;
       if (!same(slot[e.index], res.inputs[i])) {
         slot[e.index] = res.inputs[i];
-        changed = true;
+        wakeAround(e.node);
       }
     });
+    let changed = false;
     res.outputs.forEach((t, i) => {
       if (!same(outs[i], t)) {
         outs[i] = t;
         changed = true;
       }
     });
-    return changed;
-  };
-  // Forward then backward sweeps until a fixpoint; each sweep only adds knowledge, so the
-  // number of useful sweeps is bounded by the number of unknown dims. Cap it anyway.
-  for (let sweep = 0; sweep < 2 * nodes.length + 4; sweep++) {
-    let changed = false;
-    if (sweep % 2 === 0) { for (const n of nodes) changed = step(n) || changed; }
-    else for (let i = nodes.length - 1; i >= 0; i--) changed = step(nodes[i]) || changed;
-    if (!changed && sweep > 0) break;
+    if (changed) { for (const c of consumers.get(n) ?? []) wake(c); }
   }
   return facts;
 }
@@ -157,16 +184,23 @@ function throughSubgraph<T>(
   node: Node,
   ins: (T | undefined)[],
   infer: (g: Symbol, given: Record<string, T>) => Map<Node, (T | undefined)[]>,
+  memo: Map<string, Map<Node, (T | undefined)[]>>,
+  signature: (t: T | undefined) => string,
 ): { inputs: (T | undefined)[]; outputs: (T | undefined)[] } {
   const g = node.calledGraph!;
   const vars = g.nodes().filter((n) => n.isVariable);
+  // Each subgraph is inferred once per signature (what is known of its inputs): the same
+  // graph called from many nodes, or nested many levels deep, costs no repeated inference.
+  const key = `${graphId(g)}|${ins.map(signature).join(";")}`;
+  let facts = memo.get(key);
+  if (facts) return subgraphResult(g, vars, facts);
   const given: Record<string, T> = Object.create(null);
   vars.forEach((v, i) => {
     if (ins[i] !== undefined) given[v.name] = ins[i]!;
   });
-  let facts;
   try {
     facts = infer(g, given);
+    memo.set(key, facts);
   } catch (e) {
     if (e instanceof SigilError) {
       const Ctor = e.constructor as new (m: string) => SigilError;
@@ -174,10 +208,24 @@ function throughSubgraph<T>(
     }
     throw e;
   }
+  return subgraphResult(g, vars, facts);
+}
+
+function subgraphResult<T>(g: Symbol, vars: readonly Node[], facts: Map<Node, (T | undefined)[]>) {
   return {
     inputs: vars.map((v) => facts.get(v)![0]),
     outputs: g.outputs.map((e) => facts.get(e.node)![e.index]),
   };
+}
+
+const graphIds = new WeakMap<Symbol, number>();
+let nextGraphId = 0;
+
+/** A number per subgraph object, for memo keys. */
+function graphId(g: Symbol): number {
+  let id = graphIds.get(g);
+  if (id === undefined) graphIds.set(g, id = nextGraphId++);
+  return id;
 }
 
 /** Partial shape inference: never throws for unknowns (only for contradictions). */
@@ -192,6 +240,14 @@ export function inferShapePartial(
 
 /** Per-node output shapes after inference (for the interpreter and passes). */
 export function shapeFacts(symbol: Symbol, shapes: ShapeDict): Map<Node, PartialShape[]> {
+  return shapeFactsMemo(symbol, shapes, new Map());
+}
+
+function shapeFactsMemo(
+  symbol: Symbol,
+  shapes: ShapeDict,
+  memo: Map<string, Map<Node, PartialShape[]>>,
+): Map<Node, PartialShape[]> {
   checkNames(symbol, shapes, "inferShape");
   const np = symbol.graphAttrs.is_np_shape !== undefined &&
     Number(symbol.graphAttrs.is_np_shape[1]) !== 0;
@@ -221,7 +277,13 @@ export function shapeFacts(symbol: Symbol, shapes: ShapeDict): Map<Node, Partial
     },
     (n, ins, outs) =>
       n.calledGraph
-        ? throughSubgraph(n, ins, (g, given) => shapeFacts(g, given as ShapeDict))
+        ? throughSubgraph(
+          n,
+          ins,
+          (g, given) => shapeFactsMemo(g, given as ShapeDict, memo),
+          memo,
+          (t) => (t === undefined ? "?" : t.join(",")),
+        )
         : applyShapeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
     sameShape,
   );
@@ -260,13 +322,27 @@ export function inferShape(symbol: Symbol, shapes: ShapeDict): InferShapeResult<
 
 /** Per-node output dtypes after inference. */
 export function typeFacts(symbol: Symbol, types: TypeDict): Map<Node, (DType | undefined)[]> {
+  return typeFactsMemo(symbol, types, new Map());
+}
+
+function typeFactsMemo(
+  symbol: Symbol,
+  types: TypeDict,
+  memo: Map<string, Map<Node, (DType | undefined)[]>>,
+): Map<Node, (DType | undefined)[]> {
   checkNames(symbol, types, "inferType");
   return propagate<DType>(
     symbol,
     (n) => (Object.hasOwn(types, n.name) ? types[n.name] : declaredType(n)),
     (n, ins, outs) =>
       n.calledGraph
-        ? throughSubgraph(n, ins, (g, given) => typeFacts(g, given as TypeDict))
+        ? throughSubgraph(
+          n,
+          ins,
+          (g, given) => typeFactsMemo(g, given as TypeDict, memo),
+          memo,
+          (t) => t ?? "?",
+        )
         : applyTypeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
     (a, b) => a === b,
   );

@@ -188,15 +188,15 @@ function nodeKey(spec: NodeSpec, attrs: Readonly<Record<string, string>>): strin
 }
 
 /**
- * Sorts attribute keys (MXNet writes attributes in sorted order) and freezes. The record has
- * no prototype, so keys from files such as `__proto__` or `constructor` are ordinary keys.
+ * Sorts attribute keys (MXNet writes attributes in sorted order) and freezes. Keys are defined,
+ * not assigned, so keys from files such as `__proto__` stay own keys; read them with
+ * `Object.hasOwn` first, since `constructor` and friends are inherited when absent.
  */
 function sortedAttrs(
   attrs: Readonly<Record<string, string>> | undefined,
 ): Readonly<Record<string, string>> {
-  const out: Record<string, string> = Object.create(null);
-  for (const k of Object.keys(attrs ?? {}).sort(byCodeUnits)) out[k] = attrs![k];
-  return Object.freeze(out);
+  const a = attrs ?? {};
+  return Object.freeze(Object.fromEntries(Object.keys(a).sort(byCodeUnits).map((k) => [k, a[k]])));
 }
 
 /** Compares strings by UTF-16 code units, the order `std::map<std::string>` gives ASCII keys. */
