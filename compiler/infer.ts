@@ -254,24 +254,14 @@ function shapeFactsMemo(
   return propagate<Shape>(
     symbol,
     (n) => {
-      const declared = declaredShape(n, np);
-      if (!Object.hasOwn(shapes, n.name)) return declared;
+      // A given shape wins over the variable's `__shape__` (MXNet reads `__shape__` only for
+      // inputs given no shape).
+      if (!Object.hasOwn(shapes, n.name)) return declaredShape(n, np);
       const s = shapes[n.name];
       if (
         !Array.isArray(s) || s.length > MAX_NDIM || !s.every((d) => Number.isInteger(d) && d >= -1)
       ) {
         throw new ShapeError(`inferShape: bad shape for '${n.name}': ${JSON.stringify(s)}`);
-      }
-      if (declared && declared.length === s.length) {
-        s.forEach((d, i) => {
-          if (d >= 0 && declared[i] >= 0 && d !== declared[i]) {
-            throw new ShapeError(
-              `inferShape: '${n.name}' given ${formatShape(s)} but declares ${
-                formatShape(declared)
-              }`,
-            );
-          }
-        });
       }
       return [...s];
     },

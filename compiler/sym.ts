@@ -10,7 +10,7 @@ import { splitArgs } from "../ops/nd.ts";
 import type { AnyOpDef, OpDef, OutputArity } from "../ops/op.ts";
 import { type AliasTable, opNames, type OpTable } from "../ops/registry.ts";
 import { type DType, dtypeInfo } from "../runtime/dtype.ts";
-import { GraphError, SigilError } from "../runtime/errors.ts";
+import { AttributeError, GraphError, SigilError } from "../runtime/errors.ts";
 import { loadJSON } from "./json.ts";
 import { type Entry, makeNode, Symbol } from "./symbol.ts";
 import { type FileSource, readText, sourceName } from "../runtime/io.ts";
@@ -76,6 +76,36 @@ export interface VarOptions {
   attr?: Readonly<Record<string, string>>;
 }
 
+/** MXNet's hidden attribute keys: given plainly, they are stored as `__key__`. */
+const HIDDEN_KEYS = ["ctx_group", "lr_mult", "wd_mult", "force_mirroring", "mirror_stage"];
+
+/**
+ * Normalises an attribute key as MXNet's symbol API does: a key starting with a hidden key
+ * (`lr_mult`) becomes `__lr_mult__`; one ending with it (`weight_lr_mult`, the old
+ * per-variable form) is refused, as MXNet refuses it. Other keys pass unchanged.
+ */
+export function hiddenKey(key: string, where: string): string {
+  for (const k of HIDDEN_KEYS) {
+    const at = key.lastIndexOf(k);
+    if (at === 0) return `__${key}__`;
+    if (at > 0 && at + k.length === key.length) {
+      throw new AttributeError(
+        `${where}: setting variable attributes with '${key}' is deprecated; give ${k} to the variable instead (sym.var(name, { attr: { ${k}: ... } }))`,
+      );
+    }
+  }
+  return key;
+}
+
+function normalizeHidden(
+  attrs: Readonly<Record<string, string>> | undefined,
+  where: string,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(attrs ?? {})) out[hiddenKey(k, where)] = v;
+  return out;
+}
+
 function pyTuple(shape: readonly number[]): string {
   const dims = shape.map((d) => (d < 0 ? 0 : d));
   return dims.length === 1 ? `(${dims[0]},)` : `(${dims.join(", ")})`;
@@ -96,7 +126,7 @@ export function variable(name: string, options: VarOptions = {}): Symbol {
   if (typeof name !== "string" || name === "") {
     throw new SigilError("sym.var needs a non-empty name");
   }
-  const attrs: Record<string, string> = { ...(options.attr ?? {}) };
+  const attrs: Record<string, string> = normalizeHidden(options.attr, `sym.var '${name}'`);
   if (options.shape !== undefined) {
     if (
       !Array.isArray(options.shape) || !options.shape.every((d) => Number.isInteger(d) && d >= -1)
@@ -112,6 +142,13 @@ export function variable(name: string, options: VarOptions = {}): Symbol {
   if (options.lrMult !== undefined) attrs.__lr_mult__ = pyFloat(options.lrMult);
   if (options.wdMult !== undefined) attrs.__wd_mult__ = pyFloat(options.wdMult);
   return new Symbol([makeNode({ op: null, name, attrs }).entry()]);
+}
+
+/** An attribute value as MXNet's Python front end writes it (`str(value)`). */
+function pyValue(v: unknown): string {
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : pyFloat(v);
+  if (typeof v === "boolean") return v ? "True" : "False";
+  return String(v);
 }
 
 /** JSON as Python's `json.dumps` writes it (`", "` and `": "` separators). */
@@ -165,9 +202,16 @@ export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
   const { name, attr: extra, ...rest } = attrs as ComposeOptions & Record<string, unknown>;
   const named: Record<string, Symbol> = {};
   const given: Record<string, unknown> = {};
+  // Hidden keys given as op keywords (`lr_mult: 2`) become node attributes (`__lr_mult__`).
+  const hidden: Record<string, string> = {};
   for (const [k, v] of Object.entries(rest)) {
     if (v instanceof Symbol) named[k] = v;
-    else given[k] = v;
+    else {
+      const key = hiddenKey(k, `sym.${op.name}`);
+      // `__x__` keys are node attributes too (MXNet's parsers allow hidden keys).
+      if (key !== k || /^__.+__$/.test(k)) hidden[key] = pyValue(v);
+      else given[k] = v;
+    }
   }
   values.forEach((v, i) => {
     if (!(v instanceof Symbol)) {
@@ -200,7 +244,7 @@ export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
     }
     if (at < values.length) throw new GraphError(`${where}: input '${k}' given twice`);
   }
-  const nodeAttrs = { ...raw, ...(extra ?? {}) };
+  const nodeAttrs = { ...raw, ...hidden, ...normalizeHidden(extra, where) };
   const inputs = inputNames.map((inName, i): Entry => {
     const s = values[i] ?? named[inName];
     if (s === undefined) {

@@ -401,17 +401,120 @@ export class Symbol {
     return this.outputs.map((e) => e.node.outputName(e.index));
   }
 
-  /** A symbol of every output of every node (hidden outputs included), in graph order. */
+  /**
+   * A symbol of every visible output of every node, in graph order: as MXNet's
+   * `FNumVisibleOutputs`, hidden outputs (BatchNorm's mean and var unless `output_mean_var`,
+   * Dropout's mask) are left out, so positional indices match MXNet's.
+   */
   getInternals(): Symbol {
     const outs: Entry[] = [];
-    for (const n of this.nodes()) for (let i = 0; i < n.numOutputs; i++) outs.push(n.entry(i));
+    for (const n of this.nodes()) {
+      for (let i = 0; i < n.numVisibleOutputs; i++) outs.push(n.entry(i));
+    }
     return new Symbol(outs, this.graphAttrs);
   }
 
-  /** The inputs of the output nodes, as a symbol; undefined when they have none. */
+  /**
+   * The inputs of the output nodes, as a symbol (each node's once, however many of its
+   * outputs are listed); undefined when they have none.
+   */
   getChildren(): Symbol | undefined {
-    const ins = this.outputs.flatMap((e) => e.node.inputs);
+    const seen = new Set<Node>();
+    const ins: Entry[] = [];
+    for (const e of this.outputs) {
+      if (seen.has(e.node)) continue;
+      seen.add(e.node);
+      ins.push(...e.node.inputs);
+    }
     return ins.length ? new Symbol(ins, this.graphAttrs) : undefined;
+  }
+
+  /**
+   * Composes this symbol on others (MXNet's `net2(fc3_data=net1)` / `_compose`): each variable
+   * named in `args` (or, for a list, the variables in {@link listInputs} order) is replaced by
+   * the given single-output symbol, and the head node is renamed when `name` is given. The
+   * result is a new symbol; this one is unchanged.
+   *
+   * @example Stacking two networks
+   * ```ts
+   * import assert from "node:assert";
+   * import { sym } from "../mod.ts";
+   * const net1 = sym.FullyConnected(sym.var("data"), { num_hidden: 10, name: "fc1" });
+   * const net2 = sym.FullyConnected(sym.var("fc3_data"), { num_hidden: 20, name: "fc4" });
+   * const composed = net2.compose({ fc3_data: net1 }, { name: "composed" });
+   * assert(composed.listArguments().join() === "data,fc1_weight,fc1_bias,fc4_weight,fc4_bias");
+   * assert(composed.listOutputs()[0] === "composed_output");
+   * ```
+   */
+  compose(
+    args: readonly Symbol[] | Readonly<Record<string, Symbol>>,
+    options: { readonly name?: string } = {},
+  ): Symbol {
+    const head = this.outputs[0]?.node;
+    if (!head || head.isVariable) {
+      throw new GraphError("Symbol.compose: a variable cannot be composed");
+    }
+    const vars = this.nodes().filter((n) => n.isVariable);
+    const replace = new Map<Node, Entry>();
+    const single = (s: unknown, what: string): Entry => {
+      if (!(s instanceof Symbol) || s.numOutputs !== 1) {
+        throw new GraphError(`Symbol.compose: ${what} must be a single-output Symbol`);
+      }
+      return s.outputs[0];
+    };
+    if (Array.isArray(args)) {
+      if (args.length > vars.length) {
+        throw new GraphError(
+          `Symbol.compose: ${args.length} arguments for ${vars.length} inputs (${
+            vars.map((v) => v.name).join(", ")
+          })`,
+        );
+      }
+      args.forEach((a, i) => replace.set(vars[i], single(a, `argument ${i}`)));
+    } else {
+      for (const [k, a] of Object.entries(args as Record<string, Symbol>)) {
+        const v = vars.find((n) => n.name === k);
+        if (!v) {
+          throw new GraphError(
+            `Symbol.compose: keyword argument '${k}' not found; inputs are ${
+              vars.map((n) => n.name).join(", ")
+            }`,
+          );
+        }
+        replace.set(v, single(a, `keyword argument '${k}'`));
+      }
+    }
+    const name = options.name;
+    if (name !== undefined && (typeof name !== "string" || name === "")) {
+      throw new GraphError("Symbol.compose: name must be a non-empty string");
+    }
+    const map = new Map<Node, Node>();
+    const mapEntry = (e: Entry): Entry => {
+      const r = replace.get(e.node);
+      if (r) return r;
+      const n = map.get(e.node) ?? e.node;
+      return n === e.node ? e : n.entry(e.index, e.version);
+    };
+    for (const node of this.nodes()) {
+      if (node.isVariable) continue;
+      const inputs = node.inputs.map(mapEntry);
+      const newName = node === head && name !== undefined ? name : node.name;
+      if (newName === node.name && inputs.every((e, i) => e === node.inputs[i])) continue;
+      map.set(
+        node,
+        makeNode({
+          op: node.op,
+          name: newName,
+          attrs: node.attrs,
+          inputs,
+          controlDeps: node.controlDeps.map((d) => map.get(d) ?? d),
+          subgraphs: node.subgraphs,
+          rowOutputs: node.rowOutputs,
+          parsed: node.parsed,
+        }),
+      );
+    }
+    return new Symbol(this.outputs.map(mapEntry), this.graphAttrs);
   }
 
   /**

@@ -163,6 +163,7 @@ export const LeakyReLU: OpDef<
   "one"
 > = defineOp({
   name: "LeakyReLU",
+  namedInputs: true,
   aliases: ["_npx_leaky_relu"],
   doc: "Leaky ReLU family: leaky, prelu, rrelu, elu, selu, gelu_erf and gelu_tanh (inference).",
   attrs: {

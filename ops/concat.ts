@@ -136,6 +136,7 @@ export const SliceChannel: OpDef<
   "many"
 > = defineOp({
   name: "SliceChannel",
+  namedInputs: true,
   aliases: ["split"],
   doc: "Splits the input into `num_outputs` equal parts along `axis`; with `squeeze_axis` " +
     "(axis size equal to num_outputs) the split axis is removed from the outputs.",

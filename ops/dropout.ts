@@ -45,6 +45,7 @@ export const Dropout: OpDef<
   "one"
 > = defineOp({
   name: "Dropout",
+  namedInputs: true,
   aliases: ["_npx_dropout"],
   doc: "Dropout; the identity at inference (mode training), with a ones mask.",
   attrs: {

@@ -138,6 +138,13 @@ export interface OpDef<
    * from its subgraph (the symbol in `node.subgraphs[0]`), not from this definition.
    */
   readonly subgraph?: boolean;
+  /**
+   * Whether MXNet registers `FListInputNames` for the op, so that op hooks (`monitorAll`)
+   * name its inputs `<node>_<input name>` rather than `<node>_input<i>`. Unset: true unless
+   * the op's only input is `data` (most single-input ops, e.g. Activation, Reshape and the
+   * unary and scalar ops, have no such list in MXNet).
+   */
+  readonly namedInputs?: boolean;
   /** Draws a valid call whose first input has shape `x`, or undefined when none exists. */
   readonly sample?: (draw: Draw, x: Shape) => Sample | undefined;
 }

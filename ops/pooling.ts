@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { DType } from "../runtime/dtype.ts";
 import { AttributeError } from "../runtime/errors.ts";
 import { formatShape } from "../runtime/shape.ts";
 import { tensorFromValues, tensorValues } from "../runtime/tensor.ts";
@@ -100,6 +101,7 @@ export const Pooling: OpDef<
   "one"
 > = defineOp({
   name: "Pooling",
+  namedInputs: true,
   aliases: ["_npx_pooling"],
   doc:
     "Pools channel-first data over 1-D, 2-D or 3-D windows (max, average, sum or Lp norm), or over each whole spatial extent when global_pool is set.",
@@ -174,6 +176,9 @@ export const Pooling: OpDef<
     const p = a.p_value ?? 1;
     const planes = x.shape[0] * x.shape[1];
     const out = new Float64Array(planes * od * oh * ow);
+    // MXNet starts a max window at the dtype's lowest finite value, so a window wholly in the
+    // padding gives -FLT_MAX (float32), not -Infinity.
+    const maxInit = lowestFinite(ctx.outTypes[0]);
     let o = 0;
     for (let plane = 0; plane < planes; plane++) {
       const base = plane * id * ih * iw;
@@ -193,7 +198,7 @@ export const Pooling: OpDef<
             const x1 = Math.min(x0 + kw, iw + pw);
             const xLo = Math.max(x0, 0);
             const xHi = Math.min(x1, iw);
-            let acc = a.pool_type === "max" ? -Infinity : 0;
+            let acc = a.pool_type === "max" ? maxInit : 0;
             for (let zi = zLo; zi < zHi; zi++) {
               for (let yi = yLo; yi < yHi; yi++) {
                 const row = base + (zi * ih + yi) * iw;
@@ -263,3 +268,26 @@ export const Pooling: OpDef<
     return { attrs, inputs: [x], positive };
   },
 });
+
+/** The lowest finite value of a dtype (mshadow's `MinValue`), where max pooling starts. */
+function lowestFinite(dtype: DType): number {
+  switch (dtype) {
+    case "float64":
+      return -Number.MAX_VALUE;
+    case "float16":
+      return -65504;
+    case "bfloat16":
+      return -3.3895313892515355e38;
+    case "int8":
+      return -128;
+    case "int32":
+      return -2147483648;
+    case "int64":
+      return -9223372036854775808;
+    case "uint8":
+    case "bool":
+      return 0;
+    default:
+      return -3.4028234663852886e38;
+  }
+}

@@ -97,6 +97,7 @@ function softmaxFamily<const N extends string, const A extends readonly string[]
 ) {
   return defineOp({
     name,
+    namedInputs: true,
     aliases,
     doc: log
       ? "Log of softmax along an axis: x/t - max - log(sum(exp(x/t - max)))."
@@ -193,6 +194,7 @@ export const SoftmaxOutput: OpDef<
   "one"
 > = defineOp({
   name: "SoftmaxOutput",
+  namedInputs: true,
   aliases: ["Softmax"],
   doc: "Softmax output layer: softmax forward (axis 1, the last axis, or per flattened instance).",
   attrs: {

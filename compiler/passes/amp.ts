@@ -1184,6 +1184,21 @@ function resolve(
   checkDisjoint(targetOps, fp32Ops, "targetDtypeOps and fp32Ops");
   checkDisjoint(targetOps, condOps, "targetDtypeOps and conditionalFp32Ops");
   checkDisjoint(condOps, fp32Ops, "fp32Ops and conditionalFp32Ops");
+  // As MXNet's convert_symbol: custom lists may only move ops between the default lists.
+  const known = new Set([
+    ...defaults.targetDtypeOps,
+    ...defaults.fp32Ops,
+    ...defaults.lp16Fp32Ops,
+    ...defaults.conditionalFp32Ops.map((c) => c[0]),
+  ]);
+  const illegal = [...new Set([...targetOps, ...fp32Ops, ...condOps])].filter((n) => !known.has(n));
+  if (illegal.length) {
+    throw new SigilError(
+      `${where}: ops can only be chosen from the default lp16, fp32, lp16_fp32 and conditional fp32 lists; not in any of them: ${
+        illegal.join(", ")
+      }`,
+    );
+  }
   const excluded = new Set(options.excludedSymNames ?? []);
   // MXNet turns conditional matches into excluded names before the graph pass runs.
   for (const n of symbol.nodes()) {

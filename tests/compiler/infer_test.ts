@@ -80,7 +80,17 @@ Deno.test("__shape__ declarations participate; legacy 0 dims mean unknown", () =
     name: "fc",
   });
   assert.deepEqual(fc.inferShape({ x: [2, 7] }).argShapes, [[2, 7], [5, 7]]);
-  assertThrowsError(() => fc.inferShape({ x: [2, 7], w: [6, 7] }), ShapeError, /declares/);
+  // A given shape wins over `__shape__` (MXNet reads `__shape__` only for inputs given none).
+  const declared = sym.FullyConnected(sym.var("x"), {
+    weight: sym.var("w", { shape: [5, 3] }),
+    num_hidden: 5,
+    no_bias: true,
+    name: "fc",
+  });
+  assert.deepEqual(declared.inferShape({ x: [2, 7], w: [5, 7] }).argShapes, [[2, 7], [5, 7]]);
+  assert.deepEqual(declared.inferShapePartial({ w: [5, -1] }).argShapes, [undefined, [5, -1]]);
+  // The op's own rule still applies to the given shape.
+  assertThrowsError(() => fc.inferShape({ x: [2, 7], w: [6, 7] }), ShapeError, /num_hidden|6/);
 });
 
 Deno.test("inferType propagates dtypes and reports conflicts", () => {

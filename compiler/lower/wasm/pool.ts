@@ -19,6 +19,9 @@ import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts
 import { importKernelMemory, splitRange } from "./kernel.ts";
 import { repeat, to3 } from "./emit.ts";
 
+/** Where a max window starts, as MXNet's kernels: a window wholly in padding gives -FLT_MAX. */
+const FLT_MAX = 3.4028234663852886e38;
+
 interface PoolAttrs {
   kernel: readonly number[];
   pool_type: "max" | "avg" | "sum" | "lp";
@@ -202,7 +205,7 @@ export const poolingKernel: KernelGenerator = (
     /** The scalar body for the output column in `ox` (one output, dst advanced by 4). */
     const scalarColumn = () => {
       emitAxis(fb, ax, ox, iw, kw, sw, pw);
-      fb.f32Const(type === "max" ? -Infinity : 0).localSet(acc);
+      fb.f32Const(type === "max" ? -FLT_MAX : 0).localSet(acc);
       forRange(fb, zi, az.lo, az.hi, () => {
         forRange(fb, yi, ay.lo, ay.hi, () => {
           // row = src + ((zi·IH + yi)·IW)·4
@@ -241,7 +244,7 @@ export const poolingKernel: KernelGenerator = (
       // xb = src + (ox·SW - PW)·4: the first lane's window start in the row at offset 0
       fb.localGet(ox).i32Const(sw).op("i32.mul").i32Const(pw).op("i32.sub");
       fb.i32Const(2).op("i32.shl").localGet(src).op("i32.add").localSet(xb);
-      fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
+      fb.f32Const(type === "max" ? -FLT_MAX : 0).op("f32x4.splat").localSet(vacc);
       forRange(fb, zi, az.lo, az.hi, () => {
         forRange(fb, yi, ay.lo, ay.hi, () => {
           fb.localGet(zi).i32Const(ih).op("i32.mul").localGet(yi).op("i32.add");
@@ -288,7 +291,7 @@ export const poolingKernel: KernelGenerator = (
     const globalRun = a.global_pool && run >= 8 && od * oh * ow === 1;
     const globalPlane = () => {
       const n4 = Math.floor(run / 4);
-      fb.f32Const(type === "max" ? -Infinity : 0).op("f32x4.splat").localSet(vacc);
+      fb.f32Const(type === "max" ? -FLT_MAX : 0).op("f32x4.splat").localSet(vacc);
       fb.localGet(src).localSet(xb);
       fb.localGet(src).i32Const(n4 * 16).op("i32.add").localSet(row);
       const top = fb.loop();
