@@ -120,11 +120,13 @@ export {
 } from "./gluon/parameter.ts";
 export {
   Constant,
+  type ConstantValue,
   createInitializer,
   type FactorType,
   Initializer,
   type InitSpec,
   MSRAPrelu,
+  type NestedNumbers,
   Normal,
   One,
   seedFor,

@@ -98,9 +98,20 @@ function snake(name: string): string {
 
 let warnedResetCtx = false;
 
+/** Parameter attributes {@link Block.setattr} sets, by MXNet's and sigil's names. */
+const PARAM_ATTRS: Readonly<Record<string, "gradReq" | "lrMult" | "wdMult" | "init">> = {
+  gradReq: "gradReq",
+  grad_req: "gradReq",
+  lrMult: "lrMult",
+  lr_mult: "lrMult",
+  wdMult: "wdMult",
+  wd_mult: "wdMult",
+  init: "init",
+};
+
 /**
  * The base block. Subclasses create child blocks and parameters as properties (or with
- * {@link registerChild} / {@link setattr}) and implement {@link forward}.
+ * {@link registerChild} / {@link registerParameter}) and implement {@link forward}.
  *
  * @example A custom block
  * ```ts
@@ -147,9 +158,38 @@ export abstract class Block {
     return param;
   }
 
-  /** Sets a property; blocks and parameters set this way become children and parameters. */
+  /**
+   * Sets an attribute on every Parameter of this block and its children (MXNet's
+   * `setattr`): `gradReq` / `grad_req`, `lrMult` / `lr_mult`, `wdMult` / `wd_mult` or
+   * `init`. (To add a child block or parameter, assign a property or use
+   * {@link registerChild} / {@link registerParameter}.)
+   *
+   * @example Freezing a network
+   * ```ts
+   * import assert from "node:assert";
+   * import { nn } from "../mod.ts";
+   * const net = new nn.HybridSequential().add(new nn.Dense(4), new nn.Dense(2));
+   * net.setattr("grad_req", "null");
+   * net.setattr("lrMult", 0.5);
+   * const params = Object.values(net.collectParams());
+   * assert(params.every((p) => p.gradReq === "null" && p.lrMult === 0.5));
+   * ```
+   */
   setattr(name: string, value: unknown): void {
-    (this as unknown as Record<string, unknown>)[name] = value;
+    const key = Object.hasOwn(PARAM_ATTRS, name) ? PARAM_ATTRS[name] : undefined;
+    if (key === undefined) {
+      throw new SigilError(
+        `setattr: Parameters have no settable attribute '${name}'; use one of ${
+          Object.keys(PARAM_ATTRS).join(", ")
+        }`,
+      );
+    }
+    if ((key === "lrMult" || key === "wdMult") && typeof value !== "number") {
+      throw new SigilError(`setattr: ${name} must be a number, got ${typeof value}`);
+    }
+    for (const p of new Set(Object.values(this.collectParams()))) {
+      (p as unknown as Record<string, unknown>)[key] = value;
+    }
   }
 
   /**
@@ -828,11 +868,28 @@ export abstract class HybridBlock extends Block {
     return this.callWithHooks(inputs, () => this.#runGraph(inputs as Tensor[], state));
   }
 
-  /** Completes deferred parameter shapes from the inputs (MXNet's deferred initialization). */
+  /**
+   * Completes deferred parameter shapes from the inputs (MXNet's deferred initialization).
+   * Called eagerly, a block infers only the parameters no nested HybridBlock owns: as in
+   * MXNet, each HybridBlock child infers its own on its own call (so a SymbolBlock child,
+   * which cannot be traced into its parent, works). A hybridized call traces everything.
+   */
   #ensureShapes(inputs: Tensor[]): void {
-    const params = Object.values(this.collectParams());
+    const params = this.#active ? Object.values(this.collectParams()) : this.#ownParams();
     if (params.every((p) => p.isInitialized || !p.isDeferred)) return;
     this.inferShape(...inputs);
+  }
+
+  /** Parameters of this block and of nested plain Blocks, down to the next HybridBlocks. */
+  #ownParams(): Parameter[] {
+    const out: Parameter[] = [];
+    const walk = (b: Block, depth: number) => {
+      if (depth > 256) throw new SigilError("block tree is too deep (a cycle?)");
+      out.push(...Object.values(b.params));
+      for (const [, c] of b.children()) if (!(c instanceof HybridBlock)) walk(c, depth + 1);
+    };
+    walk(this, 0);
+    return out;
   }
 
   /**
@@ -872,13 +929,17 @@ export abstract class HybridBlock extends Block {
 
   /**
    * Traces forward with the given symbols as inputs. Parameters become variables named by
-   * their structural names; ops of child blocks are named `<path>_<name>` (`features_9_fwd`).
+   * their structural names (the last one, for a shared parameter); ops of child blocks are
+   * named `<path>_<name>` (`features_9_fwd`).
    */
   trace(inputs: Symbol[]): CachedGraph & { outputs: BlockOutput } {
     const vars = new Map<object, Symbol>();
     const params = new Map<string, Parameter>();
-    for (const [name, p] of Object.entries(this.collectParams())) {
-      if (vars.has(p)) continue;
+    // A shared parameter is named by its last structural name, as MXNet names it (and as a
+    // deduplicating save keys it).
+    const nameOf = new Map<Parameter, string>();
+    for (const [name, p] of Object.entries(this.collectParams())) nameOf.set(p, name);
+    for (const [p, name] of nameOf) {
       vars.set(p, p.var(name));
       params.set(name, p);
     }
@@ -1132,9 +1193,13 @@ export function reportOps(hooks: { callback: OpHook; monitorAll: boolean }[]) {
     inputs: readonly Tensor[],
   ) => {
     const opName = node.opName;
+    // MXNet names the inputs of an op without `FListInputNames` `input0`, `input1`, ...
+    const named = node.inputNames;
+    const listed = node.op?.namedInputs ?? !(named.length === 1 && named[0] === "data");
+    const inputNames = listed ? named : named.map((_, i) => `input${i}`);
     for (const h of hooks) {
       if (h.monitorAll) {
-        node.inputNames.forEach((n, i) => h.callback(`${node.name}_${n}`, opName, inputs[i]));
+        inputNames.forEach((n, i) => h.callback(`${node.name}_${n}`, opName, inputs[i]));
       }
       outputs.forEach((t, i) => h.callback(node.outputName(i), opName, t));
     }

@@ -5,10 +5,10 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../runtime/dtype.ts";
-import { SigilError } from "../runtime/errors.ts";
-import { type Shape, shapeSize } from "../runtime/shape.ts";
+import { ShapeError, SigilError } from "../runtime/errors.ts";
+import { formatShape, type Shape, shapeSize } from "../runtime/shape.ts";
 import { normalValues, uniformValues } from "../runtime/random.ts";
-import { type Tensor, tensorFromValues } from "../runtime/tensor.ts";
+import { Tensor, tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 
 /** FNV-1a hash of a string mixed with a seed: per-parameter seeds from one user seed. */
 export function seedFor(seed: number, name: string): number {
@@ -91,22 +91,111 @@ export class Normal extends Initializer {
   }
 }
 
-/** A constant value. */
+/** What a {@link Constant} holds: a number, nested arrays of numbers, or a tensor. */
+export type ConstantValue = number | NestedNumbers | Tensor;
+
+/** Numbers nested in arrays, as `[[1, 2], [3, 4]]`. */
+export type NestedNumbers = readonly (number | NestedNumbers)[];
+
+/** Flattens a rectangular nested array, checking that every element is a number. */
+function flattenNested(value: NestedNumbers): { values: number[]; shape: number[] } {
+  const shape: number[] = [];
+  for (let v: unknown = value; Array.isArray(v); v = v[0]) {
+    shape.push(v.length);
+    if (shape.length > 32) throw new ShapeError("Constant: the value is nested too deeply");
+  }
+  const values: number[] = [];
+  const walk = (v: unknown, depth: number) => {
+    if (depth === shape.length) {
+      if (typeof v !== "number") {
+        throw new SigilError(`Constant: the value must hold numbers, found ${typeof v}`);
+      }
+      values.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw new ShapeError(
+        `Constant: the value is not a rectangular array (${formatShape(shape)})`,
+      );
+    }
+    for (const x of v) walk(x, depth + 1);
+  };
+  walk(value, 0);
+  return { values, shape };
+}
+
+/**
+ * A constant value, broadcast to the parameter's shape (NumPy rules, as MXNet's
+ * `arr[:] = value`): a number, nested arrays or a tensor.
+ *
+ * @example An array-valued constant
+ * ```ts
+ * import assert from "node:assert";
+ * import { Constant } from "./initializer.ts";
+ * const init = new Constant([1, 2, 3]);
+ * assert(init.initWeight([2, 3]).join() === "1,2,3,1,2,3");
+ * assert(init.dumps() === '["constant", {"value": [1, 2, 3]}]');
+ * ```
+ */
 export class Constant extends Initializer {
   /** The value. */
-  readonly value: number;
+  readonly value: ConstantValue;
+  readonly #values: ArrayLike<number>;
+  readonly #shape: readonly number[];
   /** Creates the initializer. */
-  constructor(value: number) {
+  constructor(value: ConstantValue) {
     super();
     this.value = value;
+    if (typeof value === "number") {
+      this.#values = [value];
+      this.#shape = [];
+    } else if (value instanceof Tensor) {
+      this.#values = tensorValues(value);
+      this.#shape = value.shape;
+    } else if (Array.isArray(value)) {
+      const flat = flattenNested(value);
+      this.#values = flat.values;
+      this.#shape = flat.shape;
+    } else {
+      throw new SigilError(
+        `Constant: the value must be a number, an array of numbers or a Tensor, got ${typeof value}`,
+      );
+    }
   }
-  /** Constant values. */
+  /** The value broadcast to `shape`; a {@link ShapeError} when it does not broadcast. */
   initWeight(shape: Shape): Float64Array {
-    return new Float64Array(shapeSize(shape)).fill(this.value);
+    const src = this.#shape;
+    const lead = shape.length - src.length;
+    if (lead < 0 || src.some((d, i) => d !== 1 && d !== shape[lead + i])) {
+      throw new ShapeError(
+        `Constant: a value of shape ${formatShape(src)} does not broadcast to ${
+          formatShape(shape)
+        }`,
+      );
+    }
+    const out = new Float64Array(shapeSize(shape));
+    // Source strides, zero along broadcast dims.
+    const strides = new Array<number>(shape.length).fill(0);
+    for (let i = src.length - 1, st = 1; i >= 0; i--) {
+      strides[lead + i] = src[i] === 1 ? 0 : st;
+      st *= src[i];
+    }
+    const index = new Array<number>(shape.length).fill(0);
+    for (let k = 0; k < out.length; k++) {
+      let at = 0;
+      for (let d = 0; d < shape.length; d++) at += index[d] * strides[d];
+      out[k] = this.#values[at];
+      for (let d = shape.length - 1; d >= 0; d--) {
+        if (++index[d] < shape[d]) break;
+        index[d] = 0;
+      }
+    }
+    return out;
   }
-  /** `["constant", {"value": v}]`. */
+  /** `["constant", {"value": v}]` (arrays as nested lists). */
   dumps(): string {
-    return `["constant", {"value": ${this.value}}]`;
+    const v = this.value instanceof Tensor ? this.value.toArray() : this.value;
+    return `["constant", {"value": ${JSON.stringify(v).replace(/,/g, ", ")}}]`;
   }
   /** Constants apply to every parameter, whatever its name. */
   override create(_name: string, shape: Shape, dtype: DType): Tensor {

@@ -74,8 +74,7 @@ function normShape(shape: readonly number[] | undefined, what: string): number[]
 export class Parameter {
   /** The parameter's own name (`weight`); blocks give it a structural name in collectParams. */
   readonly name: string;
-  /** Gradient request. */
-  gradReq: GradReq;
+  #gradReq: GradReq = "write";
   /** Learning-rate multiplier. */
   lrMult: number;
   /** Weight-decay multiplier. */
@@ -102,11 +101,32 @@ export class Parameter {
     this.#dtype = options.dtype ?? "float32";
     dtypeInfo(this.#dtype);
     this.init = options.init;
-    this.gradReq = options.differentiable === false ? "null" : options.gradReq ?? "write";
     this.lrMult = options.lrMult ?? 1;
     this.wdMult = options.wdMult ?? 1;
     this.allowDeferredInit = options.allowDeferredInit ?? true;
     this.differentiable = options.differentiable ?? true;
+    this.gradReq = options.gradReq ?? "write";
+  }
+
+  /**
+   * Gradient request. Setting it allocates or drops the gradient buffer of initialized data,
+   * and a parameter that is not differentiable keeps `"null"`, as MXNet's setter does.
+   */
+  get gradReq(): GradReq {
+    return this.#gradReq;
+  }
+
+  set gradReq(req: GradReq) {
+    if (req !== "write" && req !== "add" && req !== "null") {
+      throw new SigilError(
+        `Parameter '${this.name}': gradReq must be "write", "add" or "null", got ${
+          JSON.stringify(req)
+        }`,
+      );
+    }
+    this.#gradReq = this.differentiable ? req : "null";
+    if (this.#gradReq === "null") this.#grad = undefined;
+    else if (this.#data && !this.#grad) this.#grad = zerosTensor(this.#data.shape, this.#dtype);
   }
 
   /** The shape; unknown dims are `-1`. Undefined when nothing is known yet. */

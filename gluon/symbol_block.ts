@@ -8,6 +8,7 @@
 import { load as loadSymbol } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { execute } from "../compiler/execute.ts";
+import { declaredType } from "../compiler/infer.ts";
 import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { SigilError } from "../runtime/errors.ts";
@@ -18,8 +19,12 @@ import {
   type CachedGraph,
   type Concrete,
   HybridBlock,
+  type HybridizeOptions,
+  type OptimizeForOptions,
   reportOps,
 } from "./block.ts";
+import { getBackend, partition, type PartitionPlan } from "../compiler/passes/partition.ts";
+import { graphOf } from "../compiler/passes/pass.ts";
 import { forwardState, type Value } from "./context.ts";
 import { Parameter } from "./parameter.ts";
 
@@ -53,12 +58,15 @@ export class SymbolBlock extends HybridBlock {
   readonly #inputNames: readonly string[];
   readonly #params: Map<string, Parameter>;
   readonly #listOutput: boolean;
+  /** The graph optimizeFor partitioned, run and exported until the next hybridize. */
+  #partitioned: Symbol | undefined;
 
   /**
    * Wraps `outputs` (one symbol, a group, or a list) computed from the variables `inputs`.
    * Parameters named in `params` (e.g. another block's `collectParams()`) are shared; the
    * others are created with deferred shapes (inferred at the first call) and dtypes inferred
-   * from float32 inputs.
+   * from the dtypes the inputs declare (`sym.var("data", { dtype: "float64" })`), else from
+   * the variables' own `__dtype__`, else float32.
    */
   constructor(
     outputs: Symbol | readonly Symbol[],
@@ -81,9 +89,7 @@ export class SymbolBlock extends HybridBlock {
         throw new SigilError(`SymbolBlock: input '${n}' is not used by the outputs`);
       }
     }
-    const types = this.#symbol.inferTypePartial(
-      Object.fromEntries(this.#inputNames.map((n) => [n, "float32" as DType])),
-    );
+    const types = paramTypes(this.#symbol, asList(inputs, "input"));
     const argNames = this.#symbol.listArguments();
     const auxNames = this.#symbol.listAuxiliaryStates();
     const typeOf = new Map<string, DType | undefined>([
@@ -203,14 +209,89 @@ export class SymbolBlock extends HybridBlock {
   /** The graph export writes (always available). */
   protected override exportGraph(): CachedGraph {
     return {
-      symbol: this.#symbol,
+      symbol: this.#partitioned ?? this.#symbol,
       inputNames: this.#inputNames,
       params: this.#params,
       listOutput: this.#listOutput,
     };
   }
 
-  /** The graph, as a cached graph. */
+  /** Turns hybridization on or off; drops the graph optimizeFor partitioned. */
+  override hybridize(options: HybridizeOptions = {}): void {
+    super.hybridize(options);
+    this.#partitioned = undefined;
+  }
+
+  /**
+   * MXNet 2.x's flow for imported models: partitions the graph with `backend` (the other
+   * option keys are the backend's options), hybridizing first if `clear` or not hybridized,
+   * and completing deferred parameter shapes from `x`. Later calls run the partitioned graph
+   * and `export` writes it, until the next `hybridize`. Runs no forward; returns the plan.
+   *
+   * @example Importing, then partitioning
+   * ```ts
+   * import assert from "node:assert";
+   * import { nd, nn, SymbolBlock, type Tensor } from "../mod.ts";
+   * const net = new nn.HybridSequential().add(new nn.Dense(4, { activation: "relu" }), new nn.Dense(2));
+   * net.initialize({ seed: 0 });
+   * net.hybridize();
+   * const x = nd.ones([3, 5]);
+   * const y = net.call(x);
+   * const dir = await Deno.makeTempDir();
+   * const [symbolFile, paramsFile] = await net.export(`${dir}/net`);
+   * const block = await SymbolBlock.imports(symbolFile, ["data"], paramsFile);
+   * const plan = block.optimizeFor(x, { backend: "default", opNames: ["FullyConnected"] });
+   * assert(plan.subgraphs.length === 2);
+   * const [got, want] = [await (block.call(x) as Tensor).data(), await y.data()];
+   * assert(got.every((v, i) => Math.abs(Number(v) - Number(want[i])) < 1e-5));
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  override optimizeFor(x: Tensor | Tensor[], options: OptimizeForOptions): PartitionPlan {
+    const {
+      backend,
+      clear = false,
+      staticAlloc,
+      staticShape,
+      inlineLimit,
+      partitionIfDynamic,
+      forwardBulkSize,
+      backwardBulkSize,
+      ...backendOptions
+    } = options ?? {};
+    if (typeof backend !== "string") throw new SigilError("optimizeFor: give a backend");
+    getBackend(backend);
+    const inputs = Array.isArray(x) ? x : [x];
+    if (inputs.length !== this.#inputNames.length) {
+      throw new SigilError(
+        `optimizeFor: the SymbolBlock takes ${this.#inputNames.length} inputs (${
+          this.#inputNames.join(", ")
+        }), got ${inputs.length}`,
+      );
+    }
+    inputs.forEach((t, i) => {
+      if (!(t instanceof Tensor)) throw new SigilError(`optimizeFor: input ${i} is not a Tensor`);
+    });
+    if (clear || !this.isHybridized) {
+      this.hybridize({
+        active: true,
+        staticAlloc,
+        staticShape,
+        inlineLimit,
+        partitionIfDynamic,
+        forwardBulkSize,
+        backwardBulkSize,
+      });
+    }
+    if ([...this.#params.values()].some((p) => !p.isInitialized && p.isDeferred)) {
+      this.inferShape(...inputs);
+    }
+    const { graph, plan } = partition(graphOf(this.#symbol), backend, backendOptions);
+    this.#partitioned = graph.symbol;
+    return plan;
+  }
+
+  /** The graph (partitioned after optimizeFor), as a cached graph. */
   override cachedGraph(): CachedGraph {
     return this.exportGraph();
   }
@@ -238,7 +319,7 @@ export class SymbolBlock extends HybridBlock {
     >;
   }
 
-  /** Evaluates the graph on tensor inputs. */
+  /** Evaluates the graph on tensor inputs; on symbols, gives the graph composed on them. */
   forward(...inputs: Value[]): BlockOutput {
     if (forwardState()?.kind === "trace") {
       throw new SigilError("a SymbolBlock cannot be called inside another block's trace");
@@ -250,6 +331,7 @@ export class SymbolBlock extends HybridBlock {
         }), got ${inputs.length}`,
       );
     }
+    if (inputs.some((x) => x instanceof Symbol)) return this.#compose(inputs);
     inputs.forEach((x, i) => {
       if (!(x instanceof Tensor)) {
         throw new SigilError(`SymbolBlock: input '${this.#inputNames[i]}' is not a Tensor`);
@@ -265,9 +347,9 @@ export class SymbolBlock extends HybridBlock {
     for (const [name, p] of this.#params) {
       bindings[name] = (state?.kind === "bind" ? state.values.get(p) : undefined) ?? p.data();
     }
-    // Op hooks report when the block runs as a graph, i.e. hybridized (MXNet: a CachedOp).
-    const hooks = this.isHybridized ? this.opHooks : [];
-    const outs = execute(this.#symbol, bindings, {
+    // A SymbolBlock always runs as a graph (MXNet: a CachedOp), so op hooks always report.
+    const hooks = this.opHooks;
+    const outs = execute(this.#partitioned ?? this.#symbol, bindings, {
       executor: this.hybridizeFlags.executor,
       // The block's own parameters stay the same across calls: the WASM backend compiles them in.
       constants: state?.kind === "bind" ? [] : this.#params.keys(),
@@ -276,9 +358,51 @@ export class SymbolBlock extends HybridBlock {
     return this.#listOutput ? outs : outs[0];
   }
 
+  /**
+   * Called on symbols, the block gives its graph composed on them (MXNet's `_compose`): each
+   * input variable is replaced by the given symbol; parameters stay variables of their names.
+   */
+  #compose(inputs: Value[]): BlockOutput {
+    const args: Record<string, Symbol> = {};
+    inputs.forEach((x, i) => {
+      if (!(x instanceof Symbol)) {
+        throw new SigilError(`SymbolBlock: inputs mix Symbols and Tensors (input ${i})`);
+      }
+      args[this.#inputNames[i]] = x;
+    });
+    const out = this.#symbol.compose(args);
+    return this.#listOutput ? out.outputs.map((e) => new Symbol([e], out.graphAttrs)) : out;
+  }
+
   /** `SymbolBlock(\n<Symbol ...> : 1 -> 1\n)`, as MXNet prints it. */
   override toString(): string {
     return `SymbolBlock(\n${this.#symbol} : ${this.#inputNames.length} -> ${this.#symbol.numOutputs}\n)`;
+  }
+}
+
+/**
+ * Parameter dtypes as MXNet's SymbolBlock infers them: from the dtypes the input variables
+ * declare (`sym.var("data", { dtype })`), through the graph. Where inference fails (e.g. a
+ * float16 export seen with float32 inputs), each variable keeps the dtype it declares, as the
+ * parameters of an exported graph do; float32 where nothing is known.
+ */
+function paramTypes(symbol: Symbol, inputs: readonly Symbol[]) {
+  const given: Record<string, DType> = {};
+  for (const s of inputs) {
+    const node = s.outputs[0].node;
+    const t = declaredType(node);
+    if (t !== undefined) given[node.name] = t;
+  }
+  try {
+    return symbol.inferTypePartial(given);
+  } catch (e) {
+    if (!(e instanceof SigilError)) throw e;
+    const declared = (names: string[]) =>
+      names.map((n) => declaredType(symbol.nodes().find((v) => v.isVariable && v.name === n)!));
+    return {
+      argTypes: declared(symbol.listArguments()),
+      auxTypes: declared(symbol.listAuxiliaryStates()),
+    };
   }
 }
 
