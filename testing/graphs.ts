@@ -296,12 +296,21 @@ export interface GeneratedGraph {
 }
 
 class Graph implements GeneratedGraph {
+  readonly symbol: Symbol;
+  readonly inputShapes: Readonly<Record<string, number[]>>;
+  readonly inputTypes: Readonly<Record<string, DType>>;
+  readonly positive: ReadonlySet<string>;
   constructor(
-    readonly symbol: Symbol,
-    readonly inputShapes: Readonly<Record<string, number[]>>,
-    readonly inputTypes: Readonly<Record<string, DType>>,
-    readonly positive: ReadonlySet<string>,
-  ) {}
+    symbol: Symbol,
+    inputShapes: Readonly<Record<string, number[]>>,
+    inputTypes: Readonly<Record<string, DType>>,
+    positive: ReadonlySet<string>,
+  ) {
+    this.symbol = symbol;
+    this.inputShapes = inputShapes;
+    this.inputTypes = inputTypes;
+    this.positive = positive;
+  }
 
   toString(): string {
     const head = JSON.stringify({

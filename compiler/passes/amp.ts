@@ -867,11 +867,13 @@ interface Draft {
 class Mapped {
   dtype: DType;
   readonly casts: Map<DType, Ref> = new Map();
-  constructor(
-    readonly ref: Ref,
-    readonly original: DType,
-    readonly makeCast: (m: Mapped, t: DType) => Ref,
-  ) {
+  readonly ref: Ref;
+  readonly original: DType;
+  readonly makeCast: (m: Mapped, t: DType) => Ref;
+  constructor(ref: Ref, original: DType, makeCast: (m: Mapped, t: DType) => Ref) {
+    this.ref = ref;
+    this.original = original;
+    this.makeCast = makeCast;
     this.dtype = original;
   }
   has(t: DType): boolean {

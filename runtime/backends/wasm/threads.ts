@@ -167,11 +167,35 @@ export function threadsSupported(): boolean {
     g.crossOriginIsolated !== false;
 }
 
-/** Logical cores reported by the runtime (1 when unknown). */
+/**
+ * Logical cores reported by the runtime (1 when unknown): `navigator.hardwareConcurrency`, or
+ * where there is no `navigator` (Node 20) `os.availableParallelism()`, reached through
+ * `process.getBuiltinModule` so that nothing is imported in a browser.
+ */
 export function hardwareThreads(): number {
-  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
-    ?.hardwareConcurrency;
+  const g = globalThis as {
+    navigator?: { hardwareConcurrency?: number };
+    process?: { getBuiltinModule?: (id: string) => unknown };
+  };
+  let n = g.navigator?.hardwareConcurrency;
+  if (n === undefined) {
+    const os = g.process?.getBuiltinModule?.("node:os") as
+      | { availableParallelism?: () => number }
+      | undefined;
+    n = os?.availableParallelism?.();
+  }
   return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : 1;
+}
+
+/** `node:worker_threads`, imported inside `try` so that bundlers for browsers leave it out. */
+async function nodeWorkerThreads(): Promise<typeof import("node:worker_threads")> {
+  try {
+    return await import("node:worker_threads");
+  } catch (e) {
+    throw new BackendError(`cannot load node:worker_threads: ${(e as Error)?.message}`, {
+      cause: e,
+    });
+  }
 }
 
 async function spawn(events: WorkerEvents): Promise<WorkerHandle> {
@@ -188,7 +212,7 @@ async function spawn(events: WorkerEvents): Promise<WorkerHandle> {
   };
   const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
   if (g.Deno !== undefined || g.process?.versions?.node !== undefined) {
-    const wt = await import("node:worker_threads");
+    const wt = await nodeWorkerThreads();
     const w = new wt.Worker(WORKER_SOURCE, { eval: true });
     w.on("message", onMessage);
     w.on("error", onGone);
