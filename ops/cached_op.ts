@@ -34,6 +34,8 @@ const viaSubgraph = (what: string): never => {
 /** A call of a subgraph, with MXNet's CachedOp flags as attributes. */
 export const _CachedOp: OpDef<typeof SCHEMA, readonly [], "varies"> = defineOp({
   name: "_CachedOp",
+  // MXNet lists a CachedOp's inputs by its graph's input names.
+  namedInputs: true,
   aliases: [],
   arity: "varies",
   doc: "Calls the subgraph stored on the node (a nested hybridized block).",

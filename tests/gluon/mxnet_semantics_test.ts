@@ -254,3 +254,14 @@ Deno.test("an array-valued Constant initializer broadcasts; bad values are typed
   assertThrowsError(() => new Constant([[1, 2], [3]]), ShapeError, /rectangular/);
   assertThrowsError(() => new Constant(["a"] as unknown as number[]), SigilError, /numbers/);
 });
+
+Deno.test("op hooks name a nested block call's inputs by its graph's input names, as MXNet's CachedOp", () => {
+  const net = new nn.HybridSequential().add(new nn.Activation("relu"));
+  net.initialize();
+  net.hybridize({ inlineLimit: 0 }); // keep the child's call as a _CachedOp node
+  const names: string[] = [];
+  net.registerOpHook((name) => void names.push(name), { monitorAll: true });
+  net.call(nd.ones([2]));
+  assert.ok(names.includes("0_cachedop_0_data0"), names.join());
+  assert.ok(!names.includes("0_cachedop_input0"), names.join());
+});
