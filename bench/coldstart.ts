@@ -22,6 +22,7 @@ import {
   sym,
 } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
+import process from "node:process";
 
 const STEADY_CALLS = 20;
 
@@ -47,20 +48,31 @@ function median(v: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** CPU milliseconds of this process so far (all its threads, user and system). */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 /** The user's path: hybridize, first call, steady calls. */
 async function userPath(name: string): Promise<Record<string, number>> {
   const { net, x } = build(name);
   const t0 = performance.now();
+  const c0 = cpuMs();
   net.hybridize();
   await net.call(x).data();
   const cold = performance.now() - t0;
+  const coldCpu = cpuMs() - c0;
   const times: number[] = [];
+  const cpus: number[] = [];
   for (let i = 0; i < STEADY_CALLS; i++) {
     const t = performance.now();
+    const c = cpuMs();
     await net.call(x).data();
     times.push(performance.now() - t);
+    cpus.push(cpuMs() - c);
   }
-  return { cold, steady: median(times), second: times[0] };
+  return { cold, steady: median(times), coldCpu, steadyCpu: median(cpus) };
 }
 
 /** The same through compileWasm, timing its phases, the first run and the steady runs. */
@@ -134,14 +146,18 @@ async function main(argv: string[]): Promise<void> {
   }
   if (!models.length) models.push("resnet18_v1", "resnet50_v1", "mobilenetv2_1.0");
   console.log(`threads ${threads}; ${runs} run(s) per model; each row one fresh process`);
-  console.log("| model | cold ms | steady ms | cold/steady |");
-  console.log("| --- | ---: | ---: | ---: |");
+  console.log(
+    "| model | cold ms | steady ms | cold/steady | cold CPU ms | steady CPU ms | CPU cold/steady |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
   const phases: [string, Record<string, number>][] = [];
   for (const m of models) {
     for (let r = 0; r < runs; r++) {
       const u = await spawn(["user", m, String(threads)]);
       console.log(
-        `| ${m} | ${fmt(u.cold)} | ${fmt(u.steady)} | ${(u.cold / u.steady).toFixed(1)} |`,
+        `| ${m} | ${fmt(u.cold)} | ${fmt(u.steady)} | ${(u.cold / u.steady).toFixed(1)} | ${
+          fmt(u.coldCpu)
+        } | ${fmt(u.steadyCpu)} | ${(u.coldCpu / u.steadyCpu).toFixed(1)} |`,
       );
       phases.push([m, await spawn(["phases", m, String(threads)])]);
     }

@@ -380,7 +380,7 @@ export function compileWasm(
   };
   report("instantiate");
   const executor = new WasmExecutor(program, { pool: poolFor(threads) });
-  report("done");
+  report("done", 1, 1);
   return {
     program,
     plan,
