@@ -84,7 +84,7 @@ const HIDDEN_KEYS = ["ctx_group", "lr_mult", "wd_mult", "force_mirroring", "mirr
  * (`lr_mult`) becomes `__lr_mult__`; one ending with it (`weight_lr_mult`, the old
  * per-variable form) is refused, as MXNet refuses it. Other keys pass unchanged.
  */
-export function hiddenKey(key: string, where: string): string {
+function hiddenKey(key: string, where: string): string {
   for (const k of HIDDEN_KEYS) {
     const at = key.lastIndexOf(k);
     if (at === 0) return `__${key}__`;
