@@ -11,6 +11,7 @@ import { formatShape, type Shape } from "../runtime/shape.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { Attrs, AttrSchema } from "./attrs.ts";
 import type { ScalarExpr } from "./scalar.ts";
+import type { CopyPlan } from "./views.ts";
 
 /** A shape that may be unknown (`undefined`) or have unknown dims (`-1`). */
 export type PartialShape = Shape | undefined;
@@ -133,6 +134,15 @@ export interface OpDef<
    * undefined for attribute values that have no scalar form (LeakyReLU's prelu).
    */
   readonly scalar?: (attrs: Attrs<S>) => ScalarExpr | undefined;
+  /**
+   * For data-movement ops: output 0 as strided copies of the inputs (ops/views.ts), from the
+   * attributes and the known input and output shapes. Backends translate the plan.
+   */
+  readonly copy?: (
+    attrs: Attrs<S>,
+    inputs: readonly Shape[],
+    outputs: readonly Shape[],
+  ) => CopyPlan;
   /**
    * For subgraph ops (`_CachedOp`): the node's inputs, outputs, shapes, dtypes and values come
    * from its subgraph (the symbol in `node.subgraphs[0]`), not from this definition.

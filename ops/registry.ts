@@ -23,6 +23,7 @@ import * as embedding from "./embedding.ts";
 import * as fullyConnected from "./fully_connected.ts";
 import * as fused from "./fused.ts";
 import * as math from "./math.ts";
+import * as movement from "./movement.ts";
 import * as pooling from "./pooling.ts";
 import * as reduce from "./reduce.ts";
 import * as reshape from "./reshape.ts";
@@ -48,6 +49,7 @@ export type OpTable = Readonly<
   & typeof fullyConnected
   & typeof fused
   & typeof math
+  & typeof movement
   & typeof pooling
   & typeof reduce
   & typeof reshape
@@ -74,6 +76,7 @@ export const OPS: OpTable = Object.freeze({
   ...fullyConnected,
   ...fused,
   ...math,
+  ...movement,
   ...pooling,
   ...reduce,
   ...reshape,

@@ -6,6 +6,7 @@
  * @module
  */
 import { convolutionKernel } from "./conv.ts";
+import { copyKernel } from "./copy.ts";
 import { deconvolutionKernel } from "./deconv.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { batchDotKernel, dotKernel, fullyConnectedKernel } from "./gemm_ops.ts";
@@ -17,6 +18,7 @@ import { batchNormKernel, embeddingKernel, transposeKernel } from "./layout_ops.
 /** Every kernel generator of the WASM backend, by op name. */
 export const WASM_KERNELS: KernelTable = Object.freeze({
   elementwise: elementwiseKernel,
+  copy: copyKernel,
   ops: Object.freeze({
     FullyConnected: fullyConnectedKernel,
     dot: dotKernel,

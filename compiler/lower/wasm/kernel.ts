@@ -112,10 +112,16 @@ export interface KernelTable {
   readonly ops: Readonly<Record<string, KernelGenerator>>;
   /** The generator for ops with a scalar form (unless `ops` names the op). */
   readonly elementwise?: KernelGenerator;
+  /** The generator for ops with a copy plan (`OpDef.copy`; unless `ops` names the op). */
+  readonly copy?: KernelGenerator;
 }
 
-/** The generator for a node in `table`: its op's own, else the elementwise one for scalar-form ops. */
+/**
+ * The generator for a node in `table`: its op's own, else the elementwise one for scalar-form
+ * ops, else the copy one for ops with a copy plan.
+ */
 export function generatorFor(table: KernelTable, node: Node): KernelGenerator | undefined {
   if (Object.hasOwn(table.ops, node.opName)) return table.ops[node.opName];
-  return node.op?.scalar?.(node.parsed) ? table.elementwise : undefined;
+  if (node.op?.scalar?.(node.parsed)) return table.elementwise;
+  return node.op?.copy ? table.copy : undefined;
 }
