@@ -1,10 +1,13 @@
 /**
- * Binary arithmetic: `elemwise_*` (equal shapes) and `broadcast_*` (NumPy broadcasting).
+ * Binary arithmetic: `elemwise_*` (equal shapes) and `broadcast_*` (NumPy broadcasting), powers,
+ * extrema, and `add_n` (any number of same-shape inputs).
  *
  * @module
  */
-import { binaryOp, broadcastOp } from "./elementwise.ts";
-import { s } from "./scalar.ts";
+import { attr, type InputCountSpec } from "./attrs.ts";
+import { binaryOp, broadcastOp, evalElementwise, requireSame } from "./elementwise.ts";
+import { defineOp, shapeFail } from "./op.ts";
+import { s, type ScalarExpr } from "./scalar.ts";
 import type { OpDef } from "./op.ts";
 
 const a = s.in(0);
@@ -137,3 +140,43 @@ export const broadcast_power: OpDef<Record<never, never>, readonly ["_npi_power"
     expr: () => s.binary("pow", a, b),
     positive: [0],
   });
+/**
+ * The sum of any number of same-shape inputs (`add_n`, aliases `ElementWiseSum`,
+ * `_npi_add_n`), as one scalar expression.
+ */
+export const add_n: OpDef<
+  { num_args: InputCountSpec },
+  readonly ["ElementWiseSum", "_npi_add_n"],
+  "one"
+> = defineOp({
+  name: "add_n",
+  aliases: ["ElementWiseSum", "_npi_add_n"],
+  doc: "Adds all inputs elementwise (same shapes).",
+  attrs: {
+    /** Number of inputs (filled from the input count in calls). */
+    num_args: attr.inputCount(),
+  },
+  variadic: "num_args",
+  inputNames: (p) => Array.from({ length: p.num_args }, (_, i) => `arg${i}`),
+  scalar: (p) => sumOf(p.num_args),
+  inferShape: (inputs, p, outputs) => {
+    if (inputs.length !== p.num_args) {
+      shapeFail(`add_n: num_args is ${p.num_args} but ${inputs.length} inputs are given`);
+    }
+    const shape = requireSame([...inputs, outputs[0]], "add_n: input and output shapes");
+    return { inputs: inputs.map(() => shape), outputs: [shape] };
+  },
+  reference: (inputs, p, ctx) => [
+    evalElementwise(sumOf(p.num_args), inputs, ctx.outShapes[0], ctx.outTypes[0]),
+  ],
+  sample: (draw, x) => {
+    const n = draw.int(1, 4);
+    return { attrs: { num_args: n }, inputs: Array.from({ length: n }, () => x) };
+  },
+});
+
+function sumOf(n: number): ScalarExpr {
+  let e = s.in(0);
+  for (let i = 1; i < n; i++) e = s.add(e, s.in(i));
+  return e;
+}

@@ -22,6 +22,7 @@ import * as dropout from "./dropout.ts";
 import * as embedding from "./embedding.ts";
 import * as fullyConnected from "./fully_connected.ts";
 import * as fused from "./fused.ts";
+import * as indexing from "./indexing.ts";
 import * as math from "./math.ts";
 import * as movement from "./movement.ts";
 import * as pooling from "./pooling.ts";
@@ -48,6 +49,7 @@ export type OpTable = Readonly<
   & typeof embedding
   & typeof fullyConnected
   & typeof fused
+  & typeof indexing
   & typeof math
   & typeof movement
   & typeof pooling
@@ -75,6 +77,7 @@ export const OPS: OpTable = Object.freeze({
   ...embedding,
   ...fullyConnected,
   ...fused,
+  ...indexing,
   ...math,
   ...movement,
   ...pooling,
