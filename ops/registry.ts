@@ -25,6 +25,7 @@ import * as fused from "./fused.ts";
 import * as indexing from "./indexing.ts";
 import * as math from "./math.ts";
 import * as movement from "./movement.ts";
+import * as norm from "./norm.ts";
 import * as pooling from "./pooling.ts";
 import * as reduce from "./reduce.ts";
 import * as reshape from "./reshape.ts";
@@ -52,6 +53,7 @@ export type OpTable = Readonly<
   & typeof indexing
   & typeof math
   & typeof movement
+  & typeof norm
   & typeof pooling
   & typeof reduce
   & typeof reshape
@@ -80,6 +82,7 @@ export const OPS: OpTable = Object.freeze({
   ...indexing,
   ...math,
   ...movement,
+  ...norm,
   ...pooling,
   ...reduce,
   ...reshape,
