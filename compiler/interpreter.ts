@@ -11,6 +11,7 @@ import { Tensor } from "../runtime/tensor.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { nodeWhere, shapeFacts, typeFacts } from "./infer.ts";
 import type { Node, Symbol } from "./symbol.ts";
+import { emptyRecord } from "../runtime/record.ts";
 
 /** Options of {@link evaluate}. */
 export interface EvaluateOptions {
@@ -39,8 +40,8 @@ export function evaluate(
       throw new SigilError(`eval: '${name}' is not a Tensor`);
     }
   }
-  const shapeDict: Record<string, Shape> = {};
-  const typeDict: Record<string, DType> = {};
+  const shapeDict = emptyRecord<Shape>();
+  const typeDict = emptyRecord<DType>();
   for (const [name, t] of Object.entries(bindings)) {
     shapeDict[name] = t.shape;
     typeDict[name] = t.dtype;

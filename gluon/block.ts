@@ -46,6 +46,7 @@ import {
 import { graphOf } from "../compiler/passes/pass.ts";
 import { makeNode } from "../compiler/symbol.ts";
 import { getOp } from "../ops/registry.ts";
+import { emptyRecord, setOwn } from "../runtime/record.ts";
 
 /** A frozen record from structural parameter names (`features.0.weight`) to tensors. */
 export type ParamRecord = Readonly<Record<string, Tensor>>;
@@ -212,7 +213,7 @@ export abstract class Block {
         if (Object.hasOwn(out, v.name) && out[v.name] !== v) {
           throw new SigilError(`${this.constructor.name} has two parameters named '${v.name}'`);
         }
-        out[v.name] = v;
+        setOwn(out, v.name, v);
       }
     }
     return out;
@@ -226,7 +227,7 @@ export abstract class Block {
     const all: Record<string, Parameter> = {};
     const walk = (b: Block, prefix: string, depth: number) => {
       if (depth > 256) throw new SigilError("block tree is too deep (a cycle?)");
-      for (const [name, p] of Object.entries(b.params)) all[prefix + name] = p;
+      for (const [name, p] of Object.entries(b.params)) setOwn(all, prefix + name, p);
       for (const [name, c] of b.children()) walk(c, `${prefix}${name}.`, depth + 1);
     };
     walk(this, "", 0);
@@ -321,7 +322,7 @@ export abstract class Block {
   /** The current parameter record: structural name to tensor (frozen). */
   paramRecord(): ParamRecord {
     const out: Record<string, Tensor> = {};
-    for (const [name, p] of Object.entries(this.collectParams())) out[name] = p.data();
+    for (const [name, p] of Object.entries(this.collectParams())) setOwn(out, name, p.data());
     return Object.freeze(out);
   }
 
@@ -1040,8 +1041,8 @@ export abstract class HybridBlock extends Block {
     if (this.#flags.staticAlloc) {
       // Plan every op output's buffer once for these input shapes (what a static executor
       // allocates); parameters' shapes and dtypes come from the parameters.
-      const shapes: Record<string, readonly number[]> = {};
-      const types: Record<string, DType> = {};
+      const shapes = emptyRecord<readonly number[]>();
+      const types = emptyRecord<DType>();
       traced.inputNames.forEach((n, i) => {
         shapes[n] = inputs[i].shape;
         types[n] = inputs[i].dtype;
@@ -1136,7 +1137,7 @@ export abstract class HybridBlock extends Block {
       this.#cache.set(key, graph);
     }
     this.#last = graph;
-    const bindings: Record<string, Tensor> = {};
+    const bindings = emptyRecord<Tensor>();
     graph.inputNames.forEach((n, i) => (bindings[n] = inputs[i]));
     // Parameters the forward code never touched are not graph inputs.
     for (const name of graph.symbol.listInputs()) {

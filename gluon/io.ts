@@ -122,5 +122,11 @@ export function entriesToSave(
     for (const n of names) last.set(params[n], n);
     names = names.filter((n) => last.get(params[n]) === n);
   }
-  return names.map((n) => [n, params[n].data()]);
+  // Loading strips one `arg:`/`aux:` prefix (as MXNet does), so a name that begins with one
+  // is saved with another in front: it loads back as it was, in sigil and in MXNet.
+  return names.map((n) => [hasPrefix(n) ? `arg:${n}` : n, params[n].data()]);
+}
+
+function hasPrefix(name: string): boolean {
+  return name.startsWith("arg:") || name.startsWith("aux:");
 }

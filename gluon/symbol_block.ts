@@ -27,6 +27,7 @@ import { getBackend, partition, type PartitionPlan } from "../compiler/passes/pa
 import { graphOf } from "../compiler/passes/pass.ts";
 import { forwardState, type Value } from "./context.ts";
 import { Parameter } from "./parameter.ts";
+import { emptyRecord } from "../runtime/record.ts";
 
 function asList(x: Symbol | readonly Symbol[], what: string): Symbol[] {
   const list = Array.isArray(x) ? [...x] : [x as Symbol];
@@ -341,7 +342,7 @@ export class SymbolBlock extends HybridBlock {
     if ([...this.#params.values()].some((p) => !p.isInitialized && p.isDeferred)) {
       this.inferShape(...tensors);
     }
-    const bindings: Record<string, Tensor> = {};
+    const bindings = emptyRecord<Tensor>();
     this.#inputNames.forEach((n, i) => (bindings[n] = tensors[i]));
     const state = forwardState();
     for (const [name, p] of this.#params) {

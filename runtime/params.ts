@@ -425,6 +425,13 @@ function readLegacyRecord(r: Reader, index: number): LegacyRecord {
   return { index, offset, format, shape, flag, flagOffset, dataOffset, byteLength };
 }
 
+/**
+ * Reads the legacy list, validating each record as it is read: a record header becomes a few
+ * numbers in flat arrays, never an object kept per record, and after the first record sigil
+ * cannot load (a none array, an unsupported dtype) nothing more is kept, only parsed to find
+ * the key that names it. Peak memory stays within a small constant of the file size even for
+ * a file of millions of 4-byte records.
+ */
 function loadLegacy(r: Reader): ParamFile {
   const magic = r.u64("list header");
   if (magic !== LIST_MAGIC) {
@@ -440,14 +447,30 @@ function loadLegacy(r: Reader): ParamFile {
   if (count > Math.max(0, Math.floor((r.remaining - 8) / 4))) {
     r.fail(`array count ${count} cannot fit in the ${r.remaining} bytes that remain`, countAt);
   }
-  const records: LegacyRecord[] = [];
-  for (let i = 0; i < count; i++) records.push(readLegacyRecord(r, i));
+  const formats: ArrayFormat[] = [];
+  // Per array: data offset, type flag, start of its dims in `dims`, ndim.
+  const meta: number[] = [];
+  const dims: number[] = [];
+  let problem: LegacyRecord | undefined;
+  for (let i = 0; i < count; i++) {
+    const rec = readLegacyRecord(r, i);
+    if (problem) continue;
+    if (rec.shape === null || !FLAGS[rec.flag].dtype) {
+      problem = rec;
+      formats.length = meta.length = dims.length = 0;
+      continue;
+    }
+    formats.push(rec.format);
+    meta.push(rec.dataOffset, rec.flag, dims.length, rec.shape.length);
+    for (const d of rec.shape) dims.push(d);
+  }
   const keyCountAt = r.pos;
   const keyCount = r.u64("key count");
   if (keyCount !== 0 && keyCount !== count) {
     r.fail(`key count ${keyCount} is neither 0 nor the array count ${count}`, keyCountAt);
   }
   let names: string[] | null = null;
+  let problemName: string | undefined;
   if (keyCount > 0) {
     names = [];
     for (let i = 0; i < keyCount; i++) {
@@ -458,38 +481,47 @@ function loadLegacy(r: Reader): ParamFile {
       }
       const at = r.pos;
       const raw = r.take(len, `key ${i}`);
+      // Keys are kept only while every array loads; else only the failing array's is needed.
+      if (problem && i !== problem.index) continue;
+      let name = "";
       try {
-        names.push(UTF8.decode(raw));
+        name = UTF8.decode(raw);
       } catch {
         r.fail(`key ${i} is not valid UTF-8`, at);
       }
+      if (problem) problemName = name;
+      else names.push(name);
     }
   }
   if (r.remaining !== 0) r.fail(`${r.remaining} unexpected bytes after the last key`);
-  const arrays = records.map((rec) => {
-    const what = names ? `array ${rec.index} (${quote(names[rec.index])})` : `array ${rec.index}`;
-    if (rec.shape === null) {
+  if (problem) {
+    const what = problemName !== undefined
+      ? `array ${problem.index} (${quote(problemName)})`
+      : `array ${problem.index}`;
+    if (problem.shape === null) {
       r.fail(
         `${what} is a none NDArray (no shape, no data); sigil cannot represent it`,
-        rec.offset,
+        problem.offset,
       );
     }
-    const info = FLAGS[rec.flag];
-    if (!info.dtype) {
-      r.fail(
-        `${what} has dtype ${info.name} (type flag ${rec.flag}), which sigil does not support`,
-        rec.flagOffset,
-      );
-    }
-    const count = rec.byteLength / info.bytes;
-    const data = r.bytes.subarray(rec.dataOffset, rec.dataOffset + rec.byteLength);
-    return new Tensor(storageFromBytes(info.dtype, data, count), rec.shape, info.dtype);
+    const info = FLAGS[problem.flag];
+    r.fail(
+      `${what} has dtype ${info.name} (type flag ${problem.flag}), which sigil does not support`,
+      problem.flagOffset,
+    );
+  }
+  const arrays = formats.map((_, i) => {
+    const [dataOffset, flag, start, ndim] = meta.slice(4 * i, 4 * i + 4);
+    const info = FLAGS[flag];
+    const shape = dims.slice(start, start + ndim);
+    const n = shape.reduce((a, d) => a * d, 1);
+    const data = r.bytes.subarray(dataOffset, dataOffset + n * info.bytes);
+    return new Tensor(storageFromBytes(info.dtype!, data, n), shape, info.dtype!);
   });
-  const arrayFormats = records.map((rec) => rec.format);
-  const common = arrayFormats.length > 0 && arrayFormats.every((f) => f === arrayFormats[0])
-    ? arrayFormats[0]
+  const common = formats.length > 0 && formats.every((f) => f === formats[0])
+    ? formats[0]
     : undefined;
-  return { format: "legacy", arrayFormat: common, arrayFormats, names, arrays };
+  return { format: "legacy", arrayFormat: common, arrayFormats: formats, names, arrays };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -991,7 +1023,58 @@ export function paramsToRecord(file: ParamFile): Record<string, Tensor> {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
+/**
+ * Whether `name` is well-formed UTF-16 (no lone surrogate). A lone surrogate has no UTF-8
+ * encoding: it would be written as U+FFFD and load back as another name.
+ */
+function wellFormed(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c > 0xdbff) return false;
+    const d = name.charCodeAt(i + 1);
+    if (!(d >= 0xdc00 && d <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
+function checkNames(names: readonly string[]): void {
+  for (const n of names) {
+    if (!wellFormed(n)) {
+      throw new FormatError(
+        `parameter name ${quote(n)} holds a lone UTF-16 surrogate, which UTF-8 files cannot ` +
+          `store (it would load back as another name)`,
+      );
+    }
+  }
+}
+
+/**
+ * Why `key` may not name a `.npz` member, or undefined when it may: the member must stay
+ * inside the folder a standard extractor unpacks into (no absolute path, drive letter,
+ * backslash or `.`/`..` component) and name one file.
+ */
+function unsafeMemberName(key: string): string | undefined {
+  if (key.startsWith("/")) return "starts with '/'";
+  if (key.includes("\\")) return "contains '\\' (a path separator on Windows)";
+  if (/^[A-Za-z]:/.test(key)) return "starts with a drive letter";
+  if (key.includes("\u0000")) return "contains a NUL character";
+  if (key.split("/").some((part) => part === ".." || part === ".")) {
+    return "has a '.' or '..' path component";
+  }
+  return undefined;
+}
+
 function normalizeEntries(entries: ParamEntries): { names: string[] | null; tensors: Tensor[] } {
+  const out = normalizeEntriesUnchecked(entries);
+  if (out.names) checkNames(out.names);
+  return out;
+}
+
+function normalizeEntriesUnchecked(
+  entries: ParamEntries,
+): { names: string[] | null; tensors: Tensor[] } {
   if (Array.isArray(entries)) {
     const list = entries as readonly unknown[];
     if (list.every((e) => e instanceof Tensor)) {
@@ -1183,8 +1266,12 @@ export function saveNpz(entries: ParamEntries): Uint8Array {
     seen.add(key);
     const name = UTF8_ENCODER.encode(key + ".npy");
     if (name.length > 0xffff) throw new SigilError(`parameter name ${quote(key)} is too long`);
-    if (key.startsWith("/")) {
-      throw new SigilError(`parameter name ${quote(key)} starts with '/' (invalid in a ZIP)`);
+    const unsafe = unsafeMemberName(key);
+    if (unsafe !== undefined) {
+      throw new FormatError(
+        `parameter name ${quote(key)} ${unsafe}: an extractor could write the member outside ` +
+          `its folder, so saveNpz refuses it`,
+      );
     }
     const head = npyHeader(t);
     const data = tensorBytes(t);

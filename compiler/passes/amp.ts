@@ -43,6 +43,7 @@ import { declaredType, nodeWhere, typeFacts } from "../infer.ts";
 import { type Entry, makeNode, type Node, Symbol } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
 import { removeAmpCast } from "./remove_amp_cast.ts";
+import { emptyRecord } from "../../runtime/record.ts";
 
 /** The low-precision dtypes AMP converts to. */
 export type AmpDType = "float16" | "bfloat16";
@@ -922,7 +923,7 @@ function entryKey(e: Entry): string {
  * variable is).
  */
 function entryTypes(symbol: Symbol, given: Readonly<Record<string, DType>>) {
-  const known: Record<string, DType> = {};
+  const known = emptyRecord<DType>();
   const vars = symbol.nodes().filter((n) => n.isVariable);
   for (const n of vars) {
     const t = Object.hasOwn(given, n.name) ? given[n.name] : declaredType(n);
@@ -1295,7 +1296,7 @@ export const ampConvert: Pass<AmpConvertOptions> = definePass<AmpConvertOptions>
     const inputNames = new Set(
       graph.symbol.listInputs().filter((n) => !Object.hasOwn(params, n)),
     );
-    const types: Record<string, DType> = {};
+    const types = emptyRecord<DType>();
     for (const [k, t] of Object.entries(params)) types[k] = t.dtype;
     for (const [k, t] of Object.entries(options.inputTypes ?? {})) {
       if (inputNames.has(k)) types[k] = t;
@@ -1308,7 +1309,7 @@ export const ampConvert: Pass<AmpConvertOptions> = definePass<AmpConvertOptions>
       where,
     );
     const { symbol, offline } = reducePrecision(graph.symbol, resolved);
-    const out: Record<string, Tensor> = { ...params };
+    const out = Object.assign(emptyRecord<Tensor>(), params);
     for (const [name, dtype] of offline) {
       if (Object.hasOwn(out, name)) out[name] = castTo(out[name], dtype);
     }

@@ -13,6 +13,7 @@ import { type Entry, type Node, Symbol } from "../symbol.ts";
 import type { Tensor } from "../../runtime/tensor.ts";
 import { definePass, type Graph, graphOf, type Pass, pruneParams } from "./pass.ts";
 import { rebuild } from "./rewrite.ts";
+import { emptyRecord } from "../../runtime/record.ts";
 
 /**
  * Folds constant subgraphs of a graph.
@@ -63,7 +64,7 @@ export function foldConstants(graph: Graph): Graph {
     region,
     Object.fromEntries(region.listInputs().map((n) => [n, params[n]])),
   );
-  const newParams: Record<string, Tensor> = { ...params };
+  const newParams = Object.assign(emptyRecord<Tensor>(), params);
   const replacement = new Map<string, Entry>();
   cut.forEach((e, i) => {
     let name = e.node.outputName(e.index);

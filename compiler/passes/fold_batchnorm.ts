@@ -37,6 +37,7 @@ import { shapeFacts } from "../infer.ts";
 import { type Entry, makeNode, type Node, type ShapeDict } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
 import { rebuildWith } from "./rewrite.ts";
+import { emptyRecord } from "../../runtime/record.ts";
 
 const CHANNEL_FIRST: ReadonlySet<string | null> = new Set([null, "NCW", "NCHW", "NCDHW"]);
 
@@ -112,7 +113,7 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
     // Ranks of FullyConnected outputs (flatten=false) need the data's rank.
     let rank = (_n: Node): number | undefined => undefined;
     try {
-      const known: Record<string, Shape> = {};
+      const known = emptyRecord<Shape>();
       const inputs = new Set(symbol.listInputs());
       for (const [k, t] of Object.entries(graph.params)) if (inputs.has(k)) known[k] = t.shape;
       for (const [k, s] of Object.entries(options.inputShapes ?? {})) {
@@ -131,7 +132,7 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
       taken.add(name);
       return name;
     };
-    const params: Record<string, Tensor> = { ...graph.params };
+    const params = Object.assign(emptyRecord<Tensor>(), graph.params);
 
     const fold = (bn: Node, mapEntry: (e: Entry) => Entry): Node | undefined => {
       if (bn.opName !== "BatchNorm" || otherOutputRead.has(bn) || bn.controlDeps.length) {
@@ -228,7 +229,7 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
     // Drop the params that only the folded nodes read; keep everything else as given.
     const before = new Set(symbol.listInputs());
     const after = new Set(out.listInputs());
-    const kept: Record<string, Tensor> = {};
+    const kept = emptyRecord<Tensor>();
     for (const [k, v] of Object.entries(params)) {
       if (after.has(k) || !before.has(k) && Object.hasOwn(graph.params, k)) kept[k] = v;
     }

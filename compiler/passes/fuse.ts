@@ -54,6 +54,7 @@ import {
 } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
 import { rebuildWith } from "./rewrite.ts";
+import { emptyRecord } from "../../runtime/record.ts";
 
 /** Options of {@link fuseElementwise} and {@link findEpilogues}. */
 export interface FuseOptions {
@@ -100,7 +101,7 @@ export function isHeavyOp(op: AnyOpDef): boolean {
 function resolveTypes(graph: Graph, given: TypeDict): Map<Node, (DType | undefined)[]> {
   const symbol = graph.symbol;
   const inputs = new Set(symbol.listInputs());
-  const known: Record<string, DType> = {};
+  const known = emptyRecord<DType>();
   for (const [k, t] of Object.entries(graph.params)) if (inputs.has(k)) known[k] = t.dtype;
   for (const [k, t] of Object.entries(given)) if (inputs.has(k)) known[k] = t;
   return guessFloat32(symbol, known);

@@ -8,6 +8,7 @@
 import { SigilError } from "../../runtime/errors.ts";
 import type { Tensor } from "../../runtime/tensor.ts";
 import type { Symbol } from "../symbol.ts";
+import { emptyRecord } from "../../runtime/record.ts";
 
 /** A graph and the tensors bound to its variables by name (the others are inputs). */
 export interface Graph {
@@ -56,7 +57,7 @@ export function graphOf(symbol: Symbol, params: Readonly<Record<string, Tensor>>
 /** Drops bound values whose variables the symbol no longer uses. */
 export function pruneParams(graph: Graph): Graph {
   const used = new Set(graph.symbol.listInputs());
-  const params: Record<string, Tensor> = {};
+  const params = emptyRecord<Tensor>();
   for (const [k, v] of Object.entries(graph.params)) if (used.has(k)) params[k] = v;
   return graphOf(graph.symbol, params);
 }

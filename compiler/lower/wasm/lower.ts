@@ -39,6 +39,7 @@ import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, generatorFor, type KernelTable } from "./kernel.ts";
 import { cachedModule } from "./module_cache.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
+import { emptyRecord, getOwn } from "../../../runtime/record.ts";
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
 export const VIEW_OPS: ReadonlySet<string> = new Set([
@@ -172,7 +173,7 @@ export function compileWasm(
   const shared = threads > 1;
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
-  const shapeDict: Record<string, readonly number[]> = {};
+  const shapeDict = emptyRecord<readonly number[]>();
   for (const name of sym.listInputs()) {
     if (Object.hasOwn(bound, name)) shapeDict[name] = bound[name].shape;
     else if (Object.hasOwn(inputShapes, name)) shapeDict[name] = inputShapes[name];
@@ -214,7 +215,7 @@ export function compileWasm(
   const varPtr = new Map<string, number>();
   const constants: (ProgramBuffer & { values: Float32Array })[] = [];
   const constantValues = new Map<string, Float32Array>();
-  const inputs: Record<string, ProgramBuffer> = {};
+  const inputs = emptyRecord<ProgramBuffer>();
   for (const name of sym.listInputs()) {
     const shape = shapeDict[name];
     if (!shape) throw new SigilError(`compileWasm: no shape for input '${name}'`);
@@ -386,9 +387,9 @@ export function compileWasm(
     plan,
     placement,
     run(given) {
-      const arrays: Record<string, Float32Array> = {};
+      const arrays = emptyRecord<Float32Array>();
       for (const name of Object.keys(inputs)) {
-        const t = given[name];
+        const t = getOwn(given, name);
         if (!t) throw new SigilError(`compiled graph: no tensor for input '${name}'`);
         arrays[name] = Float32Array.from(tensorValues(t));
       }
