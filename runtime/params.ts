@@ -15,7 +15,10 @@
  * - Bytes left over after the last key of a legacy file are an error (MXNet ignores them).
  * - Arrays always load onto the CPU; the stored context is read and ignored.
  * - `.npz` arrays come back in archive order (MXNet's own loader returns them sorted by name);
- *   members not ending in `.npy` are ignored, as MXNet does; compressed members are refused.
+ *   members not ending in `.npy` are ignored, as MXNet does. Deflated members (as
+ *   `numpy.savez_compressed` writes) are inflated by the async {@link loadParams} with the
+ *   platform's `DecompressionStream`, never past their declared sizes; the synchronous
+ *   {@link loadParamsBytes} reads stored members only.
  * - The writers produce exactly what MXNet writes: V2 records as MXNet 1.x `nd.save` (checked
  *   byte-for-byte against real files) and `.npz` archives laid out as MXNet 2.x's cnpy/miniz
  *   writer lays them out (derived from its source; no MXNet-written `.npz` was at hand).
@@ -881,32 +884,36 @@ function readZipDirectory(r: Reader): ZipMember[] {
   return members;
 }
 
-function memberData(r: Reader, m: ZipMember): { start: number; end: number } {
+/** Where a member's bytes lie: its data offset, checked against the file's end. */
+function memberStart(r: Reader, m: ZipMember, what: string, length: number): number {
   const v = r.view;
-  const what = `ZIP member ${quote(m.name)}`;
-  if (m.flags & 0x1) r.fail(`${what} is encrypted`, m.centralOffset + 8);
-  if (m.method !== 0) {
-    const how = m.method === 8
-      ? "deflate-compressed (as numpy.savez_compressed writes)"
-      : `compressed with method ${m.method}`;
-    r.fail(
-      `${what} is ${how}; only stored (uncompressed) members are supported, as MXNet's ` +
-        `npx.savez and numpy.savez write them`,
-      m.centralOffset + 10,
-    );
-  }
-  if (m.compSize !== m.size) {
-    r.fail(`${what}: stored sizes disagree (${m.compSize} vs ${m.size})`, m.centralOffset + 20);
-  }
   const lh = m.localOffset;
   if (lh > r.bytes.length - 30) {
     r.fail(`${what}: local header offset ${lh} is past the end`, m.centralOffset + 42);
   }
   if (v.getUint32(lh, true) !== SIG_LOCAL) r.fail(`${what}: bad local header`, lh);
   const start = lh + 30 + v.getUint16(lh + 26, true) + v.getUint16(lh + 28, true);
-  if (start > r.bytes.length || m.size > r.bytes.length - start) {
-    r.fail(`${what}: data (${m.size} bytes) runs past the end`, lh);
+  if (start > r.bytes.length || length > r.bytes.length - start) {
+    r.fail(`${what}: data (${length} bytes) runs past the end`, lh);
   }
+  return start;
+}
+
+function memberData(r: Reader, m: ZipMember): { start: number; end: number } {
+  const what = `ZIP member ${quote(m.name)}`;
+  if (m.flags & 0x1) r.fail(`${what} is encrypted`, m.centralOffset + 8);
+  if (m.method !== 0) {
+    const how = m.method === 8
+      ? "deflate-compressed (as numpy.savez_compressed writes); the synchronous " +
+        "loadParamsBytes reads stored members only: use `await loadParams(bytes)`, which " +
+        "inflates them"
+      : `compressed with method ${m.method}; only stored and deflated members are supported`;
+    r.fail(`${what} is ${how}`, m.centralOffset + 10);
+  }
+  if (m.compSize !== m.size) {
+    r.fail(`${what}: stored sizes disagree (${m.compSize} vs ${m.size})`, m.centralOffset + 20);
+  }
+  const start = memberStart(r, m, what, m.size);
   const end = start + m.size;
   if (crc32(r.bytes.subarray(start, end)) !== m.crc) {
     r.fail(`${what}: CRC-32 mismatch (the data is corrupt)`, start);
@@ -914,7 +921,73 @@ function memberData(r: Reader, m: ZipMember): { start: number; end: number } {
   return { start, end };
 }
 
-function loadNpz(r: Reader): ParamFile {
+/** Input slices fed to the decompressor, so that output is checked against the bound often. */
+const INFLATE_SLICE = 16 * 1024;
+
+/**
+ * Inflates a raw-deflate member with the platform's `DecompressionStream`, failing as soon as
+ * the output passes the member's declared size (so memory stays bounded by what the file
+ * declares, whatever the data expands to), and checking the exact size and CRC-32.
+ */
+async function inflateMember(r: Reader, m: ZipMember): Promise<Uint8Array> {
+  const what = `ZIP member ${quote(m.name)}`;
+  if (m.flags & 0x1) r.fail(`${what} is encrypted`, m.centralOffset + 8);
+  if (m.size > MAX_DIM) {
+    r.fail(`${what}: declared size ${m.size} exceeds the limit ${MAX_DIM}`, m.centralOffset + 24);
+  }
+  const start = memberStart(r, m, what, m.compSize);
+  const input = r.bytes.subarray(start, start + m.compSize);
+  if (typeof DecompressionStream !== "function") {
+    r.fail(`${what} is deflate-compressed and this runtime has no DecompressionStream`, start);
+  }
+  let stream: DecompressionStream;
+  try {
+    stream = new DecompressionStream("deflate-raw");
+  } catch (e) {
+    return r.fail(`${what}: this runtime cannot inflate raw deflate data (${e})`, start);
+  }
+  const writer = stream.writable.getWriter();
+  const feeding = (async () => {
+    for (let p = 0; p < input.length; p += INFLATE_SLICE) {
+      // A copy: the stream may transfer or keep what it is given.
+      await writer.write(input.slice(p, p + INFLATE_SLICE));
+    }
+    await writer.close();
+  })();
+  feeding.catch(() => {});
+  const reader = stream.readable.getReader();
+  const out = new Uint8Array(m.size);
+  let total = 0;
+  let failure: string | undefined;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (value.length > m.size - total) {
+        failure = `inflates to more than its declared ${m.size} bytes`;
+        break;
+      }
+      out.set(value, total);
+      total += value.length;
+    }
+  } catch (e) {
+    failure = `corrupt deflate data (${(e as Error)?.message ?? e})`;
+  }
+  if (failure !== undefined) {
+    await reader.cancel().catch(() => {});
+    await writer.abort().catch(() => {});
+    r.fail(`${what}: ${failure}`, start);
+  }
+  await feeding.catch((e) => r.fail(`${what}: corrupt deflate data (${e?.message ?? e})`, start));
+  if (total !== m.size) {
+    r.fail(`${what}: inflates to ${total} bytes, but declares ${m.size}`, start);
+  }
+  if (crc32(out) !== m.crc) r.fail(`${what}: CRC-32 mismatch (the data is corrupt)`, start);
+  return out;
+}
+
+/** The `.npy` members of an archive, checked for repeats and sparse directories. */
+function npyMembers(r: Reader): ZipMember[] {
   const members = readZipDirectory(r).filter((m) => m.name.endsWith(".npy"));
   const seen = new Set<string>();
   for (const m of members) {
@@ -936,10 +1009,11 @@ function loadNpz(r: Reader): ParamFile {
     }
   }
   // Stored members cannot hold more than the file: a larger total means overlapping members,
-  // which could otherwise make a small file expand into many copies of its data.
+  // which could otherwise make a small file expand into many copies of its data. Deflated
+  // members are bounded by the file the same way, through their compressed sizes.
   let total = 0;
   for (const m of members) {
-    total += m.size;
+    total += m.method === 0 ? m.size : m.compSize;
     if (total > r.bytes.length) {
       r.fail(
         `ZIP members claim more data than the file holds (overlapping members)`,
@@ -947,19 +1021,43 @@ function loadNpz(r: Reader): ParamFile {
       );
     }
   }
+  return members;
+}
+
+/** Reads an archive; `inflated` holds the data of deflated members, by central offset. */
+function loadNpz(r: Reader, inflated?: ReadonlyMap<number, Uint8Array>): ParamFile {
   const names: string[] = [];
   const arrays: Tensor[] = [];
-  for (const m of members) {
-    const { start, end } = memberData(r, m);
+  for (const m of npyMembers(r)) {
     const name = m.name.slice(0, -4);
-    arrays.push(readNpy(r, start, end, `array ${quote(name)}`));
+    const data = inflated?.get(m.centralOffset);
+    if (data !== undefined) {
+      arrays.push(readNpy(new Reader(data, r.source), 0, data.length, `array ${quote(name)}`));
+    } else {
+      const { start, end } = memberData(r, m);
+      arrays.push(readNpy(r, start, end, `array ${quote(name)}`));
+    }
     names.push(name);
   }
   return { format: "npz", arrayFormats: [], names, arrays };
 }
 
+/** Inflates the deflated `.npy` members of an archive (none: an empty map). */
+async function inflateNpz(r: Reader): Promise<Map<number, Uint8Array>> {
+  const out = new Map<number, Uint8Array>();
+  for (const m of npyMembers(r)) {
+    if (m.method === 8) out.set(m.centralOffset, await inflateMember(r, m));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading
+
+function isZip(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b &&
+    ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6));
+}
 
 /**
  * Parses a parameter file held in memory. The format is sniffed from the first bytes as MXNet
@@ -986,9 +1084,7 @@ export function loadParamsBytes(bytes: Bytes, source = "params"): ParamFile {
   }
   const b = toUint8Array(bytes, source);
   const r = new Reader(b, source);
-  if (b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b) {
-    if ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6)) return loadNpz(r);
-  }
+  if (isZip(b)) return loadNpz(r);
   if (b.length >= 4 && b[0] === 0x93 && b[1] === 0x4e && b[2] === 0x55 && b[3] === 0x4d) {
     const t = readNpy(r, 0, b.length, "array");
     return { format: "npy", arrayFormats: [], names: null, arrays: [t] };
@@ -1362,7 +1458,12 @@ export function saveNpz(entries: ParamEntries): Uint8Array {
  */
 export async function loadParams(source: FileSource): Promise<ParamFile> {
   const bytes = await readBytes(source, "parameter file");
-  return loadParamsBytes(bytes, sourceName(source, "the given bytes"));
+  const name = sourceName(source, "the given bytes");
+  if (isZip(bytes)) {
+    const r = new Reader(bytes, name);
+    return loadNpz(r, await inflateNpz(r));
+  }
+  return loadParamsBytes(bytes, name);
 }
 
 /**

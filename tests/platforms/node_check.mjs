@@ -1,8 +1,9 @@
 // What a user does with sigil in Node, run by tests/platforms/platforms_test.ts under Node 20
 // (on a bundle of mod.ts) and Node 22 (on the .ts sources with type stripping):
-//   node node_check.mjs <mod.ts or bundle path>
+//   node node_check.mjs <mod.ts or bundle path> <model dir>
 // Builds and runs a model, exports it, loads it back from a path, a file: URL, an http: URL
-// and from the Buffers readFileSync returns, checks IO errors and the default thread count.
+// and from the Buffers readFileSync returns, loads a compressed .npz from the model directory
+// (platforms_test.ts writes it), checks IO errors and the default thread count.
 // Prints one JSON line with the results; exits non-zero on the first failure.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -77,6 +78,13 @@ try {
     Array.from(await small.call(probe).data()),
   );
   report.pooledBufferOffset = pooled.byteOffset;
+
+  // A compressed .npz (numpy.savez_compressed): inflated with DecompressionStream.
+  const modelDir = process.argv[3];
+  const expected = JSON.parse(readFileSync(join(modelDir, "expected.json"), "utf8"));
+  const npz = await sigil.loadParams(join(modelDir, "compressed.npz"));
+  assert.deepEqual(npz.arrays[0].shape, expected.npz.shape);
+  assert.deepEqual(Array.from(await npz.arrays[0].data()), expected.npz.values);
 
   // Symbol files and block save/load.
   await net.save(join(dir, "blk"));

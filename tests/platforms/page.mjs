@@ -40,6 +40,9 @@ try {
   );
   const input = nd.array(expected.x, { shape: expected.shape });
   close(Array.from(await imported.call(input).data()), expected.y, "model from URLs");
+  const npz = await sigil.loadParams("model/compressed.npz");
+  check(npz.arrays[0].shape.join() === expected.npz.shape.join(), "compressed npz shape");
+  close(Array.from(await npz.arrays[0].data()), expected.npz.values, "compressed npz");
   let missing;
   try {
     await sym.load("model/missing-symbol.json");

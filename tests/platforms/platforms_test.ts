@@ -8,6 +8,8 @@
  */
 import * as esbuild from "npm:esbuild-wasm@0.25.0";
 import { nd, nn } from "../../mod.ts";
+import { saveNpy } from "../../runtime/params.ts";
+import { zip } from "../runtime/zip.ts";
 import { assert } from "../util.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -79,7 +81,14 @@ async function exportModel(dir: string): Promise<void> {
     x: Array.from(x.dataSync() as Float32Array),
     y: Array.from(y.dataSync() as Float32Array),
   };
-  await Deno.writeTextFile(`${dir}/expected.json`, JSON.stringify(expected));
+  // A compressed .npz (as numpy.savez_compressed writes): the platform must inflate it.
+  const w = nd.random.uniform(-1, 1, [40, 30], { seed: 13 });
+  await Deno.writeFile(
+    `${dir}/compressed.npz`,
+    await zip([{ name: "w.npy", data: saveNpy(w), deflate: true }]),
+  );
+  const npz = { shape: w.shape, values: Array.from(w.dataSync() as Float32Array) };
+  await Deno.writeTextFile(`${dir}/expected.json`, JSON.stringify({ ...expected, npz }));
 }
 
 /**
@@ -172,7 +181,10 @@ async function chromiumReport(
 Deno.test("sigil runs in Node 20, Node 22 (type stripping) and headless Chromium", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "sigil-platforms-" });
   const bundle = `${dir}/sigil.js`;
+  const modelDir = `${dir}/model`;
   try {
+    await Deno.mkdir(modelDir);
+    await exportModel(modelDir);
     await t.step("mod.ts bundles for browsers with esbuild, no externals", async () => {
       try {
         const result = await esbuild.build({
@@ -195,7 +207,7 @@ Deno.test("sigil runs in Node 20, Node 22 (type stripping) and headless Chromium
     await t.step("Node 20 runs the bundle", async () => {
       const [cmd, pre] = await node20();
       const script = new URL("node_check.mjs", HERE).pathname;
-      const report = lastJson(await run(cmd, [...pre, script, bundle]), "Node 20");
+      const report = lastJson(await run(cmd, [...pre, script, bundle, modelDir]), "Node 20");
       assert(String(report.node).startsWith("20."), `ran on Node ${report.node}`);
       assert.equal(report.ok, true);
     });
@@ -203,14 +215,11 @@ Deno.test("sigil runs in Node 20, Node 22 (type stripping) and headless Chromium
     await t.step("Node 22 runs the TypeScript sources with type stripping", async () => {
       const script = new URL("node_check.mjs", HERE).pathname;
       const args = ["-y", "node@22", "--experimental-strip-types", "--no-warnings", script];
-      const report = lastJson(await run("npx", [...args, "mod.ts"]), "Node 22");
+      const report = lastJson(await run("npx", [...args, "mod.ts", modelDir]), "Node 22");
       assert(String(report.node).startsWith("22."), `ran on Node ${report.node}`);
       assert.equal(report.ok, true);
     });
 
-    const modelDir = `${dir}/model`;
-    await Deno.mkdir(modelDir);
-    await exportModel(modelDir);
     const { server, reports } = servePages(bundle, modelDir);
     const base = `http://127.0.0.1:${server.addr.port}`;
     try {
