@@ -282,11 +282,14 @@ export class WasmExecutor {
         }
       }
     };
-    write();
-    if (!threaded) return runAll(false);
+    if (!threaded) {
+      write();
+      return runAll(false);
+    }
     let stalled = false;
-    pool!.begin();
+    pool!.begin(); // wakes the workers while this thread writes the inputs
     try {
+      write();
       runAll(true);
     } catch (e) {
       if (!(e instanceof WorkerStallError)) throw e;

@@ -21,7 +21,9 @@ import { BackendError } from "../../errors.ts";
 /** The slots of the control array. */
 const GEN = 0; // bumped for every command
 const PROG = 1; // program id of the command
-const STEP = 2; // step index, or -1: the run is over
+const STEP = 2; // step index, or RUN_OVER, or WAKE
+const RUN_OVER = -1; // the run is over: go idle after a short linger
+const WAKE = -2; // a run starts: get ready for its steps
 const PENDING = 3; // parts still running
 const FAILED = 4; // set when a worker's part threw
 const COUNTS = 8; // COUNTS + i: how many programs worker i holds
@@ -31,6 +33,12 @@ const CTRL_INTS = COUNTS + MAX_WORKERS;
 const STALL_MS = 3_000;
 /** How long a worker blocks waiting for the next run before returning to its event loop. */
 const LINGER_MS = 5;
+/**
+ * How long a worker spins for the next step of a run before it blocks: the calling thread runs
+ * unsplit steps between split ones, and waking a blocked thread costs tens of microseconds a
+ * step, which adds up over the hundred steps of a small network.
+ */
+const SPIN_MS = 2;
 
 /** Source of a worker (plain JavaScript, no imports, so it runs from a Blob URL or `eval`). */
 const WORKER_SOURCE = `(async () => {
@@ -58,17 +66,19 @@ const WORKER_SOURCE = `(async () => {
     if (Atomics.sub(ctrl, ${PENDING}, 1) === 1) Atomics.notify(ctrl, ${PENDING});
   };
   // Each command (a generation of GEN) is handled exactly once, however the waits wake up:
-  // a step runs its part, "the run is over" is acknowledged; both then count down PENDING.
-  // Inside a run steps follow each other quickly, so spin, then block; after a run, block a
-  // little longer (runs often follow each other), then go back to the event loop.
+  // a step runs its part, "a run starts" and "the run is over" are acknowledged; all then count
+  // down PENDING. Inside a run steps follow each other quickly, so spin (for up to ${SPIN_MS} ms),
+  // then block; after a run, block a little longer (runs often follow each other), then go back
+  // to the event loop.
   let handled = 0;
   const session = () => {
     let ended = true; // a wake-up without a new command just lingers and returns
     for (;;) {
       if (seen !== handled) {
         handled = seen;
-        ended = Atomics.load(ctrl, ${STEP}) < 0;
-        if (ended) {
+        const step = Atomics.load(ctrl, ${STEP});
+        ended = step === ${RUN_OVER};
+        if (step < 0) {
           if (Atomics.sub(ctrl, ${PENDING}, 1) === 1) Atomics.notify(ctrl, ${PENDING});
         } else {
           runStep();
@@ -77,8 +87,11 @@ const WORKER_SOURCE = `(async () => {
       if (ended) {
         if (Atomics.wait(ctrl, ${GEN}, seen, ${LINGER_MS}) === "timed-out") return;
       } else {
+        const t0 = performance.now();
         let spins = 0;
-        while (Atomics.load(ctrl, ${GEN}) === seen && spins < 20000) spins++;
+        while (Atomics.load(ctrl, ${GEN}) === seen) {
+          if ((++spins & 1023) === 0 && performance.now() - t0 > ${SPIN_MS}) break;
+        }
         while (Atomics.load(ctrl, ${GEN}) === seen) Atomics.wait(ctrl, ${GEN}, seen, 1000);
       }
       seen = Atomics.load(ctrl, ${GEN});
@@ -369,7 +382,8 @@ export class ThreadPool {
   #closed = false;
   #up = false;
   #inRun = false;
-  #stepped = false;
+  /** Whether the last command published may not be acknowledged yet. */
+  #outstanding = false;
   #holds = 0;
   /** Programs the workers hold (or will), least recently run first. */
   readonly #programs = new Map<number, Registration>();
@@ -407,8 +421,9 @@ export class ThreadPool {
     const epoch = ++this.#epoch;
     this.#up = false;
     this.#inRun = false;
+    this.#outstanding = false;
     this.#ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
-    this.#ctrl[STEP] = -1;
+    this.#ctrl[STEP] = RUN_OVER;
     for (const reg of this.#programs.values()) reg.ready = newReady();
     this.hold(1);
     const done = this.#spawnAll(epoch).finally(() => this.hold(-1));
@@ -571,27 +586,41 @@ export class ThreadPool {
     return new PoolProgram(this, id);
   }
 
-  /** @internal Starts a run of program `id`. */
+  /**
+   * @internal Starts a run of program `id`: the workers are woken now, so that they are
+   * spinning by the first split step (waking one from its event loop takes far longer).
+   */
   begin(id: number): void {
     if (this.#inRun) throw new BackendError("a run on this thread pool is already going");
     this.#inRun = true;
-    this.#stepped = false;
     const reg = this.#programs.get(id);
     if (reg !== undefined) { // most recently run last
       this.#programs.delete(id);
       this.#programs.set(id, reg);
     }
+    this.#publish(id, WAKE);
+  }
+
+  /**
+   * Publishes a command, once every worker has acknowledged the previous one (a worker must
+   * never read a command's fields while the next command overwrites them: it would run a part
+   * twice, or count a part it has not run).
+   */
+  #publish(prog: number, step: number): void {
+    if (this.#outstanding) this.#waitIdle();
+    const c = this.#ctrl;
+    Atomics.store(c, PROG, prog);
+    Atomics.store(c, STEP, step);
+    Atomics.store(c, PENDING, this.threads - 1);
+    this.#outstanding = true;
+    Atomics.add(c, GEN, 1);
+    Atomics.notify(c, GEN);
   }
 
   /** @internal */
   step(prog: number, index: number, own: () => void): void {
     const c = this.#ctrl;
-    this.#stepped = true;
-    Atomics.store(c, PROG, prog);
-    Atomics.store(c, STEP, index);
-    Atomics.store(c, PENDING, this.threads - 1);
-    Atomics.add(c, GEN, 1);
-    Atomics.notify(c, GEN);
+    this.#publish(prog, index);
     let error: unknown;
     try {
       own();
@@ -611,7 +640,10 @@ export class ThreadPool {
     let since = 0;
     for (;;) {
       const left = Atomics.load(c, PENDING);
-      if (left === 0) return;
+      if (left === 0) {
+        this.#outstanding = false;
+        return;
+      }
       if (spins < 100000) {
         spins++;
         continue;
@@ -642,18 +674,12 @@ export class ThreadPool {
 
   /**
    * @internal Ends a run. Like every command, "the run is over" is acknowledged by every
-   * worker before this returns, so a worker never reads a command's fields while the next
-   * command overwrites them (it would run a part twice, or count a part it has not run).
+   * worker before this returns.
    */
   end(): void {
     if (!this.#inRun) return;
     this.#inRun = false;
-    if (!this.#stepped) return; // the workers never left their idle wait
-    const c = this.#ctrl;
-    Atomics.store(c, STEP, -1);
-    Atomics.store(c, PENDING, this.threads - 1);
-    Atomics.add(c, GEN, 1);
-    Atomics.notify(c, GEN);
+    this.#publish(Atomics.load(this.#ctrl, PROG), RUN_OVER);
     this.#waitIdle();
   }
 
