@@ -133,6 +133,57 @@ export class Tensor {
   toString(): string {
     return `Tensor<${this.dtype} ${formatShape(this.shape)} ${this.device}>`;
   }
+
+  /**
+   * What `console.log` and `Deno.inspect` show in Deno: the shape, dtype, device and the
+   * leading values (see {@link inspectTensor}).
+   */
+  [Symbol.for("Deno.customInspect")](): string {
+    return inspectTensor(this);
+  }
+
+  /** What `console.log` and `util.inspect` show in Node and Bun (as in Deno). */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return inspectTensor(this);
+  }
+}
+
+/** How many leading values {@link inspectTensor} shows. */
+export const INSPECT_VALUES = 8;
+
+/**
+ * A one-line description with the leading values in row-major order:
+ * `Tensor<float32 (2, 3) cpu(0)> [0, 1, 2, 3, 4, 5]`, or
+ * `Tensor<float32 (1000,) cpu(0)> [0, 1, 2, 3, 4, 5, 6, 7, … 992 more]`. What `console.log`
+ * prints for a tensor in Deno, Node and Bun.
+ *
+ * @example Printing a tensor
+ * ```ts
+ * import assert from "node:assert";
+ * import { nd } from "../mod.ts";
+ * import { inspectTensor } from "./tensor.ts";
+ * assert.strictEqual(inspectTensor(nd.array([1, 2.5])), "Tensor<float32 (2,) cpu(0)> [1, 2.5]");
+ * ```
+ */
+export function inspectTensor(t: Tensor, max: number = INSPECT_VALUES): string {
+  const storage = STORAGE.get(t);
+  if (storage === undefined) return t.toString();
+  const n = Math.min(max, storage.length);
+  const head = decode(t.dtype, storage.subarray(0, n) as StorageArray);
+  const shown = Array.from(head, (v, i) => {
+    if (t.dtype === "bool") return v ? "true" : "false";
+    if (t.dtype === "int64") return String(storage[i]);
+    if (Object.is(v, -0)) return "-0";
+    if (t.dtype === "float64" || !Number.isFinite(v)) return String(v);
+    // The shortest decimal that reads back as the same stored value (0.1, not 0.100000001).
+    for (let p = 1; p < 9; p++) {
+      const short = Number(v.toPrecision(p));
+      if (encode(t.dtype, [short])[0] === storage[i]) return String(short);
+    }
+    return String(v);
+  });
+  if (storage.length > n) shown.push(`… ${storage.length - n} more`);
+  return `${t.toString()} [${shown.join(", ")}]`;
 }
 
 /** The raw storage of a tensor (not a copy: do not write to it). */

@@ -99,3 +99,30 @@ Deno.test("Tensor constructor validates storage", () => {
     "Tensor<float32 (2,) cpu(0)>",
   );
 });
+
+Deno.test("console.log and inspect show shape, dtype and the leading values", async () => {
+  const { inspect } = await import("node:util");
+  const t = nd.array([0.1, -0, 3, 1e-7], { shape: [2, 2] });
+  const want = "Tensor<float32 (2, 2) cpu(0)> [0.1, -0, 3, 1e-7]";
+  assert.equal(Deno.inspect(t), want);
+  assert.equal(inspect(t), want);
+  assert.equal(Deno.inspect({ t }), `{ t: ${want} }`);
+  assert.equal(
+    Deno.inspect(nd.arange(0, 1000)),
+    "Tensor<float32 (1000,) cpu(0)> [0, 1, 2, 3, 4, 5, 6, 7, … 992 more]",
+  );
+  assert.equal(
+    Deno.inspect(nd.array([2 ** 60, -1], { dtype: "int64" })),
+    "Tensor<int64 (2,) cpu(0)> [1152921504606846976, -1]",
+  );
+  assert.equal(
+    Deno.inspect(nd.array([1, 0], { dtype: "bool" })),
+    "Tensor<bool (2,) cpu(0)> [true, false]",
+  );
+  assert.equal(
+    Deno.inspect(nd.array([0.1], { dtype: "float16" })),
+    "Tensor<float16 (1,) cpu(0)> [0.1]",
+  );
+  assert.equal(Deno.inspect(nd.zeros([0, 3])), "Tensor<float32 (0, 3) cpu(0)> []");
+  assert.equal(Deno.inspect(nd.array(7)), "Tensor<float32 () cpu(0)> [7]");
+});
