@@ -20,6 +20,7 @@ export { cpu, Device } from "./runtime/device.ts";
 export type { DeviceKind } from "./runtime/device.ts";
 export type { Shape } from "./runtime/shape.ts";
 export {
+  ArgumentError,
   AttributeError,
   BackendError,
   DTypeError,

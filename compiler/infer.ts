@@ -8,7 +8,8 @@ import { tupleItems } from "../ops/attrs.ts";
 import { applyShapeRule, applyTypeRule } from "../ops/call.ts";
 import type { PartialShape } from "../ops/op.ts";
 import { type DType, dtypeFromFlag } from "../runtime/dtype.ts";
-import { DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
+import { ArgumentError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
+import { didYouMean, listNames } from "../runtime/names.ts";
 import { formatShape, isKnownShape, MAX_NDIM, type Shape } from "../runtime/shape.ts";
 import { auxiliaryNodes, type Node, type ShapeDict, type Symbol, type TypeDict } from "./symbol.ts";
 
@@ -89,8 +90,11 @@ function checkNames(symbol: Symbol, given: Readonly<Record<string, unknown>>, wh
   const inputs = new Set(symbol.listInputs());
   for (const k of Object.keys(given)) {
     if (!inputs.has(k)) {
-      throw new SigilError(
-        `${what}: '${k}' is not an input of the symbol; inputs are ${[...inputs].join(", ")}`,
+      throw new ArgumentError(
+        `${what}: '${k}' is not an input of the symbol${didYouMean(k, inputs)}; inputs are ${
+          listNames(inputs)
+        }`,
+        k,
       );
     }
   }
@@ -304,7 +308,9 @@ export function inferShape(symbol: Symbol, shapes: ShapeDict): InferShapeResult<
   check(r.outShapes, symbol.listOutputs());
   if (missing.length) {
     throw new ShapeError(
-      `inferShape: cannot infer the shapes of ${missing.join(", ")}; give more input shapes`,
+      `inferShape: cannot infer the shapes of ${
+        listNames(missing, undefined, false)
+      }; give more input shapes`,
     );
   }
   return r as InferShapeResult<Shape>;
@@ -358,7 +364,9 @@ export function inferType(symbol: Symbol, types: TypeDict): InferTypeResult<DTyp
   const all = [...r.argTypes, ...r.auxTypes, ...r.outTypes];
   const missing = names.filter((_, i) => all[i] === undefined);
   if (missing.length) {
-    throw new DTypeError(`inferType: cannot infer the dtypes of ${missing.join(", ")}`);
+    throw new DTypeError(
+      `inferType: cannot infer the dtypes of ${listNames(missing, undefined, false)}`,
+    );
   }
   return r as InferTypeResult<DType>;
 }

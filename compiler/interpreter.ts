@@ -7,6 +7,7 @@
  */
 import { BackendError, SigilError } from "../runtime/errors.ts";
 import { checkShape, formatShape, sameShape, type Shape } from "../runtime/shape.ts";
+import { listNames } from "../runtime/names.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { nodeWhere, shapeFacts, typeFacts } from "./infer.ts";
@@ -33,7 +34,7 @@ export function evaluate(
   for (const name of inputs) {
     if (!Object.hasOwn(bindings, name)) {
       throw new SigilError(
-        `eval: no tensor bound to input '${name}'; inputs are ${inputs.join(", ")}`,
+        `eval: no tensor bound to input '${name}'; inputs are ${listNames(inputs)}`,
       );
     }
     if (!(bindings[name] instanceof Tensor)) {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { didYouMean, listNames } from "../runtime/names.ts";
 import type { DType } from "../runtime/dtype.ts";
 import type { Device } from "../runtime/device.ts";
 import { DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
@@ -54,8 +55,10 @@ export function loadInto(
     for (const n of names) {
       if (!found.has(params[n])) {
         throw new SigilError(
-          `Parameter '${n}' is missing in '${where}', which contains parameters: ${
-            [...values.keys()].join(", ") || "none"
+          `Parameter '${n}' is missing in '${where}'${
+            didYouMean(n, values.keys())
+          }, which contains parameters: ${
+            listNames(values.keys())
           }. Set allowMissing: true to ignore missing parameters.`,
         );
       }
@@ -65,9 +68,9 @@ export function loadInto(
     for (const n of values.keys()) {
       if (!Object.hasOwn(params, n)) {
         throw new SigilError(
-          `Parameter '${n}' loaded from '${where}' is not present in the block, which contains parameters: ${
-            names.join(", ") || "none"
-          }. Set ignoreExtra: true to ignore.`,
+          `Parameter '${n}' loaded from '${where}' is not present in the block${
+            didYouMean(n, names)
+          }, which contains parameters: ${listNames(names)}. Set ignoreExtra: true to ignore.`,
         );
       }
     }

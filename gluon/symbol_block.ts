@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { didYouMean, listNames } from "../runtime/names.ts";
 import { load as loadSymbol } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { execute } from "../compiler/execute.ts";
@@ -411,9 +412,9 @@ function symbolVar(symbol: Symbol, name: string, file: string) {
   const node = symbol.nodes().find((n) => n.isVariable && n.name === name);
   if (!node) {
     throw new SigilError(
-      `SymbolBlock.imports: '${file}' has no input named '${name}'; its inputs are ${
-        symbol.listInputs().join(", ")
-      }`,
+      `SymbolBlock.imports: '${file}' has no input named '${name}'${
+        didYouMean(name, symbol.listInputs())
+      }; its inputs are ${listNames(symbol.listInputs())}`,
     );
   }
   return node.entry();

@@ -78,3 +78,26 @@ export class IOError extends SigilError {
     this.path = path;
   }
 }
+
+/**
+ * A function was called with a bad argument: the wrong kind of value, a name that is not an
+ * input, a size out of range. The message and {@link ArgumentError.argument} name the argument.
+ *
+ * @example A name that is not an input
+ * ```ts
+ * import assert from "node:assert";
+ * import { ArgumentError, sym } from "../mod.ts";
+ * const y = sym.exp(sym.var("data"));
+ * assert.throws(() => y.inferShape({ dta: [2] }), (e) =>
+ *   e instanceof ArgumentError && e.argument === "dta" && /did you mean 'data'/.test(e.message));
+ * ```
+ */
+export class ArgumentError extends SigilError {
+  /** The argument (or the name in a record of arguments) that is wrong. */
+  readonly argument: string;
+  /** Creates an error about `argument`. */
+  constructor(message: string, argument: string, options?: ErrorOptions) {
+    super(message, options);
+    this.argument = argument;
+  }
+}

@@ -10,6 +10,7 @@
  * @module
  */
 import { SigilError } from "../../../runtime/errors.ts";
+import { closeMatches, orList } from "../../../runtime/names.ts";
 import type { HybridBlock } from "../../block.ts";
 import type { Value } from "../../context.ts";
 import { alexnet } from "./alexnet.ts";
@@ -130,7 +131,12 @@ export class UnknownModelError extends SigilError {
   readonly validNames: readonly string[];
   /** Creates the error. */
   constructor(model: string, validNames: readonly string[]) {
-    super(`Model ${model} is not supported. Available options are\n\t${validNames.join("\n\t")}`);
+    const near = closeMatches(model, validNames);
+    super(
+      `Model ${model} is not supported${
+        near.length ? ` (did you mean ${orList(near)}?)` : ""
+      }. Available options are\n\t${validNames.join("\n\t")}`,
+    );
     this.model = model;
     this.validNames = validNames;
   }
