@@ -154,6 +154,7 @@ export {
   saveParams,
   type SaveParamsOptions,
   saveParamsV2,
+  saveParamsV3,
 } from "./runtime/params.ts";
 export {
   definePass,

@@ -366,12 +366,13 @@ export abstract class Block {
   /**
    * Writes every parameter to a `.params` file (a path or `file:` URL) keyed by structural name
    * (MXNet's `save_parameters`). `deduplicate` saves each shared Parameter once. The format is
-   * MXNet 1.x's V2 list unless `format: "npz"` (MXNet 2.x) is given or the file ends in `.npz`.
-   * The file is written under a temporary name and renamed into place.
+   * MXNet 1.x's V2 list unless `format: "npz"` (MXNet 2.x) is given or the file ends in `.npz`;
+   * `format: "v3"` writes the list with V3 records, which hold 0-d parameters. The file is
+   * written under a temporary name and renamed into place.
    */
   async saveParameters(
     file: FileTarget,
-    options: { deduplicate?: boolean; format?: "v2" | "npz" } = {},
+    options: { deduplicate?: boolean; format?: "v2" | "v3" | "npz" } = {},
   ): Promise<void> {
     const format = options.format ?? (String(file).endsWith(".npz") ? "npz" : "v2");
     await writeFile(file, this.parametersBytes({ ...options, format }), "parameter file");
@@ -394,7 +395,9 @@ export abstract class Block {
    * assert.deepStrictEqual(await other.call(x).data(), await net.call(x).data());
    * ```
    */
-  parametersBytes(options: { deduplicate?: boolean; format?: "v2" | "npz" } = {}): Uint8Array {
+  parametersBytes(
+    options: { deduplicate?: boolean; format?: "v2" | "v3" | "npz" } = {},
+  ): Uint8Array {
     return paramsBytes(entriesToSave(this.collectParams(), options.deduplicate ?? false), {
       format: options.format ?? "v2",
     });
@@ -826,8 +829,8 @@ export abstract class HybridBlock extends Block {
       }
     }
     const format = options.format ?? "v2";
-    if (format !== "v2" && format !== "npz") {
-      throw new SigilError(`export: unknown format '${format}'; expected "v2" or "npz"`);
+    if (format !== "v2" && format !== "v3" && format !== "npz") {
+      throw new SigilError(`export: unknown format '${format}'; expected "v2", "v3" or "npz"`);
     }
     return {
       symbol: symbol.toJSON(),
@@ -1222,8 +1225,11 @@ export interface ExportOptions {
   epoch?: number;
   /** Remove AMP casts from the graph (true). */
   removeAmpCast?: boolean;
-  /** Parameter file format: MXNet 1.x's V2 list (the default) or MXNet 2.x's `.npz`. */
-  format?: "v2" | "npz";
+  /**
+   * Parameter file format: MXNet 1.x's V2 list (the default), the list with V3 records (0-d
+   * parameters allowed) or MXNet 2.x's `.npz`.
+   */
+  format?: "v2" | "v3" | "npz";
   /** Keep calls of nested blocks above the inline limit as subgraph nodes (false). */
   keepSubgraphs?: boolean;
 }

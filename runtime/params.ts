@@ -20,7 +20,8 @@
  *   platform's `DecompressionStream`, never past their declared sizes; the synchronous
  *   {@link loadParamsBytes} reads stored members only.
  * - The writers produce exactly what MXNet writes: V2 records as MXNet 1.x `nd.save` (checked
- *   byte-for-byte against real files) and `.npz` archives laid out as MXNet 2.x's cnpy/miniz
+ *   byte-for-byte against real files), V3 records as `nd.save` with NumPy shape semantics (the
+ *   same layout under another magic, with ndim 0 a scalar; derived from `NDArray::Save`) and `.npz` archives laid out as MXNet 2.x's cnpy/miniz
  *   writer lays them out (derived from its source; no MXNet-written `.npz` was at hand).
  *
  * @example Saving and loading in memory
@@ -93,8 +94,11 @@ export type ParamEntries =
 
 /** Options of {@link saveParams}. */
 export interface SaveParamsOptions {
-  /** `"v2"` (MXNet 1.x `nd.save`, the default) or `"npz"` (MXNet 2.x `npx.savez`). */
-  readonly format?: "v2" | "npz";
+  /**
+   * `"v2"` (MXNet 1.x `nd.save`, the default), `"v3"` (`nd.save` under NumPy shape semantics,
+   * which holds 0-d arrays) or `"npz"` (MXNet 2.x `npx.savez`).
+   */
+  readonly format?: "v2" | "v3" | "npz";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1239,7 +1243,7 @@ class Writer {
  * cpu(0), i32 type flag, raw little-endian data), then the keys (none for a Tensor list).
  *
  * A 0-d tensor cannot be written (V2 reads ndim 0 as a "none" array): that throws
- * {@link FormatError}; use {@link saveNpz} for scalars.
+ * {@link FormatError}; use {@link saveParamsV3} or {@link saveNpz} for scalars.
  *
  * @example Writing a V2 file
  * ```ts
@@ -1251,15 +1255,38 @@ class Writer {
  * ```
  */
 export function saveParamsV2(entries: ParamEntries): Uint8Array {
+  return saveLegacyList(entries, "v2");
+}
+
+/**
+ * Serializes tensors as MXNet does with NumPy shape semantics on (`npx.set_np()`, the 2.x
+ * default, then `mx.nd.save`): the legacy list of {@link saveParamsV2} with V3 records (magic
+ * 0xF993FACA), laid out as V2 records. In V3, ndim 0 is a scalar, not a "none" array, so 0-d
+ * tensors are written (i32 ndim 0, no dims, then the context, type flag and one element).
+ *
+ * @example A scalar in a V3 file
+ * ```ts
+ * import assert from "node:assert";
+ * import { nd } from "../mod.ts";
+ * import { loadParamsBytes, saveParamsV3 } from "./params.ts";
+ * const file = loadParamsBytes(saveParamsV3({ "arg:scale": nd.array(2.5) }));
+ * assert(file.arrayFormat === "v3" && file.arrays[0].ndim === 0);
+ * ```
+ */
+export function saveParamsV3(entries: ParamEntries): Uint8Array {
+  return saveLegacyList(entries, "v3");
+}
+
+function saveLegacyList(entries: ParamEntries, format: "v2" | "v3"): Uint8Array {
   const { names, tensors } = normalizeEntries(entries);
   const keyBytes = (names ?? []).map((n) => UTF8_ENCODER.encode(n));
   let size = 24 + 8;
   tensors.forEach((t, i) => {
-    if (t.ndim === 0) {
+    if (t.ndim === 0 && format === "v2") {
       const what = names ? `parameter ${quote(names[i])}` : `array ${i}`;
       throw new FormatError(
         `${what} is 0-d; the V2 format reads ndim 0 as a none array, so scalars cannot be ` +
-          `saved in it (use saveNpz)`,
+          `saved in it (use the "v3" or "npz" format: saveParamsV3 or saveNpz)`,
       );
     }
     size += 4 + 4 + 4 + 8 * t.ndim + 8 + 4 + t.size * dtypeInfo(t.dtype).bytes;
@@ -1270,7 +1297,7 @@ export function saveParamsV2(entries: ParamEntries): Uint8Array {
   w.u64(0);
   w.u64(tensors.length);
   for (const t of tensors) {
-    w.u32(V2_MAGIC);
+    w.u32(format === "v2" ? V2_MAGIC : V3_MAGIC);
     w.i32(0); // dense storage
     w.i32(t.ndim);
     for (const d of t.shape) w.u64(d);
@@ -1467,7 +1494,8 @@ export async function loadParams(source: FileSource): Promise<ParamFile> {
 }
 
 /**
- * The bytes of a parameter file: {@link saveParamsV2} (the default) or {@link saveNpz}.
+ * The bytes of a parameter file: {@link saveParamsV2} (the default), {@link saveParamsV3} or
+ * {@link saveNpz}.
  *
  * @example
  * ```ts
@@ -1480,15 +1508,16 @@ export async function loadParams(source: FileSource): Promise<ParamFile> {
  */
 export function paramsBytes(entries: ParamEntries, options: SaveParamsOptions = {}): Uint8Array {
   const format = options.format ?? "v2";
-  if (format !== "v2" && format !== "npz") {
-    throw new SigilError(`unknown parameter file format '${format}'; expected "v2" or "npz"`);
-  }
-  return format === "npz" ? saveNpz(entries) : saveParamsV2(entries);
+  if (format === "npz") return saveNpz(entries);
+  if (format === "v2" || format === "v3") return saveLegacyList(entries, format);
+  throw new SigilError(
+    `unknown parameter file format '${format}'; expected "v2", "v3" or "npz"`,
+  );
 }
 
 /**
  * Writes tensors to a parameter file (a path or `file:` URL), as {@link saveParamsV2} (the
- * default) or {@link saveNpz}; {@link paramsBytes} gives the bytes instead. The file is written
+ * default), {@link saveParamsV3} or {@link saveNpz}; {@link paramsBytes} gives the bytes instead. The file is written
  * under a temporary name and renamed, so a failed save leaves no partial file. A file that
  * cannot be written is an {@link IOError} naming the path.
  *
