@@ -32,7 +32,14 @@ export {
   UnknownOpError,
 } from "./runtime/errors.ts";
 export { sym } from "./compiler/sym.ts";
-export type { ComposeOptions, SymAttrs, SymFn, SymOps, VarOptions } from "./compiler/sym.ts";
+export type {
+  ComposeOptions,
+  InitOptions,
+  SymAttrs,
+  SymFn,
+  SymOps,
+  VarOptions,
+} from "./compiler/sym.ts";
 export { NameManager } from "./compiler/sym.ts";
 export { type Entry, type GraphAttrValue, Node, Symbol } from "./compiler/symbol.ts";
 export type { ShapeDict, TypeDict } from "./compiler/symbol.ts";

@@ -289,6 +289,47 @@ export type SymOps =
 const builders: Record<string, unknown> = {};
 for (const [n, def] of opNames()) builders[n] = (...args: unknown[]) => compose(def, args);
 
+/** Options of {@link zeros}, {@link ones} and {@link full}. */
+export interface InitOptions extends ComposeOptions {
+  /** The dtype (default float32, written out as MXNet's front end does). */
+  dtype?: DType;
+}
+
+function initNode(op: string, shape: readonly number[] | number, extra: Record<string, unknown>) {
+  const { dtype, ...rest } = extra as InitOptions;
+  return compose(opNames().get(op)!, [{ shape, dtype: dtype ?? "float32", ...rest }]);
+}
+
+/**
+ * Zeros of a shape as a graph node: MXNet's `mx.sym.zeros` (op `_zeros`).
+ *
+ * @example A constant input to an op
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../mod.ts";
+ * const z = sym.zeros([2, 3], { name: "z" });
+ * assert.deepStrictEqual(z.inferShape({}).outShapes[0], [2, 3]);
+ * assert(z.toJSON().includes('"op": "_zeros"'));
+ * ```
+ */
+export function zeros(shape: readonly number[] | number, options: InitOptions = {}): Symbol {
+  return initNode("_zeros", shape, { ...options });
+}
+
+/** Ones of a shape as a graph node: MXNet's `mx.sym.ones` (op `_ones`). */
+export function ones(shape: readonly number[] | number, options: InitOptions = {}): Symbol {
+  return initNode("_ones", shape, { ...options });
+}
+
+/** A shape filled with `value` as a graph node: MXNet's `mx.sym.full` (op `_full`). */
+export function full(
+  shape: readonly number[] | number,
+  value: number,
+  options: InitOptions = {},
+): Symbol {
+  return initNode("_full", shape, { ...options, value });
+}
+
 /**
  * Reads a symbol from a `-symbol.json` file: a path, a URL (`http(s):`, `file:`) or the file's
  * bytes (for the JSON text itself, use `loadJSON`). A file that cannot be read is an `IOError`
@@ -338,6 +379,12 @@ export const sym: SymOps & {
   load: typeof load;
   /** See {@link nameScope}. */
   nameScope: typeof nameScope;
+  /** Zeros of a shape as a graph node (`mx.sym.zeros`, op `_zeros`). */
+  zeros: (shape: readonly number[] | number, options?: InitOptions) => Symbol;
+  /** Ones of a shape as a graph node (`mx.sym.ones`, op `_ones`). */
+  ones: (shape: readonly number[] | number, options?: InitOptions) => Symbol;
+  /** A shape filled with `value` as a graph node (`mx.sym.full`, op `_full`). */
+  full: (shape: readonly number[] | number, value: number, options?: InitOptions) => Symbol;
 } = Object.freeze({
   ...(builders as SymOps),
   var: variable,
@@ -347,4 +394,7 @@ export const sym: SymOps & {
   loadJSON,
   load,
   nameScope,
+  zeros,
+  ones,
+  full,
 });

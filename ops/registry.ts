@@ -23,6 +23,7 @@ import * as embedding from "./embedding.ts";
 import * as fullyConnected from "./fully_connected.ts";
 import * as fused from "./fused.ts";
 import * as indexing from "./indexing.ts";
+import * as init from "./init.ts";
 import * as math from "./math.ts";
 import * as movement from "./movement.ts";
 import * as norm from "./norm.ts";
@@ -51,6 +52,7 @@ export type OpTable = Readonly<
   & typeof fullyConnected
   & typeof fused
   & typeof indexing
+  & typeof init
   & typeof math
   & typeof movement
   & typeof norm
@@ -80,6 +82,7 @@ export const OPS: OpTable = Object.freeze({
   ...fullyConnected,
   ...fused,
   ...indexing,
+  ...init,
   ...math,
   ...movement,
   ...norm,
