@@ -24,6 +24,7 @@ import {
 import { type InitSpec, seedFor } from "./initializer.ts";
 import { entriesToSave, loadInto, type LoadOptions } from "./io.ts";
 import { Parameter } from "./parameter.ts";
+import { warnOnce } from "./warn.ts";
 import { loadParams, paramsBytes, paramsToRecord } from "../runtime/params.ts";
 import {
   type FileSource,
@@ -227,6 +228,7 @@ export abstract class Block {
     const all: Record<string, Parameter> = {};
     const walk = (b: Block, prefix: string, depth: number) => {
       if (depth > 256) throw new SigilError("block tree is too deep (a cycle?)");
+      b.#warnUnregisteredBlocks();
       for (const [name, p] of Object.entries(b.params)) setOwn(all, prefix + name, p);
       for (const [name, c] of b.children()) walk(c, `${prefix}${name}.`, depth + 1);
     };
@@ -234,6 +236,37 @@ export abstract class Block {
     if (select === undefined) return all;
     const re = new RegExp(`^(?:${select})`);
     return Object.fromEntries(Object.entries(all).filter(([k]) => re.test(k)));
+  }
+
+  /**
+   * Warns (once per block and property) about arrays, plain objects and Maps held as properties
+   * that contain blocks which are not children: their parameters are not collected, as in
+   * MXNet, which warns the same way from `collect_params`.
+   */
+  #warnUnregisteredBlocks(): void {
+    let registered: Set<Block> | undefined;
+    const seen = new Set<object>();
+    const holdsStray = (v: unknown, depth: number): boolean => {
+      if (v instanceof Block) {
+        registered ??= new Set(this.children().map(([, c]) => c));
+        return !registered.has(v);
+      }
+      if (typeof v !== "object" || v === null || depth > 8 || seen.has(v)) return false;
+      seen.add(v);
+      const values = containerValues(v);
+      return values !== undefined && values.some((x) => holdsStray(x, depth + 1));
+    };
+    for (const [k, v] of Object.entries(this)) {
+      if (containerValues(v) !== undefined && holdsStray(v, 0)) {
+        warnOnce(
+          this,
+          `"${this.constructor.name}.${k}" is an unregistered container with Blocks. Note that ` +
+            "Blocks inside the array, object or Map will not be registered automatically. Make " +
+            "sure to register them using registerChild() or switching to " +
+            "nn.Sequential/nn.HybridSequential instead.",
+        );
+      }
+    }
   }
 
   /** Blocks with their structural paths (`features.0`), this one first (path ""). */
@@ -1168,6 +1201,20 @@ export abstract class HybridBlock extends Block {
     }
     return graph.listOutput ? outs : outs[0];
   }
+}
+
+/**
+ * The first entries (at most 10^4) of an array, a plain object or a Map, which may hold
+ * blocks; undefined for anything else.
+ */
+function containerValues(v: unknown): unknown[] | undefined {
+  const LIMIT = 10_000;
+  if (Array.isArray(v)) return v.length > LIMIT ? v.slice(0, LIMIT) : v;
+  if (v instanceof Map) return [...v.values()].slice(0, LIMIT);
+  if (typeof v !== "object" || v === null) return undefined;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  return Object.values(v).slice(0, LIMIT);
 }
 
 /**

@@ -7,11 +7,12 @@
 import { pyFloat } from "../../ops/attrs.ts";
 import type { DType } from "../../runtime/dtype.ts";
 import { SigilError } from "../../runtime/errors.ts";
-import { Block, type BlockOutput, HybridBlock } from "../block.ts";
+import { Block, type BlockOutput, HybridBlock, type HybridizeOptions } from "../block.ts";
 import type { Value } from "../context.ts";
 import { F } from "../f.ts";
 import type { InitSpec } from "../initializer.ts";
 import { Parameter } from "../parameter.ts";
+import { warnOnce } from "../warn.ts";
 import { Activation, type ActivationType } from "./activations.ts";
 
 /**
@@ -30,16 +31,50 @@ import { Activation, type ActivationType } from "./activations.ts";
 export class Sequential extends Block {
   /** Containers get no row in summaries. */
   static override summaryTransparent = true;
+  /**
+   * Hybridizes the HybridBlock children. When every child is one, warns (once per container)
+   * that a HybridSequential would run them as one graph, as MXNet does.
+   */
+  override hybridize(options: HybridizeOptions = {}): void {
+    const kids = this.children();
+    if (kids.length && kids.every(([, c]) => c instanceof HybridBlock)) {
+      warnOnce(
+        this,
+        `All children of this Sequential layer '${String(this)}'\n are HybridBlocks. ` +
+          "Consider using HybridSequential for the best performance.",
+      );
+    }
+    super.hybridize(options);
+  }
   /** Appends blocks (named `0`, `1`, ...). */
   add(...blocks: Block[]): this {
     for (const b of blocks) this.registerChild(b);
     return this;
   }
-  /** The `i`-th child. */
+  /** The `i`-th child; a negative `i` counts from the end (`get(-1)` is the last). */
   get(i: number): Block {
-    const kids = this.children();
-    if (i < 0 || i >= kids.length) throw new SigilError(`Sequential has no child ${i}`);
-    return kids[i][1];
+    return childAt(this, i);
+  }
+  /**
+   * A new container of the same class holding the children from `start` up to (not
+   * including) `stop`, every `step`-th: Python's `net[start:stop:step]`, negative indices and
+   * steps included. The children are the same blocks (their parameters are shared).
+   *
+   * @example The first layers of a stack
+   * ```ts
+   * import assert from "node:assert";
+   * import { nn } from "../../mod.ts";
+   * const net = new nn.Sequential().add(new nn.Dense(4), new nn.Dense(3), new nn.Dense(2));
+   * const head = net.slice(0, -1);
+   * assert(head instanceof nn.Sequential && head.length === 2 && head.get(-1) === net.get(1));
+   * ```
+   */
+  slice(start?: number, stop?: number, step?: number): this {
+    return sliceChildren(this, this.emptyLike(), start, stop, step);
+  }
+  /** An empty container like this one, which {@link slice} fills. */
+  protected emptyLike(): this {
+    return new (this.constructor as new () => this)();
   }
   /** Number of children. */
   get length(): number {
@@ -77,11 +112,30 @@ export class HybridSequential extends HybridBlock {
     for (const b of blocks) this.registerChild(b);
     return this;
   }
-  /** The `i`-th child. */
+  /** The `i`-th child; a negative `i` counts from the end (`get(-1)` is the last). */
   get(i: number): Block {
-    const kids = this.children();
-    if (i < 0 || i >= kids.length) throw new SigilError(`HybridSequential has no child ${i}`);
-    return kids[i][1];
+    return childAt(this, i);
+  }
+  /**
+   * A new container of the same class holding the children from `start` up to (not
+   * including) `stop`, every `step`-th: Python's `net[start:stop:step]`, negative indices and
+   * steps included. The children are the same blocks (their parameters are shared).
+   *
+   * @example The first layers of a stack
+   * ```ts
+   * import assert from "node:assert";
+   * import { nn } from "../../mod.ts";
+   * const net = new nn.HybridSequential().add(new nn.Dense(4), new nn.Dense(3), new nn.Dense(2));
+   * const odd = net.slice(undefined, undefined, -2); // net[::-2]
+   * assert(odd instanceof nn.HybridSequential && odd.get(0) === net.get(2) && odd.length === 2);
+   * ```
+   */
+  slice(start?: number, stop?: number, step?: number): this {
+    return sliceChildren(this, this.emptyLike(), start, stop, step);
+  }
+  /** An empty container like this one, which {@link slice} fills. */
+  protected emptyLike(): this {
+    return new (this.constructor as new () => this)();
   }
   /** Number of children. */
   get length(): number {
@@ -96,6 +150,59 @@ export class HybridSequential extends HybridBlock {
     for (const [, c] of this.children()) x = Array.isArray(x) ? c.call(...x) : c.call(x);
     return x as Value;
   }
+}
+
+function childAt(block: Block, i: number): Block {
+  const kids = block.children();
+  if (!Number.isInteger(i)) {
+    throw new SigilError(`${block.constructor.name}: index ${i} is not an integer`);
+  }
+  const at = i < 0 ? i + kids.length : i;
+  if (at < 0 || at >= kids.length) {
+    throw new SigilError(
+      `${block.constructor.name} has no child ${i} (it has ${kids.length})`,
+    );
+  }
+  return kids[at][1];
+}
+
+/** The indices Python's `slice(start, stop, step).indices(length)` walks. */
+function sliceIndices(
+  length: number,
+  start?: number,
+  stop?: number,
+  step?: number,
+): number[] {
+  const by = step ?? 1;
+  for (const [what, v] of [["start", start], ["stop", stop], ["step", step]] as const) {
+    if (v !== undefined && !Number.isInteger(v)) {
+      throw new SigilError(`slice: ${what} ${v} is not an integer`);
+    }
+  }
+  if (by === 0) throw new SigilError("slice step cannot be zero");
+  const lower = by > 0 ? 0 : -1;
+  const upper = by > 0 ? length : length - 1;
+  const clamp = (v: number | undefined, dflt: number) => {
+    if (v === undefined) return dflt;
+    const x = v < 0 ? v + length : v;
+    return Math.min(Math.max(x, lower), upper);
+  };
+  const from = clamp(start, by > 0 ? lower : upper);
+  const to = clamp(stop, by > 0 ? upper : lower);
+  const out: number[] = [];
+  for (let i = from; by > 0 ? i < to : i > to; i += by) out.push(i);
+  return out;
+}
+
+function sliceChildren<C extends Block & { add(...b: Block[]): C }>(
+  block: Block,
+  into: C,
+  start?: number,
+  stop?: number,
+  step?: number,
+): C {
+  const kids = block.children();
+  return into.add(...sliceIndices(kids.length, start, stop, step).map((i) => kids[i][1]));
 }
 
 /** Options of {@link Dense}. */
@@ -562,6 +669,10 @@ export class Concatenate extends Sequential {
     if (!Number.isInteger(axis)) throw new SigilError(`Concatenate: bad axis ${axis}`);
     this.axis = axis;
   }
+  /** Slices keep the axis (MXNet's `type(self)()` would reset it to -1). */
+  protected override emptyLike(): this {
+    return new (this.constructor as new (axis: number) => this)(this.axis);
+  }
   /** Concatenates every child's output on the input. */
   override forward(x: Value): Value {
     return concatChildren(this, x, this.axis);
@@ -590,6 +701,10 @@ export class HybridConcatenate extends HybridSequential {
     super();
     if (!Number.isInteger(axis)) throw new SigilError(`HybridConcatenate: bad axis ${axis}`);
     this.axis = axis;
+  }
+  /** Slices keep the axis (MXNet's `type(self)()` would reset it to -1). */
+  protected override emptyLike(): this {
+    return new (this.constructor as new (axis: number) => this)(this.axis);
   }
   /** Concatenates every child's output on the input. */
   override forward(x: Value): Value {

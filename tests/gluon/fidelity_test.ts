@@ -44,3 +44,117 @@ Deno.test("0-d parameters: saveParameters writes V3 records (MXNet's np-shape nd
     /"v2", "v3" or "npz"/,
   );
 });
+
+Deno.test("Sequential and HybridSequential: negative indices and slices give a new container, as MXNet's net[i] / net[a:b:c]", () => {
+  for (const Container of [nn.Sequential, nn.HybridSequential]) {
+    const layers = [0, 1, 2, 3, 4].map((i) => new nn.Dense(i + 1));
+    const net = new Container().add(...layers);
+    assert.equal(net.get(-1), layers[4]);
+    assert.equal(net.get(-5), layers[0]);
+    assertThrowsError(() => net.get(-6), SigilError, /no child -6/);
+    assertThrowsError(() => net.get(5), SigilError, /no child 5/);
+    // Python's slice semantics: clamped bounds, negative starts and steps, empty results.
+    const cases: [number | undefined, number | undefined, number | undefined, number[]][] = [
+      [1, 3, undefined, [1, 2]],
+      [undefined, -2, undefined, [0, 1, 2]],
+      [-2, undefined, undefined, [3, 4]],
+      [undefined, undefined, 2, [0, 2, 4]],
+      [undefined, undefined, -1, [4, 3, 2, 1, 0]],
+      [3, 0, -2, [3, 1]],
+      [-100, 100, undefined, [0, 1, 2, 3, 4]],
+      [4, 1, undefined, []],
+    ];
+    for (const [start, stop, step, want] of cases) {
+      const part = net.slice(start, stop, step);
+      assert.ok(part instanceof Container && part !== net);
+      assert.deepEqual(
+        part.children().map(([k, c]) => [k, c]),
+        want.map((i, k) => [String(k), layers[i]]),
+      );
+    }
+    assertThrowsError(() => net.slice(0, 2, 0), SigilError, /step cannot be zero/);
+    // The slice shares the blocks, so their parameters.
+    net.initialize();
+    const head = net.slice(0, 2);
+    assert.equal(head.collectParams()["1.weight"], net.collectParams()["1.weight"]);
+  }
+  // The concatenating containers keep their axis in a slice.
+  const cat = new nn.HybridConcatenate(1).add(new nn.Dense(2), new nn.Dense(3), new nn.Dense(4));
+  const two = cat.slice(1);
+  assert.ok(two instanceof nn.HybridConcatenate && two.axis === 1 && two.length === 2);
+  assert.equal(new nn.Concatenate(0).add(new nn.Identity()).slice(0, 1).axis, 0);
+});
+
+Deno.test("hybridizing a Sequential of HybridBlocks warns once to use HybridSequential, as MXNet", () => {
+  const net = new nn.Sequential().add(new nn.Dense(2), new nn.Activation("relu"));
+  const { warnings } = captureWarnings(() => {
+    net.hybridize();
+    net.hybridize({ active: false });
+  });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /^All children of this Sequential layer 'Sequential\(\n/);
+  assert.match(
+    warnings[0],
+    /are HybridBlocks\. Consider using HybridSequential for the best performance\.$/,
+  );
+  // Another such container warns too; one with a plain Block child, or none, does not.
+  const other = new nn.Sequential().add(new nn.Dense(1));
+  assert.equal(captureWarnings(() => other.hybridize()).warnings.length, 1);
+  const mixed = new nn.Sequential().add(new nn.Dense(2), new nn.Lambda("relu"));
+  assert.deepEqual(captureWarnings(() => mixed.hybridize()).warnings, []);
+  assert.deepEqual(captureWarnings(() => new nn.Sequential().hybridize()).warnings, []);
+  // HybridSequential itself never warns.
+  const hs = new nn.HybridSequential().add(new nn.Dense(2));
+  assert.deepEqual(captureWarnings(() => hs.hybridize()).warnings, []);
+});
+
+class Stack extends Block {
+  layers = [new nn.Dense(2), new nn.Dense(3)];
+  byName = { head: new nn.Dense(1) };
+  numbers = [1, 2, 3];
+  forward(x: Value): Value {
+    return x;
+  }
+}
+
+Deno.test("blocks kept in arrays or objects are not children: MXNet's unregistered-container warning, once per property", () => {
+  const net = new Stack();
+  const { result, warnings } = captureWarnings(() => {
+    const params = net.collectParams();
+    net.initialize();
+    net.collectParams();
+    return params;
+  });
+  assert.deepEqual(Object.keys(result), []); // their parameters are not collected
+  assert.deepEqual(warnings, [
+    '"Stack.layers" is an unregistered container with Blocks. Note that Blocks inside the array, object or Map will not be registered automatically. Make sure to register them using registerChild() or switching to nn.Sequential/nn.HybridSequential instead.',
+    '"Stack.byName" is an unregistered container with Blocks. Note that Blocks inside the array, object or Map will not be registered automatically. Make sure to register them using registerChild() or switching to nn.Sequential/nn.HybridSequential instead.',
+  ]);
+  // Registered with registerChild, the same blocks are children: no warning, parameters found.
+  const ok = new Stack();
+  ok.layers.forEach((b, i) => ok.registerChild(b, `layers${i}`));
+  ok.registerChild(ok.byName.head, "head");
+  const checked = captureWarnings(() => ok.collectParams());
+  assert.deepEqual(checked.warnings, []);
+  assert.deepEqual(Object.keys(checked.result), [
+    "layers0.weight",
+    "layers0.bias",
+    "layers1.weight",
+    "layers1.bias",
+    "head.weight",
+    "head.bias",
+  ]);
+  // Nested children are checked too, and a Map counts as a container.
+  const outer = new nn.HybridSequential().add(new Stack());
+  assert.equal(captureWarnings(() => outer.collectParams()).warnings.length, 2);
+  class WithMap extends Block {
+    table = new Map([["a", new nn.Dense(1)]]);
+    forward(x: Value): Value {
+      return x;
+    }
+  }
+  assert.match(
+    captureWarnings(() => new WithMap().collectParams()).warnings[0],
+    /"WithMap\.table"/,
+  );
+});
