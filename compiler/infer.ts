@@ -7,10 +7,10 @@
 import { tupleItems } from "../ops/attrs.ts";
 import { applyShapeRule, applyTypeRule } from "../ops/call.ts";
 import type { PartialShape } from "../ops/op.ts";
-import { type DType, dtypeFromFlag } from "../runtime/dtype.ts";
+import { type DType, dtypeFromFlag, DTYPES } from "../runtime/dtype.ts";
 import { ArgumentError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
-import { didYouMean, listNames } from "../runtime/names.ts";
-import { formatShape, isKnownShape, MAX_NDIM, type Shape } from "../runtime/shape.ts";
+import { describeValue, didYouMean, listNames, showValue } from "../runtime/names.ts";
+import { formatShape, isKnownShape, MAX_NDIM, type Shape, shapeProblem } from "../runtime/shape.ts";
 import { auxiliaryNodes, type Node, type ShapeDict, type Symbol, type TypeDict } from "./symbol.ts";
 
 /** Shapes in listArguments / listOutputs / listAuxiliaryStates order. */
@@ -87,6 +87,12 @@ export function declaredType(node: Node): DType | undefined {
 }
 
 function checkNames(symbol: Symbol, given: Readonly<Record<string, unknown>>, what: string): void {
+  if (given === null || typeof given !== "object" || Array.isArray(given)) {
+    throw new ArgumentError(
+      `${what}: expected a record by input name, got ${describeValue(given)}`,
+      what === "inferShape" ? "shapes" : "types",
+    );
+  }
   const inputs = new Set(symbol.listInputs());
   for (const k of Object.keys(given)) {
     if (!inputs.has(k)) {
@@ -262,10 +268,9 @@ function shapeFactsMemo(
       // inputs given no shape).
       if (!Object.hasOwn(shapes, n.name)) return declaredShape(n, np);
       const s = shapes[n.name];
-      if (
-        !Array.isArray(s) || s.length > MAX_NDIM || !s.every((d) => Number.isInteger(d) && d >= -1)
-      ) {
-        throw new ShapeError(`inferShape: bad shape for '${n.name}': ${JSON.stringify(s)}`);
+      const problem = shapeProblem(s, { partial: true });
+      if (problem !== undefined) {
+        throw new ShapeError(`inferShape: bad shape for '${n.name}': it ${problem}`);
       }
       return [...s];
     },
@@ -316,6 +321,17 @@ export function inferShape(symbol: Symbol, shapes: ShapeDict): InferShapeResult<
   return r as InferShapeResult<Shape>;
 }
 
+/** A dtype given to inferType, checked. */
+function givenType(name: string, t: unknown): DType | undefined {
+  if (t === undefined) return undefined;
+  if (typeof t !== "string" || !(DTYPES as readonly string[]).includes(t)) {
+    throw new DTypeError(
+      `inferType: bad dtype for '${name}': ${showValue(t)}; expected one of ${DTYPES.join(", ")}`,
+    );
+  }
+  return t as DType;
+}
+
 /** Per-node output dtypes after inference. */
 export function typeFacts(symbol: Symbol, types: TypeDict): Map<Node, (DType | undefined)[]> {
   return typeFactsMemo(symbol, types, new Map());
@@ -329,7 +345,7 @@ function typeFactsMemo(
   checkNames(symbol, types, "inferType");
   return propagate<DType>(
     symbol,
-    (n) => (Object.hasOwn(types, n.name) ? types[n.name] : declaredType(n)),
+    (n) => (Object.hasOwn(types, n.name) ? givenType(n.name, types[n.name]) : declaredType(n)),
     (n, ins, outs) =>
       n.calledGraph
         ? throughSubgraph(

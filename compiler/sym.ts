@@ -10,7 +10,8 @@ import { splitArgs } from "../ops/nd.ts";
 import type { AnyOpDef, OpDef, OutputArity } from "../ops/op.ts";
 import { type AliasTable, opNames, type OpTable } from "../ops/registry.ts";
 import { type DType, dtypeInfo } from "../runtime/dtype.ts";
-import { AttributeError, GraphError, SigilError } from "../runtime/errors.ts";
+import { AttributeError, GraphError, ShapeError, SigilError } from "../runtime/errors.ts";
+import { shapeProblem } from "../runtime/shape.ts";
 import { loadJSON } from "./json.ts";
 import { type Entry, makeNode, Symbol } from "./symbol.ts";
 import { type FileSource, readText, sourceName } from "../runtime/io.ts";
@@ -128,10 +129,9 @@ export function variable(name: string, options: VarOptions = {}): Symbol {
   }
   const attrs: Record<string, string> = normalizeHidden(options.attr, `sym.var '${name}'`);
   if (options.shape !== undefined) {
-    if (
-      !Array.isArray(options.shape) || !options.shape.every((d) => Number.isInteger(d) && d >= -1)
-    ) {
-      throw new SigilError(`sym.var '${name}': bad shape ${JSON.stringify(options.shape)}`);
+    const problem = shapeProblem(options.shape, { partial: true });
+    if (problem !== undefined || !Array.isArray(options.shape)) {
+      throw new ShapeError(`sym.var '${name}': the shape ${problem ?? "must be an array"}`);
     }
     attrs.__shape__ = pyTuple(options.shape);
   }

@@ -10,7 +10,8 @@ import type { Symbol } from "../compiler/symbol.ts";
 import { type DType, dtypeInfo } from "../runtime/dtype.ts";
 import { cpu, type Device } from "../runtime/device.ts";
 import { ShapeError, SigilError } from "../runtime/errors.ts";
-import { formatShape, isKnownShape } from "../runtime/shape.ts";
+import { formatShape, isKnownShape, shapeProblem } from "../runtime/shape.ts";
+import { showValue } from "../runtime/names.ts";
 import { Tensor, tensorFromValues, tensorValues, zerosTensor } from "../runtime/tensor.ts";
 import { forwardState, type Value } from "./context.ts";
 import { createInitializer, type InitSpec, Uniform } from "./initializer.ts";
@@ -52,8 +53,9 @@ export interface ParamInitOptions {
 
 function normShape(shape: readonly number[] | undefined, what: string): number[] | undefined {
   if (shape === undefined) return undefined;
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= -1)) {
-    throw new ShapeError(`${what}: bad shape ${JSON.stringify(shape)}`);
+  const problem = shapeProblem(shape, { partial: true });
+  if (problem !== undefined || !Array.isArray(shape)) {
+    throw new ShapeError(`${what}: the shape ${problem ?? "must be an array"}`);
   }
   return shape.map((d) => (d === 0 ? -1 : d));
 }
@@ -119,9 +121,7 @@ export class Parameter {
   set gradReq(req: GradReq) {
     if (req !== "write" && req !== "add" && req !== "null") {
       throw new SigilError(
-        `Parameter '${this.name}': gradReq must be "write", "add" or "null", got ${
-          JSON.stringify(req)
-        }`,
+        `Parameter '${this.name}': gradReq must be "write", "add" or "null", got ${showValue(req)}`,
       );
     }
     this.#gradReq = this.differentiable ? req : "null";

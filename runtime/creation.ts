@@ -6,7 +6,8 @@
  */
 import { type DType, dtypeInfo } from "./dtype.ts";
 import type { Device } from "./device.ts";
-import { ShapeError, SigilError } from "./errors.ts";
+import { ArgumentError, ShapeError, SigilError } from "./errors.ts";
+import { describeValue } from "./names.ts";
 import { checkShape, formatShape, type Shape, shapeSize } from "./shape.ts";
 import { normalValues, uniformValues } from "./random.ts";
 import { type Tensor, tensorFromValues } from "./tensor.ts";
@@ -36,7 +37,12 @@ function flattenNested(values: NestedArray): { flat: number[]; shape: number[] }
       if (Array.isArray(v)) throw new ShapeError(`ragged nested array at ${path}`);
       if (typeof v === "boolean") flat.push(v ? 1 : 0);
       else if (typeof v === "number") flat.push(v);
-      else throw new SigilError(`array element at ${path} is not a number`);
+      else {
+        throw new ArgumentError(
+          `nd.array: the element at ${path} is ${describeValue(v)}, not a number`,
+          "values",
+        );
+      }
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[dim]) {
@@ -74,14 +80,18 @@ export function array(
     flat = r.flat;
     inferred = r.shape;
   } else if (
-    ArrayBuffer.isView(values) || typeof (values as ArrayLike<number>).length === "number"
+    values !== null && typeof values === "object" &&
+    (ArrayBuffer.isView(values) || typeof (values as ArrayLike<number>).length === "number")
   ) {
     flat = values as ArrayLike<number>;
     inferred = [flat.length];
   } else {
-    throw new SigilError("nd.array expects numbers, nested arrays or a typed array");
+    throw new ArgumentError(
+      `nd.array expects numbers, nested arrays or a typed array, got ${describeValue(values)}`,
+      "values",
+    );
   }
-  const shape = options.shape ? checkShape(options.shape) : inferred;
+  const shape = options.shape ? checkShape(options.shape, "nd.array shape") : inferred;
   if (shapeSize(shape) !== flat.length) {
     throw new ShapeError(
       `nd.array got ${flat.length} values, but shape ${formatShape(shape)} holds ${
@@ -105,7 +115,13 @@ export function array(
  * ```
  */
 export function full(shape: ArrayLike<number>, value: number, options: CreateOptions = {}): Tensor {
-  const s = checkShape(shape);
+  const s = checkShape(shape, "shape");
+  if (typeof value !== "number" && typeof value !== "boolean") {
+    throw new ArgumentError(
+      `nd.full: value must be a number, got ${describeValue(value)}`,
+      "value",
+    );
+  }
   return tensorFromValues(
     new Float64Array(shapeSize(s)).fill(value),
     s,
@@ -165,19 +181,40 @@ export function arange(start: number, stop?: number, options: ArangeOptions = {}
   if (stop === undefined) [start, stop] = [0, start];
   const step = options.step ?? 1;
   const repeat = options.repeat ?? 1;
-  if (step === 0 || !Number.isFinite(step)) throw new SigilError("arange step must be non-zero");
-  if (!Number.isInteger(repeat) || repeat < 1) throw new SigilError("arange repeat must be >= 1");
+  for (const [name, v] of [["start", start], ["stop", stop], ["step", step]] as const) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new ArgumentError(
+        `nd.arange: ${name} must be a finite number, got ${
+          typeof v === "number" ? v : describeValue(v)
+        }`,
+        name,
+      );
+    }
+  }
+  if (step === 0) throw new ArgumentError("nd.arange: step must be non-zero", "step");
+  if (typeof repeat !== "number" || !Number.isInteger(repeat) || repeat < 1) {
+    throw new ArgumentError(
+      `nd.arange: repeat must be an integer >= 1, got ${
+        typeof repeat === "number" ? repeat : describeValue(repeat)
+      }`,
+      "repeat",
+    );
+  }
   const n = Math.max(0, Math.ceil((stop - start) / step));
+  // Checked before allocating: a tensor holds fewer than 2^31 values.
+  if (n * repeat > 2 ** 31 - 1) {
+    throw new ArgumentError(
+      `nd.arange(${start}, ${stop}, { step: ${step}${
+        repeat === 1 ? "" : `, repeat: ${repeat}`
+      } }) would hold ${n * repeat} values; a tensor holds fewer than 2^31`,
+      "stop",
+    );
+  }
   const values = new Float64Array(n * repeat);
   for (let i = 0; i < n; i++) {
     for (let r = 0; r < repeat; r++) values[i * repeat + r] = start + i * step;
   }
-  return tensorFromValues(
-    values,
-    checkShape([n * repeat]),
-    options.dtype ?? "float32",
-    options.device,
-  );
+  return tensorFromValues(values, [n * repeat], options.dtype ?? "float32", options.device);
 }
 
 /** Options of seeded random creation. */
@@ -186,12 +223,41 @@ export interface RandomOptions extends CreateOptions {
   seed: number;
 }
 
-function randomDType(options: RandomOptions, what: string): DType {
+function randomArgs(
+  a: unknown,
+  b: unknown,
+  names: readonly [string, string],
+  options: RandomOptions | undefined,
+  what: string,
+): DType {
+  if (options === undefined || options === null || typeof options !== "object") {
+    throw new ArgumentError(
+      `${what} needs options with a seed, e.g. { seed: 0 } (values are reproducible: the same ` +
+        `seed gives the same values everywhere), got ${describeValue(options)}`,
+      "options",
+    );
+  }
+  for (const [name, v] of [[names[0], a], [names[1], b]] as const) {
+    if (typeof v !== "number" || Number.isNaN(v)) {
+      throw new ArgumentError(
+        `${what}: ${name} must be a number, got ${typeof v === "number" ? v : describeValue(v)}`,
+        name,
+      );
+    }
+  }
+  const seed = options.seed as unknown;
+  if (typeof seed !== "number" || !Number.isFinite(seed)) {
+    throw new ArgumentError(
+      `${what} needs a finite number as options.seed, got ${
+        typeof seed === "number" ? seed : describeValue(seed)
+      }`,
+      "seed",
+    );
+  }
   const dtype = options.dtype ?? "float32";
   if (!dtypeInfo(dtype).isFloat) {
     throw new SigilError(`${what} needs a floating dtype, got ${dtype}`);
   }
-  if (!Number.isFinite(options.seed)) throw new SigilError(`${what} needs a finite seed`);
   return dtype;
 }
 
@@ -213,8 +279,8 @@ export const random: {
    * ```
    */
   uniform(low, high, shape, options) {
-    const dtype = randomDType(options, "random.uniform");
-    const s = checkShape(shape);
+    const dtype = randomArgs(low, high, ["low", "high"], options, "nd.random.uniform");
+    const s = checkShape(shape, "nd.random.uniform shape");
     return tensorFromValues(
       uniformValues(options.seed, shapeSize(s), low, high),
       s,
@@ -233,8 +299,8 @@ export const random: {
    * ```
    */
   normal(loc, scale, shape, options) {
-    const dtype = randomDType(options, "random.normal");
-    const s = checkShape(shape);
+    const dtype = randomArgs(loc, scale, ["loc", "scale"], options, "nd.random.normal");
+    const s = checkShape(shape, "nd.random.normal shape");
     return tensorFromValues(
       normalValues(options.seed, shapeSize(s), loc, scale),
       s,

@@ -1,6 +1,7 @@
 /**
- * Names in error messages: lists that stay short however large the graph (a ResNet-50 has
- * hundreds of arguments), and the close matches of a misspelled name.
+ * Names and values in error messages: lists that stay short however large the graph (a
+ * ResNet-50 has hundreds of arguments), the close matches of a misspelled name, and what kind of
+ * value an argument got.
  *
  * @module
  */
@@ -111,4 +112,56 @@ export function orList(names: readonly string[]): string {
 export function didYouMean(name: string, candidates: Iterable<string>): string {
   const near = closeMatches(name, candidates);
   return near.length ? `; did you mean ${orList(near)}?` : "";
+}
+
+/**
+ * What a value is, for messages: `null`, `an array`, `a Float32Array`, `a Tensor`, `the bigint
+ * 3n`, `a string`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { describeValue } from "./names.ts";
+ * assert.strictEqual(describeValue(new Float32Array(2)), "a Float32Array");
+ * assert.strictEqual(describeValue(null), "null");
+ * ```
+ */
+export function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (v === undefined) return "undefined";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "bigint") return `the bigint ${v}n`;
+  if (typeof v === "object" || typeof v === "function") {
+    const name = (v as { constructor?: { name?: unknown } }).constructor?.name;
+    if (typeof v === "function") return "a function";
+    return typeof name === "string" && name !== "" && name !== "Object"
+      ? `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}`
+      : "an object";
+  }
+  return `a ${typeof v}`;
+}
+
+/**
+ * A value as a message shows it: JSON where it has a JSON form (bigints written `2n`), clipped
+ * to `max` characters; never throws (cycles, bigints, symbols).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { showValue } from "./names.ts";
+ * assert.strictEqual(showValue([3n, 3]), "[3n,3]");
+ * assert.strictEqual(showValue("x"), '"x"');
+ * ```
+ */
+export function showValue(v: unknown, max = 80): string {
+  let text: string;
+  try {
+    text = JSON.stringify(
+      v,
+      (_k, x) => (typeof x === "bigint" ? `\u0000${x}n\u0000` : x),
+    )?.replace(/"\\u0000(-?\d+n)\\u0000"/g, "$1") ?? String(v);
+  } catch {
+    text = describeValue(v);
+  }
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

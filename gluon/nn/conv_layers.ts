@@ -11,6 +11,7 @@
 import type { DType } from "../../runtime/dtype.ts";
 import { AttributeError, ShapeError } from "../../runtime/errors.ts";
 import { formatShape } from "../../runtime/shape.ts";
+import { showValue } from "../../runtime/names.ts";
 import { Tensor } from "../../runtime/tensor.ts";
 import { HybridBlock } from "../block.ts";
 import type { Value } from "../context.ts";
@@ -95,7 +96,7 @@ function tupleOf(v: IntTuple, n: number, what: string, layer: string, min: numbe
   const out = typeof v === "number" ? new Array<number>(n).fill(v) : Array.isArray(v) ? [...v] : [];
   if (out.length !== n || !out.every((d) => Number.isInteger(d))) {
     throw new AttributeError(
-      `${layer}: ${what} must be an integer or a list of ${n} integers, got ${JSON.stringify(v)}`,
+      `${layer}: ${what} must be an integer or a list of ${n} integers, got ${showValue(v)}`,
     );
   }
   if (out.some((d) => d < min)) {
