@@ -5,13 +5,22 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../runtime/dtype.ts";
-import { ShapeError, SigilError } from "../runtime/errors.ts";
+import { ArgumentError, ShapeError, SigilError } from "../runtime/errors.ts";
+import { describeValue } from "../runtime/names.ts";
 import { formatShape, type Shape, shapeSize } from "../runtime/shape.ts";
 import { normalValues, uniformValues } from "../runtime/random.ts";
 import { Tensor, tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 
 /** FNV-1a hash of a string mixed with a seed: per-parameter seeds from one user seed. */
 export function seedFor(seed: number, name: string): number {
+  if (typeof seed !== "number" || !Number.isFinite(seed)) {
+    throw new ArgumentError(
+      `initialize: seed must be a finite number, got ${
+        typeof seed === "number" ? seed : describeValue(seed)
+      }`,
+      "seed",
+    );
+  }
   let h = (0x811c9dc5 ^ Math.trunc(seed)) >>> 0;
   for (let i = 0; i < name.length; i++) {
     h ^= name.charCodeAt(i);

@@ -4,6 +4,7 @@
  * @module
  */
 import { SigilError } from "../../runtime/errors.ts";
+import { showValue } from "../../runtime/names.ts";
 import { HybridBlock } from "../block.ts";
 import type { Value } from "../context.ts";
 import { F } from "../f.ts";
@@ -111,7 +112,7 @@ export class PReLU extends HybridBlock {
     super();
     const c = options.inChannels ?? 1;
     if (!Number.isInteger(c) || c < 0) {
-      throw new SigilError(`PReLU: inChannels must be an integer >= 0, got ${c}`);
+      throw new SigilError(`PReLU: inChannels must be an integer >= 0, got ${showValue(c)}`);
     }
     this.alpha = new Parameter("alpha", {
       shape: [c || -1],

@@ -7,6 +7,7 @@
 import { pyFloat } from "../../ops/attrs.ts";
 import type { DType } from "../../runtime/dtype.ts";
 import { SigilError } from "../../runtime/errors.ts";
+import { showValue } from "../../runtime/names.ts";
 import { Block, type BlockOutput, HybridBlock, type HybridizeOptions } from "../block.ts";
 import type { Value } from "../context.ts";
 import { F } from "../f.ts";
@@ -252,7 +253,7 @@ export class Dense extends HybridBlock {
   constructor(units: number, options: DenseOptions = {}) {
     super();
     if (!Number.isInteger(units) || units < 1) {
-      throw new SigilError(`Dense: units must be >= 1, got ${units}`);
+      throw new SigilError(`Dense: units must be an integer >= 1, got ${showValue(units)}`);
     }
     this.units = units;
     this.flatten = options.flatten ?? true;
@@ -391,7 +392,7 @@ export class Embedding extends HybridBlock {
     super();
     for (const [what, v] of [["inputDim", inputDim], ["outputDim", outputDim]] as const) {
       if (!Number.isInteger(v) || v < 1) {
-        throw new SigilError(`Embedding: ${what} must be an integer >= 1, got ${v}`);
+        throw new SigilError(`Embedding: ${what} must be an integer >= 1, got ${showValue(v)}`);
       }
     }
     this.inputDim = inputDim;
@@ -496,7 +497,7 @@ export class BatchNorm extends HybridBlock {
     this.useGlobalStats = options.useGlobalStats ?? false;
     const c = options.inChannels ?? 0;
     if (!Number.isInteger(c) || c < 0) {
-      throw new SigilError(`BatchNorm: inChannels must be an integer >= 0, got ${c}`);
+      throw new SigilError(`BatchNorm: inChannels must be an integer >= 0, got ${showValue(c)}`);
     }
     const dtype = options.dtype ?? "float32";
     const shape = [c || -1];

@@ -116,7 +116,7 @@ function checkLayout(layout: string, n: number, layer: string): ConvLayout {
 
 function checkPositiveInt(v: number, what: string, layer: string): number {
   if (!Number.isInteger(v) || v < 1) {
-    throw new AttributeError(`${layer}: ${what} must be an integer >= 1, got ${v}`);
+    throw new AttributeError(`${layer}: ${what} must be an integer >= 1, got ${showValue(v)}`);
   }
   return v;
 }
@@ -189,7 +189,9 @@ export abstract class ConvLayer extends HybridBlock {
     this.layout = checkLayout(options.layout ?? LAYOUTS[n - 1], n, name);
     const inChannels = options.inChannels ?? 0;
     if (!Number.isInteger(inChannels) || inChannels < 0) {
-      throw new AttributeError(`${name}: inChannels must be an integer >= 0, got ${inChannels}`);
+      throw new AttributeError(
+        `${name}: inChannels must be an integer >= 0, got ${showValue(inChannels)}`,
+      );
     }
     if (channels % this.groups !== 0) {
       throw new AttributeError(

@@ -115,3 +115,23 @@ Deno.test("describeValue and showValue never throw", () => {
   assert.equal(describeValue(Symbol.iterator), "a symbol");
   assert.equal(describeValue(() => 1), "a function");
 });
+
+Deno.test("initialize refuses a seed that is not a finite number", () => {
+  for (const seed of [1n, "1", NaN, Infinity]) {
+    argumentError(
+      () => new nn.Dense(2, { inUnits: 3 }).initialize({ seed: seed as never }),
+      "seed",
+      /initialize: seed must be a finite number/,
+    );
+  }
+  const a = new nn.Dense(2, { inUnits: 3 });
+  a.initialize({ seed: 3 });
+  assert.equal(a.weight.data().shape.join(), "2,3");
+});
+
+Deno.test("layer sizes given as bigints are named as bigints", () => {
+  assertThrowsError(() => new nn.Dense(2n as never), SigilError, /units must be .*, got 2n/);
+  assertThrowsError(() => new nn.Conv2D(2n as never, 3), SigilError, /got 2n/);
+  assertThrowsError(() => new nn.Embedding(10, 4n as never), SigilError, /got 4n/);
+  assertThrowsError(() => new nn.BatchNorm({ inChannels: 1n as never }), SigilError, /got 1n/);
+});
