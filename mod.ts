@@ -121,13 +121,14 @@ export {
 } from "./gluon/block.ts";
 export {
   castTensor,
+  Constant,
   type GradReq,
   Parameter,
   type ParameterOptions,
   type ParamInitOptions,
 } from "./gluon/parameter.ts";
 export {
-  Constant,
+  ConstantInitializer,
   type ConstantValue,
   createInitializer,
   type FactorType,

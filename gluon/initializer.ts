@@ -100,7 +100,7 @@ export class Normal extends Initializer {
   }
 }
 
-/** What a {@link Constant} holds: a number, nested arrays of numbers, or a tensor. */
+/** What a {@link ConstantInitializer} holds: a number, nested arrays of numbers, or a tensor. */
 export type ConstantValue = number | NestedNumbers | Tensor;
 
 /** Numbers nested in arrays, as `[[1, 2], [3, 4]]`. */
@@ -140,13 +140,13 @@ function flattenNested(value: NestedNumbers): { values: number[]; shape: number[
  * @example An array-valued constant
  * ```ts
  * import assert from "node:assert";
- * import { Constant } from "./initializer.ts";
- * const init = new Constant([1, 2, 3]);
+ * import { ConstantInitializer } from "./initializer.ts";
+ * const init = new ConstantInitializer([1, 2, 3]);
  * assert(init.initWeight([2, 3]).join() === "1,2,3,1,2,3");
  * assert(init.dumps() === '["constant", {"value": [1, 2, 3]}]');
  * ```
  */
-export class Constant extends Initializer {
+export class ConstantInitializer extends Initializer {
   /** The value. */
   readonly value: ConstantValue;
   readonly #values: ArrayLike<number>;
@@ -212,8 +212,22 @@ export class Constant extends Initializer {
   }
 }
 
+/**
+ * The constant initializer under its former name.
+ *
+ * @deprecated Use {@link ConstantInitializer}: `Constant` in the package's main module is now
+ * the constant parameter (MXNet's `gluon.Constant`), as the two are in MXNet.
+ */
+export const Constant: typeof ConstantInitializer = ConstantInitializer;
+/**
+ * The constant initializer's type under its former name.
+ *
+ * @deprecated Use {@link ConstantInitializer}.
+ */
+export type Constant = ConstantInitializer;
+
 /** Zeros. */
-export class Zero extends Constant {
+export class Zero extends ConstantInitializer {
   /** Creates the initializer. */
   constructor() {
     super(0);
@@ -225,7 +239,7 @@ export class Zero extends Constant {
 }
 
 /** Ones. */
-export class One extends Constant {
+export class One extends ConstantInitializer {
   /** Creates the initializer. */
   constructor() {
     super(1);
@@ -321,6 +335,13 @@ export type InitSpec = Initializer | string;
  */
 export function createInitializer(spec: InitSpec): Initializer {
   if (spec instanceof Initializer) return spec;
+  if (typeof spec !== "string") {
+    const what = (spec as object | null)?.constructor?.name ?? typeof spec;
+    throw new SigilError(
+      `an initializer must be an Initializer or a name, got ${what}` +
+        (what === "Constant" ? " (a constant parameter; use ConstantInitializer)" : ""),
+    );
+  }
   switch (String(spec).toLowerCase()) {
     case "zeros":
     case "zero":

@@ -14,7 +14,15 @@ import { formatShape, isKnownShape, shapeProblem } from "../runtime/shape.ts";
 import { showValue } from "../runtime/names.ts";
 import { Tensor, tensorFromValues, tensorValues, zerosTensor } from "../runtime/tensor.ts";
 import { forwardState, type Value } from "./context.ts";
-import { createInitializer, type InitSpec, Uniform } from "./initializer.ts";
+import {
+  ConstantInitializer,
+  type ConstantValue,
+  createInitializer,
+  type InitSpec,
+  Uniform,
+} from "./initializer.ts";
+import { nd } from "../ops/nd.ts";
+import { warnOnce } from "./warn.ts";
 
 /** How a parameter's gradient is written: overwritten, accumulated, or not at all. */
 export type GradReq = "write" | "add" | "null";
@@ -312,6 +320,96 @@ export class Parameter {
   /** `Parameter weight (shape=(10, 5), dtype=float32)`, as MXNet prints it. */
   toString(): string {
     return `Parameter ${this.name} (shape=${formatShape(this.#shape)}, dtype=${this.#dtype})`;
+  }
+}
+
+/** The initializer of a {@link Constant}: its value, serialized by name rather than in full. */
+class ConstantParameterInit extends ConstantInitializer {
+  readonly #name: string;
+  constructor(value: Tensor, name: string) {
+    super(value);
+    this.#name = name;
+  }
+  /** `Constant_<name>` (MXNet writes `Constant_<id>`), so a large value stays out of graphs. */
+  override dumps(): string {
+    return `Constant_${this.#name}`;
+  }
+}
+
+/**
+ * A parameter holding a fixed tensor (MXNet's `gluon.Constant`): its shape and dtype are the
+ * value's (a number is a 0-d float32, nested arrays are float32), it initializes to the value
+ * whatever initializer `initialize` is given, and its `gradReq` is always `"null"` (setting
+ * another warns and is ignored, as in MXNet). `setData` still replaces the value. The name is
+ * `"const"` unless given (`new Constant("scale", 2)`); a block's parameters are named by their
+ * names, so give each Constant of a block its own.
+ *
+ * @example A fixed scale inside a block
+ * ```ts
+ * import assert from "node:assert";
+ * import { Constant, F, HybridBlock, nd, nn, type Value } from "../mod.ts";
+ * class Scaled extends HybridBlock {
+ *   dense = new nn.Dense(2, { inUnits: 3 });
+ *   scale = new Constant("scale", [[1, 10]]);
+ *   forward(x: Value): Value {
+ *     return F.broadcast_mul(this.dense.call(x), this.scale.value());
+ *   }
+ * }
+ * const net = new Scaled();
+ * net.initialize({ init: "ones" });
+ * assert.deepStrictEqual(net.scale.data().toArray(), [[1, 10]]);
+ * assert(net.scale.gradReq === "null");
+ * assert.deepStrictEqual(net.call(nd.ones([1, 3])).toArray(), [[3, 30]]);
+ * ```
+ */
+export class Constant extends Parameter {
+  /** A constant named `"const"`. */
+  constructor(value: ConstantValue);
+  /** A constant with its own name. */
+  constructor(name: string, value: ConstantValue);
+  /** Creates the constant (no data until {@link Parameter.initialize}). */
+  constructor(nameOrValue: string | ConstantValue, maybeValue?: ConstantValue) {
+    const named = typeof nameOrValue === "string";
+    const name = named ? nameOrValue : "const";
+    const raw = named ? maybeValue : nameOrValue;
+    if (raw === undefined) throw new SigilError(`Constant '${name}' needs a value`);
+    // Validates the value (numbers, rectangular) with typed errors before converting it.
+    new ConstantInitializer(raw);
+    const value = raw instanceof Tensor ? raw : nd.array(raw as number);
+    super(name, {
+      shape: value.shape,
+      dtype: value.dtype,
+      init: new ConstantParameterInit(value, name),
+      gradReq: "null",
+      allowDeferredInit: false,
+    });
+  }
+
+  /** Always `"null"`: constants take no gradient. */
+  override get gradReq(): GradReq {
+    return "null";
+  }
+
+  /** Warns (once per constant and value) and keeps `"null"` for any other request, as MXNet. */
+  override set gradReq(req: GradReq) {
+    if (req === "null") return;
+    if (req !== "write" && req !== "add") {
+      throw new SigilError(
+        `Parameter '${this.name}': gradReq must be "write", "add" or "null", got ${
+          JSON.stringify(req)
+        }`,
+      );
+    }
+    warnOnce(
+      this,
+      `Constant parameter "${this.name}" does not support grad_req other than "null", and new ` +
+        `value "${req}" is ignored.`,
+    );
+  }
+
+  /** `Constant (shape=(2, 2), dtype=float32)`, as MXNet 2.x prints it. */
+  override toString(): string {
+    return `Constant (shape=${formatShape(this.shape)}, dtype=${this.dtype})`;
   }
 }
 

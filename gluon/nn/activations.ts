@@ -8,7 +8,7 @@ import { showValue } from "../../runtime/names.ts";
 import { HybridBlock } from "../block.ts";
 import type { Value } from "../context.ts";
 import { F } from "../f.ts";
-import { Constant, type InitSpec } from "../initializer.ts";
+import { ConstantInitializer, type InitSpec } from "../initializer.ts";
 import { Parameter } from "../parameter.ts";
 
 /** The activations MXNet's `Activation` op computes. */
@@ -116,7 +116,7 @@ export class PReLU extends HybridBlock {
     }
     this.alpha = new Parameter("alpha", {
       shape: [c || -1],
-      init: options.alphaInitializer ?? new Constant(0.25),
+      init: options.alphaInitializer ?? new ConstantInitializer(0.25),
     });
   }
   /** Applies the activation. */

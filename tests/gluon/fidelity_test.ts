@@ -1,5 +1,22 @@
 // MXNet Gluon behaviour the API follows, each case stating what MXNet does.
-import { Block, loadParams, nd, nn, Parameter, SigilError, type Value } from "../../mod.ts";
+import {
+  Block,
+  Constant,
+  ConstantInitializer,
+  F,
+  HybridBlock,
+  loadParams,
+  nd,
+  nn,
+  Parameter,
+  ShapeError,
+  SigilError,
+  SymbolBlock,
+  type Tensor,
+  type Value,
+  Xavier,
+} from "../../mod.ts";
+import * as initializers from "../../gluon/initializer.ts";
 import { FormatError } from "../../runtime/errors.ts";
 import { assert, assertThrowsError } from "../util.ts";
 
@@ -156,5 +173,97 @@ Deno.test("blocks kept in arrays or objects are not children: MXNet's unregister
   assert.match(
     captureWarnings(() => new WithMap().collectParams()).warnings[0],
     /"WithMap\.table"/,
+  );
+});
+
+class WithConstants extends HybridBlock {
+  dense = new nn.Dense(2, { inUnits: 2 });
+  table = new Constant("table", [[1, 2], [3, 4]]);
+  offset = new Constant("offset", 0.5);
+  forward(x: Value): Value {
+    const y = F.dot(this.dense.call(x), this.table.value());
+    return F.broadcast_add(y, this.offset.value());
+  }
+}
+
+Deno.test("gluon.Constant: a parameter fixed to its value, gradReq always null, as MXNet's", async () => {
+  // MXNet: Constant(value) takes the value's shape and dtype (lists become float32 arrays) and
+  // the name 'const'; grad_req is 'null' and other values warn and are ignored.
+  const c = new Constant([[1, 2], [3, 4]]);
+  assert.equal(c.name, "const");
+  assert.deepEqual(c.shape, [2, 2]);
+  assert.equal(c.dtype, "float32");
+  assert.equal(c.gradReq, "null");
+  assert.equal(String(c), "Constant (shape=(2, 2), dtype=float32)");
+  assert.deepEqual(new Constant(3).shape, []);
+  const ints = new Constant("ids", nd.array([1, 2, 3], { dtype: "int32" }));
+  assert.equal(ints.dtype, "int32");
+  const { warnings } = captureWarnings(() => {
+    c.gradReq = "write";
+    c.gradReq = "write";
+    c.gradReq = "add";
+  });
+  assert.equal(c.gradReq, "null");
+  assert.deepEqual(warnings, [
+    'Constant parameter "const" does not support grad_req other than "null", and new value "write" is ignored.',
+    'Constant parameter "const" does not support grad_req other than "null", and new value "add" is ignored.',
+  ]);
+  assertThrowsError(() => (c.gradReq = "bad" as never), SigilError, /gradReq must be/);
+  assertThrowsError(() => new Constant([[1, 2], [3]]), ShapeError, /rectangular/);
+  assertThrowsError(() => new Constant("x", undefined as never), SigilError, /needs a value/);
+
+  // In a block: initialize sets the value whatever the global initializer; the block's own
+  // weights follow it. Freezing the block (setattr grad_req write) leaves constants null.
+  const net = new WithConstants();
+  net.initialize({ init: new Xavier(), seed: 3 });
+  assert.deepEqual(net.table.data().toArray(), [[1, 2], [3, 4]]);
+  assert.equal(net.offset.data().toArray(), 0.5);
+  assert.deepEqual(Object.keys(net.collectParams()), [
+    "table",
+    "offset",
+    "dense.weight",
+    "dense.bias",
+  ]);
+  assert.match(
+    captureWarnings(() => net.setattr("grad_req", "write")).warnings.join(),
+    /Constant parameter "table"/,
+  );
+  assert.equal(net.table.gradReq, "null");
+  assertThrowsError(() => net.table.grad(), SigilError, /gradReq 'null'/);
+
+  // Eager and hybridized calls agree; export keeps the constants as parameters (0-d in V3).
+  const x = nd.array([[1, -1]]);
+  const eager = net.call(x) as Tensor;
+  net.hybridize();
+  const hybrid = net.call(x) as Tensor;
+  assert.deepEqual(hybrid.toArray(), eager.toArray());
+  const { symbol, params } = net.exportBytes({ format: "v3" });
+  assert.ok(symbol.includes('"__init__": "Constant_table"'));
+  const file = await loadParams(params!);
+  assert.deepEqual(file.names?.slice().sort(), [
+    "arg:dense.bias",
+    "arg:dense.weight",
+    "arg:offset",
+    "arg:table",
+  ]);
+  const back = await SymbolBlock.imports(new TextEncoder().encode(symbol), ["data"], params);
+  assert.deepEqual((back.call(x) as Tensor).toArray(), eager.toArray());
+
+  // setData replaces the value, as MXNet's set_data does.
+  net.table.setData(nd.array([[0, 0], [0, 1]]));
+  assert.deepEqual(net.table.data().toArray(), [[0, 0], [0, 1]]);
+});
+
+Deno.test("the constant initializer is ConstantInitializer; its old name stays as a deprecated alias", () => {
+  assert.equal(initializers.Constant, ConstantInitializer);
+  const p = new Parameter("w", { shape: [2], init: new initializers.Constant(7) });
+  p.initialize();
+  assert.deepEqual(p.data().toArray(), [7, 7]);
+  // A Constant parameter given where an initializer goes is a typed error that says so.
+  const q = new Parameter("q", { shape: [2], init: new Constant(1) as never });
+  assertThrowsError(
+    () => q.initialize(),
+    SigilError,
+    /constant parameter; use ConstantInitializer/,
   );
 });

@@ -1,6 +1,6 @@
 // MXNet 2.x's Gluon behaviour at the edges, each case stating what MXNet does.
 import {
-  Constant,
+  ConstantInitializer,
   HybridBlock,
   loadParams,
   nd,
@@ -87,7 +87,7 @@ Deno.test("a SymbolBlock honours the dtype its input variable declares", () => {
     Object.values(block.collectParams()).map((p) => p.dtype),
     ["float64", "float64"],
   );
-  block.initialize({ init: new Constant(0.5) });
+  block.initialize({ init: new ConstantInitializer(0.5) });
   const y = block.call(nd.ones([1, 3], { dtype: "float64" })) as Tensor;
   assert.equal(y.dtype, "float64");
   // A Constant applies to every parameter, bias included: 3 · 0.5 + 0.5.
@@ -242,17 +242,21 @@ Deno.test("op hooks fire on a SymbolBlock without hybridize; unnamed inputs are 
 });
 
 Deno.test("an array-valued Constant initializer broadcasts; bad values are typed errors", () => {
-  const p = new Parameter("w", { shape: [2, 3], init: new Constant([[1], [2]]) });
+  const p = new Parameter("w", { shape: [2, 3], init: new ConstantInitializer([[1], [2]]) });
   p.initialize();
   assert.deepEqual(p.data().toArray(), [[1, 1, 1], [2, 2, 2]]);
-  const t = new Parameter("t", { shape: [3], init: new Constant(nd.array([4, 5, 6])) });
+  const t = new Parameter("t", { shape: [3], init: new ConstantInitializer(nd.array([4, 5, 6])) });
   t.initialize();
   assert.deepEqual(t.data().toArray(), [4, 5, 6]);
-  assert.equal(new Constant([[1, 2]]).dumps(), '["constant", {"value": [[1, 2]]}]');
-  const bad = new Parameter("b", { shape: [2, 2], init: new Constant([1, 2, 3]) });
+  assert.equal(new ConstantInitializer([[1, 2]]).dumps(), '["constant", {"value": [[1, 2]]}]');
+  const bad = new Parameter("b", { shape: [2, 2], init: new ConstantInitializer([1, 2, 3]) });
   assertThrowsError(() => bad.initialize(), ShapeError, /\(3,\).*broadcast/);
-  assertThrowsError(() => new Constant([[1, 2], [3]]), ShapeError, /rectangular/);
-  assertThrowsError(() => new Constant(["a"] as unknown as number[]), SigilError, /numbers/);
+  assertThrowsError(() => new ConstantInitializer([[1, 2], [3]]), ShapeError, /rectangular/);
+  assertThrowsError(
+    () => new ConstantInitializer(["a"] as unknown as number[]),
+    SigilError,
+    /numbers/,
+  );
 });
 
 Deno.test("op hooks name a nested block call's inputs by its graph's input names, as MXNet's CachedOp", () => {
