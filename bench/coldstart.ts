@@ -2,7 +2,8 @@
  * Cold start against steady state, each measurement in a fresh process (the module cache and
  * the JIT would make in-process repeats warm).
  *
- * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [model ...]` starts, per model and
+ * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [model ...]` (threads default to
+ * the library's default, one per core) starts, per model and
  * run, one child process that builds the zoo model with random weights (not timed), then times
  * `hybridize()` + the first call until its output is read (cold), then 20 more calls (steady:
  * their median). Cold/steady is a ratio within one process, so it holds on a noisy machine.
@@ -17,6 +18,7 @@ import {
   array,
   type CompileProgress,
   compileWasm,
+  getDefaultThreads,
   modelZoo,
   setDefaultThreads,
   sym,
@@ -79,21 +81,24 @@ async function userPath(name: string): Promise<Record<string, number>> {
 async function phasePath(name: string, threads: number): Promise<Record<string, number>> {
   const { net, x } = build(name);
   const t0 = performance.now();
+  const c0 = cpuMs();
   const graph = net.trace([sym.var("data")]);
   const params: Record<string, Tensor> = {};
   for (const [n, p] of graph.params) params[n] = p.data();
   const tTrace = performance.now() - t0;
-  const events: CompileProgress[] = [];
+  const events: [CompileProgress, number][] = [];
   const compiled = compileWasm(graph.symbol, params, { data: x.shape }, {
     threads,
     onProgress: (p) => {
-      if (p.done === 0 || p.phase === "done") events.push(p);
+      if (p.done === 0 || p.phase === "done") events.push([p, cpuMs()]);
     },
   });
   const tCompile = performance.now() - t0;
+  const cCompile = cpuMs();
   const data = x.dataSync() as Float32Array;
   compiled.runRaw({ data });
   const tFirst = performance.now() - t0;
+  const cFirst = cpuMs();
   await compiled.ready();
   const times: number[] = [];
   for (let i = 0; i < STEADY_CALLS; i++) {
@@ -102,12 +107,18 @@ async function phasePath(name: string, threads: number): Promise<Record<string, 
     times.push(performance.now() - t);
   }
   const out: Record<string, number> = { trace: tTrace };
-  events.forEach((e, i) => {
-    if (e.phase !== "done") out[e.phase] = events[i + 1].elapsedMs - e.elapsedMs;
+  events.forEach(([e], i) => {
+    if (e.phase !== "done") out[e.phase] = events[i + 1][0].elapsedMs - e.elapsedMs;
   });
   out["first run"] = tFirst - tCompile;
   out.cold = tFirst;
   out.steady = median(times);
+  // The same phases in CPU milliseconds of the whole process (V8's compile threads too).
+  events.forEach(([e, c], i) => {
+    if (e.phase !== "done") out[`${e.phase} CPU`] = events[i + 1][1] - c;
+  });
+  out["first run CPU"] = cFirst - cCompile;
+  out["cold CPU"] = cFirst - c0;
   compiled.dispose();
   return out;
 }
@@ -137,7 +148,7 @@ const fmt = (v: number) => v >= 100 ? v.toFixed(0) : v.toFixed(1);
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === "--child") return await child(argv.slice(1));
   let runs = 1;
-  let threads = 1;
+  let threads = getDefaultThreads();
   const models: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--runs") runs = Number(argv[++i]);

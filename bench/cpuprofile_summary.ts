@@ -26,9 +26,11 @@ interface Profile {
 function category(fn: string, url: string): string {
   const file = url.split("/").pop() ?? "";
   if (fn.startsWith("wasm-function") || fn === "js-to-wasm") return "kernels running";
-  if (fn === "winogradWeights" || fn === "g4" || fn === "g2") return "Winograd weight transform";
+  if (/^(winograd(Packed)?Weights|g[24]|tileF[24]|rowF[24])$/.test(fn)) {
+    return "Winograd weight transform";
+  }
   if (fn.startsWith("packSgemm")) return "weight packing";
-  if (file === "fold_batchnorm.ts") return "BatchNorm folding";
+  if (file === "fold_batchnorm.ts" || fn === "scaleInto") return "BatchNorm folding";
   if (file === "executor.ts") return "instantiate + constant upload";
   if (fn === "op_create_worker" || file === "threads.ts" || file === "worker_threads.ts") {
     return "worker start";

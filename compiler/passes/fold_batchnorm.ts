@@ -193,7 +193,9 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
       const newB = new Float64Array(channels);
       for (let c = 0; c < channels; c++) {
         const scale = (fix_gamma ? 1 : gv[c]) / Math.sqrt(vv[c] + eps);
-        for (let k = c * inner; k < (c + 1) * inner; k++) newW[k] = wv[k] * scale;
+        // One loop per array type: a loop over either kind of array runs several times slower.
+        if (f32) scaleInto(newW as Float32Array, wv as Float32Array, c * inner, inner, scale);
+        else scaleInto(newW as Float64Array, wv as Float64Array, c * inner, inner, scale);
         newB[c] = (bv[c] - mv[c]) * scale + betav[c];
       }
       const wVar = prod.inputs[1].node;
@@ -236,3 +238,14 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
     return graphOf(out, kept);
   },
 });
+
+/** `out[i] = v[i] · scale` for i in `[at, at + n)`, each product rounded once to `out`'s type. */
+function scaleInto<A extends Float32Array | Float64Array>(
+  out: A,
+  v: A,
+  at: number,
+  n: number,
+  scale: number,
+): void {
+  for (let i = at; i < at + n; i++) out[i] = v[i] * scale;
+}

@@ -12,6 +12,7 @@ import {
   emitSgemm,
   generateSgemm,
   instantiateSgemm,
+  packLayoutA,
   packSgemmA,
   packSgemmB,
   type SgemmOptions,
@@ -302,6 +303,17 @@ Deno.test("sgemm: prepacked constant A and B give the packing-at-run-time bits (
         const want = runEmitted(opts, a, b, m * n);
         const pa = packSgemmA(a, opts);
         const pb = packSgemmB(b, opts);
+        // The layout packLayoutA describes is the one packSgemmA writes (A row-major here).
+        if (!transA) {
+          const l = packLayoutA(opts);
+          for (let i = 0; i < m; i++) {
+            for (let c = 0; c < k; c++) {
+              const at = l.col[c] + l.rowStart[i] * l.colBlock[c] + l.colIn[c] * l.rowPanel[i] +
+                l.rowIn[i];
+              assert.equal(pa[at], a[i * k + c]);
+            }
+          }
+        }
         // Packing into a caller's (longer, dirty) buffer writes the same values in its front.
         const into = new Float32Array(m * k + 3).fill(7);
         assert.strictEqual(packSgemmA(a, opts, into), into);

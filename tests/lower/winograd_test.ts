@@ -8,10 +8,12 @@
  */
 import { Convolution } from "../../ops/convolution.ts";
 import { convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
-import { winogradWeights } from "../../compiler/lower/wasm/winograd.ts";
+import { winogradPackedWeights, winogradWeights } from "../../compiler/lower/wasm/winograd.ts";
+import { packSgemmA } from "../../compiler/lower/wasm/sgemm.ts";
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
 import type { Shape } from "../../runtime/shape.ts";
+import { ShapeError } from "../../runtime/errors.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
 import fc from "npm:fast-check@^4";
 import { assert, assertClose } from "../util.ts";
@@ -155,4 +157,55 @@ Deno.test("property: Winograd weights equal G·g·Gᵀ from the transform matric
     ),
     { numRuns: 60 },
   );
+});
+
+Deno.test("property: weights transformed and packed in one pass equal packSgemmA of each U[ξ], bit for bit", () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(2 as const, 4 as const),
+      fc.integer({ min: 1, max: 14 }),
+      fc.integer({ min: 1, max: 11 }),
+      fc.integer({ min: 0, max: 13 }),
+      fc.integer({ min: 1, max: 14 }),
+      fc.record({ mr: fc.integer({ min: 1, max: 6 }), kc: fc.integer({ min: 1, max: 8 }) }),
+      fc.integer({ min: -30, max: 30 }),
+      (m, filters, channels, a, b, tile, exp) => {
+        const k0 = a % filters;
+        const k1 = k0 + 1 + (b % (filters - k0));
+        // Values over many magnitudes, so every rounding in the transform is exercised.
+        const w = Float32Array.from(
+          { length: filters * channels * 9 },
+          (_, i) => Math.sin(i + 1) * 2 ** (exp + (i % 7) - 3),
+        );
+        const K = k1 - k0;
+        const opts = { m: K, n: 8, k: channels, path: "simd" as const, tile: { ...tile, mc: 4 } };
+        const u = winogradWeights(w, filters, channels, m);
+        const a2 = (m + 2) ** 2;
+        const want = new Float32Array(a2 * K * channels);
+        for (let xi = 0; xi < a2; xi++) {
+          const rows = u.subarray((xi * filters + k0) * channels, (xi * filters + k1) * channels);
+          want.set(packSgemmA(rows, opts), xi * K * channels);
+        }
+        const bits = (v: Float32Array) => new Uint32Array(v.buffer, v.byteOffset, v.length);
+        const got = winogradPackedWeights(w, filters, channels, m, [k0, k1], opts);
+        assert.deepEqual(bits(got), bits(want));
+        // Into a caller's longer, dirty buffer: the same values in its front.
+        const into = new Float32Array(want.length + 5).fill(7);
+        assert.strictEqual(
+          winogradPackedWeights(w, filters, channels, m, [k0, k1], opts, into),
+          into,
+        );
+        assert.deepEqual(bits(into.subarray(0, want.length)), bits(want));
+      },
+    ),
+    { numRuns: 80 },
+  );
+});
+
+Deno.test("Winograd packed weights: a filter range outside the weights is a ShapeError", () => {
+  const w = new Float32Array(2 * 3 * 9);
+  const opts = { m: 2, n: 8, k: 3, path: "simd" as const };
+  assert.throws(() => winogradPackedWeights(w, 2, 3, 4, [1, 3], opts), ShapeError);
+  assert.throws(() => winogradPackedWeights(w, 2, 3, 4, [1, 1], opts), ShapeError);
+  assert.throws(() => winogradPackedWeights(w.subarray(1), 2, 3, 2, [0, 2], opts), ShapeError);
 });

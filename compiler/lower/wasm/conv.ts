@@ -21,7 +21,7 @@ import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { cachedCode } from "./module_cache.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
-import { winogradModule, winogradParts, type WinogradShape, winogradWeights } from "./winograd.ts";
+import { winogradModule, winogradParts, type WinogradShape } from "./winograd.ts";
 
 interface ConvAttrs {
   kernel: readonly number[];
@@ -348,13 +348,6 @@ export const convolutionKernel: KernelGenerator = (
       bias: g.bias,
     };
     const shares = winogradParts(shape, req.parts ?? 1, req.forceSplit ?? false);
-    const u = winogradWeights(
-      weights,
-      g.filters,
-      g.cin,
-      shape.m,
-      transformScratch((tile + 2) ** 2 * g.filters * g.cin),
-    );
     const packs = new Map<string, Float32Array>();
     const whole = winogradModule(
       shape,
@@ -364,11 +357,11 @@ export const convolutionKernel: KernelGenerator = (
       },
       req.relaxed,
       shared,
-      u,
+      weights,
       packs,
     );
     const parts = shares.length > 1
-      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared, u, packs))
+      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared, weights, packs))
       : [];
     return {
       bytes: whole.bytes,
@@ -413,23 +406,6 @@ export const convolutionKernel: KernelGenerator = (
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
   };
 };
-
-let scratchRef: WeakRef<Float32Array> | undefined;
-
-/**
- * A reused buffer for transformed weights, which only live until they are packed: fresh
- * memory is what a cold compile pays most for, and one buffer serves every layer of a model.
- * Held weakly, so it is not kept once compiles stop (a WeakRef's target survives the current
- * job, i.e. a whole synchronous compile).
- */
-function transformScratch(floats: number): Float32Array {
-  let buf = scratchRef?.deref();
-  if (!buf || buf.length < floats) {
-    buf = new Float32Array(floats);
-    scratchRef = new WeakRef(buf);
-  }
-  return buf.subarray(0, floats);
-}
 
 /**
  * The Winograd output tile for this convolution, or 0 for none: 2-D 3×3, stride 1,

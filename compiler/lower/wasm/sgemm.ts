@@ -921,6 +921,70 @@ export function packSgemmA(
 }
 
 /**
+ * Where {@link packSgemmA} puts each element of A (rows `i` < m, columns `c` < k), as
+ * per-row and per-column terms: element (i, c) lands at
+ * `col[c] + rowStart[i] * colBlock[c] + colIn[c] * rowPanel[i] + rowIn[i]`. For packing
+ * values that are computed rather than read (e.g. transformed weights) straight into place.
+ *
+ * @example Agrees with packSgemmA
+ * ```ts
+ * import assert from "node:assert";
+ * import { packLayoutA, packSgemmA } from "./sgemm.ts";
+ * const opts = { m: 3, n: 4, k: 2 };
+ * const a = new Float32Array([1, 2, 3, 4, 5, 6]);
+ * const l = packLayoutA(opts);
+ * const at = (i: number, c: number) => l.col[c] + l.rowStart[i] * l.colBlock[c] + l.colIn[c] * l.rowPanel[i] + l.rowIn[i];
+ * assert.strictEqual(packSgemmA(a, opts)[at(2, 1)], a[2 * 2 + 1]);
+ * ```
+ */
+export function packLayoutA(options: SgemmPackOptions): {
+  /** Per column: the start of its K block's share (block start · m). */
+  col: Int32Array;
+  /** Per column: its K block's width. */
+  colBlock: Int32Array;
+  /** Per column: its offset within its K block. */
+  colIn: Int32Array;
+  /** Per row: the first row of its micro-panel. */
+  rowStart: Int32Array;
+  /** Per row: its micro-panel's height. */
+  rowPanel: Int32Array;
+  /** Per row: its offset within its micro-panel. */
+  rowIn: Int32Array;
+} {
+  const { m, k } = options;
+  const plan = planSgemm(options);
+  const col = new Int32Array(k);
+  const colBlock = new Int32Array(k);
+  const colIn = new Int32Array(k);
+  for (let c = 0, pc = 0; pc < k;) {
+    const kc = c < plan.kb.count * plan.kb.size ? plan.kb.size : plan.kb.tail;
+    for (let j = 0; j < kc; j++, c++) {
+      col[c] = pc * m;
+      colBlock[c] = kc;
+      colIn[c] = j;
+    }
+    pc += kc;
+  }
+  const rowStart = new Int32Array(m);
+  const rowPanel = new Int32Array(m);
+  const rowIn = new Int32Array(m);
+  const mr = plan.tile.mr;
+  for (let ic = 0; ic < m;) {
+    const mc = ic < plan.mb.count * plan.mb.size ? plan.mb.size : plan.mb.tail;
+    for (let r0 = 0; r0 < mc; r0 += mr) {
+      const rows = Math.min(mr, mc - r0);
+      for (let r = 0; r < rows; r++) {
+        rowStart[ic + r0 + r] = ic + r0;
+        rowPanel[ic + r0 + r] = rows;
+        rowIn[ic + r0 + r] = r;
+      }
+    }
+    ic += mc;
+  }
+  return { col, colBlock, colIn, rowStart, rowPanel, rowIn };
+}
+
+/**
  * Packs B into the panels `compute` reads: per K block, panels of `nr` columns (k-major), the
  * last one zero-padded to whole vectors. Pass the result with `prepackedB: true`.
  *

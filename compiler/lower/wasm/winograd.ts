@@ -19,9 +19,10 @@
  *
  * @module
  */
+import { ShapeError } from "../../../runtime/errors.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
-import { emitSgemm, packSgemmA } from "./sgemm.ts";
+import { emitSgemm, packLayoutA, type SgemmPackOptions } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
 import { cachedCode } from "./module_cache.ts";
 
@@ -133,8 +134,9 @@ function g2(a: number, b: number, c: number, o: Float64Array, at: number, stride
 /**
  * Transforms 3×3 weights (filters, channels, 3, 3) into the α² matrices `U[ξ]`
  * (filters × channels), `U = G·g·Gᵀ`, each entry formed in float64 and rounded once to
- * float32. Written into `out` when given (at least α²·filters·channels long: a caller's
- * reused buffer, since fresh memory is what a cold compile pays most for), else a new array.
+ * float32. Written into `out` when given (at least α²·filters·channels long), else a new array.
+ * The plain form of the transform; kernels take {@link winogradPackedWeights}, which writes
+ * the same values straight into the sgemm's panels.
  */
 export function winogradWeights(
   w: Float32Array,
@@ -163,6 +165,113 @@ export function winogradWeights(
     }
   }
   return u;
+}
+
+/**
+ * The Winograd weights of filters `[k0, k1)` transformed and packed for the products in one
+ * pass: the same values as {@link winogradWeights} followed by `packSgemmA(U[ξ] rows k0..k1,
+ * opts)` for every ξ, without the intermediate U (less memory to touch, one pass over it).
+ * Written into `out` when given (at least α²·(k1 − k0)·channels long), else a new array.
+ *
+ * The transform is straight-line code per variant ({@link tileF4}, {@link tileF2}): the same
+ * float64 operations in the same order as {@link winogradWeights}, so the same bits, without
+ * its temporaries and indirect calls (this is most of a cold compile's weight work).
+ */
+export function winogradPackedWeights(
+  w: Float32Array,
+  filters: number,
+  channels: number,
+  m: 2 | 4,
+  [k0, k1]: readonly [number, number],
+  opts: SgemmPackOptions,
+  out?: Float32Array,
+): Float32Array {
+  const a2 = variant(m).alpha ** 2;
+  const K = k1 - k0;
+  const C = channels;
+  const plane = K * C;
+  if (k0 < 0 || k1 > filters || K < 1 || w.length < filters * C * 9) {
+    throw new ShapeError(
+      `winogradPackedWeights: filters [${k0}, ${k1}) of ${filters} with ${w.length} weights`,
+    );
+  }
+  const dst = out ?? new Float32Array(a2 * plane);
+  const { col, colBlock, colIn, rowStart, rowPanel, rowIn } = packLayoutA({ ...opts, m: K, k: C });
+  for (let k = k0; k < k1; k++) {
+    const i = k - k0;
+    const start = rowStart[i], panel = rowPanel[i], at0 = rowIn[i];
+    let at = k * C * 9;
+    if (m === 4) {
+      for (let c = 0; c < C; c++, at += 9) {
+        tileF4(w, at, dst, col[c] + start * colBlock[c] + colIn[c] * panel + at0, plane);
+      }
+    } else {
+      for (let c = 0; c < C; c++, at += 9) {
+        tileF2(w, at, dst, col[c] + start * colBlock[c] + colIn[c] * panel + at0, plane);
+      }
+    }
+  }
+  return dst;
+}
+
+/**
+ * One 3×3 filter `w[at..at+9]` to its 6×6 F(4×4, 3×3) tile `G·g·Gᵀ`, entry x written to
+ * `out[o + x·plane]`: {@link g4} on the columns of g, then on the rows of the result.
+ */
+function tileF4(w: Float32Array, at: number, out: Float32Array, o: number, plane: number): void {
+  const a0 = w[at], a1 = w[at + 1], a2 = w[at + 2];
+  const b0 = w[at + 3], b1 = w[at + 4], b2 = w[at + 5];
+  const c0 = w[at + 6], c1 = w[at + 7], c2 = w[at + 8];
+  // G · g, column j from (a_j, b_j, c_j): rows r0..r5 of a 6×3 matrix.
+  const s0 = -(a0 + c0) / 6, d0 = b0 / 6, p0 = a0 / 24 + c0 / 6, q0 = b0 / 12;
+  const s1 = -(a1 + c1) / 6, d1 = b1 / 6, p1 = a1 / 24 + c1 / 6, q1 = b1 / 12;
+  const s2 = -(a2 + c2) / 6, d2 = b2 / 6, p2 = a2 / 24 + c2 / 6, q2 = b2 / 12;
+  const row = 6 * plane;
+  rowF4(a0 / 4, a1 / 4, a2 / 4, out, o, plane);
+  rowF4(s0 - d0, s1 - d1, s2 - d2, out, o + row, plane);
+  rowF4(s0 + d0, s1 + d1, s2 + d2, out, o + 2 * row, plane);
+  rowF4(p0 + q0, p1 + q1, p2 + q2, out, o + 3 * row, plane);
+  rowF4(p0 - q0, p1 - q1, p2 - q2, out, o + 4 * row, plane);
+  rowF4(c0, c1, c2, out, o + 5 * row, plane);
+}
+
+/** {@link g4} of one row (a, b, c) into `out[o + i·plane]`, i < 6, rounded to float32. */
+function rowF4(a: number, b: number, c: number, out: Float32Array, o: number, plane: number) {
+  const s = -(a + c) / 6;
+  const d = b / 6;
+  const p = a / 24 + c / 6;
+  const q = b / 12;
+  out[o] = a / 4;
+  out[o + plane] = s - d;
+  out[o + 2 * plane] = s + d;
+  out[o + 3 * plane] = p + q;
+  out[o + 4 * plane] = p - q;
+  out[o + 5 * plane] = c;
+}
+
+/** As {@link tileF4} for F(2×2, 3×3): a 4×4 tile by {@link g2}. */
+function tileF2(w: Float32Array, at: number, out: Float32Array, o: number, plane: number): void {
+  const a0 = w[at], a1 = w[at + 1], a2 = w[at + 2];
+  const b0 = w[at + 3], b1 = w[at + 4], b2 = w[at + 5];
+  const c0 = w[at + 6], c1 = w[at + 7], c2 = w[at + 8];
+  const s0 = (a0 + c0) / 2, d0 = b0 / 2;
+  const s1 = (a1 + c1) / 2, d1 = b1 / 2;
+  const s2 = (a2 + c2) / 2, d2 = b2 / 2;
+  const row = 4 * plane;
+  rowF2(a0, a1, a2, out, o, plane);
+  rowF2(s0 + d0, s1 + d1, s2 + d2, out, o + row, plane);
+  rowF2(s0 - d0, s1 - d1, s2 - d2, out, o + 2 * row, plane);
+  rowF2(c0, c1, c2, out, o + 3 * row, plane);
+}
+
+/** {@link g2} of one row (a, b, c) into `out[o + i·plane]`, i < 4, rounded to float32. */
+function rowF2(a: number, b: number, c: number, out: Float32Array, o: number, plane: number) {
+  const s = (a + c) / 2;
+  const d = b / 2;
+  out[o] = a;
+  out[o + plane] = s + d;
+  out[o + 2 * plane] = s - d;
+  out[o + 3 * plane] = c;
 }
 
 /** Output rows and columns of a 3×3 stride-1 convolution. */
@@ -222,31 +331,30 @@ function shuffle4(fb: FunctionBuilder, lanes: readonly number[]): void {
 
 /**
  * The Winograd kernel module for tile rows `[ty0, ty1)` of the output:
- * `run(x, u, [bias], y, scratch)`. Returns the bytes and the scratch it needs.
+ * `run(x, u, [bias], y, scratch)`, and the 3×3 `weights` transformed and packed for it (the
+ * `u` it takes). Returns the bytes, the scratch it needs and the packed weights.
  */
 export function winogradModule(
   s: WinogradShape,
   share: WinogradShare,
   relaxed: boolean,
   shared: boolean,
-  u: Float32Array,
+  weights: Float32Array,
   packs?: Map<string, Float32Array>,
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string; packed: Float32Array } {
-  const A2 = variant(s.m).alpha ** 2;
-  const [k0, k1] = share.filters;
-  const K = k1 - k0;
-  const C = s.channels;
-  const KA = s.filters;
-  const opts = gemmOptions(s, share, relaxed);
-  // U[ξ] rows k0..k1, packed for the products now; parts with the same filters share it.
-  const key = `${k0}:${k1}:${relaxed}`;
+  // U[ξ] rows k0..k1, transformed and packed for the products now; parts with the same
+  // filters share it.
+  const key = `${share.filters[0]}:${share.filters[1]}:${relaxed}`;
   let packed = packs?.get(key);
   if (!packed) {
-    packed = new Float32Array(A2 * K * C);
-    for (let xi = 0; xi < A2; xi++) {
-      const rows = u.subarray((xi * KA + k0) * C, (xi * KA + k1) * C);
-      packSgemmA(rows, opts, packed.subarray(xi * K * C, (xi + 1) * K * C));
-    }
+    packed = winogradPackedWeights(
+      weights,
+      s.filters,
+      s.channels,
+      s.m,
+      share.filters,
+      gemmOptions(s, share, relaxed),
+    );
     packs?.set(key, packed);
   }
   // The code depends on the shapes alone: layers of equal shapes share it.
