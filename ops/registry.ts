@@ -30,6 +30,7 @@ import * as norm from "./norm.ts";
 import * as pooling from "./pooling.ts";
 import * as reduce from "./reduce.ts";
 import * as reshape from "./reshape.ts";
+import * as resize from "./resize.ts";
 import * as scalarOps from "./scalar_ops.ts";
 import * as softmax from "./softmax.ts";
 import * as unary from "./unary.ts";
@@ -59,6 +60,7 @@ export type OpTable = Readonly<
   & typeof pooling
   & typeof reduce
   & typeof reshape
+  & typeof resize
   & typeof scalarOps
   & typeof softmax
   & typeof unary
@@ -89,6 +91,7 @@ export const OPS: OpTable = Object.freeze({
   ...pooling,
   ...reduce,
   ...reshape,
+  ...resize,
   ...scalarOps,
   ...softmax,
   ...unary,

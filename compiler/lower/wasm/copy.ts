@@ -8,6 +8,7 @@
  * @module
  */
 import { shapeSize } from "../../../runtime/shape.ts";
+import type { CopyPlan } from "../../../ops/views.ts";
 import { ModuleBuilder } from "./encoder.ts";
 import { bump, repeat } from "./emit.ts";
 import {
@@ -39,7 +40,20 @@ export const copyKernel: KernelGenerator = (req: KernelRequest): CompiledKernel 
   const copy = node.op?.copy;
   if (copy === undefined || req.outputs.length !== 1) return undefined;
   if ([...req.inputs, ...req.outputs].some((s) => s.some((d) => d < 1))) return undefined;
-  const plan = copy(node.parsed, req.inputs, req.outputs);
+  return copyPlanKernel(req, copy(node.parsed, req.inputs, req.outputs), node.opName);
+};
+
+/**
+ * A kernel that runs a copy plan for a request (shapes, memory sharing): `run(...inputs, out)`.
+ * Segments for which `add` holds add into what earlier segments wrote instead of storing (how
+ * a sum of copies, e.g. UpSampling's `sum` mode, is written).
+ */
+export function copyPlanKernel(
+  req: KernelRequest,
+  plan: CopyPlan,
+  what: string,
+  add: (segment: number) => boolean = () => false,
+): CompiledKernel {
   const mb = new ModuleBuilder();
   importKernelMemory(mb, req.shared);
   const n = req.inputs.length;
@@ -49,7 +63,8 @@ export const copyKernel: KernelGenerator = (req: KernelRequest): CompiledKernel 
   const src = fb.local("i32"), dst = fb.local("i32"), p = fb.local("i32");
   const v = fb.local("f32"), vv = fb.local("v128");
   let runs = 0;
-  for (const seg of plan) {
+  plan.forEach((seg, index) => {
+    const adding = add(index);
     fb.localGet(seg.input).i32Const(seg.src * 4).op("i32.add").localSet(src);
     fb.localGet(n).i32Const(seg.dst * 4).op("i32.add").localSet(dst);
     const dims = seg.dims.length ? seg.dims : [{ size: 1, src: 1, dst: 1 }];
@@ -58,7 +73,16 @@ export const copyKernel: KernelGenerator = (req: KernelRequest): CompiledKernel 
     const nest = (d: number) => {
       if (d === outer.length) {
         runs++;
-        if (inner.src === 1 && inner.dst === 1) {
+        if (adding) {
+          const q = fb.local("i32");
+          fb.localGet(src).localSet(q).localGet(dst).localSet(p);
+          repeat(fb, inner.size, () => {
+            fb.localGet(p).localGet(p).load("f32.load").localGet(q).load("f32.load");
+            fb.op("f32.add").store("f32.store");
+            bump(fb, q, inner.src * 4);
+            bump(fb, p, inner.dst * 4);
+          });
+        } else if (inner.src === 1 && inner.dst === 1) {
           fb.localGet(dst).localGet(src).i32Const(inner.size * 4).memoryCopy();
         } else if (inner.src === 0 && inner.dst === 1 && inner.size >= 8) {
           // one value, stored four at a time, then the tail
@@ -93,14 +117,14 @@ export const copyKernel: KernelGenerator = (req: KernelRequest): CompiledKernel 
       bump(fb, dst, -a.size * a.dst * 4);
     };
     nest(0);
-  }
+  });
   fb.end();
   const out = req.outputs[0];
   return {
     bytes: mb.build(),
     scratchBytes: 0,
-    label: `${node.opName} copy ${shapeSize(out)} elements (${plan.length} segment${
+    label: `${what} copy ${shapeSize(out)} elements (${plan.length} segment${
       plan.length === 1 ? "" : "s"
     }, ${runs} run${runs === 1 ? "" : "s"} per walk)`,
   };
-};
+}

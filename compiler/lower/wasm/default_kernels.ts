@@ -14,6 +14,7 @@ import type { KernelTable } from "./kernel.ts";
 import { poolingKernel } from "./pool.ts";
 import { reductionKernel, softmaxKernel } from "./reduce.ts";
 import { batchNormKernel, embeddingKernel, transposeKernel } from "./layout_ops.ts";
+import { bilinearResizeKernel, upsamplingKernel } from "./resize.ts";
 
 /** Every kernel generator of the WASM backend, by op name. */
 export const WASM_KERNELS: KernelTable = Object.freeze({
@@ -37,5 +38,7 @@ export const WASM_KERNELS: KernelTable = Object.freeze({
     log_softmax: softmaxKernel,
     SoftmaxActivation: softmaxKernel,
     SoftmaxOutput: softmaxKernel,
+    UpSampling: upsamplingKernel,
+    _contrib_BilinearResize2D: bilinearResizeKernel,
   }),
 });
