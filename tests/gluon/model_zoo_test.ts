@@ -164,7 +164,23 @@ const EXPECTED: Record<string, [number, Record<string, number[]>]> = {
   "densenet161": [28900936, { "features.0.weight": [96, 3, 7, 7], "output.weight": [1000, 2208] }],
   "densenet169": [14307880, { "output.weight": [1000, 1664] }],
   "densenet201": [20242984, { "output.weight": [1000, 1920] }],
+  // torchvision's inception_v3 without its auxiliary head (23,834,568) plus 2 x 17,216 BN stats
+  "inceptionv3": [23869000, {
+    "features.0.0.weight": [32, 3, 3, 3],
+    "features.0.1.gamma": [32],
+    "features.7.1.1.0.weight": [64, 48, 5, 5],
+    "features.10.0.0.0.weight": [384, 288, 3, 3],
+    "features.11.2.4.0.weight": [192, 128, 1, 7],
+    "features.15.1.3.0.weight": [192, 192, 3, 3],
+    "features.16.1.1.1.0.weight": [384, 384, 3, 1],
+    "features.17.2.0.1.0.weight": [384, 448, 3, 3],
+    "features.17.3.1.1.running_var": [192],
+    "output.weight": [1000, 2048],
+  }],
 };
+
+/** Input sizes other than 224x224: Inception v3's 8x8 average pooling needs 299x299. */
+const INPUT_SIZE: Record<string, number> = { inceptionv3: 299 };
 
 const CLASS_OF: Record<string, string> = {
   alexnet: "AlexNet",
@@ -174,6 +190,7 @@ const CLASS_OF: Record<string, string> = {
   mobilenet: "MobileNet",
   squeezenet: "SqueezeNet",
   densenet: "DenseNet",
+  inception: "Inception3",
 };
 
 Deno.test("getModel knows exactly MXNet's vision names", () => {
@@ -181,8 +198,9 @@ Deno.test("getModel knows exactly MXNet's vision names", () => {
 });
 
 Deno.test("every model: MXNet's parameter names, shapes and total count (shapes only)", () => {
-  const x = nd.zeros([1, 3, 224, 224]);
   for (const [name, [total, shapes]] of Object.entries(EXPECTED)) {
+    const size = INPUT_SIZE[name] ?? 224;
+    const x = nd.zeros([1, 3, size, size]);
     const net = vision.getModel(name);
     const family = Object.keys(CLASS_OF).find((k) => name.startsWith(k))!;
     assert.ok(
@@ -277,6 +295,24 @@ Deno.test("small forwards, eager equals hybridized: mobilenet0.25, resnet18_v2, 
     net.initialize({ seed: 4 });
     await eagerVsHybrid(net, nd.random.uniform(0, 1, [1, 3, size, size], { seed: 5 }), [1, 10]);
   }
+});
+
+Deno.test("inceptionv3: symbolic shapes at 299x299, and a forward (eager equals hybridized)", async () => {
+  const net = vision.getModel("inceptionv3", { classes: 10 });
+  const g = net.trace([sym.var("data")]).symbol;
+  const shapes = g.inferShape({ data: [2, 3, 299, 299] });
+  assert.deepEqual(shapes.outShapes, [[2, 10]]);
+  const internals = g.getInternals();
+  const shapeOf = (name: string) =>
+    internals.get(name).inferShape({ data: [2, 3, 299, 299] }).outShapes[0];
+  // the stem ends at 35x35x192, the modules at 35x35x288, 17x17x768 and 8x8x2048
+  assert.deepEqual(shapeOf("features_6_fwd_output"), [2, 192, 35, 35]);
+  assert.deepEqual(shapeOf("features_9_concat0_output"), [2, 288, 35, 35]);
+  assert.deepEqual(shapeOf("features_14_concat0_output"), [2, 768, 17, 17]);
+  assert.deepEqual(shapeOf("features_17_concat0_output"), [2, 2048, 8, 8]);
+  assert.deepEqual(shapeOf("features_18_fwd_output"), [2, 2048, 1, 1]);
+  net.initialize({ seed: 9 });
+  await eagerVsHybrid(net, nd.random.uniform(0, 1, [1, 3, 299, 299], { seed: 10 }), [1, 10]);
 });
 
 Deno.test("bottleneck ResNets and DenseNet built from parts: eager equals hybridized", async () => {

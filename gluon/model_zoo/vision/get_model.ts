@@ -15,6 +15,7 @@ import type { HybridBlock } from "../../block.ts";
 import type { Value } from "../../context.ts";
 import { alexnet } from "./alexnet.ts";
 import { densenet121, densenet161, densenet169, densenet201 } from "./densenet.ts";
+import { inception_v3 } from "./inception.ts";
 import {
   mobilenet0_25,
   mobilenet0_5,
@@ -77,6 +78,7 @@ const MODELS: Readonly<Record<string, ModelFactory>> = Object.freeze({
   "densenet161": densenet161,
   "densenet169": densenet169,
   "densenet201": densenet201,
+  "inceptionv3": inception_v3,
   "squeezenet1.0": squeezenet1_0,
   "squeezenet1.1": squeezenet1_1,
   "mobilenet1.0": mobilenet1_0,

@@ -20,6 +20,7 @@
 export * from "./alexnet.ts";
 export * from "./densenet.ts";
 export * from "./get_model.ts";
+export * from "./inception.ts";
 export * from "./mobilenet.ts";
 export {
   fetchPretrained,
