@@ -120,8 +120,8 @@ function blockE(): nn.HybridConcatenate {
 /**
  * Inception v3: a convolutional stem, three 35×35 modules, a reduction, four 17×17 modules, a
  * reduction, two 8×8 modules, 8×8 average pooling and dropout (`features`), then a dense
- * classifier (`output`). Built for 299×299 inputs (the final pooling needs an 8×8 map, i.e.
- * inputs of at least 299 pixels... from 299 to 330 give 8×8).
+ * classifier (`output`). Built for 299×299 inputs: the final 8×8 pooling needs an 8×8 map
+ * (smaller inputs are a ShapeError; larger ones change the classifier's input width).
  *
  * @example Inception v3 parameter names
  * ```ts
