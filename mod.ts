@@ -144,6 +144,7 @@ export {
   Zero,
 } from "./gluon/initializer.ts";
 export { SymbolBlock } from "./gluon/symbol_block.ts";
+export { OptConstraint, type OptConstraintFlags } from "./gluon/opt_constraint.ts";
 export type { Bytes, FileSource, FileTarget } from "./runtime/io.ts";
 export type { LoadOptions } from "./gluon/io.ts";
 export { removeAmpCast } from "./compiler/passes/remove_amp_cast.ts";

@@ -61,6 +61,41 @@ export function nameScope<T>(fn: () => T, options: { prefix?: string } = {}): T 
   }
 }
 
+/** The optimization constraints (`__opt_constraint__` bits) stamped on op nodes built now. */
+let optConstraints = 0;
+
+/**
+ * Runs `fn` with the `flags` bits added to the optimization constraints, as MXNet's
+ * `HybridBlock.OptConstraint` scope does: every op node built inside (by `sym.<Op>`, or by `F`
+ * while a block is traced) carries `__opt_constraint__`, the union of its own bits and the
+ * scope's, as MXNet's deferred compute writes it. `fn` runs synchronously; the previous
+ * constraints are restored when it returns or throws.
+ *
+ * @example Nodes built in the scope carry the flag
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../mod.ts";
+ * import { withOptConstraints } from "./sym.ts";
+ * const fc = withOptConstraints(1, () => sym.FullyConnected(sym.var("x"), { num_hidden: 2 }));
+ * assert(fc.attr("__opt_constraint__") === "1");
+ * assert(sym.exp(fc).attr("__opt_constraint__") === undefined);
+ * ```
+ */
+export function withOptConstraints<T>(flags: number, fn: () => T): T {
+  if (!Number.isInteger(flags) || flags < 0 || flags > 0x7fffffff) {
+    throw new SigilError(
+      `optimization constraint flags must be a non-negative integer, got ${flags}`,
+    );
+  }
+  const saved = optConstraints;
+  optConstraints = saved | flags;
+  try {
+    return fn();
+  } finally {
+    optConstraints = saved;
+  }
+}
+
 /** Options of {@link variable}. */
 export interface VarOptions {
   /** Shape (`-1` or `0` for unknown dims), written as `__shape__`. */
@@ -263,7 +298,13 @@ export function compose(op: AnyOpDef, args: readonly unknown[]): Symbol {
     }
     return s.outputs[0];
   });
-  const node = makeNode({ op, name: nodeName, attrs: nodeAttrs, inputs, parsed, where });
+  let opAttrs = nodeAttrs;
+  if (optConstraints !== 0) {
+    const own = parseInt(nodeAttrs.__opt_constraint__ ?? "0", 10);
+    const bits = (Number.isFinite(own) ? own : 0) | optConstraints;
+    opAttrs = { ...nodeAttrs, __opt_constraint__: String(bits) };
+  }
+  const node = makeNode({ op, name: nodeName, attrs: opAttrs, inputs, parsed, where });
   const visible = node.numVisibleOutputs;
   return new Symbol(Array.from({ length: visible }, (_, i) => node.entry(i)));
 }

@@ -25,6 +25,7 @@ import { type InitSpec, seedFor } from "./initializer.ts";
 import { entriesToSave, loadInto, type LoadOptions } from "./io.ts";
 import { Parameter } from "./parameter.ts";
 import { warnOnce } from "./warn.ts";
+import { OptConstraint } from "./opt_constraint.ts";
 import { loadParams, paramsBytes, paramsToRecord } from "../runtime/params.ts";
 import {
   type FileSource,
@@ -739,6 +740,8 @@ export interface CachedGraph {
  * ```
  */
 export abstract class HybridBlock extends Block {
+  /** MXNet's `HybridBlock.OptConstraint`: see {@link OptConstraint}. */
+  static readonly OptConstraint: typeof OptConstraint = OptConstraint;
   #active = false;
   #flags: HybridizeOptions = {};
   readonly #cache = new Map<string, CachedGraph>();

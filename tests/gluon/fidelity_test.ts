@@ -1,5 +1,6 @@
 // MXNet Gluon behaviour the API follows, each case stating what MXNet does.
 import {
+  amp,
   Block,
   Constant,
   ConstantInitializer,
@@ -8,9 +9,11 @@ import {
   loadParams,
   nd,
   nn,
+  OptConstraint,
   Parameter,
   ShapeError,
   SigilError,
+  sym,
   SymbolBlock,
   type Tensor,
   type Value,
@@ -266,4 +269,77 @@ Deno.test("the constant initializer is ConstantInitializer; its old name stays a
     SigilError,
     /constant parameter; use ConstantInitializer/,
   );
+});
+
+class OffloadNet extends HybridBlock {
+  lp16a = new nn.Conv2D(4, 3);
+  lp16b = new nn.Conv2D(4, 3);
+  fp32 = new nn.Dense(4);
+  forward(x: Value): Value {
+    const y = F.Reshape(this.lp16b.call(this.lp16a.call(x)), { shape: [0, -1] });
+    return HybridBlock.OptConstraint.disableAmp(() => this.fp32.call(y));
+  }
+}
+
+Deno.test("OptConstraint.disableAmp: ops built in the scope carry __opt_constraint__ and AMP keeps them in float32 (MXNet's test_amp_offline_casting)", () => {
+  assert.equal(HybridBlock.OptConstraint, OptConstraint);
+  assert.equal(OptConstraint.Flag.DisableAMP, 1);
+  const net = new OffloadNet();
+  net.initialize({ seed: 1 });
+  const x = nd.random.uniform(-1, 1, [2, 3, 8, 8], { seed: 2 });
+  const want = net.call(x) as Tensor; // eager calls are unaffected
+  // The traced graph marks the Dense layer's node (and only it) as MXNet's deferred compute does.
+  net.hybridize();
+  net.call(x);
+  const marked = net.cachedGraph()!.symbol.nodes().filter((n) => n.attrs.__opt_constraint__);
+  assert.deepEqual(marked.map((n) => [n.opName, n.attrs.__opt_constraint__]), [[
+    "FullyConnected",
+    "1",
+  ]]);
+  assert.ok(net.exportBytes().symbol.includes('"__opt_constraint__": "1"'));
+  // AMP with offline casting: the constrained layer's parameters stay float32.
+  const lp = amp.convertHybridBlock(net, {
+    targetDtype: "float16",
+    dataExample: [x],
+    castParamsOffline: true,
+  });
+  const dtypes = Object.entries(lp.collectParams()).map(([k, p]) => [k, p.dtype]);
+  for (const [k, d] of dtypes) assert.equal(d, k.startsWith("fp32") ? "float32" : "float16", k);
+  const fc = lp.symbol.nodes().find((n) => n.opName === "FullyConnected")!;
+  const inputs = fc.inputs.map((e) => e.node.opName);
+  assert.deepEqual(inputs, ["amp_cast", "null", "null"]); // its data input is cast back to float32
+  const y = lp.call(x) as Tensor;
+  assert.equal(y.dtype, "float32");
+  assert.deepEqual(y.shape, want.shape);
+});
+
+Deno.test("OptConstraint scopes nest (bits unite), restore on return and throw, and reach sym builders", () => {
+  const x = sym.var("x");
+  const both = new OptConstraint(2).run(() =>
+    OptConstraint.disableAmp(() => sym.exp(x, { name: "e" }))
+  );
+  assert.equal(both.attr("__opt_constraint__"), "3");
+  // An op's own attribute unites with the scope's.
+  const own = OptConstraint.disableAmp(() => sym.exp(x, { attr: { __opt_constraint__: "4" } }));
+  assert.equal(own.attr("__opt_constraint__"), "5");
+  assert.equal(sym.exp(x).attr("__opt_constraint__"), undefined);
+  assertThrowsError(
+    () =>
+      OptConstraint.disableAmp(() => {
+        throw new SigilError("inside");
+      }),
+    SigilError,
+    /inside/,
+  );
+  assert.equal(sym.exp(x).attr("__opt_constraint__"), undefined);
+  // The scope object form (MXNet's `with OptConstraint.disable_amp():`) and disableAll.
+  const scope = OptConstraint.disableAmp();
+  assert.ok(scope instanceof OptConstraint && scope.flag === 1);
+  assert.equal(scope.run(() => sym.exp(x)).attr("__opt_constraint__"), "1");
+  assert.equal(OptConstraint.disableAll().flag, 1);
+  // Variables the op creates for its missing inputs are not marked.
+  const fc = OptConstraint.disableAmp(() => sym.FullyConnected(x, { num_hidden: 2, name: "fc" }));
+  const weight = fc.outputs[0].node.inputs[1].node;
+  assert.equal(weight.attrs.__opt_constraint__, undefined);
+  assertThrowsError(() => new OptConstraint(-1), SigilError, /non-negative integer/);
 });
