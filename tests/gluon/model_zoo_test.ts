@@ -172,7 +172,7 @@ const EXPECTED: Record<string, [number, Record<string, number[]>]> = {
     "features.10.0.0.0.weight": [384, 288, 3, 3],
     "features.11.2.4.0.weight": [192, 128, 1, 7],
     "features.15.1.3.0.weight": [192, 192, 3, 3],
-    "features.16.1.1.1.0.weight": [384, 384, 3, 1],
+    "features.16.1.1.1.0.0.weight": [384, 384, 3, 1],
     "features.17.2.0.1.0.weight": [384, 448, 3, 3],
     "features.17.3.1.1.running_var": [192],
     "output.weight": [1000, 2048],
@@ -350,12 +350,12 @@ Deno.test("getModel: MXNet names, case, factory aliases, unknown names", () => {
   );
   let err: unknown;
   try {
-    vision.getModel("inceptionv3");
+    vision.getModel("inceptionv4");
   } catch (e) {
     err = e;
   }
   assert.ok(err instanceof vision.UnknownModelError && err instanceof SigilError);
-  assert.equal(err.model, "inceptionv3");
+  assert.equal(err.model, "inceptionv4");
   assert.deepEqual(err.validNames, vision.modelNames());
   assert.match(err.message, /resnet18_v1/);
   assert.match(err.message, /mobilenetv2_0\.25/);

@@ -129,7 +129,7 @@ function blockE(): nn.HybridConcatenate {
  * import { modelZoo } from "../../../mod.ts";
  * const net = new modelZoo.vision.Inception3({ classes: 10 });
  * const names = Object.keys(net.collectParams());
- * assert(names.includes("features.0.0.weight") && names.includes("features.16.1.1.1.0.weight"));
+ * assert(names.includes("features.0.0.weight") && names.includes("features.16.1.1.1.0.0.weight"));
  * ```
  */
 export class Inception3 extends HybridBlock {
