@@ -11,6 +11,7 @@ import { type DType, dtypeFromFlag, DTYPES } from "../runtime/dtype.ts";
 import { ArgumentError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
 import { describeValue, didYouMean, listNames, showValue } from "../runtime/names.ts";
 import { formatShape, isKnownShape, MAX_NDIM, type Shape, shapeProblem } from "../runtime/shape.ts";
+import { explainShapeConflict, explainTypeConflict } from "./explain.ts";
 import { auxiliaryNodes, type Node, type ShapeDict, type Symbol, type TypeDict } from "./symbol.ts";
 
 /** Shapes in listArguments / listOutputs / listAuxiliaryStates order. */
@@ -283,7 +284,11 @@ function shapeFactsMemo(
           memo,
           (t) => (t === undefined ? "?" : t.join(",")),
         )
-        : applyShapeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
+        : explainShapeConflict(
+          n,
+          ins,
+          (i) => applyShapeRule(n.op!, n.parsed, i, outs, nodeWhere(n)),
+        ),
     sameShape,
   );
 }
@@ -355,7 +360,11 @@ function typeFactsMemo(
           memo,
           (t) => t ?? "?",
         )
-        : applyTypeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
+        : explainTypeConflict(
+          n,
+          ins,
+          () => applyTypeRule(n.op!, n.parsed, ins, outs, nodeWhere(n)),
+        ),
     (a, b) => a === b,
   );
 }

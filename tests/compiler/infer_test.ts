@@ -55,7 +55,7 @@ Deno.test("shape contradictions name the node and the input", () => {
   assertThrowsError(
     () => net.inferShape({ data: [2, 3, 9, 9], c_weight: [8, 4, 3, 3] }),
     ShapeError,
-    /node 'c' \(Convolution\): input 'weight' has shape \(8, 4, 3, 3\)/,
+    /node 'c' \(Convolution\): input 'data' \(graph input 'data'\) has shape \(2, 3, 9, 9\), but Convolution needs dimension 1 to be 4, not 3, to match 'weight' \(8, 4, 3, 3\)/,
   );
   assertThrowsError(() => net.inferShape({ nope: [1] }), SigilError, /'nope' is not an input/);
   assertThrowsError(() => net.inferShape({ data: [2, 1.5] }), ShapeError, /bad shape for 'data'/);

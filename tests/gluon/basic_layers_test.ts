@@ -799,7 +799,7 @@ Deno.test("hybridized calls with the wrong inputs fail with typed errors naming 
   assertThrowsError(
     () => net.call(nd.ones([2, 5])),
     ShapeError,
-    /'data' \(2, 5\).*'weight' has shape \(3, 4\)/,
+    /'data' \(2, 5\).*input 'data' \(graph input 'data'\) has shape \(2, 5\), but FullyConnected needs dimension 1 to be 4, not 5, to match 'weight' \(3, 4\)/,
   );
   // One input too many: named ('data1') or counted, depending on where it is caught.
   assertThrowsError(
