@@ -585,7 +585,7 @@ export class Lambda extends Block {
   constructor(fn: LambdaFunction) {
     super();
     this.#fn = resolveLambda(fn, "Lambda");
-    this.#label = typeof fn === "string" ? fn : fn.name || "<function>";
+    this.#label = typeof fn === "string" ? fn : fn.name || "<lambda>";
   }
   /** Applies the function. */
   forward(...inputs: Value[]): BlockOutput {
@@ -618,7 +618,7 @@ export class HybridLambda extends HybridBlock {
   constructor(fn: LambdaFunction) {
     super();
     this.#fn = resolveLambda(fn, "HybridLambda");
-    this.#label = typeof fn === "string" ? fn : fn.name || "<function>";
+    this.#label = typeof fn === "string" ? fn : fn.name || "<lambda>";
   }
   /** Applies the function. */
   forward(...inputs: Value[]): BlockOutput {

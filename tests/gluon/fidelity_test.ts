@@ -21,7 +21,7 @@ import {
 } from "../../mod.ts";
 import * as initializers from "../../gluon/initializer.ts";
 import { FormatError } from "../../runtime/errors.ts";
-import { assert, assertThrowsError } from "../util.ts";
+import { assert, assertNear, assertThrowsError } from "../util.ts";
 
 /** Silences console.warn while `fn` runs and returns what it would have printed. */
 export function captureWarnings<T>(fn: () => T): { result: T; warnings: string[] } {
@@ -342,4 +342,76 @@ Deno.test("OptConstraint scopes nest (bits unite), restore on return and throw, 
   const weight = fc.outputs[0].node.inputs[1].node;
   assert.equal(weight.attrs.__opt_constraint__, undefined);
   assertThrowsError(() => new OptConstraint(-1), SigilError, /non-negative integer/);
+});
+
+// The standalone elementwise ops (ops/math.ts), by their MXNet names.
+const UNARY = [
+  "relu",
+  "sigmoid",
+  "tanh",
+  "softsign",
+  "hard_sigmoid",
+  "sin",
+  "cos",
+  "tan",
+  "arcsin",
+  "arccos",
+  "arctan",
+  "sinh",
+  "cosh",
+  "degrees",
+  "radians",
+  "floor",
+  "ceil",
+  "round",
+  "rint",
+  "fix",
+  "trunc",
+  "sign",
+  "reciprocal",
+  "log2",
+  "log10",
+  "log1p",
+  "expm1",
+  "erf",
+  "logical_not",
+] as const;
+
+Deno.test("nn.Lambda / nn.HybridLambda take the standalone ops by name, as MXNet's Lambda('tanh'): eager, hybridized, exported and imported", async () => {
+  const x = nd.random.uniform(-0.9, 0.9, [2, 8], { seed: 5 });
+  for (const name of UNARY) {
+    const want = (nd as unknown as Record<string, (t: Tensor) => Tensor>)[name](x);
+    assertNear(new nn.Lambda(name).call(x) as Tensor, want, `Lambda(${name})`);
+    assertNear(new nn.HybridLambda(name).call(x) as Tensor, want, `HybridLambda(${name})`);
+    const net = new nn.HybridSequential().add(new nn.HybridLambda(name));
+    net.hybridize();
+    assertNear(net.call(x) as Tensor, want, `hybridized HybridLambda(${name})`);
+    // The traced node is the op itself, under MXNet's name, and the file loads back.
+    const { symbol } = net.exportBytes();
+    const op = JSON.parse(symbol).nodes[1].op;
+    assert.ok(op === name || (name === "trunc" && op === "fix"), `${name} exported as ${op}`);
+    const back = await SymbolBlock.imports(new TextEncoder().encode(symbol), ["data"]);
+    assertNear(back.call(x) as Tensor, want, `imported HybridLambda(${name})`);
+    assert.equal(String(new nn.Lambda(name)), `Lambda(${name})`);
+  }
+});
+
+Deno.test("Lambda / HybridLambda take functions of F ops; names print as MXNet prints them", () => {
+  const x = nd.random.uniform(-2, 2, [3, 4], { seed: 6 });
+  const fn = (v: Value) => F.tanh(F.relu(v));
+  const want = nd.tanh(nd.relu(x));
+  const net = new nn.HybridSequential().add(new nn.HybridLambda(fn), new nn.Lambda("identity"));
+  assertNear(net.call(x) as Tensor, want);
+  const hybrid = new nn.HybridSequential().add(new nn.HybridLambda(fn));
+  hybrid.hybridize();
+  assertNear(hybrid.call(x) as Tensor, want);
+  assert.deepEqual(
+    hybrid.cachedGraph()!.symbol.nodes().filter((n) => !n.isVariable).map((n) => n.opName),
+    ["relu", "tanh"],
+  );
+  // MXNet prints function.__name__: "<lambda>" for an anonymous function.
+  assert.equal(String(new nn.HybridLambda((v: Value) => v)), "HybridLambda(<lambda>)");
+  assert.equal(String(new nn.Lambda(fn)), "Lambda(fn)");
+  assertThrowsError(() => new nn.HybridLambda("no_such_op"), SigilError, /not an F op/);
+  assertThrowsError(() => new nn.Lambda(3 as never), SigilError, /a function or an op name/);
 });
