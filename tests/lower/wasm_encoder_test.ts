@@ -436,3 +436,30 @@ Deno.test("unreachable code after br is stack-polymorphic", () => {
   assert(f.finished);
   assert(WebAssembly.validate(mb.build()));
 });
+
+Deno.test("property: i32 constants and memory offsets are encoded as sleb128/uleb128 say", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(fc.integer(), fc.integer({ min: 0, max: 0xffffffff })),
+      fc.integer({ min: 0, max: 0xfffffff0 }),
+      async (c, offset) => {
+        const mb = new ModuleBuilder();
+        mb.memory({ min: 1 });
+        mb.addFunction([], ["i32"], { export: "c" }).i32Const(c).end();
+        // An offset this large traps on any address: the encoding is what is checked.
+        mb.addFunction(["i32"], ["i32"], { export: "load" }).localGet(0).load("i32.load", {
+          offset,
+        }).end();
+        const bytes = mb.build();
+        const want = [0x41, ...sleb128(c | 0)];
+        const at = bytes.findIndex((_, i) => want.every((b, j) => bytes[i + j] === b));
+        assert(at > 0, `i32.const ${c} encoded as sleb128(${c | 0})`);
+        const ex = await instantiate(mb);
+        assert.strictEqual((ex.c as AnyFn)(), c | 0);
+        if (offset < 65532) assert.strictEqual((ex.load as AnyFn)(0), 0);
+        else assert.throws(() => (ex.load as AnyFn)(0), WebAssembly.RuntimeError);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});

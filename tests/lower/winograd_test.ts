@@ -209,3 +209,41 @@ Deno.test("Winograd packed weights: a filter range outside the weights is a Shap
   assert.throws(() => winogradPackedWeights(w, 2, 3, 4, [1, 1], opts), ShapeError);
   assert.throws(() => winogradPackedWeights(w.subarray(1), 2, 3, 2, [0, 2], opts), ShapeError);
 });
+
+Deno.test("split convolutions pack each weight once: parts that split the filters leave the whole unpacked", () => {
+  const cases: [Shape, number, RegExp][] = [
+    [[1, 64, 7, 7], 64, /winograd F\(2x2/], // few tile rows: Winograd parts split the filters
+    [[1, 64, 56, 56], 64, /winograd F\(4x4/], // many tile rows: parts split the rows
+    [[1, 256, 7, 7], 512, /1x1 sgemm/], // 1×1, few positions: filters
+  ];
+  for (const [x, filters, kind] of cases) {
+    const k1 = kind.source.includes("1x1");
+    const attrs = { kernel: k1 ? [1, 1] : [3, 3], pad: k1 ? [0, 0] : [1, 1], num_filter: filters };
+    const conv = sym.Convolution(sym.var("x"), sym.var("w"), sym.var("b"), attrs);
+    const w = [filters, x[1], ...attrs.kernel];
+    const out = conv.inferShape({ x, w, b: [filters] }).outShapes[0];
+    const weights = Float32Array.from({ length: filters * x[1] * (k1 ? 1 : 9) }, Math.random);
+    const k = convolutionKernel({
+      node: conv.outputs[0].node,
+      inputs: [x, w, [filters]],
+      outputs: [out],
+      relaxed: false,
+      shared: true,
+      parts: 2,
+      constants: [undefined, weights, undefined],
+    })!;
+    assert.match(k.label, kind);
+    assert.strictEqual(k.parts?.length, 2, k.label);
+    const own = k.partConstantInputs!.map((m) => m!.get(1)!);
+    const whole = k.constantInputs?.get(1);
+    if (own[0] === own[1]) {
+      // Rows split: one packing, shared by the parts and the whole.
+      assert.strictEqual(whole, own[0], k.label);
+    } else {
+      // Filters split: each part packs its filters; nothing is packed for the whole.
+      assert.strictEqual(whole, undefined, k.label);
+      const per = k1 ? 1 : kind.source.includes("2x2") ? 16 : 36;
+      assert.strictEqual(own[0].length + own[1].length, per * filters * x[1], k.label);
+    }
+  }
+});

@@ -349,6 +349,10 @@ export const convolutionKernel: KernelGenerator = (
     };
     const shares = winogradParts(shape, req.parts ?? 1, req.forceSplit ?? false);
     const packs = new Map<string, Float32Array>();
+    // Parts that split the filters pack their own: the whole kernel is then never run (see
+    // CompiledKernel.constantInputs), and packing for it would double the weight work.
+    const ownFilters = shares.length > 1 &&
+      shares.some((r) => r.filters[1] - r.filters[0] < g.filters);
     const whole = winogradModule(
       shape,
       {
@@ -357,7 +361,7 @@ export const convolutionKernel: KernelGenerator = (
       },
       req.relaxed,
       shared,
-      weights,
+      ownFilters ? undefined : weights,
       packs,
     );
     const parts = shares.length > 1
@@ -370,12 +374,17 @@ export const convolutionKernel: KernelGenerator = (
         y.join("x")
       } ${whole.path}`,
       parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
-      constantInputs: new Map([[1, whole.packed]]),
-      partConstantInputs: parts.length > 1 ? parts.map((p) => new Map([[1, p.packed]])) : undefined,
+      constantInputs: whole.packed ? new Map([[1, whole.packed]]) : undefined,
+      partConstantInputs: parts.length > 1
+        ? parts.map((p) => new Map([[1, p.packed!]]))
+        : undefined,
     };
   }
   const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
   const packs = new Map<string, Float32Array>();
+  const shares = convShares(g, depthwise, req.parts ?? 1, req.forceSplit ?? false);
+  // As for Winograd: parts that split the filters pack their own, and the whole is not run.
+  const ownFilters = shares.length > 1 && shares.some((r) => r.filters[1] - r.filters[0] < g.fG);
   const whole = convModule(
     g,
     depthwise,
@@ -388,21 +397,23 @@ export const convolutionKernel: KernelGenerator = (
       channels: [0, g.cin],
     },
     weights,
-    packs,
+    ownFilters ? undefined : packs,
+    ownFilters,
   );
-  const parts = convShares(g, depthwise, req.parts ?? 1, req.forceSplit ?? false).map((share) =>
+  const parts = shares.map((share) =>
     convModule(g, depthwise, pointwise, req.relaxed, shared, share, weights, packs)
   );
+  const prepacked = parts.length > 1 ? parts[0].packed !== undefined : whole.packed !== undefined;
   return {
     bytes: whole.bytes,
     scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
     constantInputs: whole.packed ? new Map([[1, whole.packed]]) : undefined,
-    partConstantInputs: parts.length > 1 && whole.packed
+    partConstantInputs: parts.length > 1 && prepacked
       ? parts.map((p) => new Map([[1, p.packed!]]))
       : undefined,
     label: `Convolution ${kind} ${x.join("x")} -> ${y.join("x")} k${a.kernel.join("x")} g${groups}${
       whole.path ? ` ${whole.path}` : ""
-    }${whole.packed ? " prepacked" : ""}`,
+    }${prepacked ? " prepacked" : ""}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
   };
 };
@@ -472,6 +483,7 @@ function convModule(
   share: ConvShare,
   weights?: Float32Array,
   packs?: Map<string, Float32Array>,
+  codeOnly = false,
 ): {
   bytes: Uint8Array<ArrayBuffer>;
   scratchBytes: number;
@@ -483,9 +495,10 @@ function convModule(
   const nf = f1 - f0;
   const prepacked = !depthwise && weights !== undefined;
   // Constant weights are packed now, per group, for this share's filters (shares with the
-  // same filters share the packing: it does not depend on the columns).
+  // same filters share the packing: it does not depend on the columns). `codeOnly`: the code
+  // for prepacked weights, without packing them (a whole that is never run).
   let packed: Float32Array | undefined;
-  if (prepacked) {
+  if (prepacked && !codeOnly) {
     const opts = gemmOptions(g, pointwise, relaxed, share, true);
     const key = `${f0}:${f1}:${relaxed}`;
     packed = packs?.get(key);

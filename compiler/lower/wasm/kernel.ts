@@ -29,6 +29,8 @@ export interface CompiledKernel {
   /**
    * Constant inputs the kernel reads in another form, computed now (e.g. transformed
    * weights): by input index, the values the executor uploads once and passes instead.
+   * Absent while {@link partConstantInputs} gives the parts other values: `bytes` then needs
+   * values nobody computed (they would be wasted work), and only the parts run.
    */
   readonly constantInputs?: ReadonlyMap<number, Float32Array>;
   /**

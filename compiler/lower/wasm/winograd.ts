@@ -175,7 +175,8 @@ export function winogradWeights(
  *
  * The transform is straight-line code per variant ({@link tileF4}, {@link tileF2}): the same
  * float64 operations in the same order as {@link winogradWeights}, so the same bits, without
- * its temporaries and indirect calls (this is most of a cold compile's weight work).
+ * its temporaries and indirect calls (this is most of a cold compile's weight work); halving
+ * and quartering are multiplications by 0.5 and 0.25, which round exactly as the divisions.
  */
 export function winogradPackedWeights(
   w: Float32Array,
@@ -196,20 +197,22 @@ export function winogradPackedWeights(
     );
   }
   const dst = out ?? new Float32Array(a2 * plane);
-  const { col, colBlock, colIn, rowStart, rowPanel, rowIn } = packLayoutA({ ...opts, m: K, k: C });
-  for (let k = k0; k < k1; k++) {
-    const i = k - k0;
-    const start = rowStart[i], panel = rowPanel[i], at0 = rowIn[i];
-    let at = k * C * 9;
-    if (m === 4) {
-      for (let c = 0; c < C; c++, at += 9) {
-        tileF4(w, at, dst, col[c] + start * colBlock[c] + colIn[c] * panel + at0, plane);
-      }
-    } else {
-      for (let c = 0; c < C; c++, at += 9) {
-        tileF2(w, at, dst, col[c] + start * colBlock[c] + colIn[c] * panel + at0, plane);
+  const { col, colBlock, colIn, rowPanel } = packLayoutA({ ...opts, m: K, k: C });
+  // In the order of the packed layout (per micro-panel of rows: each column, then its rows),
+  // so every one of the α² planes is written front to back.
+  for (let i = 0; i < K;) {
+    const panel = rowPanel[i];
+    const row = 9 * C;
+    for (let c = 0; c < C; c++) {
+      const o = col[c] + i * colBlock[c] + colIn[c] * panel;
+      let at = ((k0 + i) * C + c) * 9;
+      if (m === 4) {
+        for (let r = 0; r < panel; r++, at += row) tileF4(w, at, dst, o + r, plane);
+      } else {
+        for (let r = 0; r < panel; r++, at += row) tileF2(w, at, dst, o + r, plane);
       }
     }
+    i += panel;
   }
   return dst;
 }
@@ -227,7 +230,7 @@ function tileF4(w: Float32Array, at: number, out: Float32Array, o: number, plane
   const s1 = -(a1 + c1) / 6, d1 = b1 / 6, p1 = a1 / 24 + c1 / 6, q1 = b1 / 12;
   const s2 = -(a2 + c2) / 6, d2 = b2 / 6, p2 = a2 / 24 + c2 / 6, q2 = b2 / 12;
   const row = 6 * plane;
-  rowF4(a0 / 4, a1 / 4, a2 / 4, out, o, plane);
+  rowF4(a0 * 0.25, a1 * 0.25, a2 * 0.25, out, o, plane);
   rowF4(s0 - d0, s1 - d1, s2 - d2, out, o + row, plane);
   rowF4(s0 + d0, s1 + d1, s2 + d2, out, o + 2 * row, plane);
   rowF4(p0 + q0, p1 + q1, p2 + q2, out, o + 3 * row, plane);
@@ -241,7 +244,7 @@ function rowF4(a: number, b: number, c: number, out: Float32Array, o: number, pl
   const d = b / 6;
   const p = a / 24 + c / 6;
   const q = b / 12;
-  out[o] = a / 4;
+  out[o] = a * 0.25;
   out[o + plane] = s - d;
   out[o + 2 * plane] = s + d;
   out[o + 3 * plane] = p + q;
@@ -254,9 +257,9 @@ function tileF2(w: Float32Array, at: number, out: Float32Array, o: number, plane
   const a0 = w[at], a1 = w[at + 1], a2 = w[at + 2];
   const b0 = w[at + 3], b1 = w[at + 4], b2 = w[at + 5];
   const c0 = w[at + 6], c1 = w[at + 7], c2 = w[at + 8];
-  const s0 = (a0 + c0) / 2, d0 = b0 / 2;
-  const s1 = (a1 + c1) / 2, d1 = b1 / 2;
-  const s2 = (a2 + c2) / 2, d2 = b2 / 2;
+  const s0 = (a0 + c0) * 0.5, d0 = b0 * 0.5;
+  const s1 = (a1 + c1) * 0.5, d1 = b1 * 0.5;
+  const s2 = (a2 + c2) * 0.5, d2 = b2 * 0.5;
   const row = 4 * plane;
   rowF2(a0, a1, a2, out, o, plane);
   rowF2(s0 + d0, s1 + d1, s2 + d2, out, o + row, plane);
@@ -266,8 +269,8 @@ function tileF2(w: Float32Array, at: number, out: Float32Array, o: number, plane
 
 /** {@link g2} of one row (a, b, c) into `out[o + i·plane]`, i < 4, rounded to float32. */
 function rowF2(a: number, b: number, c: number, out: Float32Array, o: number, plane: number) {
-  const s = (a + c) / 2;
-  const d = b / 2;
+  const s = (a + c) * 0.5;
+  const d = b * 0.5;
   out[o] = a;
   out[o + plane] = s + d;
   out[o + 2 * plane] = s - d;
@@ -332,21 +335,27 @@ function shuffle4(fb: FunctionBuilder, lanes: readonly number[]): void {
 /**
  * The Winograd kernel module for tile rows `[ty0, ty1)` of the output:
  * `run(x, u, [bias], y, scratch)`, and the 3×3 `weights` transformed and packed for it (the
- * `u` it takes). Returns the bytes, the scratch it needs and the packed weights.
+ * `u` it takes; undefined without `weights`). Returns the bytes, the scratch it needs and
+ * the packed weights.
  */
 export function winogradModule(
   s: WinogradShape,
   share: WinogradShare,
   relaxed: boolean,
   shared: boolean,
-  weights: Float32Array,
+  weights: Float32Array | undefined,
   packs?: Map<string, Float32Array>,
-): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string; packed: Float32Array } {
+): {
+  bytes: Uint8Array<ArrayBuffer>;
+  scratchBytes: number;
+  path: string;
+  packed: Float32Array | undefined;
+} {
   // U[ξ] rows k0..k1, transformed and packed for the products now; parts with the same
   // filters share it.
   const key = `${share.filters[0]}:${share.filters[1]}:${relaxed}`;
   let packed = packs?.get(key);
-  if (!packed) {
+  if (!packed && weights) {
     packed = winogradPackedWeights(
       weights,
       s.filters,
