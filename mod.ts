@@ -16,7 +16,7 @@ export type { NdFn, NdOps } from "./ops/nd.ts";
 export { Tensor } from "./runtime/tensor.ts";
 export type { TensorData } from "./runtime/tensor.ts";
 export type { DType } from "./runtime/dtype.ts";
-export { cpu, Device } from "./runtime/device.ts";
+export { cpu, Device, gpu } from "./runtime/device.ts";
 export type { DeviceKind } from "./runtime/device.ts";
 export type { Shape } from "./runtime/shape.ts";
 export {
@@ -30,6 +30,7 @@ export {
   ShapeError,
   SigilError,
   UnknownOpError,
+  UnsupportedError,
 } from "./runtime/errors.ts";
 export { sym } from "./compiler/sym.ts";
 export type {
@@ -210,18 +211,49 @@ export {
 } from "./compiler/passes/memory_plan.ts";
 export { MAX_SCALAR_DEPTH, parseScalar, printScalar } from "./ops/scalar.ts";
 
-// The CPU device: the WASM-SIMD backend (default engine of Symbol.eval and hybridized blocks).
+// Engines: what compiles and runs graphs and eager calls for a device.
+export type {
+  CompileOptions,
+  CompileProgress,
+  Engine,
+  Fallback,
+  InputSignature,
+  OpCall,
+  Program,
+  ProgressCallback,
+  RunOptions,
+  Signature,
+} from "./compiler/engine.ts";
 export {
-  execute,
-  type ExecuteOptions,
-  type Executor,
-  getDefaultExecutor,
-  setDefaultExecutor,
-} from "./compiler/execute.ts";
-export { EAGER_MIN_ELEMENTS } from "./compiler/eager.ts";
+  getDefaultEngine,
+  isEngine,
+  resolveEngine,
+  setDefaultEngine,
+  withEngine,
+} from "./compiler/engines.ts";
+export { referenceEngine } from "./compiler/reference_engine.ts";
+export {
+  EAGER_MIN_ELEMENTS,
+  wasmEngine,
+  type WasmEngineOptions,
+} from "./compiler/lower/wasm/engine.ts";
+export { WASM_KERNELS } from "./compiler/lower/wasm/default_kernels.ts";
+export type {
+  CompiledKernel,
+  KernelGenerator,
+  KernelRequest,
+  KernelTable,
+} from "./compiler/lower/wasm/kernel.ts";
+export {
+  clearProgramCache,
+  type ProgramCacheLimits,
+  type ProgramCacheStats,
+  programCacheStats,
+  setProgramCacheLimits,
+} from "./compiler/program_cache.ts";
+export { execute, type ExecuteOptions, type Execution } from "./compiler/execute.ts";
 export { evaluate, type EvaluateOptions } from "./compiler/interpreter.ts";
 export {
-  type CompileProgress,
   compileWasm,
   type WasmCompiled,
   type WasmCompileOptions,

@@ -2,7 +2,7 @@
  * Foundation benchmarks: symbol JSON read/write, shape inference and the reference
  * interpreter. Run: `deno task bench` (figures go in bench/README.md).
  */
-import { nd, setDefaultExecutor, sym } from "../mod.ts";
+import { nd, referenceEngine, sym } from "../mod.ts";
 import type { Symbol } from "../mod.ts";
 
 const FIXTURE = new URL(
@@ -58,7 +58,7 @@ const bindings: Record<string, ReturnType<typeof nd.zeros>> = {};
 Deno.bench(
   { name: "reference eval: 4x(conv3x3-bn-relu) 16ch 16x16", group: "interp", baseline: true },
   async () => {
-    await stack.eval(bindings, { executor: "reference" });
+    await stack.eval(bindings, { engine: referenceEngine });
   },
 );
 Deno.bench(
@@ -72,12 +72,7 @@ const big = nd.random.uniform(-1, 1, [1 << 20], { seed: 1 });
 Deno.bench(
   { name: "eager exp on 1M float32 (reference)", group: "eager", baseline: true },
   () => {
-    setDefaultExecutor("reference");
-    try {
-      nd.exp(big);
-    } finally {
-      setDefaultExecutor("wasm");
-    }
+    nd.exp(big, { engine: referenceEngine });
   },
 );
 Deno.bench({ name: "eager exp on 1M float32 (WASM one-op program)", group: "eager" }, () => {
@@ -85,4 +80,19 @@ Deno.bench({ name: "eager exp on 1M float32 (WASM one-op program)", group: "eage
 });
 Deno.bench({ name: "eager broadcast_add (1024x1024 + 1024, WASM)", group: "eager" }, () => {
   nd.broadcast_add(nd.zeros([1024, 1024]), nd.ones([1024]));
+});
+
+// Small eager calls: the per-call overhead of validation, engine resolution and dispatch.
+const small = nd.random.uniform(-1, 1, [8, 8], { seed: 2 });
+const smallW = nd.random.uniform(-1, 1, [16, 64], { seed: 3 });
+const smallB = nd.zeros([16]);
+const row = nd.random.uniform(-1, 1, [1, 64], { seed: 4 });
+Deno.bench({ name: "eager exp on 8x8 float32", group: "eager-small", baseline: true }, () => {
+  nd.exp(small);
+});
+Deno.bench({ name: "eager broadcast_add 8x8 + 8x8", group: "eager-small" }, () => {
+  nd.broadcast_add(small, small);
+});
+Deno.bench({ name: "eager FullyConnected 1x64 -> 16", group: "eager-small" }, () => {
+  nd.FullyConnected(row, smallW, smallB, { num_hidden: 16 });
 });

@@ -6,7 +6,7 @@
  */
 import { type AttrSchema, type AttrsInput, pyFloat } from "../ops/attrs.ts";
 import { normalizeAttrs } from "../ops/call.ts";
-import { splitArgs } from "../ops/nd.ts";
+import { splitArgs } from "../ops/call.ts";
 import type { AnyOpDef, OpDef, OutputArity } from "../ops/op.ts";
 import { type AliasTable, opNames, type OpTable } from "../ops/registry.ts";
 import { type DType, dtypeInfo } from "../runtime/dtype.ts";

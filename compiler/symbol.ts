@@ -20,20 +20,8 @@ import {
   inferTypePartial,
   type InferTypeResult,
 } from "./infer.ts";
-import { evaluate } from "./interpreter.ts";
+import type { Engine, ProgressCallback } from "./engine.ts";
 
-/** Runs a graph on the default engine (installed by compiler/execute.ts). */
-type GraphExecutor = (
-  symbol: Symbol,
-  bindings: Readonly<Record<string, Tensor>>,
-  options: { readonly executor?: "wasm" | "reference" },
-) => Tensor[];
-let graphExecutor: GraphExecutor | undefined;
-
-/** @internal Installs the engine `Symbol.eval` uses (the WASM backend, from execute.ts). */
-export function setGraphExecutor(executor: GraphExecutor): void {
-  graphExecutor = executor;
-}
 import { symbolToJSON } from "./json.ts";
 
 /** One output of a node: `[node, index, version]` in MXNet's JSON. */
@@ -621,35 +609,27 @@ export class Symbol {
   }
 
   /**
-   * Runs the graph with tensors bound to variables by name on the CPU device: the WASM
-   * backend by default (compiled once per input shapes and cached on the symbol), or the
-   * reference interpreter with `{ executor: "reference" }` (and wherever the backend cannot
-   * run the graph, e.g. values that are not float32).
+   * Runs the graph with tensors bound to variables by name: on `engine` if given, else the
+   * scope's or the inputs' device's default engine (the WASM engine on the CPU: compiled once
+   * per input signature, kept in the program cache).
    *
-   * @example Evaluating a symbol
+   * @example Evaluating a symbol, and on the oracle
    * ```ts
    * import assert from "node:assert";
-   * import { nd, sym } from "../mod.ts";
+   * import { nd, referenceEngine, sym } from "../mod.ts";
    * const y = sym.exp(sym.var("x"));
    * const [out] = await y.eval({ x: nd.zeros([2]) });
    * assert((await out.data())[0] === 1);
-   * const [ref] = await y.eval({ x: nd.zeros([2]) }, { executor: "reference" });
+   * const [ref] = await y.eval({ x: nd.zeros([2]) }, { engine: referenceEngine });
    * assert((await ref.data())[0] === 1);
    * ```
    */
   eval(
     bindings: Readonly<Record<string, Tensor>>,
-    options: { readonly executor?: "wasm" | "reference" } = {},
+    options: { readonly engine?: Engine; readonly onProgress?: ProgressCallback } = {},
   ): Promise<Tensor[]> {
-    try {
-      return Promise.resolve(
-        options.executor === "reference" || graphExecutor === undefined
-          ? evaluate(this, bindings)
-          : graphExecutor(this, bindings, options),
-      );
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    // Loaded when first needed: the engines sit above the IR, which must not import them.
+    return import("./execute.ts").then(({ execute }) => execute(this, bindings, options));
   }
 
   /** `Symbol<name>` or `Symbol<group (a, b)>`. */

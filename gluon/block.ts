@@ -7,8 +7,9 @@
  */
 import { nameScope, variable } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
-import { execute, type Executor } from "../compiler/execute.ts";
-import { startDefaultThreads } from "../runtime/backends/wasm/threads.ts";
+import { executeProgram } from "../compiler/execute.ts";
+import type { Engine, Program, ProgressCallback } from "../compiler/engine.ts";
+import { resolveEngine, withEngine } from "../compiler/engines.ts";
 import type { DType } from "../runtime/dtype.ts";
 import type { Device } from "../runtime/device.ts";
 import { FormatError, SigilError } from "../runtime/errors.ts";
@@ -35,17 +36,14 @@ import {
   writeFile,
   writeFiles,
 } from "../runtime/io.ts";
-import { removeAmpCast } from "../compiler/passes/remove_amp_cast.ts";
-import { type MemoryPlan, planMemory } from "../compiler/passes/memory_plan.ts";
+import { exportedGraph, tracedGraph } from "../compiler/passes/pipeline.ts";
+import type { MemoryPlan } from "../compiler/passes/memory_plan.ts";
 import { inlineSubgraphs } from "../compiler/passes/inline.ts";
 import {
   getBackend,
-  inlineBlockCalls,
-  partition,
   type PartitionOptions,
   type PartitionPlan,
 } from "../compiler/passes/partition.ts";
-import { graphOf } from "../compiler/passes/pass.ts";
 import { makeNode } from "../compiler/symbol.ts";
 import { getOp } from "../ops/registry.ts";
 import { emptyRecord, setOwn } from "../runtime/record.ts";
@@ -362,7 +360,9 @@ export abstract class Block {
 
   /**
    * The block as a pure function `(params, ...inputs) => outputs`: the same record and inputs
-   * give the same outputs, and nothing else is read or written (hooks aside).
+   * give the same outputs, and nothing else is read or written (hooks aside). With `engine`,
+   * every call runs on it (eager ops and hybridized graphs alike); otherwise the scope's or the
+   * device's default engine runs.
    *
    * @example Two records, one block
    * ```ts
@@ -376,7 +376,10 @@ export abstract class Block {
    * assert((await y.data())[0] === 1);
    * ```
    */
-  asFunction(): (params: ParamRecord, ...inputs: Tensor[]) => Tensor | Tensor[] {
+  asFunction(
+    options: { readonly engine?: Engine } = {},
+  ): (params: ParamRecord, ...inputs: Tensor[]) => Tensor | Tensor[] {
+    const engine = options.engine === undefined ? undefined : resolveEngine(options.engine);
     return (params, ...inputs) => {
       const values = new Map<object, Tensor>();
       for (const [name, p] of Object.entries(this.collectParams())) {
@@ -393,7 +396,8 @@ export abstract class Block {
         values.set(p, t);
       }
       const state: BindState = { kind: "bind", values };
-      return withForwardState(state, () => this.call(...inputs)) as Tensor | Tensor[];
+      const run = () => withForwardState(state, () => this.call(...inputs)) as Tensor | Tensor[];
+      return engine ? withEngine(engine, run) : run();
     };
   }
 
@@ -677,11 +681,17 @@ export interface HybridizeOptions {
   /** Engine bulk size for backward. */
   backwardBulkSize?: number;
   /**
-   * What runs the traced graph on the CPU: `"wasm"` (default; compiled once per input
-   * shapes, parameters baked in, recompiled when a parameter's tensor changes) or
-   * `"reference"` (the float64 reference interpreter, the oracle).
+   * The engine that runs the traced graph (default: the scope's, else the inputs' device's
+   * default, i.e. the WASM engine on the CPU: compiled once per input signature, parameters
+   * baked in, recompiled when a parameter's tensor changes). `referenceEngine` runs the
+   * float64 interpreter, the oracle.
    */
-  executor?: Executor;
+  engine?: Engine;
+  /**
+   * Called as a graph compiles (`(done, total, what)`, kernels generated so far), for long
+   * first calls of big models.
+   */
+  onProgress?: ProgressCallback;
 }
 
 /**
@@ -717,7 +727,10 @@ export interface CachedGraph {
   readonly params: ReadonlyMap<string, Parameter>;
   /** Whether forward returned a list. */
   readonly listOutput: boolean;
-  /** The static buffer plan, made when hybridized with `staticAlloc`. */
+  /**
+   * With `staticAlloc`: the memory plan of the program that ran this graph last (the one its
+   * memory is allocated from; undefined before the first run and for engines without one).
+   */
   readonly memoryPlan?: MemoryPlan;
 }
 
@@ -746,6 +759,7 @@ export abstract class HybridBlock extends Block {
   #flags: HybridizeOptions = {};
   readonly #cache = new Map<string, CachedGraph>();
   #last: CachedGraph | undefined;
+  #lastProgram: Program | undefined;
   /** Set by optimizeFor: graphs traced until the next hybridize are partitioned with it. */
   #partition: { backend: string; options: PartitionOptions } | undefined;
 
@@ -766,10 +780,11 @@ export abstract class HybridBlock extends Block {
     }
     this.#active = options.active ?? true;
     this.#flags = { ...options };
-    // Graphs will run compiled: let the worker threads come up while the caller goes on.
-    if (options.active !== false && (options.executor ?? "wasm") === "wasm") startDefaultThreads();
+    // Graphs will run compiled: let the engine get ready (worker threads) while the caller goes on.
+    if (options.active !== false) resolveEngine(options.engine).prepare?.();
     this.#cache.clear();
     this.#last = undefined;
+    this.#lastProgram = undefined;
     this.#partition = undefined;
     if (this.#active && this.hasForwardHooks) {
       console.warn(
@@ -781,7 +796,8 @@ export abstract class HybridBlock extends Block {
 
   /** The graph of the most recent hybridized call (undefined before one). */
   cachedGraph(): CachedGraph | undefined {
-    return this.#last;
+    const plan = this.#flags.staticAlloc ? this.#lastProgram?.plan : undefined;
+    return this.#last && plan ? { ...this.#last, memoryPlan: plan } : this.#last;
   }
 
   /** The graph `export` writes: the most recent cached graph. */
@@ -851,8 +867,7 @@ export abstract class HybridBlock extends Block {
     // the partitioned graph.
     // With keepSubgraphs, calls of nested blocks above the inline limit stay as `_CachedOp`
     // nodes with MXNet's `subgraphs` key (sigil loads them back; MXNet cannot run them).
-    const flat = options.keepSubgraphs ? graph.symbol : inlineBlockCalls(graph.symbol);
-    const symbol = options.removeAmpCast === false ? flat : removeAmpCast(flat);
+    const symbol = exportedGraph(graph.symbol, options);
     const aux = new Set(symbol.listAuxiliaryStates());
     const entries: [string, Tensor][] = [];
     for (const name of symbol.listInputs()) {
@@ -1070,39 +1085,17 @@ export abstract class HybridBlock extends Block {
   /** Traces for the inputs; partitions the flat graph when optimizeFor asked for it. */
   #traceGraph(inputs: Tensor[]): { graph: CachedGraph; plan?: PartitionPlan } {
     const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
-    const part = this.#partition;
-    const result = part
-      ? partition(graphOf(inlineSubgraphs(traced.symbol)), part.backend, part.options)
-      : undefined;
-    const symbol = result?.graph.symbol ??
-      inlineSubgraphs(traced.symbol, { limit: this.#flags.inlineLimit ?? 2 });
-    let memoryPlan: MemoryPlan | undefined;
-    if (this.#flags.staticAlloc) {
-      // Plan every op output's buffer once for these input shapes (what a static executor
-      // allocates); parameters' shapes and dtypes come from the parameters.
-      const shapes = emptyRecord<readonly number[]>();
-      const types = emptyRecord<DType>();
-      traced.inputNames.forEach((n, i) => {
-        shapes[n] = inputs[i].shape;
-        types[n] = inputs[i].dtype;
-      });
-      for (const name of symbol.listInputs()) {
-        const p = traced.params.get(name);
-        if (p?.shape) {
-          shapes[name] = p.shape;
-          types[name] = p.dtype;
-        }
-      }
-      memoryPlan = planMemory(symbol, shapes, types);
-    }
+    const { symbol, plan } = tracedGraph(traced.symbol, {
+      ...(this.#flags.inlineLimit !== undefined ? { inlineLimit: this.#flags.inlineLimit } : {}),
+      ...(this.#partition ? { partition: this.#partition } : {}),
+    });
     const graph = {
       symbol,
       inputNames: traced.inputNames,
       params: traced.params,
       listOutput: traced.listOutput,
-      memoryPlan,
     };
-    return { graph, plan: result?.plan };
+    return { graph, ...(plan ? { plan } : {}) };
   }
 
   /**
@@ -1186,19 +1179,27 @@ export abstract class HybridBlock extends Block {
     const hooks = this.opHooks;
     let outs: Tensor[];
     try {
-      outs = execute(graph.symbol, bindings, {
-        executor: this.#flags.executor,
+      const ran = executeProgram(graph.symbol, bindings, {
+        ...(this.#flags.engine ? { engine: this.#flags.engine } : {}),
+        ...(this.#flags.onProgress ? { onProgress: this.#flags.onProgress } : {}),
         // Parameters read from the block stay the same across calls: compile them in. A bound
         // record (asFunction) may change on every call, so its values stay inputs.
         constants: state ? [] : graph.params.keys(),
         ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
       });
+      outs = ran.outputs;
+      this.#lastProgram = ran.program;
     } catch (e) {
       if (e instanceof SigilError) {
         const described = graph.inputNames.map((n, i) => `'${n}' ${formatShape(inputs[i].shape)}`)
           .join(", ");
         const Ctor = e.constructor as new (m: string) => SigilError;
-        throw new Ctor(`${this.constructor.name} called with input ${described}: ${e.message}`);
+        const wrapped = new Ctor(
+          `${this.constructor.name} called with input ${described}: ${e.message}`,
+        );
+        // Keep the original (its stack, offsets) reachable.
+        Object.defineProperty(wrapped, "cause", { value: e, configurable: true, writable: true });
+        throw wrapped;
       }
       throw e;
     }

@@ -351,8 +351,9 @@ export class SymbolBlock extends HybridBlock {
     }
     // A SymbolBlock always runs as a graph (MXNet: a CachedOp), so op hooks always report.
     const hooks = this.opHooks;
+    const engine = this.hybridizeFlags.engine;
     const outs = execute(this.#partitioned ?? this.#symbol, bindings, {
-      executor: this.hybridizeFlags.executor,
+      ...(engine ? { engine } : {}),
       // The block's own parameters stay the same across calls: the WASM backend compiles them in.
       constants: state?.kind === "bind" ? [] : this.#params.keys(),
       ...(hooks.length ? { onNode: reportOps(hooks) } : {}),

@@ -6,10 +6,11 @@
  */
 import type { DType } from "../runtime/dtype.ts";
 import { AttributeError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
-import { checkShape, formatShape, isKnownShape, type Shape } from "../runtime/shape.ts";
+import { checkShape, formatShape, isKnownShape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import { type Attrs, type AttrSchema, isHiddenKey } from "./attrs.ts";
 import { type AnyOpDef, mergeShapes, type PartialShape } from "./op.ts";
+import type { Engine } from "../compiler/engine.ts";
 
 /** Parsed attributes of some op. */
 // deno-lint-ignore no-explicit-any
@@ -179,33 +180,15 @@ export function numOutputs(op: AnyOpDef, attrs: AnyAttrs): number {
 
 /**
  * Runs an op eagerly on tensors: validates attributes, shapes and dtypes with the op's own
- * rules, then runs its reference implementation. Returns all outputs (hidden ones included)
- * and the parsed attributes.
+ * rules, then hands the call to `engine` (ops/nd.ts resolves it: the call's `engine` option,
+ * else the scope's or the device's default). Returns all outputs (hidden ones included) and
+ * the parsed attributes.
  */
-/**
- * An engine that runs eager op calls (installed by compiler/eager.ts: the WASM backend for
- * float32 calls big enough to pay for a compile). It returns undefined to leave a call to the
- * op's reference implementation.
- */
-export type EagerEngine = (
-  op: AnyOpDef,
-  inputs: readonly Tensor[],
-  given: Readonly<Record<string, unknown>>,
-  outShapes: readonly Shape[],
-  outTypes: readonly DType[],
-) => Tensor[] | undefined;
-
-let eagerEngine: EagerEngine | undefined;
-
-/** @internal Installs the engine eager calls try before the reference implementation. */
-export function setEagerEngine(engine: EagerEngine | undefined): void {
-  eagerEngine = engine;
-}
-
 export function callEager(
   op: AnyOpDef,
   inputs: readonly Tensor[],
   given: Readonly<Record<string, unknown>>,
+  engine: Engine,
 ): { outputs: Tensor[]; attrs: AnyAttrs } {
   const where = `nd.${op.name}`;
   if (op.variadic && given[op.variadic] === undefined) {
@@ -248,6 +231,23 @@ export function callEager(
     if (t === undefined) throw new DTypeError(`${where}: could not infer the dtype of output ${i}`);
     return t;
   });
-  const fast = eagerEngine?.(op, inputs, given, outShapes, outTypes);
-  return { outputs: fast ?? op.reference(inputs, attrs, { outShapes, outTypes }), attrs };
+  return { outputs: engine.callOp({ op, inputs, given, attrs, outShapes, outTypes }), attrs };
+}
+
+/** Splits `(t1, t2, ..., attrs?)` call arguments (the last plain object is the attributes). */
+export function splitArgs<T>(
+  args: readonly unknown[],
+  isValue: (x: unknown) => x is T,
+): { values: T[]; attrs: Record<string, unknown> } {
+  let attrs: Record<string, unknown> = {};
+  let values = args;
+  const last = args[args.length - 1];
+  if (
+    args.length && !isValue(last) && typeof last === "object" && last !== null &&
+    !Array.isArray(last)
+  ) {
+    attrs = last as Record<string, unknown>;
+    values = args.slice(0, -1);
+  }
+  return { values: values as T[], attrs };
 }

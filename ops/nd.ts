@@ -9,7 +9,9 @@ import * as creation from "../runtime/creation.ts";
 import { SigilError } from "../runtime/errors.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import type { AttrSchema, AttrsInput } from "./attrs.ts";
-import { callEager } from "./call.ts";
+import { callEager, splitArgs } from "./call.ts";
+import type { Engine } from "../compiler/engine.ts";
+import { resolveEngine } from "../compiler/engines.ts";
 import type { AnyOpDef, OpDef, OutputArity } from "./op.ts";
 import { type AliasTable, opNames, type OpTable } from "./registry.ts";
 
@@ -30,23 +32,7 @@ export type NdOps =
   & { readonly [K in keyof OpTable]: NdFn<OpTable[K]> }
   & { readonly [K in keyof AliasTable]: NdFn<AliasTable[K]> };
 
-/** Splits `(t1, t2, ..., attrs?)` call arguments. */
-export function splitArgs<T>(
-  args: readonly unknown[],
-  isValue: (x: unknown) => x is T,
-): { values: T[]; attrs: Record<string, unknown> } {
-  let attrs: Record<string, unknown> = {};
-  let values = args;
-  const last = args[args.length - 1];
-  if (
-    args.length && !isValue(last) && typeof last === "object" && last !== null &&
-    !Array.isArray(last)
-  ) {
-    attrs = last as Record<string, unknown>;
-    values = args.slice(0, -1);
-  }
-  return { values: values as T[], attrs };
-}
+export { splitArgs };
 
 function eagerFn(op: AnyOpDef) {
   return (...args: unknown[]) => {
@@ -56,7 +42,15 @@ function eagerFn(op: AnyOpDef) {
         throw new SigilError(`nd.${op.name}: argument ${i} is not a Tensor`);
       }
     });
-    const { outputs, attrs: parsed } = callEager(op, values, attrs);
+    let given = attrs;
+    let explicit: Engine | undefined;
+    if (Object.hasOwn(attrs, "engine")) {
+      const { engine, ...rest } = attrs;
+      explicit = engine as Engine;
+      given = rest;
+    }
+    const engine = resolveEngine(explicit, values[0]?.device);
+    const { outputs, attrs: parsed } = callEager(op, values, given, engine);
     const visible = outputs.slice(0, op.numVisibleOutputs(parsed));
     if (op.arity === "one") return visible[0];
     if (op.arity === "many") return visible;

@@ -57,3 +57,18 @@ export class Device {
 export function cpu(id = 0): Device {
   return Device.of("cpu", id);
 }
+
+/**
+ * The GPU device (ordinal `id`), MXNet's `mx.gpu()`: reserved for the WebGPU engine. Until that
+ * engine ships, asking for its default engine is a `BackendError`.
+ *
+ * @example The device, not yet an engine
+ * ```ts
+ * import assert from "node:assert";
+ * import { gpu } from "./device.ts";
+ * assert.strictEqual(String(gpu()), "webgpu(0)");
+ * ```
+ */
+export function gpu(id = 0): Device {
+  return Device.of("webgpu", id);
+}

@@ -101,3 +101,10 @@ export class ArgumentError extends SigilError {
     this.argument = argument;
   }
 }
+
+/**
+ * An engine has no kernel for an op with these attributes, shapes or dtypes. The only error
+ * that may send work to another engine (the reference interpreter), and only visibly: the
+ * program lists the node in its `fallbacks` and a warning names it once.
+ */
+export class UnsupportedError extends BackendError {}

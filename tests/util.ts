@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import type { Draw } from "../ops/op.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { tensorValues } from "../runtime/tensor.ts";
-import { setDefaultExecutor } from "../compiler/execute.ts";
+import { withEngine } from "../compiler/engines.ts";
+import { referenceEngine } from "../compiler/reference_engine.ts";
 
 export { assert };
 
@@ -47,16 +48,11 @@ export function assertNear(actual: Tensor, expected: Tensor, what = "values"): v
 }
 
 /**
- * Runs `f` with the reference interpreter as the default executor (eager op calls included),
- * for tests that compare with the reference bit for bit.
+ * Runs `f` (synchronously) on the reference engine (eager op calls included), for tests that
+ * compare with the reference bit for bit.
  */
 export function onReference<T>(f: () => T): T {
-  setDefaultExecutor("reference");
-  try {
-    return f();
-  } finally {
-    setDefaultExecutor("wasm");
-  }
+  return withEngine(referenceEngine, f);
 }
 
 export function assertThrowsError(

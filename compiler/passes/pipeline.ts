@@ -14,7 +14,15 @@ import { definePass, type Graph, graphOf, type Pass, pipeline } from "./pass.ts"
 import { simplify } from "./simplify.ts";
 import { foldBatchNorm } from "./fold_batchnorm.ts";
 import { fuseElementwise } from "./fuse.ts";
-import { partitionPass } from "./partition.ts";
+import {
+  inlineBlockCalls,
+  partition,
+  type PartitionOptions,
+  partitionPass,
+  type PartitionPlan,
+} from "./partition.ts";
+import { inlineSubgraphs } from "./inline.ts";
+import { removeAmpCast } from "./remove_amp_cast.ts";
 import type { Symbol } from "../symbol.ts";
 import type { Tensor } from "../../runtime/tensor.ts";
 
@@ -75,4 +83,65 @@ export function optimize(
   options: PipelineOptions = {},
 ): Graph {
   return inferencePipeline(options).run(graphOf(symbol, params));
+}
+
+/** Options of {@link tracedGraph}. */
+export interface TracedGraphOptions {
+  /** Inline nested block calls of at most this many op nodes (default 2). */
+  readonly inlineLimit?: number;
+  /** Partition with this backend instead (after inlining everything), as `optimizeFor` asks. */
+  readonly partition?: { readonly backend: string; readonly options: PartitionOptions };
+}
+
+/**
+ * The graph a hybridized block keeps for a traced symbol (the first stage of its compile path;
+ * the engine's passes come next, inside `engine.compile`): nested block calls inlined up to
+ * `inlineLimit` op nodes, or, after `optimizeFor`, everything inlined and then partitioned.
+ *
+ * @example Inlining a traced graph
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../../mod.ts";
+ * import { tracedGraph } from "./pipeline.ts";
+ * const { symbol } = tracedGraph(sym.exp(sym.var("x"), { name: "e" }));
+ * assert.strictEqual(symbol.listOutputs()[0], "e_output");
+ * ```
+ */
+export function tracedGraph(
+  symbol: Symbol,
+  options: TracedGraphOptions = {},
+): { symbol: Symbol; plan?: PartitionPlan } {
+  if (options.partition) {
+    const { backend, options: partOptions } = options.partition;
+    const result = partition(graphOf(inlineSubgraphs(symbol)), backend, partOptions);
+    return { symbol: result.graph.symbol, plan: result.plan };
+  }
+  return { symbol: inlineSubgraphs(symbol, { limit: options.inlineLimit ?? 2 }) };
+}
+
+/** Options of {@link exportedGraph}. */
+export interface ExportedGraphOptions {
+  /** Keep nested block calls as `_CachedOp` subgraph nodes (sigil reads them; MXNet cannot). */
+  readonly keepSubgraphs?: boolean;
+  /** Remove AMP casts (default true). */
+  readonly removeAmpCast?: boolean;
+}
+
+/**
+ * The graph `export` writes for a cached graph: nested block calls inlined, as MXNet's files
+ * hold flat graphs (partition nodes made by `optimizeFor` stay, as MXNet keeps them), and AMP
+ * casts removed unless `removeAmpCast: false`.
+ *
+ * @example A flat graph for MXNet
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../../mod.ts";
+ * import { exportedGraph } from "./pipeline.ts";
+ * const y = exportedGraph(sym.exp(sym.var("x"), { name: "e" }));
+ * assert.strictEqual(y.listOutputs()[0], "e_output");
+ * ```
+ */
+export function exportedGraph(symbol: Symbol, options: ExportedGraphOptions = {}): Symbol {
+  const flat = options.keepSubgraphs ? symbol : inlineBlockCalls(symbol);
+  return options.removeAmpCast === false ? flat : removeAmpCast(flat);
 }

@@ -2,7 +2,7 @@
  * Shape and dtype conflicts blame the graph input and dimension to change (not the first weight
  * that disagrees), with the value the op wants and where each input comes from.
  */
-import { DTypeError, nd, nn, ShapeError, sym } from "../../mod.ts";
+import { DTypeError, nd, nn, referenceEngine, ShapeError, sym, wasmEngine } from "../../mod.ts";
 import type { Symbol } from "../../compiler/symbol.ts";
 import { assert, assertThrowsError } from "../util.ts";
 
@@ -32,8 +32,8 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 
 Deno.test("a wrong input channel count names the graph input, the dimension and the expected value", async () => {
   const { y, params } = convNet();
-  for (const executor of ["wasm", "reference"] as const) {
-    const e = await rejection(y.eval({ data: nd.zeros([1, 1, 28, 28]), ...params }, { executor }));
+  for (const engine of [wasmEngine(), referenceEngine]) {
+    const e = await rejection(y.eval({ data: nd.zeros([1, 1, 28, 28]), ...params }, { engine }));
     assert.ok(e instanceof ShapeError, String(e));
     assert.match(
       e.message,

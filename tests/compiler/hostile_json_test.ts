@@ -6,7 +6,7 @@
  * run in tests/hostile_stress.ts, outside CI.
  */
 import fc from "npm:fast-check@^4";
-import { nd, sym, Symbol } from "../../mod.ts";
+import { nd, referenceEngine, sym, Symbol } from "../../mod.ts";
 import { MAX_ARITY, MAX_ATTR_LENGTH } from "../../ops/attrs.ts";
 import {
   AttributeError,
@@ -261,7 +261,7 @@ Deno.test("names of Object.prototype keys behave as any name (Node semantics)", 
     const shapes = Object.fromEntries(PROTO_NAMES.map((n) => [n, [2]]));
     assert.deepEqual(s.inferShape(shapes).outShapes, [[8]]);
     const bindings = Object.fromEntries(PROTO_NAMES.map((n, i) => [n, nd.array([i, 1])]));
-    const [out] = await s.eval(bindings, { executor: "reference" });
+    const [out] = await s.eval(bindings, { engine: referenceEngine });
     assert.deepEqual([...await out.data()], [0, 1, 1, 1, 2, 1, 3, 1]);
     const [wasm] = await s.eval(bindings);
     assert.deepEqual([...await wasm.data()], [0, 1, 1, 1, 2, 1, 3, 1]);

@@ -2,6 +2,7 @@
  * Properties of the symbol IR on random valid graphs: JSON round trips, shape inference against
  * the interpreter, and eager against symbolic op calls.
  */
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import fc from "npm:fast-check@^4";
 import { nd, sym } from "../../mod.ts";
 import { Symbol } from "../../compiler/symbol.ts";
@@ -115,7 +116,7 @@ Deno.test("property: eager nd.<op> calls equal sym.<op> calls (reference: exactl
             call.attrs,
           );
           const bindings = Object.fromEntries(tensors.map((x, i) => [`in${i}`, x]));
-          const symbolic = await symbol.eval(bindings, { executor: "reference" });
+          const symbolic = await symbol.eval(bindings, { engine: referenceEngine });
           assert.equal(eager.length, symbolic.length, "number of outputs");
           eager.forEach((x, i) => assertIdentical(x, symbolic[i], `output ${i}`));
           // The default engine (the WASM backend for float32 graphs) agrees within tolerance,

@@ -1,4 +1,5 @@
-import { nd, sym, Symbol } from "../../mod.ts";
+import { type Engine, nd, sym, Symbol } from "../../mod.ts";
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import { GraphError, SigilError } from "../../runtime/errors.ts";
 import { assert, assertClose, assertThrowsError } from "../util.ts";
 
@@ -126,7 +127,7 @@ Deno.test("eval runs the WASM backend (or the reference) and names bad bindings"
   const args = { x: nd.ones([1, 3]), fc_weight: nd.ones([2, 3]), fc_bias: nd.array([1, 2]) };
   const [out] = await y.eval(args);
   assertClose(out, [4, 5]);
-  assertClose((await y.eval(args, { executor: "reference" }))[0], [4, 5]);
+  assertClose((await y.eval(args, { engine: referenceEngine }))[0], [4, 5]);
   // Not float32: the reference interpreter runs it.
   const [wide] = await y.eval({
     x: nd.ones([1, 3], { dtype: "float64" }),
@@ -135,7 +136,10 @@ Deno.test("eval runs the WASM backend (or the reference) and names bad bindings"
   });
   assert.equal(wide.dtype, "float64");
   assertClose(wide, [4, 5]);
-  await assert.rejects(() => y.eval(args, { executor: "gpu" as "wasm" }), /unknown executor/);
+  await assert.rejects(
+    () => y.eval(args, { engine: "gpu" as unknown as Engine }),
+    /'gpu' is not an engine/,
+  );
   await assert.rejects(
     () => y.eval({ x: nd.ones([1, 3]), fc_weight: nd.ones([2, 3]) }),
     /no tensor bound to input 'fc_bias'/,

@@ -3,6 +3,7 @@
  * calls on random compositions, deferred shapes, parameter collection, the pure-function view,
  * hooks and the stateful Gluon surface (share, cast, zeroGrad, seeds, stale caches, errors).
  */
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import fc from "npm:fast-check@^4";
 import {
   type Block,
@@ -242,7 +243,7 @@ Deno.test("Lambda, HybridLambda and the concatenating containers", () => {
     );
     assertIdentical(hc.call(x), expected, `HybridConcatenate(${axis})`);
     assertIdentical(c.call(x), expected, `Concatenate(${axis})`);
-    hc.hybridize({ executor: "reference" });
+    hc.hybridize({ engine: referenceEngine });
     assertIdentical(hc.call(x), expected, `hybridized HybridConcatenate(${axis})`);
     hc.hybridize();
     assertNear(one(hc.call(x)), expected, `HybridConcatenate(${axis}) on WASM`);
@@ -412,13 +413,13 @@ Deno.test("property: eager and hybridized calls of random layer stacks are ident
       randomizeParams(net, seed);
       const eager = one(net.call(x));
       // Traced and run by the reference interpreter: the very same values.
-      net.hybridize({ executor: "reference" });
+      net.hybridize({ engine: referenceEngine });
       const traced = one(net.call(x));
       assertIdentical(traced, eager, "first hybridized call");
       assertIdentical(one(net.call(x)), eager, "cached graph");
       // A twin hybridized before its first call infers the same shapes while tracing.
       const twin = buildNet(layers);
-      twin.hybridize({ executor: "reference" });
+      twin.hybridize({ engine: referenceEngine });
       twin.initialize({ seed: seed + 1 });
       twin.call(x);
       twin.loadDict(net.paramRecord());

@@ -1,4 +1,5 @@
 /** Convolution and pooling layers: ops and attributes, deferred shapes, names, hybridize. */
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import fc from "npm:fast-check@^4";
 import { AttributeError, type HybridBlock, nd, nn, ShapeError, type Tensor } from "../../mod.ts";
 import type { Draw } from "../../ops/op.ts";
@@ -214,7 +215,7 @@ Deno.test("property: layers equal their op on their own parameters, eager and hy
       // eager calls otherwise run on WASM, within float32 rounding of them).
       const eagerRef = onReference(() => layer.call(x) as Tensor);
       assertNear(eager, eagerRef, `${what}: eager on the default engine`);
-      layer.hybridize({ executor: "reference" });
+      layer.hybridize({ engine: referenceEngine });
       const hybrid = layer.call(x) as Tensor;
       assert.deepEqual(hybrid.shape, eager.shape, what);
       assert.deepEqual(tensorValues(hybrid), tensorValues(eagerRef), what);

@@ -9,6 +9,7 @@ import {
   type Tensor,
   type Value,
 } from "../../mod.ts";
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import { inlineSubgraphs, opCount } from "../../compiler/passes/inline.ts";
 import { F } from "../../mod.ts";
 import { assert, assertNear } from "../util.ts";
@@ -31,7 +32,7 @@ Deno.test("nested hybridized blocks become subgraph call nodes; results equal ea
   const net = build();
   const x = nd.random.uniform(-1, 1, [3, 5], { seed: 2 });
   const eager = net.call(x);
-  net.hybridize({ inlineLimit: 0, executor: "reference" });
+  net.hybridize({ inlineLimit: 0, engine: referenceEngine });
   const hybrid = net.call(x);
   assert.deepEqual(hybrid.toArray(), eager.toArray());
   net.hybridize({ inlineLimit: 0 });

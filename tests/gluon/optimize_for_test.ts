@@ -10,6 +10,7 @@ import {
   type Tensor,
   type Value,
 } from "../../mod.ts";
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import { F } from "../../mod.ts";
 import { isPartitionNode, PARTITION_ATTR } from "../../compiler/passes/partition.ts";
 import { assert, assertNear, assertThrowsError } from "../util.ts";
@@ -148,7 +149,7 @@ Deno.test("nested hybridized blocks are flattened before partitioning and on exp
     assert.ok(text.includes("_CachedOp1"));
     const back = await SymbolBlock.imports(symbolFile, "data", paramsFile);
     assertNear(back.call(x) as Tensor, eager as Tensor);
-    back.hybridize({ executor: "reference" });
+    back.hybridize({ engine: referenceEngine });
     assert.deepEqual((back.call(x) as Tensor).toArray(), eager.toArray());
   });
   // Without optimizeFor, export still writes a flat graph.

@@ -3,7 +3,7 @@
  * `compileWasm` and placed as a kernel (not a fallback), gives exactly the reference's values.
  */
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
-import { listOps, sym, type Symbol, type Tensor } from "../../mod.ts";
+import { listOps, referenceEngine, sym, type Symbol, type Tensor } from "../../mod.ts";
 import { tensorFromValues, tensorValues } from "../../runtime/tensor.ts";
 import { assert, seededDraw } from "../util.ts";
 
@@ -30,7 +30,7 @@ Deno.test("ops with a copy plan run as WASM copy kernels, bit-exact", async () =
           "float32",
         );
       });
-      const [want] = await symbol.eval(bindings, { executor: "reference" });
+      const [want] = await symbol.eval(bindings, { engine: referenceEngine });
       const shapes = Object.fromEntries(sample.inputs.map((s, k) => [`in${k}`, s]));
       const program = compileWasm(symbol, {}, shapes, { threads: 1 });
       await program.ready();

@@ -5,6 +5,7 @@
  */
 import fc from "npm:fast-check@^4";
 import { callEager } from "../../ops/call.ts";
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import { listOps } from "../../ops/registry.ts";
 import { BINARY, printScalar, UNARY, type UnaryFn } from "../../ops/scalar.ts";
 import { sym } from "../../compiler/sym.ts";
@@ -264,6 +265,7 @@ async function check(
     op,
     values.map((v, i) => tensorFromValues(v, shapes[i], "float32")),
     attrs,
+    referenceEngine,
   );
   if (ref.outputs[0].dtype !== "float32") return false;
   const vars = shapes.map((_, i) => sym.var(`x${i}`));

@@ -5,6 +5,7 @@
  *
  * Tolerance: transpose is exact; BatchNorm within 1e-4 relative (float32 scale and shift).
  */
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import { transpose } from "../../ops/reshape.ts";
 import { BatchNorm } from "../../ops/batch_norm.ts";
 import {
@@ -85,7 +86,7 @@ Deno.test("a compiled BatchNorm with its statistics as inputs runs as a kernel, 
     JSON.stringify(compiled.placement),
   );
   const got = compiled.run(inputs);
-  const want = await internals.eval(inputs, { executor: "reference" });
+  const want = await internals.eval(inputs, { engine: referenceEngine });
   got.forEach((t, i) => assertClose(t, tensorValues(want[i]), { rtol: 1e-5, atol: 1e-6 }));
 });
 

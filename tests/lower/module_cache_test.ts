@@ -6,7 +6,7 @@
 import { cachedModule, moduleCacheStats } from "../../compiler/lower/wasm/module_cache.ts";
 import { type CompileProgress, compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { ModuleBuilder } from "../../compiler/lower/wasm/encoder.ts";
-import { nd, sym } from "../../mod.ts";
+import { nd, referenceEngine, sym } from "../../mod.ts";
 import type { Tensor } from "../../runtime/tensor.ts";
 import { assert, assertClose } from "../util.ts";
 
@@ -70,7 +70,7 @@ Deno.test("repeated layers compile one module per distinct kernel, shared across
   assert.ok(after.hits - mid.hits >= kernels.length);
   for (const [compiled, p] of [[first, params], [second, other]] as const) {
     const [out] = compiled.run({ data: input });
-    const [ref] = await y.eval({ data: input, ...p }, { executor: "reference" });
+    const [ref] = await y.eval({ data: input, ...p }, { engine: referenceEngine });
     assertClose(out, ref.dataSync() as Float32Array, { rtol: 1e-4, atol: 1e-4 });
     compiled.dispose();
   }

@@ -7,6 +7,7 @@
  * backend runs float32 graphs; the interpreter runs the rest), as are inputs near float32's
  * underflow (see the op properties test).
  */
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import fc from "npm:fast-check@^4";
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { listOps, sym, type Symbol, type Tensor } from "../../mod.ts";
@@ -37,7 +38,7 @@ Deno.test("every sampled op on the WASM backend: both SIMD paths, 1 and 2 thread
         const symbol = (sym as unknown as Record<string, AnyBuilder>)[op.name](...vars, call.attrs);
         const bindings: Record<string, Tensor> = {};
         tensors.forEach((x, i) => (bindings[`in${i}`] = x));
-        const want = await symbol.eval(bindings, { executor: "reference" });
+        const want = await symbol.eval(bindings, { engine: referenceEngine });
         if (want.some((w) => w.dtype !== "float32")) continue;
         const shapes = Object.fromEntries(tensors.map((x, i) => [`in${i}`, x.shape]));
         for (const threads of [1, 2]) {

@@ -5,6 +5,7 @@
  *
  * Tolerance: 1e-4 of |reference| (sums: of the sum of |terms|) plus 1e-6.
  */
+import { referenceEngine } from "../../compiler/reference_engine.ts";
 import { max, mean, min, sum } from "../../ops/reduce.ts";
 import { log_softmax, softmax, SoftmaxActivation, SoftmaxOutput } from "../../ops/softmax.ts";
 import { reductionKernel, softmaxKernel } from "../../compiler/lower/wasm/reduce.ts";
@@ -108,6 +109,6 @@ Deno.test("a compiled classifier head: global pooling, FullyConnected, softmax a
     JSON.stringify(compiled.placement),
   );
   const [got] = compiled.run({ data: input });
-  const ref = y.eval({ data: input, ...params }, { executor: "reference" });
+  const ref = y.eval({ data: input, ...params }, { engine: referenceEngine });
   return ref.then(([r]) => assertClose(got, tensorValues(r), { rtol: 1e-5, atol: 1e-6 }));
 });

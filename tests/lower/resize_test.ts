@@ -4,7 +4,7 @@
  * over two, against the reference interpreter.
  */
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
-import { getOp, nd, sym, type Symbol, type Tensor } from "../../mod.ts";
+import { getOp, nd, referenceEngine, sym, type Symbol, type Tensor } from "../../mod.ts";
 import { assert, assertClose, seededDraw } from "../util.ts";
 
 type AnyBuilder = (...args: unknown[]) => Symbol;
@@ -24,7 +24,7 @@ for (const name of ["UpSampling", "_contrib_BilinearResize2D"]) {
       sample.inputs.forEach((s, k) => {
         bindings[`in${k}`] = nd.random.uniform(-2, 2, s, { seed: 31 * i + k });
       });
-      const [want] = await symbol.eval(bindings, { executor: "reference" });
+      const [want] = await symbol.eval(bindings, { engine: referenceEngine });
       const shapes = Object.fromEntries(sample.inputs.map((s, k) => [`in${k}`, s]));
       for (const threads of [1, 2]) {
         const program = compileWasm(symbol, {}, shapes, { threads, forceSplit: threads > 1 });
@@ -56,7 +56,7 @@ Deno.test("bilinear UpSampling with a constant weight compiles to the deconvolut
   assert.match(program.placement[0].label, /UpSampling bilinear as Deconvolution/);
   const input = nd.random.uniform(-1, 1, [1, 3, 5, 6], { seed: 6 });
   const [got] = program.run({ x: input });
-  const [want] = await y.eval({ x: input, w }, { executor: "reference" });
+  const [want] = await y.eval({ x: input, w }, { engine: referenceEngine });
   assertClose(got, want.dataSync() as unknown as number[], { rtol: 1e-5, atol: 1e-5 });
   program.dispose();
 });

@@ -1,6 +1,6 @@
 /** `_zeros`, `_ones`, `_full` and `sym.zeros/ones/full`: MXNet's constant-creation ops as nodes. */
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
-import { nd, sym, type Tensor } from "../../mod.ts";
+import { nd, referenceEngine, sym, type Tensor, wasmEngine } from "../../mod.ts";
 import { AttributeError } from "../../runtime/errors.ts";
 import { assert, assertClose, assertThrowsError } from "../util.ts";
 
@@ -13,8 +13,8 @@ Deno.test("sym.zeros/ones/full write MXNet's _zeros/_ones/_full nodes and evalua
   const back = sym.loadJSON(json);
   assert.deepEqual(back.inferShape({}).outShapes, [[2, 3]]);
   assert.deepEqual(back.listArguments(), []);
-  for (const executor of ["reference", "wasm"] as const) {
-    const [v] = await back.eval({}, { executor });
+  for (const engine of [referenceEngine, wasmEngine()]) {
+    const [v] = await back.eval({}, { engine });
     assert.deepEqual(v.shape, [2, 3]);
     assertClose(v, [2.5, 2.5, 2.5, 2.5, 2.5, 2.5]);
   }
@@ -26,8 +26,8 @@ Deno.test("sym.zeros/ones/full write MXNet's _zeros/_ones/_full nodes and evalua
 Deno.test("_ones: a 0 dim is unknown and is inferred from the consumer (MXNet 1.x)", async () => {
   const y = sym.elemwise_add(sym.var("x"), sym.ones([0, 3]));
   assert.deepEqual(y.inferShape({ x: [2, 3] }).outShapes, [[2, 3]]);
-  for (const executor of ["reference", "wasm"] as const) {
-    const [v] = await y.eval({ x: nd.array([[1, 2, 3], [4, 5, 6]]) }, { executor });
+  for (const engine of [referenceEngine, wasmEngine()]) {
+    const [v] = await y.eval({ x: nd.array([[1, 2, 3], [4, 5, 6]]) }, { engine });
     assertClose(v, [2, 3, 4, 5, 6, 7]);
   }
 });

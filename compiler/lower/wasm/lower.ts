@@ -1,26 +1,32 @@
 /**
- * Lowering a float32 inference graph to a {@link WasmProgram}: the default inference pipeline
- * runs first (BatchNorm folding, fusion, ...), the memory plan places every op output, and each
- * op node becomes a kernel from the registered generators, a host copy (reshapes and other
- * views), or a host fallback running the op's reference implementation (ops without a kernel
- * yet), so every graph runs and each kernel is tested against the same oracle.
+ * Lowering a float32 inference graph to a {@link WasmProgram} (the WASM engine's compile, after
+ * its passes): the memory plan places every op output, and each op node becomes a kernel from
+ * the engine's kernel table, a host copy (reshapes and other views), or a listed fallback
+ * running the op's reference implementation on the host (ops without a kernel for these
+ * attributes), so every graph runs and each kernel is tested against the same oracle.
  *
  * @module
  */
 import { shapeFacts, typeFacts } from "../../infer.ts";
 import { evaluate } from "../../interpreter.ts";
 import { type MemoryPlan, planMemory } from "../../passes/memory_plan.ts";
-import { graphOf } from "../../passes/pass.ts";
-import { inferencePipeline } from "../../passes/pipeline.ts";
+import { type Graph, graphOf, pipeline } from "../../passes/pass.ts";
+import type {
+  CompileProgress,
+  Engine,
+  Fallback,
+  InputSignature,
+  Program,
+  ProgressCallback,
+  RunOptions,
+  Signature,
+} from "../../engine.ts";
+import { warnFallbacks } from "../../engine.ts";
 import type { Entry, Node, Symbol } from "../../symbol.ts";
-import { BackendError, SigilError } from "../../../runtime/errors.ts";
+import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
+import type { DType } from "../../../runtime/dtype.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
-import {
-  type Tensor,
-  tensorFromValues,
-  tensorStorage,
-  tensorValues,
-} from "../../../runtime/tensor.ts";
+import { Tensor, tensorFromValues, tensorStorage, tensorValues } from "../../../runtime/tensor.ts";
 import {
   type HostStep,
   type KernelStep,
@@ -36,10 +42,13 @@ import {
   threadsSupported,
 } from "../../../runtime/backends/wasm/threads.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
-import { align16, generatorFor, type KernelTable } from "./kernel.ts";
+import { align16, type CompiledKernel, generatorFor, type KernelTable } from "./kernel.ts";
 import { cachedModule } from "./module_cache.ts";
+import { wasmEngine } from "./engine.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
-import { emptyRecord, getOwn } from "../../../runtime/record.ts";
+import { emptyRecord } from "../../../runtime/record.ts";
+
+export type { CompileProgress } from "../../engine.ts";
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
 export const VIEW_OPS: ReadonlySet<string> = new Set([
@@ -52,7 +61,7 @@ export const VIEW_OPS: ReadonlySet<string> = new Set([
 
 /** Options of {@link compileWasm}. */
 export interface WasmCompileOptions {
-  /** Run the default inference pipeline first (default true). */
+  /** Run the WASM engine's passes (the inference pipeline) first (default true). */
   optimize?: boolean;
   /** Use relaxed SIMD where supported (default: when the runtime validates it). */
   relaxed?: boolean;
@@ -72,28 +81,11 @@ export interface WasmCompileOptions {
    * Called as the compile advances (a large model takes a while on its first compile): at the
    * start of each phase and after every node's kernel. Exceptions it throws abort the compile.
    */
-  onProgress?: (progress: CompileProgress) => void;
+  onProgress?: ProgressCallback;
 }
 
-/** Where a compile stands: see {@link WasmCompileOptions.onProgress}. */
-export interface CompileProgress {
-  /**
-   * `passes` (the inference pipeline), `plan` (shapes, types, memory plan), `kernels` (one
-   * unit per op node: weights transformed and packed, code generated), `modules` (WASM
-   * modules compiled or found in the module cache), `instantiate` (memory, instances, weights
-   * uploaded, worker threads started), then `done`.
-   */
-  readonly phase: "passes" | "plan" | "kernels" | "modules" | "instantiate" | "done";
-  /** Units of this phase done so far. */
-  readonly done: number;
-  /** Units in this phase (1 for phases that are not counted). */
-  readonly total: number;
-  /** Milliseconds since the compile began. */
-  readonly elapsedMs: number;
-}
-
-/** A compiled graph: run it on tensors. */
-export interface WasmCompiled {
+/** A compiled graph: a {@link Program} of the WASM engine, with the WASM details. */
+export interface WasmCompiled extends Program {
   /** The program (buffers, steps). */
   readonly program: WasmProgram;
   /** The memory plan it follows. */
@@ -106,7 +98,7 @@ export interface WasmCompiled {
     label: string;
   }[];
   /** Runs the graph on float32 inputs by name. */
-  run(inputs: Readonly<Record<string, Tensor>>): Tensor[];
+  run(inputs: Readonly<Record<string, Tensor>>, options?: RunOptions): Tensor[];
   /**
    * Runs the graph on raw float32 arrays by name (no tensor conversion); returns copies of the
    * outputs, or writes them into `into` (reused arrays: no allocation per run).
@@ -134,11 +126,19 @@ export interface WasmCompiled {
   ready(): Promise<void>;
   /** Frees the program's parts in the worker threads; later runs use one thread. */
   dispose(): void;
+  /** @internal Runs on raw arrays and wraps the outputs as tensors (no extra copy). */
+  runTensors(
+    inputs: Readonly<Record<string, Float32Array>>,
+    shapes?: readonly Shape[],
+    types?: readonly DType[],
+  ): Tensor[];
 }
 
 /**
- * Compiles a graph for the WASM executor. All values must be float32; unbound variables are
- * the inputs, with the given shapes.
+ * Compiles a graph for the WASM executor: runs the WASM engine's passes (unless `optimize:
+ * false`), then lowers it. All values must be float32; unbound variables are the inputs, with
+ * the given shapes. Ops without a kernel run their reference implementation on the host and
+ * are listed in `fallbacks`.
  *
  * @example Compiling and running a small graph
  * ```ts
@@ -150,6 +150,7 @@ export interface WasmCompiled {
  * const compiled = compileWasm(y, params, { x: [1, 3] });
  * const [out] = compiled.run({ x: nd.ones([1, 3]) });
  * assert((await out.data())[0] === 3);
+ * assert.deepStrictEqual(compiled.fallbacks, []);
  * ```
  */
 export function compileWasm(
@@ -158,43 +159,103 @@ export function compileWasm(
   inputShapes: Readonly<Record<string, readonly number[]>>,
   options: WasmCompileOptions = {},
 ): WasmCompiled {
+  if (options.threads !== undefined) checkThreads(options.threads, "compileWasm");
+  const engine = wasmEngine({
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    ...(options.relaxed !== undefined ? { relaxedSimd: options.relaxed } : {}),
+    ...(options.winograd !== undefined ? { winograd: options.winograd } : {}),
+    ...(options.kernels ? { kernels: options.kernels } : {}),
+  });
   const started = performance.now();
+  options.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
+  const given = graphOf(symbol, params);
+  const graph = options.optimize === false ? given : pipeline(engine.passes).run(given);
+  const inputs: Record<string, InputSignature> = {};
+  for (const [name, shape] of Object.entries(inputShapes)) {
+    inputs[name] = { shape, dtype: "float32" };
+  }
+  return lowerWasm(graph, { inputs }, {
+    threads: options.threads ?? getDefaultThreads(),
+    relaxed: options.relaxed ?? relaxedSimdSupported(),
+    winograd: options.winograd ?? true,
+    kernels: options.kernels ?? WASM_KERNELS,
+    forceSplit: options.forceSplit ?? false,
+    engine,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    started,
+  });
+}
+
+/** What {@link lowerWasm} needs besides the graph: every option resolved. */
+export interface LowerOptions {
+  /** Threads requested. */
+  readonly threads: number;
+  /** Relaxed SIMD. */
+  readonly relaxed: boolean;
+  /** Winograd for 3×3 convolutions. */
+  readonly winograd: boolean;
+  /** The kernel generators. */
+  readonly kernels: KernelTable;
+  /** Force splits (tests). */
+  readonly forceSplit?: boolean;
+  /** The engine the program belongs to. */
+  readonly engine: Engine;
+  /** Progress of the compile's phases. */
+  readonly onProgress?: ProgressCallback;
+  /** When the compile began (`performance.now()`; default: when lowering begins). */
+  readonly started?: number;
+  /** Do not warn about fallbacks (the caller handles them). */
+  readonly quiet?: boolean;
+}
+
+/**
+ * Lowers an already optimized graph (its `params` are constants) to a WASM program for the
+ * given input signature. Nodes whose op has no kernel, or whose kernel generator throws
+ * {@link UnsupportedError}, run their reference implementation on the host and are listed in
+ * `fallbacks`; any other error from a generator fails the compile. A graph with values that
+ * are not float32, or shapes that cannot be placed, throws {@link UnsupportedError}.
+ */
+export function lowerWasm(
+  graph: Graph,
+  signature: Signature,
+  options: LowerOptions,
+): WasmCompiled {
+  const started = options.started ?? performance.now();
   const report = (phase: CompileProgress["phase"], done = 0, total = 1) =>
     options.onProgress?.({ phase, done, total, elapsedMs: performance.now() - started });
-  report("passes");
-  const graph = options.optimize === false
-    ? graphOf(symbol, params)
-    : inferencePipeline().run(graphOf(symbol, params));
   const sym = graph.symbol;
   const bound = graph.params;
-  const relaxed = options.relaxed ?? relaxedSimdSupported();
-  const requested = checkThreads(options.threads ?? getDefaultThreads(), "compileWasm");
+  const relaxed = options.relaxed;
+  const requested = checkThreads(options.threads, "compileWasm");
   const threads = threadsSupported() ? requested : 1;
   const shared = threads > 1;
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
   const shapeDict = emptyRecord<readonly number[]>();
+  const typeDict = emptyRecord<DType>();
   for (const name of sym.listInputs()) {
-    if (Object.hasOwn(bound, name)) shapeDict[name] = bound[name].shape;
-    else if (Object.hasOwn(inputShapes, name)) shapeDict[name] = inputShapes[name];
+    if (Object.hasOwn(bound, name)) {
+      shapeDict[name] = bound[name].shape;
+      typeDict[name] = bound[name].dtype;
+    } else if (Object.hasOwn(signature.inputs, name)) {
+      shapeDict[name] = signature.inputs[name].shape;
+      typeDict[name] = signature.inputs[name].dtype;
+    }
   }
   const shapes = shapeFacts(sym, shapeDict);
-  const types = typeFacts(
-    sym,
-    Object.fromEntries(
-      sym.listInputs().map((n) => [n, Object.hasOwn(bound, n) ? bound[n].dtype : "float32"]),
-    ),
-  );
+  const types = typeFacts(sym, typeDict);
   for (const n of sym.nodes()) {
     shapes.get(n)!.forEach((s, i) => {
       if (!s || s.some((d) => d < 0)) {
-        throw new SigilError(`compileWasm: shape of '${n.outputName(i)}' is unknown`);
+        throw new UnsupportedError(
+          `the shape of '${n.outputName(i)}' is unknown before running the graph`,
+        );
       }
     });
     types.get(n)!.forEach((t, i) => {
       if (t !== "float32") {
-        throw new BackendError(
-          `compileWasm: '${n.outputName(i)}' is ${t}; the WASM backend runs float32 graphs`,
+        throw new UnsupportedError(
+          `'${n.outputName(i)}' is ${t}; the WASM engine compiles float32 graphs`,
         );
       }
     });
@@ -255,6 +316,7 @@ export function compileWasm(
 
   // Kernels are generated first, their modules compiled after (the `modules` phase).
   const steps: (KernelStep | SplitStep | HostStep | (() => KernelStep | SplitStep))[] = [];
+  const fallbacks: Fallback[] = [];
   const placement: WasmCompiled["placement"][number][] = [];
   let scratch = 0;
   const pendingScratch: { args: number[]; at: number; part: number }[] = [];
@@ -280,7 +342,7 @@ export function compileWasm(
       placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
       continue;
     }
-    const generator = generatorFor(options.kernels ?? WASM_KERNELS, node);
+    const generator = generatorFor(options.kernels, node);
     // Elementwise kernels are bound by memory traffic: next to the graph's inputs and outputs
     // (copied in and out by the calling thread, so in its cache) a second thread only adds
     // cross-core traffic (measured: relu(x·a+b) over 1M floats, 0.81 ms on one thread and
@@ -293,17 +355,34 @@ export function compileWasm(
     const constIns = node.inputs.map((e) =>
       e.node.isVariable ? constantValues.get(e.node.name) : undefined
     );
-    const kernel = generator?.({
-      constants: constIns,
-      node,
-      inputs: ins,
-      outputs: outs,
-      relaxed,
-      shared,
-      parts,
-      forceSplit: options.forceSplit ?? false,
-      winograd: options.winograd ?? true,
-    });
+    let kernel: CompiledKernel | undefined;
+    let reason = generator ? "" : `the WASM engine has no kernel for ${opName}`;
+    try {
+      kernel = generator?.({
+        constants: constIns,
+        node,
+        inputs: ins,
+        outputs: outs,
+        relaxed,
+        shared,
+        parts,
+        forceSplit: options.forceSplit ?? false,
+        winograd: options.winograd,
+      });
+      if (generator && !kernel) {
+        reason = `the ${opName} kernel does not cover these attributes, shapes or dtypes`;
+      }
+    } catch (e) {
+      if (e instanceof UnsupportedError) reason = e.message;
+      else {
+        throw new BackendError(
+          `compiling node '${node.name}' (${opName}) for the WASM engine: ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+          { cause: e },
+        );
+      }
+    }
     if (kernel) {
       const modules = kernel.parts ?? [kernel.bytes];
       // Constants the kernel (or each part) wants in another form: uploaded once, passed instead.
@@ -362,6 +441,7 @@ export function compileWasm(
     }
     steps.push(fallbackStep(node, ins, outs, node.inputs.map(ptrOf), outPtrs));
     placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
+    fallbacks.push({ node: node.name, op: opName, reason, runsOn: "reference" });
   }
   report("kernels", plan.steps.length, plan.steps.length);
   report("modules");
@@ -382,21 +462,39 @@ export function compileWasm(
   report("instantiate");
   const executor = new WasmExecutor(program, { pool: poolFor(threads) });
   report("done", 1, 1);
+  if (fallbacks.length && !options.quiet) warnFallbacks(options.engine.name, fallbacks);
+  const outShapes = program.outputs.map((o) => o.shape);
+  const outTypes = outShapes.map((): DType => "float32");
+  const inputNames = Object.keys(inputs);
+  const toTensors = (values: Float32Array[], shp: readonly Shape[], typ: readonly DType[]) =>
+    values.map((v, i) => new Tensor(v, shp[i], typ[i]));
   return {
+    engine: options.engine,
+    inputs: inputNames,
+    outputs: outShapes.map((shape) => ({ shape, dtype: "float32" as DType })),
+    fallbacks,
+    memoryBytes,
     program,
     plan,
     placement,
-    run(given) {
-      const arrays = emptyRecord<Float32Array>();
-      for (const name of Object.keys(inputs)) {
-        const t = getOwn(given, name);
-        if (!t) throw new SigilError(`compiled graph: no tensor for input '${name}'`);
-        arrays[name] = Float32Array.from(tensorValues(t));
+    run(given, runOptions = {}) {
+      if (runOptions.onNode) {
+        throw new SigilError("op hooks need every node's outputs: run them on referenceEngine");
       }
-      return executor.run(arrays).map((v, i) =>
-        tensorFromValues(v, program.outputs[i].shape, "float32")
-      );
+      const arrays: Record<string, Float32Array> = {};
+      for (const name of inputNames) {
+        const t = Object.hasOwn(given, name) ? given[name] : undefined;
+        if (!(t instanceof Tensor)) {
+          throw new SigilError(`compiled graph: no tensor for input '${name}'`);
+        }
+        arrays[name] = t.dtype === "float32"
+          ? tensorStorage(t) as Float32Array
+          : Float32Array.from(tensorValues(t));
+      }
+      return toTensors(executor.run(arrays), outShapes, outTypes);
     },
+    runTensors: (arrays, shp = outShapes, typ = outTypes) =>
+      toTensors(executor.run(arrays), shp, typ),
     runRaw: (arrays, into) => executor.run(arrays, into),
     profile: (arrays, opts) => executor.profile(arrays, opts),
     threads,
