@@ -29,9 +29,15 @@ export {
   IOError,
   ShapeError,
   SigilError,
+  TensorSizeError,
   UnknownOpError,
   UnsupportedError,
 } from "./runtime/errors.ts";
+export {
+  DEFAULT_MAX_TENSOR_BYTES,
+  getMaxTensorBytes,
+  setMaxTensorBytes,
+} from "./runtime/limits.ts";
 export { sym } from "./compiler/sym.ts";
 export type {
   ComposeOptions,

@@ -9,6 +9,7 @@ import { applyShapeRule, applyTypeRule } from "../ops/call.ts";
 import type { PartialShape } from "../ops/op.ts";
 import { type DType, dtypeFromFlag, DTYPES } from "../runtime/dtype.ts";
 import { ArgumentError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
+import { checkTensorBudget } from "../runtime/limits.ts";
 import { describeValue, didYouMean, listNames, showValue } from "../runtime/names.ts";
 import { formatShape, isKnownShape, MAX_NDIM, type Shape, shapeProblem } from "../runtime/shape.ts";
 import { explainShapeConflict, explainTypeConflict } from "./explain.ts";
@@ -267,12 +268,17 @@ function shapeFactsMemo(
     (n) => {
       // A given shape wins over the variable's `__shape__` (MXNet reads `__shape__` only for
       // inputs given no shape).
-      if (!Object.hasOwn(shapes, n.name)) return declaredShape(n, np);
+      if (!Object.hasOwn(shapes, n.name)) {
+        const declared = declaredShape(n, np);
+        checkTensorBudget(declared, `${nodeWhere(n)}: __shape__`);
+        return declared;
+      }
       const s = shapes[n.name];
       const problem = shapeProblem(s, { partial: true });
       if (problem !== undefined) {
         throw new ShapeError(`inferShape: bad shape for '${n.name}': it ${problem}`);
       }
+      checkTensorBudget(s, `inferShape: the shape given for '${n.name}'`);
       return [...s];
     },
     (n, ins, outs) =>

@@ -6,6 +6,7 @@
  */
 import type { DType } from "../runtime/dtype.ts";
 import { AttributeError, DTypeError, ShapeError, SigilError } from "../runtime/errors.ts";
+import { checkTensorBudget } from "../runtime/limits.ts";
 import { checkShape, formatShape, isKnownShape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import { type Attrs, type AttrSchema, isHiddenKey } from "./attrs.ts";
@@ -143,6 +144,10 @@ export function applyShapeRule(
       );
     }
   });
+  // Shapes from attributes can be far larger than the file that asks for them: refused here,
+  // before any engine allocates.
+  ins.forEach((s, i) => checkTensorBudget(s, `${where}: input '${names[i] ?? i}'`));
+  outs.forEach((s, i) => checkTensorBudget(s, `${where}: output ${i}`));
   return { inputs: ins, outputs: outs };
 }
 

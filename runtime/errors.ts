@@ -41,6 +41,14 @@ export class FormatError extends SigilError {
 /** Shapes do not agree with an operator's rule, or a shape is malformed. */
 export class ShapeError extends SigilError {}
 
+/**
+ * A tensor would exceed the memory budget (`setMaxTensorBytes`): a shape computed from
+ * attributes (padding, repeats, a one-hot depth, a weight's `input_dim`) or declared by a file
+ * is larger than any engine is allowed to allocate. Raised by shape inference, before anything
+ * is allocated.
+ */
+export class TensorSizeError extends ShapeError {}
+
 /** A data type is unknown or does not agree with an operator's rule. */
 export class DTypeError extends SigilError {}
 

@@ -8,6 +8,7 @@
 import fc from "npm:fast-check@^4";
 import { nd, referenceEngine, sym, Symbol } from "../../mod.ts";
 import { MAX_ARITY, MAX_ATTR_LENGTH } from "../../ops/attrs.ts";
+import { getOp, listOps } from "../../ops/registry.ts";
 import {
   AttributeError,
   FormatError,
@@ -221,6 +222,87 @@ Deno.test("property: loadJSON(toJSON(s)) gives s back for everything loadJSON ac
     if (proto) await withProtoAccessor(check);
     else check();
   }
+});
+
+/** Attribute text: arbitrary Unicode, and the forms parsers treat specially. */
+const attrText = fc.oneof(
+  text,
+  utf16,
+  fc.constantFrom(
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "-0",
+    "nan",
+    "inf",
+    " 3 ",
+    "3L",
+    "1.5f",
+    "(1, 2)",
+    "(1,)",
+    "[3]",
+    "()",
+    "None",
+    "True",
+    "0",
+    "1",
+    "2",
+    "(2, 2)",
+    "float16",
+    "relu",
+    "avg",
+  ),
+);
+const opDocuments = fc.constantFrom(...listOps().filter((o) => !o.subgraph).map((o) => o.name))
+  .chain((op) =>
+    fc.record({
+      op: fc.constant(op),
+      name: anyName,
+      inputs: fc.integer({ min: 1, max: 3 }),
+      attrs: fc.dictionary(
+        fc.oneof(
+          fc.constantFrom(...Object.keys(getOp(op).attrs), "__lr_mult__", "__proto__"),
+          anyName,
+        ),
+        attrText,
+        { maxKeys: 4 },
+      ),
+    })
+  )
+  .map(({ op, name, inputs, attrs }) => {
+    const vars = Array.from({ length: inputs }, (_, i) => ({
+      op: "null",
+      name: `v${i}`,
+      inputs: [],
+    }));
+    const node = { op, name, attrs, inputs: vars.map((_, i) => [i, 0, 0]) };
+    return JSON.stringify({
+      nodes: [...vars, node],
+      heads: [[inputs, 0, 0]],
+      attrs: { mxnet_version: ["int", 10901] },
+    });
+  });
+
+Deno.test("property: op nodes with arbitrary attribute text read back as they were written", () => {
+  let accepted = 0;
+  fc.assert(
+    fc.property(opDocuments, (d) => {
+      let s;
+      try {
+        s = sym.loadJSON(d);
+      } catch (e) {
+        if (e instanceof SigilError) return;
+        throw e;
+      }
+      accepted++;
+      const t = s.toJSON();
+      const back = sym.loadJSON(new TextDecoder().decode(new TextEncoder().encode(t)));
+      assert.equal(back.outputs[0].node, s.outputs[0].node);
+      assert.equal(back.toJSON(), t);
+    }),
+    { numRuns: 500, seed: 7 },
+  );
+  assert(accepted >= 25, `only ${accepted} documents loaded`);
 });
 
 Deno.test("names of Object.prototype keys behave as any name (Node semantics)", async () => {

@@ -212,6 +212,13 @@ Deno.test("sigil runs in Node 20, Node 22 (type stripping) and headless Chromium
       assert.equal(report.ok, true);
     });
 
+    await t.step("Node 20: Object.prototype names behave as any name", async () => {
+      const [cmd, pre] = await node20();
+      const script = new URL("proto_names_check.mjs", HERE).pathname;
+      const report = lastJson(await run(cmd, [...pre, script, bundle]), "Node 20 names");
+      assert.equal(report.ok, true);
+    });
+
     await t.step("Node 22 runs the TypeScript sources with type stripping", async () => {
       const script = new URL("node_check.mjs", HERE).pathname;
       const args = ["-y", "node@22", "--experimental-strip-types", "--no-warnings", script];
