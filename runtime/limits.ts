@@ -15,7 +15,7 @@ import { formatShape, type Shape } from "./shape.ts";
 /**
  * The default budget, 2^32 bytes (4 GiB) per tensor. A tensor is counted at 8 bytes an
  * element whatever its dtype: the reference interpreter computes every op in float64, the
- * widest element any engine stores. So the default admits 2^29 (536,870,912) elements, eight
+ * widest element any engine stores. So the default admits 2^29 (536,870,912) elements, ten
  * times the largest tensor of ResNet-50 at 224×224 and batch 64 (51,380,224 elements), while
  * refusing what a browser tab or a small server could not hold; the WASM engine's whole memory
  * is at most 4 GiB anyway.
