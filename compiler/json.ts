@@ -42,6 +42,34 @@ const MAX_SUBGRAPH_DEPTH = 16;
 export const MAX_NAME_LENGTH = 65536;
 
 /**
+ * Deepest nesting of brackets a symbol file may have. A file of 16 nested subgraphs with graph
+ * attributes 8 levels deep stays under 90; JSON.parse turns each `[` into an array of a hundred
+ * bytes or so, so a 2 MB file of a million nested brackets would take 170 MB before any check.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/** Refuses text nested deeper than {@link MAX_JSON_DEPTH}: one scan, before JSON.parse. */
+function checkJsonDepth(text: string, source: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) {
+        throw new FormatError(
+          `${source}: nested too deeply (over ${MAX_JSON_DEPTH} levels of brackets)`,
+          i,
+        );
+      }
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+}
+
+/**
  * Deepest nesting of a graph attribute's value (`["list_shape", [[1, 2], [3]]]` is depth 2).
  * NNVM writes at most lists of lists; deeper values would only exhaust the stack of whoever
  * prints or compares them.
@@ -406,6 +434,7 @@ function loadGraph(g: Json, source: string, depth: number, inherited?: number): 
  */
 export function loadJSON(text: string, source = "symbol JSON"): Symbol {
   if (typeof text !== "string") throw new FormatError(`${source}: expected a string`);
+  checkJsonDepth(text, source);
   let doc: Json;
   try {
     doc = JSON.parse(text);

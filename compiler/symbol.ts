@@ -88,6 +88,7 @@ export class Node {
   readonly parsed: AnyAttrs;
   readonly #entries: Entry[] = [];
   #outputNames: readonly string[] | undefined;
+  #numVisible: number | undefined;
 
   /** @internal Use {@link makeNode}. */
   constructor(
@@ -133,10 +134,11 @@ export class Node {
     return this.calledGraph?.numOutputs ?? this.#names().length;
   }
 
-  /** Number of outputs a symbol of this node exposes. */
+  /** Number of outputs a symbol of this node exposes (computed once: it may build names). */
   get numVisibleOutputs(): number {
     if (!this.op) return 1;
-    return this.calledGraph?.numOutputs ?? this.op.numVisibleOutputs(this.parsed);
+    return this.#numVisible ??= this.calledGraph?.numOutputs ??
+      this.op.numVisibleOutputs(this.parsed);
   }
 
   /** MXNet's name for output `i`: the variable name, or `<node>_<output name>`. */

@@ -111,6 +111,15 @@ const V3_MAGIC = 0xf993faca;
 /** Largest dimension and element count accepted (sigil's tensor size limit). */
 const MAX_DIM = 2 ** 31 - 1;
 
+/**
+ * The most arrays one parameter file may hold (legacy list records or `.npz` members). Each
+ * loaded array costs about a kilobyte of objects (tensor, shape, storage, name) whatever its
+ * size, while a file pays as little as 20 bytes for an empty one: a file of millions of empty
+ * arrays would take fifty times its size. 65,536 is far above real checkpoints (ResNet-152 holds
+ * under 1,000 arrays) and keeps that overhead under about 64 MiB.
+ */
+export const MAX_PARAM_ARRAYS = 65536;
+
 /** MXNet type flags: the sigil dtype (or an unsupported name) and the element size. */
 const FLAGS: Readonly<Record<number, { name: string; dtype?: DType; bytes: number }>> = {
   0: { name: "float32", dtype: "float32", bytes: 4 },
@@ -453,6 +462,9 @@ function loadLegacy(r: Reader): ParamFile {
   // Every record takes at least 4 bytes (a pre-V1 none array), and the key count 8 more.
   if (count > Math.max(0, Math.floor((r.remaining - 8) / 4))) {
     r.fail(`array count ${count} cannot fit in the ${r.remaining} bytes that remain`, countAt);
+  }
+  if (count > MAX_PARAM_ARRAYS) {
+    r.fail(`array count ${count} is over the limit of ${MAX_PARAM_ARRAYS} arrays a file`, countAt);
   }
   const formats: ArrayFormat[] = [];
   // Per array: data offset, type flag, start of its dims in `dims`, ndim.
@@ -836,6 +848,9 @@ function readZipDirectory(r: Reader): ZipMember[] {
   }
   if (entries > Math.floor(cdSize / 46)) {
     r.fail(`${entries} ZIP entries cannot fit in a ${cdSize}-byte central directory`, eocd + 10);
+  }
+  if (entries > MAX_PARAM_ARRAYS) {
+    r.fail(`${entries} ZIP entries are over the limit of ${MAX_PARAM_ARRAYS} arrays a file`, eocd);
   }
   const cd = new Reader(r.bytes.subarray(0, cdOffset + cdSize), r.source, cdOffset);
   const members: ZipMember[] = [];

@@ -7,7 +7,13 @@
 import fc from "npm:fast-check@^4";
 import { nd, sym, SymbolBlock, type Tensor } from "../../mod.ts";
 import { FormatError } from "../../runtime/errors.ts";
-import { loadParamsBytes, paramsToRecord, saveNpz, saveParamsV2 } from "../../runtime/params.ts";
+import {
+  loadParamsBytes,
+  MAX_PARAM_ARRAYS,
+  paramsToRecord,
+  saveNpz,
+  saveParamsV2,
+} from "../../runtime/params.ts";
 import { assert, assertThrowsError, PROTO_NAMES, withProtoAccessor } from "../util.ts";
 
 /** A legacy list of `count` pre-V1 none records (4 bytes each), keyed `k<i>` when `keyed`. */
@@ -31,12 +37,23 @@ export function noneRecords(count: number, keyed: boolean): Uint8Array {
 
 Deno.test("a legacy list of many none records fails naming the first, without per-record objects", () => {
   const e = assertThrowsError(
-    () => loadParamsBytes(noneRecords(200_000, true)),
+    () => loadParamsBytes(noneRecords(MAX_PARAM_ARRAYS, true)),
     FormatError,
     /array 0 \("k0"\) is a none NDArray/,
   );
   assert.equal((e as FormatError).offset, 24);
-  assertThrowsError(() => loadParamsBytes(noneRecords(200_000, false)), FormatError, /array 0 is/);
+  assertThrowsError(
+    () => loadParamsBytes(noneRecords(MAX_PARAM_ARRAYS, false)),
+    FormatError,
+    /array 0 is/,
+  );
+  // More arrays than any checkpoint holds: refused at the count, before reading a record.
+  const many = assertThrowsError(
+    () => loadParamsBytes(noneRecords(MAX_PARAM_ARRAYS + 1, false)),
+    FormatError,
+    /array count 65537 is over the limit of 65536/,
+  );
+  assert.equal((many as FormatError).offset, 16);
   // A good array first, then a none one: the error names the second, by its key.
   const good = saveParamsV2([["a", nd.ones([2])]]);
   const mixed = new Uint8Array(good.length + 4 + 9);
