@@ -44,7 +44,7 @@ export const MAX_NAME_LENGTH = 65536;
 /**
  * Deepest nesting of brackets a symbol file may have. A file of 16 nested subgraphs with graph
  * attributes 8 levels deep stays under 90; JSON.parse turns each `[` into an array of a hundred
- * bytes or so, so a 2 MB file of a million nested brackets would take 170 MB before any check.
+ * bytes or so, so a 2 MB file of a million nested brackets would take over 100 MB before any check.
  */
 export const MAX_JSON_DEPTH = 128;
 
