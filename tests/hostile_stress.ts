@@ -10,7 +10,14 @@
  * Each case ends in a typed error or a correct result; the script exits non-zero when one does
  * not (an untyped error, a wrong result, or a child that died).
  */
-import { nd, setMaxTensorBytes, SigilError, sym, TensorSizeError } from "../mod.ts";
+import {
+  nd,
+  referenceEngine,
+  setMaxTensorBytes,
+  SigilError,
+  sym,
+  TensorSizeError,
+} from "../mod.ts";
 import { MAX_ARITY, MAX_ATTR_LENGTH } from "../ops/attrs.ts";
 import { loadParamsBytes, MAX_PARAM_ARRAYS, paramsToRecord } from "../runtime/params.ts";
 import { nestedCalls, zigZag } from "./compiler/hostile_infer_test.ts";
@@ -175,9 +182,9 @@ const CASES: Record<string, () => Outcome | Promise<Outcome>> = {
   },
   "pooling-pad-20000-eval": async () => {
     const s = sym.loadJSON(POOLING_FILE);
-    for (const executor of ["reference", undefined] as const) {
+    for (const engine of [referenceEngine, undefined]) {
       try {
-        await s.eval({ x: nd.ones([1, 1, 1, 1]) }, executor ? { executor } : {});
+        await s.eval({ x: nd.ones([1, 1, 1, 1]) }, engine ? { engine } : {});
         throw new Error("evaluated");
       } catch (e) {
         if (!(e instanceof TensorSizeError)) throw e;
@@ -191,7 +198,7 @@ const CASES: Record<string, () => Outcome | Promise<Outcome>> = {
     setMaxTensorBytes(Number.MAX_SAFE_INTEGER);
     const text = POOLING_FILE.replace("(20000,20000)", "(5000,5000)");
     const s = sym.loadJSON(text);
-    const [y] = await s.eval({ x: nd.ones([1, 1, 1, 1]) }, { executor: "reference" });
+    const [y] = await s.eval({ x: nd.ones([1, 1, 1, 1]) }, { engine: referenceEngine });
     return { result: `budget lifted: allocated ${y.size} elements`, bytes: text.length };
   },
   // 9. Legacy .params amplification.

@@ -10,6 +10,7 @@ import {
   DEFAULT_MAX_TENSOR_BYTES,
   getMaxTensorBytes,
   nd,
+  referenceEngine,
   setMaxTensorBytes,
   ShapeError,
   SigilError,
@@ -58,7 +59,7 @@ Deno.test("a 270-byte pooling file that asks for 12.8 GB is refused by every pat
   assert(e instanceof ShapeError); // callers catching ShapeError keep working
   assertThrowsError(() => s.inferShapePartial({}), TensorSizeError, msg);
   const x = nd.ones([1, 1, 1, 1]);
-  await rejectsSize(() => s.eval({ x }, { executor: "reference" }), msg);
+  await rejectsSize(() => s.eval({ x }, { engine: referenceEngine }), msg);
   await rejectsSize(() => s.eval({ x }), msg);
   await rejectsSize(
     () => SymbolBlock.imports(new TextEncoder().encode(POOLING_FILE), "x"),

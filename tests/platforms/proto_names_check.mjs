@@ -68,7 +68,7 @@ try {
   assert.deepEqual(s.inferType(record(NAMES, () => "float64")).outTypes, ["float64"]);
   const bindings = record(NAMES, (_, i) => nd.array([i, 1]));
   const want = [0, 1, 1, 1, 2, 1, 3, 1];
-  const [ref] = await s.eval(bindings, { executor: "reference" });
+  const [ref] = await s.eval(bindings, { engine: sigil.referenceEngine });
   assert.deepEqual([...(await ref.data())], want);
   const [wasm] = await s.eval(bindings);
   assert.deepEqual([...(await wasm.data())], want);
