@@ -15,7 +15,7 @@ export { nd } from "./ops/nd.ts";
 export type { NdFn, NdOps } from "./ops/nd.ts";
 export { Tensor } from "./runtime/tensor.ts";
 export type { TensorData } from "./runtime/tensor.ts";
-export type { DType } from "./runtime/dtype.ts";
+export type { DType, StorageArray } from "./runtime/dtype.ts";
 export { cpu, Device, gpu } from "./runtime/device.ts";
 export type { DeviceKind } from "./runtime/device.ts";
 export type { Shape } from "./runtime/shape.ts";
@@ -95,6 +95,7 @@ export type {
   ShapeResult,
   TypeResult,
 } from "./ops/op.ts";
+export type { CopyDim, CopyPlan, CopySegment } from "./ops/views.ts";
 export type {
   Attrs,
   AttrSchema,
@@ -258,6 +259,16 @@ export {
   setProgramCacheLimits,
 } from "./compiler/program_cache.ts";
 export { execute, type ExecuteOptions, type Execution } from "./compiler/execute.ts";
+// Differentiation as a graph transform.
+export {
+  grad,
+  type GradOptions,
+  type ValueAndGrad,
+  valueAndGrad,
+  type Vjp,
+  vjp,
+} from "./compiler/autodiff/grad.ts";
+export type { VjpContext, VjpRule } from "./compiler/autodiff/rules.ts";
 export { evaluate, type EvaluateOptions } from "./compiler/interpreter.ts";
 export {
   compileWasm,

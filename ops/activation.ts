@@ -26,8 +26,14 @@ const elu = (alpha: number) =>
   s.select(s.binary("gt", x, ZERO), x, s.mul(s.c(alpha), s.unary("expm1", x)));
 /** `log(1 + exp(-|x|))`, the overflow-free tail of softplus and log-sigmoid. */
 const softTail = s.unary("log1p", s.unary("exp", s.unary("neg", s.unary("abs", x))));
+/**
+ * `max(x, 0)` as `x/2 + |x|/2` (exact: halving is exact above the subnormals), so that its
+ * symbolic derivative `(1 + sign x) / 2` is 1/2 at 0, where softplus and log-sigmoid, smooth
+ * there, need the two kinks of the split to cancel.
+ */
+const rampOf = (v: typeof x) => s.add(s.mul(HALF, v), s.mul(HALF, s.unary("abs", v)));
 /** `log(1 + exp(x))`, computed without overflow. */
-const softplus = s.add(s.max(x, ZERO), softTail);
+const softplus = s.add(rampOf(x), softTail);
 
 const ACT_TYPES = [
   "relu",
@@ -44,7 +50,7 @@ const ACT_EXPR: Readonly<Record<ActType, ScalarExpr>> = {
   relu: s.max(x, ZERO),
   sigmoid: s.unary("sigmoid", x),
   // log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|)).
-  log_sigmoid: s.sub(s.min(x, ZERO), softTail),
+  log_sigmoid: s.sub(s.sub(x, rampOf(x)), softTail),
   mish: s.mul(x, s.unary("tanh", softplus)),
   tanh: s.unary("tanh", x),
   softrelu: softplus,

@@ -1,0 +1,526 @@
+/**
+ * Vector-Jacobian product rules: for each differentiable op, the cotangents of its inputs as
+ * symbols built from sigil's own ops, given the cotangents of its outputs. Elementwise ops have
+ * no entry here: their rule is derived from their scalar form (see scalar_grad.ts). Ops listed
+ * in {@link NOT_DIFFERENTIABLE} have no gradient by nature (indices, comparisons, constants).
+ *
+ * A rule sees shapes and dtypes (the transform infers them from the input signature), so rules
+ * can undo broadcasting and pick sizes statically.
+ *
+ * @module
+ */
+import { sym } from "../sym.ts";
+import { Symbol } from "../symbol.ts";
+import type { Node } from "../symbol.ts";
+import type { DType } from "../../runtime/dtype.ts";
+import { GraphError } from "../../runtime/errors.ts";
+import type { Shape } from "../../runtime/shape.ts";
+import type { AnyAttrs } from "../../ops/call.ts";
+
+/** What a rule is given: the node, its inputs and outputs as symbols, and their facts. */
+export interface VjpContext {
+  /** The node being differentiated. */
+  readonly node: Node;
+  /** Its parsed attributes. */
+  readonly attrs: AnyAttrs;
+  /** Its inputs, one single-output symbol each. */
+  readonly inputs: readonly Symbol[];
+  /** Its outputs (hidden ones included), one single-output symbol each. */
+  readonly outputs: readonly Symbol[];
+  /** The cotangent of each output (undefined: nothing flows back from it). */
+  readonly heads: readonly (Symbol | undefined)[];
+  /** Input shapes. */
+  readonly inShapes: readonly Shape[];
+  /** Output shapes. */
+  readonly outShapes: readonly Shape[];
+  /** Input dtypes. */
+  readonly inTypes: readonly DType[];
+  /** Output dtypes. */
+  readonly outTypes: readonly DType[];
+  /** Which inputs need a cotangent (the others may be left undefined). */
+  readonly needs: readonly boolean[];
+}
+
+/** A VJP rule: one cotangent (or undefined for none) per input. */
+export type VjpRule = (ctx: VjpContext) => (Symbol | undefined)[];
+
+// The builders, loosely typed: rules pass attributes the op definitions check.
+type Builder = (...args: unknown[]) => Symbol;
+const F = sym as unknown as Record<string, Builder>;
+
+/** The head of output `i`, or zeros shaped like the output when none flows. */
+function headOf(ctx: VjpContext, i = 0): Symbol {
+  return ctx.heads[i] ?? F.zeros_like(ctx.outputs[i]);
+}
+
+/** Sums `g` (shaped `from`) down to `to`, undoing NumPy broadcasting. */
+export function unbroadcast(g: Symbol, from: Shape, to: Shape): Symbol {
+  if (from.length === to.length && from.every((d, i) => d === to[i])) return g;
+  const lead = from.length - to.length;
+  const axes: number[] = [];
+  for (let i = 0; i < from.length; i++) {
+    const t = i < lead ? 1 : to[i - lead];
+    if (i < lead || (t === 1 && from[i] !== 1)) axes.push(i);
+  }
+  const summed = axes.length ? F.sum(g, { axis: axes, keepdims: true }) : g;
+  return F.Reshape(summed, { shape: [...to] });
+}
+
+const reshapeTo = (g: Symbol, shape: Shape) => F.Reshape(g, { shape: [...shape] });
+
+/** Every axis but `axis` of a shape of rank `rank`. */
+const otherAxes = (rank: number, axis: number) =>
+  Array.from({ length: rank }, (_, i) => i).filter((i) => i !== axis);
+
+/** Shape with every dim 1 except `axis`, which is `n`. */
+const alongAxis = (rank: number, axis: number, n: number) =>
+  Array.from({ length: rank }, (_, i) => i === axis ? n : 1);
+
+const normAxis = (axis: number, rank: number) => axis < 0 ? axis + rank : axis;
+
+const fullyConnected: VjpRule = (ctx) => {
+  const [x, w] = ctx.inputs;
+  const head = headOf(ctx);
+  const { flatten, no_bias: noBias, num_hidden: hidden } = ctx.attrs as {
+    flatten: boolean;
+    no_bias: boolean;
+    num_hidden: number;
+  };
+  const xShape = ctx.inShapes[0];
+  const k = ctx.inShapes[1][1];
+  // x as rows of k values, head as rows of `hidden` values.
+  const rows = flatten ? F.Reshape(x, { shape: [xShape[0], k] }) : F.Reshape(x, { shape: [-1, k] });
+  const headRows = flatten ? head : F.Reshape(head, { shape: [-1, hidden] });
+  return [
+    ctx.needs[0] ? reshapeTo(F.dot(headRows, w), xShape) : undefined,
+    ctx.needs[1] ? F.dot(headRows, rows, { transpose_a: true }) : undefined,
+    noBias || !ctx.needs[2] ? undefined : F.sum(headRows, { axis: [0] }),
+  ];
+};
+
+const dot: VjpRule = (ctx) => {
+  const [a, b] = ctx.inputs;
+  const head = headOf(ctx);
+  const { transpose_a: ta, transpose_b: tb } = ctx.attrs as {
+    transpose_a: boolean;
+    transpose_b: boolean;
+  };
+  if (ctx.inShapes[0].length !== 2 || ctx.inShapes[1].length !== 2) {
+    throw new GraphError(
+      `grad: dot node '${ctx.node.name}': gradients are defined for 2-d operands only`,
+    );
+  }
+  // C = op(A)·op(B): dA = head·op(B)ᵀ (transposed back when A was), dB likewise.
+  const da = ta ? F.dot(b, head, { transpose_a: tb, transpose_b: true }) : F.dot(head, b, {
+    transpose_b: !tb,
+  });
+  const db = tb ? F.dot(head, a, { transpose_a: true, transpose_b: ta }) : F.dot(a, head, {
+    transpose_a: !ta,
+  });
+  return [ctx.needs[0] ? da : undefined, ctx.needs[1] ? db : undefined];
+};
+
+const batchDot: VjpRule = (ctx) => {
+  const [a, b] = ctx.inputs;
+  const head = headOf(ctx);
+  const { transpose_a: ta, transpose_b: tb } = ctx.attrs as {
+    transpose_a: boolean;
+    transpose_b: boolean;
+  };
+  const da = ta
+    ? F.batch_dot(b, head, { transpose_a: tb, transpose_b: true })
+    : F.batch_dot(head, b, { transpose_b: !tb });
+  const db = tb
+    ? F.batch_dot(head, a, { transpose_a: true, transpose_b: ta })
+    : F.batch_dot(a, head, { transpose_a: !ta });
+  return [ctx.needs[0] ? da : undefined, ctx.needs[1] ? db : undefined];
+};
+
+/** Ops that only rearrange their first input's elements into another shape. */
+const reshapeLike: VjpRule = (ctx) => [
+  reshapeTo(headOf(ctx), ctx.inShapes[0]),
+  ...ctx.inputs.slice(1).map(() => undefined),
+];
+
+const transpose: VjpRule = (ctx) => {
+  const rank = ctx.inShapes[0].length;
+  const given = (ctx.attrs as { axes: readonly number[] }).axes;
+  const axes = given.length ? given.map((a) => normAxis(a, rank)) : [...Array(rank).keys()]
+    .reverse();
+  const inverse = new Array<number>(rank);
+  axes.forEach((a, i) => inverse[a] = i);
+  return [F.transpose(headOf(ctx), { axes: inverse })];
+};
+
+const reduction: VjpRule = (ctx) => {
+  const op = ctx.node.op!;
+  const x = ctx.inShapes[0];
+  const spec = op.reduction!(ctx.attrs, x);
+  const kept = x.map((d, i) => spec.axes.includes(i) ? 1 : d);
+  const spread = F.broadcast_to(reshapeTo(headOf(ctx), kept), { shape: [...x] });
+  if (spec.combine === "add") {
+    if (!spec.mean) return [spread];
+    const count = spec.axes.reduce((n, a) => n * x[a], 1);
+    return [F._div_scalar(spread, { scalar: count })];
+  }
+  // max / min: every element equal to the result receives the head (MXNet's rule).
+  const result = F.broadcast_to(reshapeTo(ctx.outputs[0], kept), { shape: [...x] });
+  return [F.broadcast_mul(spread, F.broadcast_equal(ctx.inputs[0], result))];
+};
+
+const broadcastOp: VjpRule = (ctx) => [
+  unbroadcast(headOf(ctx), ctx.outShapes[0], ctx.inShapes[0]),
+  ...ctx.inputs.slice(1).map(() => undefined),
+];
+
+const concat: VjpRule = (ctx) => {
+  const rank = ctx.outShapes[0].length;
+  const axis = normAxis((ctx.attrs as { dim: number }).dim, rank);
+  const head = headOf(ctx);
+  let at = 0;
+  return ctx.inShapes.map((shape, i) => {
+    const begin = at;
+    at += shape[axis];
+    return ctx.needs[i] ? F.slice_axis(head, { axis, begin, end: at }) : undefined;
+  });
+};
+
+const sliceChannel: VjpRule = (ctx) => {
+  const { axis: given, squeeze_axis: squeeze } = ctx.attrs as {
+    axis: number;
+    squeeze_axis: boolean;
+  };
+  const x = ctx.inShapes[0];
+  const axis = normAxis(given, x.length);
+  const parts = ctx.outputs.map((_, i) => {
+    const h = headOf(ctx, i);
+    return squeeze ? F.expand_dims(h, { axis }) : h;
+  });
+  return [parts.length === 1 ? parts[0] : F.Concat(...parts, { dim: axis })];
+};
+
+const sliceAxis: VjpRule = (ctx) => {
+  const x = ctx.inShapes[0];
+  const out = ctx.outShapes[0];
+  const { axis: given, begin } = ctx.attrs as { axis: number; begin: number };
+  const axis = normAxis(given, x.length);
+  const start = begin < 0 ? begin + x[axis] : begin;
+  const dtype = ctx.inTypes[0];
+  const pieces: Symbol[] = [];
+  const pad = (n: number) =>
+    pieces.push(F.zeros(x.map((d, i) => i === axis ? n : d), { dtype }) as Symbol);
+  if (start > 0) pad(start);
+  pieces.push(headOf(ctx));
+  const after = x[axis] - start - out[axis];
+  if (after > 0) pad(after);
+  return [pieces.length === 1 ? pieces[0] : F.Concat(...pieces, { dim: axis })];
+};
+
+/** `g` (in the output's dtype) cast to input 0's dtype where the op changed it (`dtype`). */
+const asInput = (ctx: VjpContext, g: Symbol) =>
+  ctx.inTypes[0] === ctx.outTypes[0] ? g : F.Cast(g, { dtype: ctx.inTypes[0] });
+
+const softmax: VjpRule = (ctx) => {
+  const rank = ctx.inShapes[0].length;
+  const { axis: given, temperature } = ctx.attrs as { axis: number; temperature: number | null };
+  const axis = normAxis(given, rank);
+  const y = ctx.outputs[0];
+  const head = headOf(ctx);
+  const inner = F.sum(F.elemwise_mul(head, y), { axis: [axis], keepdims: true });
+  const g = F.elemwise_mul(y, F.broadcast_sub(head, inner));
+  return [
+    asInput(ctx, temperature && temperature !== 1 ? F._div_scalar(g, { scalar: temperature }) : g),
+  ];
+};
+
+const logSoftmax: VjpRule = (ctx) => {
+  const rank = ctx.inShapes[0].length;
+  const { axis: given, temperature } = ctx.attrs as { axis: number; temperature: number | null };
+  const axis = normAxis(given, rank);
+  const head = headOf(ctx);
+  const total = F.sum(head, { axis: [axis], keepdims: true });
+  const g = F.elemwise_sub(head, F.broadcast_mul(F.exp(ctx.outputs[0]), total));
+  return [
+    asInput(ctx, temperature && temperature !== 1 ? F._div_scalar(g, { scalar: temperature }) : g),
+  ];
+};
+
+const softmaxOutput: VjpRule = (ctx) => {
+  const a = ctx.attrs as {
+    grad_scale: number;
+    multi_output: boolean;
+    use_ignore: boolean;
+    preserve_shape: boolean;
+    normalization: string;
+  };
+  const x = ctx.inShapes[0];
+  if (x.length !== 2 || a.multi_output || a.use_ignore || a.preserve_shape) {
+    throw new GraphError(
+      `grad: SoftmaxOutput node '${ctx.node.name}': gradients are defined for 2-d data without multi_output, use_ignore or preserve_shape`,
+    );
+  }
+  // MXNet ignores the head: the gradient is softmax(x) - one_hot(label), scaled.
+  const hot = F.one_hot(ctx.inputs[1], { depth: x[1], dtype: ctx.inTypes[0] });
+  let g = F.elemwise_sub(ctx.outputs[0], hot);
+  const scale = a.grad_scale / (a.normalization === "batch" ? x[0] : 1);
+  if (a.normalization === "valid") {
+    throw new GraphError(
+      `grad: SoftmaxOutput node '${ctx.node.name}': normalization 'valid' has no gradient rule yet`,
+    );
+  }
+  if (scale !== 1) g = F._mul_scalar(g, { scalar: scale });
+  return [g, undefined];
+};
+
+interface ConvAttrs {
+  kernel: readonly number[];
+  stride: readonly number[];
+  dilate: readonly number[];
+  pad: readonly number[];
+  num_filter: number;
+  num_group: number;
+  no_bias: boolean;
+  layout: string | null;
+}
+
+const spatialOf = (attrs: ConvAttrs, k: number) => ({
+  stride: attrs.stride.length ? attrs.stride : new Array(k).fill(1),
+  dilate: attrs.dilate.length ? attrs.dilate : new Array(k).fill(1),
+  pad: attrs.pad.length ? attrs.pad : new Array(k).fill(0),
+});
+
+const convolution: VjpRule = (ctx) => {
+  const a = ctx.attrs as unknown as ConvAttrs;
+  if (a.layout && !a.layout.startsWith("NC")) {
+    throw new GraphError(
+      `grad: Convolution node '${ctx.node.name}': gradients are defined for channel-first layouts only`,
+    );
+  }
+  const [x, w] = ctx.inputs;
+  const head = headOf(ctx);
+  const xs = ctx.inShapes[0];
+  const ys = ctx.outShapes[0];
+  const k = a.kernel.length;
+  const { stride, dilate, pad } = spatialOf(a, k);
+  const groups = a.num_group;
+  const channels = xs[1];
+  const out: (Symbol | undefined)[] = [undefined, undefined, undefined];
+  if (ctx.needs[0]) {
+    // The transposed convolution with the same weights; `adj` restores the rows the forward
+    // stride dropped.
+    const adj = a.kernel.map((kk, i) =>
+      xs[2 + i] - ((ys[2 + i] - 1) * stride[i] - 2 * pad[i] + dilate[i] * (kk - 1) + 1)
+    );
+    if (adj.some((v, i) => v < 0 || v >= Math.max(stride[i], dilate[i]))) {
+      throw new GraphError(
+        `grad: Convolution node '${ctx.node.name}': cannot size the input gradient (adj ${adj})`,
+      );
+    }
+    out[0] = F.Deconvolution(head, w, {
+      kernel: [...a.kernel],
+      stride: [...stride],
+      dilate: [...dilate],
+      pad: [...pad],
+      adj,
+      num_filter: channels,
+      num_group: groups,
+      no_bias: true,
+    });
+  }
+  if (ctx.needs[1]) {
+    // dW[o, c, i] = Σ_n,y head[n, o, y] · x[n, c, y·stride + i·dilate - pad]: a convolution of
+    // x (batch and channels swapped) with the head as filters, the roles of stride and dilation
+    // exchanged, cropped to the kernel.
+    const swap = [1, 0, ...Array.from({ length: k }, (_, i) => 2 + i)];
+    const n = xs[0];
+    let dw: Symbol;
+    if (groups === 1) {
+      const full = F.Convolution(
+        F.transpose(x, { axes: swap }),
+        F.transpose(head, { axes: swap }),
+        {
+          kernel: ys.slice(2),
+          stride: [...dilate],
+          dilate: [...stride],
+          pad: [...pad],
+          num_filter: a.num_filter,
+          no_bias: true,
+        },
+      );
+      dw = F.transpose(full, { axes: swap });
+    } else if (groups === channels && groups === a.num_filter) {
+      // Depthwise: each channel its own group, the batch as that group's input channels.
+      const data = F.Reshape(F.transpose(x, { axes: swap }), {
+        shape: [1, channels * n, ...xs.slice(2)],
+      });
+      const filters = F.transpose(head, { axes: swap });
+      const full = F.Convolution(data, filters, {
+        kernel: ys.slice(2),
+        stride: [...dilate],
+        dilate: [...stride],
+        pad: [...pad],
+        num_filter: channels,
+        num_group: channels,
+        no_bias: true,
+      });
+      dw = F.transpose(full, { axes: swap });
+    } else {
+      throw new GraphError(
+        `grad: Convolution node '${ctx.node.name}': weight gradients are defined for num_group 1 and depthwise (num_group = channels = num_filter) only`,
+      );
+    }
+    out[1] = F.slice(dw, {
+      begin: ctx.inShapes[1].map(() => 0),
+      end: [...ctx.inShapes[1]],
+    });
+  }
+  if (!a.no_bias && ctx.needs[2]) {
+    out[2] = F.sum(head, { axis: otherAxes(ys.length, 1) });
+  }
+  return out;
+};
+
+const pooling: VjpRule = (ctx) => {
+  const a = ctx.attrs as {
+    kernel: readonly number[];
+    pool_type: string;
+    global_pool: boolean;
+    stride: readonly number[];
+    pad: readonly number[];
+    count_include_pad: boolean | null;
+    layout: string | null;
+  };
+  if (a.layout && !a.layout.startsWith("NC")) {
+    throw new GraphError(
+      `grad: Pooling node '${ctx.node.name}': gradients are defined for channel-first layouts only`,
+    );
+  }
+  const xs = ctx.inShapes[0];
+  const ys = ctx.outShapes[0];
+  const head = headOf(ctx);
+  const spatial = xs.slice(2);
+  if (a.global_pool) {
+    const kept = [xs[0], xs[1], ...spatial.map(() => 1)];
+    const spread = F.broadcast_to(reshapeTo(head, kept), { shape: [...xs] });
+    if (a.pool_type === "sum") return [spread];
+    if (a.pool_type === "avg") {
+      return [F._div_scalar(spread, { scalar: spatial.reduce((p, d) => p * d, 1) })];
+    }
+    if (a.pool_type === "max") {
+      const y = F.broadcast_to(reshapeTo(ctx.outputs[0], kept), { shape: [...xs] });
+      return [F.broadcast_mul(spread, F.broadcast_equal(ctx.inputs[0], y))];
+    }
+  } else if (
+    (a.pool_type === "avg" && a.count_include_pad !== false) || a.pool_type === "sum"
+  ) {
+    // Each input element receives the heads of the windows it lies in, divided by the window
+    // size: a transposed convolution with a constant kernel, per channel.
+    const k = a.kernel.length;
+    const stride = a.stride.length ? a.stride : new Array(k).fill(1);
+    const pad = a.pad.length ? a.pad : new Array(k).fill(0);
+    const adj = a.kernel.map((kk, i) =>
+      spatial[i] - ((ys[2 + i] - 1) * stride[i] - 2 * pad[i] + kk)
+    );
+    if (adj.every((v, i) => v >= 0 && v < Math.max(stride[i], 1))) {
+      const area = a.pool_type === "sum" ? 1 : a.kernel.reduce((p, d) => p * d, 1);
+      const planes = F.Reshape(head, { shape: [xs[0] * xs[1], 1, ...ys.slice(2)] });
+      const weight = F.full([1, 1, ...a.kernel], 1 / area, { dtype: ctx.inTypes[0] });
+      const spread = F.Deconvolution(planes, weight, {
+        kernel: [...a.kernel],
+        stride: [...stride],
+        pad: [...pad],
+        adj,
+        num_filter: 1,
+        no_bias: true,
+      });
+      return [reshapeTo(spread, xs)];
+    }
+  }
+  throw new GraphError(
+    `grad: Pooling node '${ctx.node.name}': no gradient rule yet for pool_type '${a.pool_type}'${
+      a.global_pool ? " (global)" : ""
+    } with these attributes (window max pooling needs its argmax)`,
+  );
+};
+
+const batchNorm: VjpRule = (ctx) => {
+  const a = ctx.attrs as { eps: number; fix_gamma: boolean; axis: number };
+  const [x, gamma, , mean, variance] = ctx.inputs;
+  const xs = ctx.inShapes[0];
+  const axis = normAxis(a.axis, xs.length);
+  const c = xs[axis];
+  const along = (v: Symbol) => F.Reshape(v, { shape: alongAxis(xs.length, axis, c) });
+  // Inference form (moving statistics): y = (x - mean) / sqrt(var + eps) · gamma + beta.
+  const invStd = F.rsqrt(F._plus_scalar(variance, { scalar: a.eps }));
+  const head = headOf(ctx);
+  const scale = a.fix_gamma ? invStd : F.elemwise_mul(invStd, gamma);
+  const axes = otherAxes(xs.length, axis);
+  const out: (Symbol | undefined)[] = new Array(5).fill(undefined);
+  if (ctx.needs[0]) out[0] = F.broadcast_mul(head, along(scale));
+  // Per channel: summed over every other axis (none for 1-d data).
+  const perChannel = (v: Symbol) => axes.length ? F.sum(v, { axis: axes }) : v;
+  if (ctx.needs[1] && !a.fix_gamma) {
+    const normed = F.broadcast_mul(F.broadcast_sub(x, along(mean)), along(invStd));
+    out[1] = perChannel(F.elemwise_mul(head, normed));
+  }
+  if (ctx.needs[2]) out[2] = perChannel(head);
+  return out;
+};
+
+const castRule: VjpRule = (ctx) => [F.Cast(headOf(ctx), { dtype: ctx.inTypes[0] })];
+
+const multicast: VjpRule = (ctx) =>
+  ctx.inputs.map((_, i) =>
+    ctx.needs[i] ? F.Cast(headOf(ctx, i), { dtype: ctx.inTypes[i] }) : undefined
+  );
+
+/** VJP rules by op name, for ops without a scalar form (or whose scalar form loses dtypes). */
+export const VJP_RULES: ReadonlyMap<string, VjpRule> = new Map<string, VjpRule>([
+  ["FullyConnected", fullyConnected],
+  ["dot", dot],
+  ["batch_dot", batchDot],
+  ["Reshape", reshapeLike],
+  ["Flatten", reshapeLike],
+  ["expand_dims", reshapeLike],
+  ["squeeze", reshapeLike],
+  ["transpose", transpose],
+  ["sum", reduction],
+  ["mean", reduction],
+  ["max", reduction],
+  ["min", reduction],
+  ["broadcast_to", broadcastOp],
+  ["broadcast_axis", broadcastOp],
+  ["broadcast_like", broadcastOp],
+  ["Concat", concat],
+  ["SliceChannel", sliceChannel],
+  ["slice_axis", sliceAxis],
+  ["softmax", softmax],
+  ["log_softmax", logSoftmax],
+  ["SoftmaxOutput", softmaxOutput],
+  ["Convolution", convolution],
+  ["Pooling", pooling],
+  ["BatchNorm", batchNorm],
+  ["Cast", castRule],
+  ["amp_cast", castRule],
+  ["amp_multicast", multicast],
+]);
+
+/**
+ * Ops with no gradient by nature, with the reason (their outputs are indices or constants): no
+ * cotangent flows back through them, as in MXNet. Comparisons, rounding and other steps need
+ * no entry: their scalar forms differentiate to zero.
+ */
+export const NOT_DIFFERENTIABLE: ReadonlyMap<string, string> = new Map([
+  ["argmax", "its output is an index"],
+  ["argmin", "its output is an index"],
+  ["one_hot", "its input is an index"],
+  ["topk", "its indices output is an index"],
+  ["_zeros", "a constant"],
+  ["_ones", "a constant"],
+  ["_full", "a constant"],
+]);
+
+/** The symbol of entry `index` of `node`. */
+export function outputOf(node: Node, index: number): Symbol {
+  return new Symbol([node.entry(index)]);
+}
