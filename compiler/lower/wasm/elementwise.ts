@@ -12,10 +12,18 @@
  * per row. Shared subexpressions are computed once; constants are `v128.const`. `pow` with a
  * constant exponent of 0, 1, 2, 3, -1 or 0.5 becomes multiplies, a division or a square root.
  *
+ * Dtypes: arithmetic runs in float32 lanes over float32, float16 and bfloat16 buffers (16-bit
+ * inputs widened exactly on load, the result rounded once to nearest-even on store, see
+ * `convert.ts`); casts (`Cast`, `amp_cast`: an expression that is its input) also read and
+ * write int32, int8, uint8 and bool where that matches the reference exactly. Integer
+ * arithmetic is declined (the lowering runs the reference for it).
+ *
  * @module
  */
+import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
 import type { BinaryFn, ScalarExpr, UnaryFn } from "../../../ops/scalar.ts";
+import { conversionExact, elementBytes, isKernelFloat, LaneIO } from "./convert.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import {
   type CompiledKernel,
@@ -222,10 +230,18 @@ export const elementwiseKernel: KernelGenerator = (
   const out = request.outputs[0];
   const axes = broadcastAxes(out, request.inputs);
   if (axes === undefined) return undefined;
-  const label = `elemwise ${clip(describe(expr))} ${out.length ? out.join("x") : "scalar"}`;
-  const n = request.inputs.length;
+  const inTypes = request.inputTypes ?? request.inputs.map((): DType => "float32");
+  const outType = request.outputTypes?.[0] ?? "float32";
+  const types = { inputs: inTypes, output: outType };
+  if (!elementwiseTypesSupported(expr, inTypes, outType)) return undefined;
+  const typeNote = outType === "float32" && inTypes.every((t) => t === "float32")
+    ? ""
+    : ` ${outType === inTypes[0] ? outType : `${inTypes[0]} to ${outType}`}`;
+  const label = `elemwise ${clip(describe(expr))} ${
+    out.length ? out.join("x") : "scalar"
+  }${typeNote}`;
   const shared = request.shared ?? false;
-  const bytes = buildKernel(expr, n, out, axes, request.relaxed, shared);
+  const bytes = buildKernel(expr, types, out, axes, request.relaxed, shared);
   // Parts: ranges of the outermost loop axis (whole 64-byte lines of output when it is the
   // only one). Cheap expressions are bound by memory traffic, which a second core adds less
   // to, so a part needs at least 2^16 units of work (a transcendental counts 16, other ops 1):
@@ -241,9 +257,23 @@ export const elementwiseKernel: KernelGenerator = (
     request.forceSplit ? 1 : Math.ceil((1 << 16) / (innerElems * perElem)),
   );
   if (ranges.length < 2) return { bytes, scratchBytes: 0, label };
-  const parts = ranges.map((r) => buildKernel(expr, n, out, axes, request.relaxed, shared, r));
+  const parts = ranges.map((r) => buildKernel(expr, types, out, axes, request.relaxed, shared, r));
   return { bytes, scratchBytes: 0, label, parts };
 };
+
+/**
+ * Whether the elementwise kernel computes `expr` over these dtypes as the reference does (up
+ * to float32 arithmetic): arithmetic over float32/float16/bfloat16 only; an expression that is
+ * its input alone (a cast) between any dtypes `convert.ts` converts exactly.
+ */
+function elementwiseTypesSupported(
+  expr: ScalarExpr,
+  inputs: readonly DType[],
+  output: DType,
+): boolean {
+  if (expr.kind === "in") return conversionExact(inputs[expr.index], output);
+  return isKernelFloat(output) && inputs.every(isKernelFloat);
+}
 
 const TRANSCENDENTAL = new Set([
   "exp",
@@ -283,7 +313,7 @@ function clip(text: string): string {
 
 function buildKernel(
   expr: ScalarExpr,
-  numInputs: number,
+  types: { readonly inputs: readonly DType[]; readonly output: DType },
   out: Shape,
   allAxes: Axis[],
   relaxed: boolean,
@@ -296,8 +326,17 @@ function buildKernel(
   const [lo, hi] = range ?? [0, allAxes[0].size];
   const axes = [{ ...allAxes[0], size: hi - lo }, ...allAxes.slice(1)];
   const vm = new VMath(mb, relaxed);
+  const numInputs = types.inputs.length;
   const params = Array.from({ length: numInputs + 1 }, () => "i32" as const);
   const fb = mb.addFunction(params, [], { export: "run" });
+  const io = new LaneIO(fb);
+  const inBytes = types.inputs.map(elementBytes);
+  const outBytes = elementBytes(types.output);
+  // The loop counter steps 16 bytes (four float32 lanes); narrower buffers step less.
+  const scaled = (bytes: number) => {
+    if (bytes === 2) fb.i32Const(1).op("i32.shr_u");
+    else if (bytes === 1) fb.i32Const(2).op("i32.shr_u");
+  };
   const total = axes.reduce((a, b) => a * b.size, 1);
   if (out.reduce((a, b) => a * b, 1) === 0 || total === 0) {
     fb.end();
@@ -339,9 +378,9 @@ function buildKernel(
   if (lo > 0) {
     const innerElems = axes.slice(1).reduce((p, a) => p * a.size, 1);
     for (const k of inputs) {
-      if (axes[0].strides[k] !== 0) bumpParam(fb, k, lo * axes[0].strides[k] * 4);
+      if (axes[0].strides[k] !== 0) bumpParam(fb, k, lo * axes[0].strides[k] * inBytes[k]);
     }
-    bumpParam(fb, outPtr, lo * innerElems * 4);
+    bumpParam(fb, outPtr, lo * innerElems * outBytes);
   }
   fb.localGet(outPtr).localSet(ob);
   const row = () => {
@@ -350,29 +389,38 @@ function buildKernel(
       fb.localGet(k);
       outer.forEach((a, d) => {
         if (a.strides[k] !== 0) {
-          fb.localGet(idx[d]).i32Const(a.strides[k] * 4).op("i32.mul", "i32.add");
+          fb.localGet(idx[d]).i32Const(a.strides[k] * inBytes[k]).op("i32.mul", "i32.add");
         }
       });
       fb.localSet(base.get(k)!);
       const sv = splatted.get(k);
-      if (sv !== undefined) fb.localGet(base.get(k)!).load("v128.load32_splat").localSet(sv);
+      if (sv !== undefined) {
+        fb.localGet(base.get(k)!);
+        io.loadSplat(types.inputs[k]);
+        fb.localSet(sv);
+      }
     }
     if (W4 > 0) {
       fb.i32Const(0).localSet(i);
       const loop = fb.loop();
-      fb.localGet(ob).localGet(i).op("i32.add");
+      fb.localGet(ob).localGet(i);
+      scaled(outBytes);
+      fb.op("i32.add");
       const loaded = new Set<number>();
       emitter.emit(expr, (k) => {
         const sv = splatted.get(k);
         if (sv !== undefined) fb.localGet(sv);
         else if (loaded.has(k)) fb.localGet(vec.get(k)!);
         else {
-          fb.localGet(base.get(k)!).localGet(i).op("i32.add").load("v128.load", { align: 2 });
+          fb.localGet(base.get(k)!).localGet(i);
+          scaled(inBytes[k]);
+          fb.op("i32.add");
+          io.loadVector(types.inputs[k]);
           fb.localTee(vec.get(k)!);
           loaded.add(k);
         }
       });
-      fb.store("v128.store", { align: 2 });
+      io.storeVector(types.output);
       fb.localGet(i).i32Const(16).op("i32.add").localTee(i).i32Const(W4 * 4).op("i32.lt_u");
       fb.brIf(loop).end();
     }
@@ -384,14 +432,15 @@ function buildKernel(
         if (sv !== undefined) fb.localGet(sv);
         else if (loaded.has(k)) fb.localGet(vec.get(k)!);
         else {
-          fb.localGet(base.get(k)!).load("v128.load32_splat", { offset: j * 4 });
+          fb.localGet(base.get(k)!);
+          io.loadSplat(types.inputs[k], j * inBytes[k]);
           fb.localTee(vec.get(k)!);
           loaded.add(k);
         }
       });
-      fb.lane("f32x4.extract_lane", 0).store("f32.store", { offset: j * 4 });
+      io.storeLane0(types.output, j * outBytes);
     }
-    fb.localGet(ob).i32Const(W * 4).op("i32.add").localSet(ob);
+    fb.localGet(ob).i32Const(W * outBytes).op("i32.add").localSet(ob);
   };
   const nest = (d: number): void => {
     if (d === outer.length) {

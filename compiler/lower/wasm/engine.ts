@@ -24,14 +24,14 @@ import type { CompileOptions, Engine, OpCall, Program, Signature } from "../../e
 import { warnFallbacks } from "../../engine.ts";
 import { interpretedProgram } from "../../reference_engine.ts";
 import { cachedProgram, identityOf } from "../../program_cache.ts";
-import { type Graph, graphOf, type Pass, pipeline } from "../../passes/pass.ts";
+import { type Graph, graphOf, type Pass } from "../../passes/pass.ts";
 import { DEFAULT_PASSES } from "../../passes/pipeline.ts";
 import { sym } from "../../sym.ts";
 import type { Symbol } from "../../symbol.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
 import type { KernelTable } from "./kernel.ts";
-import { lowerWasm, VIEW_OPS, type WasmCompiled } from "./lower.ts";
+import { lowerWasm, runWasmPasses, VIEW_OPS, type WasmCompiled } from "./lower.ts";
 
 /** Eager calls touching fewer elements (inputs and outputs together) run on the reference. */
 export const EAGER_MIN_ELEMENTS = 4096;
@@ -100,7 +100,7 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
     compile(graph: Graph, signature: Signature, compileOptions: CompileOptions = {}): Program {
       const started = performance.now();
       compileOptions.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
-      const optimized = pipeline(passes).run(graph);
+      const optimized = runWasmPasses(passes, graph, signature);
       const r = resolve();
       try {
         return lowerWasm(optimized, signature, {

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Node } from "../../symbol.ts";
+import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
 import type { ModuleBuilder } from "./encoder.ts";
 
@@ -41,7 +42,12 @@ export interface CompiledKernel {
   readonly partConstantInputs?: readonly (ReadonlyMap<number, Float32Array> | undefined)[];
 }
 
-/** What a generator gets: the node, its input and output shapes (float32 throughout). */
+/**
+ * What a generator gets: the node, its input and output shapes, and the dtypes its buffers
+ * hold. Only a table's `elementwise` generator is given dtypes other than float32 (it reads
+ * and writes them through `convert.ts`, declining what it cannot do); op generators always see
+ * float32 buffers, the lowering widening and narrowing 16-bit floats around them.
+ */
 export interface KernelRequest {
   /** The node to compute (its op, parsed attributes, names). */
   readonly node: Node;
@@ -61,6 +67,10 @@ export interface KernelRequest {
   readonly winograd?: boolean;
   /** Values of inputs that are constants (parameters), by input index; others undefined. */
   readonly constants?: readonly (Float32Array | undefined)[];
+  /** Dtypes of the input buffers (default: all float32). */
+  readonly inputTypes?: readonly DType[];
+  /** Dtypes of the output buffers (default: all float32). */
+  readonly outputTypes?: readonly DType[];
 }
 
 /** Makes a kernel for a node, or undefined when it cannot (the executor then falls back). */

@@ -1,16 +1,24 @@
 /**
- * Lowering a float32 inference graph to a {@link WasmProgram} (the WASM engine's compile, after
- * its passes): the memory plan places every op output, and each op node becomes a kernel from
- * the engine's kernel table, a host copy (reshapes and other views), or a listed fallback
- * running the op's reference implementation on the host (ops without a kernel for these
- * attributes), so every graph runs and each kernel is tested against the same oracle.
+ * Lowering an inference graph to a {@link WasmProgram} (the WASM engine's compile, after its
+ * passes): the memory plan places every op output, and each op node becomes a kernel from the
+ * engine's kernel table, a host copy (reshapes and other views), or a listed fallback running
+ * the op's reference implementation on the host (ops without a kernel for these attributes or
+ * dtypes), so every graph runs and each kernel is tested against the same oracle.
+ *
+ * Dtypes: every buffer holds its value's dtype as `runtime/tensor.ts` stores it (float16 and
+ * bfloat16 as 16-bit patterns). Kernels compute in float32: elementwise kernels read and write
+ * 16-bit floats (and casts read and write integers and bool) directly; other kernels run on
+ * float32 copies, the lowering widening their 16-bit float inputs (constants once, at compile
+ * time) and rounding their outputs to nearest-even (`convert.ts`), and Embedding reads integer
+ * indices the same way. What no kernel computes exactly as the reference does (integer
+ * arithmetic, float64, int64) runs the op's reference implementation on the host, per node.
  *
  * @module
  */
 import { shapeFacts, typeFacts } from "../../infer.ts";
 import { evaluate } from "../../interpreter.ts";
 import { type MemoryPlan, planMemory } from "../../passes/memory_plan.ts";
-import { type Graph, graphOf, pipeline } from "../../passes/pass.ts";
+import { type Graph, graphOf, type Pass } from "../../passes/pass.ts";
 import type {
   CompileProgress,
   Engine,
@@ -22,16 +30,18 @@ import type {
   Signature,
 } from "../../engine.ts";
 import { warnFallbacks } from "../../engine.ts";
+import { fuseElementwise } from "../../passes/fuse.ts";
 import type { Entry, Node, Symbol } from "../../symbol.ts";
 import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
-import type { DType } from "../../../runtime/dtype.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
-import { Tensor, tensorFromValues, tensorStorage, tensorValues } from "../../../runtime/tensor.ts";
+import { type DType, encode, type StorageArray } from "../../../runtime/dtype.ts";
+import { Tensor, tensorStorage, tensorValues } from "../../../runtime/tensor.ts";
 import {
   type HostStep,
   type KernelStep,
   type ProgramBuffer,
   type SplitStep,
+  storageView,
   WasmExecutor,
   type WasmProgram,
 } from "../../../runtime/backends/wasm/executor.ts";
@@ -43,6 +53,7 @@ import {
 } from "../../../runtime/backends/wasm/threads.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, type CompiledKernel, generatorFor, type KernelTable } from "./kernel.ts";
+import { convertKernel, elementBytes, isKernelFloat, lanesReadable } from "./convert.ts";
 import { cachedModule } from "./module_cache.ts";
 import { wasmEngine } from "./engine.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
@@ -77,6 +88,8 @@ export interface WasmCompileOptions {
   winograd?: boolean;
   /** The kernel generators to use (default {@link WASM_KERNELS}). */
   kernels?: KernelTable;
+  /** Dtypes of the unbound inputs, by name (default float32); parameters keep their own. */
+  inputTypes?: Readonly<Record<string, DType>>;
   /**
    * Called as the compile advances (a large model takes a while on its first compile): at the
    * start of each phase and after every node's kernel. Exceptions it throws abort the compile.
@@ -97,22 +110,25 @@ export interface WasmCompiled extends Program {
     how: "kernel" | "copy" | "fallback";
     label: string;
   }[];
-  /** Runs the graph on float32 inputs by name. */
+  /** Runs the graph on tensors by name (converted to the inputs' dtypes where they differ). */
   run(inputs: Readonly<Record<string, Tensor>>, options?: RunOptions): Tensor[];
   /**
-   * Runs the graph on raw float32 arrays by name (no tensor conversion); returns copies of the
-   * outputs, or writes them into `into` (reused arrays: no allocation per run).
+   * Runs the graph on raw storage arrays by name (no tensor conversion): each input as its
+   * dtype's storage (`Float32Array` for float32, `Uint16Array` of bit patterns for float16 and
+   * bfloat16, `Int32Array`, `Uint8Array` for bool, ...). Returns copies of the outputs in the
+   * same form (`T`: their storage type, `Float32Array` for float32 outputs), or writes them
+   * into `into` (reused arrays: no allocation per run).
    */
-  runRaw(
-    inputs: Readonly<Record<string, Float32Array>>,
-    into?: readonly Float32Array[],
-  ): Float32Array[];
+  runRaw<T extends StorageArray = Float32Array>(
+    inputs: Readonly<Record<string, StorageArray>>,
+    into?: readonly T[],
+  ): T[];
   /**
    * Times every step of one run: `[label, ms]` in order, on the calling thread alone unless
    * `threaded` (then split steps use the workers, once they hold the program).
    */
   profile(
-    inputs: Readonly<Record<string, Float32Array>>,
+    inputs: Readonly<Record<string, StorageArray>>,
     options?: { threaded?: boolean },
   ): [string, number][];
   /** Threads the program was compiled for (1: no workers). */
@@ -128,7 +144,7 @@ export interface WasmCompiled extends Program {
   dispose(): void;
   /** @internal Runs on raw arrays and wraps the outputs as tensors (no extra copy). */
   runTensors(
-    inputs: Readonly<Record<string, Float32Array>>,
+    inputs: Readonly<Record<string, StorageArray>>,
     shapes?: readonly Shape[],
     types?: readonly DType[],
   ): Tensor[];
@@ -136,9 +152,10 @@ export interface WasmCompiled extends Program {
 
 /**
  * Compiles a graph for the WASM executor: runs the WASM engine's passes (unless `optimize:
- * false`), then lowers it. All values must be float32; unbound variables are the inputs, with
- * the given shapes. Ops without a kernel run their reference implementation on the host and
- * are listed in `fallbacks`.
+ * false`), then lowers it. Unbound variables are the inputs, with the given shapes and dtypes
+ * (`options.inputTypes`, default float32; see the module doc for how each dtype runs). Ops
+ * without a kernel for their attributes or dtypes run their reference implementation on the
+ * host and are listed in `fallbacks`.
  *
  * @example Compiling and running a small graph
  * ```ts
@@ -169,11 +186,16 @@ export function compileWasm(
   const started = performance.now();
   options.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
   const given = graphOf(symbol, params);
-  const graph = options.optimize === false ? given : pipeline(engine.passes).run(given);
   const inputs: Record<string, InputSignature> = {};
   for (const [name, shape] of Object.entries(inputShapes)) {
-    inputs[name] = { shape, dtype: "float32" };
+    const dtype = options.inputTypes && Object.hasOwn(options.inputTypes, name)
+      ? options.inputTypes[name]
+      : "float32";
+    inputs[name] = { shape, dtype };
   }
+  const graph = options.optimize === false
+    ? given
+    : runWasmPasses(engine.passes, given, { inputs });
   return lowerWasm(graph, { inputs }, {
     threads: options.threads ?? getDefaultThreads(),
     relaxed: options.relaxed ?? relaxedSimdSupported(),
@@ -253,15 +275,20 @@ export function lowerWasm(
       }
     });
     types.get(n)!.forEach((t, i) => {
-      if (t !== "float32") {
+      if (t === undefined) {
         throw new UnsupportedError(
-          `'${n.outputName(i)}' is ${t}; the WASM engine compiles float32 graphs`,
+          `the dtype of '${n.outputName(i)}' is unknown before running the graph`,
         );
       }
     });
   }
   const shapeOf = (e: Entry): Shape => shapes.get(e.node)![e.index]!;
-  const plan = planMemory(sym, Object.fromEntries(sym.listInputs().map((n) => [n, shapeDict[n]])));
+  const typeOf = (e: Entry): DType => types.get(e.node)![e.index]!;
+  const plan = planMemory(
+    sym,
+    Object.fromEntries(sym.listInputs().map((n) => [n, shapeDict[n]])),
+    typeDict,
+  );
 
   // Layout: inputs, planned buffers, constants (as steps first read them), then one scratch
   // area shared by all steps.
@@ -274,7 +301,7 @@ export function lowerWasm(
   // Constants get memory only when a step reads them as they are: a weight that every kernel
   // takes in another form (packed, transformed) is uploaded only in that form.
   const varPtr = new Map<string, number>();
-  const constants: (ProgramBuffer & { values: Float32Array })[] = [];
+  const constants: (ProgramBuffer & { values: StorageArray })[] = [];
   const constantValues = new Map<string, Float32Array>();
   const inputs = emptyRecord<ProgramBuffer>();
   for (const name of sym.listInputs()) {
@@ -282,30 +309,43 @@ export function lowerWasm(
     if (!shape) throw new SigilError(`compileWasm: no shape for input '${name}'`);
     if (Object.hasOwn(bound, name)) {
       // Float32 storage is used as it is (read only): copying a model's weights costs fresh
-      // memory, which dominates a cold compile.
+      // memory, which dominates a cold compile. Kernels see other constants as float32
+      // values: exact for 16-bit floats and small integers.
       const t = bound[name];
-      constantValues.set(
-        name,
-        t.dtype === "float32"
-          ? tensorStorage(t) as Float32Array
-          : Float32Array.from(tensorValues(t)),
-      );
+      if (t.dtype === "float32") constantValues.set(name, tensorStorage(t) as Float32Array);
+      else if (lanesReadable(t.dtype)) constantValues.set(name, Float32Array.from(tensorValues(t)));
     } else {
-      const ptr = alloc(shapeSize(shape) * 4);
+      const dtype = typeDict[name];
+      const ptr = alloc(shapeSize(shape) * elementBytes(dtype));
       varPtr.set(name, ptr);
-      inputs[name] = { ptr, shape };
+      inputs[name] = { ptr, shape, dtype };
     }
   }
+  const isConstant = (e: Entry) => e.node.isVariable && Object.hasOwn(bound, e.node.name);
   const bufferPtr = plan.buffers.map((b) => alloc(b.bytes));
+  // Constants as float32, for kernels that run on float32 copies of 16-bit values.
+  const widenedPtr = new Map<string, number>();
+  const ptrOfFloat32 = (e: Entry): number => {
+    const name = e.node.name;
+    if (bound[name].dtype === "float32") return ptrOf(e);
+    let ptr = widenedPtr.get(name);
+    if (ptr === undefined) {
+      const values = constantValues.get(name)!;
+      ptr = alloc(values.length * 4);
+      widenedPtr.set(name, ptr);
+      constants.push({ ptr, shape: shapeDict[name], values });
+    }
+    return ptr;
+  };
   const ptrOf = (e: Entry): number => {
     if (e.node.isVariable) {
       const name = e.node.name;
       let ptr = varPtr.get(name);
       if (ptr === undefined) {
-        const values = constantValues.get(name)!;
-        ptr = alloc(values.length * 4);
+        const t = bound[name];
+        ptr = alloc(t.size * elementBytes(t.dtype));
         varPtr.set(name, ptr);
-        constants.push({ ptr, shape: shapeDict[name], values });
+        constants.push({ ptr, shape: shapeDict[name], dtype: t.dtype, values: tensorStorage(t) });
       }
       return ptr;
     }
@@ -318,17 +358,56 @@ export function lowerWasm(
   const steps: (KernelStep | SplitStep | HostStep | (() => KernelStep | SplitStep))[] = [];
   const fallbacks: Fallback[] = [];
   const placement: WasmCompiled["placement"][number][] = [];
+  const table = options.kernels;
   let scratch = 0;
   const pendingScratch: { args: number[]; at: number; part: number }[] = [];
+  // Float32 copies of 16-bit values around float32-only kernels share one area (steps run
+  // in order, and a node's copies live only across its own steps).
+  let convertArea = 0;
+  const pendingConvert: { args: number[]; at: number; offset: number }[] = [];
+  const convertStep = (
+    count: number,
+    from: DType,
+    to: DType,
+    src: number,
+    dst: number,
+    at: number,
+    offset: number,
+  ) => {
+    const k = convertKernel(count, from, to, shared, threads)!;
+    const argsOf = () => {
+      const args = [src, dst];
+      pendingConvert.push({ args, at, offset });
+      return args;
+    };
+    if (k.parts) {
+      const parts = k.parts;
+      const args = parts.map(argsOf);
+      const whole = argsOf();
+      steps.push(() => ({
+        kind: "split",
+        modules: parts.map(cachedModule),
+        args,
+        whole: { module: cachedModule(k.bytes), args: whole },
+        label: `${k.label} (${parts.length} parts)`,
+      }));
+    } else {
+      const args = argsOf();
+      steps.push(() => ({ kind: "kernel", module: cachedModule(k.bytes), args, label: k.label }));
+    }
+  };
   report("kernels", 0, plan.steps.length);
   for (const [done, node] of plan.steps.entries()) {
     if (done > 0) report("kernels", done, plan.steps.length);
     const ins = node.inputs.map(shapeOf);
     const outs = shapes.get(node)!.map((s) => s!);
+    const inTypes = node.inputs.map(typeOf);
+    const outTypes = types.get(node)!.map((t) => t!);
     const outPtrs = outs.map((_, i) => ptrOf(node.entry(i)));
     const opName = node.op!.name;
     if (VIEW_OPS.has(opName)) {
-      const [src, dst, bytes] = [ptrOf(node.inputs[0]), outPtrs[0], shapeSize(outs[0]) * 4];
+      const [src, dst] = [ptrOf(node.inputs[0]), outPtrs[0]];
+      const bytes = shapeSize(outs[0]) * elementBytes(outTypes[0]);
       steps.push({
         kind: "host",
         label: `copy ${opName}`,
@@ -338,38 +417,53 @@ export function lowerWasm(
       continue;
     }
     if (opName === "Concat" || opName === "SliceChannel") {
-      steps.push(concatSplitStep(node, ins, outs, node.inputs.map(ptrOf), outPtrs));
+      const bytes = elementBytes(outTypes[0]);
+      steps.push(concatSplitStep(node, ins, outs, node.inputs.map(ptrOf), outPtrs, bytes));
       placement.push({ node: node.name, op: opName, how: "copy", label: "copy" });
       continue;
     }
-    const generator = generatorFor(options.kernels, node);
+    const generator = generatorFor(table, node);
     // Elementwise kernels are bound by memory traffic: next to the graph's inputs and outputs
     // (copied in and out by the calling thread, so in its cache) a second thread only adds
     // cross-core traffic (measured: relu(x·a+b) over 1M floats, 0.81 ms on one thread and
     // 1.06 ms split), so they stay whole there.
-    const atBoundary = node.inputs.some((e) =>
-      e.node.isVariable && !constantValues.has(e.node.name)
-    ) ||
+    const atBoundary = node.inputs.some((e) => e.node.isVariable && !isConstant(e)) ||
       sym.outputs.some((e) => e.node === node);
     const parts = atBoundary && !options.forceSplit && node.op?.scalar?.(node.parsed) ? 1 : threads;
     const constIns = node.inputs.map((e) =>
-      e.node.isVariable ? constantValues.get(e.node.name) : undefined
+      isConstant(e) ? constantValues.get(e.node.name) : undefined
     );
+    const request = {
+      constants: constIns,
+      node,
+      inputs: ins,
+      outputs: outs,
+      relaxed,
+      shared,
+      parts,
+      forceSplit: options.forceSplit ?? false,
+      winograd: options.winograd,
+    };
+    const allFloat32 = inTypes.every((t) => t === "float32") &&
+      outTypes.every((t) => t === "float32");
+    // Typed: the kernel reads and writes the buffers as they are. Widened: a float32 kernel
+    // over float32 copies of the 16-bit (or index) inputs and outputs.
     let kernel: CompiledKernel | undefined;
+    let widened = false;
     let reason = generator ? "" : `the WASM engine has no kernel for ${opName}`;
     try {
-      kernel = generator?.({
-        constants: constIns,
-        node,
-        inputs: ins,
-        outputs: outs,
-        relaxed,
-        shared,
-        parts,
-        forceSplit: options.forceSplit ?? false,
-        winograd: options.winograd,
-      });
-      if (generator && !kernel) {
+      if (generator && allFloat32) kernel = generator(request);
+      else if (generator && generator === table.elementwise) {
+        kernel = generator({ ...request, inputTypes: inTypes, outputTypes: outTypes });
+      } else if (generator && widenable(node, inTypes, outTypes)) {
+        kernel = generator(request);
+        widened = kernel !== undefined;
+      } else if (generator) {
+        reason = `the ${opName} kernel computes in float32, which is not exact for ${
+          describeTypes(inTypes, outTypes)
+        }`;
+      }
+      if (generator && !kernel && !reason) {
         reason = `the ${opName} kernel does not cover these attributes, shapes or dtypes`;
       }
     } catch (e) {
@@ -384,15 +478,40 @@ export function lowerWasm(
       }
     }
     if (kernel) {
-      const modules = kernel.parts ?? [kernel.bytes];
+      const k = kernel;
+      const modules = k.parts ?? [k.bytes];
+      // Where each non-float32 input and output has its float32 copy in the convert area.
+      const copyAt = new Map<number, number>();
+      if (widened) {
+        let at = 0;
+        const take = (slot: number, elements: number) => {
+          copyAt.set(slot, at);
+          at += align16(elements * 4);
+        };
+        node.inputs.forEach((e, i) => {
+          if (inTypes[i] !== "float32" && !isConstant(e)) take(i, shapeSize(ins[i]));
+        });
+        outTypes.forEach((t, j) => {
+          if (t !== "float32") take(ins.length + j, shapeSize(outs[j]));
+        });
+        convertArea = Math.max(convertArea, at);
+        node.inputs.forEach((e, i) => {
+          const offset = copyAt.get(i);
+          if (offset === undefined) return;
+          convertStep(shapeSize(ins[i]), inTypes[i], "float32", ptrOf(e), 0, 1, offset);
+        });
+      }
       // Constants the kernel (or each part) wants in another form: uploaded once, passed instead.
       const uploaded = new Map<Float32Array, number>();
       const insOf = (part: number) => {
-        const own = kernel.parts ? kernel.partConstantInputs?.[part] : undefined;
-        const replaced = own ?? kernel.constantInputs;
+        const own = k.parts ? k.partConstantInputs?.[part] : undefined;
+        const replaced = own ?? k.constantInputs;
         return node.inputs.map((e, i) => {
           const values = replaced?.get(i);
-          if (values === undefined) return ptrOf(e);
+          if (values === undefined) {
+            if (!widened || inTypes[i] === "float32") return ptrOf(e);
+            return isConstant(e) ? ptrOfFloat32(e) : -1;
+          }
           let ptr = uploaded.get(values);
           if (ptr === undefined) {
             ptr = alloc(values.length * 4);
@@ -404,19 +523,25 @@ export function lowerWasm(
       };
       const argsOf = (part: number) => {
         const args = [...insOf(part), ...outPtrs];
-        if (kernel.scratchBytes > 0) {
-          const each = align16(kernel.scratchBytes);
+        for (const [slot, offset] of copyAt) {
+          if (slot >= ins.length || args[slot] === -1) {
+            pendingConvert.push({ args, at: slot, offset });
+          }
+        }
+        if (k.scratchBytes > 0) {
+          const each = align16(k.scratchBytes);
           scratch = Math.max(scratch, each * modules.length);
           pendingScratch.push({ args, at: args.length, part: part * each });
           args.push(0);
         }
         return args;
       };
+      const label = widened ? `${k.label} (${outTypes[0]} via float32)` : k.label;
       if (modules.length > 1) {
         // The unsplit kernel for runs without workers, where it costs no extra constants (its
         // constants are the parts' own; parts that pack their own filters have other ones).
-        const shareConstants = (kernel.partConstantInputs ?? []).every((m) =>
-          !m || [...m].every(([i, v]) => kernel.constantInputs?.get(i) === v)
+        const shareConstants = (k.partConstantInputs ?? []).every((m) =>
+          !m || [...m].every(([i, v]) => k.constantInputs?.get(i) === v)
         );
         const wholeArgs = shareConstants ? argsOf(0) : undefined;
         const args = modules.map((_, i) => argsOf(i));
@@ -424,8 +549,8 @@ export function lowerWasm(
           kind: "split",
           modules: modules.map(cachedModule),
           args,
-          label: `${kernel.label} (${modules.length} parts)`,
-          ...(wholeArgs ? { whole: { module: cachedModule(kernel.bytes), args: wholeArgs } } : {}),
+          label: `${label} (${modules.length} parts)`,
+          ...(wholeArgs ? { whole: { module: cachedModule(k.bytes), args: wholeArgs } } : {}),
         }));
       } else {
         const args = argsOf(0);
@@ -433,22 +558,33 @@ export function lowerWasm(
           kind: "kernel",
           module: cachedModule(modules[0]),
           args,
-          label: kernel.label,
+          label,
         }));
       }
-      placement.push({ node: node.name, op: opName, how: "kernel", label: kernel.label });
+      outTypes.forEach((t, j) => {
+        const offset = copyAt.get(ins.length + j);
+        if (offset === undefined) return;
+        convertStep(shapeSize(outs[j]), "float32", t, 0, outPtrs[j], 0, offset);
+      });
+      placement.push({ node: node.name, op: opName, how: "kernel", label });
       continue;
     }
-    steps.push(fallbackStep(node, ins, outs, node.inputs.map(ptrOf), outPtrs));
+    steps.push(fallbackStep(node, ins, outs, inTypes, outTypes, node.inputs.map(ptrOf), outPtrs));
     placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
     fallbacks.push({ node: node.name, op: opName, reason, runsOn: "reference" });
   }
   report("kernels", plan.steps.length, plan.steps.length);
   report("modules");
   const made = steps.map((s) => typeof s === "function" ? s() : s);
-  const outputs = sym.outputs.map((e) => ({ ptr: ptrOf(e), shape: shapeOf(e) }));
+  const outputs = sym.outputs.map((e) => ({
+    ptr: ptrOf(e),
+    shape: shapeOf(e),
+    dtype: typeOf(e),
+  }));
   const scratchPtr = alloc(scratch);
   for (const { args, at, part } of pendingScratch) args[at] = scratchPtr + part;
+  const convertPtr = alloc(convertArea);
+  for (const { args, at, offset } of pendingConvert) args[at] = convertPtr + offset;
   // Kernels may read up to 16 bytes past a buffer (vector tails).
   const memoryBytes = top + 64;
   const program: WasmProgram = {
@@ -464,14 +600,14 @@ export function lowerWasm(
   report("done", 1, 1);
   if (fallbacks.length && !options.quiet) warnFallbacks(options.engine.name, fallbacks);
   const outShapes = program.outputs.map((o) => o.shape);
-  const outTypes = outShapes.map((): DType => "float32");
+  const outTypes = program.outputs.map((o): DType => o.dtype ?? "float32");
   const inputNames = Object.keys(inputs);
-  const toTensors = (values: Float32Array[], shp: readonly Shape[], typ: readonly DType[]) =>
+  const toTensors = (values: StorageArray[], shp: readonly Shape[], typ: readonly DType[]) =>
     values.map((v, i) => new Tensor(v, shp[i], typ[i]));
   return {
     engine: options.engine,
     inputs: inputNames,
-    outputs: outShapes.map((shape) => ({ shape, dtype: "float32" as DType })),
+    outputs: outShapes.map((shape, i) => ({ shape, dtype: outTypes[i] })),
     fallbacks,
     memoryBytes,
     program,
@@ -481,17 +617,16 @@ export function lowerWasm(
       if (runOptions.onNode) {
         throw new SigilError("op hooks need every node's outputs: run them on referenceEngine");
       }
-      const arrays: Record<string, Float32Array> = {};
+      const arrays: Record<string, StorageArray> = {};
       for (const name of inputNames) {
         const t = Object.hasOwn(given, name) ? given[name] : undefined;
         if (!(t instanceof Tensor)) {
           throw new SigilError(`compiled graph: no tensor for input '${name}'`);
         }
-        arrays[name] = t.dtype === "float32"
-          ? tensorStorage(t) as Float32Array
-          : Float32Array.from(tensorValues(t));
+        const dtype = inputs[name].dtype ?? "float32";
+        arrays[name] = t.dtype === dtype ? tensorStorage(t) : encode(dtype, tensorValues(t));
       }
-      return toTensors(executor.run(arrays), outShapes, outTypes);
+      return toTensors(executor.run<StorageArray>(arrays), outShapes, outTypes);
     },
     runTensors: (arrays, shp = outShapes, typ = outTypes) =>
       toTensors(executor.run(arrays), shp, typ),
@@ -516,6 +651,7 @@ function concatSplitStep(
   outs: readonly Shape[],
   inPtrs: readonly number[],
   outPtrs: readonly number[],
+  elementBytes: number,
 ): HostStep {
   const concat = node.opName === "Concat";
   const whole = concat ? outs[0] : ins[0];
@@ -525,9 +661,9 @@ function concatSplitStep(
   const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
   const outer = shapeSize(whole.slice(0, axis));
   const inner = shapeSize(whole.slice(axis + 1));
-  const wholeRow = whole[axis] * inner * 4;
+  const wholeRow = whole[axis] * inner * elementBytes;
   // A squeezed split output has lost the axis; its run along it is one element wide.
-  const runs = parts.map((s) => (s.length === rank ? s[axis] : 1) * inner * 4);
+  const runs = parts.map((s) => (s.length === rank ? s[axis] : 1) * inner * elementBytes);
   const wholePtr = concat ? outPtrs[0] : inPtrs[0];
   const partPtrs = concat ? inPtrs : outPtrs;
   return {
@@ -553,6 +689,8 @@ function fallbackStep(
   node: Node,
   ins: readonly Shape[],
   outs: readonly Shape[],
+  inTypes: readonly DType[],
+  outTypes: readonly DType[],
   inPtrs: readonly number[],
   outPtrs: readonly number[],
 ): HostStep {
@@ -562,17 +700,56 @@ function fallbackStep(
     label: `reference ${node.opName}`,
     run: (m) => {
       const args = ins.map((s, i) =>
-        tensorFromValues(new Float32Array(m, inPtrs[i], shapeSize(s)), s, "float32")
+        new Tensor(storageView(m, inTypes[i], inPtrs[i], shapeSize(s)).slice(), s, inTypes[i])
       );
       const results = called
         ? evaluate(called, Object.fromEntries(called.listInputs().map((n, i) => [n, args[i]])))
-        : node.op!.reference(args, node.parsed, {
-          outShapes: outs,
-          outTypes: outs.map(() => "float32"),
-        });
-      results.forEach((t, i) =>
-        new Float32Array(m, outPtrs[i], shapeSize(outs[i])).set(tensorValues(t))
-      );
+        : node.op!.reference(args, node.parsed, { outShapes: outs, outTypes });
+      results.forEach((t, i) => {
+        const values = t.dtype === outTypes[i]
+          ? tensorStorage(t)
+          : encode(outTypes[i], tensorValues(t));
+        const view = storageView(m, outTypes[i], outPtrs[i], shapeSize(outs[i]));
+        (view as Float32Array).set(values as Float32Array);
+      });
     },
   };
+}
+
+/**
+ * Whether a float32 kernel over float32 copies of the node's values computes what the
+ * reference does, up to float32 arithmetic: every value float32, float16 or bfloat16 (widened
+ * exactly, outputs rounded once), or Embedding's integer indices (exact below 2^24 rows, and
+ * clipped alike above).
+ */
+function widenable(node: Node, inTypes: readonly DType[], outTypes: readonly DType[]): boolean {
+  if (!outTypes.every(isKernelFloat)) return false;
+  return inTypes.every((t, i) =>
+    isKernelFloat(t) ||
+    (node.opName === "Embedding" && i === 0 && lanesReadable(t) &&
+      (node.parsed.input_dim as number) <= 2 ** 24)
+  );
+}
+
+/** The dtypes of 16-bit floats and of integers, as a fallback reason names them. */
+function describeTypes(inTypes: readonly DType[], outTypes: readonly DType[]): string {
+  const seen = [...new Set([...inTypes, ...outTypes])].filter((t) => t !== "float32");
+  return seen.join(" and ");
+}
+
+/**
+ * Runs an engine's passes for a signature: elementwise fusion is told the inputs' dtypes and
+ * also fuses float16 and bfloat16 chains (the WASM kernels compute them in float32 and round
+ * once at the chain's end); integer chains stay unfused, since rounding after each op is part
+ * of their meaning.
+ */
+export function runWasmPasses(passes: readonly Pass[], graph: Graph, signature: Signature): Graph {
+  const inputTypes = emptyRecord<DType>();
+  for (const [name, s] of Object.entries(signature.inputs)) inputTypes[name] = s.dtype;
+  const dtypes: DType[] = ["float32", "float64", "float16", "bfloat16"];
+  return passes.reduce(
+    (g, pass) =>
+      pass === fuseElementwise ? fuseElementwise.run(g, { inputTypes, dtypes }) : pass.run(g),
+    graph,
+  );
 }

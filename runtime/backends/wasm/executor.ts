@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { type DType, dtypeInfo, type StorageArray, storageMatches } from "../../dtype.ts";
 import { BackendError, ShapeError } from "../../errors.ts";
 import { formatShape, type Shape, shapeSize } from "../../shape.ts";
 import { type PoolProgram, type ThreadPool, type WorkerPart, WorkerStallError } from "./threads.ts";
@@ -58,8 +59,53 @@ export interface HostStep {
 export interface ProgramBuffer {
   /** Byte offset in the memory (16-aligned). */
   readonly ptr: number;
-  /** Its shape (float32 elements). */
+  /** Its shape. */
   readonly shape: Shape;
+  /** Its elements' dtype, stored as tensors store it (default float32). */
+  readonly dtype?: DType;
+}
+
+/**
+ * A view of `length` elements of `dtype` at byte `ptr` of `memory`, as the dtype's storage
+ * array (16-bit floats as `Uint16Array` bit patterns, bool as `Uint8Array`).
+ *
+ * @example Reading a float16 buffer
+ * ```ts
+ * import assert from "node:assert";
+ * import { storageView } from "./executor.ts";
+ * const memory = new ArrayBuffer(16);
+ * new Uint16Array(memory)[1] = 0x3c00;
+ * assert(storageView(memory, "float16", 0, 2)[1] === 0x3c00);
+ * ```
+ */
+export function storageView(
+  memory: ArrayBufferLike,
+  dtype: DType,
+  ptr: number,
+  length: number,
+): StorageArray {
+  switch (dtype) {
+    case "float32":
+      return new Float32Array(memory, ptr, length);
+    case "float64":
+      return new Float64Array(memory, ptr, length);
+    case "float16":
+    case "bfloat16":
+      return new Uint16Array(memory, ptr, length);
+    case "int8":
+      return new Int8Array(memory, ptr, length);
+    case "uint8":
+    case "bool":
+      return new Uint8Array(memory, ptr, length);
+    case "int32":
+      return new Int32Array(memory, ptr, length);
+    case "int64":
+      return new BigInt64Array(memory, ptr, length);
+  }
+}
+
+function bytesOf(a: StorageArray): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 /** Everything an executor needs. */
@@ -74,8 +120,8 @@ export interface WasmProgram {
   readonly inputs: Readonly<Record<string, ProgramBuffer>>;
   /** Graph outputs in order. */
   readonly outputs: readonly ProgramBuffer[];
-  /** Constants (parameters) uploaded once. */
-  readonly constants: readonly (ProgramBuffer & { readonly values: Float32Array })[];
+  /** Constants (parameters) uploaded once, as their dtype's storage. */
+  readonly constants: readonly (ProgramBuffer & { readonly values: StorageArray })[];
 }
 
 /** Programs collected without `dispose()` are forgotten in the workers too. */
@@ -171,7 +217,7 @@ export class WasmExecutor {
       return (threaded: boolean) => threaded ? this.#pool!.step(index, own) : whole();
     });
     for (const c of program.constants) {
-      new Float32Array(memory.buffer, c.ptr, c.values.length).set(c.values);
+      new Uint8Array(memory.buffer, c.ptr, c.values.byteLength).set(bytesOf(c.values));
     }
     return { memory, runs, workerParts };
   }
@@ -204,22 +250,27 @@ export class WasmExecutor {
   }
 
   /**
-   * Runs the program on float32 inputs by name; returns copies of the outputs, written into
-   * `into` when given (arrays of the outputs' sizes, reused across runs: no allocation).
+   * Runs the program on inputs by name, each its dtype's storage array (`Float32Array` for
+   * float32, `Uint16Array` for float16 and bfloat16, ...); returns copies of the outputs in
+   * the same form (`T`), written into `into` when given (arrays of the outputs' sizes and
+   * storage types, reused across runs: no allocation).
    */
-  run(
-    inputs: Readonly<Record<string, Float32Array>>,
-    into?: readonly Float32Array[],
-  ): Float32Array[] {
+  run<T extends StorageArray = Float32Array>(
+    inputs: Readonly<Record<string, StorageArray>>,
+    into?: readonly T[],
+  ): T[] {
     if (into !== undefined) {
       const outs = this.#program.outputs;
       if (
-        into.length !== outs.length || into.some((a, i) => a.length !== shapeSize(outs[i].shape))
+        into.length !== outs.length ||
+        into.some((a, i) =>
+          a.length !== shapeSize(outs[i].shape) || !storageMatches(outs[i].dtype ?? "float32", a)
+        )
       ) {
         throw new ShapeError(
           `WASM program: 'into' must hold ${outs.length} arrays of ${
             outs.map((o) => shapeSize(o.shape)).join(", ")
-          } floats`,
+          } elements of the outputs' dtypes`,
         );
       }
     }
@@ -227,19 +278,20 @@ export class WasmExecutor {
     this.#execute(inputs, true);
     const buffer = this.#state.memory.buffer;
     return this.#program.outputs.map((o, i) => {
-      const view = new Float32Array(buffer, o.ptr, shapeSize(o.shape));
-      if (into === undefined) return view.slice();
-      into[i].set(view);
+      const view = storageView(buffer, o.dtype ?? "float32", o.ptr, shapeSize(o.shape));
+      if (into === undefined) return view.slice() as T;
+      (into[i] as Float32Array).set(view as Float32Array);
       return into[i];
     });
   }
 
-  #checkInputs(inputs: Readonly<Record<string, Float32Array>>): void {
+  #checkInputs(inputs: Readonly<Record<string, StorageArray>>): void {
     for (const [name, buf] of Object.entries(this.#program.inputs)) {
       const data = inputs[name];
       const n = shapeSize(buf.shape);
-      if (!(data instanceof Float32Array)) {
-        throw new BackendError(`WASM program: no float32 input '${name}'`);
+      const dtype = buf.dtype ?? "float32";
+      if (!storageMatches(dtype, data)) {
+        throw new BackendError(`WASM program: no ${dtype} storage array for input '${name}'`);
       }
       if (data.length !== n) {
         throw new ShapeError(
@@ -258,7 +310,7 @@ export class WasmExecutor {
    * on this thread, so no later run reads what the late worker writes.
    */
   #execute(
-    inputs: Readonly<Record<string, Float32Array>>,
+    inputs: Readonly<Record<string, StorageArray>>,
     threads: boolean,
     times?: number[],
   ): void {
@@ -268,7 +320,8 @@ export class WasmExecutor {
     const write = () => {
       const buffer = this.#state.memory.buffer;
       for (const [name, buf] of Object.entries(this.#program.inputs)) {
-        new Float32Array(buffer, buf.ptr, shapeSize(buf.shape)).set(inputs[name]);
+        const bytes = shapeSize(buf.shape) * dtypeInfo(buf.dtype ?? "float32").bytes;
+        new Uint8Array(buffer, buf.ptr, bytes).set(bytesOf(inputs[name]));
       }
     };
     const runAll = (on: boolean) => {
@@ -317,7 +370,7 @@ export class WasmExecutor {
    * the worker threads when they hold the program. For finding what dominates.
    */
   profile(
-    inputs: Readonly<Record<string, Float32Array>>,
+    inputs: Readonly<Record<string, StorageArray>>,
     options: { threaded?: boolean } = {},
   ): [string, number][] {
     this.#checkInputs(inputs);
