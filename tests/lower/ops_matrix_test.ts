@@ -3,9 +3,9 @@
  * and two threads (two: split even where the work is small, workers ready), against the
  * reference interpreter: the issue's "every op, both paths, 1 and 2 threads" matrix.
  *
- * Tolerance: rtol 1e-4, atol 1e-5. Calls with values that are not float32 are skipped (the
- * backend runs float32 graphs; the interpreter runs the rest), as are inputs near float32's
- * underflow (see the op properties test).
+ * Tolerance: rtol 1e-4, atol 1e-5. Calls with values that are not float32 are left to
+ * tests/lower/dtype_test.ts (their tolerances differ), as are inputs near float32's underflow
+ * (see the op properties test).
  */
 import { referenceEngine } from "../../compiler/reference_engine.ts";
 import fc from "npm:fast-check@^4";
