@@ -169,6 +169,18 @@ for (const dtype of ["float16", "bfloat16", "int32", "bool"] as const) {
               what: `${op.name} ${JSON.stringify(call.attrs)} on ${tensors.map(String).join(", ")}`,
             });
           });
+          if (dtype !== "float16") continue;
+          // Split across two threads (even where small): one thread's bits.
+          const split = compileWasm(symbol, {}, shapes, {
+            threads: 2,
+            forceSplit: true,
+            inputTypes,
+          });
+          await split.ready();
+          split.run(bindings).forEach((g, i) => {
+            assert.deepEqual(g.dataSync(), got[i].dataSync(), `${op.name} on two threads`);
+          });
+          split.dispose();
         }
       });
     }
