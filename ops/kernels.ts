@@ -8,6 +8,7 @@
 import { AttributeError } from "../runtime/errors.ts";
 import type { AttrSpec } from "./attrs.ts";
 import { shapeFail } from "./op.ts";
+import { type Tensor, tensorFromValues, tensorValues } from "../runtime/tensor.ts";
 
 function parseBool(text: string): boolean {
   const t = text.trim().toLowerCase();
@@ -56,20 +57,68 @@ export function spatialTuple(
 
 /** Channel-first layout names by number of spatial dims. */
 const CHANNEL_FIRST = ["", "NCW", "NCHW", "NCDHW"];
+/** Channel-last layout names by number of spatial dims. */
+const CHANNEL_LAST = ["", "NWC", "NHWC", "NDHWC"];
 
 /**
- * Checks a layout attribute against the number of spatial dims: `null` and the channel-first
- * layout of that rank pass; channel-last layouts raise a ShapeError (unsupported), as does a
- * channel-first layout of another rank.
+ * Checks a layout attribute against the number of spatial dims and says whether it is
+ * channel-last: `null` and the channel-first layout of that rank pass; the channel-last one
+ * passes where `channelLast` is allowed (Convolution, Pooling) and is a ShapeError otherwise
+ * (unsupported), as is a layout of another rank.
  */
-export function checkLayout(layout: string | null, spatial: number, op: string): void {
-  if (layout === null) return;
-  if (!layout.startsWith("NC")) {
+export function checkLayout(
+  layout: string | null,
+  spatial: number,
+  op: string,
+  { channelLast = false }: { channelLast?: boolean } = {},
+): boolean {
+  if (layout === null) return false;
+  const last = !layout.startsWith("NC");
+  if (last && !channelLast) {
     shapeFail(`${op}: layout ${layout} is unsupported (only NCW, NCHW and NCDHW are computed)`);
   }
-  if (layout !== CHANNEL_FIRST[spatial]) {
+  if (layout !== (last ? CHANNEL_LAST : CHANNEL_FIRST)[spatial]) {
     shapeFail(`${op}: layout ${layout} does not match a ${spatial}-d kernel`);
   }
+  return last;
+}
+
+/** Whether a layout attribute names a channel-last layout (NWC, NHWC, NDHWC). */
+export function isChannelLast(layout: string | null): boolean {
+  return layout !== null && !layout.startsWith("NC");
+}
+
+/** A channel-last shape `(N, *spatial, C)` as channel-first `(N, C, *spatial)` (unknown kept). */
+export function lastToFirst<T extends readonly number[] | undefined>(s: T): T {
+  if (s === undefined || s.length < 2) return s;
+  return [s[0], s[s.length - 1], ...s.slice(1, -1)] as unknown as T;
+}
+
+/** A channel-first shape `(N, C, *spatial)` as channel-last `(N, *spatial, C)`. */
+export function firstToLast<T extends readonly number[] | undefined>(s: T): T {
+  if (s === undefined || s.length < 2) return s;
+  return [s[0], ...s.slice(2), s[1]] as unknown as T;
+}
+
+/** Moves axis 1 of a tensor to the end (`toLast`) or the last axis to 1, in float64 values. */
+export function moveChannels(x: Tensor, toLast: boolean): Tensor {
+  const shape = x.shape;
+  const out = toLast ? firstToLast(shape) : lastToFirst(shape);
+  const v = tensorValues(x);
+  const res = new Float64Array(v.length);
+  const n = shape[0];
+  const c = toLast ? shape[1] : shape[shape.length - 1];
+  const sp = v.length / Math.max(1, n * c);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      for (let p = 0; p < sp; p++) {
+        const first = (b * c + ch) * sp + p, last = (b * sp + p) * c + ch;
+        if (toLast) res[last] = v[first];
+        else res[first] = v[last];
+      }
+    }
+  }
+  return tensorFromValues(res, out, x.dtype);
 }
 
 /** Output length of a strided, padded, dilated window sweep, floor convention. */

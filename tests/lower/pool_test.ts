@@ -20,7 +20,16 @@ Deno.test("Pooling kernel: sampled calls", () => {
     d.int(1, 3),
     ...dims(d, 1, 3, 7),
   ];
-  const r = checkSampled(Pooling, poolingKernel, shape, 300, 21, false, PATHS);
+  // Channel-last 3-D pooling is outside the kernel's domain (it runs its reference as a listed
+  // fallback step; tests/ops/channel_last_test.ts).
+  const inDomain = {
+    name: Pooling.name,
+    sample: (d: ReturnType<typeof seededDraw>, x: Shape) => {
+      const s = Pooling.sample!(d, x);
+      return s && s.attrs.layout === "NDHWC" ? undefined : s;
+    },
+  };
+  const r = checkSampled(inDomain, poolingKernel, shape, 300, 21, false, PATHS);
   console.log(`Pooling: ${r.covered} covered, ${r.declined} declined (lp with p = 3)`);
   assert.ok(r.covered >= 0.85 * (r.covered + r.declined) && r.covered > 200);
 });

@@ -1,5 +1,6 @@
 /**
- * WASM kernel generator for `Pooling` (float32, channel-first NCW / NCHW / NCDHW): max, avg
+ * WASM kernel generator for `Pooling` (float32, channel-first NCW / NCHW / NCDHW, and
+ * channel-last NWC / NHWC as channel-first pooling with a 1-wide window over channels): max, avg
  * (count_include_pad either way), sum and Lp with p = 1 or 2; the valid, full and same
  * conventions; global pooling. Follows `kernel.ts`: `run(data, out)`, no scratch.
  *
@@ -101,8 +102,8 @@ function interiorColumns(
 }
 
 /**
- * `Pooling` (channel-first, 1-D to 3-D). Declines Lp with p = 3, channel-last layouts and
- * empty shapes.
+ * `Pooling` (channel-first, 1-D to 3-D; channel-last 1-D and 2-D). Declines Lp with p = 3,
+ * channel-last 3-D pooling and empty shapes.
  *
  * @example 2×2 max pooling, stride 2
  * ```ts
@@ -129,7 +130,37 @@ export const poolingKernel: KernelGenerator = (
   const y = req.outputs[0];
   if (x === undefined || y === undefined || x.length < 3 || x.length > 5) return undefined;
   if (y.length !== x.length || [...x, ...y].some((v) => v < 1)) return undefined;
-  if (a.layout !== null && !a.layout.startsWith("NC")) return undefined;
+  if (a.layout === null || a.layout.startsWith("NC")) return channelFirstPooling(req, a, x, y);
+  // Channel-last (N, *spatial, C) is channel-first (N, 1, *spatial, C) pooled with a window of
+  // 1 along C: 1-D and 2-D pooling become 2-D and 3-D pooling over the same memory.
+  if (x.length > 4) return undefined;
+  const n = x.length - 2;
+  const dims = x.slice(1, -1);
+  const fill = (v: readonly number[], d: number) => (v.length ? [...v] : new Array(n).fill(d));
+  const view: PoolAttrs = {
+    ...a,
+    global_pool: false,
+    layout: null,
+    kernel: [...(a.global_pool ? dims : [...a.kernel]), 1],
+    stride: [...(a.global_pool ? new Array(n).fill(1) : fill(a.stride, 1)), 1],
+    pad: [...(a.global_pool ? new Array(n).fill(0) : fill(a.pad, 0)), 0],
+  };
+  const k = channelFirstPooling(
+    req,
+    view,
+    [x[0], 1, ...dims, x[x.length - 1]],
+    [y[0], 1, ...y.slice(1, -1), y[y.length - 1]],
+  );
+  return k && { ...k, label: `${k.label} (${a.layout})` };
+};
+
+/** `Pooling` of channel-first data of shapes `x` and `y` with attributes `a`. */
+function channelFirstPooling(
+  req: KernelRequest,
+  a: PoolAttrs,
+  x: readonly number[],
+  y: readonly number[],
+): CompiledKernel | undefined {
   const type = a.pool_type;
   const pv = a.p_value ?? 1;
   if (type === "lp" && pv !== 1 && pv !== 2) return undefined;
@@ -365,4 +396,4 @@ export const poolingKernel: KernelGenerator = (
     label: whole.label,
     parts: ranges.length > 1 ? ranges.map(([l, h]) => build(l, h).bytes) : undefined,
   };
-};
+}
