@@ -31,6 +31,7 @@ import * as pooling from "./pooling.ts";
 import * as reduce from "./reduce.ts";
 import * as reshape from "./reshape.ts";
 import * as resize from "./resize.ts";
+import * as roiPooling from "./roi_pooling.ts";
 import * as scalarOps from "./scalar_ops.ts";
 import * as softmax from "./softmax.ts";
 import * as unary from "./unary.ts";
@@ -61,6 +62,7 @@ export type OpTable = Readonly<
   & typeof reduce
   & typeof reshape
   & typeof resize
+  & typeof roiPooling
   & typeof scalarOps
   & typeof softmax
   & typeof unary
@@ -92,6 +94,7 @@ export const OPS: OpTable = Object.freeze({
   ...reduce,
   ...reshape,
   ...resize,
+  ...roiPooling,
   ...scalarOps,
   ...softmax,
   ...unary,
