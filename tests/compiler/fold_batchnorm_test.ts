@@ -210,18 +210,21 @@ Deno.test("property: conv/fc -> bn folding matches the unfolded graph within 1e-
       });
       const outShape = prod.inferShape({ data: call.inputShapes[0] }).outShapes[0];
       const nd = outShape.length;
-      const channelAxis = call.op === "Convolution" ? 1 : nd - 1;
+      // Channel-last convolutions (NWC, NHWC, NDHWC) have channels last and are not folded.
+      const last = call.op === "Convolution" &&
+        !String(call.attrs.layout ?? "NC").startsWith("NC");
+      const channelAxis = call.op === "Convolution" && !last ? 1 : nd - 1;
       const axis = negativeAxis ? channelAxis - nd : channelAxis;
       let net = sym.BatchNorm(prod, { axis, eps, fix_gamma: fixGamma, name: "bn" });
       if (relu) net = sym.Activation(net, { act_type: "relu" });
       const b = randomBindings(net, { data: call.inputShapes[0] }, seed);
       const g = bind(net, b);
       const out = foldBatchNorm.run(g, { inputShapes: { data: call.inputShapes[0] } });
-      assert.ok(!opNames(out).includes("BatchNorm"), JSON.stringify(call));
-      folded++;
+      assert.equal(opNames(out).includes("BatchNorm"), last, JSON.stringify(call));
+      if (!last) folded++;
       assertSameOutputs(g, out, { data: b.data });
     }),
     { numRuns: 200 },
   );
-  assert.equal(folded, 200);
+  assert.ok(folded > 150, `only ${folded} of 200 folded`);
 });
