@@ -5,7 +5,7 @@
  */
 import fc from "npm:fast-check@^4";
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
-import { nd, sym, type Tensor } from "../../mod.ts";
+import { nd, referenceEngine, sym, type Tensor } from "../../mod.ts";
 import { tensorValues } from "../../runtime/tensor.ts";
 import { assert, assertClose } from "../util.ts";
 
@@ -106,7 +106,7 @@ Deno.test("channel-last Convolution compiles (its reference runs as a listed fal
   assert.deepEqual(program.placement.map((p) => p.how), ["fallback"]);
   const x = nd.random.uniform(-1, 1, [1, 5, 5, 2], { seed: 2 });
   const [got] = program.run({ x });
-  const [want] = await y.eval({ x, ...params }, { executor: "reference" });
+  const [want] = await y.eval({ x, ...params }, { engine: referenceEngine });
   assertClose(got, (want as Tensor).dataSync() as unknown as number[], { rtol: 1e-5, atol: 1e-6 });
   program.dispose();
 });
