@@ -1,0 +1,98 @@
+/**
+ * The plan an ahead-of-time artifact carries as JSON: inputs and outputs, and per SIMD variant
+ * and batch size a program (memory size, where every buffer and constant lives, the steps in
+ * order). Kernel modules are referred to by index into the artifact's code blob; constants by
+ * byte range in the variant's weight file. Names from the model appear only as JSON strings.
+ *
+ * @module
+ */
+
+/** An input or output of an artifact: its name, shape (at the first batch size) and dtype. */
+export interface TensorSpec {
+  /** The name (from the model file: data, never code). */
+  readonly name: string;
+  /** The shape at the artifact's first batch size. */
+  readonly shape: readonly number[];
+  /** The element type (`float32`). */
+  readonly dtype: "float32";
+}
+
+/** A step running one kernel module's `run` with byte pointers: `[0, module, args]`. */
+export type KernelStepSpec = readonly [0, number, readonly number[]];
+/**
+ * A step split into parts for threads: `[1, modules, argsOfEachPart, wholeModule, wholeArgs]`
+ * (`wholeModule` is -1 when there is no unsplit form: the parts then run in turn).
+ */
+export type SplitStepSpec = readonly [
+  1,
+  readonly number[],
+  readonly (readonly number[])[],
+  number,
+  readonly number[],
+];
+/** Byte copies inside the memory: `[2, [dst, src, bytes, dst, src, bytes, ...]]`. */
+export type CopyStepSpec = readonly [2, readonly number[]];
+/** One step of a program. */
+export type StepSpec = KernelStepSpec | SplitStepSpec | CopyStepSpec;
+
+/** A compiled program for one SIMD variant and batch size. */
+export interface ProgramSpec {
+  /** The batch size (dimension 0 of every input) it was compiled for. */
+  readonly batch: number;
+  /** Bytes of linear memory. */
+  readonly memoryBytes: number;
+  /** Whether the kernels import a shared memory (compiled for threads). */
+  readonly shared: boolean;
+  /** Inputs it reads: `[index into Manifest.inputs, byte pointer, elements]`. */
+  readonly inputs: readonly (readonly [number, number, number])[];
+  /** Outputs in order: `[byte pointer, elements]`. */
+  readonly outputs: readonly (readonly [number, number])[];
+  /** Output shapes in order. */
+  readonly outputShapes: readonly (readonly number[])[];
+  /** Constants: `[byte pointer, offset in the weight file, bytes]`. */
+  readonly constants: readonly (readonly [number, number, number])[];
+  /** Steps in execution order. */
+  readonly steps: readonly StepSpec[];
+}
+
+/** The programs of one SIMD variant, with their weight file. */
+export interface VariantSpec {
+  /** `relaxed` (relaxed SIMD) or `baseline` (128-bit SIMD only). */
+  readonly simd: "relaxed" | "baseline";
+  /** The weight file's name (beside the module, or under the fetch URL). */
+  readonly weightsFile: string;
+  /** Its size in bytes. */
+  readonly weightsBytes: number;
+  /** One program per batch size, in the order of {@link Manifest.batchSizes}. */
+  readonly programs: readonly ProgramSpec[];
+}
+
+/** Everything an artifact's runtime needs besides the code and weight bytes. */
+export interface Manifest {
+  /** Manifest format version. */
+  readonly format: 1;
+  /** The sigil version that compiled it. */
+  readonly sigil: string;
+  /** The target (`wasm`). */
+  readonly target: string;
+  /** SHA-256 (hex) of the model's symbol JSON and the input signature. */
+  readonly graphHash: string;
+  /** Threads the programs were compiled for (the most a load can use). */
+  readonly threads: number;
+  /** Graph inputs. */
+  readonly inputs: readonly TensorSpec[];
+  /** Graph outputs (names made unique). */
+  readonly outputs: readonly TensorSpec[];
+  /** Batch sizes with a program, the first being the one shapes are given at. */
+  readonly batchSizes: readonly number[];
+  /** Kernel modules: `[offset, length]` in the inflated code blob. */
+  readonly modules: readonly (readonly [number, number])[];
+  /** Bytes of the inflated code blob. */
+  readonly codeBytes: number;
+  /** Where weights come from. */
+  readonly weights: "embed" | "external" | "fetch";
+  /** For `fetch`: the URL (or URL prefix ending in `/`) the weight files are under. */
+  readonly weightsUrl?: string;
+  /** The SIMD variants, the preferred first. */
+  readonly variants: readonly VariantSpec[];
+}
