@@ -231,6 +231,7 @@ export type {
   RunOptions,
   Signature,
 } from "./compiler/engine.ts";
+export { runProgram } from "./compiler/engine.ts";
 export {
   getDefaultEngine,
   isEngine,
@@ -245,6 +246,26 @@ export {
   type WasmEngineOptions,
 } from "./compiler/lower/wasm/engine.ts";
 export { WASM_KERNELS } from "./compiler/lower/wasm/default_kernels.ts";
+export {
+  createWebGPUEngine,
+  type WebGPUEngine,
+  webgpuEngine,
+  type WebGPUEngineOptions,
+} from "./compiler/lower/webgpu/engine.ts";
+export { DEFAULT_LIMITS, WEBGPU_KERNELS } from "./compiler/lower/webgpu/default_kernels.ts";
+export type { GpuContext, GpuLimits } from "./compiler/lower/webgpu/gpu.ts";
+export type {
+  GpuKernel,
+  GpuKernelGenerator,
+  GpuKernelRequest,
+  GpuKernelTable,
+  GpuPass,
+} from "./compiler/lower/webgpu/kernel.ts";
+export {
+  lowerWebGPU,
+  type WebGPUCompiled,
+  type WebGPULowerOptions,
+} from "./compiler/lower/webgpu/lower.ts";
 export type {
   CompiledKernel,
   KernelGenerator,
@@ -258,7 +279,7 @@ export {
   programCacheStats,
   setProgramCacheLimits,
 } from "./compiler/program_cache.ts";
-export { execute, type ExecuteOptions, type Execution } from "./compiler/execute.ts";
+export { execute, executeAsync, type ExecuteOptions, type Execution } from "./compiler/execute.ts";
 // Differentiation as a graph transform.
 export {
   grad,

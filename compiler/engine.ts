@@ -96,8 +96,18 @@ export interface Program {
   readonly fallbacks: readonly Fallback[];
   /** Bytes of memory the program holds (for cache budgets). */
   readonly memoryBytes: number;
-  /** Runs on tensors bound by input name. */
+  /**
+   * Runs on tensors bound by input name. Programs of engines whose device answers only
+   * asynchronously (WebGPU: results are read back with `mapAsync`) throw a `BackendError` here
+   * naming {@link runAsync}, which they implement instead.
+   */
   run(inputs: Readonly<Record<string, Tensor>>, options?: RunOptions): Tensor[];
+  /**
+   * Runs on tensors bound by input name and resolves with the outputs (host tensors). Present
+   * on programs that run asynchronously (WebGPU); {@link runProgram} calls it where present
+   * and `run` otherwise.
+   */
+  runAsync?(inputs: Readonly<Record<string, Tensor>>, options?: RunOptions): Promise<Tensor[]>;
   /**
    * Runs on raw arrays by input name (no tensor conversion); returns the outputs, or writes
    * them into `into` (reused arrays: no allocation per run).
@@ -161,6 +171,41 @@ export interface Engine {
   callOp(call: OpCall): Tensor[];
   /** Gets ready for compiled runs soon (e.g. starts worker threads); optional. */
   prepare?(): void;
+  /**
+   * Resolves when `compile` may be called (WebGPU: once its adapter and device are acquired;
+   * rejects with a `BackendError` when there is none). Engines without it are always ready.
+   * The asynchronous entry points (`Symbol.eval`, `block.callAsync`) await it.
+   */
+  ready?(): Promise<void>;
+}
+
+/**
+ * Runs a program on tensors, asynchronously where the program only runs so (`runAsync`),
+ * else with `run`.
+ *
+ * @example Any program, one call
+ * ```ts
+ * import assert from "node:assert";
+ * import { nd, referenceEngine, runProgram, sym } from "../mod.ts";
+ * import { graphOf } from "./passes/pass.ts";
+ * const program = referenceEngine.compile(graphOf(sym.exp(sym.var("x"))), {
+ *   inputs: { x: { shape: [2], dtype: "float32" } },
+ * });
+ * const [y] = await runProgram(program, { x: nd.zeros([2]) });
+ * assert.deepStrictEqual(await y.data(), new Float32Array([1, 1]));
+ * ```
+ */
+export function runProgram(
+  program: Program,
+  inputs: Readonly<Record<string, Tensor>>,
+  options?: RunOptions,
+): Promise<Tensor[]> {
+  if (program.runAsync) return program.runAsync(inputs, options);
+  try {
+    return Promise.resolve(program.run(inputs, options));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 const warned = new Set<string>();

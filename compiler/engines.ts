@@ -2,8 +2,8 @@
  * Which engine runs: the one place that decides. In order: the engine an entry point was given
  * (`{ engine }`), else the engine of the innermost {@link withEngine} scope, else the default
  * engine of the device the inputs live on ({@link getDefaultEngine}: the WASM engine for
- * `cpu()` unless {@link setDefaultEngine} said otherwise). `gpu()` is reserved for the WebGPU
- * engine, which has no default yet.
+ * `cpu()` unless {@link setDefaultEngine} said otherwise; for `gpu()` a WebGPU engine made at
+ * the first ask, or the one set).
  *
  * @module
  */
@@ -11,6 +11,7 @@ import { cpu, type Device } from "../runtime/device.ts";
 import { BackendError, SigilError } from "../runtime/errors.ts";
 import type { Engine } from "./engine.ts";
 import { wasmEngine } from "./lower/wasm/engine.ts";
+import { webgpuEngine } from "./lower/webgpu/engine.ts";
 
 const defaults = new Map<string, Engine>();
 let scoped: Engine | undefined;
@@ -34,7 +35,11 @@ function checkEngine(x: unknown, where: string): Engine {
 }
 
 /**
- * The default engine of a device (default `cpu()`): the WASM engine on every core unless set.
+ * The default engine of a device (default `cpu()`): the WASM engine on every core unless set;
+ * for `gpu()`, a WebGPU engine with default options made at the first ask (its device is
+ * requested when it is first awaited: `Symbol.eval` and `block.callAsync` do; a synchronous
+ * compile before that throws a `BackendError` saying to `await engine.ready()`). To choose the
+ * adapter, set one: `setDefaultEngine(await createWebGPUEngine({ powerPreference }))`.
  *
  * @example The CPU default
  * ```ts
@@ -46,14 +51,12 @@ function checkEngine(x: unknown, where: string): Engine {
 export function getDefaultEngine(device: Device = cpu()): Engine {
   const set = defaults.get(device.kind);
   if (set) return set;
-  if (device.kind === "cpu") {
-    const made = wasmEngine();
-    defaults.set("cpu", made);
+  if (device.kind === "cpu" || device.kind === "webgpu") {
+    const made = device.kind === "cpu" ? wasmEngine() : webgpuEngine();
+    defaults.set(device.kind, made);
     return made;
   }
-  throw new BackendError(
-    `no engine serves ${device}: gpu() is reserved for the WebGPU engine, which sigil does not ship yet; use cpu()`,
-  );
+  throw new BackendError(`no engine serves ${device}; use cpu()`);
 }
 
 /**

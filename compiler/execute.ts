@@ -13,7 +13,14 @@
 import { SigilError } from "../runtime/errors.ts";
 import { checkShape, formatShape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
-import type { CompileOptions, Engine, InputSignature, Program } from "./engine.ts";
+import {
+  type CompileOptions,
+  type Engine,
+  type InputSignature,
+  type Program,
+  type RunOptions,
+  runProgram,
+} from "./engine.ts";
 import { resolveEngine } from "./engines.ts";
 import type { EvaluateOptions } from "./interpreter.ts";
 import { shapeFacts, typeFacts } from "./infer.ts";
@@ -68,6 +75,56 @@ export function executeProgram(
   bindings: Readonly<Record<string, Tensor>>,
   options: ExecuteOptions = {},
 ): Execution {
+  const { program, given, runOptions } = prepare(symbol, bindings, options);
+  return { outputs: program.run(given, runOptions), program };
+}
+
+/**
+ * {@link execute} for every engine, asynchronous ones included: awaits the engine's `ready()`
+ * (WebGPU: its device) before compiling and runs the program with `runAsync` where it has one.
+ * What `Symbol.eval` and `block.callAsync` call.
+ *
+ * @example The same graph, awaited
+ * ```ts
+ * import assert from "node:assert";
+ * import { nd, sym } from "../mod.ts";
+ * import { executeAsync } from "./execute.ts";
+ * const [y] = await executeAsync(sym.exp(sym.var("x")), { x: nd.zeros([2]) });
+ * assert.deepStrictEqual(await y.data(), new Float32Array([1, 1]));
+ * ```
+ */
+export async function executeAsync(
+  symbol: Symbol,
+  bindings: Readonly<Record<string, Tensor>>,
+  options: ExecuteOptions = {},
+): Promise<Tensor[]> {
+  return (await executeProgramAsync(symbol, bindings, options)).outputs;
+}
+
+/** {@link executeAsync}, also returning the program that ran. */
+export async function executeProgramAsync(
+  symbol: Symbol,
+  bindings: Readonly<Record<string, Tensor>>,
+  options: ExecuteOptions = {},
+): Promise<Execution> {
+  const engine = options.onNode ? referenceEngine : pickEngine(symbol, bindings, options);
+  await engine.ready?.();
+  const { program, given, runOptions } = prepare(symbol, bindings, { ...options, engine });
+  return { outputs: await runProgram(program, given, runOptions), program };
+}
+
+/** The engine a run uses (checks the bindings' shape first: they name the device). */
+function pickEngine(
+  symbol: Symbol,
+  bindings: Readonly<Record<string, Tensor>>,
+  options: ExecuteOptions,
+): Engine {
+  checkBindings(symbol, bindings);
+  const names = symbol.listInputs();
+  return resolveEngine(options.engine, names.length ? bindings[names[0]].device : undefined);
+}
+
+function checkBindings(symbol: Symbol, bindings: Readonly<Record<string, Tensor>>): void {
   if (typeof bindings !== "object" || bindings === null) {
     throw new SigilError(`eval: bindings must be an object of tensors by input name`);
   }
@@ -82,6 +139,16 @@ export function executeProgram(
       throw new SigilError(`eval: '${name}' is not a Tensor`);
     }
   }
+}
+
+/** Resolves the engine, finds or compiles the program, and binds its inputs. */
+function prepare(
+  symbol: Symbol,
+  bindings: Readonly<Record<string, Tensor>>,
+  options: ExecuteOptions,
+): { program: Program; given: Record<string, Tensor>; runOptions: RunOptions } {
+  checkBindings(symbol, bindings);
+  const names = symbol.listInputs();
   // Names that are no input, and (on a compile) shapes or dtypes the graph rejects: the typed
   // errors of inference, naming the node, before any engine sees the graph.
   const validate = () => {
@@ -128,6 +195,5 @@ export function executeProgram(
   )!;
   const given: Record<string, Tensor> = Object.create(null);
   for (const n of program.inputs) given[n] = bindings[n];
-  const outputs = program.run(given, options.onNode ? { onNode: options.onNode } : {});
-  return { outputs, program };
+  return { program, given, runOptions: options.onNode ? { onNode: options.onNode } : {} };
 }

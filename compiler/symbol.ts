@@ -613,7 +613,8 @@ export class Symbol {
   /**
    * Runs the graph with tensors bound to variables by name: on `engine` if given, else the
    * scope's or the inputs' device's default engine (the WASM engine on the CPU: compiled once
-   * per input signature, kept in the program cache).
+   * per input signature, kept in the program cache). Asynchronous engines (WebGPU) are awaited:
+   * their device, then their run.
    *
    * @example Evaluating a symbol, and on the oracle
    * ```ts
@@ -631,7 +632,7 @@ export class Symbol {
     options: { readonly engine?: Engine; readonly onProgress?: ProgressCallback } = {},
   ): Promise<Tensor[]> {
     // Loaded when first needed: the engines sit above the IR, which must not import them.
-    return import("./execute.ts").then(({ execute }) => execute(this, bindings, options));
+    return import("./execute.ts").then(({ executeAsync }) => executeAsync(this, bindings, options));
   }
 
   /** `Symbol<name>` or `Symbol<group (a, b)>`. */

@@ -59,10 +59,10 @@ export function cpu(id = 0): Device {
 }
 
 /**
- * The GPU device (ordinal `id`), MXNet's `mx.gpu()`: reserved for the WebGPU engine. Until that
- * engine ships, asking for its default engine is a `BackendError`.
+ * The GPU device (ordinal `id`), MXNet's `mx.gpu()`: the device of the WebGPU engine
+ * (`getDefaultEngine(gpu())`, see compiler/engines.ts).
  *
- * @example The device, not yet an engine
+ * @example The device
  * ```ts
  * import assert from "node:assert";
  * import { gpu } from "./device.ts";

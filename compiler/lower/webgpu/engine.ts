@@ -1,0 +1,161 @@
+/**
+ * The WebGPU engine: graphs compiled to WGSL compute kernels over a few GPU buffers laid out by
+ * the static memory plan. `webgpuEngine(options)` is a value; the kernels it uses are the typed
+ * table {@link WEBGPU_KERNELS} unless another is given.
+ *
+ * WebGPU is asynchronous twice over, and the engine says so in its API:
+ * - getting a device is asynchronous: `await engine.ready()` (or make the engine with
+ *   {@link createWebGPUEngine}) before compiling; `compile` on an engine that is not ready
+ *   throws a `BackendError` saying to await it. `Symbol.eval` and `block.callAsync` await it
+ *   themselves. No adapter is a `BackendError` from `ready()`, never a hang.
+ * - reading results back is asynchronous: programs run with `runAsync` (the synchronous `run`
+ *   throws a `BackendError` naming it). `await symbol.eval(...)` and `await net.callAsync(x)`
+ *   (a hybridized block) use it; a synchronous `net.call(x)` on this engine throws.
+ *
+ * Eager op calls (`nd.*` under `withEngine(gpuEngine, ...)`) run the op's reference
+ * implementation on the host: an eager call returns its tensor at once, which a GPU round trip
+ * cannot. Outputs of programs are read back to the host: they are CPU tensors.
+ *
+ * @module
+ */
+import { gpu as gpuDevice } from "../../../runtime/device.ts";
+import { BackendError, UnsupportedError } from "../../../runtime/errors.ts";
+import type { Tensor } from "../../../runtime/tensor.ts";
+import type { CompileOptions, Engine, OpCall, Program, Signature } from "../../engine.ts";
+import { warnFallbacks } from "../../engine.ts";
+import { interpretedProgram } from "../../reference_engine.ts";
+import { identityOf } from "../../program_cache.ts";
+import { type Graph, type Pass, pipeline } from "../../passes/pass.ts";
+import { DEFAULT_PASSES } from "../../passes/pipeline.ts";
+import { type GpuContext, requestGpu } from "./gpu.ts";
+import { WEBGPU_KERNELS } from "./default_kernels.ts";
+import type { GpuKernelTable } from "./kernel.ts";
+import { lowerWebGPU } from "./lower.ts";
+
+/** Options of {@link webgpuEngine}. */
+export interface WebGPUEngineOptions {
+  /** An adapter to use (default: requested from `navigator.gpu`, once, and shared). */
+  readonly adapter?: GPUAdapter;
+  /** A device to use (default: requested from the adapter, once, and shared). */
+  readonly device?: GPUDevice;
+  /** Passed to `requestAdapter` (`"high-performance"` picks a discrete GPU where there is one). */
+  readonly powerPreference?: GPUPowerPreference;
+  /** Enable `shader-f16` where the adapter has it (default true; programs compute in f32). */
+  readonly f16?: boolean;
+  /** The WebGPU entry point (default `navigator.gpu`), e.g. a Node binding's `gpu` object. */
+  readonly gpu?: GPU;
+  /** Milliseconds to wait for an adapter and device (default 10000). */
+  readonly timeoutMs?: number;
+  /** The kernel generators (default {@link WEBGPU_KERNELS}). */
+  readonly kernels?: GpuKernelTable;
+  /** The passes run before lowering (default: the inference pipeline). */
+  readonly passes?: readonly Pass[];
+}
+
+/** A WebGPU engine: an {@link Engine} with a device to wait for. */
+export interface WebGPUEngine extends Engine {
+  /** Resolves once the adapter and device are acquired (rejects with a `BackendError`). */
+  ready(): Promise<void>;
+  /** The device and its limits, once ready (undefined before). */
+  readonly gpu: GpuContext | undefined;
+}
+
+/**
+ * A WebGPU engine (see the module doc). Nothing is requested until `ready()` is first called;
+ * engines with the same options share one adapter and device.
+ *
+ * @example A graph on the GPU, or a typed error where there is none
+ * ```ts
+ * import assert from "node:assert";
+ * import { BackendError, nd, sym, webgpuEngine } from "../../../mod.ts";
+ * const engine = webgpuEngine();
+ * try {
+ *   await engine.ready();
+ *   const [y] = await sym.relu(sym.var("x")).eval({ x: nd.array([-1, 2]) }, { engine });
+ *   assert.deepStrictEqual(await y.data(), new Float32Array([0, 2]));
+ * } catch (e) {
+ *   assert(e instanceof BackendError); // no WebGPU adapter here
+ * }
+ * ```
+ */
+export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
+  const kernels = options.kernels ?? WEBGPU_KERNELS;
+  const passes = Object.freeze([...(options.passes ?? DEFAULT_PASSES)]);
+  let acquiring: Promise<void> | undefined;
+  let ctx: GpuContext | undefined;
+  const engine: WebGPUEngine = {
+    name: "webgpu",
+    device: gpuDevice(),
+    get key() {
+      return `webgpu(${ctx ? `d${identityOf(ctx.device)}` : "pending"}${
+        kernels === WEBGPU_KERNELS ? "" : `,k${identityOf(kernels)}`
+      }${options.passes ? `,p${passes.map((p) => p.name).join("+")}` : ""})`;
+    },
+    get gpu() {
+      return ctx;
+    },
+    passes,
+    ready() {
+      acquiring ??= requestGpu(options).then(
+        (got) => {
+          ctx = got;
+        },
+        (e) => {
+          // A later call may try again (an adapter can appear, e.g. after a driver install).
+          acquiring = undefined;
+          throw e;
+        },
+      );
+      return acquiring;
+    },
+    compile(graph: Graph, signature: Signature, compileOptions: CompileOptions = {}): Program {
+      if (!ctx) {
+        throw new BackendError(
+          "the WebGPU engine has no device yet: `await engine.ready()` (or make it with `await createWebGPUEngine()`) before compiling",
+        );
+      }
+      const started = performance.now();
+      compileOptions.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
+      const optimized = pipeline(passes).run(graph);
+      try {
+        return lowerWebGPU(optimized, signature, {
+          gpu: ctx,
+          kernels,
+          engine,
+          started,
+          ...(compileOptions.onProgress ? { onProgress: compileOptions.onProgress } : {}),
+        });
+      } catch (e) {
+        if (!(e instanceof UnsupportedError)) throw e;
+        const fallbacks = [{ node: "(graph)", op: "", reason: e.message, runsOn: "reference" }];
+        warnFallbacks(engine.name, fallbacks);
+        return interpretedProgram(graph, signature, engine, fallbacks);
+      }
+    },
+    callOp({ op, inputs, attrs, outShapes, outTypes }: OpCall): Tensor[] {
+      return op.reference(inputs, attrs, { outShapes, outTypes });
+    },
+  };
+  return Object.freeze(engine);
+}
+
+/**
+ * Makes a WebGPU engine and waits for its device: the engine it resolves with compiles at
+ * once. Rejects with a `BackendError` when there is no WebGPU adapter.
+ *
+ * @example Picking the GPU for everything on gpu()
+ * ```ts
+ * import { BackendError, createWebGPUEngine, setDefaultEngine } from "../../../mod.ts";
+ * try {
+ *   const engine = await createWebGPUEngine({ powerPreference: "high-performance" });
+ *   setDefaultEngine(engine); // the engine of gpu() tensors
+ * } catch (e) {
+ *   if (!(e instanceof BackendError)) throw e; // no adapter: stay on cpu()
+ * }
+ * ```
+ */
+export async function createWebGPUEngine(options: WebGPUEngineOptions = {}): Promise<WebGPUEngine> {
+  const engine = webgpuEngine(options);
+  await engine.ready();
+  return engine;
+}

@@ -1,0 +1,200 @@
+/**
+ * Getting a WebGPU device: the adapter is requested once per set of options and the device it
+ * gives is shared by every engine made with those options (a device holds every program's
+ * buffers and pipelines; two devices cannot share them). What the kernels may use is read from
+ * the device's limits and features once, into a {@link GpuContext}.
+ *
+ * No WebGPU (no `navigator.gpu`, no adapter, or no answer in time) is a {@link BackendError}
+ * that says so: never a hang.
+ *
+ * @module
+ */
+import { BackendError } from "../../../runtime/errors.ts";
+
+/** `GPUBufferUsage` flags (the spec's values; Node has no such global). */
+export const BUFFER_USAGE = Object.freeze({
+  MAP_READ: 0x1,
+  COPY_SRC: 0x4,
+  COPY_DST: 0x8,
+  STORAGE: 0x80,
+});
+
+/** `GPUMapMode.READ`. */
+export const MAP_READ = 0x1;
+
+/** What kernels may use on a device: its limits and whether f16 arithmetic is available. */
+export interface GpuLimits {
+  /** Bytes one storage binding may span. */
+  readonly maxStorageBufferBindingSize: number;
+  /** Bytes one buffer may hold. */
+  readonly maxBufferSize: number;
+  /** Storage buffers one shader stage may bind. */
+  readonly maxStorageBuffersPerShaderStage: number;
+  /** Invocations per workgroup. */
+  readonly maxComputeInvocationsPerWorkgroup: number;
+  /** Workgroup size along x. */
+  readonly maxComputeWorkgroupSizeX: number;
+  /** Workgroup size along y. */
+  readonly maxComputeWorkgroupSizeY: number;
+  /** Workgroups per dispatch dimension. */
+  readonly maxComputeWorkgroupsPerDimension: number;
+  /** Bytes of workgroup memory. */
+  readonly maxComputeWorkgroupStorageSize: number;
+  /** Alignment of storage binding offsets. */
+  readonly minStorageBufferOffsetAlignment: number;
+}
+
+/** A device and what it allows. */
+export interface GpuContext {
+  /** The adapter the device came from. */
+  readonly adapter: GPUAdapter;
+  /** The device. */
+  readonly device: GPUDevice;
+  /** Its limits, as kernels read them. */
+  readonly limits: GpuLimits;
+  /** Whether `shader-f16` is enabled on the device. */
+  readonly f16: boolean;
+  /** The adapter's description (`llvmpipe (LLVM 15.0.6, 256 bits)`), for reports. */
+  readonly description: string;
+}
+
+/** How to get a device (see {@link requestGpu}). */
+export interface GpuRequest {
+  /** The WebGPU entry point (default `navigator.gpu`), e.g. a Node binding's `gpu` object. */
+  readonly gpu?: GPU;
+  /** An adapter to use instead of requesting one. */
+  readonly adapter?: GPUAdapter;
+  /** A device to use instead of requesting one (its limits and features are read). */
+  readonly device?: GPUDevice;
+  /** Passed to `requestAdapter` (default: none). */
+  readonly powerPreference?: GPUPowerPreference;
+  /** Ask for `shader-f16` where the adapter has it (default true). */
+  readonly f16?: boolean;
+  /** Milliseconds to wait for the adapter and device before giving up (default 10000). */
+  readonly timeoutMs?: number;
+}
+
+const shared = new Map<string, Promise<GpuContext>>();
+
+/** Reads the limits kernels need from a device. */
+export function limitsOf(device: GPUDevice): GpuLimits {
+  const l = device.limits;
+  return Object.freeze({
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxBufferSize: l.maxBufferSize,
+    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+  });
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new BackendError(`WebGPU: no ${what} after ${ms} ms; use cpu()`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describeAdapter(adapter: GPUAdapter): string {
+  const info = (adapter as { info?: GPUAdapterInfo }).info;
+  return info?.description || info?.vendor || "WebGPU adapter";
+}
+
+async function open(request: GpuRequest): Promise<GpuContext> {
+  const ms = request.timeoutMs ?? 10_000;
+  if (request.device) {
+    const device = request.device;
+    const adapter = request.adapter ?? ({} as GPUAdapter);
+    return Object.freeze({
+      adapter,
+      device,
+      limits: limitsOf(device),
+      f16: device.features.has("shader-f16"),
+      description: request.adapter ? describeAdapter(request.adapter) : "given device",
+    });
+  }
+  let adapter = request.adapter;
+  if (!adapter) {
+    const gpu = request.gpu ??
+      (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    if (!gpu || typeof gpu.requestAdapter !== "function") {
+      throw new BackendError(
+        "WebGPU is not available here (no navigator.gpu): no adapter for gpu(); use cpu()",
+      );
+    }
+    const got = await withTimeout(
+      gpu.requestAdapter(
+        request.powerPreference ? { powerPreference: request.powerPreference } : {},
+      ),
+      ms,
+      "adapter",
+    );
+    if (!got) {
+      throw new BackendError("WebGPU: no adapter was found (requestAdapter gave null); use cpu()");
+    }
+    adapter = got;
+  }
+  const wantF16 = (request.f16 ?? true) && adapter.features.has("shader-f16");
+  // Ask for the adapter's largest buffers: a model's weights and activations can pass the
+  // defaults (128 MiB bindings, 256 MiB buffers).
+  const al = adapter.limits;
+  const device = await withTimeout(
+    adapter.requestDevice({
+      requiredFeatures: wantF16 ? ["shader-f16"] : [],
+      requiredLimits: {
+        maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
+        maxBufferSize: al.maxBufferSize,
+      },
+    }),
+    ms,
+    "device",
+  );
+  return Object.freeze({
+    adapter,
+    device,
+    limits: limitsOf(device),
+    f16: wantF16 && device.features.has("shader-f16"),
+    description: describeAdapter(adapter),
+  });
+}
+
+/**
+ * The device for a request: one given, or requested once per (entry point, power preference,
+ * f16) and shared by later requests. A failed request is not kept, so a later one tries again.
+ * Rejects with a {@link BackendError} when WebGPU is missing, no adapter exists, or none
+ * answers within `timeoutMs`.
+ */
+export function requestGpu(request: GpuRequest = {}): Promise<GpuContext> {
+  if (request.device || request.adapter) return open(request);
+  const key = `${request.gpu ? "given" : "navigator"}|${request.powerPreference ?? ""}|${
+    request.f16 ?? true
+  }`;
+  // A custom entry point is not shared (it may be a test's stand-in).
+  if (request.gpu) return open(request);
+  let got = shared.get(key);
+  if (!got) {
+    got = open(request);
+    shared.set(key, got);
+    got.then((ctx) => {
+      // A lost device is not handed out again.
+      ctx.device.lost?.then(() => {
+        if (shared.get(key) === got) shared.delete(key);
+      });
+    }, () => {
+      if (shared.get(key) === got) shared.delete(key);
+    });
+  }
+  return got;
+}

@@ -1,0 +1,349 @@
+/**
+ * Tiled matrix products in WGSL, and the ops built on them: FullyConnected, dot, batch_dot (and
+ * Convolution as an implicit GEMM, conv.ts). One generator, {@link gemmShader}, writes the
+ * shader for `C[z] = A[z]·B[z]` (M×K times K×N, `z` over the batch) from three accessor
+ * functions the op supplies: how to read A and B, and how to store (and finish: bias) C.
+ *
+ * A workgroup of 16×16 invocations computes a tile of (16·RM)×(16·RN) outputs, RM×RN per
+ * invocation in registers, walking K in steps of 16: each step, the workgroup loads an A tile
+ * and a B tile into workgroup memory (each invocation a few elements, consecutive invocations
+ * reading consecutive addresses along whichever axis is contiguous in memory), synchronizes,
+ * and accumulates with `fma`. RM and RN shrink for thin products (a batch-1 dense layer).
+ *
+ * @module
+ */
+import { shapeSize } from "../../../runtime/shape.ts";
+import { UnsupportedError } from "../../../runtime/errors.ts";
+import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
+import { type BindingRole, bindings, checkBindings, entry, grid, u32 } from "./wgsl.ts";
+import type { GpuLimits } from "./gpu.ts";
+
+/** What {@link gemmShader} needs: sizes, accessors and the buffers they read and write. */
+export interface GemmSpec {
+  /** Rows of A and C. */
+  readonly m: number;
+  /** Columns of B and C. */
+  readonly n: number;
+  /** The contracted size. */
+  readonly k: number;
+  /** Products computed (`z` = 0 .. batch-1). */
+  readonly batch: number;
+  /** Body of `fn load_a(z: u32, m: u32, k: u32) -> f32` (called in bounds only). */
+  readonly loadA: string;
+  /** Body of `fn load_b(z: u32, k: u32, n: u32) -> f32` (called in bounds only). */
+  readonly loadB: string;
+  /** Body of `fn store_c(z: u32, m: u32, n: u32, v: f32)` (called in bounds only). */
+  readonly store: string;
+  /** Whether A is contiguous along k (else along m): picks the coalesced load order. */
+  readonly aAlongK: boolean;
+  /** Whether B is contiguous along k (else along n). */
+  readonly bAlongK: boolean;
+  /** The buffers the accessors use, in binding order. */
+  readonly roles: readonly (readonly [BindingRole, number])[];
+  /** Extra module-scope WGSL (helper functions). */
+  readonly extra?: string;
+}
+
+const T = 16; // invocations per tile side, and the K step
+
+function micro(size: number): number {
+  return size <= 16 ? 1 : size <= 32 ? 2 : 4;
+}
+
+/** The WGSL and dispatch of a GEMM (see the module doc). */
+export function gemmShader(
+  spec: GemmSpec,
+  limits: GpuLimits,
+): { code: string; workgroups: [number, number, number] } {
+  const rm = micro(spec.m), rn = micro(spec.n);
+  const tm = T * rm, tn = T * rn;
+  if (limits.maxComputeInvocationsPerWorkgroup < T * T || limits.maxComputeWorkgroupSizeY < T) {
+    throw new UnsupportedError("WebGPU: the device's workgroups are too small for the GEMM tile");
+  }
+  if ((tm + tn) * T * 4 > limits.maxComputeWorkgroupStorageSize) {
+    throw new UnsupportedError(
+      "WebGPU: the device's workgroup memory is too small for the GEMM tile",
+    );
+  }
+  const gx = Math.ceil(spec.n / tn), gy = Math.ceil(spec.m / tm);
+  const maxDim = limits.maxComputeWorkgroupsPerDimension;
+  if (gx > maxDim || gy > maxDim || spec.batch > maxDim) {
+    throw new UnsupportedError(
+      `WebGPU: a ${spec.m}x${spec.k}x${spec.n} product (batch ${spec.batch}) exceeds the dispatch limits`,
+    );
+  }
+  const M = u32(spec.m), N = u32(spec.n), K = u32(spec.k);
+  const regs: string[] = [];
+  for (let i = 0; i < rm; i++) for (let j = 0; j < rn; j++) regs.push(`acc${i}_${j}`);
+  const loadTile = (
+    tile: string,
+    rows: number, // size of the non-k axis of the tile
+    alongK: boolean,
+    load: (k: string, other: string) => string,
+    bound: string,
+    base: string,
+  ) => {
+    const per = (rows * T) / (T * T);
+    const lines: string[] = [];
+    for (let r = 0; r < per; r++) {
+      const e = r === 0 ? "li" : `li + ${u32(r * T * T)}`;
+      const [kk, oo] = alongK
+        ? [`(${e}) % ${u32(T)}`, `(${e}) / ${u32(T)}`]
+        : [`(${e}) / ${u32(rows)}`, `(${e}) % ${u32(rows)}`];
+      lines.push(`    {
+      let kk = ${kk};
+      let oo = ${oo};
+      let gk = k0 + kk;
+      let go = ${base} + oo;
+      var v = 0.0f;
+      if (gk < ${K} && go < ${bound}) { v = ${load("gk", "go")}; }
+      ${tile}[kk * ${u32(rows)} + oo] = v;
+    }`);
+    }
+    return lines.join("\n");
+  };
+  const body: string[] = [];
+  for (let i = 0; i < rm; i++) {
+    body.push(`      let a${i} = sa[kk * ${u32(tm)} + ty + ${u32(i * T)}];`);
+  }
+  for (let j = 0; j < rn; j++) {
+    body.push(`      let b${j} = sb[kk * ${u32(tn)} + tx + ${u32(j * T)}];`);
+  }
+  for (let i = 0; i < rm; i++) {
+    for (let j = 0; j < rn; j++) body.push(`      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+  }
+  const stores: string[] = [];
+  for (let i = 0; i < rm; i++) {
+    for (let j = 0; j < rn; j++) {
+      stores.push(`  {
+    let m = m0 + ty + ${u32(i * T)};
+    let n = n0 + tx + ${u32(j * T)};
+    if (m < ${M} && n < ${N}) { store_c(z, m, n, acc${i}_${j}); }
+  }`);
+    }
+  }
+  // Invocation (tx, ty) owns rows ty + 16i and columns tx + 16j of the tile: neighbouring
+  // invocations read neighbouring words of workgroup memory.
+  const code = `${bindings(spec.roles)}
+${spec.extra ?? ""}
+var<workgroup> sa: array<f32, ${tm * T}>;
+var<workgroup> sb: array<f32, ${tn * T}>;
+fn load_a(z: u32, m: u32, k: u32) -> f32 {
+${spec.loadA}
+}
+fn load_b(z: u32, k: u32, n: u32) -> f32 {
+${spec.loadB}
+}
+fn store_c(z: u32, m: u32, n: u32, v: f32) {
+${spec.store}
+}
+@compute @workgroup_size(${T}, ${T})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let z = wg.z;
+  let m0 = wg.y * ${u32(tm)};
+  let n0 = wg.x * ${u32(tn)};
+  let tx = lid.x;
+  let ty = lid.y;
+${regs.map((r) => `  var ${r} = 0.0f;`).join("\n")}
+  for (var k0 = 0u; k0 < ${K}; k0 = k0 + ${u32(T)}) {
+${loadTile("sa", tm, spec.aAlongK, (k, o) => `load_a(z, ${o}, ${k})`, M, "m0")}
+${loadTile("sb", tn, spec.bAlongK, (k, o) => `load_b(z, ${k}, ${o})`, N, "n0")}
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${u32(T)}; kk = kk + 1u) {
+${body.join("\n")}
+    }
+    workgroupBarrier();
+  }
+${stores.join("\n")}
+}`;
+  return { code, workgroups: [gx, gy, spec.batch] };
+}
+
+/**
+ * Products this small (multiply-adds) run one invocation per output, looping over K: a tile's
+ * loads and barriers cost more than they save there (and compile slower on CPU adapters).
+ */
+export const SMALL_GEMM = 1 << 15;
+
+/** The WGSL of a small product: one invocation per output, no workgroup memory. */
+export function smallGemmShader(
+  spec: GemmSpec,
+  limits: GpuLimits,
+): { code: string; workgroups: [number, number, number] } {
+  const g = grid(spec.m * spec.n * spec.batch, limits);
+  const body = `  let z = idx / ${u32(spec.m * spec.n)};
+  let m = (idx / ${u32(spec.n)}) % ${u32(spec.m)};
+  let n = idx % ${u32(spec.n)};
+  var acc = 0.0f;
+  for (var k = 0u; k < ${u32(spec.k)}; k = k + 1u) {
+    acc = acc + load_a(z, m, k) * load_b(z, k, n);
+  }
+  store_c(z, m, n, acc);`;
+  const code = `${bindings(spec.roles)}
+${spec.extra ?? ""}
+fn load_a(z: u32, m: u32, k: u32) -> f32 {
+${spec.loadA}
+}
+fn load_b(z: u32, k: u32, n: u32) -> f32 {
+${spec.loadB}
+}
+fn store_c(z: u32, m: u32, n: u32, v: f32) {
+${spec.store}
+}
+${entry(g, body)}`;
+  return { code, workgroups: g.workgroups };
+}
+
+/**
+ * One GEMM as a kernel: binds the spec's roles as slots (inputs, then outputs); tiled unless
+ * the product is small ({@link SMALL_GEMM}) or `tiled` says otherwise.
+ */
+export function gemmKernel(
+  spec: GemmSpec,
+  request: GpuKernelRequest,
+  label: string,
+  tiled?: boolean,
+): GpuKernel {
+  if (spec.m * spec.n * spec.batch === 0) return { label, passes: [] };
+  checkBindings(spec.roles.length, request.limits, label);
+  const n = request.inputs.length;
+  const useTiles = tiled ?? spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM;
+  const { code, workgroups } = useTiles
+    ? gemmShader(spec, request.limits)
+    : smallGemmShader(spec, request.limits);
+  label = `${label}${useTiles ? " tiled" : ""}`;
+  return {
+    label,
+    passes: [{
+      code,
+      workgroups,
+      bindings: spec.roles.map(([role, k]) => (role === "in" ? k : n + k)),
+    }],
+  };
+}
+
+/**
+ * FullyConnected: `y = x·Wᵀ + b` over x flattened to (batch, features) (`flatten`), or over
+ * its last axis.
+ */
+export const fullyConnectedGpuKernel: GpuKernelGenerator = (req) => {
+  const a = req.node.parsed as { num_hidden: number; no_bias: boolean; flatten: boolean };
+  const x = req.inputs[0];
+  const n = a.num_hidden;
+  const k = a.flatten ? shapeSize(x.slice(1)) : x[x.length - 1];
+  const m = shapeSize(x) / Math.max(k, 1);
+  const bias = !a.no_bias;
+  if (!Number.isInteger(m) || shapeSize(req.outputs[0]) !== m * n) return undefined;
+  const spec: GemmSpec = {
+    m,
+    n,
+    k,
+    batch: 1,
+    loadA: `  return in0[m * ${u32(k)} + k];`,
+    loadB: `  return in1[n * ${u32(k)} + k];`,
+    store: `  out0[m * ${u32(n)} + n] = v${bias ? " + in2[n]" : ""};`,
+    aAlongK: true,
+    bAlongK: true,
+    roles: bias ? [["in", 0], ["in", 1], ["in", 2], ["out", 0]] : [["in", 0], ["in", 1], [
+      "out",
+      0,
+    ]],
+  };
+  if (k === 0) return zeroKKernel(req, m * n, bias ? n : 0, `FullyConnected ${m}x${n} (k = 0)`);
+  return gemmKernel(spec, req, `gemm ${m}x${k}x${n}${bias ? " +bias" : ""}`);
+};
+
+/** A product over an empty K: the bias broadcast over rows (or zeros). */
+function zeroKKernel(
+  req: GpuKernelRequest,
+  total: number,
+  biasLen: number,
+  label: string,
+): GpuKernel {
+  const n = req.inputs.length;
+  if (total === 0) return { label, passes: [] };
+  const roles: [BindingRole, number][] = biasLen ? [["in", 2], ["out", 0]] : [["out", 0]];
+  const size = Math.min(256, req.limits.maxComputeWorkgroupSizeX);
+  const groups = Math.ceil(total / size);
+  if (groups > req.limits.maxComputeWorkgroupsPerDimension) {
+    throw new UnsupportedError(`WebGPU: ${total} outputs exceed the dispatch limits`);
+  }
+  const code = `${bindings(roles)}
+@compute @workgroup_size(${size})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = gid.x;
+  if (idx >= ${u32(total)}) { return; }
+  out0[idx] = ${biasLen ? `in2[idx % ${u32(biasLen)}]` : "0.0f"};
+}`;
+  return {
+    label,
+    passes: [{
+      code,
+      workgroups: [groups, 1, 1],
+      bindings: roles.map(([r, k]) => (r === "in" ? k : n + k)),
+    }],
+  };
+}
+
+/** `dot`: the last axis of a (first, if transpose_a) against the first of b (last, if transpose_b). */
+export const dotGpuKernel: GpuKernelGenerator = (req) => {
+  const a = req.node.parsed as { transpose_a: boolean; transpose_b: boolean };
+  const [l, r] = req.inputs;
+  if (l.length === 0 || r.length === 0) return undefined;
+  const k = a.transpose_a ? l[0] : l[l.length - 1];
+  const m = shapeSize(l) / Math.max(k, 1);
+  const n = shapeSize(r) / Math.max(k, 1);
+  if (k === 0 || shapeSize(req.outputs[0]) !== m * n) return undefined;
+  const K = u32(k), M = u32(m), N = u32(n);
+  return gemmKernel(
+    {
+      m,
+      n,
+      k,
+      batch: 1,
+      loadA: a.transpose_a ? `  return in0[k * ${M} + m];` : `  return in0[m * ${K} + k];`,
+      loadB: a.transpose_b ? `  return in1[n * ${K} + k];` : `  return in1[k * ${N} + n];`,
+      store: `  out0[m * ${N} + n] = v;`,
+      aAlongK: !a.transpose_a,
+      bAlongK: a.transpose_b,
+      roles: [["in", 0], ["in", 1], ["out", 0]],
+    },
+    req,
+    `dot ${m}x${k}x${n}`,
+  );
+};
+
+/** `batch_dot`: a dot of the last two axes per leading index. */
+export const batchDotGpuKernel: GpuKernelGenerator = (req) => {
+  const a = req.node.parsed as { transpose_a: boolean; transpose_b: boolean };
+  const [l, r] = req.inputs;
+  const out = req.outputs[0];
+  if (l.length < 2 || r.length < 2 || out.length < 2) return undefined;
+  const [l0, l1] = l.slice(-2);
+  const [r0, r1] = r.slice(-2);
+  const [m, n] = out.slice(-2);
+  const k = a.transpose_a ? l0 : l1;
+  const batch = shapeSize(out.slice(0, -2));
+  if (k === 0) return undefined;
+  const L = u32(l0 * l1), R = u32(r0 * r1);
+  return gemmKernel(
+    {
+      m,
+      n,
+      k,
+      batch,
+      loadA: a.transpose_a
+        ? `  return in0[z * ${L} + k * ${u32(l1)} + m];`
+        : `  return in0[z * ${L} + m * ${u32(l1)} + k];`,
+      loadB: a.transpose_b
+        ? `  return in1[z * ${R} + n * ${u32(r1)} + k];`
+        : `  return in1[z * ${R} + k * ${u32(r1)} + n];`,
+      store: `  out0[(z * ${u32(m)} + m) * ${u32(n)} + n] = v;`,
+      aAlongK: !a.transpose_a,
+      bAlongK: a.transpose_b,
+      roles: [["in", 0], ["in", 1], ["out", 0]],
+    },
+    req,
+    `batch_dot ${batch}x(${m}x${k}x${n})`,
+  );
+};
