@@ -290,6 +290,7 @@ export {
   vjp,
 } from "./compiler/autodiff/grad.ts";
 export type { VjpContext, VjpRule } from "./compiler/autodiff/rules.ts";
+export { autograd, type BackwardOptions, type RecordOptions } from "./gluon/autograd.ts";
 export { evaluate, type EvaluateOptions } from "./compiler/interpreter.ts";
 export {
   compileWasm,

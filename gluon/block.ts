@@ -8,6 +8,8 @@
 import { nameScope, variable } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { executeProgram } from "../compiler/execute.ts";
+import { recordGraph } from "../compiler/autodiff/tape.ts";
+import { isRecording } from "../runtime/autograd_state.ts";
 import type { Engine, Program, ProgressCallback } from "../compiler/engine.ts";
 import { resolveEngine, withEngine } from "../compiler/engines.ts";
 import type { DType } from "../runtime/dtype.ts";
@@ -1189,6 +1191,8 @@ export abstract class HybridBlock extends Block {
       });
       outs = ran.outputs;
       this.#lastProgram = ran.program;
+      // Inside autograd.record the run is one step of the tape, differentiated as a graph.
+      if (isRecording()) recordGraph(graph.symbol, bindings, outs);
     } catch (e) {
       if (e instanceof SigilError) {
         const described = graph.inputNames.map((n, i) => `'${n}' ${formatShape(inputs[i].shape)}`)

@@ -8,6 +8,7 @@
 import { sym } from "../compiler/sym.ts";
 import type { Symbol } from "../compiler/symbol.ts";
 import { type DType, dtypeInfo } from "../runtime/dtype.ts";
+import { attachSlot, type GradReq, isRecording, slotOf } from "../runtime/autograd_state.ts";
 import { cpu, type Device } from "../runtime/device.ts";
 import { ShapeError, SigilError } from "../runtime/errors.ts";
 import { formatShape, isKnownShape, shapeProblem } from "../runtime/shape.ts";
@@ -24,8 +25,8 @@ import {
 import { nd } from "../ops/nd.ts";
 import { warnOnce } from "./warn.ts";
 
-/** How a parameter's gradient is written: overwritten, accumulated, or not at all. */
-export type GradReq = "write" | "add" | "null";
+/** How a backward pass writes a parameter's gradient (see runtime/autograd_state.ts). */
+export type { GradReq };
 
 /** Options of a {@link Parameter}. */
 export interface ParameterOptions {
@@ -231,6 +232,14 @@ export class Parameter {
           } is unknown; run a forward pass (or inferShape) first`
           : `Parameter '${this.name}' has not been initialized; call initialize() first`,
       );
+    }
+    // Inside autograd.record, the data is a leaf whose gradient goes to this parameter.
+    if (isRecording() && this.#gradReq !== "null" && !slotOf(this.#data)) {
+      attachSlot(this.#data, {
+        req: this.#gradReq,
+        read: () => this.#grad,
+        write: (g) => this.#grad = g,
+      });
     }
     return this.#data;
   }

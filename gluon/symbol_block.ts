@@ -9,6 +9,8 @@ import { didYouMean, listNames } from "../runtime/names.ts";
 import { load as loadSymbol } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { execute } from "../compiler/execute.ts";
+import { recordGraph } from "../compiler/autodiff/tape.ts";
+import { isRecording } from "../runtime/autograd_state.ts";
 import { declaredType } from "../compiler/infer.ts";
 import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
@@ -352,12 +354,15 @@ export class SymbolBlock extends HybridBlock {
     // A SymbolBlock always runs as a graph (MXNet: a CachedOp), so op hooks always report.
     const hooks = this.opHooks;
     const engine = this.hybridizeFlags.engine;
-    const outs = execute(this.#partitioned ?? this.#symbol, bindings, {
+    const graph = this.#partitioned ?? this.#symbol;
+    const outs = execute(graph, bindings, {
       ...(engine ? { engine } : {}),
       // The block's own parameters stay the same across calls: the WASM backend compiles them in.
       constants: state?.kind === "bind" ? [] : this.#params.keys(),
       ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
     });
+    // Inside autograd.record the run is one step of the tape (fine-tuning an imported model).
+    if (isRecording()) recordGraph(graph, bindings, outs);
     return this.#listOutput ? outs : outs[0];
   }
 

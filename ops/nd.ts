@@ -12,6 +12,8 @@ import type { AttrSchema, AttrsInput } from "./attrs.ts";
 import { callEager, splitArgs } from "./call.ts";
 import type { Engine } from "../compiler/engine.ts";
 import { resolveEngine } from "../compiler/engines.ts";
+import { recordCall } from "../compiler/autodiff/tape.ts";
+import { isRecording } from "../runtime/autograd_state.ts";
 import type { AnyOpDef, OpDef, OutputArity } from "./op.ts";
 import { type AliasTable, opNames, type OpTable } from "./registry.ts";
 
@@ -51,6 +53,7 @@ function eagerFn(op: AnyOpDef) {
     }
     const engine = resolveEngine(explicit, values[0]?.device);
     const { outputs, attrs: parsed } = callEager(op, values, given, engine);
+    if (isRecording()) recordCall(op, values, parsed, outputs);
     const visible = outputs.slice(0, op.numVisibleOutputs(parsed));
     if (op.arity === "one") return visible[0];
     if (op.arity === "many") return visible;

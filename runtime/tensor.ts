@@ -15,6 +15,7 @@ import {
   type StorageArray,
   storageMatches,
 } from "./dtype.ts";
+import { attachSlot, type GradReq, slotOf } from "./autograd_state.ts";
 import { cpu, type Device } from "./device.ts";
 import { ShapeError, SigilError } from "./errors.ts";
 import { checkShape, formatShape, type Shape, shapeSize } from "./shape.ts";
@@ -85,6 +86,38 @@ export class Tensor {
     }
     STORAGE.set(this, storage);
     Object.freeze(this);
+  }
+
+  /**
+   * Marks this tensor as a leaf whose gradient a backward pass computes (MXNet's
+   * `attach_grad`): `"write"` replaces {@link Tensor.grad} on each backward, `"add"` adds to it,
+   * `"null"` detaches. Calls recorded in `autograd.record` that use the tensor become
+   * differentiable; `autograd.backward(y)` fills the gradient.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert";
+   * import { autograd, nd } from "../mod.ts";
+   * const x = nd.array([1, 2, 3]);
+   * x.attachGrad();
+   * const y = autograd.record(() => nd.sum(nd.square(x)));
+   * autograd.backward(y);
+   * assert.deepStrictEqual(Array.from(x.grad!.dataSync(), Number), [2, 4, 6]);
+   * ```
+   */
+  attachGrad(gradReq: GradReq = "write"): void {
+    if (gradReq !== "write" && gradReq !== "add" && gradReq !== "null") {
+      throw new SigilError(
+        `attachGrad: gradReq must be "write", "add" or "null", got ${String(gradReq)}`,
+      );
+    }
+    let grad: Tensor | undefined;
+    attachSlot(this, { req: gradReq, read: () => grad, write: (g) => grad = g });
+  }
+
+  /** The gradient a backward pass stored for this tensor (after {@link Tensor.attachGrad}). */
+  get grad(): Tensor | undefined {
+    return slotOf(this)?.read();
   }
 
   /** Number of dimensions. */
