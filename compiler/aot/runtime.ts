@@ -158,8 +158,11 @@ export function artifactRuntime(
       const end = p + size;
       if (id === 2) {
         for (let n = leb(); n > 0; n--) {
-          p += leb();
-          p += leb();
+          // (`p += leb()` would add to p as it was before leb moved it.)
+          const moduleName = leb();
+          p += moduleName;
+          const fieldName = leb();
+          p += fieldName;
           const kind = b[p++];
           if (kind === 0) leb();
           else if (kind === 1 || kind === 2) {
