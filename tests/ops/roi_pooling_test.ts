@@ -42,7 +42,7 @@ Deno.test("ROIPooling: several regions and images, uneven bins, malformed and ou
   assertClose(off, [0]);
 });
 
-Deno.test("ROIPooling: shape and value errors; WASM runs it as a listed fallback", async () => {
+Deno.test("ROIPooling: shape and value errors; WASM runs it as a listed fallback", () => {
   assertThrowsError(
     () => nd.ROIPooling(x(), nd.zeros([2, 4]), { pooled_size: [2, 2], spatial_scale: 1 }),
     ShapeError,
