@@ -9,7 +9,7 @@ import { nameScope, variable } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { executeProgram } from "../compiler/execute.ts";
 import { recordGraph } from "../compiler/autodiff/tape.ts";
-import { isRecording } from "../runtime/autograd_state.ts";
+import { isRecording, isTraining } from "../runtime/autograd_state.ts";
 import type { Engine, Program, ProgressCallback } from "../compiler/engine.ts";
 import { resolveEngine, withEngine } from "../compiler/engines.ts";
 import type { DType } from "../runtime/dtype.ts";
@@ -193,6 +193,15 @@ export abstract class Block {
     for (const p of new Set(Object.values(this.collectParams()))) {
       (p as unknown as Record<string, unknown>)[key] = value;
     }
+  }
+
+  /**
+   * Whether this block computes something else in training mode (Dropout masks, BatchNorm's
+   * batch statistics). A hybridized block containing one runs eagerly while training, so the
+   * training-mode forward code runs (and is recorded op by op).
+   */
+  trainsDifferently(): boolean {
+    return this.children().some(([, b]) => b.trainsDifferently());
   }
 
   /**
@@ -921,7 +930,9 @@ export abstract class HybridBlock extends Block {
       }
     });
     if (state?.kind !== "bind") this.#ensureShapes(inputs as Tensor[]);
-    if (!this.#active) return this.callWithHooks(inputs, () => this.forward(...inputs));
+    if (!this.#active || (isTraining() && this.trainsDifferently())) {
+      return this.callWithHooks(inputs, () => this.forward(...inputs));
+    }
     return this.callWithHooks(inputs, () => this.#runGraph(inputs as Tensor[], state));
   }
 

@@ -65,3 +65,23 @@ export function withAutogradState<T>(rec: boolean, train: boolean, fn: () => T):
     training = t;
   }
 }
+
+let trainingSeed = 0;
+let drawn = 0;
+
+/**
+ * Seeds the stream training-mode layers draw from (Dropout masks): the same seed and the same
+ * sequence of calls give the same masks on every run and machine.
+ */
+export function setTrainingSeed(seed: number): void {
+  if (typeof seed !== "number" || !Number.isFinite(seed)) {
+    throw new SigilError(`the training seed must be a finite number, got ${String(seed)}`);
+  }
+  trainingSeed = seed;
+  drawn = 0;
+}
+
+/** The next seed of the training stream (one per mask drawn). */
+export function nextTrainingSeed(): number {
+  return (trainingSeed * 0x9e3779b1 + ++drawn) >>> 0;
+}

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setTrainingSeed } from "./autograd_state.ts";
 import { type DType, dtypeInfo } from "./dtype.ts";
 import type { Device } from "./device.ts";
 import { ArgumentError, ShapeError, SigilError } from "./errors.ts";
@@ -265,7 +266,16 @@ function randomArgs(
 export const random: {
   uniform(low: number, high: number, shape: Shape, options: RandomOptions): Tensor;
   normal(loc: number, scale: number, shape: Shape, options: RandomOptions): Tensor;
+  seed(seed: number): void;
 } = {
+  /**
+   * Seeds the stream that training-mode layers draw from (Dropout masks), MXNet's
+   * `mx.random.seed`: the same seed and calls give the same masks everywhere. Random tensors
+   * made here take their own `seed` option instead.
+   */
+  seed(seed: number): void {
+    setTrainingSeed(seed);
+  },
   /**
    * Uniform values in [low, high).
    *

@@ -182,7 +182,7 @@ export function backward(
     g = grad(f, wrt, shapes, { types });
   } else {
     const hs = headGrads instanceof Tensor ? [headGrads] : [...headGrads];
-    if (hs.length !== ys.length || hs.some((h, i) => !(h instanceof Tensor))) {
+    if (hs.length !== ys.length || hs.some((h) => !(h instanceof Tensor))) {
       throw new ArgumentError(
         `backward: ${ys.length} head(s) but ${hs.length} head gradient(s)`,
         "headGrads",

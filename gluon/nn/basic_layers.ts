@@ -14,6 +14,10 @@ import { F } from "../f.ts";
 import type { InitSpec } from "../initializer.ts";
 import { Parameter } from "../parameter.ts";
 import { warnOnce } from "../warn.ts";
+import { autograd } from "../autograd.ts";
+import { nd } from "../../ops/nd.ts";
+import { isTraining, nextTrainingSeed } from "../../runtime/autograd_state.ts";
+import { Tensor } from "../../runtime/tensor.ts";
 import { Activation, type ActivationType } from "./activations.ts";
 
 /**
@@ -317,9 +321,29 @@ export class Dropout extends HybridBlock {
     this.axes = Object.freeze([...(options.axes ?? [])]);
   }
   /** The identity (the `Dropout` op at inference). */
+  /**
+   * Outside training, the identity (MXNet's inference Dropout). In training mode (inside
+   * `autograd.record`, or `autograd.trainMode`) on tensors, each element (or each slice along
+   * `axes`) is kept with probability `1 - rate` and scaled by `1 / (1 - rate)`, the mask drawn
+   * from the training stream (`nd.random.seed`).
+   */
   forward(x: Value): Value {
+    if (this.rate > 0 && isTraining() && x instanceof Tensor) {
+      const shape = x.shape.map((d, i) => this.axes.includes(i) ? 1 : d);
+      const u = nd.random.uniform(0, 1, shape, { seed: nextTrainingSeed() });
+      const keep = 1 / (1 - this.rate);
+      const mask = autograd.pause(() =>
+        nd._mul_scalar(nd._greater_equal_scalar(u, { scalar: this.rate }), { scalar: keep })
+      );
+      return nd.broadcast_mul(x, mask);
+    }
     if (this.rate > 0) return F.Dropout(x, { p: this.rate, axes: this.axes, name: "fwd" });
     return F._copy(x);
+  }
+
+  /** Dropout draws masks in training mode. */
+  override trainsDifferently(): boolean {
+    return this.rate > 0;
   }
   /** `Dropout(p = 0.5, axes=())`, as MXNet prints it. */
   override toString(): string {
@@ -515,8 +539,14 @@ export class BatchNorm extends HybridBlock {
     this.runningVar = param("running_var", options.runningVarianceInitializer ?? "ones", false);
   }
 
-  /** Normalizes with the moving statistics. */
+  /**
+   * Normalizes with the moving statistics; in training mode on tensors (unless
+   * `useGlobalStats`), with the batch's mean and (biased) variance over every axis but the
+   * channel axis, updating the moving statistics as MXNet does:
+   * `running = momentum · running + (1 - momentum) · batch`.
+   */
   forward(x: Value): Value {
+    if (isTraining() && !this.useGlobalStats && x instanceof Tensor) return this.#trainForward(x);
     return F.BatchNorm(
       x,
       this.gamma.value(),
@@ -532,6 +562,40 @@ export class BatchNorm extends HybridBlock {
         name: "fwd",
       },
     );
+  }
+
+  #trainForward(x: Tensor): Tensor {
+    const axis = this.axis < 0 ? this.axis + x.ndim : this.axis;
+    const axes = x.shape.map((_, i) => i).filter((i) => i !== axis);
+    const along = x.shape.map((d, i) => i === axis ? d : 1);
+    const mean = nd.mean(x, { axis: axes, keepdims: true });
+    const centered = nd.broadcast_sub(x, mean);
+    const variance = nd.mean(nd.square(centered), { axis: axes, keepdims: true });
+    const normed = nd.broadcast_mul(
+      centered,
+      nd.rsqrt(nd._plus_scalar(variance, { scalar: this.epsilon })),
+    );
+    const gamma = nd.Reshape(this.gamma.value() as Tensor, { shape: along });
+    const beta = nd.Reshape(this.beta.value() as Tensor, { shape: along });
+    const y = nd.broadcast_add(this.scale ? nd.broadcast_mul(normed, gamma) : normed, beta);
+    autograd.pause(() => {
+      const m = this.momentum;
+      const blend = (running: Parameter, batch: Tensor) =>
+        running.setData(
+          nd.elemwise_add(
+            nd._mul_scalar(running.data(), { scalar: m }),
+            nd._mul_scalar(nd.Reshape(batch, { shape: [x.shape[axis]] }), { scalar: 1 - m }),
+          ),
+        );
+      blend(this.runningMean, mean);
+      blend(this.runningVar, variance);
+    });
+    return y;
+  }
+
+  /** BatchNorm uses batch statistics in training mode (unless `useGlobalStats`). */
+  override trainsDifferently(): boolean {
+    return !this.useGlobalStats;
   }
 
   /** Casts the parameters; float16 becomes float32, as MXNet keeps BatchNorm's in float32. */

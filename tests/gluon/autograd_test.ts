@@ -107,3 +107,101 @@ Deno.test("fine-tuning an imported SymbolBlock: frozen parameters get no gradien
   const last = ps[ps.length - 1];
   assert.deepEqual(values(last.grad()), [2, 2]);
 });
+
+Deno.test("training-mode BatchNorm: batch statistics, moving averages, exact gradient", () => {
+  const bn = new nn.BatchNorm({ inChannels: 2, momentum: 0.8 });
+  bn.initialize();
+  const x = nd.array([[1, 10], [3, 20], [5, 60]]);
+  const y = autograd.record(() => bn.call(x) as Tensor);
+  // Each channel: zero mean, unit (biased) variance, up to eps.
+  const v = values(y);
+  for (const c of [0, 1]) {
+    const col = [v[c], v[2 + c], v[4 + c]];
+    const mean = col.reduce((a, b) => a + b) / 3;
+    const variance = col.reduce((a, b) => a + (b - mean) ** 2, 0) / 3;
+    assert.ok(Math.abs(mean) < 1e-6 && Math.abs(variance - 1) < 1e-4, `channel ${c}`);
+  }
+  // running = 0.8 · running + 0.2 · batch.
+  assertClose(bn.runningMean.data(), [0.2 * 3, 0.2 * 30], { rtol: 1e-6 });
+  assertClose(bn.runningVar.data(), [0.8 + 0.2 * (8 / 3), 0.8 + 0.2 * (1400 / 3)], { rtol: 1e-5 });
+  // Outside training the moving statistics are used.
+  const z = bn.call(x) as Tensor;
+  assert.notDeepEqual(values(z), v);
+  // The gradient through the batch statistics matches finite differences.
+  const xs = nd.array([[0.5, -1], [2, 0.25], [-1.5, 3], [1, 1]], { dtype: "float64" });
+  const bn64 = new nn.BatchNorm({ inChannels: 2, dtype: "float64" });
+  bn64.initialize();
+  bn64.gamma.setData(nd.array([1.5, -0.5], { dtype: "float64" }));
+  const head = [0.3, -1, 2, 0.7, -0.2, 1.1, 0.4, -0.9];
+  const h = nd.array(head, { shape: [4, 2], dtype: "float64" });
+  xs.attachGrad();
+  const out = autograd.record(() => bn64.call(xs) as Tensor);
+  autograd.backward(out, h);
+  const lossAt = (data: number[]) => {
+    const o = autograd.trainMode(() =>
+      bn64.call(nd.array(data, { shape: [4, 2], dtype: "float64" })) as Tensor
+    );
+    return values(o).reduce((a, b, i) => a + b * head[i], 0);
+  };
+  const base = values(xs);
+  const g = values(xs.grad);
+  for (const j of [0, 3, 6]) {
+    const up = [...base];
+    const down = [...base];
+    up[j] += 1e-6;
+    down[j] -= 1e-6;
+    const fd = (lossAt(up) - lossAt(down)) / 2e-6;
+    assert.ok(Math.abs(g[j] - fd) < 1e-5 * (1 + Math.abs(fd)), `d/dx[${j}]: ${g[j]} vs ${fd}`);
+  }
+});
+
+Deno.test("training-mode Dropout: seeded masks scaled by 1/(1-p); identity outside training", () => {
+  const drop = new nn.Dropout(0.5);
+  const x = nd.ones([4, 64]);
+  assert.deepEqual(values(drop.call(x) as Tensor), values(x));
+  nd.random.seed(42);
+  const a = values(autograd.record(() => drop.call(x) as Tensor));
+  nd.random.seed(42);
+  const b = values(autograd.record(() => drop.call(x) as Tensor));
+  assert.deepEqual(a, b);
+  assert.ok(a.every((v) => v === 0 || v === 2));
+  const kept = a.filter((v) => v === 2).length;
+  assert.ok(kept > 64 && kept < 192, `${kept} of 256 kept`);
+  // The gradient is the mask.
+  const w = nd.ones([4, 64]);
+  w.attachGrad();
+  nd.random.seed(42);
+  const y = autograd.record(() => nd.sum(drop.call(w) as Tensor));
+  autograd.backward(y);
+  assert.deepEqual(values(w.grad), a);
+  // Masks shared along `axes`.
+  const rows = new nn.Dropout(0.5, { axes: [1] });
+  const r = values(autograd.record(() => rows.call(x) as Tensor));
+  for (let i = 0; i < 4; i++) assert.equal(new Set(r.slice(i * 64, i * 64 + 64)).size, 1);
+});
+
+Deno.test("a hybridized block with BatchNorm trains eagerly and predicts on its graph", () => {
+  const make = () => {
+    const net = new nn.HybridSequential().add(
+      new nn.Dense(3, { inUnits: 2 }),
+      new nn.BatchNorm({ inChannels: 3 }),
+    );
+    net.initialize({ seed: 1 });
+    return net;
+  };
+  const x = nd.array([[1, 2], [3, -1], [0.5, 0.5]]);
+  const eager = make();
+  const hybrid = make();
+  hybrid.hybridize({ engine: referenceEngine });
+  const grads = (net: nn.HybridSequential) => {
+    const loss = autograd.record(() => nd.sum(nd.square(net.call(x) as Tensor)));
+    autograd.backward(loss);
+    return Object.values(net.collectParams()).filter((p) => p.gradReq !== "null").map((p) =>
+      values(p.grad())
+    );
+  };
+  const ge = grads(eager);
+  const gh = grads(hybrid);
+  ge.forEach((g, i) => assertClose(nd.array(gh[i]), g, { rtol: 1e-5, atol: 1e-6 }));
+  assertClose(hybrid.call(x) as Tensor, values(eager.call(x) as Tensor), { rtol: 1e-5 });
+});
