@@ -14,7 +14,8 @@ import type { Engine, Program, ProgressCallback } from "../compiler/engine.ts";
 import { resolveEngine, withEngine } from "../compiler/engines.ts";
 import type { DType } from "../runtime/dtype.ts";
 import type { Device } from "../runtime/device.ts";
-import { FormatError, SigilError } from "../runtime/errors.ts";
+import { ArgumentError, FormatError, SigilError } from "../runtime/errors.ts";
+import { describeValue, showValue } from "../runtime/names.ts";
 import { formatShape } from "../runtime/shape.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import {
@@ -829,10 +830,17 @@ export abstract class HybridBlock extends Block {
   ): Promise<[string, string | undefined]> {
     const epoch = options.epoch ?? 0;
     if (!Number.isInteger(epoch) || epoch < 0 || epoch > 9999) {
-      throw new SigilError(`export: epoch must be an integer from 0 to 9999, got ${epoch}`);
+      throw new ArgumentError(
+        `export: epoch must be an integer from 0 to 9999, got ${showValue(epoch)}`,
+        "epoch",
+      );
     }
     if (typeof path !== "string") {
-      throw new SigilError(`export: path must be a string prefix, got ${typeof path}`);
+      throw new ArgumentError(
+        `export: path must be a string prefix (export writes <path>-symbol.json and ` +
+          `<path>-<epoch>.params), got ${describeValue(path)}`,
+        "path",
+      );
     }
     const { symbol, params } = this.exportBytes(options);
     const symbolFile = `${path}-symbol.json`;
@@ -926,7 +934,12 @@ export abstract class HybridBlock extends Block {
     }
     inputs.forEach((x, i) => {
       if (!(x instanceof Tensor)) {
-        throw new SigilError(`${this.constructor.name}: input ${i} is not a Tensor or Symbol`);
+        throw new ArgumentError(
+          `${this.constructor.name}: input ${i} must be a Tensor or Symbol, got ${
+            describeValue(x)
+          }`,
+          `inputs[${i}]`,
+        );
       }
     });
     if (state?.kind !== "bind") this.#ensureShapes(inputs as Tensor[]);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { didYouMean, listNames } from "../runtime/names.ts";
+import { didYouMean, listNames, showValue } from "../runtime/names.ts";
 import { load as loadSymbol } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { execute } from "../compiler/execute.ts";
@@ -14,7 +14,7 @@ import { isRecording } from "../runtime/autograd_state.ts";
 import { declaredType } from "../compiler/infer.ts";
 import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
-import { SigilError } from "../runtime/errors.ts";
+import { ArgumentError, SigilError } from "../runtime/errors.ts";
 import { type FileSource, sourceName } from "../runtime/io.ts";
 import { Tensor } from "../runtime/tensor.ts";
 import {
@@ -150,6 +150,17 @@ export class SymbolBlock extends HybridBlock {
     paramFile?: FileSource,
     options: { device?: Device; allowMissing?: boolean; ignoreExtra?: boolean } = {},
   ): Promise<SymbolBlock> {
+    if (
+      typeof inputNames !== "string" &&
+      !(Array.isArray(inputNames) && inputNames.every((n) => typeof n === "string"))
+    ) {
+      throw new ArgumentError(
+        `SymbolBlock.imports: inputNames must be a name or an array of names, got ${
+          showValue(inputNames)
+        }`,
+        "inputNames",
+      );
+    }
     const symbol = await loadSymbol(symbolFile);
     const names = typeof inputNames === "string" ? [inputNames] : [...inputNames];
     const inputs = names.map((n) =>

@@ -135,7 +135,7 @@ export function describeValue(v: unknown): string {
     const name = (v as { constructor?: { name?: unknown } }).constructor?.name;
     if (typeof v === "function") return "a function";
     return typeof name === "string" && name !== "" && name !== "Object"
-      ? `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}`
+      ? `${/^(?:[AEIO]|Un)/.test(name) ? "an" : "a"} ${name}`
       : "an object";
   }
   return `a ${typeof v}`;

@@ -1,9 +1,9 @@
 /**
  * Every model reader and writer turns the file system's runtime errors (a missing file or
  * directory, a directory where a file should be, a NUL byte in a path) into an IOError naming
- * the path, and leaves no partial file behind.
+ * the path, and leaves no partial file behind; misused arguments are ArgumentErrors.
  */
-import { IOError, nd, nn, sym, SymbolBlock, type Tensor } from "../../mod.ts";
+import { ArgumentError, IOError, nd, nn, sym, SymbolBlock, type Tensor } from "../../mod.ts";
 import { assert } from "../util.ts";
 
 async function ioError(f: () => Promise<unknown>, path: string, pattern: RegExp): Promise<void> {
@@ -87,6 +87,43 @@ Deno.test("writers: symbol.save, export, save and saveParameters leave nothing b
     for (const name of left) {
       assert.deepEqual(await Array.fromAsync(Deno.readDir(`${dir}/${name}`)), [], name);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("misused arguments of export, imports and a block call are ArgumentErrors", async () => {
+  const net = trainedNet();
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => net.export(new URL(`file://${dir}/m`) as never), "path", /got a URL/],
+      [() => net.export(`${dir}/m`, { epoch: 1n as never }), "epoch", /got 1n/],
+      [() => net.export(`${dir}/m`, { epoch: 1.5 }), "epoch", /from 0 to 9999, got 1\.5/],
+      [
+        () => SymbolBlock.imports(new TextEncoder().encode("{}"), 3 as never),
+        "inputNames",
+        /inputNames must be a name or an array of names, got 3/,
+      ],
+      [
+        () => SymbolBlock.imports(new TextEncoder().encode("{}"), [1] as never),
+        "inputNames",
+        /got \[1\]/,
+      ],
+      [() => net.call(null as never), "inputs[0]", /input 0 must be a Tensor or Symbol, got null/],
+      [() => net.call([1, 2] as never), "inputs[0]", /got an array/],
+    ];
+    for (const [f, argument, pattern] of cases) {
+      try {
+        await f();
+        throw new assert.AssertionError({ message: `no error about ${argument}` });
+      } catch (e) {
+        assert.ok(e instanceof ArgumentError, `expected an ArgumentError, got ${e}`);
+        assert.equal(e.argument, argument);
+        assert.match(e.message, pattern);
+      }
+    }
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
