@@ -10,9 +10,8 @@
  *
  * @module
  */
-import { SigilError } from "../runtime/errors.ts";
 import { checkShape, formatShape } from "../runtime/shape.ts";
-import { Tensor } from "../runtime/tensor.ts";
+import type { Tensor } from "../runtime/tensor.ts";
 import {
   type CompileOptions,
   type Engine,
@@ -29,6 +28,7 @@ import { graphOf } from "./passes/pass.ts";
 import { cachedProgram, identityOf } from "./program_cache.ts";
 import { referenceEngine } from "./reference_engine.ts";
 import type { Symbol } from "./symbol.ts";
+import { checkBindings } from "./validate.ts";
 
 /** Options of {@link execute}. */
 export interface ExecuteOptions extends EvaluateOptions, CompileOptions {
@@ -124,39 +124,23 @@ function pickEngine(
   return resolveEngine(options.engine, names.length ? bindings[names[0]].device : undefined);
 }
 
-function checkBindings(symbol: Symbol, bindings: Readonly<Record<string, Tensor>>): void {
-  if (typeof bindings !== "object" || bindings === null) {
-    throw new SigilError(`eval: bindings must be an object of tensors by input name`);
-  }
-  const names = symbol.listInputs();
-  for (const name of names) {
-    if (!Object.hasOwn(bindings, name)) {
-      throw new SigilError(
-        `eval: no tensor bound to input '${name}'; inputs are ${names.join(", ")}`,
-      );
-    }
-    if (!(bindings[name] instanceof Tensor)) {
-      throw new SigilError(`eval: '${name}' is not a Tensor`);
-    }
-  }
-}
-
 /** Resolves the engine, finds or compiles the program, and binds its inputs. */
 function prepare(
   symbol: Symbol,
   bindings: Readonly<Record<string, Tensor>>,
   options: ExecuteOptions,
 ): { program: Program; given: Record<string, Tensor>; runOptions: RunOptions } {
+  // Every key an input, every input bound to a tensor (typed errors naming the argument).
   checkBindings(symbol, bindings);
   const names = symbol.listInputs();
-  // Names that are no input, and (on a compile) shapes or dtypes the graph rejects: the typed
-  // errors of inference, naming the node, before any engine sees the graph.
+  // On a compile, shapes or dtypes the graph rejects: the typed errors of inference, naming the
+  // graph input and dimension, before any engine sees the graph.
   const validate = () => {
     const shapes: Record<string, readonly number[]> = Object.create(null);
     const types: Record<string, DType> = Object.create(null);
     for (const [n, t] of Object.entries(bindings)) {
-      shapes[n] = t instanceof Tensor ? t.shape : [];
-      types[n] = t instanceof Tensor ? t.dtype : "float32";
+      shapes[n] = t.shape;
+      types[n] = t.dtype;
     }
     for (const [node, outs] of shapeFacts(symbol, shapes)) {
       outs.forEach((s, i) => {
@@ -165,7 +149,6 @@ function prepare(
     }
     typeFacts(symbol, types);
   };
-  if (Object.keys(bindings).length !== names.length) validate();
   const engine = options.onNode
     ? referenceEngine
     : resolveEngine(options.engine, names.length ? bindings[names[0]].device : undefined);

@@ -8,6 +8,7 @@
 import { cpu } from "../runtime/device.ts";
 import type { StorageArray } from "../runtime/dtype.ts";
 import { SigilError } from "../runtime/errors.ts";
+import { checkRunInputs } from "./validate.ts";
 import { Tensor, tensorStorage } from "../runtime/tensor.ts";
 import type { Engine, Fallback, InputSignature, OpCall, Program, Signature } from "./engine.ts";
 import { shapeFacts, typeFacts } from "./infer.ts";
@@ -42,6 +43,11 @@ export function interpretedProgram(
     dtype: types.get(e.node)?.[e.index] ?? "float32",
   }));
   const inputs = symbol.listInputs().filter((n) => !Object.hasOwn(params, n));
+  const expected: Record<string, { readonly shape: readonly number[] }> = Object.create(null);
+  for (const n of inputs) {
+    if (Object.hasOwn(signature.inputs, n)) expected[n] = signature.inputs[n];
+  }
+  const accepted = [...Object.keys(signature.inputs), ...symbol.listInputs()];
   const bind = (given: Readonly<Record<string, Tensor>>) => {
     const all: Record<string, Tensor> = Object.create(null);
     for (const [n, t] of Object.entries(params)) all[n] = t;
@@ -66,7 +72,10 @@ export function interpretedProgram(
     plan: undefined,
     fallbacks,
     memoryBytes: 0,
-    run: (given, options = {}) => evaluate(symbol, bind(given), options),
+    run(given, options = {}) {
+      checkRunInputs(given, expected, accepted, `${engine.name} program`);
+      return evaluate(symbol, bind(given), options);
+    },
     runRaw(arrays, into) {
       return evaluate(symbol, raw(arrays)).map((t, i) => {
         const s = tensorStorage(t);

@@ -9,6 +9,7 @@ import { type AnyAttrs, parseAttrs } from "../ops/call.ts";
 import type { AnyOpDef } from "../ops/op.ts";
 import type { DType } from "../runtime/dtype.ts";
 import { GraphError, SigilError } from "../runtime/errors.ts";
+import { LISTED_NAMES, listNames } from "../runtime/names.ts";
 import type { Shape } from "../runtime/shape.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { type FileTarget, writeFile } from "../runtime/io.ts";
@@ -632,13 +633,15 @@ export class Symbol {
     options: { readonly engine?: Engine; readonly onProgress?: ProgressCallback } = {},
   ): Promise<Tensor[]> {
     // Loaded when first needed: the engines sit above the IR, which must not import them.
-    return import("./execute.ts").then(({ executeAsync }) => executeAsync(this, bindings, options));
+    return import("./execute.ts").then(({ executeAsync }) =>
+      executeAsync(this, bindings, options ?? {})
+    );
   }
 
   /** `Symbol<name>` or `Symbol<group (a, b)>`. */
   toString(): string {
     return this.outputs.length === 1
       ? `Symbol<${this.outputs[0].node.name}>`
-      : `Symbol<group (${this.listOutputs().join(", ")})>`;
+      : `Symbol<group (${listNames(this.listOutputs(), LISTED_NAMES, false)})>`;
   }
 }

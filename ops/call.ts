@@ -126,10 +126,13 @@ export function applyShapeRule(
     try {
       return mergeShapes(s, res.inputs?.[i], "given and expected shapes");
     } catch {
+      const others = inputs.flatMap((o, k) =>
+        k !== i && o ? [`'${names[k] ?? k}' ${formatShape(o)}`] : []
+      );
       throw new ShapeError(
         `${where}: input '${names[i] ?? i}' has shape ${formatShape(s)} but ${op.name} expects ${
           formatShape(res.inputs?.[i])
-        }`,
+        }${others.length ? ` with ${others.join(", ")}` : ""}`,
       );
     }
   });

@@ -88,3 +88,11 @@ Deno.test("a hybridized block called on a wrong input names the input, not a wei
     /node 'c' \(Convolution\): input 'weight' has shape \(2, 3, 3, 3\) but Convolution expects \(2, 3, 5, 5\)/,
   );
 });
+
+Deno.test("an eager call's shape conflict shows the other inputs' shapes", () => {
+  assertThrowsError(
+    () => nd.FullyConnected(nd.zeros([2, 3]), nd.zeros([4, 5]), nd.zeros([4]), { num_hidden: 4 }),
+    ShapeError,
+    /input 'weight' has shape \(4, 5\) but FullyConnected expects \(4, 3\) with 'data' \(2, 3\), 'bias' \(4,\)/,
+  );
+});

@@ -33,6 +33,7 @@ import { warnFallbacks } from "../../engine.ts";
 import { fuseElementwise } from "../../passes/fuse.ts";
 import type { Entry, Node, Symbol } from "../../symbol.ts";
 import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
+import { checkCompileArgs, checkRunInputs } from "../../validate.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
 import { type DType, encode, type StorageArray } from "../../../runtime/dtype.ts";
 import { Tensor, tensorStorage, tensorValues } from "../../../runtime/tensor.ts";
@@ -176,6 +177,7 @@ export function compileWasm(
   inputShapes: Readonly<Record<string, readonly number[]>>,
   options: WasmCompileOptions = {},
 ): WasmCompiled {
+  checkCompileArgs(symbol, params, inputShapes, "compileWasm");
   if (options.threads !== undefined) checkThreads(options.threads, "compileWasm");
   const engine = wasmEngine({
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
@@ -602,6 +604,8 @@ export function lowerWasm(
   const outShapes = program.outputs.map((o) => o.shape);
   const outTypes = program.outputs.map((o): DType => o.dtype ?? "float32");
   const inputNames = Object.keys(inputs);
+  // A run may also pass what the source graph took and the passes folded away.
+  const accepted = [...Object.keys(signature.inputs), ...sym.listInputs()];
   const toTensors = (values: StorageArray[], shp: readonly Shape[], typ: readonly DType[]) =>
     values.map((v, i) => new Tensor(v, shp[i], typ[i]));
   return {
@@ -617,12 +621,10 @@ export function lowerWasm(
       if (runOptions.onNode) {
         throw new SigilError("op hooks need every node's outputs: run them on referenceEngine");
       }
+      checkRunInputs(given, inputs, accepted, "compiled graph");
       const arrays: Record<string, StorageArray> = {};
       for (const name of inputNames) {
-        const t = Object.hasOwn(given, name) ? given[name] : undefined;
-        if (!(t instanceof Tensor)) {
-          throw new SigilError(`compiled graph: no tensor for input '${name}'`);
-        }
+        const t = given[name];
         const dtype = inputs[name].dtype ?? "float32";
         arrays[name] = t.dtype === dtype ? tensorStorage(t) : encode(dtype, tensorValues(t));
       }

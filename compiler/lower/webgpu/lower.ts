@@ -32,6 +32,7 @@ import type {
   Signature,
 } from "../../engine.ts";
 import { warnFallbacks } from "../../engine.ts";
+import { checkRunInputs } from "../../validate.ts";
 import type { Entry } from "../../symbol.ts";
 import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
 import type { DType } from "../../../runtime/dtype.ts";
@@ -512,6 +513,8 @@ export function lowerWebGPU(
     if (fallbacks.length && !options.quiet) warnFallbacks(options.engine.name, fallbacks);
 
     const inputNames = Object.keys(inputs);
+    // A run may also pass what the source graph took and the passes folded away.
+    const accepted = [...Object.keys(signature.inputs), ...sym.listInputs()];
     const memoryBytes = owned.reduce((t, b) => t + b.size, 0);
     let queue: Promise<unknown> = Promise.resolve();
     let disposed = false;
@@ -651,12 +654,14 @@ export function lowerWebGPU(
             new SigilError("op hooks need every node's outputs: run them on referenceEngine"),
           );
         }
+        try {
+          checkRunInputs(given, inputs, accepted, "WebGPU run");
+        } catch (e) {
+          return Promise.reject(e);
+        }
         const arrays: Record<string, ArrayLike<number>> = {};
         for (const name of inputNames) {
-          const t = Object.hasOwn(given, name) ? given[name] : undefined;
-          if (!(t instanceof Tensor)) {
-            return Promise.reject(new SigilError(`WebGPU run: no tensor for input '${name}'`));
-          }
+          const t = given[name];
           arrays[name] = t.dtype === "float32" ? tensorStorage(t) as Float32Array : tensorValues(t);
         }
         return serialized(() => execute(arrays)).then((values) =>
