@@ -5,7 +5,8 @@
  * writes the profile of one cold compile, first run and 20 steady runs; then
  * `deno run -A bench/cpuprofile_summary.ts prof/<file>.cpuprofile` prints milliseconds per
  * category (self time, so nothing is counted twice). Steady runs are in "kernels running";
- * subtract 20 steady calls to get the first run's share.
+ * subtract 20 steady calls to get the first run's share. With more than one thread each worker
+ * writes its own `*.worker-N.cpuprofile`: pass the calling thread's (the other one).
  *
  * @module
  */
