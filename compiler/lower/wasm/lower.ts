@@ -364,7 +364,10 @@ export function lowerWasm(
   let scratch = 0;
   const pendingScratch: { args: number[]; at: number; part: number }[] = [];
   // Float32 copies of 16-bit values around float32-only kernels share one area (steps run
-  // in order, and a node's copies live only across its own steps).
+  // in order, and a node's copies live only across its own steps). Conversions run whole on
+  // the calling thread: they are bound by memory traffic, and a split step costs a handoff to
+  // the workers (measured, AMP float16 ResNet-18 on two threads: split conversions took 22% of
+  // the run and the program 1.34x float32's time; whole, 1% and 1.09x; bench/README.md).
   let convertArea = 0;
   const pendingConvert: { args: number[]; at: number; offset: number }[] = [];
   const convertStep = (
@@ -376,27 +379,10 @@ export function lowerWasm(
     at: number,
     offset: number,
   ) => {
-    const k = convertKernel(count, from, to, shared, threads)!;
-    const argsOf = () => {
-      const args = [src, dst];
-      pendingConvert.push({ args, at, offset });
-      return args;
-    };
-    if (k.parts) {
-      const parts = k.parts;
-      const args = parts.map(argsOf);
-      const whole = argsOf();
-      steps.push(() => ({
-        kind: "split",
-        modules: parts.map(cachedModule),
-        args,
-        whole: { module: cachedModule(k.bytes), args: whole },
-        label: `${k.label} (${parts.length} parts)`,
-      }));
-    } else {
-      const args = argsOf();
-      steps.push(() => ({ kind: "kernel", module: cachedModule(k.bytes), args, label: k.label }));
-    }
+    const k = convertKernel(count, from, to, shared)!;
+    const args = [src, dst];
+    pendingConvert.push({ args, at, offset });
+    steps.push(() => ({ kind: "kernel", module: cachedModule(k.bytes), args, label: k.label }));
   };
   report("kernels", 0, plan.steps.length);
   for (const [done, node] of plan.steps.entries()) {
