@@ -7,7 +7,7 @@
  */
 import { nameScope, variable } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
-import { executeProgram } from "../compiler/execute.ts";
+import { executeProgram, executeProgramAsync, type Execution } from "../compiler/execute.ts";
 import { recordGraph } from "../compiler/autodiff/tape.ts";
 import { isRecording, isTraining } from "../runtime/autograd_state.ts";
 import type { Engine, Program, ProgressCallback } from "../compiler/engine.ts";
@@ -658,6 +658,29 @@ export abstract class Block {
     >;
   }
 
+  /**
+   * {@link call}, resolved: where a hybridized block runs on an asynchronous engine (WebGPU),
+   * `HybridBlock.callAsync` awaits it; a plain Block runs `call`.
+   */
+  callAsync(...inputs: Value[]): Promise<BlockOutput> {
+    try {
+      return Promise.resolve(this.call(...inputs) as BlockOutput);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** {@link callWithHooks} around an asynchronous run. */
+  protected async callWithHooksAsync(
+    inputs: Value[],
+    run: () => Promise<BlockOutput>,
+  ): Promise<BlockOutput> {
+    for (const h of this.#preHooks.values()) h(this, inputs);
+    const out = await run();
+    for (const h of this.#hooks.values()) h(this, inputs, out);
+    return out;
+  }
+
   /** Runs `run` between the pre-hooks and hooks (skipped while tracing). */
   protected callWithHooks(inputs: Value[], run: () => BlockOutput): BlockOutput {
     const tracing = forwardState()?.kind === "trace";
@@ -1187,7 +1210,8 @@ export abstract class HybridBlock extends Block {
     return plan!;
   }
 
-  #runGraph(inputs: Tensor[], state: BindState | undefined): BlockOutput {
+  /** The cached graph for these inputs (traced on a miss), its bindings and run options. */
+  #prepareRun(inputs: Tensor[], state: BindState | undefined) {
     const key = this.#cacheKey(inputs);
     let graph = this.#cache.get(key);
     if (!graph) {
@@ -1203,35 +1227,86 @@ export abstract class HybridBlock extends Block {
       if (p) bindings[name] = state?.values.get(p) ?? p.data();
     }
     const hooks = this.opHooks;
-    let outs: Tensor[];
+    const options = {
+      ...(this.#flags.engine ? { engine: this.#flags.engine } : {}),
+      ...(this.#flags.onProgress ? { onProgress: this.#flags.onProgress } : {}),
+      // Parameters read from the block stay the same across calls: compile them in. A bound
+      // record (asFunction) may change on every call, so its values stay inputs.
+      constants: state ? [] : graph.params.keys(),
+      ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
+    };
+    return { graph, bindings, options };
+  }
+
+  /** The outputs of a run, after the bookkeeping every run does. */
+  #finishRun(graph: CachedGraph, bindings: Record<string, Tensor>, ran: Execution): BlockOutput {
+    this.#lastProgram = ran.program;
+    // Inside autograd.record the run is one step of the tape, differentiated as a graph.
+    if (isRecording()) recordGraph(graph.symbol, bindings, ran.outputs);
+    return graph.listOutput ? ran.outputs : ran.outputs[0];
+  }
+
+  /** A typed error of a run, rethrown naming the block and its input shapes. */
+  #runError(e: unknown, graph: CachedGraph, inputs: Tensor[]): unknown {
+    if (!(e instanceof SigilError)) return e;
+    const described = graph.inputNames.map((n, i) => `'${n}' ${formatShape(inputs[i].shape)}`)
+      .join(", ");
+    const Ctor = e.constructor as new (m: string) => SigilError;
+    const wrapped = new Ctor(
+      `${this.constructor.name} called with input ${described}: ${e.message}`,
+    );
+    // Keep the original (its stack, offsets) reachable.
+    Object.defineProperty(wrapped, "cause", { value: e, configurable: true, writable: true });
+    return wrapped;
+  }
+
+  #runGraph(inputs: Tensor[], state: BindState | undefined): BlockOutput {
+    const { graph, bindings, options } = this.#prepareRun(inputs, state);
     try {
-      const ran = executeProgram(graph.symbol, bindings, {
-        ...(this.#flags.engine ? { engine: this.#flags.engine } : {}),
-        ...(this.#flags.onProgress ? { onProgress: this.#flags.onProgress } : {}),
-        // Parameters read from the block stay the same across calls: compile them in. A bound
-        // record (asFunction) may change on every call, so its values stay inputs.
-        constants: state ? [] : graph.params.keys(),
-        ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
-      });
-      outs = ran.outputs;
-      this.#lastProgram = ran.program;
-      // Inside autograd.record the run is one step of the tape, differentiated as a graph.
-      if (isRecording()) recordGraph(graph.symbol, bindings, outs);
+      return this.#finishRun(graph, bindings, executeProgram(graph.symbol, bindings, options));
     } catch (e) {
-      if (e instanceof SigilError) {
-        const described = graph.inputNames.map((n, i) => `'${n}' ${formatShape(inputs[i].shape)}`)
-          .join(", ");
-        const Ctor = e.constructor as new (m: string) => SigilError;
-        const wrapped = new Ctor(
-          `${this.constructor.name} called with input ${described}: ${e.message}`,
-        );
-        // Keep the original (its stack, offsets) reachable.
-        Object.defineProperty(wrapped, "cause", { value: e, configurable: true, writable: true });
-        throw wrapped;
-      }
-      throw e;
+      throw this.#runError(e, graph, inputs);
     }
-    return graph.listOutput ? outs : outs[0];
+  }
+
+  async #runGraphAsync(inputs: Tensor[], state: BindState | undefined): Promise<BlockOutput> {
+    const { graph, bindings, options } = this.#prepareRun(inputs, state);
+    try {
+      const ran = await executeProgramAsync(graph.symbol, bindings, options);
+      return this.#finishRun(graph, bindings, ran);
+    } catch (e) {
+      throw this.#runError(e, graph, inputs);
+    }
+  }
+
+  /**
+   * {@link call}, for engines that run asynchronously: a hybridized block's graph runs with
+   * the engine's device awaited and its results read back (the WebGPU engine, where `call`
+   * throws a `BackendError` naming this method). Hooks run as in `call`. Not hybridized, or
+   * inside a trace, it is `call`.
+   *
+   * @example A hybridized block, awaited (any engine; WebGPU needs it)
+   * ```ts
+   * import assert from "node:assert";
+   * import { nd, nn, type Tensor } from "../mod.ts";
+   * const net = new nn.Dense(2);
+   * net.initialize({ seed: 0 });
+   * net.hybridize();
+   * const y = await net.callAsync(nd.ones([1, 3])) as Tensor;
+   * assert.deepStrictEqual(y.shape, [1, 2]);
+   * ```
+   */
+  override async callAsync(...inputs: Value[]): Promise<BlockOutput> {
+    const state = forwardState();
+    if (
+      state?.kind === "trace" || !this.#active || !inputs.every((x) => x instanceof Tensor)
+    ) return this.call(...inputs);
+    checkArity(this, inputs);
+    if (state?.kind !== "bind") this.#ensureShapes(inputs as Tensor[]);
+    return await this.callWithHooksAsync(
+      inputs,
+      () => this.#runGraphAsync(inputs as Tensor[], state),
+    );
   }
 }
 

@@ -8,7 +8,7 @@
 import { didYouMean, listNames, showValue } from "../runtime/names.ts";
 import { load as loadSymbol } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
-import { execute } from "../compiler/execute.ts";
+import { execute, executeAsync, type ExecuteOptions } from "../compiler/execute.ts";
 import { recordGraph } from "../compiler/autodiff/tape.ts";
 import { isRecording } from "../runtime/autograd_state.ts";
 import { declaredType } from "../compiler/infer.ts";
@@ -336,6 +336,41 @@ export class SymbolBlock extends HybridBlock {
 
   /** Evaluates the graph on tensor inputs; on symbols, gives the graph composed on them. */
   forward(...inputs: Value[]): BlockOutput {
+    const run = this.#prepare(inputs);
+    if (!("bindings" in run)) return run.composed;
+    const outs = execute(run.graph, run.bindings, run.options);
+    return this.#finish(run.graph, run.bindings, outs);
+  }
+
+  /**
+   * {@link forward} with its hooks, awaiting engines that run asynchronously (WebGPU, where
+   * `call` throws a `BackendError` naming this method).
+   *
+   * @example An imported graph, awaited
+   * ```ts
+   * import assert from "node:assert";
+   * import { nd, sym, SymbolBlock, type Tensor } from "../mod.ts";
+   * const net = new SymbolBlock(sym.exp(sym.var("data")), [sym.var("data")]);
+   * const y = await net.callAsync(nd.zeros([2])) as Tensor;
+   * assert.deepStrictEqual(await y.data(), new Float32Array([1, 1]));
+   * ```
+   */
+  override callAsync(...inputs: Value[]): Promise<BlockOutput> {
+    if (!inputs.every((x) => x instanceof Tensor)) return super.callAsync(...inputs);
+    return this.callWithHooksAsync(inputs, async () => {
+      const run = this.#prepare(inputs);
+      if (!("bindings" in run)) return run.composed;
+      const outs = await executeAsync(run.graph, run.bindings, run.options);
+      return this.#finish(run.graph, run.bindings, outs);
+    });
+  }
+
+  /** The graph, bindings and options of a run on tensors (or the composed graph on symbols). */
+  #prepare(
+    inputs: Value[],
+  ):
+    | { composed: BlockOutput }
+    | { graph: Symbol; bindings: Record<string, Tensor>; options: ExecuteOptions } {
     if (forwardState()?.kind === "trace") {
       throw new SigilError("a SymbolBlock cannot be called inside another block's trace");
     }
@@ -346,7 +381,7 @@ export class SymbolBlock extends HybridBlock {
         }), got ${inputs.length}`,
       );
     }
-    if (inputs.some((x) => x instanceof Symbol)) return this.#compose(inputs);
+    if (inputs.some((x) => x instanceof Symbol)) return { composed: this.#compose(inputs) };
     inputs.forEach((x, i) => {
       if (!(x instanceof Tensor)) {
         throw new SigilError(`SymbolBlock: input '${this.#inputNames[i]}' is not a Tensor`);
@@ -366,12 +401,16 @@ export class SymbolBlock extends HybridBlock {
     const hooks = this.opHooks;
     const engine = this.hybridizeFlags.engine;
     const graph = this.#partitioned ?? this.#symbol;
-    const outs = execute(graph, bindings, {
+    const options = {
       ...(engine ? { engine } : {}),
       // The block's own parameters stay the same across calls: the WASM backend compiles them in.
       constants: state?.kind === "bind" ? [] : this.#params.keys(),
       ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
-    });
+    };
+    return { graph, bindings, options };
+  }
+
+  #finish(graph: Symbol, bindings: Record<string, Tensor>, outs: Tensor[]): BlockOutput {
     // Inside autograd.record the run is one step of the tape (fine-tuning an imported model).
     if (isRecording()) recordGraph(graph, bindings, outs);
     return this.#listOutput ? outs : outs[0];

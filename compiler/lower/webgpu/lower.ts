@@ -496,7 +496,7 @@ export function lowerWebGPU(
           : m,
       0,
     );
-    const hostStaging = hostBytes > 0
+    const hostStaging = steps.some((s) => s.kind === "host")
       ? makeBuffer(hostBytes, MAP_READ_USAGE, "host staging")
       : undefined;
     const compiled = Promise.all(checks).then((messages) => {
@@ -577,8 +577,9 @@ export function lowerWebGPU(
             return o;
           });
           device.queue.submit([encoder.finish()]);
-          await hostStaging!.mapAsync(MAP_READ, 0, Math.max(at, 16));
-          const mapped = hostStaging!.getMappedRange(0, Math.max(at, 16));
+          const span = Math.max(at, 16);
+          await hostStaging!.mapAsync(MAP_READ, 0, span);
+          const mapped = hostStaging!.getMappedRange(0, span);
           const args = s.reads.map((r, i) =>
             tensorFromValues(
               r instanceof Float32Array
