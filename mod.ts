@@ -157,6 +157,7 @@ export type { Bytes, FileSource, FileTarget } from "./runtime/io.ts";
 export type { LoadOptions } from "./gluon/io.ts";
 export { removeAmpCast } from "./compiler/passes/remove_amp_cast.ts";
 export * as amp from "./gluon/amp.ts";
+export * as loss from "./gluon/loss.ts";
 export {
   type ArrayFormat,
   loadParams,

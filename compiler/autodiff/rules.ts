@@ -216,6 +216,25 @@ const sliceAxis: VjpRule = (ctx) => {
   return [pieces.length === 1 ? pieces[0] : F.Concat(...pieces, { dim: axis })];
 };
 
+/** `pick`: the head scattered back to the picked positions (a one-hot along `axis`). */
+const pickRule: VjpRule = (ctx) => {
+  const x = ctx.inShapes[0];
+  const rank = x.length;
+  const { axis: given, mode } = ctx.attrs as { axis: number; mode: "clip" | "wrap" };
+  const axis = normAxis(given, rank);
+  const n = x[axis];
+  let idx = F.Reshape(ctx.inputs[1], { shape: x.filter((_, i) => i !== axis) });
+  idx = mode === "wrap"
+    ? F.elemwise_sub(idx, F._mul_scalar(F.floor(F._div_scalar(idx, { scalar: n })), { scalar: n }))
+    : F.clip(idx, { a_min: 0, a_max: n - 1 });
+  const oneHot = F.one_hot(idx, { depth: n, dtype: ctx.inTypes[0] });
+  // one_hot appends the picked axis last; move it back to `axis`.
+  const axes = Array.from({ length: rank }, (_, i) => i < axis ? i : i === axis ? rank - 1 : i - 1);
+  const placed = axis === rank - 1 ? oneHot : F.transpose(oneHot, { axes });
+  const head = F.Reshape(headOf(ctx), { shape: x.map((d, i) => i === axis ? 1 : d) });
+  return [F.broadcast_mul(placed, head), undefined];
+};
+
 /** `g` (in the output's dtype) cast to input 0's dtype where the op changed it (`dtype`). */
 const asInput = (ctx: VjpContext, g: Symbol) =>
   ctx.inTypes[0] === ctx.outTypes[0] ? g : F.Cast(g, { dtype: ctx.inTypes[0] });
@@ -494,6 +513,7 @@ export const VJP_RULES: ReadonlyMap<string, VjpRule> = new Map<string, VjpRule>(
   ["Concat", concat],
   ["SliceChannel", sliceChannel],
   ["slice_axis", sliceAxis],
+  ["pick", pickRule],
   ["softmax", softmax],
   ["log_softmax", logSoftmax],
   ["SoftmaxOutput", softmaxOutput],
