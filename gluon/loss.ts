@@ -144,7 +144,7 @@ export interface SoftmaxCrossEntropyOptions extends LossOptions {
  * import assert from "node:assert";
  * import { loss, nd } from "../mod.ts";
  * const l = new loss.SoftmaxCrossEntropyLoss().call(nd.zeros([2, 4]), nd.array([0, 3]));
- * assert(Math.abs(l.toArray()[0] - Math.log(4)) < 1e-6);
+ * assert(Math.abs(Number(l.dataSync()[0]) - Math.log(4)) < 1e-6);
  * ```
  */
 export class SoftmaxCrossEntropyLoss extends Loss {
@@ -204,7 +204,7 @@ export interface SigmoidBCEOptions extends LossOptions {
  * import assert from "node:assert";
  * import { loss, nd } from "../mod.ts";
  * const l = new loss.SigmoidBinaryCrossEntropyLoss().call(nd.zeros([1, 2]), nd.array([[1, 0]]));
- * assert(Math.abs(l.toArray()[0] - Math.LN2) < 1e-6);
+ * assert(Math.abs(Number(l.dataSync()[0]) - Math.LN2) < 1e-6);
  * ```
  */
 export class SigmoidBinaryCrossEntropyLoss extends Loss {
@@ -311,7 +311,7 @@ export interface KLDivOptions extends LossOptions {
  * import { loss, nd } from "../mod.ts";
  * const p = nd.array([[0.5, 0.5]]);
  * const l = new loss.KLDivLoss().call(nd.log(p), p);
- * assert(Math.abs(l.toArray()[0]) < 1e-6);
+ * assert(Math.abs(Number(l.dataSync()[0])) < 1e-6);
  * ```
  */
 export class KLDivLoss extends Loss {

@@ -223,7 +223,10 @@ const pickRule: VjpRule = (ctx) => {
   const { axis: given, mode } = ctx.attrs as { axis: number; mode: "clip" | "wrap" };
   const axis = normAxis(given, rank);
   const n = x[axis];
-  let idx = F.Reshape(ctx.inputs[1], { shape: x.filter((_, i) => i !== axis) });
+  const flat = x.filter((_, i) => i !== axis);
+  let idx = ctx.inShapes[1].length === flat.length
+    ? ctx.inputs[1]
+    : F.Reshape(ctx.inputs[1], { shape: flat.length ? flat : [1] });
   idx = mode === "wrap"
     ? F.elemwise_sub(idx, F._mul_scalar(F.floor(F._div_scalar(idx, { scalar: n })), { scalar: n }))
     : F.clip(idx, { a_min: 0, a_max: n - 1 });
@@ -232,7 +235,8 @@ const pickRule: VjpRule = (ctx) => {
   const axes = Array.from({ length: rank }, (_, i) => i < axis ? i : i === axis ? rank - 1 : i - 1);
   const placed = axis === rank - 1 ? oneHot : F.transpose(oneHot, { axes });
   const head = F.Reshape(headOf(ctx), { shape: x.map((d, i) => i === axis ? 1 : d) });
-  return [F.broadcast_mul(placed, head), undefined];
+  const g = F.broadcast_mul(placed, head);
+  return [flat.length ? g : F.Reshape(g, { shape: [...x] }), undefined];
 };
 
 /** `g` (in the output's dtype) cast to input 0's dtype where the op changed it (`dtype`). */
