@@ -158,6 +158,8 @@ export type { LoadOptions } from "./gluon/io.ts";
 export { removeAmpCast } from "./compiler/passes/remove_amp_cast.ts";
 export * as amp from "./gluon/amp.ts";
 export * as loss from "./gluon/loss.ts";
+export * as optimizer from "./gluon/optimizer.ts";
+export * as lrScheduler from "./gluon/lr_scheduler.ts";
 export {
   type ArrayFormat,
   loadParams,
