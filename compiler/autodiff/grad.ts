@@ -16,6 +16,7 @@ import { ArgumentError, GraphError, SigilError } from "../../runtime/errors.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { Tensor } from "../../runtime/tensor.ts";
 import { derive, isZero } from "./scalar_grad.ts";
+import { DECOMPOSED, type Decomposition } from "./decomposed.ts";
 import { NOT_DIFFERENTIABLE, outputOf, unbroadcast, VJP_RULES, type VjpContext } from "./rules.ts";
 
 type Builder = (...args: unknown[]) => Symbol;
@@ -304,9 +305,54 @@ function ruleFor(ctx: VjpContext, where: string): (Symbol | undefined)[] {
       return ctx.inTypes[i] === ctx.outTypes[0] ? g : F.Cast(g, { dtype: ctx.inTypes[i] });
     });
   }
+  const decomposition = DECOMPOSED.get(op.name);
+  if (decomposition) return viaDecomposition(ctx, decomposition);
   // No gradient by nature: nothing flows back through it.
   if (NOT_DIFFERENTIABLE.has(op.name)) return ctx.inputs.map(() => undefined);
   throw new GraphError(
     `${where}: no gradient rule yet for op ${op.name} (node '${ctx.node.name}')`,
   );
+}
+
+/**
+ * The input cotangents of a node through its decomposition: the decomposed output over fresh
+ * variables is differentiated, then composed onto the node's inputs and head.
+ */
+function viaDecomposition(ctx: VjpContext, build: Decomposition): (Symbol | undefined)[] {
+  const names = ctx.inputs.map((_, i) => `_decomposed_in${i}`);
+  const vars = names.map((n) => sym.var(n));
+  const f = build(ctx, vars);
+  const read = new Set(f.listInputs());
+  const wrt = names.filter((n, i) =>
+    ctx.needs[i] && FLOAT_TYPES.has(ctx.inTypes[i]) && read.has(n)
+  );
+  if (!wrt.length) return ctx.inputs.map(() => undefined);
+  const shapes: Record<string, readonly number[]> = {};
+  const types: Record<string, DType> = {};
+  names.forEach((n, i) => {
+    if (!read.has(n)) return;
+    shapes[n] = ctx.inShapes[i];
+    types[n] = ctx.inTypes[i];
+  });
+  const head = sym.var("_decomposed_head");
+  const cots = transform(f, wrt, shapes, { types }, [head], "grad");
+  const args: Record<string, Symbol> = {
+    _decomposed_head: ctx.heads[0] ?? F.zeros_like(ctx.outputs[0]),
+  };
+  names.forEach((n, i) => args[n] = ctx.inputs[i]);
+  const out: (Symbol | undefined)[] = ctx.inputs.map(() => undefined);
+  wrt.forEach((n, k) => {
+    const g = cots[k];
+    // A cotangent that is one of the variables (the head itself) is that symbol.
+    const only = g.outputs[0].node;
+    if (only.isVariable) {
+      out[names.indexOf(n)] = args[only.name] ?? g;
+      return;
+    }
+    const present = new Set(g.listInputs());
+    const used: Record<string, Symbol> = {};
+    for (const [name, s] of Object.entries(args)) if (present.has(name)) used[name] = s;
+    out[names.indexOf(n)] = Object.keys(used).length ? g.compose(used) : g;
+  });
+  return out;
 }

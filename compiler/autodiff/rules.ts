@@ -497,6 +497,89 @@ const multicast: VjpRule = (ctx) =>
     ctx.needs[i] ? F.Cast(headOf(ctx, i), { dtype: ctx.inTypes[i] }) : undefined
   );
 
+const tile: VjpRule = (ctx) => {
+  const xs = ctx.inShapes[0];
+  const reps = (ctx.attrs as { reps: readonly number[] }).reps;
+  const rank = Math.max(xs.length, reps.length);
+  const x = [...new Array(rank - xs.length).fill(1), ...xs];
+  const r = [...new Array(rank - reps.length).fill(1), ...reps];
+  // The head as (r₀, x₀, r₁, x₁, ...): summing the r axes adds up the copies.
+  const split = F.Reshape(headOf(ctx), { shape: x.flatMap((d, i) => [r[i], d]) });
+  const summed = F.sum(split, { axis: x.map((_, i) => 2 * i) });
+  return [reshapeTo(summed, xs)];
+};
+
+const repeat: VjpRule = (ctx) => {
+  const xs = ctx.inShapes[0];
+  const a = ctx.attrs as { repeats: number; axis: number | null };
+  if (a.axis === null) {
+    const split = F.Reshape(headOf(ctx), { shape: [xs.reduce((p, d) => p * d, 1), a.repeats] });
+    return [reshapeTo(F.sum(split, { axis: [1] }), xs)];
+  }
+  const axis = normAxis(a.axis, xs.length);
+  const shape = xs.flatMap((d, i) => i === axis ? [d, a.repeats] : [d]);
+  return [reshapeTo(F.sum(F.Reshape(headOf(ctx), { shape }), { axis: [axis + 1] }), xs)];
+};
+
+const stack: VjpRule = (ctx) => {
+  const axis = normAxis((ctx.attrs as { axis: number }).axis, ctx.outShapes[0].length);
+  const head = headOf(ctx);
+  return ctx.inShapes.map((shape, i) =>
+    ctx.needs[i] ? reshapeTo(F.slice_axis(head, { axis, begin: i, end: i + 1 }), shape) : undefined
+  );
+};
+
+const deconvolution: VjpRule = (ctx) => {
+  const a = ctx.attrs as unknown as ConvAttrs & { target_shape: readonly number[] };
+  if ((a.layout && !a.layout.startsWith("NC")) || a.target_shape.some((v) => v > 0)) {
+    throw new GraphError(
+      `grad: Deconvolution node '${ctx.node.name}': gradients are defined for channel-first layouts without target_shape`,
+    );
+  }
+  const [x, w] = ctx.inputs;
+  const head = headOf(ctx);
+  const k = a.kernel.length;
+  const { stride, dilate, pad } = spatialOf(a, k);
+  const out: (Symbol | undefined)[] = [undefined, undefined, undefined];
+  // The transposed convolution's input gradient is the convolution with the same weights.
+  if (ctx.needs[0]) {
+    out[0] = F.Convolution(head, w, {
+      kernel: [...a.kernel],
+      stride: [...stride],
+      dilate: [...dilate],
+      pad: [...pad],
+      num_filter: ctx.inShapes[0][1],
+      num_group: a.num_group,
+      no_bias: true,
+    });
+  }
+  if (ctx.needs[1]) {
+    if (a.num_group !== 1) {
+      throw new GraphError(
+        `grad: Deconvolution node '${ctx.node.name}': weight gradients are defined for num_group 1 only`,
+      );
+    }
+    // As the convolution's weight gradient with the roles of data and head exchanged.
+    const swap = [1, 0, ...Array.from({ length: k }, (_, i) => 2 + i)];
+    const full = F.Convolution(F.transpose(head, { axes: swap }), F.transpose(x, { axes: swap }), {
+      kernel: ctx.inShapes[0].slice(2),
+      stride: [...dilate],
+      dilate: [...stride],
+      pad: [...pad],
+      num_filter: ctx.inShapes[0][1],
+      no_bias: true,
+    });
+    out[1] = F.slice(F.transpose(full, { axes: swap }), {
+      begin: ctx.inShapes[1].map(() => 0),
+      end: [...ctx.inShapes[1]],
+    });
+  }
+  if (!a.no_bias && ctx.needs[2]) {
+    out[2] = F.sum(head, { axis: otherAxes(ctx.outShapes[0].length, 1) });
+  }
+  return out;
+};
+
 /** VJP rules by op name, for ops without a scalar form (or whose scalar form loses dtypes). */
 export const VJP_RULES: ReadonlyMap<string, VjpRule> = new Map<string, VjpRule>([
   ["FullyConnected", fullyConnected],
@@ -522,6 +605,10 @@ export const VJP_RULES: ReadonlyMap<string, VjpRule> = new Map<string, VjpRule>(
   ["log_softmax", logSoftmax],
   ["SoftmaxOutput", softmaxOutput],
   ["Convolution", convolution],
+  ["Deconvolution", deconvolution],
+  ["tile", tile],
+  ["repeat", repeat],
+  ["stack", stack],
   ["Pooling", pooling],
   ["BatchNorm", batchNorm],
   ["Cast", castRule],
