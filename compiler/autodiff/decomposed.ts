@@ -144,26 +144,6 @@ export const DECOMPOSED: ReadonlyMap<string, Decomposition> = new Map<string, De
         ctx.inTypes[1],
       ),
   ],
-  ["pick", (ctx, [data, index]) => {
-    const xs = ctx.inShapes[0];
-    const a = ctx.attrs as { axis: number; keepdims: boolean };
-    const axis = normAxis(a.axis, xs.length);
-    const rest = xs.filter((_, i) => i !== axis);
-    // one_hot appends the depth axis last; move it to `axis`.
-    const { mode } = ctx.attrs as { mode: string };
-    const at = normIndex(F.Reshape(index, { shape: rest.length ? rest : [1] }), xs[axis], mode);
-    const hot = F.one_hot(at, {
-      depth: xs[axis],
-    });
-    const perm = [...range(0, axis), xs.length - 1, ...range(axis, xs.length - 1)];
-    const mask = xs.length === 1
-      ? F.Reshape(hot, { shape: [...xs] })
-      : F.Reshape(F.transpose(hot, { axes: perm }), { shape: [...xs] });
-    return F.sum(F.elemwise_mul(data, F.Cast(mask, { dtype: ctx.inTypes[0] })), {
-      axis: [axis],
-      keepdims: a.keepdims,
-    });
-  }],
   ["slice", (ctx, [x]) => {
     const a = ctx.attrs as {
       begin: readonly (number | null)[];
