@@ -160,6 +160,22 @@ export * as amp from "./gluon/amp.ts";
 export * as loss from "./gluon/loss.ts";
 export * as optimizer from "./gluon/optimizer.ts";
 export * as lrScheduler from "./gluon/lr_scheduler.ts";
+export * as data from "./gluon/data.ts";
+export { Trainer } from "./gluon/trainer.ts";
+export {
+  type AdaGradOptions,
+  type AdamOptions,
+  type AdamWOptions,
+  type AnyOptimizerOptions,
+  Optimizer,
+  type OptimizerOptions,
+  type RMSPropOptions,
+  type SGDOptions,
+  type UpdateMults,
+  type UpdateResult,
+  type UpdateVars,
+} from "./gluon/optimizer.ts";
+export { LRScheduler } from "./gluon/lr_scheduler.ts";
 export {
   type ArrayFormat,
   loadParams,

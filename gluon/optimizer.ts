@@ -64,11 +64,15 @@ export interface UpdateResult {
   readonly states: Tensor[];
 }
 
-/** The graph's variables: the weight, gradient, states and named scalars. */
-interface Vars {
+/** An update graph's variables: the weight, gradient, states and named scalar inputs. */
+export interface UpdateVars {
+  /** The weight. */
   readonly weight: Symbol;
+  /** The gradient. */
   readonly grad: Symbol;
+  /** The states, in {@link Optimizer.stateNames} order. */
   readonly states: readonly Symbol[];
+  /** The 0-d input named `name` (its value comes from the optimizer's scalars each step). */
   scalar(name: string): Symbol;
 }
 
@@ -156,14 +160,14 @@ export abstract class Optimizer {
   }
 
   /** The gradient after rescaling and clipping (MXNet's order: rescale, then clip). */
-  protected prepareGrad(v: Vars, g: Symbol = mul(v.grad, v.scalar("rescale_grad"))): Symbol {
+  protected prepareGrad(v: UpdateVars, g: Symbol = mul(v.grad, v.scalar("rescale_grad"))): Symbol {
     if (this.clipGradient === undefined) return g;
     const c = v.scalar("clip_gradient");
     return S.broadcast_minimum(S.broadcast_maximum(g, S.negative(c)), c);
   }
 
   /** The graph's outputs: the new weight, then the new states. */
-  protected abstract build(v: Vars): Symbol[];
+  protected abstract build(v: UpdateVars): Symbol[];
 
   /** A key of what changes the graph's structure (momentum on or off, ...). */
   protected structureKey(): string {
@@ -178,7 +182,7 @@ export abstract class Optimizer {
     let g = this.#graphs.get(key);
     if (!g) {
       const scalars: string[] = [];
-      const vars: Vars = {
+      const vars: UpdateVars = {
         weight: variable("weight"),
         grad: variable("grad"),
         states: this.stateNames.map((n) => variable(`state_${n}`)),
@@ -291,7 +295,7 @@ export class SGD extends Optimizer {
   }
 
   /** The update graph. */
-  protected build(v: Vars): Symbol[] {
+  protected build(v: UpdateVars): Symbol[] {
     const g = add(this.prepareGrad(v), mul(v.weight, v.scalar("wd")));
     const lr = v.scalar("lr");
     if (this.momentum <= 0) return [sub(v.weight, mul(g, lr))];
@@ -376,7 +380,7 @@ export class Adam extends Optimizer {
   }
 
   /** The moments' update; returns [mean, var]. */
-  protected moments(v: Vars, g: Symbol): [Symbol, Symbol] {
+  protected moments(v: UpdateVars, g: Symbol): [Symbol, Symbol] {
     const m = add(mul(v.states[0], v.scalar("beta1")), mul(g, v.scalar("one_minus_beta1")));
     const s = add(
       mul(v.states[1], v.scalar("beta2")),
@@ -386,7 +390,7 @@ export class Adam extends Optimizer {
   }
 
   /** The update graph. */
-  protected build(v: Vars): Symbol[] {
+  protected build(v: UpdateVars): Symbol[] {
     const g = this.prepareGrad(
       v,
       add(mul(v.grad, v.scalar("rescale_grad")), mul(v.weight, v.scalar("wd"))),
@@ -448,7 +452,7 @@ export class AdamW extends Adam {
   }
 
   /** The update graph. */
-  protected override build(v: Vars): Symbol[] {
+  protected override build(v: UpdateVars): Symbol[] {
     const g = this.prepareGrad(v);
     const [m, s] = this.moments(v, g);
     const step = add(div(m, addS(S.sqrt(s), v.scalar("epsilon"))), mul(v.weight, v.scalar("wd")));
@@ -518,7 +522,7 @@ export class RMSProp extends Optimizer {
   }
 
   /** The update graph. */
-  protected build(v: Vars): Symbol[] {
+  protected build(v: UpdateVars): Symbol[] {
     const g = this.prepareGrad(
       v,
       add(mul(v.grad, v.scalar("rescale_grad")), mul(v.weight, v.scalar("wd"))),
@@ -584,7 +588,7 @@ export class AdaGrad extends Optimizer {
   }
 
   /** The update graph. */
-  protected build(v: Vars): Symbol[] {
+  protected build(v: UpdateVars): Symbol[] {
     const g = this.prepareGrad(v);
     const h = add(v.states[0], S.square(g));
     const step = add(div(g, S.sqrt(addS(h, v.scalar("epsilon")))), mul(v.weight, v.scalar("wd")));
