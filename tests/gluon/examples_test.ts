@@ -1,0 +1,18 @@
+/** The training examples run and reach what they state. */
+import { finetune } from "../../examples/finetune.ts";
+import { trainMlp } from "../../examples/train_mlp.ts";
+import { assert } from "../util.ts";
+
+Deno.test("examples/train_mlp.ts reaches 90% training accuracy on the spirals", () => {
+  assert.ok(trainMlp() >= 0.9);
+});
+
+Deno.test("examples/finetune.ts: the head learns on a frozen imported backbone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { before, after } = await finetune(dir);
+    assert.ok(after < 0.85 * before, `${before} -> ${after}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
