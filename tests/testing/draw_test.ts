@@ -70,7 +70,11 @@ Deno.test("drawFromGen: drives an op's own sampler to valid calls", () => {
       const s = Convolution.sample!(d, x);
       assert.ok(s !== undefined);
       assert.deepEqual(s.inputs[0], x);
-      assert.equal(s.inputs[1][1] * Number(s.attrs.num_group ?? 1), x[1]);
+      // Channel-first weights are (F, C/groups, ...kernel); channel-last (F, ...kernel, C/groups).
+      const last = typeof s.attrs.layout === "string" && !s.attrs.layout.startsWith("NC");
+      const w = s.inputs[1];
+      const perGroup = last ? w[w.length - 1] : w[1];
+      assert.equal(perGroup * Number(s.attrs.num_group ?? 1), last ? x[x.length - 1] : x[1]);
     }),
     { numRuns: 100 },
   );
