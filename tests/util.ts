@@ -41,10 +41,25 @@ export function assertClose(
  */
 export const BACKEND_TOL = { rtol: 1e-4, atol: 1e-5 };
 
-/** Asserts two tensors have the same shape and values within {@link BACKEND_TOL}. */
+/**
+ * Tolerances for 16-bit results: two roundings to the format (the engine's and the
+ * reference's may fall on either side), i.e. two units in the last place.
+ */
+const SIXTEEN_BIT_TOL = {
+  float16: { rtol: 2 * 2 ** -10, atol: 1e-4 },
+  bfloat16: { rtol: 2 * 2 ** -7, atol: 1e-3 },
+} as const;
+
+/**
+ * Asserts two tensors have the same shape and values within {@link BACKEND_TOL} (two units
+ * in the last place for float16 and bfloat16 results).
+ */
 export function assertNear(actual: Tensor, expected: Tensor, what = "values"): void {
   assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
-  assertClose(actual, tensorValues(expected), { ...BACKEND_TOL, what });
+  const tol = expected.dtype === "float16" || expected.dtype === "bfloat16"
+    ? SIXTEEN_BIT_TOL[expected.dtype]
+    : BACKEND_TOL;
+  assertClose(actual, tensorValues(expected), { ...tol, what });
 }
 
 /**
