@@ -211,7 +211,11 @@ function uniqueNames(names: readonly string[]): string[] {
  * import { compile } from "./compile.ts";
  * const y = sym.FullyConnected(sym.var("x"), { num_hidden: 2, name: "fc" });
  * const params = { fc_weight: nd.ones([2, 3]), fc_bias: nd.zeros([2]) };
- * const artifact = await compile({ symbol: y, params }, { inputs: { x: [1, 3] }, weights: "embed" });
+ * const artifact = await compile({ symbol: y, params }, {
+ *   inputs: { x: [1, 3] },
+ *   weights: "embed",
+ *   minify: false, // (the default, true, starts esbuild-wasm: seconds)
+ * });
  * const dir = await Deno.makeTempDir();
  * await artifact.write(dir);
  * const { load } = await import(`file://${dir}/model.js`);

@@ -10,7 +10,7 @@
  * import { nd, sym } from "../../mod.ts";
  * import { compile } from "./mod.ts";
  * const y = sym.Activation(sym.var("data"), { act_type: "relu" });
- * const artifact = await compile({ symbol: y }, { inputs: { data: [1, 4] } });
+ * const artifact = await compile({ symbol: y }, { inputs: { data: [1, 4] }, minify: false });
  * const dir = await Deno.makeTempDir();
  * await artifact.write(dir);
  * const { load, metadata } = await import(`file://${dir}/model.js`);

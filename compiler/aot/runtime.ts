@@ -515,21 +515,33 @@ export function artifactRuntime(
     const programIndex = new Map(programs.map((p, i) => [p.spec, i]));
 
     let pool: Pool | undefined;
-    if (threads > 1 && programs.some((p) => p.parts.some((w) => w.some((x) => x)))) {
+    let note = threadsNote;
+    const splits = programs.some((p) => p.parts.some((w) => w.some((x) => x)));
+    if (threads > 1 && !splits) note = "one thread: no step of this model splits across threads";
+    if (threads > 1 && splits) {
       const ctrl = new Int32Array(new SharedArrayBuffer(8 * 4));
-      const workers = await Promise.all(Array.from({ length: threads - 1 }, spawn));
-      workers.forEach((w, i) =>
-        w.post({
-          ctrl,
-          programs: programs.map((p) => ({
-            memory: p.memory,
-            parts: Array.from({ length: p.spec.steps.length }, (_, s) => p.parts[i][s] ?? null),
-          })),
-        })
-      );
-      await Promise.all(workers.map((w) => w.ready));
-      for (const w of workers) w.unref();
-      pool = { ctrl, workers, outstanding: false };
+      const workers: WorkerHandle[] = [];
+      try {
+        for (let i = 1; i < threads; i++) workers.push(await spawn());
+        workers.forEach((w, i) =>
+          w.post({
+            ctrl,
+            programs: programs.map((p) => ({
+              memory: p.memory,
+              parts: Array.from({ length: p.spec.steps.length }, (_, s) => p.parts[i][s] ?? null),
+            })),
+          })
+        );
+        await Promise.all(workers.map((w) => w.ready));
+        for (const w of workers) w.unref();
+        pool = { ctrl, workers, outstanding: false };
+      } catch (e) {
+        // Workers that cannot start (a policy forbids Blob workers, a sandbox): one thread.
+        for (const w of workers) w.stop();
+        note = `one thread: worker threads could not start (${
+          e instanceof Error ? e.message : String(e)
+        })`;
+      }
     }
 
     const inputs = manifest.inputs;
@@ -595,7 +607,7 @@ export function artifactRuntime(
       metadata: Object.freeze({
         ...metadata,
         threads: pool ? threads : 1,
-        threadsNote,
+        threadsNote: note,
         simd: v.simd,
       }),
       run(given) {

@@ -343,6 +343,17 @@ Deno.test("metadata: sigil version, a stable graph hash, types for the inputs an
   const one = await compile({ symbol: y }, { inputs: { data: [1, 10] }, minify: false });
   const two = await compile({ symbol: y }, { inputs: { data: [1, 10] }, minify: false });
   const other = await compile({ symbol: y }, { inputs: { data: [2, 10] }, minify: false });
+  // Compiled for two threads, but nothing this small splits: one thread, and the reason.
+  const tiny = await compile({ symbol: y }, {
+    inputs: { data: [1, 10] },
+    threads: 2,
+    minify: false,
+  });
+  const t = await written(tiny);
+  const model = await t.mod.load();
+  assert.equal(model.metadata.threads, 1);
+  assert.match(model.metadata.threadsNote, /no step of this model splits/);
+  await Deno.remove(t.dir, { recursive: true });
   assert.match(one.manifest.graphHash, /^[0-9a-f]{64}$/);
   assert.equal(one.manifest.graphHash, two.manifest.graphHash);
   assert.notEqual(one.manifest.graphHash, other.manifest.graphHash);
