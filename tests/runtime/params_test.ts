@@ -496,11 +496,16 @@ Deno.test("property: saveParamsV2 → load is identity (names, shapes, dtypes, b
   );
 });
 
+/** Names saveNpz accepts: members an extractor keeps inside its folder (see hostile tests). */
+const npzSafe = (n: string) =>
+  !n.startsWith("/") && !n.includes("\\") && !n.includes("\u0000") && !/^[A-Za-z]:/.test(n) &&
+  !n.split("/").some((part) => part === "." || part === "..");
+
 Deno.test("property: saveNpz → load is identity, 0-d arrays included", () => {
   fc.assert(
     fc.property(
       fc.uniqueArray(
-        fc.tuple(nameArb.filter((n) => !n.startsWith("/")), tensorArb(0)),
+        fc.tuple(nameArb.filter(npzSafe), tensorArb(0)),
         { minLength: 1, maxLength: 5, selector: (e) => e[0] },
       ),
       fc.constantFrom(...DTYPES).chain((d) => rawArb(d, 1).map((raw) => tensorFromRaw(d, [], raw))),
