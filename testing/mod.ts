@@ -69,6 +69,24 @@ export type {
 } from "../compiler/symbol.ts";
 export type { InferShapeResult, InferTypeResult } from "../compiler/infer.ts";
 export type { Graph, Pass } from "../compiler/passes/pass.ts";
+// Types the signatures above reach (Symbol.eval's engine, Tensor.attachGrad, OpDef.copy).
+export type {
+  CompileOptions,
+  CompileProgress,
+  Engine,
+  Fallback,
+  InputSignature,
+  OpCall as EngineOpCall,
+  Program,
+  ProgressCallback,
+  RunOptions,
+  Signature,
+} from "../compiler/engine.ts";
+export type { FileTarget } from "../runtime/io.ts";
+export type { GradReq } from "../runtime/autograd_state.ts";
+export type { StorageArray } from "../runtime/dtype.ts";
+export type { MemoryPlan, PlannedBuffer, PlannedValue } from "../compiler/passes/memory_plan.ts";
+export type { CopyDim, CopyPlan, CopySegment } from "../ops/views.ts";
 export {
   bindRandomly,
   checkPassPreservesSemantics,
