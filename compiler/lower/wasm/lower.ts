@@ -15,12 +15,11 @@
  *
  * @module
  */
-import { shapeFacts, typeFacts } from "../../infer.ts";
+import { graphFacts, progressReporter } from "../facts.ts";
 import { evaluate } from "../../interpreter.ts";
 import { type MemoryPlan, planMemory } from "../../passes/memory_plan.ts";
 import { type Graph, graphOf, type Pass } from "../../passes/pass.ts";
 import type {
-  CompileProgress,
   Engine,
   Fallback,
   InputSignature,
@@ -245,8 +244,7 @@ export function lowerWasm(
   options: LowerOptions,
 ): WasmCompiled {
   const started = options.started ?? performance.now();
-  const report = (phase: CompileProgress["phase"], done = 0, total = 1) =>
-    options.onProgress?.({ phase, done, total, elapsedMs: performance.now() - started });
+  const report = progressReporter(started, options.onProgress);
   const sym = graph.symbol;
   const bound = graph.params;
   const relaxed = options.relaxed;
@@ -255,27 +253,8 @@ export function lowerWasm(
   const shared = threads > 1;
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
-  const shapeDict = emptyRecord<readonly number[]>();
-  const typeDict = emptyRecord<DType>();
-  for (const name of sym.listInputs()) {
-    if (Object.hasOwn(bound, name)) {
-      shapeDict[name] = bound[name].shape;
-      typeDict[name] = bound[name].dtype;
-    } else if (Object.hasOwn(signature.inputs, name)) {
-      shapeDict[name] = signature.inputs[name].shape;
-      typeDict[name] = signature.inputs[name].dtype;
-    }
-  }
-  const shapes = shapeFacts(sym, shapeDict);
-  const types = typeFacts(sym, typeDict);
+  const { shapeDict, typeDict, shapes, types } = graphFacts(graph, signature);
   for (const n of sym.nodes()) {
-    shapes.get(n)!.forEach((s, i) => {
-      if (!s || s.some((d) => d < 0)) {
-        throw new UnsupportedError(
-          `the shape of '${n.outputName(i)}' is unknown before running the graph`,
-        );
-      }
-    });
     types.get(n)!.forEach((t, i) => {
       if (t === undefined) {
         throw new UnsupportedError(

@@ -17,12 +17,11 @@
  *
  * @module
  */
-import { shapeFacts, typeFacts } from "../../infer.ts";
+import { graphFacts, progressReporter } from "../facts.ts";
 import { evaluate } from "../../interpreter.ts";
 import { type MemoryPlan, planMemory } from "../../passes/memory_plan.ts";
 import type { Graph } from "../../passes/pass.ts";
 import type {
-  CompileProgress,
   Engine,
   Fallback,
   InputSignature,
@@ -35,7 +34,6 @@ import { warnFallbacks } from "../../engine.ts";
 import { checkRunInputs } from "../../validate.ts";
 import type { Entry } from "../../symbol.ts";
 import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
-import type { DType } from "../../../runtime/dtype.ts";
 import { formatShape, type Shape, shapeSize } from "../../../runtime/shape.ts";
 import { Tensor, tensorFromValues, tensorStorage, tensorValues } from "../../../runtime/tensor.ts";
 import { emptyRecord } from "../../../runtime/record.ts";
@@ -170,33 +168,13 @@ export function lowerWebGPU(
   options: WebGPULowerOptions,
 ): WebGPUCompiled {
   const started = options.started ?? performance.now();
-  const report = (phase: CompileProgress["phase"], done = 0, total = 1) =>
-    options.onProgress?.({ phase, done, total, elapsedMs: performance.now() - started });
+  const report = progressReporter(started, options.onProgress);
   const { device, limits } = options.gpu;
   const sym = graph.symbol;
   const bound = graph.params;
   report("plan");
-  const shapeDict = emptyRecord<readonly number[]>();
-  const typeDict = emptyRecord<DType>();
-  for (const name of sym.listInputs()) {
-    if (Object.hasOwn(bound, name)) {
-      shapeDict[name] = bound[name].shape;
-      typeDict[name] = bound[name].dtype;
-    } else if (Object.hasOwn(signature.inputs, name)) {
-      shapeDict[name] = signature.inputs[name].shape;
-      typeDict[name] = signature.inputs[name].dtype;
-    }
-  }
-  const shapes = shapeFacts(sym, shapeDict);
-  const types = typeFacts(sym, typeDict);
+  const { shapeDict, shapes, types } = graphFacts(graph, signature);
   for (const n of sym.nodes()) {
-    shapes.get(n)!.forEach((s, i) => {
-      if (!s || s.some((d) => d < 0)) {
-        throw new UnsupportedError(
-          `the shape of '${n.outputName(i)}' is unknown before running the graph`,
-        );
-      }
-    });
     types.get(n)!.forEach((t, i) => {
       if (t !== "float32") {
         throw new UnsupportedError(
