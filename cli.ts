@@ -5,6 +5,8 @@
  *   artifact (`model.js`, `model.d.ts`, weight files), with the compile's phases as progress;
  * - `summary <symbol.json> [params] --input ...`: MXNet's summary table (layer, output shape,
  *   parameters, FLOPs) with totals and the memory plan's peak;
+ * - `viz <symbol.json> [-o graph.svg] [--input ...]`: the graph as SVG (Graphviz in WASM), nodes
+ *   coloured by op kind, fused groups and partitions boxed, shapes on edges given `--input`;
  * - `bench <model.js | symbol.json> [params]`: min, median and p90 latency (`--json`).
  *
  * Exit codes: 0 done, 1 the command failed (a one-line message; `--verbose` adds the stack),
@@ -23,11 +25,12 @@ import { planMemory } from "./compiler/passes/memory_plan.ts";
 import type { Node, Symbol } from "./compiler/symbol.ts";
 import { wasmEngine } from "./compiler/lower/wasm/engine.ts";
 import { ArgumentError, SigilError } from "./runtime/errors.ts";
-import { readText } from "./runtime/io.ts";
+import { readText, writeFile } from "./runtime/io.ts";
 import { loadParams, paramsToRecord } from "./runtime/params.ts";
 import { random } from "./runtime/creation.ts";
 import type { Tensor } from "./runtime/tensor.ts";
 import { terminateThreads } from "./runtime/backends/wasm/threads.ts";
+import { graphToDot, renderSvg, type VizOptions } from "./compiler/viz.ts";
 
 /** A usage mistake: exit code 2. */
 class UsageError extends Error {}
@@ -166,6 +169,28 @@ async function runCompile(
       })\n`,
     )
   );
+}
+
+async function runViz(symbolFile: string, o: Record<string, unknown>): Promise<void> {
+  const format = choice(o.format ?? "svg", "format", ["svg", "dot"]);
+  const { symbol } = await readModel(symbolFile, undefined);
+  const given = inputsOf(o.input, false);
+  const options: VizOptions = {
+    ...(Object.keys(given).length ? { inputs: given } : {}),
+    fuse: o.fuse !== false,
+    hideWeights: o.showWeights !== true,
+    ...(o.partition !== undefined ? { partition: String(o.partition) } : {}),
+    ...(o.rankdir !== undefined
+      ? { rankdir: choice(o.rankdir, "rankdir", ["TB", "LR", "BT", "RL"] as const) }
+      : {}),
+  };
+  const text = format === "dot" ? graphToDot(symbol, options) : await renderSvg(symbol, options);
+  if (o.out === undefined) {
+    process.stdout.write(text);
+    return;
+  }
+  await writeFile(String(o.out), text, `${format} file`);
+  write(`  wrote ${String(o.out)} (${bytesText(new TextEncoder().encode(text).length)})\n`);
 }
 
 /** FLOPs of one node (a multiply-add is 2): the products exactly, other ops one per output. */
@@ -433,6 +458,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { symbol } = await readModel(s, undefined);
       console.log(summaryTable(symbol, inputsOf(o.input, true)));
     }));
+  cli
+    .command("viz <symbol>", "Draw the graph as SVG (Graphviz), or as DOT text")
+    .option("-o, --out <file>", "The file to write (default: standard output)")
+    .option("--input <name:shape>", "Input shapes, to label edges with shapes (repeatable)")
+    .option("--format <format>", "svg | dot", { default: "svg" })
+    .option("--partition <backend>", "Box the subgraphs of this partitioning backend")
+    .option("--no-fuse", "Do not box the groups elementwise fusion would fuse")
+    .option("--show-weights", "Draw weight variables too")
+    .option("--rankdir <dir>", "TB | LR | BT | RL")
+    .example("sigil viz resnet18-symbol.json --input data:1x3x224x224 -o graph.svg")
+    .action(act((s: string, o: Record<string, unknown>) => runViz(s, o)));
   cli
     .command("bench <model> [params]", "Time a compiled artifact (model.js) or a symbol.json (JIT)")
     .option("--input <name:shape>", "Input shapes (symbol.json only)")
