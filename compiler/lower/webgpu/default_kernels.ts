@@ -19,6 +19,15 @@ import {
 import { batchDotGpuKernel, dotGpuKernel, fullyConnectedGpuKernel } from "./matmul.ts";
 import { poolingGpuKernel } from "./pool.ts";
 import { reductionGpuKernel, softmaxGpuKernel } from "./reduce.ts";
+import {
+  argGpuKernel,
+  embeddingGpuKernel,
+  oneHotGpuKernel,
+  pickGpuKernel,
+  takeGpuKernel,
+  topkGpuKernel,
+} from "./index_ops.ts";
+import { l2NormalizationGpuKernel, layerNormGpuKernel, normGpuKernel } from "./norm_ops.ts";
 
 /** Every kernel generator of the WebGPU backend, by op name. */
 export const WEBGPU_KERNELS: GpuKernelTable = Object.freeze({
@@ -42,6 +51,18 @@ export const WEBGPU_KERNELS: GpuKernelTable = Object.freeze({
     Concat: concatGpuKernel,
     SliceChannel: sliceChannelGpuKernel,
     BatchNorm: batchNormGpuKernel,
+    Embedding: embeddingGpuKernel,
+    take: takeGpuKernel,
+    pick: pickGpuKernel,
+    one_hot: oneHotGpuKernel,
+    argmax: argGpuKernel,
+    argmin: argGpuKernel,
+    topk: topkGpuKernel,
+    LayerNorm: layerNormGpuKernel,
+    InstanceNorm: layerNormGpuKernel,
+    GroupNorm: layerNormGpuKernel,
+    L2Normalization: l2NormalizationGpuKernel,
+    norm: normGpuKernel,
   }),
 });
 

@@ -14,7 +14,9 @@
 import type { Shape } from "../../../runtime/shape.ts";
 import { shapeSize } from "../../../runtime/shape.ts";
 import type { BinaryFn, ScalarExpr, UnaryFn } from "../../../ops/scalar.ts";
+import type { DType } from "../../../runtime/dtype.ts";
 import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
+import { Conversions, exactInF32, type GpuElement, gpuElementOf, gpuStorable } from "./dtypes.ts";
 import {
   type BindingRole,
   bindings,
@@ -300,8 +302,14 @@ export function elementwiseShader(
   expr: ScalarExpr,
   inputs: readonly Shape[],
   out: Shape,
-  request: Pick<GpuKernelRequest, "limits">,
+  request: Pick<GpuKernelRequest, "limits" | "inputTypes" | "outputTypes">,
 ): { code: string; used: number[]; workgroups: [number, number, number] } | undefined {
+  const inTypes = request.inputTypes ?? inputs.map((): DType => "float32");
+  const outType = request.outputTypes?.[0] ?? "float32";
+  const conv = new Conversions();
+  // A cast between integer dtypes stays in i32 (exact for every int32).
+  const intCast = expr.kind === "in" && gpuElementOf(inTypes[expr.index]) === "i32" &&
+    gpuElementOf(outType) === "i32";
   const axes = broadcastAxes(out, inputs);
   if (axes === undefined) return undefined;
   const total = shapeSize(out);
@@ -314,28 +322,30 @@ export function elementwiseShader(
   const loads = used.map((k) => {
     const strides = axes.map((a) => a.strides[k]);
     const at = flat && strides[0] === 1 ? "idx" : offset(names, strides);
-    return `  let x${k}: f32 = in${k}[${at}];`;
+    if (intCast) return `  let x${k}: i32 = in${k}[${at}];`;
+    return `  let x${k}: f32 = ${conv.toF32(inTypes[k], `in${k}[${at}]`)};`;
   });
+  const stored = intCast ? conv.fromI32(outType, result) : conv.fromF32(outType, result);
   const body = [
     flat && used.every((k) => axes[0].strides[k] === 1) ? "" : coords(axes.map((a) => a.size), "c"),
     ...loads,
     ...writer.lines,
-    `  out0[idx] = ${result};`,
+    `  out0[idx] = ${stored};`,
   ].filter((l) => l !== "").join("\n");
-  const roles: [BindingRole, number][] = [...used.map((k): [BindingRole, number] => ["in", k]), [
-    "out",
-    0,
-  ]];
-  const code = [bindings(roles), SPECIAL_FLOATS, writer.helperCode(), entry(g, body)].filter((s) =>
-    s !== ""
-  ).join("\n");
+  const roles: [BindingRole, number, GpuElement][] = [
+    ...used.map((k): [BindingRole, number, GpuElement] => ["in", k, gpuElementOf(inTypes[k])!]),
+    ["out", 0, gpuElementOf(outType)!],
+  ];
+  const code = [bindings(roles), SPECIAL_FLOATS, writer.helperCode(), conv.code(), entry(g, body)]
+    .filter((s) => s !== "").join("\n");
   return { code, used, workgroups: g.workgroups };
 }
 
 /**
- * Compiles an elementwise node (any op with a scalar form) for float32 tensors: undefined when
- * the op has no scalar form for these attributes, several outputs, or shapes that do not
- * broadcast to the output.
+ * Compiles an elementwise node (any op with a scalar form): float32 arithmetic, casts between
+ * every dtype the device stores, and float comparisons into bool (see dtypes.ts). Undefined
+ * when the op has no scalar form for these attributes, several outputs, shapes that do not
+ * broadcast to the output, or dtypes it does not compute exactly (integer arithmetic).
  *
  * @example `exp(x + y)` with y broadcast along rows: the WGSL names only generated identifiers
  * ```ts
@@ -357,8 +367,14 @@ export const elementwiseGpuKernel: GpuKernelGenerator = (
   const expr = node.op?.scalar?.(node.parsed);
   if (expr === undefined || request.outputs.length !== 1) return undefined;
   const out = request.outputs[0];
-  const label = `elemwise ${describe(expr)} ${out.length ? out.join("x") : "scalar"}`;
-  if (shapeSize(out) === 0) return { label, passes: [] };
+  const inTypes = request.inputTypes ?? request.inputs.map((): DType => "float32");
+  const outType = request.outputTypes?.[0] ?? "float32";
+  if (!elementwiseTypesSupported(expr, inTypes, outType)) return undefined;
+  const typeNote = outType === "float32" && inTypes.every((t) => t === "float32")
+    ? ""
+    : ` ${outType === inTypes[0] ? outType : `${inTypes[0] ?? "()"} to ${outType}`}`;
+  const label = `elemwise ${describe(expr)} ${out.length ? out.join("x") : "scalar"}${typeNote}`;
+  if (shapeSize(out) === 0) return { label, passes: [], typed: true };
   const shader = elementwiseShader(expr, request.inputs, out, request);
   if (!shader) return undefined;
   checkBindings(shader.used.length + 1, request.limits, `elementwise node`);
@@ -366,5 +382,30 @@ export const elementwiseGpuKernel: GpuKernelGenerator = (
   return {
     label,
     passes: [{ code: shader.code, workgroups: shader.workgroups, bindings: [...shader.used, n] }],
+    typed: true,
   };
 };
+
+/**
+ * Whether the shader computes `expr` over these dtypes as the reference does (up to float32
+ * arithmetic): float32 arithmetic; a cast (the expression is its input) between any stored
+ * dtypes; a float32 constant (zeros_like, ones_like) of any stored dtype; a comparison of inputs exact in float32 (or of such an input and a float32
+ * constant) into bool, which float32 decides exactly as the reference's float64 does.
+ */
+function elementwiseTypesSupported(
+  expr: ScalarExpr,
+  inputs: readonly DType[],
+  output: DType,
+): boolean {
+  if (!inputs.every(gpuStorable) || !gpuStorable(output)) return false;
+  if (expr.kind === "in") return true;
+  if (expr.kind === "const") return Object.is(Math.fround(expr.value), expr.value);
+  if (output === "float32" && inputs.every((t) => t === "float32")) return true;
+  if (output !== "bool" || expr.kind !== "binary") return false;
+  if (!["lt", "gt", "le", "ge", "eq"].includes(expr.fn)) return false;
+  const exact = (e: ScalarExpr) =>
+    e.kind === "in"
+      ? exactInF32(inputs[e.index])
+      : e.kind === "const" && Object.is(Math.fround(e.value), e.value);
+  return exact(expr.a) && exact(expr.b);
+}

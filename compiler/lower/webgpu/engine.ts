@@ -25,7 +25,10 @@ import type { CompileOptions, Engine, OpCall, Program, Signature } from "../../e
 import { warnFallbacks } from "../../engine.ts";
 import { interpretedProgram } from "../../reference_engine.ts";
 import { identityOf } from "../../program_cache.ts";
-import { type Graph, type Pass, pipeline } from "../../passes/pass.ts";
+import type { Graph, Pass } from "../../passes/pass.ts";
+import { fuseElementwise } from "../../passes/fuse.ts";
+import type { DType } from "../../../runtime/dtype.ts";
+import { emptyRecord } from "../../../runtime/record.ts";
 import { DEFAULT_PASSES } from "../../passes/pipeline.ts";
 import { type GpuContext, requestGpu } from "./gpu.ts";
 import { WEBGPU_KERNELS } from "./default_kernels.ts";
@@ -116,7 +119,7 @@ export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
       }
       const started = performance.now();
       compileOptions.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
-      const optimized = pipeline(passes).run(graph);
+      const optimized = runWebGPUPasses(passes, graph, signature);
       try {
         return lowerWebGPU(optimized, signature, {
           gpu: ctx,
@@ -137,6 +140,23 @@ export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
     },
   };
   return Object.freeze(engine);
+}
+
+/**
+ * Runs the engine's passes for a signature: elementwise fusion is told the inputs' dtypes and
+ * fuses float32 chains only (integer chains stay unfused, since rounding after each op is part
+ * of their meaning).
+ */
+function runWebGPUPasses(passes: readonly Pass[], graph: Graph, signature: Signature): Graph {
+  const inputTypes = emptyRecord<DType>();
+  for (const [name, s] of Object.entries(signature.inputs)) inputTypes[name] = s.dtype;
+  return passes.reduce(
+    (g, pass) =>
+      pass === fuseElementwise
+        ? fuseElementwise.run(g, { inputTypes, dtypes: ["float32"] })
+        : pass.run(g),
+    graph,
+  );
 }
 
 /**

@@ -3,7 +3,8 @@
  * module specialized to one node's shapes (every size is a literal in the code) with entry
  * point `main`. A pass names the buffers it binds, in binding order, by slot: the node's inputs
  * first (`0 .. n-1`, read only), then its outputs (`n .. n+m-1`), then the kernel's scratch
- * buffers. Every binding is an `array<f32>` (or `array<f16>` in f16 programs) in group 0. The
+ * buffers. Every binding is an `array<f32>` (or `array<f16>` in f16 programs; `array<i32>` for
+ * integer and bool values, see dtypes.ts) in group 0. The
  * executor runs the passes in order, in one command buffer with the rest of the program.
  *
  * Only generated identifiers and validated numbers reach WGSL (see wgsl.ts): node names,
@@ -12,6 +13,7 @@
  * @module
  */
 import type { Node } from "../../symbol.ts";
+import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
 import type { GpuLimits } from "./gpu.ts";
 
@@ -38,6 +40,8 @@ export interface GpuKernel {
    * the executor uploads these values once and binds them instead.
    */
   readonly constantInputs?: ReadonlyMap<number, Float32Array>;
+  /** Whether the passes read and write the request's dtypes (see `GpuKernelRequest.inputTypes`). */
+  readonly typed?: boolean;
 }
 
 /** What a generator gets: the node, its input and output shapes, and the device's limits. */
@@ -52,6 +56,14 @@ export interface GpuKernelRequest {
   readonly limits: GpuLimits;
   /** Values of inputs that are constants (parameters), by input index; others undefined. */
   readonly constants?: readonly (Float32Array | undefined)[];
+  /**
+   * The dtypes of the inputs and outputs (default float32), stored as dtypes.ts says. A
+   * generator that honours them marks its kernel `typed`; for a node with a value that is
+   * not float32, a kernel without that mark is not used (the node runs on the host).
+   */
+  readonly inputTypes?: readonly DType[];
+  /** The dtypes of the outputs (see `inputTypes`). */
+  readonly outputTypes?: readonly DType[];
 }
 
 /**

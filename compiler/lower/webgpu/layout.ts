@@ -2,7 +2,7 @@
  * Data movement and normalization in WGSL: every op with a copy plan (ops/views.ts: slice,
  * tile, repeat, broadcast_to, stack, ...), plus Concat, SliceChannel and transpose written as
  * copy plans here, run as one pass per plan segment (one invocation per element of the
- * segment's box); and BatchNorm at inference (where the passes did not fold it into a
+ * segment's box), copying 32-bit words as bits (so any dtype the device stores); and BatchNorm at inference (where the passes did not fold it into a
  * convolution).
  *
  * @module
@@ -43,7 +43,7 @@ export function copyPlanPasses(
       signedOffset(names, dims.map((d) => d.src), seg.src)
     }];`;
     passes.push({
-      code: `${bindings([["in", seg.input], ["out", out]])}\n${entry(g, body)}`,
+      code: `${bindings([["in", seg.input, "u32"], ["out", out, "u32"]])}\n${entry(g, body)}`,
       workgroups: g.workgroups,
       bindings: [seg.input, n + out],
     });
@@ -61,6 +61,7 @@ export const copyGpuKernel: GpuKernelGenerator = (req) => {
       shapeSize(req.outputs[0])
     } elements (${plan.length} segments)`,
     passes: copyPlanPasses(req, plan, 0),
+    typed: true,
   };
 };
 
@@ -83,6 +84,7 @@ export const transposeGpuKernel: GpuKernelGenerator = (req) => {
   return {
     label: `transpose ${x.join("x")} (${axes.join(",")})`,
     passes: copyPlanPasses(req, plan, 0),
+    typed: true,
   };
 };
 
@@ -110,6 +112,7 @@ export const concatGpuKernel: GpuKernelGenerator = (req) => {
   return {
     label: `Concat ${req.inputs.length} inputs along ${axis}`,
     passes: copyPlanPasses(req, plan, 0),
+    typed: true,
   };
 };
 
@@ -132,7 +135,7 @@ export const sliceChannelGpuKernel: GpuKernelGenerator = (req) => {
       dims: [{ size: outer, src: x[axis] * inner, dst: run }, { size: run, src: 1, dst: 1 }],
     }], o)
   );
-  return { label: `SliceChannel into ${parts} along ${axis}`, passes };
+  return { label: `SliceChannel into ${parts} along ${axis}`, passes, typed: true };
 };
 
 /** BatchNorm at inference: `(x - mean) / sqrt(var + eps) · gamma + beta` along `axis`. */

@@ -36,6 +36,8 @@ import type { Entry } from "../../symbol.ts";
 import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
 import { formatShape, type Shape, shapeSize } from "../../../runtime/shape.ts";
 import { Tensor, tensorFromValues, tensorStorage, tensorValues } from "../../../runtime/tensor.ts";
+import { allocStorage, type DType, roundTo, type StorageArray } from "../../../runtime/dtype.ts";
+import { gpuElementOf, gpuStorable } from "./dtypes.ts";
 import { emptyRecord } from "../../../runtime/record.ts";
 import { BUFFER_USAGE, type GpuContext, MAP_READ } from "./gpu.ts";
 import { gpuGeneratorFor, type GpuKernel, type GpuKernelTable } from "./kernel.ts";
@@ -85,12 +87,17 @@ type Step =
   | {
     kind: "host";
     label: string;
-    reads: readonly (Place | Float32Array)[];
+    reads: readonly (Place | Words)[];
     shapes: readonly Shape[];
+    inTypes: readonly DType[];
     writes: readonly Place[];
     outShapes: readonly Shape[];
+    outTypes: readonly DType[];
     compute: (inputs: Tensor[]) => Tensor[];
   };
+
+/** Values as the device stores them (dtypes.ts): float32 words, or i32 words. */
+type Words = Float32Array | Int32Array;
 
 /** A compiled graph: a {@link Program} of the WebGPU engine, with its details. */
 export interface WebGPUCompiled extends Program {
@@ -107,11 +114,14 @@ export interface WebGPUCompiled extends Program {
   readonly dispatches: number;
   /** Runs on tensors by input name; resolves with the outputs read back (host tensors). */
   runAsync(inputs: Readonly<Record<string, Tensor>>, options?: RunOptions): Promise<Tensor[]>;
-  /** Runs on raw arrays by input name; resolves with the outputs (or fills `into`). */
+  /**
+   * Runs on raw arrays by input name; resolves with the outputs in their dtypes' storage
+   * (`Float32Array` for float32, `Int32Array`, `Uint8Array` for bool, ...), or fills `into`.
+   */
   runRawAsync(
     inputs: Readonly<Record<string, ArrayLike<number>>>,
-    into?: readonly Float32Array[],
-  ): Promise<Float32Array[]>;
+    into?: readonly StorageArray[],
+  ): Promise<StorageArray[]>;
   /** Resolves when every pipeline compiled (rejects with a `BackendError` naming one that did not). */
   ready(): Promise<void>;
 }
@@ -151,16 +161,37 @@ function pipelineFor(device: GPUDevice, code: string, label: string): PipelineEn
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /** The array itself where its memory is a plain ArrayBuffer; else a copy (WebGPU takes no shared memory). */
-function plain(f: Float32Array): Float32Array<ArrayBuffer> {
-  return f.buffer instanceof ArrayBuffer ? f as Float32Array<ArrayBuffer> : new Float32Array(f);
+function plain(f: Words): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> {
+  if (f.buffer instanceof ArrayBuffer) {
+    return f as Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer>;
+  }
+  return f instanceof Int32Array ? new Int32Array(f) : new Float32Array(f);
+}
+
+/** Values of `dtype` as the device stores them (dtypes.ts), from numbers or storage. */
+function toWords(dtype: DType, a: ArrayLike<number>): Words {
+  if (gpuElementOf(dtype) === "f32") return a instanceof Float32Array ? a : Float32Array.from(a);
+  if (a instanceof Int32Array) return a;
+  return Int32Array.from(a as ArrayLike<number>, (v) => roundTo(dtype, Number(v)));
+}
+
+/** Device words read back into `dtype`'s own storage. */
+function fromWords(dtype: DType, words: Words): StorageArray {
+  if (dtype === "float32" || dtype === "int32") return words.slice();
+  const out = allocStorage(dtype, words.length) as Uint8Array | Int8Array;
+  out.set(words);
+  return out;
 }
 
 /**
  * Lowers an optimized graph (its `params` are constants) to a WebGPU program. Nodes whose op
  * has no kernel, or whose generator throws {@link UnsupportedError}, run their reference
  * implementation on the host and are listed in `fallbacks`; any other generator error fails
- * the compile. A graph with values that are not float32, or sizes past the device's limits,
- * throws {@link UnsupportedError}.
+ * the compile. Values are float32, int32, int8, uint8 or bool, stored as dtypes.ts says; a node
+ * with a value that is not float32 uses a kernel only where its generator honours dtypes (the
+ * elementwise, copy and indexing ones), else runs on the host. A graph with values of other
+ * dtypes (float64, int64, 16-bit floats), or sizes past the device's limits, throws
+ * {@link UnsupportedError}.
  */
 export function lowerWebGPU(
   graph: Graph,
@@ -173,18 +204,31 @@ export function lowerWebGPU(
   const sym = graph.symbol;
   const bound = graph.params;
   report("plan");
-  const { shapeDict, shapes, types } = graphFacts(graph, signature);
+  const { shapeDict, typeDict, shapes, types } = graphFacts(graph, signature);
   for (const n of sym.nodes()) {
     types.get(n)!.forEach((t, i) => {
-      if (t !== "float32") {
+      if (!t || !gpuStorable(t)) {
         throw new UnsupportedError(
-          `'${n.outputName(i)}' is ${t}; the WebGPU engine compiles float32 graphs`,
+          `'${n.outputName(i)}' is ${
+            t ?? "of unknown dtype"
+          }; the WebGPU engine compiles float32, int32, int8, uint8 and bool graphs`,
         );
       }
     });
   }
   const shapeOf = (e: Entry): Shape => shapes.get(e.node)![e.index]!;
-  const plan = planMemory(sym, Object.fromEntries(sym.listInputs().map((n) => [n, shapeDict[n]])));
+  const typeOf = (e: Entry): DType => types.get(e.node)![e.index]!;
+  const plan = planMemory(
+    sym,
+    Object.fromEntries(sym.listInputs().map((n) => [n, shapeDict[n]])),
+    typeDict,
+  );
+  // Every element takes one 32-bit word on the device (dtypes.ts): buffers are sized in words.
+  const wordBytes = (v: { shape: Shape }) => shapeSize(v.shape) * 4;
+  const bufferBytes = plan.buffers.map(() => 0);
+  for (const v of plan.values) {
+    bufferBytes[v.buffer] = Math.max(bufferBytes[v.buffer], wordBytes(v));
+  }
 
   const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   const owned: GPUBuffer[] = [];
@@ -210,8 +254,8 @@ export function lowerWebGPU(
 
   // Graph inputs, then planned buffers; constants are placed as steps first read them.
   const inputPlace = new Map<string, Place>();
-  const constantValues = new Map<string, Float32Array>();
-  const inputs = emptyRecord<{ place: Place; shape: Shape }>();
+  const constantValues = new Map<string, Words>();
+  const inputs = emptyRecord<{ place: Place; shape: Shape; dtype: DType }>();
   let failed: unknown;
   try {
     for (const name of sym.listInputs()) {
@@ -219,18 +263,19 @@ export function lowerWebGPU(
       if (!shape) throw new SigilError(`WebGPU compile: no shape for input '${name}'`);
       if (Object.hasOwn(bound, name)) {
         const t = bound[name];
+        const dtype = typeDict[name] ?? "float32";
         constantValues.set(
           name,
-          t.dtype === "float32"
+          t.dtype === "float32" && dtype === "float32"
             ? tensorStorage(t) as Float32Array
-            : Float32Array.from(tensorValues(t)),
+            : toWords(dtype, tensorValues(t)),
         );
       } else {
         const bytes = shapeSize(shape) * 4;
         checkBinding(bytes, `input '${name}' ${formatShape(shape)}`);
         const place = { buffer: makeBuffer(bytes, storage, "input"), offset: 0, bytes };
         inputPlace.set(name, place);
-        inputs[name] = { place, shape };
+        inputs[name] = { place, shape, dtype: typeDict[name] ?? "float32" };
       }
     }
   } catch (e) {
@@ -249,16 +294,16 @@ export function lowerWebGPU(
   }
 
   function build(): WebGPUCompiled {
-    const planned = plan.buffers.map((b) => {
-      checkBinding(b.bytes, `a planned buffer`);
-      return makeBuffer(b.bytes, storage, "planned");
+    const planned = bufferBytes.map((bytes) => {
+      checkBinding(bytes, `a planned buffer`);
+      return makeBuffer(bytes, storage, "planned");
     });
     // Constants: packed into arenas of at most one binding each, offsets aligned for binding.
     const alignment = Math.max(4, limits.minStorageBufferOffsetAlignment);
-    const pending: { values: Float32Array; at: { arena: number; offset: number } }[] = [];
+    const pending: { values: Words; at: { arena: number; offset: number } }[] = [];
     const arenas: number[] = [];
-    const constPlace = new Map<Float32Array, { arena: number; offset: number; bytes: number }>();
-    const placeConstant = (values: Float32Array, what: string) => {
+    const constPlace = new Map<Words, { arena: number; offset: number; bytes: number }>();
+    const placeConstant = (values: Words, what: string) => {
       let got = constPlace.get(values);
       if (got) return got;
       const bytes = values.length * 4;
@@ -277,7 +322,7 @@ export function lowerWebGPU(
     };
     // Arena buffers exist only once every step is placed; bindings resolve lazily.
     const arenaBuffers: GPUBuffer[] = [];
-    type Ref = Place | { constant: Float32Array };
+    type Ref = Place | { constant: Words };
     const refOf = (e: Entry, replaced?: Float32Array): Ref => {
       if (replaced) {
         placeConstant(replaced, `a transformed constant of '${e.node.name}'`);
@@ -295,7 +340,7 @@ export function lowerWebGPU(
       if (!v) {
         throw new BackendError(`WebGPU compile: no buffer for '${e.node.outputName(e.index)}'`);
       }
-      return { buffer: planned[v.buffer], offset: 0, bytes: v.bytes };
+      return { buffer: planned[v.buffer], offset: 0, bytes: wordBytes(v) };
     };
     const resolve = (r: Ref): Place => {
       if (!("constant" in r)) return r;
@@ -315,10 +360,12 @@ export function lowerWebGPU(
       | {
         kind: "host";
         label: string;
-        reads: (Ref | Float32Array)[];
+        reads: (Ref | Words)[];
         shapes: Shape[];
+        inTypes: DType[];
         writes: Ref[];
         outShapes: Shape[];
+        outTypes: DType[];
         compute: (inputs: Tensor[]) => Tensor[];
       };
     const todo: Pending[] = [];
@@ -348,12 +395,28 @@ export function lowerWebGPU(
       const constIns = node.inputs.map((e) =>
         e.node.isVariable ? constantValues.get(e.node.name) : undefined
       );
+      const inTypes = node.inputs.map(typeOf);
+      const outTypes = outs.map((_, i) => typeOf(node.entry(i)));
+      const allFloat32 = [...inTypes, ...outTypes].every((t) => t === "float32");
       let kernel: GpuKernel | undefined;
       let reason = generator ? "" : `the WebGPU engine has no kernel for ${opName}`;
       try {
-        kernel = generator?.({ node, inputs: ins, outputs: outs, limits, constants: constIns });
-        if (generator && !kernel) {
-          reason = `the ${opName} kernel does not cover these attributes or shapes`;
+        kernel = generator?.({
+          node,
+          inputs: ins,
+          outputs: outs,
+          limits,
+          constants: constIns.map((c) => (c instanceof Float32Array ? c : undefined)),
+          inputTypes: inTypes,
+          outputTypes: outTypes,
+        });
+        if (kernel && !allFloat32 && !kernel.typed) {
+          kernel = undefined;
+          reason = `the ${opName} kernel computes float32 values, not ${
+            [...new Set([...inTypes, ...outTypes])].filter((t) => t !== "float32").join(" and ")
+          }`;
+        } else if (generator && !kernel) {
+          reason = `the ${opName} kernel does not cover these attributes, shapes or dtypes`;
         }
       } catch (e) {
         if (e instanceof UnsupportedError) reason = e.message;
@@ -393,15 +456,14 @@ export function lowerWebGPU(
         label: `reference ${opName}`,
         reads: node.inputs.map((e, i) => constIns[i] ?? refOf(e)),
         shapes: ins,
+        inTypes,
         writes: outs.map((_, i) => refOf(node.entry(i))),
         outShapes: outs,
+        outTypes,
         compute: (args) =>
           called
             ? evaluate(called, Object.fromEntries(called.listInputs().map((n, i) => [n, args[i]])))
-            : node.op!.reference(args, node.parsed, {
-              outShapes: outs,
-              outTypes: outs.map(() => "float32"),
-            }),
+            : node.op!.reference(args, node.parsed, { outShapes: outs, outTypes }),
       });
       placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
       fallbacks.push({ node: node.name, op: opName, reason, runsOn: "reference" });
@@ -429,7 +491,7 @@ export function lowerWebGPU(
       if (t.kind === "host") {
         return {
           ...t,
-          reads: t.reads.map((r) => (r instanceof Float32Array ? r : resolve(r))),
+          reads: t.reads.map((r) => (isWords(r) ? r : resolve(r))),
           writes: t.writes.map(resolve),
         };
       }
@@ -450,11 +512,12 @@ export function lowerWebGPU(
     report("instantiate");
     const outputs = sym.outputs.map((e) => {
       const shape = shapeOf(e);
+      const dtype = typeOf(e);
       if (e.node.isVariable && constantValues.has(e.node.name)) {
-        return { shape, constant: constantValues.get(e.node.name)! };
+        return { shape, dtype, constant: constantValues.get(e.node.name)! };
       }
       const r = e.node.isVariable ? inputPlace.get(e.node.name)! : refOf(e);
-      return { shape, place: resolve(r) };
+      return { shape, dtype, place: resolve(r) };
     });
     const outBytes = outputs.map((o) => align(shapeSize(o.shape) * 4, 4));
     const outOffsets: number[] = [];
@@ -469,7 +532,7 @@ export function lowerWebGPU(
         s.kind === "host"
           ? Math.max(
             m,
-            s.reads.reduce((t, r) => t + (r instanceof Float32Array ? 0 : align(r.bytes, 4)), 0),
+            s.reads.reduce((t, r) => t + (isWords(r) ? 0 : align(r.bytes, 4)), 0),
           )
           : m,
       0,
@@ -499,12 +562,12 @@ export function lowerWebGPU(
 
     const execute = async (
       arrays: Readonly<Record<string, ArrayLike<number>>>,
-      into?: readonly Float32Array[],
-    ): Promise<Float32Array[]> => {
+      into?: readonly StorageArray[],
+    ): Promise<StorageArray[]> => {
       if (disposed) throw new BackendError("this WebGPU program was disposed");
       await compiled;
       for (const name of inputNames) {
-        const { place, shape } = inputs[name];
+        const { place, shape, dtype } = inputs[name];
         const a = arrays[name];
         if (a.length !== shapeSize(shape)) {
           throw new SigilError(
@@ -514,11 +577,7 @@ export function lowerWebGPU(
           );
         }
         if (a.length === 0) continue;
-        device.queue.writeBuffer(
-          place.buffer,
-          0,
-          plain(a instanceof Float32Array ? a : Float32Array.from(a)),
-        );
+        device.queue.writeBuffer(place.buffer, 0, plain(toWords(dtype, a)));
       }
       device.pushErrorScope("validation");
       let encoder = device.createCommandEncoder();
@@ -544,7 +603,7 @@ export function lowerWebGPU(
           );
         } else {
           endPass();
-          const gpuReads = s.reads.map((r) => r instanceof Float32Array ? undefined : r);
+          const gpuReads = s.reads.map((r) => isWords(r) ? undefined : r);
           let at = 0;
           const offsets = gpuReads.map((r) => {
             if (!r) return -1;
@@ -558,20 +617,20 @@ export function lowerWebGPU(
           const span = Math.max(at, 16);
           await hostStaging!.mapAsync(MAP_READ, 0, span);
           const mapped = hostStaging!.getMappedRange(0, span);
-          const args = s.reads.map((r, i) =>
-            tensorFromValues(
-              r instanceof Float32Array
-                ? r
-                : new Float32Array(mapped, offsets[i], shapeSize(s.shapes[i])),
-              s.shapes[i],
-              "float32",
-            )
-          );
+          const args = s.reads.map((r, i) => {
+            const n = shapeSize(s.shapes[i]);
+            const words = isWords(r)
+              ? r
+              : gpuElementOf(s.inTypes[i]) === "i32"
+              ? new Int32Array(mapped, offsets[i], n)
+              : new Float32Array(mapped, offsets[i], n);
+            return tensorFromValues(words, s.shapes[i], s.inTypes[i]);
+          });
           hostStaging!.unmap();
           const results = s.compute(args);
           results.forEach((t, i) => {
             if (i >= s.writes.length || shapeSize(s.outShapes[i]) === 0) return;
-            const v = Float32Array.from(tensorValues(t));
+            const v = plain(toWords(s.outTypes[i], tensorValues(t)));
             device.queue.writeBuffer(s.writes[i].buffer, s.writes[i].offset, v);
           });
           encoder = device.createCommandEncoder();
@@ -596,9 +655,13 @@ export function lowerWebGPU(
       const mapped = readback.getMappedRange(0, Math.max(readBytes, 16));
       const results = outputs.map((o, i) => {
         const n = shapeSize(o.shape);
-        const target = into?.[i] ?? new Float32Array(n);
-        if (o.constant) target.set(o.constant);
-        else target.set(new Float32Array(mapped, outOffsets[i], n));
+        const words = o.constant ??
+          (gpuElementOf(o.dtype) === "i32"
+            ? new Int32Array(mapped, outOffsets[i], n)
+            : new Float32Array(mapped, outOffsets[i], n));
+        const target = into?.[i];
+        if (!target) return fromWords(o.dtype, words);
+        (target as Int32Array).set(words);
         return target;
       });
       readback.unmap();
@@ -610,6 +673,7 @@ export function lowerWebGPU(
       return run;
     };
     const outShapes = outputs.map((o) => o.shape);
+    const outTypes = outputs.map((o) => o.dtype);
     const asyncOnly = (what: string) => () => {
       throw new BackendError(
         `WebGPU programs run asynchronously: use ${what} (or await symbol.eval(...), await block.callAsync(...))`,
@@ -618,7 +682,7 @@ export function lowerWebGPU(
     return {
       engine: options.engine,
       inputs: inputNames,
-      outputs: outShapes.map((shape): InputSignature => ({ shape, dtype: "float32" })),
+      outputs: outShapes.map((shape, i): InputSignature => ({ shape, dtype: outTypes[i] })),
       fallbacks,
       memoryBytes,
       plan,
@@ -641,10 +705,13 @@ export function lowerWebGPU(
         const arrays: Record<string, ArrayLike<number>> = {};
         for (const name of inputNames) {
           const t = given[name];
-          arrays[name] = t.dtype === "float32" ? tensorStorage(t) as Float32Array : tensorValues(t);
+          const dtype = inputs[name].dtype;
+          arrays[name] = t.dtype === dtype && (dtype === "float32" || dtype === "int32")
+            ? tensorStorage(t) as Float32Array | Int32Array
+            : tensorValues(t);
         }
         return serialized(() => execute(arrays)).then((values) =>
-          values.map((v, i) => new Tensor(v, outShapes[i], "float32"))
+          values.map((v, i) => new Tensor(v, outShapes[i], outTypes[i]))
         );
       },
       runRawAsync(arrays, into) {
@@ -667,3 +734,7 @@ export function lowerWebGPU(
 }
 
 const MAP_READ_USAGE = BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST;
+
+function isWords(r: unknown): r is Words {
+  return r instanceof Float32Array || r instanceof Int32Array;
+}

@@ -68,13 +68,16 @@ export type BindingRole = "in" | "out" | "tmp";
 
 /**
  * The binding declarations of a pass: `@group(0) @binding(j) var<storage, ...> name:
- * array<f32>` for each `[role, index]`, named `in0`, `out0`, `tmp0`.
+ * array<f32>` for each `[role, index]`, named `in0`, `out0`, `tmp0`; a third entry names
+ * another element type (`i32` for integer and bool values, `u32` for copies of bits).
  */
-export function bindings(list: readonly (readonly [BindingRole, number])[]): string {
-  return list.map(([role, k], j) =>
+export function bindings(
+  list: readonly (readonly [BindingRole, number, ("f32" | "i32" | "u32")?])[],
+): string {
+  return list.map(([role, k, elem], j) =>
     `@group(0) @binding(${j}) var<storage, ${
       role === "in" ? "read" : "read_write"
-    }> ${role}${k}: array<f32>;`
+    }> ${role}${k}: array<${elem ?? "f32"}>;`
   ).join("\n");
 }
 
