@@ -383,3 +383,81 @@ function bilinearResize(x: Tensor, out: Shape, alignCorners: boolean, dtype: DTy
   }
   return tensorFromValues(res, out, dtype);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The adjoint of bilinear resizing
+
+/**
+ * `_sigil_bilinear_resize_grad`: the adjoint (transpose) of bilinear resizing of NCHW data to
+ * the incoming size from `(height, width)`: each incoming value is spread over the four
+ * source pixels bilinear resizing reads it from, with the same float32 taps. It is the input
+ * gradient of `_contrib_BilinearResize2D`, and its own gradient is that resize again.
+ */
+export const _sigil_bilinear_resize_grad: OpDef<
+  {
+    height: AttrSpec<number, false>;
+    width: AttrSpec<number, false>;
+    align_corners: AttrSpec<boolean, false>;
+  },
+  readonly [],
+  "one"
+> = defineOp({
+  name: "_sigil_bilinear_resize_grad",
+  doc:
+    "The transpose of bilinear resizing: NCHW values spread back to (height, width) over their taps.",
+  attrs: {
+    /** Height of the result (the resized data's height). */
+    height: attr.int(1, { min: 1, max: 10000 }),
+    /** Width of the result. */
+    width: attr.int(1, { min: 1, max: 10000 }),
+    /** Whether the resize this transposes aligned corners. */
+    align_corners: attr.bool(true),
+  },
+  inputNames: () => ["data"],
+  inferShape: (inputs, a) => {
+    const g = inputs[0];
+    if (g !== undefined && g.length !== 4) {
+      shapeFail(`_sigil_bilinear_resize_grad: data ${formatShape(g)} must be 4-d (NCHW)`);
+    }
+    if (g === undefined) return { inputs: [undefined], outputs: [undefined] };
+    return { inputs: [g], outputs: [[g[0], g[1], a.height, a.width]] };
+  },
+  reference: (inputs, a, ctx) => {
+    const g = inputs[0];
+    const out = ctx.outShapes[0];
+    const [n, c, oh, ow] = g.shape;
+    const [, , ih, iw] = out;
+    const gv = tensorValues(g);
+    const res = new Float64Array(shapeSize(out));
+    if (ih === oh && iw === ow) {
+      res.set(gv);
+      return [tensorFromValues(res, out, ctx.outTypes[0])];
+    }
+    const ty = bilinearTaps(ih, oh, a.align_corners);
+    const tx = bilinearTaps(iw, ow, a.align_corners);
+    let o = 0;
+    for (let p = 0; p < n * c; p++) {
+      const base = p * ih * iw;
+      for (let y = 0; y < oh; y++) {
+        const r0 = base + ty.index[y] * iw;
+        const r1 = r0 + ty.step[y] * iw;
+        const h1 = ty.weight[y], h0 = 1 - h1;
+        for (let xo = 0; xo < ow; xo++) {
+          const i0 = tx.index[xo], i1 = i0 + tx.step[xo];
+          const w1 = tx.weight[xo], w0 = 1 - w1;
+          const v = gv[o++];
+          res[r0 + i0] += h0 * w0 * v;
+          res[r0 + i1] += h0 * w1 * v;
+          res[r1 + i0] += h1 * w0 * v;
+          res[r1 + i1] += h1 * w1 * v;
+        }
+      }
+    }
+    return [tensorFromValues(res, out, ctx.outTypes[0])];
+  },
+  sample: (draw, x): Sample | undefined => {
+    if (x.length !== 4) return undefined;
+    const attrs = { height: draw.int(1, 9), width: draw.int(1, 9) };
+    return { attrs: draw.bool() ? attrs : { ...attrs, align_corners: draw.bool() }, inputs: [x] };
+  },
+});

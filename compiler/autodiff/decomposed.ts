@@ -61,12 +61,95 @@ function gatherRows(
   outShape: readonly number[],
   dtype: string,
 ) {
-  if (outShape.length === 0) {
-    throw new GraphError("grad: gathering one value: gradients are defined for non-scalar outputs");
-  }
   const hot = F.Reshape(F.one_hot(indices, { depth, dtype }), { shape: [-1, depth] });
   const rows = F.Reshape(table, { shape: [depth, -1] });
-  return F.Reshape(F.dot(hot, rows), { shape: [...outShape] });
+  const taken = F.dot(hot, rows);
+  // One value (a 0-d index into a 1-d table): the (1, 1) product summed to a 0-d result.
+  if (outShape.length === 0) return F.sum(taken, { axis: [0, 1] });
+  return F.Reshape(taken, { shape: [...outShape] });
+}
+
+/** The lowest finite value of a float dtype, where max windows start (as the op does). */
+function lowest(dtype: string): number {
+  if (dtype === "float64") return -Number.MAX_VALUE;
+  if (dtype === "float16") return -65504;
+  return -3.4028234663852886e38;
+}
+
+/**
+ * Window pooling (channel-first) as the windows' strided slices of the padded data combined:
+ * a running maximum in scan order (ties keep the first, as MXNet's backward does), a sum, a
+ * sum scaled by each window's count, or an Lp norm.
+ */
+function windowPooling(ctx: VjpContext, x: Symbol, xs: readonly number[], ys: readonly number[]) {
+  const a = ctx.attrs as {
+    kernel: readonly number[];
+    pool_type: string;
+    global_pool: boolean;
+    stride: readonly number[];
+    pad: readonly number[];
+    count_include_pad: boolean | null;
+    pooling_convention: string;
+    p_value: number | null;
+  };
+  const dtype = ctx.inTypes[0];
+  const spatial = xs.slice(2);
+  const n = spatial.length;
+  const kernel = a.global_pool ? spatial : a.kernel;
+  const stride = a.global_pool || !a.stride.length ? new Array(n).fill(1) : a.stride;
+  const pad = a.global_pool || !a.pad.length ? new Array(n).fill(0) : a.pad;
+  const fill = a.pool_type === "max" ? lowest(dtype) : 0;
+  // Pad so every window lies inside: `pad` before, whatever the last window needs after.
+  let padded = x;
+  let shape = [...xs];
+  spatial.forEach((len, i) => {
+    const after = Math.max(0, (ys[2 + i] - 1) * stride[i] + kernel[i] - pad[i] - len);
+    const axis = 2 + i;
+    const block = (m: number) => F.full(shape.map((d, j) => j === axis ? m : d), fill, { dtype });
+    const parts = [
+      ...(pad[i] > 0 ? [block(pad[i])] : []),
+      padded,
+      ...(after > 0 ? [block(after)] : []),
+    ];
+    if (parts.length > 1) padded = F.Concat(...parts, { dim: axis });
+    shape = shape.map((d, j) => j === axis ? pad[i] + len + after : d);
+  });
+  const windows: Symbol[] = [];
+  const offsets = kernel.reduce<number[][]>(
+    (acc, k) => acc.flatMap((o) => range(0, k).map((d) => [...o, d])),
+    [[]],
+  );
+  for (const o of offsets) {
+    windows.push(F.slice(padded, {
+      begin: [0, 0, ...o],
+      end: [xs[0], xs[1], ...o.map((d, i) => d + (ys[2 + i] - 1) * stride[i] + 1)],
+      step: [1, 1, ...stride],
+    }));
+  }
+  if (a.pool_type === "max") return windows.reduce((m, v) => F._maximum(m, v));
+  const p = a.pool_type === "lp" ? a.p_value ?? 1 : 1;
+  const powered = p === 1 ? windows : windows.map((v) => F._power_scalar(v, { scalar: p }));
+  const total = powered.length === 1
+    ? powered[0]
+    : F.add_n(...powered, { num_args: powered.length });
+  if (a.pool_type === "lp") {
+    return p === 1 ? total : p === 2 ? F.sqrt(total) : F._power_scalar(total, { scalar: 1 / 3 });
+  }
+  if (a.pool_type === "sum") return total;
+  // avg: 1 / count per window, from the op itself on constant ones (no gradient flows there).
+  const ones = F.ones([...xs], { dtype });
+  const attrs = {
+    kernel: [...kernel],
+    stride: [...stride],
+    pad: [...pad],
+    pooling_convention: a.pooling_convention,
+    ...(a.count_include_pad === null ? {} : { count_include_pad: a.count_include_pad }),
+  };
+  const scale = F.elemwise_div(
+    F.Pooling(ones, { ...attrs, pool_type: "avg" }),
+    F.Pooling(ones, { ...attrs, pool_type: "sum" }),
+  );
+  return F.elemwise_mul(total, scale);
 }
 
 /** Decompositions by op name. */
@@ -123,15 +206,28 @@ export const DECOMPOSED: ReadonlyMap<string, Decomposition> = new Map<string, De
     return F.broadcast_add(F.relu(x), F.broadcast_mul(F._minimum_scalar(x, { scalar: 0 }), g));
   }],
   ["take", (ctx, [data, indices]) => {
-    const { axis } = ctx.attrs as { axis: number };
-    if (normAxis(axis, ctx.inShapes[0].length) !== 0) {
-      throw new GraphError(
-        `grad: take node '${ctx.node.name}': gradients are defined along axis 0 only`,
-      );
-    }
-    const n = ctx.inShapes[0][0];
-    const { mode } = ctx.attrs as { mode: string };
-    return gatherRows(normIndex(indices, n, mode), data, n, ctx.outShapes[0], ctx.inTypes[0]);
+    const xs = ctx.inShapes[0];
+    const { axis: given, mode } = ctx.attrs as { axis: number; mode: string };
+    const axis = normAxis(given, xs.length);
+    const n = xs[axis];
+    const index = normIndex(indices, n, mode);
+    if (axis === 0) return gatherRows(index, data, n, ctx.outShapes[0], ctx.inTypes[0]);
+    // The taken axis moved first, rows gathered, then the index dims moved back to `axis`.
+    const k = ctx.inShapes[1].length;
+    const front = F.transpose(data, {
+      axes: [axis, ...range(0, xs.length).filter((i) => i !== axis)],
+    });
+    const before = xs.slice(0, axis), after = xs.slice(axis + 1);
+    const rows = gatherRows(
+      index,
+      front,
+      n,
+      [...ctx.inShapes[1], ...before, ...after],
+      ctx.inTypes[0],
+    );
+    return F.transpose(rows, {
+      axes: [...range(k, k + axis), ...range(0, k), ...range(k + axis, k + axis + after.length)],
+    });
   }],
   [
     "Embedding",
@@ -144,29 +240,70 @@ export const DECOMPOSED: ReadonlyMap<string, Decomposition> = new Map<string, De
         ctx.inTypes[1],
       ),
   ],
-  ["slice", (ctx, [x]) => {
-    const a = ctx.attrs as {
-      begin: readonly (number | null)[];
-      step: readonly (number | null)[];
-    };
-    if (a.step.some((s) => s !== null && s !== 1)) {
-      throw new GraphError(
-        `grad: slice node '${ctx.node.name}': gradients are defined for step 1 only`,
-      );
-    }
+  ["Pooling", (ctx, [x]) => {
+    const { layout } = ctx.attrs as { layout: string | null };
     const xs = ctx.inShapes[0];
-    let y = x;
-    a.begin.forEach((b, i) => {
-      const len = xs[i];
-      let start = b ?? 0;
-      if (start < 0) start += len;
-      start = Math.min(Math.max(start, 0), len);
-      const size = ctx.outShapes[0][i];
-      if (start !== 0 || size !== len) {
-        y = F.slice_axis(y, { axis: i, begin: start, end: start + size });
-      }
+    const ys = ctx.outShapes[0];
+    if (!layout || layout.startsWith("NC")) return windowPooling(ctx, x, xs, ys);
+    // Channel-last: computed channel-first.
+    const r = xs.length;
+    const first = [0, r - 1, ...range(1, r - 1)];
+    const last = [0, ...range(2, r), 1];
+    const cf = (s: readonly number[]) => first.map((i) => s[i]);
+    return F.transpose(windowPooling(ctx, F.transpose(x, { axes: first }), cf(xs), cf(ys)), {
+      axes: last,
     });
-    return y;
+  }],
+  ["Convolution", (ctx, [x, w, b]) => {
+    // Channel-last data (N, *spatial, C) and weights (F, *kernel, C / groups): the
+    // channel-first convolution between transposes.
+    const r = ctx.inShapes[0].length;
+    const first = [0, r - 1, ...range(1, r - 1)];
+    const last = [0, ...range(2, r), 1];
+    const a = ctx.attrs as Record<string, unknown>;
+    const attrs: Record<string, unknown> = {};
+    for (const k of ["kernel", "stride", "dilate", "pad", "num_filter", "num_group", "no_bias"]) {
+      attrs[k] = a[k];
+    }
+    const y = F.Convolution(
+      F.transpose(x, { axes: first }),
+      F.transpose(w, { axes: first }),
+      ...(a.no_bias ? [] : [b]),
+      attrs,
+    );
+    return F.transpose(y, { axes: last });
+  }],
+  ["UpSampling", (ctx, xs) => {
+    const a = ctx.attrs as { sample_type: string; multi_input_mode: string; num_filter: number };
+    const out = ctx.outShapes[0];
+    if (a.sample_type === "bilinear") {
+      // MXNet's bilinear upsampling is this grouped transposed convolution.
+      const s = out[2] / ctx.inShapes[0][2];
+      const k = 2 * s - (s % 2);
+      const p = Math.ceil((s - 1) / 2);
+      return F.Deconvolution(xs[0], xs[1], {
+        kernel: [k, k],
+        stride: [s, s],
+        pad: [p, p],
+        num_filter: a.num_filter,
+        num_group: a.num_filter,
+        no_bias: true,
+      });
+    }
+    // Nearest: each pixel repeated over its (sh, sw) block by a broadcast.
+    const parts = xs.map((x, i) => {
+      const [n, c, h, w] = ctx.inShapes[i];
+      const sh = out[2] / h, sw = out[3] / w;
+      if (sh === 1 && sw === 1) return x;
+      const blocks = F.broadcast_to(F.Reshape(x, { shape: [n, c, h, 1, w, 1] }), {
+        shape: [n, c, h, sh, w, sw],
+      });
+      return F.Reshape(blocks, { shape: [n, c, out[2], out[3]] });
+    });
+    if (parts.length === 1) return parts[0];
+    return a.multi_input_mode === "sum"
+      ? F.add_n(...parts, { num_args: parts.length })
+      : F.Concat(...parts, { dim: 1 });
   }],
   ["slice_like", (ctx, [x]) => {
     let y = x;

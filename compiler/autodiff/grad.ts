@@ -284,8 +284,8 @@ function transform(
 /** The input cotangents of one node: its op's rule, or the derivative of its scalar form. */
 function ruleFor(ctx: VjpContext, where: string): (Symbol | undefined)[] {
   const op = ctx.node.op!;
-  const rule = VJP_RULES.get(op.name);
-  if (rule) return rule(ctx);
+  const ruled = VJP_RULES.get(op.name)?.(ctx);
+  if (ruled) return ruled;
   const expr = op.scalar?.(ctx.attrs);
   if (expr && ctx.heads.every((h, i) => i === 0 || !h)) {
     const n = ctx.inputs.length;

@@ -41,8 +41,11 @@ export interface VjpContext {
   readonly needs: readonly boolean[];
 }
 
-/** A VJP rule: one cotangent (or undefined for none) per input. */
-export type VjpRule = (ctx: VjpContext) => (Symbol | undefined)[];
+/**
+ * A VJP rule: one cotangent (or undefined for none) per input; or undefined when the rule does
+ * not cover the node's attributes and the op's decomposition (decomposed.ts) applies.
+ */
+export type VjpRule = (ctx: VjpContext) => (Symbol | undefined)[] | undefined;
 
 // The builders, loosely typed: rules pass attributes the op definitions check.
 type Builder = (...args: unknown[]) => Symbol;
@@ -314,11 +317,8 @@ const spatialOf = (attrs: ConvAttrs, k: number) => ({
 
 const convolution: VjpRule = (ctx) => {
   const a = ctx.attrs as unknown as ConvAttrs;
-  if (a.layout && !a.layout.startsWith("NC")) {
-    throw new GraphError(
-      `grad: Convolution node '${ctx.node.name}': gradients are defined for channel-first layouts only`,
-    );
-  }
+  // Channel-last: through the channel-first decomposition.
+  if (a.layout && !a.layout.startsWith("NC")) return undefined;
   const [x, w] = ctx.inputs;
   const head = headOf(ctx);
   const xs = ctx.inShapes[0];
@@ -356,21 +356,22 @@ const convolution: VjpRule = (ctx) => {
     // exchanged, cropped to the kernel.
     const swap = [1, 0, ...Array.from({ length: k }, (_, i) => 2 + i)];
     const n = xs[0];
-    let dw: Symbol;
-    if (groups === 1) {
-      const full = F.Convolution(
-        F.transpose(x, { axes: swap }),
-        F.transpose(head, { axes: swap }),
-        {
+    // One group's weight gradient: x (batch and channels swapped) convolved with the head.
+    const plain = (xg: Symbol, hg: Symbol, filters: number) =>
+      F.transpose(
+        F.Convolution(F.transpose(xg, { axes: swap }), F.transpose(hg, { axes: swap }), {
           kernel: ys.slice(2),
           stride: [...dilate],
           dilate: [...stride],
           pad: [...pad],
-          num_filter: a.num_filter,
+          num_filter: filters,
           no_bias: true,
-        },
+        }),
+        { axes: swap },
       );
-      dw = F.transpose(full, { axes: swap });
+    let dw: Symbol;
+    if (groups === 1) {
+      dw = plain(x, head, a.num_filter);
     } else if (groups === channels && groups === a.num_filter) {
       // Depthwise: each channel its own group, the batch as that group's input channels.
       const data = F.Reshape(F.transpose(x, { axes: swap }), {
@@ -388,9 +389,16 @@ const convolution: VjpRule = (ctx) => {
       });
       dw = F.transpose(full, { axes: swap });
     } else {
-      throw new GraphError(
-        `grad: Convolution node '${ctx.node.name}': weight gradients are defined for num_group 1 and depthwise (num_group = channels = num_filter) only`,
-      );
+      // Grouped: group j's filters see only its slice of channels; one plain gradient each,
+      // stacked along the filters.
+      const cg = channels / groups, fg = a.num_filter / groups;
+      const parts = Array.from({ length: groups }, (_, j) =>
+        plain(
+          F.slice_axis(x, { axis: 1, begin: j * cg, end: (j + 1) * cg }),
+          F.slice_axis(head, { axis: 1, begin: j * fg, end: (j + 1) * fg }),
+          fg,
+        ));
+      dw = F.Concat(...parts, { dim: 0 });
     }
     out[1] = F.slice(dw, {
       begin: ctx.inShapes[1].map(() => 0),
@@ -413,11 +421,7 @@ const pooling: VjpRule = (ctx) => {
     count_include_pad: boolean | null;
     layout: string | null;
   };
-  if (a.layout && !a.layout.startsWith("NC")) {
-    throw new GraphError(
-      `grad: Pooling node '${ctx.node.name}': gradients are defined for channel-first layouts only`,
-    );
-  }
+  if (a.layout && !a.layout.startsWith("NC")) return undefined;
   const xs = ctx.inShapes[0];
   const ys = ctx.outShapes[0];
   const head = headOf(ctx);
@@ -459,11 +463,9 @@ const pooling: VjpRule = (ctx) => {
       return [reshapeTo(spread, xs)];
     }
   }
-  throw new GraphError(
-    `grad: Pooling node '${ctx.node.name}': no gradient rule yet for pool_type '${a.pool_type}'${
-      a.global_pool ? " (global)" : ""
-    } with these attributes (window max pooling needs its argmax)`,
-  );
+  // Max windows, lp, and sum/avg windows the transposed convolution cannot size: through the
+  // window decomposition.
+  return undefined;
 };
 
 const batchNorm: VjpRule = (ctx) => {
@@ -531,15 +533,25 @@ const stack: VjpRule = (ctx) => {
 
 const deconvolution: VjpRule = (ctx) => {
   const a = ctx.attrs as unknown as ConvAttrs & { target_shape: readonly number[] };
-  if ((a.layout && !a.layout.startsWith("NC")) || a.target_shape.some((v) => v > 0)) {
+  if (a.layout && !a.layout.startsWith("NC")) {
     throw new GraphError(
-      `grad: Deconvolution node '${ctx.node.name}': gradients are defined for channel-first layouts without target_shape`,
+      `grad: Deconvolution node '${ctx.node.name}': gradients are defined for channel-first layouts only`,
     );
   }
   const [x, w] = ctx.inputs;
   const head = headOf(ctx);
   const k = a.kernel.length;
-  const { stride, dilate, pad } = spatialOf(a, k);
+  const spatial = spatialOf(a, k);
+  const { stride, dilate } = spatial;
+  // With a target shape, the padding the op derived from it (MXNet's InferPad).
+  const pad = a.target_shape.some((v) => v > 0)
+    ? a.kernel.map((kk, i) =>
+      Math.ceil(
+        (stride[i] * (ctx.inShapes[0][2 + i] - 1) + dilate[i] * (kk - 1) + 1 -
+          a.target_shape[i]) / 2,
+      )
+    )
+    : spatial.pad;
   const out: (Symbol | undefined)[] = [undefined, undefined, undefined];
   // The transposed convolution's input gradient is the convolution with the same weights.
   if (ctx.needs[0]) {
@@ -554,22 +566,32 @@ const deconvolution: VjpRule = (ctx) => {
     });
   }
   if (ctx.needs[1]) {
-    if (a.num_group !== 1) {
-      throw new GraphError(
-        `grad: Deconvolution node '${ctx.node.name}': weight gradients are defined for num_group 1 only`,
-      );
-    }
-    // As the convolution's weight gradient with the roles of data and head exchanged.
+    // As the convolution's weight gradient with the roles of data and head exchanged, one
+    // group at a time (weights are (channels, filters / groups, ...kernel)).
     const swap = [1, 0, ...Array.from({ length: k }, (_, i) => 2 + i)];
-    const full = F.Convolution(F.transpose(head, { axes: swap }), F.transpose(x, { axes: swap }), {
-      kernel: ctx.inShapes[0].slice(2),
-      stride: [...dilate],
-      dilate: [...stride],
-      pad: [...pad],
-      num_filter: ctx.inShapes[0][1],
-      no_bias: true,
-    });
-    out[1] = F.slice(F.transpose(full, { axes: swap }), {
+    const groups = a.num_group;
+    const cg = ctx.inShapes[0][1] / groups, fg = ctx.outShapes[0][1] / groups;
+    const plain = (xg: Symbol, hg: Symbol) =>
+      F.transpose(
+        F.Convolution(F.transpose(hg, { axes: swap }), F.transpose(xg, { axes: swap }), {
+          kernel: ctx.inShapes[0].slice(2),
+          stride: [...dilate],
+          dilate: [...stride],
+          pad: [...pad],
+          num_filter: cg,
+          no_bias: true,
+        }),
+        { axes: swap },
+      );
+    const full = groups === 1 ? plain(x, head) : F.Concat(
+      ...Array.from({ length: groups }, (_, j) =>
+        plain(
+          F.slice_axis(x, { axis: 1, begin: j * cg, end: (j + 1) * cg }),
+          F.slice_axis(head, { axis: 1, begin: j * fg, end: (j + 1) * fg }),
+        )),
+      { dim: 0 },
+    );
+    out[1] = F.slice(full, {
       begin: ctx.inShapes[1].map(() => 0),
       end: [...ctx.inShapes[1]],
     });
@@ -580,10 +602,177 @@ const deconvolution: VjpRule = (ctx) => {
   return out;
 };
 
+/**
+ * The cotangent of `x` (shape `xs`) from `g`, the cotangent of `x[begin::step]` along `axis`
+ * (`m` values there): `g` spread back to positions `begin + i·step`, zeros elsewhere.
+ */
+function spreadAlong(
+  g: Symbol,
+  xs: Shape,
+  axis: number,
+  begin: number,
+  step: number,
+  m: number,
+  dtype: DType,
+): Symbol {
+  const shapeWith = (n: number) => xs.map((d, i) => i === axis ? n : d);
+  if (step < 0) {
+    // Walking backwards: reversed, the same positions ascend from the last one reached.
+    const rev = F.slice(g, {
+      begin: Array.from({ length: axis + 1 }, () => null),
+      end: Array.from({ length: axis + 1 }, () => null),
+      step: Array.from({ length: axis + 1 }, (_, i) => i === axis ? -1 : 1),
+    });
+    return spreadAlong(rev, xs, axis, begin + (m - 1) * step, -step, m, dtype);
+  }
+  let spread = g;
+  let covered = m;
+  if (step > 1) {
+    // Each value followed by step - 1 zeros: (.., m, 1, ..) joined with (.., m, step - 1, ..).
+    const split = (n: number) => [...xs.slice(0, axis), m, n, ...xs.slice(axis + 1)];
+    spread = F.Reshape(
+      F.Concat(F.Reshape(g, { shape: split(1) }), F.zeros(split(step - 1), { dtype }), {
+        dim: axis + 1,
+      }),
+      { shape: shapeWith(m * step) },
+    );
+    covered = m * step;
+    const fits = xs[axis] - begin;
+    if (covered > fits) {
+      spread = F.slice_axis(spread, { axis, begin: 0, end: fits });
+      covered = fits;
+    }
+  }
+  const pieces: Symbol[] = [];
+  if (begin > 0) pieces.push(F.zeros(shapeWith(begin), { dtype }));
+  pieces.push(spread);
+  const after = xs[axis] - begin - covered;
+  if (after > 0) pieces.push(F.zeros(shapeWith(after), { dtype }));
+  return pieces.length === 1 ? pieces[0] : F.Concat(...pieces, { dim: axis });
+}
+
+/** Python's slice range on an axis of `len`: first index, step and count. */
+function pyRange(len: number, b: number | null, e: number | null, step: number | null) {
+  const s = step ?? 1;
+  let lo: number, hi: number;
+  if (s > 0) {
+    lo = b === null ? 0 : b < 0 ? Math.max(b + len, 0) : Math.min(b, len);
+    hi = e === null ? len : e < 0 ? Math.max(e + len, 0) : Math.min(e, len);
+    return { begin: lo, step: s, size: Math.max(0, Math.ceil((hi - lo) / s)) };
+  }
+  lo = b === null ? len - 1 : b < 0 ? Math.max(b + len, -1) : Math.min(b, len - 1);
+  hi = e === null ? -1 : e < 0 ? Math.max(e + len, -1) : Math.min(e, len - 1);
+  return { begin: lo, step: s, size: Math.max(0, Math.ceil((hi - lo) / s)) };
+}
+
+/** `slice`: the head spread back along each sliced axis (steps and reversal included). */
+const sliceRule: VjpRule = (ctx) => {
+  const a = ctx.attrs as {
+    begin: readonly (number | null)[];
+    end: readonly (number | null)[];
+    step: readonly (number | null)[];
+  };
+  const xs = ctx.inShapes[0];
+  let g = headOf(ctx);
+  // Innermost axes first: each spread restores one axis to the input's size.
+  let shape = [...ctx.outShapes[0]];
+  for (let i = a.begin.length - 1; i >= 0; i--) {
+    const r = pyRange(xs[i], a.begin[i], a.end[i] ?? null, a.step[i] ?? null);
+    if (r.step === 1 && r.begin === 0 && r.size === xs[i]) continue;
+    const target = shape.map((d, j) => j === i ? xs[i] : d);
+    g = spreadAlong(g, target, i, r.begin, r.step, r.size, ctx.inTypes[0]);
+    shape = target;
+  }
+  return [g];
+};
+
+/** `dot` of N-d operands: both viewed as the matrices the op multiplies. */
+const dotAny: VjpRule = (ctx) => {
+  const [ls, rs] = ctx.inShapes;
+  if (ls.length === 2 && rs.length === 2) return dot(ctx);
+  const { transpose_a: ta, transpose_b: tb } = ctx.attrs as {
+    transpose_a: boolean;
+    transpose_b: boolean;
+  };
+  const size = (s: Shape) => s.reduce((p, d) => p * d, 1);
+  if (ls.length === 1 && rs.length === 1) {
+    const head = F.broadcast_to(headOf(ctx), { shape: [...ls] });
+    return [
+      ctx.needs[0] ? F.elemwise_mul(head, ctx.inputs[1]) : undefined,
+      ctx.needs[1] ? F.elemwise_mul(head, ctx.inputs[0]) : undefined,
+    ];
+  }
+  // lhs as (first, rest) when transposed else (rest, last); rhs as (rest, last) when
+  // transposed else (first, rest); a 1-d operand is a row (lhs) or a column (rhs).
+  const l2 = ls.length === 1
+    ? [1, ls[0]]
+    : ta
+    ? [ls[0], size(ls) / ls[0]]
+    : [size(ls) / ls[ls.length - 1], ls[ls.length - 1]];
+  const r2 = rs.length === 1
+    ? [rs[0], 1]
+    : tb
+    ? [size(rs) / rs[rs.length - 1], rs[rs.length - 1]]
+    : [rs[0], size(rs) / rs[0]];
+  const m = ta && ls.length > 1 ? l2[1] : l2[0];
+  const n = tb && rs.length > 1 ? r2[0] : r2[1];
+  const inner: VjpContext = {
+    ...ctx,
+    attrs: { ...ctx.attrs, transpose_a: ta && ls.length > 1, transpose_b: tb && rs.length > 1 },
+    inputs: [F.Reshape(ctx.inputs[0], { shape: l2 }), F.Reshape(ctx.inputs[1], { shape: r2 })],
+    heads: [F.Reshape(headOf(ctx), { shape: [m, n] })],
+    inShapes: [l2, r2],
+    outShapes: [[m, n]],
+  };
+  const [da, db] = dot(inner)!;
+  return [da && reshapeTo(da, ls), db && reshapeTo(db, rs)];
+};
+
+/**
+ * `ROIPooling`: each bin's head goes to the position its maximum came from (the hidden
+ * `maxidx` output; -1, an empty bin, sends nothing), summed over the regions of each image.
+ * The regions get no gradient, as in MXNet.
+ */
+const roiPooling: VjpRule = (ctx) => {
+  const [n, c, h, w] = ctx.inShapes[0];
+  const [r, , ph, pw] = ctx.outShapes[0];
+  const dtype = ctx.inTypes[0];
+  const hot = F.Reshape(F.one_hot(ctx.outputs[1], { depth: h * w, dtype }), {
+    shape: [r * c, ph * pw, h * w],
+  });
+  const head = F.Reshape(headOf(ctx), { shape: [r * c, 1, ph * pw] });
+  const perRoi = F.Reshape(F.batch_dot(head, hot), { shape: [r, c * h * w] });
+  const image = F.one_hot(
+    F.fix(F.Reshape(F.slice_axis(ctx.inputs[1], { axis: 1, begin: 0, end: 1 }), { shape: [r] })),
+    { depth: n, dtype },
+  );
+  const dx = F.dot(image, perRoi, { transpose_a: true });
+  return [ctx.needs[0] ? F.Reshape(dx, { shape: [n, c, h, w] }) : undefined, undefined];
+};
+
+/** `_contrib_BilinearResize2D`: the transposed resize; `like` gets none (MXNet's zeros). */
+const bilinearResize: VjpRule = (ctx) => {
+  const { align_corners: align } = ctx.attrs as { align_corners: boolean };
+  const [, , h, w] = ctx.inShapes[0];
+  return [
+    F._sigil_bilinear_resize_grad(headOf(ctx), { height: h, width: w, align_corners: align }),
+    ...ctx.inputs.slice(1).map(() => undefined),
+  ];
+};
+
+/** The transposed resize is linear: its transpose is the resize back. */
+const bilinearResizeGrad: VjpRule = (ctx) => {
+  const { align_corners: align } = ctx.attrs as { align_corners: boolean };
+  const [, , h, w] = ctx.inShapes[0];
+  return [
+    F._contrib_BilinearResize2D(headOf(ctx), { height: h, width: w, align_corners: align }),
+  ];
+};
+
 /** VJP rules by op name, for ops without a scalar form (or whose scalar form loses dtypes). */
 export const VJP_RULES: ReadonlyMap<string, VjpRule> = new Map<string, VjpRule>([
   ["FullyConnected", fullyConnected],
-  ["dot", dot],
+  ["dot", dotAny],
   ["batch_dot", batchDot],
   ["Reshape", reshapeLike],
   ["Flatten", reshapeLike],
@@ -612,6 +801,10 @@ export const VJP_RULES: ReadonlyMap<string, VjpRule> = new Map<string, VjpRule>(
   ["Pooling", pooling],
   ["BatchNorm", batchNorm],
   ["Cast", castRule],
+  ["slice", sliceRule],
+  ["ROIPooling", roiPooling],
+  ["_contrib_BilinearResize2D", bilinearResize],
+  ["_sigil_bilinear_resize_grad", bilinearResizeGrad],
   ["amp_cast", castRule],
   ["amp_multicast", multicast],
 ]);
