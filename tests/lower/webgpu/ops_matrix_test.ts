@@ -28,6 +28,7 @@ const EXPECTED_FALLBACKS = [
   "Dropout",
   "LeakyReLU",
   "_contrib_BilinearResize2D",
+  "_sigil_bilinear_resize_grad",
   "amp_multicast",
 ];
 
