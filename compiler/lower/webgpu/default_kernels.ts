@@ -28,6 +28,14 @@ import {
   topkGpuKernel,
 } from "./index_ops.ts";
 import { l2NormalizationGpuKernel, layerNormGpuKernel, normGpuKernel } from "./norm_ops.ts";
+import { deconvolutionGpuKernel } from "./deconv.ts";
+import {
+  bilinearResizeGpuKernel,
+  bilinearResizeGradGpuKernel,
+  upsamplingGpuKernel,
+} from "./resize.ts";
+import { ampMulticastGpuKernel, dropoutGpuKernel, leakyReluGpuKernel } from "./misc_ops.ts";
+import { channelLast } from "./layout_wrap.ts";
 
 /** Every kernel generator of the WebGPU backend, by op name. */
 export const WEBGPU_KERNELS: GpuKernelTable = Object.freeze({
@@ -37,8 +45,9 @@ export const WEBGPU_KERNELS: GpuKernelTable = Object.freeze({
     FullyConnected: fullyConnectedGpuKernel,
     dot: dotGpuKernel,
     batch_dot: batchDotGpuKernel,
-    Convolution: convolutionGpuKernel,
-    Pooling: poolingGpuKernel,
+    Convolution: channelLast(convolutionGpuKernel, true),
+    Deconvolution: deconvolutionGpuKernel,
+    Pooling: channelLast(poolingGpuKernel, false),
     sum: reductionGpuKernel,
     mean: reductionGpuKernel,
     max: reductionGpuKernel,
@@ -63,6 +72,12 @@ export const WEBGPU_KERNELS: GpuKernelTable = Object.freeze({
     GroupNorm: layerNormGpuKernel,
     L2Normalization: l2NormalizationGpuKernel,
     norm: normGpuKernel,
+    UpSampling: upsamplingGpuKernel,
+    _contrib_BilinearResize2D: bilinearResizeGpuKernel,
+    _sigil_bilinear_resize_grad: bilinearResizeGradGpuKernel,
+    LeakyReLU: leakyReluGpuKernel,
+    Dropout: dropoutGpuKernel,
+    amp_multicast: ampMulticastGpuKernel,
   }),
 });
 
