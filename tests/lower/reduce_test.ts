@@ -54,6 +54,11 @@ for (const op of [sum, mean, max, min]) {
       [[2, 3, 4, 5], { axis: [1, 2] }],
       [[64, 7, 7], { axis: [1, 2] }],
       [[5, 8], {}],
+      // per-channel statistics (leading and trailing axes reduced, the middle kept)
+      [[3, 5, 6, 7], { axis: [0, 2, 3], keepdims: true }],
+      [[2, 4, 9], { axis: [0, 2] }],
+      [[4, 3, 2, 8], { axis: [0, 3] }],
+      [[2, 3, 1, 5], { axis: [0, 2, 3] }],
     ];
     cases.forEach(([x, attrs], i) => {
       for (const relaxed of PATHS) {

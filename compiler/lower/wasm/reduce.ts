@@ -100,7 +100,10 @@ export const reductionKernel: KernelGenerator = (
   if (shapeSize(x) === 0) return undefined;
   const spec: ReductionSpec = op.reduction(req.node.parsed, x);
   const view = threeWay(x, spec.axes);
-  if (!view) return undefined;
+  if (!view) {
+    const split = keptMiddle(x, spec.axes);
+    return split ? splitReduction(req, spec, split) : undefined;
+  }
   const [outer, m, inner] = view;
   const { mb, fb } = module(req);
   const [src, dst] = [0, 1];
@@ -164,6 +167,77 @@ export const reductionKernel: KernelGenerator = (
     label: `${op.name} ${x.join("x")} as [${outer}, ${m}, ${inner}]`,
   };
 };
+
+/**
+ * A view `[r1, k, r2]` of `shape` reducing a leading and a trailing run of axes and keeping the
+ * middle (BatchNorm's per-channel statistics: axes 0, 2, 3 of NCHW), or undefined when the
+ * axes are not of that form once size-1 axes are ignored.
+ */
+function keptMiddle(shape: Shape, axes: readonly number[]): [number, number, number] | undefined {
+  const reduced = new Set(axes.filter((a) => shape[a] !== 1));
+  const big = shape.map((_, a) => a).filter((a) => shape[a] !== 1);
+  const kept = big.filter((a) => !reduced.has(a));
+  if (kept.length === 0 || reduced.size === 0) return undefined;
+  const lo = kept[0];
+  const hi = kept[kept.length - 1];
+  if (big.some((a) => a > lo && a < hi && reduced.has(a))) return undefined;
+  return [
+    shapeSize(shape.slice(0, lo)),
+    shapeSize(shape.slice(lo, hi + 1)),
+    shapeSize(shape.slice(hi + 1)),
+  ];
+}
+
+/**
+ * `out[j] = Σ_i Σ_t x[i, j, t]` (or max, min; mean divides by `r1 · r2`) over the view
+ * `[r1, k, r2]`: each output reads its `r1` rows of `r2` contiguous floats four at a time into
+ * lane partials; row tails go to a splatted accumulator combined at the end.
+ */
+function splitReduction(
+  req: KernelRequest,
+  spec: ReductionSpec,
+  [r1, k, r2]: [number, number, number],
+): CompiledKernel {
+  const { mb, fb } = module(req);
+  const [src, dst] = [0, 1];
+  const acc = fb.local("v128");
+  const tails = fb.local("v128");
+  const tmp = fb.local("v128");
+  const row = fb.local("i32");
+  const p = fb.local("i32");
+  const c = spec.combine;
+  repeat(fb, k, () => {
+    splat(fb, spec.init).localSet(acc);
+    splat(fb, spec.init).localSet(tails);
+    fb.localGet(src).localSet(row);
+    repeat(fb, r1, () => {
+      fb.localGet(row).localSet(p);
+      repeat(fb, Math.floor(r2 / 4), () => {
+        fb.localGet(acc).localGet(p).load("v128.load", { align: 2 }).op(VOP[c]).localSet(acc);
+        bump(fb, p, 16);
+      });
+      for (let t = 0; t < r2 % 4; t++) {
+        fb.localGet(tails).localGet(p).load("v128.load32_splat", { offset: t * 4 });
+        fb.op(VOP[c]).localSet(tails);
+      }
+      bump(fb, row, k * r2 * 4);
+    });
+    fb.localGet(dst).localGet(acc);
+    horizontal(fb, tmp, c);
+    fb.localGet(tails).op(VOP[c]);
+    if (spec.mean) splat(fb, r1 * r2).op("f32x4.div");
+    fb.lane("f32x4.extract_lane", 0).store("f32.store");
+    bump(fb, src, r2 * 4);
+    bump(fb, dst, 4);
+  });
+  fb.end();
+  const x = req.inputs[0];
+  return {
+    bytes: mb.build(),
+    scratchBytes: 0,
+    label: `${req.node.opName} ${x.join("x")} as [${r1}, ${k}, ${r2}] over the ends`,
+  };
+}
 
 /** The `[outer, m, inner]` view, temperature and form of a softmax-family node. */
 function softmaxView(
