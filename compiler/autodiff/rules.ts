@@ -16,6 +16,7 @@ import type { DType } from "../../runtime/dtype.ts";
 import { GraphError } from "../../runtime/errors.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import type { AnyAttrs } from "../../ops/call.ts";
+import { convWeightGrad2d } from "./conv_weight_grad.ts";
 
 /** What a rule is given: the node, its inputs and outputs as symbols, and their facts. */
 export interface VjpContext {
@@ -356,19 +357,29 @@ const convolution: VjpRule = (ctx) => {
     // exchanged, cropped to the kernel.
     const swap = [1, 0, ...Array.from({ length: k }, (_, i) => 2 + i)];
     const n = xs[0];
-    // One group's weight gradient: x (batch and channels swapped) convolved with the head.
+    // One group's weight gradient: for 2-D, im2col and a batched product (conv_weight_grad.ts);
+    // otherwise x (batch and channels swapped) convolved with the head.
     const plain = (xg: Symbol, hg: Symbol, filters: number) =>
-      F.transpose(
-        F.Convolution(F.transpose(xg, { axes: swap }), F.transpose(hg, { axes: swap }), {
-          kernel: ys.slice(2),
-          stride: [...dilate],
-          dilate: [...stride],
-          pad: [...pad],
-          num_filter: filters,
-          no_bias: true,
-        }),
-        { axes: swap },
-      );
+      k === 2
+        ? convWeightGrad2d(
+          xg,
+          hg,
+          [n, (channels * filters) / a.num_filter, ...xs.slice(2)],
+          [n, filters, ...ys.slice(2)],
+          { kernel: a.kernel, stride, dilate, pad },
+          ctx.inTypes[0],
+        )
+        : F.transpose(
+          F.Convolution(F.transpose(xg, { axes: swap }), F.transpose(hg, { axes: swap }), {
+            kernel: ys.slice(2),
+            stride: [...dilate],
+            dilate: [...stride],
+            pad: [...pad],
+            num_filter: filters,
+            no_bias: true,
+          }),
+          { axes: swap },
+        );
     let dw: Symbol;
     if (groups === 1) {
       dw = plain(x, head, a.num_filter);
