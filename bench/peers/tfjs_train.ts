@@ -32,9 +32,11 @@ type Conv = (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D;
 
 /** A stride-`s`, pad-`p` NHWC convolution whose gradients run on the WASM backend's kernels. */
 function trainableConv(s: number, p: number): Conv {
-  return tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
-    const x4 = x as tf.Tensor4D;
-    const w4 = w as tf.Tensor4D;
+  // customGrad's typing takes the save function among the inputs.
+  const f = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x4 = args[0] as tf.Tensor4D;
+    const w4 = args[1] as tf.Tensor4D;
+    const save = args[2] as tf.GradSaveFunc;
     save([x4, w4]);
     return {
       value: tf.conv2d(x4, w4, s, p),
@@ -57,7 +59,8 @@ function trainableConv(s: number, p: number): Conv {
         return [dx, dw];
       },
     };
-  }) as unknown as Conv;
+  };
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Conv;
 }
 
 /** A tfjs training step holding its variables. */
@@ -90,8 +93,8 @@ export function tfjsTrainer(net: ResNet18, batch: number): TfjsTrainer {
     const c = byName.get(name)!;
     const y = c.fn(input, c.w as unknown as tf.Tensor4D);
     const { mean, variance } = tf.moments(y, [0, 1, 2]);
-    const out = tf.batchNorm(y, mean, variance, c.beta, c.gamma, EPS);
-    return relu ? tf.relu(out) : out;
+    const out = tf.batchNorm(y, mean, variance, c.beta, c.gamma, EPS) as tf.Tensor4D;
+    return relu ? tf.relu(out) as tf.Tensor4D : out;
   };
   const loss = (): tf.Scalar => {
     let h = convBn(x as tf.Tensor4D, "stem", true);
