@@ -14,7 +14,7 @@
 export { nd } from "./ops/nd.ts";
 export type { NdFn, NdOps } from "./ops/nd.ts";
 export { Tensor } from "./runtime/tensor.ts";
-export type { TensorData } from "./runtime/tensor.ts";
+export type { DeviceStorage, TensorData, TensorMover } from "./runtime/tensor.ts";
 export type { DType, StorageArray } from "./runtime/dtype.ts";
 export { cpu, Device, gpu } from "./runtime/device.ts";
 export type { DeviceKind } from "./runtime/device.ts";
@@ -25,8 +25,10 @@ export {
   BackendError,
   DTypeError,
   FormatError,
+  GpuDeviceError,
   GraphError,
   IOError,
+  ResidencyError,
   ShapeError,
   SigilError,
   TensorSizeError,
@@ -281,10 +283,25 @@ export type {
   GpuPass,
 } from "./compiler/lower/webgpu/kernel.ts";
 export {
+  type GpuTuneOption,
   lowerWebGPU,
   type WebGPUCompiled,
   type WebGPULowerOptions,
+  type WebGPUProfile,
+  type WebGPUProfileEntry,
+  type WebGPURunOptions,
+  type WebGPUTuned,
 } from "./compiler/lower/webgpu/lower.ts";
+export {
+  defaultTuning,
+  type GpuTuning,
+  type ShapeClass,
+  TUNING_TABLE,
+  tuningCandidates,
+  type TuningFamily,
+  type TuningRow,
+} from "./compiler/lower/webgpu/tuning.ts";
+export type { GpuStorage } from "./compiler/lower/webgpu/storage.ts";
 export type {
   CompiledKernel,
   KernelGenerator,

@@ -116,3 +116,46 @@ export class ArgumentError extends SigilError {
  * program lists the node in its `fallbacks` and a warning names it once.
  */
 export class UnsupportedError extends BackendError {}
+
+/**
+ * A GPU device failed a request: it was lost (destroyed, driver reset), ran out of memory, or
+ * refused a command. {@link GpuDeviceError.node} and {@link GpuDeviceError.op} name the graph
+ * node whose buffer or dispatch it was, where one is known.
+ */
+export class GpuDeviceError extends BackendError {
+  /** What failed: the device was lost, memory ran out, or a command was invalid. */
+  readonly kind: "lost" | "out-of-memory" | "validation";
+  /** The node whose work failed ("" when none is known). */
+  readonly node: string;
+  /** Its op ("" when none is known). */
+  readonly op: string;
+  /** Creates an error of `kind` about `node` (an `op` node). */
+  constructor(
+    message: string,
+    kind: GpuDeviceError["kind"],
+    node = "",
+    op = "",
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.kind = kind;
+    this.node = node;
+    this.op = op;
+  }
+}
+
+/**
+ * A synchronous read of a tensor whose values live on a device (a GPU buffer): read them with
+ * `await t.data()`, or move the tensor with `await t.toDevice(cpu())`.
+ *
+ * @example Reading a GPU tensor
+ * ```ts
+ * import assert from "node:assert";
+ * import { gpu, ResidencyError, Tensor } from "../mod.ts";
+ * const held = { owner: {}, read: () => Promise.resolve(new Float32Array([1, 2])), dispose() {} };
+ * const t = new Tensor(held, [2], "float32", gpu());
+ * assert.throws(() => t.dataSync(), ResidencyError);
+ * assert.deepStrictEqual(await t.data(), new Float32Array([1, 2]));
+ * ```
+ */
+export class ResidencyError extends SigilError {}

@@ -16,8 +16,8 @@ import {
   storageMatches,
 } from "./dtype.ts";
 import { attachSlot, type GradReq, slotOf } from "./autograd_state.ts";
-import { cpu, type Device } from "./device.ts";
-import { ShapeError, SigilError } from "./errors.ts";
+import { cpu, Device } from "./device.ts";
+import { ResidencyError, ShapeError, SigilError } from "./errors.ts";
 import { checkShape, formatShape, type Shape, shapeSize } from "./shape.ts";
 
 /**
@@ -33,6 +33,55 @@ export type TensorData =
   | BigInt64Array;
 
 const STORAGE = new WeakMap<Tensor, StorageArray>();
+
+/**
+ * Values a device holds (a GPU buffer) for a tensor: read back asynchronously, freed by
+ * `dispose` (or, as a safety net, when the tensor is garbage collected).
+ */
+export interface DeviceStorage {
+  /** What holds the memory (a `GPUDevice`): engines move tensors they own without a copy. */
+  readonly owner: object;
+  /** Resolves with a copy of the values as the dtype's storage array. */
+  read(): Promise<StorageArray>;
+  /** Frees the device memory (idempotent); later reads reject. */
+  dispose(): void;
+}
+
+/** What can place a tensor on its device: an engine with device memory (a WebGPU engine). */
+export interface TensorMover {
+  /** The device it places tensors on. */
+  readonly device: Device;
+  /** A tensor with `t`'s values held on the device (`t` itself when it already is). */
+  upload(t: Tensor): Promise<Tensor>;
+}
+
+const RESIDENT = new WeakMap<Tensor, DeviceStorage>();
+const finalizer = new FinalizationRegistry<DeviceStorage>((held) => held.dispose());
+
+function isDeviceStorage(x: unknown): x is DeviceStorage {
+  return typeof x === "object" && x !== null && typeof (x as DeviceStorage).read === "function" &&
+    typeof (x as DeviceStorage).dispose === "function" && "owner" in x;
+}
+
+function resident(t: Tensor): never {
+  throw new ResidencyError(
+    `${t} holds its values in device memory: read them with \`await t.data()\` (or move it with \`await t.toDevice(cpu())\`)`,
+  );
+}
+
+function hostStorage(t: Tensor): StorageArray {
+  return STORAGE.get(t) ?? resident(t);
+}
+
+function toData(dtype: DType, s: StorageArray, copy: boolean): TensorData {
+  if (dtype === "float16" || dtype === "bfloat16") {
+    const dec = dtype === "float16" ? float16ToNumber : bfloat16ToNumber;
+    const out = new Float32Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = dec(s[i] as number);
+    return out;
+  }
+  return (copy ? s.slice() : s) as TensorData;
+}
 
 /**
  * An immutable n-dimensional array. Create tensors with `nd.array`, `nd.zeros`, ... and read
@@ -59,12 +108,29 @@ export class Tensor {
 
   /**
    * Wraps storage (taken, not copied) as a tensor. The storage must be the dtype's storage
-   * array (16-bit floats as Uint16Array bit patterns) with exactly `prod(shape)` elements.
+   * array (16-bit floats as Uint16Array bit patterns) with exactly `prod(shape)` elements, or
+   * a {@link DeviceStorage} a device holds (then `device` names that device).
    */
-  constructor(storage: StorageArray, shape: ArrayLike<number>, dtype: DType, device?: Device) {
+  constructor(
+    storage: StorageArray | DeviceStorage,
+    shape: ArrayLike<number>,
+    dtype: DType,
+    device?: Device,
+  ) {
     dtypeInfo(dtype);
     this.shape = checkShape(shape);
     this.size = shapeSize(this.shape);
+    if (isDeviceStorage(storage)) {
+      if (!device || device.kind === "cpu") {
+        throw new SigilError("a tensor held in device memory needs its (non-CPU) device");
+      }
+      this.dtype = dtype;
+      this.device = device;
+      RESIDENT.set(this, storage);
+      finalizer.register(this, storage, storage);
+      Object.freeze(this);
+      return;
+    }
     if (!storageMatches(dtype, storage)) {
       throw new SigilError(
         `storage ${(storage as object)?.constructor?.name} does not hold ${dtype}`,
@@ -125,26 +191,72 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** A copy of the values as a typed array (see {@link TensorData}). */
+  /**
+   * A copy of the values as a typed array (see {@link TensorData}). For a tensor held in
+   * device memory this reads it back: the one point where the host waits for the device.
+   */
   data(): Promise<TensorData> {
+    const held = RESIDENT.get(this);
+    if (held) return held.read().then((s) => toData(this.dtype, s, false));
     return Promise.resolve(this.dataSync());
   }
 
-  /** Synchronous {@link data}; CPU tensors only. */
+  /**
+   * Synchronous {@link data}: host tensors only (a tensor held in device memory throws a
+   * {@link ResidencyError} saying to await `data()`).
+   */
   dataSync(): TensorData {
-    const s = STORAGE.get(this)!;
-    if (this.dtype === "float16" || this.dtype === "bfloat16") {
-      const dec = this.dtype === "float16" ? float16ToNumber : bfloat16ToNumber;
-      const out = new Float32Array(s.length);
-      for (let i = 0; i < s.length; i++) out[i] = dec(s[i] as number);
-      return out;
-    }
-    return s.slice() as TensorData;
+    return toData(this.dtype, hostStorage(this), true);
+  }
+
+  /** Whether the values live in device memory (a GPU buffer) rather than on the host. */
+  get isResident(): boolean {
+    return RESIDENT.has(this);
+  }
+
+  /**
+   * This tensor on another device. To `cpu()` (or any device, from a host tensor): the values
+   * on the host, read back from device memory where they are held there. To an engine with
+   * device memory (a WebGPU engine): uploaded now, so programs of that engine read them with
+   * no copy from the host. A host tensor moved to a bare `gpu()` device keeps its values on
+   * the host until a program of the engine uploads them at its graph boundary.
+   *
+   * @example A round trip through the GPU, where there is one
+   * ```ts
+   * import assert from "node:assert";
+   * import { BackendError, cpu, createWebGPUEngine, nd } from "../mod.ts";
+   * const x = nd.array([1, 2, 3]);
+   * try {
+   *   const engine = await createWebGPUEngine();
+   *   const onGpu = await x.toDevice(engine);
+   *   assert(onGpu.isResident);
+   *   const back = await onGpu.toDevice(cpu());
+   *   assert.deepStrictEqual(back.dataSync(), new Float32Array([1, 2, 3]));
+   *   onGpu.dispose();
+   * } catch (e) {
+   *   if (!(e instanceof BackendError)) throw e; // no WebGPU adapter here
+   * }
+   * ```
+   */
+  async toDevice(target: Device | TensorMover): Promise<Tensor> {
+    if (!(target instanceof Device)) return await target.upload(this);
+    const held = RESIDENT.get(this);
+    if (target === this.device) return this;
+    const storage = held ? await held.read() : STORAGE.get(this)!;
+    return new Tensor(storage, this.shape, this.dtype, target);
+  }
+
+  /** Frees the device memory of a tensor held there (later reads reject); no-op on the host. */
+  dispose(): void {
+    const held = RESIDENT.get(this);
+    if (!held) return;
+    finalizer.unregister(held);
+    held.dispose();
   }
 
   /** The values as nested JavaScript arrays (numbers; int64 converted with Number). */
   toArray(): unknown {
-    const flat = Array.from(decode(this.dtype, STORAGE.get(this)!));
+    const flat = Array.from(decode(this.dtype, hostStorage(this)));
     if (this.shape.length === 0) return flat[0];
     const build = (dim: number, offset: number, stride: number): unknown[] => {
       const n = this.shape[dim];
@@ -221,12 +333,17 @@ export function inspectTensor(t: Tensor, max: number = INSPECT_VALUES): string {
 
 /** The raw storage of a tensor (not a copy: do not write to it). */
 export function tensorStorage(t: Tensor): StorageArray {
-  return STORAGE.get(t)!;
+  return hostStorage(t);
+}
+
+/** The device memory holding a tensor's values, or undefined for a host tensor. */
+export function tensorDeviceStorage(t: Tensor): DeviceStorage | undefined {
+  return RESIDENT.get(t);
 }
 
 /** The values of a tensor decoded to float64 (a fresh array). */
 export function tensorValues(t: Tensor): Float64Array {
-  return decode(t.dtype, STORAGE.get(t)!);
+  return decode(t.dtype, hostStorage(t));
 }
 
 /** A tensor of `dtype` from float64 values, rounded as the dtype stores them. */

@@ -14,13 +14,19 @@
  *
  * Eager op calls (`nd.*` under `withEngine(gpuEngine, ...)`) run the op's reference
  * implementation on the host: an eager call returns its tensor at once, which a GPU round trip
- * cannot. Outputs of programs are read back to the host: they are CPU tensors.
+ * cannot. Outputs of programs are read back to the host (CPU tensors), unless the engine or
+ * the run says `resident: true`: then they stay in GPU buffers (`await t.data()` reads one;
+ * feeding one to another program of the engine copies it on the device). `await
+ * t.toDevice(engine)` uploads a tensor ahead of time.
+ *
+ * float16 and bfloat16 values (AMP-converted graphs) are stored in 16 bits: with `shader-f16`
+ * as `f16` arrays, else packed two to a `u32` word; kernels compute in f32 (see storage.ts).
  *
  * @module
  */
 import { gpu as gpuDevice } from "../../../runtime/device.ts";
 import { BackendError, UnsupportedError } from "../../../runtime/errors.ts";
-import type { Tensor } from "../../../runtime/tensor.ts";
+import type { Tensor, TensorMover } from "../../../runtime/tensor.ts";
 import type { CompileOptions, Engine, OpCall, Program, Signature } from "../../engine.ts";
 import { warnFallbacks } from "../../engine.ts";
 import { interpretedProgram } from "../../reference_engine.ts";
@@ -33,7 +39,8 @@ import { DEFAULT_PASSES } from "../../passes/pipeline.ts";
 import { type GpuContext, requestGpu } from "./gpu.ts";
 import { WEBGPU_KERNELS } from "./default_kernels.ts";
 import type { GpuKernelTable } from "./kernel.ts";
-import { lowerWebGPU } from "./lower.ts";
+import { type GpuTuneOption, lowerWebGPU } from "./lower.ts";
+import { uploadTensor } from "./resident.ts";
 
 /** Options of {@link webgpuEngine}. */
 export interface WebGPUEngineOptions {
@@ -43,8 +50,20 @@ export interface WebGPUEngineOptions {
   readonly device?: GPUDevice;
   /** Passed to `requestAdapter` (`"high-performance"` picks a discrete GPU where there is one). */
   readonly powerPreference?: GPUPowerPreference;
-  /** Enable `shader-f16` where the adapter has it (default true; programs compute in f32). */
+  /**
+   * Use `shader-f16` where the adapter has it (default true): float16 values are then `f16`
+   * arrays in the shaders. With `false` (or no such feature) they are stored packed two to a
+   * `u32` word. Either way float16 stays 16 bits in memory and kernels compute in f32.
+   */
   readonly f16?: boolean;
+  /**
+   * Autotune workgroup sizes and GEMM tiles (default false: the table in tuning.ts): each
+   * program times its kernels' candidates once, before its first run, and keeps the fastest,
+   * cached per device and kernel signature. `{ candidate: i }` pins the i-th candidate.
+   */
+  readonly tune?: GpuTuneOption;
+  /** Runs hand out outputs held in GPU buffers (default false: read back to the host). */
+  readonly resident?: boolean;
   /** The WebGPU entry point (default `navigator.gpu`), e.g. a Node binding's `gpu` object. */
   readonly gpu?: GPU;
   /** Milliseconds to wait for an adapter and device (default 10000). */
@@ -56,7 +75,7 @@ export interface WebGPUEngineOptions {
 }
 
 /** A WebGPU engine: an {@link Engine} with a device to wait for. */
-export interface WebGPUEngine extends Engine {
+export interface WebGPUEngine extends Engine, TensorMover {
   /** Resolves once the adapter and device are acquired (rejects with a `BackendError`). */
   ready(): Promise<void>;
   /** The device and its limits, once ready (undefined before). */
@@ -92,7 +111,9 @@ export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
     get key() {
       return `webgpu(${ctx ? `d${identityOf(ctx.device)}` : "pending"}${
         kernels === WEBGPU_KERNELS ? "" : `,k${identityOf(kernels)}`
-      }${options.passes ? `,p${passes.map((p) => p.name).join("+")}` : ""})`;
+      }${options.passes ? `,p${passes.map((p) => p.name).join("+")}` : ""}${
+        options.tune ? `,tune${JSON.stringify(options.tune)}` : ""
+      }${options.resident ? ",resident" : ""})`;
     },
     get gpu() {
       return ctx;
@@ -119,6 +140,8 @@ export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
       }
       const started = performance.now();
       compileOptions.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
+      // Fusion is told the inputs' dtypes (a cast between 16-bit and float32 values ends a
+      // chain) and fuses 16-bit chains too: kernels compute them in f32 and round once.
       const optimized = runWebGPUPasses(passes, graph, signature);
       try {
         return lowerWebGPU(optimized, signature, {
@@ -126,6 +149,8 @@ export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
           kernels,
           engine,
           started,
+          ...(options.tune ? { tune: options.tune } : {}),
+          ...(options.resident ? { resident: true } : {}),
           ...(compileOptions.onProgress ? { onProgress: compileOptions.onProgress } : {}),
         });
       } catch (e) {
@@ -134,6 +159,10 @@ export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
         warnFallbacks(engine.name, fallbacks);
         return interpretedProgram(graph, signature, engine, fallbacks);
       }
+    },
+    async upload(t: Tensor): Promise<Tensor> {
+      await engine.ready();
+      return uploadTensor(ctx!.device, t);
     },
     callOp({ op, inputs, attrs, outShapes, outTypes }: OpCall): Tensor[] {
       return op.reference(inputs, attrs, { outShapes, outTypes });
@@ -144,8 +173,9 @@ export function webgpuEngine(options: WebGPUEngineOptions = {}): WebGPUEngine {
 
 /**
  * Runs the engine's passes for a signature: elementwise fusion is told the inputs' dtypes and
- * fuses float32 chains only (integer chains stay unfused, since rounding after each op is part
- * of their meaning).
+ * fuses float32, float16 and bfloat16 chains (kernels compute 16-bit chains in f32 and round
+ * once, as the WASM engine's do); integer chains stay unfused, since rounding after each op is
+ * part of their meaning.
  */
 function runWebGPUPasses(passes: readonly Pass[], graph: Graph, signature: Signature): Graph {
   const inputTypes = emptyRecord<DType>();
@@ -153,7 +183,7 @@ function runWebGPUPasses(passes: readonly Pass[], graph: Graph, signature: Signa
   return passes.reduce(
     (g, pass) =>
       pass === fuseElementwise
-        ? fuseElementwise.run(g, { inputTypes, dtypes: ["float32"] })
+        ? fuseElementwise.run(g, { inputTypes, dtypes: ["float32", "float16", "bfloat16"] })
         : pass.run(g),
     graph,
   );

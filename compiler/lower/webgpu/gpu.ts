@@ -54,6 +54,8 @@ export interface GpuContext {
   readonly limits: GpuLimits;
   /** Whether `shader-f16` is enabled on the device. */
   readonly f16: boolean;
+  /** Whether `timestamp-query` is enabled (profiles time dispatches on the GPU). */
+  readonly timestamps: boolean;
   /** The adapter's description (`llvmpipe (LLVM 15.0.6, 256 bits)`), for reports. */
   readonly description: string;
 }
@@ -122,6 +124,7 @@ async function open(request: GpuRequest): Promise<GpuContext> {
       device,
       limits: limitsOf(device),
       f16: device.features.has("shader-f16"),
+      timestamps: device.features.has("timestamp-query"),
       description: request.adapter ? describeAdapter(request.adapter) : "given device",
     });
   }
@@ -147,12 +150,16 @@ async function open(request: GpuRequest): Promise<GpuContext> {
     adapter = got;
   }
   const wantF16 = (request.f16 ?? true) && adapter.features.has("shader-f16");
+  const wantTimestamps = adapter.features.has("timestamp-query");
+  const features: GPUFeatureName[] = [];
+  if (wantF16) features.push("shader-f16");
+  if (wantTimestamps) features.push("timestamp-query");
   // Ask for the adapter's largest buffers: a model's weights and activations can pass the
   // defaults (128 MiB bindings, 256 MiB buffers).
   const al = adapter.limits;
   const device = await withTimeout(
     adapter.requestDevice({
-      requiredFeatures: wantF16 ? ["shader-f16"] : [],
+      requiredFeatures: features,
       requiredLimits: {
         maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
         maxBufferSize: al.maxBufferSize,
@@ -166,6 +173,7 @@ async function open(request: GpuRequest): Promise<GpuContext> {
     device,
     limits: limitsOf(device),
     f16: wantF16 && device.features.has("shader-f16"),
+    timestamps: device.features.has("timestamp-query"),
     description: describeAdapter(adapter),
   });
 }

@@ -16,6 +16,7 @@ import type { Node } from "../../symbol.ts";
 import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
 import type { GpuLimits } from "./gpu.ts";
+import type { GpuTuning } from "./tuning.ts";
 
 /** One compute dispatch of a kernel. */
 export interface GpuPass {
@@ -64,6 +65,8 @@ export interface GpuKernelRequest {
   readonly inputTypes?: readonly DType[];
   /** The dtypes of the outputs (see `inputTypes`). */
   readonly outputTypes?: readonly DType[];
+  /** The workgroup and tile choice to generate for (see tuning.ts; `limits` already reflect it). */
+  readonly tuning?: GpuTuning;
 }
 
 /**

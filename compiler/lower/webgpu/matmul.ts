@@ -54,8 +54,9 @@ function micro(size: number): number {
 export function gemmShader(
   spec: GemmSpec,
   limits: GpuLimits,
+  tile?: readonly [number, number],
 ): { code: string; workgroups: [number, number, number] } {
-  const rm = micro(spec.m), rn = micro(spec.n);
+  const rm = tile?.[0] ?? micro(spec.m), rn = tile?.[1] ?? micro(spec.n);
   const tm = T * rm, tn = T * rn;
   if (limits.maxComputeInvocationsPerWorkgroup < T * T || limits.maxComputeWorkgroupSizeY < T) {
     throw new UnsupportedError("WebGPU: the device's workgroups are too small for the GEMM tile");
@@ -196,7 +197,7 @@ ${entry(g, body)}`;
 
 /**
  * One GEMM as a kernel: binds the spec's roles as slots (inputs, then outputs); tiled unless
- * the product is small ({@link SMALL_GEMM}) or `tiled` says otherwise.
+ * the product is small ({@link SMALL_GEMM}) or `tiled` (else the request's tuning) says otherwise.
  */
 export function gemmKernel(
   spec: GemmSpec,
@@ -207,9 +208,10 @@ export function gemmKernel(
   if (spec.m * spec.n * spec.batch === 0) return { label, passes: [] };
   checkBindings(spec.roles.length, request.limits, label);
   const n = request.inputs.length;
-  const useTiles = tiled ?? spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM;
+  const tuned = request.tuning?.gemm;
+  const useTiles = tiled ?? tuned?.tiled ?? spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM;
   const { code, workgroups } = useTiles
-    ? gemmShader(spec, request.limits)
+    ? gemmShader(spec, request.limits, tuned?.micro)
     : smallGemmShader(spec, request.limits);
   label = `${label}${useTiles ? " tiled" : ""}`;
   return {
