@@ -102,23 +102,27 @@ export function fromDeviceBytes(
   return out;
 }
 
-const DECL = /@group\(0\) @binding\((\d+)\) var<storage, (read|read_write)> (\w+): array<f32>;/g;
+const DECL =
+  /@group\(0\) @binding\((\d+)\) var<storage, (read|read_write)> (\w+): array<(f32|u32)>;/g;
 
 /**
  * Rewrites a pass's WGSL so that binding `j` stores elements as `kinds[j]` (bindings past the
- * list stay f32). Code whose bindings are all f32 is returned unchanged.
+ * list stay as declared). `array<f32>` bindings of 16-bit values read and write f32 values;
+ * `array<u32>` ones (kernels that move bits: copies, gathers) read and write the 16 bits, zero
+ * extended, from packed words. Code with no 16-bit binding is returned unchanged.
  */
 export function specializeStorage(code: string, kinds: readonly GpuStorage[]): string {
-  if (kinds.every((k) => k === "f32")) return code;
+  if (kinds.every((k) => k === "f32" || k === "i32")) return code;
   const byName = new Map<string, { kind: GpuStorage; write: boolean }>();
   const helpers: string[] = [];
-  let declared = code.replace(DECL, (whole, j: string, access: string, name: string) => {
+  let declared = code.replace(DECL, (whole, j: string, access: string, name: string, el) => {
     const kind = kinds[Number(j)] ?? "f32";
-    if (kind === "f32") return whole;
+    if (kind === "f32" || kind === "i32") return whole;
     const write = access === "read_write";
-    byName.set(name, { kind, write });
-    helpers.push(accessors(name, kind, write));
-    const element = kind === "f16" ? "f16" : write ? "atomic<u32>" : "u32";
+    const bits = el === "u32";
+    byName.set(name, { kind: bits ? "f16-packed" : kind, write });
+    helpers.push(bits ? bitAccessors(name, write) : accessors(name, kind, write));
+    const element = kind === "f16" && !bits ? "f16" : write ? "atomic<u32>" : "u32";
     return `@group(0) @binding(${j}) var<storage, ${access}> ${name}: array<${element}>;`;
   });
   if (byName.size === 0) return code;
@@ -148,6 +152,19 @@ fn st_${name}(i: u32, v: f32) {
   let s = (i & 1u) * 16u;
   atomicAnd(&${name}[i >> 1u], ~(0xffffu << s));
   atomicOr(&${name}[i >> 1u], (${bits}) << s);
+}`;
+}
+
+/** Accessors of 16-bit elements as their bits (zero-extended `u32`), two to a word. */
+function bitAccessors(name: string, write: boolean): string {
+  const word = write ? `atomicLoad(&${name}[i >> 1u])` : `${name}[i >> 1u]`;
+  const load = `fn ld_${name}(i: u32) -> u32 { return (${word} >> ((i & 1u) * 16u)) & 0xffffu; }`;
+  if (!write) return load;
+  return `${load}
+fn st_${name}(i: u32, v: u32) {
+  let s = (i & 1u) * 16u;
+  atomicAnd(&${name}[i >> 1u], ~(0xffffu << s));
+  atomicOr(&${name}[i >> 1u], (v & 0xffffu) << s);
 }`;
 }
 

@@ -247,3 +247,18 @@ Deno.test({
     }
   },
 });
+
+Deno.test("bit-moving bindings (array<u32>) of 16-bit values read and write the 16 bits", () => {
+  const code = `@group(0) @binding(0) var<storage, read> in0: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out0: array<u32>;
+fn f(idx: u32) {
+  out0[idx] = in0[idx + 3u];
+}`;
+  for (const kind of ["f16", "f16-packed", "bf16-packed"] as const) {
+    const got = specializeStorage(code, [kind, kind]);
+    assert.ok(!got.includes("enable f16"), kind);
+    assert.ok(got.includes("st_out0(idx, ld_in0(idx + 3u));"), got);
+    assert.ok(got.includes("fn ld_in0(i: u32) -> u32"), got);
+  }
+  assert.equal(specializeStorage(code, ["i32", "f32"]), code);
+});
