@@ -9,7 +9,12 @@ import { nameScope, variable } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { executeProgram, executeProgramAsync, type Execution } from "../compiler/execute.ts";
 import { recordGraph } from "../compiler/autodiff/tape.ts";
-import { isRecording, isTraining } from "../runtime/autograd_state.ts";
+import {
+  isRecording,
+  isTraining,
+  nextTrainingSeed,
+  withAutogradState,
+} from "../runtime/autograd_state.ts";
 import type { Engine, Program, ProgressCallback } from "../compiler/engine.ts";
 import { resolveEngine, withEngine } from "../compiler/engines.ts";
 import type { DType } from "../runtime/dtype.ts";
@@ -22,9 +27,11 @@ import {
   type BindState,
   forwardState,
   type TraceState,
+  type TrainingTrace,
   type Value,
   withForwardState,
 } from "./context.ts";
+import { random } from "../runtime/creation.ts";
 import { type InitSpec, seedFor } from "./initializer.ts";
 import { entriesToSave, loadInto, type LoadOptions } from "./io.ts";
 import { Parameter } from "./parameter.ts";
@@ -198,8 +205,10 @@ export abstract class Block {
 
   /**
    * Whether this block computes something else in training mode (Dropout masks, BatchNorm's
-   * batch statistics). A hybridized block containing one runs eagerly while training, so the
-   * training-mode forward code runs (and is recorded op by op).
+   * batch statistics). A hybridized block containing one traces a second, training-mode graph
+   * for training calls (cached per input signature like the first): the moving statistics'
+   * new values are extra outputs written back after each run, Dropout's noise an input drawn
+   * from the training stream, and under `autograd.record` the run is one node of the tape.
    */
   trainsDifferently(): boolean {
     return this.children().some(([, b]) => b.trainsDifferently());
@@ -767,6 +776,16 @@ export interface CachedGraph {
    * memory is allocated from; undefined before the first run and for engines without one).
    */
   readonly memoryPlan?: MemoryPlan;
+  /**
+   * For the training-mode graph: how many of the symbol's outputs are forward's (the rest are
+   * the parameters' new values, written back after each run in `updates` order) and the
+   * uniform inputs drawn from the training stream before each run.
+   */
+  readonly training?: {
+    readonly outputs: number;
+    readonly updates: readonly Parameter[];
+    readonly noise: readonly { readonly name: string; readonly shape: readonly number[] }[];
+  };
 }
 
 /**
@@ -943,7 +962,10 @@ export abstract class HybridBlock extends Block {
     if (state?.kind === "trace") {
       const prefix = state.prefixes.get(this) ?? "";
       // A nested hybridized block becomes a subgraph call node; others trace inline.
-      if (this.#active && state.root !== this) return this.#callNode(inputs, state, prefix);
+      // (In a training-mode trace they trace inline: their state updates join the root's.)
+      if (this.#active && state.root !== this && !state.training) {
+        return this.#callNode(inputs, state, prefix);
+      }
       return this.callWithHooks(inputs, () => nameScope(() => this.forward(...inputs), { prefix }));
     }
     if (inputs.some((x) => x instanceof Symbol)) {
@@ -966,7 +988,9 @@ export abstract class HybridBlock extends Block {
       }
     });
     if (state?.kind !== "bind") this.#ensureShapes(inputs as Tensor[]);
-    if (!this.#active || (isTraining() && this.trainsDifferently())) {
+    // Training mode runs the training-mode graph (batch statistics, dropout masks); a bound
+    // parameter record (asFunction) runs forward eagerly then.
+    if (!this.#active || (state?.kind === "bind" && isTraining() && this.trainsDifferently())) {
       return this.callWithHooks(inputs, () => this.forward(...inputs));
     }
     return this.callWithHooks(inputs, () => this.#runGraph(inputs as Tensor[], state));
@@ -1036,7 +1060,10 @@ export abstract class HybridBlock extends Block {
    * their structural names (the last one, for a shared parameter); ops of child blocks are
    * named `<path>_<name>` (`features_9_fwd`).
    */
-  trace(inputs: Symbol[]): CachedGraph & { outputs: BlockOutput } {
+  trace(
+    inputs: Symbol[],
+    training?: TrainingTrace,
+  ): CachedGraph & { outputs: BlockOutput } {
     const vars = new Map<object, Symbol>();
     const params = new Map<string, Parameter>();
     // A shared parameter is named by its last structural name, as MXNet names it (and as a
@@ -1051,7 +1078,13 @@ export abstract class HybridBlock extends Block {
     for (const [path, b] of this.namedBlocks()) {
       prefixes.set(b, path ? path.replace(/\./g, "_") + "_" : "");
     }
-    const state: TraceState = { kind: "trace", vars, prefixes, root: this };
+    const state: TraceState = {
+      kind: "trace",
+      vars,
+      prefixes,
+      root: this,
+      ...(training ? { training } : {}),
+    };
     const outputs = withForwardState(state, () => nameScope(() => this.forward(...inputs)));
     const list = Array.isArray(outputs) ? outputs : [outputs];
     list.forEach((o, i) => {
@@ -1126,23 +1159,46 @@ export abstract class HybridBlock extends Block {
     return parts.join("|");
   }
 
-  #cacheKey(inputs: Tensor[]): string {
+  #cacheKey(inputs: Tensor[], training = false): string {
     return inputs.map((t) => `${t.dtype}(${t.shape.join(",")})`).join(";") + "|" +
-      this.#structureKey();
+      (training ? "train|" : "") + this.#structureKey();
   }
 
   /** Traces for the inputs; partitions the flat graph when optimizeFor asked for it. */
-  #traceGraph(inputs: Tensor[]): { graph: CachedGraph; plan?: PartitionPlan } {
-    const traced = this.trace(inputs.map((_, i) => variable(dataName(i, inputs.length))));
-    const { symbol, plan } = tracedGraph(traced.symbol, {
+  #traceGraph(inputs: Tensor[], train = false): { graph: CachedGraph; plan?: PartitionPlan } {
+    const names = inputs.map((_, i) => dataName(i, inputs.length));
+    let training: TrainingTrace | undefined;
+    if (train) {
+      const shapes: Record<string, readonly number[]> = {};
+      for (const [name, p] of Object.entries(this.collectParams())) {
+        if (p.shape && p.shape.every((d) => d > 0)) shapes[name] = p.shape;
+      }
+      names.forEach((n, i) => shapes[n] = inputs[i].shape);
+      training = { shapes, updates: [], noise: [] };
+    }
+    const traced = this.trace(names.map((n) => variable(n)), training);
+    // Forward's outputs, then the parameters' new values.
+    const outputs = training
+      ? new Symbol([...traced.symbol.outputs, ...training.updates.flatMap((u) => u.value.outputs)])
+      : traced.symbol;
+    const { symbol, plan } = tracedGraph(outputs, {
       ...(this.#flags.inlineLimit !== undefined ? { inlineLimit: this.#flags.inlineLimit } : {}),
       ...(this.#partition ? { partition: this.#partition } : {}),
     });
-    const graph = {
+    const graph: CachedGraph = {
       symbol,
       inputNames: traced.inputNames,
       params: traced.params,
       listOutput: traced.listOutput,
+      ...(training
+        ? {
+          training: {
+            outputs: traced.symbol.outputs.length,
+            updates: training.updates.map((u) => u.target as Parameter),
+            noise: [...training.noise],
+          },
+        }
+        : {}),
     };
     return { graph, ...(plan ? { plan } : {}) };
   }
@@ -1212,13 +1268,15 @@ export abstract class HybridBlock extends Block {
 
   /** The cached graph for these inputs (traced on a miss), its bindings and run options. */
   #prepareRun(inputs: Tensor[], state: BindState | undefined) {
-    const key = this.#cacheKey(inputs);
+    const train = isTraining() && this.trainsDifferently();
+    const key = this.#cacheKey(inputs, train);
     let graph = this.#cache.get(key);
     if (!graph) {
-      graph = this.#traceGraph(inputs).graph;
+      graph = this.#traceGraph(inputs, train).graph;
       this.#cache.set(key, graph);
     }
-    this.#last = graph;
+    // The training-mode graph is not what export writes or cachedGraph() shows.
+    if (!train) this.#last = graph;
     const bindings = emptyRecord<Tensor>();
     graph.inputNames.forEach((n, i) => (bindings[n] = inputs[i]));
     // Parameters the forward code never touched are not graph inputs.
@@ -1226,13 +1284,18 @@ export abstract class HybridBlock extends Block {
       const p = graph.params.get(name);
       if (p) bindings[name] = state?.values.get(p) ?? p.data();
     }
+    // Dropout's noise: drawn from the training stream in forward order, as eager forward does.
+    for (const { name, shape } of graph.training?.noise ?? []) {
+      bindings[name] = random.uniform(0, 1, shape, { seed: nextTrainingSeed() });
+    }
     const hooks = this.opHooks;
     const options = {
       ...(this.#flags.engine ? { engine: this.#flags.engine } : {}),
       ...(this.#flags.onProgress ? { onProgress: this.#flags.onProgress } : {}),
       // Parameters read from the block stay the same across calls: compile them in. A bound
       // record (asFunction) may change on every call, so its values stay inputs.
-      constants: state ? [] : graph.params.keys(),
+      // So do runs while recording or training (the parameters change every step).
+      constants: state || graph.training || isRecording() ? [] : graph.params.keys(),
       ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
     };
     return { graph, bindings, options };
@@ -1241,9 +1304,24 @@ export abstract class HybridBlock extends Block {
   /** The outputs of a run, after the bookkeeping every run does. */
   #finishRun(graph: CachedGraph, bindings: Record<string, Tensor>, ran: Execution): BlockOutput {
     this.#lastProgram = ran.program;
-    // Inside autograd.record the run is one step of the tape, differentiated as a graph.
-    if (isRecording()) recordGraph(graph.symbol, bindings, ran.outputs);
-    return graph.listOutput ? ran.outputs : ran.outputs[0];
+    const t = graph.training;
+    const n = t ? t.outputs : ran.outputs.length;
+    const outputs = ran.outputs.slice(0, n);
+    // Inside autograd.record the run is one step of the tape, differentiated as a graph (its
+    // forward outputs; the state updates are not differentiated, as MXNet's are not).
+    if (isRecording()) {
+      recordGraph(
+        t ? new Symbol(graph.symbol.outputs.slice(0, n)) : graph.symbol,
+        bindings,
+        outputs,
+      );
+    }
+    if (t) {
+      withAutogradState(false, false, () => {
+        t.updates.forEach((p, i) => p.setData(ran.outputs[n + i]));
+      });
+    }
+    return graph.listOutput ? outputs : outputs[0];
   }
 
   /** A typed error of a run, rethrown naming the block and its input shapes. */

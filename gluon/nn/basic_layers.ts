@@ -9,7 +9,7 @@ import type { DType } from "../../runtime/dtype.ts";
 import { SigilError } from "../../runtime/errors.ts";
 import { showValue } from "../../runtime/names.ts";
 import { Block, type BlockOutput, HybridBlock, type HybridizeOptions } from "../block.ts";
-import type { Value } from "../context.ts";
+import { tracedShape, trainingTrace, type Value } from "../context.ts";
 import { F } from "../f.ts";
 import type { InitSpec } from "../initializer.ts";
 import { Parameter } from "../parameter.ts";
@@ -18,6 +18,9 @@ import { autograd } from "../autograd.ts";
 import { nd } from "../../ops/nd.ts";
 import { isTraining, nextTrainingSeed } from "../../runtime/autograd_state.ts";
 import { Tensor } from "../../runtime/tensor.ts";
+import { sym } from "../../compiler/sym.ts";
+import { Symbol } from "../../compiler/symbol.ts";
+import type { TrainingTrace } from "../context.ts";
 import { Activation, type ActivationType } from "./activations.ts";
 
 /**
@@ -328,6 +331,20 @@ export class Dropout extends HybridBlock {
    * from the training stream (`nd.random.seed`).
    */
   forward(x: Value): Value {
+    const training = trainingTrace();
+    if (this.rate > 0 && isTraining() && training && x instanceof Symbol) {
+      // Traced for the training-mode graph: the noise is an input drawn before each run from
+      // the same stream, in the same order, as the eager mask below.
+      const full = tracedShape(x, training, "Dropout");
+      const shape = full.map((d, i) => this.axes.includes(i) ? 1 : d);
+      const name = `_dropout_noise${training.noise.length}`;
+      training.noise.push({ name, shape });
+      const mask = F._mul_scalar(
+        F._greater_equal_scalar(sym.var(name), { scalar: this.rate }),
+        { scalar: 1 / (1 - this.rate) },
+      );
+      return F.broadcast_mul(x, mask);
+    }
     if (this.rate > 0 && isTraining() && x instanceof Tensor) {
       const shape = x.shape.map((d, i) => this.axes.includes(i) ? 1 : d);
       const u = nd.random.uniform(0, 1, shape, { seed: nextTrainingSeed() });
@@ -547,6 +564,10 @@ export class BatchNorm extends HybridBlock {
    */
   forward(x: Value): Value {
     if (isTraining() && !this.useGlobalStats && x instanceof Tensor) return this.#trainForward(x);
+    const training = trainingTrace();
+    if (isTraining() && !this.useGlobalStats && training && x instanceof Symbol) {
+      return this.#traceTrainForward(x, training);
+    }
     return F.BatchNorm(
       x,
       this.gamma.value(),
@@ -590,6 +611,39 @@ export class BatchNorm extends HybridBlock {
       blend(this.runningMean, mean);
       blend(this.runningVar, variance);
     });
+    return y;
+  }
+
+  /**
+   * The training-mode forward traced for a hybridized block: the same ops as the eager one, and
+   * the moving statistics' new values as updates the run writes back.
+   */
+  #traceTrainForward(x: Symbol, training: TrainingTrace): Symbol {
+    const xs = tracedShape(x, training, "BatchNorm");
+    const axis = this.axis < 0 ? this.axis + xs.length : this.axis;
+    const axes = xs.map((_, i) => i).filter((i) => i !== axis);
+    const along = xs.map((d, i) => i === axis ? d : 1);
+    const mean = sym.mean(x, { axis: axes, keepdims: true });
+    const centered = sym.broadcast_sub(x, mean);
+    const variance = sym.mean(sym.square(centered), { axis: axes, keepdims: true });
+    const normed = sym.broadcast_mul(
+      centered,
+      sym.rsqrt(sym._plus_scalar(variance, { scalar: this.epsilon })),
+    );
+    const gamma = sym.Reshape(this.gamma.value() as Symbol, { shape: along });
+    const beta = sym.Reshape(this.beta.value() as Symbol, { shape: along });
+    const y = sym.broadcast_add(this.scale ? sym.broadcast_mul(normed, gamma) : normed, beta);
+    const m = this.momentum;
+    const blend = (running: Parameter, batch: Symbol) =>
+      training.updates.push({
+        target: running,
+        value: sym.elemwise_add(
+          sym._mul_scalar(running.value() as Symbol, { scalar: m }),
+          sym._mul_scalar(sym.Reshape(batch, { shape: [xs[axis]] }), { scalar: 1 - m }),
+        ),
+      });
+    blend(this.runningMean, mean);
+    blend(this.runningVar, variance);
     return y;
   }
 
