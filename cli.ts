@@ -1,8 +1,9 @@
 /**
  * The `sigil` command line (`deno run -A cli.ts <command>`, or `deno task sigil <command>`):
  *
- * - `compile <symbol.json> [params] --input data:1x3x224x224 [-o dist/]`: an ahead-of-time
- *   artifact (`model.js`, `model.d.ts`, weight files), with the compile's phases as progress;
+ * - `compile <symbol.json> [params] --input data:1x3x224x224 [--target wasm,webgpu] [-o dist/]`:
+ *   an ahead-of-time artifact (`model.js`, `model.d.ts`, weight files), with the compile's
+ *   phases as progress;
  * - `summary <symbol.json> [params] --input ...`: MXNet's summary table (layer, output shape,
  *   parameters, FLOPs) with totals and the memory plan's peak;
  * - `viz <symbol.json> [-o graph.svg] [--input ...]`: the graph as SVG (Graphviz in WASM), nodes
@@ -151,6 +152,9 @@ async function runCompile(
     inputs,
     ...(batch ? { batchSizes: batch } : {}),
     threads: positive(o.threads ?? 1, "threads"),
+    target: String(o.target ?? "wasm").split(",").map((t) =>
+      choice(t.trim(), "target", ["wasm", "webgpu"] as const)
+    ),
     simd,
     weights,
     ...(o.weightsUrl !== undefined ? { weightsUrl: String(o.weightsUrl) } : {}),
@@ -351,7 +355,7 @@ async function runBench(file: string, paramsFile: string | undefined, o: Record<
   const runs = positive(o.runs ?? 30, "runs");
   const warmup = Number(o.warmup ?? 3);
   const threads = o.threads === undefined ? undefined : positive(o.threads, "threads");
-  let run: () => void;
+  let run: () => void | Promise<void>;
   let what: Record<string, unknown>;
   if (/\.m?js$/.test(file)) {
     const url = new URL(file, `file://${process.cwd()}/`);
@@ -376,7 +380,12 @@ async function runBench(file: string, paramsFile: string | undefined, o: Record<
       })
     );
     run = () => model.runRaw(inputs, outputs);
-    what = { kind: "artifact", threads: model.metadata.threads, simd: model.metadata.simd };
+    what = {
+      kind: "artifact",
+      backend: model.metadata.backend ?? "wasm",
+      threads: model.metadata.threads,
+      simd: model.metadata.simd,
+    };
   } else {
     const inputs = inputsOf(o.input, true);
     const { symbol, params } = await readModel(file, paramsFile);
@@ -399,14 +408,14 @@ async function runBench(file: string, paramsFile: string | undefined, o: Record<
       Object.entries(inputs).map(([n, s], i) => [n, randomInput(s, i + 1)]),
     );
     const outs = program.outputs.map((t) => new Float32Array(t.shape.reduce((a, b) => a * b, 1)));
-    run = () => program.runRaw(arrays, outs);
+    run = () => void program.runRaw(arrays, outs);
     what = { kind: "jit", engine: engine.key };
   }
-  for (let i = 0; i < warmup; i++) run();
+  for (let i = 0; i < warmup; i++) await run();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    run();
+    await run();
     times.push(performance.now() - t0);
   }
   const result = { file, ...what, ...stats(times) };
@@ -435,6 +444,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--name <name>", "Base name of the files", { default: "model" })
     .option("--weights <mode>", "embed | external | fetch", { default: "external" })
     .option("--weights-url <url>", "Where --weights fetch reads the weight file(s)")
+    .option(
+      "--target <targets>",
+      "wasm | webgpu | wasm,webgpu (WebGPU where there is an adapter)",
+      {
+        default: "wasm",
+      },
+    )
     .option("--threads <n>", "Threads to split kernels across", { default: 1 })
     .option("--simd <variant>", "auto (relaxed + baseline) | relaxed | baseline", {
       default: "auto",

@@ -18,8 +18,10 @@ import { zeros } from "../../runtime/creation.ts";
 import { variable } from "../sym.ts";
 import type { Manifest, TensorSpec } from "./manifest.ts";
 import { deflate, emitModule, emitTypes } from "./emit.ts";
-import type { AotProgress, AotTarget } from "./target.ts";
+import type { AotProgress, AotTarget, TargetBuild } from "./target.ts";
 import { wasmTarget } from "./wasm_target.ts";
+import { webgpuTarget } from "./webgpu_target.ts";
+import type { GpuProgramSpec } from "./manifest.ts";
 import { SIGIL_VERSION } from "./version.ts";
 
 /** A model to compile: a graph with its parameters, a block, or an MXNet file pair. */
@@ -43,8 +45,12 @@ export interface AotOptions {
    * (default: the given shapes' own). The first is the one metadata shapes are given at.
    */
   readonly batchSizes?: readonly number[];
-  /** The target: `wasm` (default; WebGPU comes as another target). */
-  readonly target?: string;
+  /**
+   * The target: `wasm` (default), `webgpu`, or both (`["wasm", "webgpu"]`, or `"wasm,webgpu"`):
+   * the artifact then runs on WebGPU where the platform gives an adapter and on WASM
+   * elsewhere. With WebGPU programs, a model's `run` returns a Promise on WebGPU.
+   */
+  readonly target?: string | readonly string[];
   /** Threads to split kernels across (default 1); loads use at most this many. */
   readonly threads?: number;
   /**
@@ -96,7 +102,10 @@ export interface Artifact {
   write(dir: string): Promise<string[]>;
 }
 
-const TARGETS: Readonly<Record<string, AotTarget>> = Object.freeze({ wasm: wasmTarget });
+const TARGETS: Readonly<Record<string, AotTarget>> = Object.freeze({
+  wasm: wasmTarget,
+  webgpu: webgpuTarget,
+});
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/;
 
@@ -202,7 +211,10 @@ function uniqueNames(names: readonly string[]): string[] {
  * `load(options?) -> Promise<Model>`, `metadata` and `ModelError`; `Model.run(inputs)` takes
  * and returns `Float32Array`s by name and gives the bits a JIT compile of the WASM engine
  * gives with the same SIMD variant and thread count. Nodes the WASM engine has no kernel
- * for are refused ({@link import("./wasm_target.ts").AotUnsupportedError}).
+ * for are refused ({@link import("./wasm_target.ts").AotUnsupportedError}). With
+ * `target: "webgpu"` the module carries the WebGPU engine's WGSL kernels instead and `run`
+ * returns a Promise; with `["wasm", "webgpu"]` it carries both and `load()` picks WebGPU where
+ * `navigator.gpu` gives an adapter, WASM elsewhere.
  *
  * @example Compile a small graph and run the artifact
  * ```ts
@@ -231,15 +243,26 @@ export async function compile(model: AotModel, options: AotOptions): Promise<Art
   if (options === null || typeof options !== "object") {
     throw new ArgumentError("compile: options with inputs are required", "options");
   }
-  const targetName = options.target ?? "wasm";
-  const target = Object.hasOwn(TARGETS, targetName) ? TARGETS[targetName] : undefined;
-  if (!target) {
-    throw new ArgumentError(
-      `compile: unknown target ${JSON.stringify(targetName)}; available: ${
-        Object.keys(TARGETS).join(", ")
-      }`,
-      "target",
-    );
+  const asked = options.target ?? "wasm";
+  const names = typeof asked === "string"
+    ? asked.split(",").map((t) => t.trim())
+    : Array.isArray(asked)
+    ? [...asked]
+    : [];
+  const targets = names.map((targetName) => {
+    const target = Object.hasOwn(TARGETS, targetName) ? TARGETS[targetName] : undefined;
+    if (!target) {
+      throw new ArgumentError(
+        `compile: unknown target ${JSON.stringify(targetName)}; available: ${
+          Object.keys(TARGETS).join(", ")
+        }`,
+        "target",
+      );
+    }
+    return target;
+  });
+  if (!targets.length || new Set(names).size !== names.length) {
+    throw new ArgumentError("compile: target must name distinct targets", "target");
   }
   const threads = options.threads ?? 1;
   if (!positiveInt(threads) || threads > 64) {
@@ -300,19 +323,52 @@ export async function compile(model: AotModel, options: AotOptions): Promise<Art
       notInGraph[0].name,
     );
   }
-  const graph = pipeline(wasmEngine().passes).run(graphOf(symbol, bound));
   const simd = simdOption === "auto" ? ["relaxed", "baseline"] as const : [simdOption] as const;
-  const built = target.build(graph, {
+  const request = {
     inputs,
     batchSizes,
     threads,
     simd,
     winograd: options.winograd ?? true,
-    onProgress: (p) => options.onProgress?.({ ...p, elapsedMs: performance.now() - started }),
-  });
+    onProgress: (p: AotProgress) =>
+      options.onProgress?.({ ...p, elapsedMs: performance.now() - started }),
+  };
+  // Each target lowers the graph after its own engine's passes; the builds are merged into
+  // one code blob (the WebGPU shaders after the WASM modules).
+  const byName = new Map<string, TargetBuild>();
+  const order = ["wasm", "webgpu"];
+  for (const target of [...targets].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))) {
+    const passes = target.passes?.() ?? wasmEngine().passes;
+    byName.set(
+      target.name,
+      await target.build(pipeline(passes).run(graphOf(symbol, bound)), request),
+    );
+  }
+  const wasmBuild = byName.get("wasm");
+  const gpuBuild = byName.get("webgpu")?.webgpu;
+  const base = wasmBuild?.modules.length ?? 0;
+  const shift = wasmBuild?.code.length ?? 0;
+  const gpuCode = byName.get("webgpu");
+  const code = new Uint8Array(shift + (gpuCode?.code.length ?? 0));
+  if (wasmBuild) code.set(wasmBuild.code);
+  if (gpuCode) code.set(gpuCode.code, shift);
+  const built = {
+    code,
+    modules: [
+      ...(wasmBuild?.modules ?? []),
+      ...(gpuCode?.modules ?? []).map(([o, n]) => [o + shift, n] as const),
+    ],
+    variants: wasmBuild?.variants ?? [],
+    outputShapes: (wasmBuild ?? gpuCode)!.outputShapes,
+  };
+  const gpuPrograms = gpuBuild?.programs.map((p): GpuProgramSpec => ({
+    ...p,
+    steps: p.steps.map((s) => (s[0] === 0 ? [0, s[1] + base, s[2], s[3]] as const : s)),
+  }));
   report("emit");
   const outputNames = uniqueNames(symbol.listOutputs());
-  const compiledThreads = built.variants.every((v) => v.programs.every((p) => p.shared))
+  const compiledThreads = built.variants.length &&
+      built.variants.every((v) => v.programs.every((p) => p.shared))
     ? threads
     : 1;
   const graphHash = await sha256(
@@ -323,7 +379,7 @@ export async function compile(model: AotModel, options: AotOptions): Promise<Art
   const manifest: Manifest = {
     format: 1,
     sigil: SIGIL_VERSION,
-    target: target.name,
+    target: names.join(","),
     graphHash,
     threads: compiledThreads,
     inputs,
@@ -343,11 +399,23 @@ export async function compile(model: AotModel, options: AotOptions): Promise<Art
       weightsBytes: v.weights.length,
       programs: v.programs,
     })),
+    ...(gpuBuild && gpuPrograms
+      ? {
+        webgpu: {
+          weightsFile: `${name}.webgpu.bin`,
+          weightsBytes: gpuBuild.weights.length,
+          programs: gpuPrograms,
+        },
+      }
+      : {}),
   };
-  const weightFiles = built.variants.map((v) => ({ path: variantFile(v.simd), data: v.weights }));
+  const weightFiles = [
+    ...built.variants.map((v) => ({ path: variantFile(v.simd), data: v.weights })),
+    ...(gpuBuild ? [{ path: `${name}.webgpu.bin`, data: gpuBuild.weights }] : []),
+  ];
   const js = await emitModule({
     manifest,
-    runtimeSource: target.runtimeSource(),
+    runtimeSource: (gpuBuild ? webgpuTarget : wasmTarget).runtimeSource(),
     code: await deflate(built.code),
     ...(weightsMode === "embed"
       ? { embedded: new Map(weightFiles.map((f) => [f.path, f.data])) }

@@ -67,13 +67,50 @@ export interface VariantSpec {
   readonly programs: readonly ProgramSpec[];
 }
 
+/**
+ * A WebGPU step: a dispatch `[0, shader, bindings, workgroups]` (bindings flat as
+ * `[buffer, offset, size, ...]` in binding order, the shader an index into the code) or a
+ * buffer copy `[1, src, srcOffset, dst, dstOffset, bytes]`.
+ */
+export type GpuStepSpec =
+  | readonly [0, number, readonly number[], readonly [number, number, number]]
+  | readonly [1, number, number, number, number, number];
+
+/** A compiled WebGPU program for one batch size. */
+export interface GpuProgramSpec {
+  /** The batch size it was compiled for. */
+  readonly batch: number;
+  /** Bytes of each storage buffer. */
+  readonly buffers: readonly number[];
+  /** Constants: `[buffer, byte offset, offset in the weight file, bytes]`. */
+  readonly constants: readonly (readonly [number, number, number, number])[];
+  /** Inputs it reads: `[index into Manifest.inputs, buffer, elements]` (at offset 0). */
+  readonly inputs: readonly (readonly [number, number, number])[];
+  /** Outputs in order: `[buffer, byte offset, elements]`. */
+  readonly outputs: readonly (readonly [number, number, number])[];
+  /** Output shapes in order. */
+  readonly outputShapes: readonly (readonly number[])[];
+  /** The command stream of one run, in order. */
+  readonly steps: readonly GpuStepSpec[];
+}
+
+/** The WebGPU programs of an artifact, with their weight file. */
+export interface GpuSpec {
+  /** The weight file's name. */
+  readonly weightsFile: string;
+  /** Its size in bytes. */
+  readonly weightsBytes: number;
+  /** One program per batch size, in the order of {@link Manifest.batchSizes}. */
+  readonly programs: readonly GpuProgramSpec[];
+}
+
 /** Everything an artifact's runtime needs besides the code and weight bytes. */
 export interface Manifest {
   /** Manifest format version. */
   readonly format: 1;
   /** The sigil version that compiled it. */
   readonly sigil: string;
-  /** The target (`wasm`). */
+  /** The targets, comma-separated, the preferred first (`wasm`, `webgpu`, `webgpu,wasm`). */
   readonly target: string;
   /** SHA-256 (hex) of the model's symbol JSON and the input signature. */
   readonly graphHash: string;
@@ -85,7 +122,7 @@ export interface Manifest {
   readonly outputs: readonly TensorSpec[];
   /** Batch sizes with a program, the first being the one shapes are given at. */
   readonly batchSizes: readonly number[];
-  /** Kernel modules: `[offset, length]` in the inflated code blob. */
+  /** Kernel modules (WASM bytes, or WGSL text as UTF-8): `[offset, length]` in the inflated code blob. */
   readonly modules: readonly (readonly [number, number])[];
   /** Bytes of the inflated code blob. */
   readonly codeBytes: number;
@@ -93,6 +130,8 @@ export interface Manifest {
   readonly weights: "embed" | "external" | "fetch";
   /** For `fetch`: the URL (or URL prefix ending in `/`) the weight files are under. */
   readonly weightsUrl?: string;
-  /** The SIMD variants, the preferred first. */
+  /** The WASM SIMD variants, the preferred first (none without the WASM target). */
   readonly variants: readonly VariantSpec[];
+  /** The WebGPU programs (with the WebGPU target). */
+  readonly webgpu?: GpuSpec;
 }

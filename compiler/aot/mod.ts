@@ -33,8 +33,12 @@ export {
 } from "./compile.ts";
 export { AotUnsupportedError, type UnsupportedNode } from "./wasm_target.ts";
 export type { AotProgress, AotTarget, BuiltVariant, TargetBuild, TargetRequest } from "./target.ts";
+export { DEFAULT_GPU_LIMITS } from "./webgpu_target.ts";
 export type {
   CopyStepSpec,
+  GpuProgramSpec,
+  GpuSpec,
+  GpuStepSpec,
   KernelStepSpec,
   Manifest,
   ProgramSpec,

@@ -8,7 +8,13 @@
  * Threads: where `SharedArrayBuffer` exists and the page (if any) is cross-origin isolated,
  * split steps run their parts on workers (`node:worker_threads` in Node and Deno, a Blob-URL
  * `Worker` in browsers) that wait on a shared control block; elsewhere every step runs on the
- * calling thread. Splits never change the arithmetic: one thread gives the same bits.
+ * calling thread. Splits never change the arithmetic: one thread gives the same bits. A worker
+ * that dies is replaced between runs; one that does not finish its part within `stallMs` is
+ * given up: the workers are replaced, and the run is repeated on the calling thread over a
+ * fresh memory, so nothing the late worker still writes reaches a later run.
+ *
+ * WebGPU: {@link webgpuRuntime} is the loader artifacts with WebGPU programs pass in; `load`
+ * tries it first (unless `backend: "wasm"`) and falls back to WASM where it cannot run.
  *
  * @module
  */
@@ -25,6 +31,16 @@ export interface ArtifactLoadOptions {
   readonly threads?: number;
   /** `relaxed`, `baseline`, or `auto` (default: relaxed SIMD where the runtime validates it). */
   readonly simd?: "auto" | "relaxed" | "baseline";
+  /**
+   * Milliseconds a run waits for a worker thread's part before it gives the workers up
+   * (default 10000): they are replaced and the run is repeated on the calling thread.
+   */
+  readonly stallMs?: number;
+  /**
+   * `auto` (default): WebGPU where the artifact has WebGPU programs and the platform gives an
+   * adapter, else WASM; `wasm` or `webgpu`: that one (an error where it cannot run).
+   */
+  readonly backend?: "auto" | "wasm" | "webgpu";
 }
 
 /** What a loaded artifact reports about itself. */
@@ -45,6 +61,8 @@ export interface ArtifactModelInfo {
   readonly compiledThreads: number;
   /** SIMD variants it holds. */
   readonly variants: readonly string[];
+  /** The backends it has programs for, the preferred first (`wasm`, `webgpu`). */
+  readonly targets: readonly string[];
 }
 
 /** A loaded artifact model. */
@@ -55,18 +73,34 @@ export interface ArtifactModel {
     readonly threads: number;
     /** Why it runs on fewer threads than compiled for, if it does. */
     readonly threadsNote: string;
-    /** The SIMD variant this load runs. */
+    /** The SIMD variant this load runs (`webgpu` on WebGPU). */
     readonly simd: string;
+    /** The backend this load runs on. */
+    readonly backend: "wasm" | "webgpu";
+    /** Why it runs on WASM though the artifact has WebGPU programs, or "". */
+    readonly backendNote: string;
   };
-  /** Runs on inputs by name; returns fresh output arrays by name. */
-  run(inputs: Readonly<Record<string, Float32Array>>): Record<string, Float32Array>;
-  /** Runs on inputs by name, writing every output into the caller's array of that name. */
+  /**
+   * Runs on inputs by name; returns fresh output arrays by name (on WebGPU, a Promise of
+   * them: `await model.run(...)` works on either backend).
+   */
+  run(
+    inputs: Readonly<Record<string, Float32Array>>,
+  ): Record<string, Float32Array> | Promise<Record<string, Float32Array>>;
+  /**
+   * Runs on inputs by name, writing every output into the caller's array of that name (on
+   * WebGPU, returns a Promise that resolves once they are written).
+   */
   runRaw(
     inputs: Readonly<Record<string, Float32Array>>,
     outputs: Readonly<Record<string, Float32Array>>,
-  ): void;
+  ): void | Promise<void>;
   /** Stops the worker threads; later runs use the calling thread. */
   dispose(): void;
+  /** How many times the worker threads were replaced (one died or stalled a run). */
+  readonly restarts: number;
+  /** Whether runs use the worker threads now (false while replaced ones start). */
+  readonly threaded: boolean;
 }
 
 /** What the artifact module exports. */
@@ -96,6 +130,7 @@ export function artifactRuntime(
   code: string,
   embedded: Readonly<Record<string, string>> | null,
   base: string,
+  gpuLoader?: typeof webgpuRuntime,
 ): ArtifactExports {
   /** Every failure of the artifact: `code` says which (`input`, `weights`, `threads`, ...). */
   class ModelError extends Error {
@@ -116,7 +151,6 @@ export function artifactRuntime(
   // of a run before they block, since waking a blocked thread costs tens of microseconds.
   const GEN = 0, PROG = 1, STEP = 2, PENDING = 3, FAILED = 4;
   const WAKE = -1, END = -2, QUIT = -3;
-  const STALL_MS = 10000;
 
   const fromBase64 = (s: string): Uint8Array => {
     const bin = atob(s);
@@ -288,12 +322,21 @@ export function artifactRuntime(
     /** Lets the process exit while the worker waits (Node, Deno). */
     unref(): void;
     stop(): void;
+    /** Ends the worker as a crash would (for tests). */
+    crash(): void;
   }
 
-  const spawn = async (): Promise<WorkerHandle> => {
+  /** Starts a worker; `gone` is called if it exits or fails on its own. */
+  const spawn = async (gone: () => void): Promise<WorkerHandle> => {
     const source = `(${String(workerMain)})()`;
     let up!: () => void, fail!: (e: unknown) => void;
     const ready = new Promise<void>((res, rej) => (up = res, fail = rej));
+    ready.catch(() => {});
+    let stopped = false;
+    const lost = (e: unknown) => {
+      fail(e);
+      if (!stopped) gone();
+    };
     if (g.process?.versions?.node !== undefined) {
       const spec = "node:worker_threads";
       const wt = (g.process?.getBuiltinModule?.(spec) ?? await import(spec)) as {
@@ -306,20 +349,37 @@ export function artifactRuntime(
       };
       const w = new wt.Worker(source, { eval: true });
       w.on("message", () => up());
-      w.on("error", (e) => fail(e));
+      w.on("error", (e) => lost(e));
+      w.on("exit", () => lost(new Error("the worker exited")));
       return {
         post: (m) => w.postMessage(m),
         ready,
         unref: () => w.unref(),
-        stop: () => void w.terminate(),
+        stop: () => {
+          stopped = true;
+          void w.terminate();
+        },
+        crash: () => void w.terminate(),
       };
     }
     const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
     const w = new Worker(url);
     URL.revokeObjectURL(url);
     w.onmessage = () => up();
-    w.onerror = (e) => fail(e);
-    return { post: (m) => w.postMessage(m), ready, unref: () => {}, stop: () => w.terminate() };
+    w.onerror = (e) => lost(e);
+    return {
+      post: (m) => w.postMessage(m),
+      ready,
+      unref: () => {},
+      stop: () => {
+        stopped = true;
+        w.terminate();
+      },
+      crash: () => {
+        w.terminate();
+        lost(new Error("the worker was terminated"));
+      },
+    };
   };
 
   /** Whether this thread may block in Atomics.wait (not a browser page's main thread). */
@@ -337,8 +397,11 @@ export function artifactRuntime(
   interface Pool {
     readonly ctrl: Int32Array;
     readonly workers: WorkerHandle[];
+    readonly stallMs: number;
     outstanding: boolean;
   }
+  /** A worker did not finish its part in time: the pool was given up (see `execute`). */
+  class Stall extends Error {}
   const publish = (pool: Pool, prog: number, step: number) => {
     if (pool.outstanding) settle(pool);
     const c = pool.ctrl;
@@ -359,11 +422,8 @@ export function artifactRuntime(
       if (++spins < 100000) continue;
       const now = performance.now();
       if (since === 0) since = now;
-      else if (now - since > STALL_MS) {
-        throw new ModelError(
-          `a worker thread stopped answering (state ${Array.from(c).join(",")})`,
-          "threads",
-        );
+      else if (now - since > pool.stallMs) {
+        throw new Stall(`a worker thread stopped answering (state ${Array.from(c).join(",")})`);
       }
       blockOnce(c, left);
     }
@@ -382,9 +442,58 @@ export function artifactRuntime(
     batchSizes: manifest.batchSizes,
     compiledThreads: manifest.threads,
     variants: manifest.variants.map((v) => v.simd),
+    targets: manifest.target.split(","),
   });
 
+  /** The weight file `file` of `bytes` bytes: given, embedded, fetched or beside the module. */
+  const weightsOf = async (
+    file: string,
+    bytes: number,
+    given: ArtifactLoadOptions["weights"],
+    what: string,
+  ): Promise<Uint8Array> => {
+    let weights: Uint8Array;
+    if (given !== undefined) weights = await readWeights(given);
+    else if (embedded) weights = fromBase64(embedded[file]);
+    else if (manifest.weights === "fetch") {
+      const at = manifest.weightsUrl ?? "";
+      weights = await readWeights(
+        at.endsWith("/") ? new URL(file, new URL(at, base)) : new URL(at, base),
+      );
+    } else weights = await readWeights(new URL(file, base));
+    if (weights.byteLength !== bytes) {
+      throw new ModelError(
+        `the weights have ${weights.byteLength} bytes; the ${what} needs ${bytes}`,
+        "weights",
+      );
+    }
+    return weights;
+  };
+
   async function load(options: ArtifactLoadOptions = {}): Promise<ArtifactModel> {
+    const backend = options.backend ?? "auto";
+    if (!["auto", "wasm", "webgpu"].includes(backend)) {
+      throw new ModelError(`backend must be auto, wasm or webgpu, got ${backend}`, "options");
+    }
+    let backendNote = "";
+    if (backend !== "wasm" && manifest.webgpu && gpuLoader) {
+      const got = await gpuLoader(manifest, options, {
+        ModelError,
+        kernelCode,
+        weightsOf,
+        metadata,
+      });
+      if (typeof got !== "string") return got;
+      if (backend === "webgpu" || !manifest.variants.length) {
+        throw new ModelError(`cannot run on WebGPU: ${got}`, "webgpu");
+      }
+      backendNote = `WebGPU: ${got}`;
+    } else if (backend === "webgpu") {
+      throw new ModelError("the artifact has no WebGPU programs", "options");
+    }
+    if (!manifest.variants.length) {
+      throw new ModelError("the artifact has no WASM programs", "options");
+    }
     const wanted = options.threads ?? manifest.threads;
     if (!Number.isInteger(wanted) || wanted < 1) {
       throw new ModelError(`threads must be a positive integer, got ${wanted}`, "options");
@@ -449,29 +558,37 @@ export function artifactRuntime(
       }),
     );
 
-    let weights: Uint8Array;
-    if (options.weights !== undefined) weights = await readWeights(options.weights);
-    else if (embedded) weights = fromBase64(embedded[v.weightsFile]);
-    else if (manifest.weights === "fetch") {
-      const at = manifest.weightsUrl ?? "";
-      weights = await readWeights(
-        at.endsWith("/") ? new URL(v.weightsFile, new URL(at, base)) : new URL(at, base),
-      );
-    } else weights = await readWeights(new URL(v.weightsFile, base));
-    if (weights.byteLength !== v.weightsBytes) {
-      throw new ModelError(
-        `the weights have ${weights.byteLength} bytes; the ${v.simd} variant needs ${v.weightsBytes}`,
-        "weights",
-      );
-    }
+    const weights = await weightsOf(
+      v.weightsFile,
+      v.weightsBytes,
+      options.weights,
+      `${v.simd} variant`,
+    );
 
-    interface Loaded {
-      readonly spec: ProgramSpec;
+    interface State {
       readonly memory: WebAssembly.Memory;
       readonly runs: ((threaded: boolean) => void)[];
+    }
+    interface Loaded {
+      readonly spec: ProgramSpec;
+      readonly index: number;
+      /** Its memory and steps; replaced when a stalled worker may still write the memory. */
+      state: State;
+      /** Per worker, per step: the part it runs (the same modules whatever the memory). */
       readonly parts: ({ module: WebAssembly.Module; args: readonly number[] } | null)[][];
     }
-    const programs: Loaded[] = v.programs.map((spec) => {
+    const parts = (spec: ProgramSpec) => {
+      const out: Loaded["parts"] = Array.from({ length: Math.max(0, threads - 1) }, () => []);
+      spec.steps.forEach((s: StepSpec, index) => {
+        if (s[0] !== 1 || threads < 2 || s[1].length < 2 || s[1].length > threads) return;
+        s[1].forEach((m, i) => {
+          if (i > 0) out[i - 1][index] = { module: compiled.get(m)!, args: s[2][i] };
+        });
+      });
+      return out;
+    };
+    /** A fresh memory with the constants in place and every kernel instantiated over it. */
+    const instantiate = (spec: ProgramSpec, programIndex: number, held: Loaded["parts"]) => {
       const pages = Math.ceil(spec.memoryBytes / 65536);
       const memShared = spec.shared && useShared;
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: memShared });
@@ -485,7 +602,6 @@ export function artifactRuntime(
         const a = [...args];
         return () => run(...a);
       };
-      const parts: Loaded["parts"] = Array.from({ length: Math.max(0, threads - 1) }, () => []);
       const runs = spec.steps.map((s: StepSpec, index): (threaded: boolean) => void => {
         if (s[0] === 0) return call(s[1], s[2]);
         if (s[0] === 2) {
@@ -498,52 +614,91 @@ export function artifactRuntime(
         }
         const each = s[1].map((m, i) => call(m, s[2][i]));
         const whole = s[3] >= 0 ? call(s[3], s[4]) : () => each.forEach((f) => f());
-        if (threads < 2 || each.length < 2 || each.length > threads) return whole;
-        s[1].forEach((m, i) => {
-          if (i > 0) parts[i - 1][index] = { module: compiled.get(m)!, args: s[2][i] };
-        });
+        if (!held.some((w) => w[index])) return whole;
         const own = each[0];
         return (threaded) => {
-          if (!threaded) return whole();
-          publish(pool!, programIndex.get(spec)!, index);
+          if (!threaded || !pool) return whole();
+          publish(pool, programIndex, index);
           own();
-          settle(pool!);
+          settle(pool);
         };
       });
-      return { spec, memory, runs, parts };
+      return { memory, runs };
+    };
+    const programs: Loaded[] = v.programs.map((spec, index) => {
+      const held = parts(spec);
+      return { spec, index, parts: held, state: instantiate(spec, index, held) };
     });
-    const programIndex = new Map(programs.map((p, i) => [p.spec, i]));
 
+    // The worker pool. It is replaced when a worker dies (between runs) or stalls (a run
+    // waited longer than `stallMs` for its part): the old workers are stopped, the run is
+    // repeated on this thread over a fresh memory (the late worker may still write the old
+    // one, which nothing reads again), and runs stay on this thread until new workers are up.
+    const stallMs = options.stallMs ?? 10000;
+    if (!(stallMs > 0)) {
+      throw new ModelError(`stallMs must be a positive number, got ${stallMs}`, "options");
+    }
     let pool: Pool | undefined;
+    let generation = 0;
+    let restarts = 0;
+    let disposed = false;
     let note = threadsNote;
     const splits = programs.some((p) => p.parts.some((w) => w.some((x) => x)));
     if (threads > 1 && !splits) note = "one thread: no step of this model splits across threads";
-    if (threads > 1 && splits) {
+    const startPool = async (): Promise<string> => {
+      const gen = ++generation;
       const ctrl = new Int32Array(new SharedArrayBuffer(8 * 4));
       const workers: WorkerHandle[] = [];
+      const stopAll = () => workers.forEach((w) => w.stop());
       try {
-        for (let i = 1; i < threads; i++) workers.push(await spawn());
+        for (let i = 1; i < threads; i++) {
+          workers.push(
+            await spawn(() => {
+              if (pool && pool.workers === workers) restart();
+            }),
+          );
+          if (gen !== generation || disposed) {
+            stopAll();
+            return "";
+          }
+        }
         workers.forEach((w, i) =>
           w.post({
             ctrl,
             programs: programs.map((p) => ({
-              memory: p.memory,
+              memory: p.state.memory,
               parts: Array.from({ length: p.spec.steps.length }, (_, s) => p.parts[i][s] ?? null),
             })),
           })
         );
         await Promise.all(workers.map((w) => w.ready));
+        if (gen !== generation || disposed) {
+          stopAll();
+          return "";
+        }
         for (const w of workers) w.unref();
-        pool = { ctrl, workers, outstanding: false };
+        pool = { ctrl, workers, stallMs, outstanding: false };
+        return "";
       } catch (e) {
         // Workers that cannot start (a policy forbids Blob workers, a sandbox): one thread.
-        for (const w of workers) w.stop();
-        note = `one thread: worker threads could not start (${
+        stopAll();
+        return `one thread: worker threads could not start (${
           e instanceof Error ? e.message : String(e)
         })`;
       }
+    };
+    /** Stops the workers and starts new ones (runs use this thread until they are up). */
+    const restart = () => {
+      const old = pool;
+      pool = undefined;
+      restarts++;
+      old?.workers.forEach((w) => w.stop());
+      if (!disposed) void startPool();
+    };
+    if (threads > 1 && splits) {
+      const why = await startPool();
+      if (why) note = why;
     }
-
     const inputs = manifest.inputs;
     const outputs = manifest.outputs;
     const pick = (given: Readonly<Record<string, Float32Array>>): Loaded => {
@@ -580,28 +735,46 @@ export function artifactRuntime(
       }
       return found;
     };
-    let disposed = false;
     const execute = (p: Loaded, given: Readonly<Record<string, Float32Array>>) => {
-      const buffer = p.memory.buffer;
       const write = () => {
+        const buffer = p.state.memory.buffer;
         for (const [index, ptr, n] of p.spec.inputs) {
           new Float32Array(buffer, ptr, n).set(given[inputs[index].name]);
         }
       };
-      if (!pool || disposed) {
+      const current = pool;
+      if (!current || disposed) {
         write();
-        for (const r of p.runs) r(false);
+        for (const r of p.state.runs) r(false);
         return;
       }
-      const at = programIndex.get(p.spec)!;
-      publish(pool, at, WAKE);
       try {
+        publish(current, p.index, WAKE);
         write();
-        for (const r of p.runs) r(true);
-      } finally {
-        publish(pool, at, END);
-        settle(pool);
+        for (const r of p.state.runs) r(true);
+        publish(current, p.index, END);
+        settle(current);
+        return;
+      } catch (e) {
+        if (!(e instanceof Stall)) {
+          if (pool === current) {
+            // Leave the workers idle for the next run.
+            try {
+              publish(current, p.index, END);
+              settle(current);
+            } catch (again) {
+              if (!(again instanceof Stall)) throw again;
+              restart();
+              p.state = instantiate(p.spec, p.index, p.parts);
+            }
+          }
+          throw e;
+        }
       }
+      restart();
+      p.state = instantiate(p.spec, p.index, p.parts);
+      write();
+      for (const r of p.state.runs) r(false);
     };
     const model: ArtifactModel = {
       metadata: Object.freeze({
@@ -609,6 +782,8 @@ export function artifactRuntime(
         threads: pool ? threads : 1,
         threadsNote: note,
         simd: v.simd,
+        backend: "wasm",
+        backendNote,
       }),
       run(given) {
         const p = pick(given);
@@ -616,7 +791,7 @@ export function artifactRuntime(
         const out: Record<string, Float32Array> = {};
         p.spec.outputs.forEach(([ptr, n], i) => {
           Object.defineProperty(out, outputs[i].name, {
-            value: new Float32Array(p.memory.buffer, ptr, n).slice(),
+            value: new Float32Array(p.state.memory.buffer, ptr, n).slice(),
             enumerable: true,
             writable: true,
             configurable: true,
@@ -641,21 +816,331 @@ export function artifactRuntime(
         });
         execute(p, given);
         p.spec.outputs.forEach(([ptr, n], i) => {
-          targets[i].set(new Float32Array(p.memory.buffer, ptr, n));
+          targets[i].set(new Float32Array(p.state.memory.buffer, ptr, n));
         });
       },
       dispose() {
-        if (disposed || !pool) return;
+        if (disposed) return;
         disposed = true;
-        const c = pool.ctrl;
+        generation++;
+        const current = pool;
+        pool = undefined;
+        if (!current) return;
+        const c = current.ctrl;
         Atomics.store(c, STEP, QUIT);
         Atomics.add(c, GEN, 1);
         Atomics.notify(c, GEN);
-        for (const w of pool.workers) w.stop();
+        for (const w of current.workers) w.stop();
+      },
+      get restarts() {
+        return restarts;
+      },
+      get threaded() {
+        return pool !== undefined;
       },
     };
+    // For tests: stops worker `i` as if it had crashed (the model notices and replaces it).
+    Object.defineProperty(model, Symbol.for("sigil.artifact.crashWorker"), {
+      value: (i: number) => {
+        const w = pool?.workers[i];
+        if (!w) throw new ModelError(`no worker ${i}`, "threads");
+        w.crash();
+      },
+    });
     return Object.freeze(model);
   }
 
   return { load, metadata, ModelError };
+}
+
+/** What {@link artifactRuntime} lends the WebGPU loader. */
+export interface GpuHelpers {
+  /** The artifact's error class. */
+  readonly ModelError: new (message: string, code: string) => Error & { code: string };
+  /** The inflated code blob. */
+  readonly kernelCode: () => Promise<Uint8Array>;
+  /** A weight file, checked for its size. */
+  readonly weightsOf: (
+    file: string,
+    bytes: number,
+    given: ArtifactLoadOptions["weights"],
+    what: string,
+  ) => Promise<Uint8Array>;
+  /** The artifact's metadata. */
+  readonly metadata: ArtifactModelInfo;
+}
+
+/**
+ * The WebGPU part of the artifact runtime (written into artifacts with WebGPU programs as
+ * source text, so self-contained like {@link artifactRuntime}): an adapter and device with
+ * the limits the programs need, every pipeline made once at load (and checked), every bind
+ * group made once, and per run one command buffer (input uploads, the dispatches and copies,
+ * the output copies to a readback buffer) with the outputs read back asynchronously. Runs of
+ * one model are queued one after another, since they share its buffers. Resolves with the
+ * model, or with the reason WebGPU cannot be used here (no `navigator.gpu`, no adapter,
+ * limits too small) so that the caller can fall back to WASM.
+ *
+ * @example It is a function the artifact calls
+ * ```ts
+ * import assert from "node:assert";
+ * import { webgpuRuntime } from "./runtime.ts";
+ * assert.strictEqual(typeof webgpuRuntime, "function");
+ * ```
+ */
+export async function webgpuRuntime(
+  manifest: Manifest,
+  options: ArtifactLoadOptions,
+  h: GpuHelpers,
+): Promise<ArtifactModel | string> {
+  const ModelError = h.ModelError;
+  const spec = manifest.webgpu!;
+  const STORAGE = 0x80, COPY_SRC = 0x4, COPY_DST = 0x8, MAP_READ = 0x1;
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpu || typeof gpu.requestAdapter !== "function") return "no navigator.gpu here";
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    return `requestAdapter failed (${e instanceof Error ? e.message : String(e)})`;
+  }
+  if (!adapter) return "no WebGPU adapter";
+  let buffer = 0, binding = 0;
+  for (const p of spec.programs) {
+    for (const b of p.buffers) buffer = Math.max(buffer, b);
+    for (const s of p.steps) {
+      if (s[0] === 0) {
+        for (let i = 2; i < s[2].length; i += 3) binding = Math.max(binding, s[2][i]);
+      }
+    }
+  }
+  const al = adapter.limits;
+  if (buffer > al.maxBufferSize || binding > al.maxStorageBufferBindingSize) {
+    return `the adapter's buffers are too small (the model needs ${buffer} bytes)`;
+  }
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxBufferSize: Math.max(buffer, Math.min(al.maxBufferSize, 268435456)),
+      maxStorageBufferBindingSize: Math.max(
+        binding,
+        Math.min(al.maxStorageBufferBindingSize, 134217728),
+      ),
+    },
+  });
+  const owned: GPUBuffer[] = [];
+  const make = (size: number, usage: number) => {
+    const b = device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+    owned.push(b);
+    return b;
+  };
+  const destroy = () => owned.forEach((b) => b.destroy());
+  try {
+    const all = await h.kernelCode();
+    const weights = await h.weightsOf(
+      spec.weightsFile,
+      spec.weightsBytes,
+      options.weights,
+      "WebGPU",
+    );
+    device.pushErrorScope("validation");
+    const text = new TextDecoder();
+    const pipelines = new Map<number, Promise<GPUComputePipeline>>();
+    const pipeline = (i: number) => {
+      let got = pipelines.get(i);
+      if (!got) {
+        const [at, n] = manifest.modules[i];
+        const module = device.createShaderModule({ code: text.decode(all.subarray(at, at + n)) });
+        got = device.createComputePipelineAsync({
+          layout: "auto",
+          compute: { module, entryPoint: "main" },
+        });
+        pipelines.set(i, got);
+      }
+      return got;
+    };
+    const programs = await Promise.all(spec.programs.map(async (p) => {
+      const buffers = p.buffers.map((size) => make(size, STORAGE | COPY_SRC | COPY_DST));
+      for (const [b, offset, at, n] of p.constants) {
+        device.queue.writeBuffer(buffers[b], offset, weights as Uint8Array<ArrayBuffer>, at, n);
+      }
+      const outOffsets: number[] = [];
+      let readBytes = 0;
+      for (const [, , n] of p.outputs) {
+        outOffsets.push(readBytes);
+        readBytes += Math.ceil(n * 4 / 4) * 4;
+      }
+      const readback = make(readBytes, MAP_READ | COPY_DST);
+      const steps = await Promise.all(p.steps.map(async (s) => {
+        if (s[0] === 1) return null;
+        const pl = await pipeline(s[1]);
+        const entries: GPUBindGroupEntry[] = [];
+        for (let i = 0; i < s[2].length; i += 3) {
+          entries.push({
+            binding: i / 3,
+            resource: { buffer: buffers[s[2][i]], offset: s[2][i + 1], size: s[2][i + 2] },
+          });
+        }
+        return {
+          pipeline: pl,
+          group: device.createBindGroup({ layout: pl.getBindGroupLayout(0), entries }),
+          size: s[3],
+        };
+      }));
+      return { spec: p, buffers, readback, readBytes, outOffsets, steps };
+    }));
+    const error = await device.popErrorScope();
+    if (error) throw new ModelError(`WebGPU: the kernels did not load: ${error.message}`, "webgpu");
+
+    const inputs = manifest.inputs;
+    const outputs = manifest.outputs;
+    type Loaded = (typeof programs)[number];
+    const pick = (given: Readonly<Record<string, Float32Array>>): Loaded => {
+      if (given === null || typeof given !== "object") {
+        throw new ModelError("run: inputs must be an object of Float32Arrays by name", "input");
+      }
+      const first = inputs[0];
+      const data = Object.hasOwn(given, first.name) ? given[first.name] : undefined;
+      if (!(data instanceof Float32Array)) {
+        throw new ModelError(
+          `run: no Float32Array for input ${JSON.stringify(first.name)}`,
+          "input",
+        );
+      }
+      const per = first.shape.slice(1).reduce((a, b) => a * b, 1);
+      const found = programs.find((p) => p.spec.batch * per === data.length);
+      if (!found) {
+        throw new ModelError(
+          `run: input ${JSON.stringify(first.name)} has ${data.length} values; the artifact takes ${
+            manifest.batchSizes.map((b) => b * per).join(" or ")
+          } (batch ${manifest.batchSizes.join(", ")})`,
+          "input",
+        );
+      }
+      for (const [index, , n] of found.spec.inputs) {
+        const name = inputs[index].name;
+        const x = Object.hasOwn(given, name) ? given[name] : undefined;
+        if (!(x instanceof Float32Array) || x.length !== n) {
+          throw new ModelError(
+            `run: input ${JSON.stringify(name)} must be a Float32Array of ${n} values`,
+            "input",
+          );
+        }
+      }
+      return found;
+    };
+    let queue: Promise<unknown> = Promise.resolve();
+    let disposed = false;
+    const execute = async (
+      p: Loaded,
+      given: Readonly<Record<string, Float32Array>>,
+      into: Float32Array[],
+    ) => {
+      if (disposed) throw new ModelError("the model was disposed", "options");
+      for (const [index, b, n] of p.spec.inputs) {
+        const x = given[inputs[index].name];
+        // WebGPU takes no shared memory: such inputs are copied first.
+        const data = x.buffer instanceof ArrayBuffer ? x : new Float32Array(x);
+        if (n > 0) device.queue.writeBuffer(p.buffers[b], 0, data as Float32Array<ArrayBuffer>);
+      }
+      const encoder = device.createCommandEncoder();
+      let pass: GPUComputePassEncoder | undefined;
+      p.spec.steps.forEach((s, i) => {
+        const step = p.steps[i];
+        if (s[0] === 1) {
+          pass?.end();
+          pass = undefined;
+          encoder.copyBufferToBuffer(p.buffers[s[1]], s[2], p.buffers[s[3]], s[4], s[5]);
+          return;
+        }
+        const d = step!;
+        pass ??= encoder.beginComputePass();
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.group);
+        pass.dispatchWorkgroups(d.size[0], d.size[1], d.size[2]);
+      });
+      pass?.end();
+      p.spec.outputs.forEach(([b, offset, n], i) => {
+        if (n > 0) {
+          encoder.copyBufferToBuffer(p.buffers[b], offset, p.readback, p.outOffsets[i], n * 4);
+        }
+      });
+      device.queue.submit([encoder.finish()]);
+      await p.readback.mapAsync(MAP_READ, 0, Math.max(16, Math.ceil(p.readBytes / 16) * 16));
+      const mapped = p.readback.getMappedRange();
+      p.spec.outputs.forEach(([, , n], i) => {
+        into[i].set(new Float32Array(mapped, p.outOffsets[i], n));
+      });
+      p.readback.unmap();
+    };
+    const serialized = (f: () => Promise<void>): Promise<void> => {
+      const run = queue.then(f, f);
+      queue = run.catch(() => {});
+      return run;
+    };
+    const model: ArtifactModel = {
+      metadata: Object.freeze({
+        ...h.metadata,
+        threads: 1,
+        threadsNote: "",
+        simd: "webgpu",
+        backend: "webgpu",
+        backendNote: "",
+      }),
+      run(given) {
+        let p: Loaded;
+        try {
+          p = pick(given);
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        const into = p.spec.outputs.map(([, , n]) => new Float32Array(n));
+        return serialized(() => execute(p, given, into)).then(() => {
+          const out: Record<string, Float32Array> = {};
+          into.forEach((value, i) => {
+            Object.defineProperty(out, outputs[i].name, {
+              value,
+              enumerable: true,
+              writable: true,
+              configurable: true,
+            });
+          });
+          return out;
+        });
+      },
+      runRaw(given, into) {
+        let p: Loaded;
+        let targets: Float32Array[];
+        try {
+          p = pick(given);
+          targets = p.spec.outputs.map(([, , n], i) => {
+            const name = outputs[i].name;
+            const t = into !== null && typeof into === "object" && Object.hasOwn(into, name)
+              ? into[name]
+              : undefined;
+            if (!(t instanceof Float32Array) || t.length !== n) {
+              throw new ModelError(
+                `runRaw: output ${JSON.stringify(name)} needs a Float32Array of ${n} values`,
+                "output",
+              );
+            }
+            return t;
+          });
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        return serialized(() => execute(p, given, targets));
+      },
+      dispose() {
+        if (disposed) return;
+        disposed = true;
+        // Runs in flight finish first: their buffers stay until then.
+        void queue.then(destroy);
+      },
+      restarts: 0,
+      threaded: false,
+    };
+    return Object.freeze(model);
+  } catch (e) {
+    destroy();
+    throw e;
+  }
 }

@@ -3,15 +3,16 @@
  * depends on the device. A target turns an optimized graph and a fixed input signature into
  * programs (one per SIMD variant or other load-time choice, and per batch size), the code they
  * run (one blob of modules) and their weight files, plus the source of the runtime that runs
- * them. The WASM target ({@link import("./wasm_target.ts").wasmTarget}) is the first; a WebGPU
- * target supplies its own programs (WGSL instead of WASM modules) and runtime through the same
- * shape, and `compile` picks one by name.
+ * them. The WASM target ({@link import("./wasm_target.ts").wasmTarget}) writes WASM modules;
+ * the WebGPU target ({@link import("./webgpu_target.ts").webgpuTarget}) WGSL text and its own
+ * programs; `compile` picks them by name and merges the builds of several into one artifact.
  *
  * @module
  */
 import type { Graph } from "../passes/pass.ts";
 import type { CompileProgress } from "../engine.ts";
-import type { ProgramSpec, TensorSpec } from "./manifest.ts";
+import type { Pass } from "../passes/pass.ts";
+import type { GpuProgramSpec, ProgramSpec, TensorSpec } from "./manifest.ts";
 
 /** What a target is asked to build. */
 export interface TargetRequest {
@@ -55,18 +56,22 @@ export interface TargetBuild {
   readonly code: Uint8Array;
   /** `[offset, length]` of each module in `code`. */
   readonly modules: readonly (readonly [number, number])[];
-  /** The variants, the preferred first. */
+  /** The WASM variants, the preferred first (none for other targets). */
   readonly variants: readonly BuiltVariant[];
+  /** The WebGPU programs and their weight file (WebGPU target). */
+  readonly webgpu?: { readonly weights: Uint8Array; readonly programs: readonly GpuProgramSpec[] };
   /** Output shapes at the first batch size. */
   readonly outputShapes: readonly (readonly number[])[];
 }
 
 /** An ahead-of-time target. */
 export interface AotTarget {
-  /** Its name (`wasm`). */
+  /** Its name (`wasm`, `webgpu`). */
   readonly name: string;
+  /** The passes its engine runs before lowering (default: the WASM engine's). */
+  readonly passes?: () => readonly Pass[];
   /** Builds the programs of an optimized graph (its params are the constants). */
-  build(graph: Graph, request: TargetRequest): TargetBuild;
+  build(graph: Graph, request: TargetRequest): TargetBuild | Promise<TargetBuild>;
   /**
    * The source of the runtime function the artifact calls as
    * `(source)(manifest, code, embeddedWeights, import.meta.url)`, returning

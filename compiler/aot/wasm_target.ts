@@ -50,10 +50,13 @@ export class AotUnsupportedError extends BackendError {
 }
 
 /** Distinct byte arrays, each kept once, in order of first appearance. */
-class Distinct {
+export class Distinct {
   readonly #index = new Map<string, number[]>();
+  /** The arrays, in order. */
   readonly items: Uint8Array[] = [];
+  /** Where each starts in {@link Distinct.concat}. */
   readonly offsets: number[] = [];
+  /** Bytes of all. */
   bytes = 0;
 
   /** The index of `bytes` (added when new). */
@@ -70,6 +73,7 @@ class Distinct {
     return i;
   }
 
+  /** Every array, concatenated. */
   concat(): Uint8Array {
     const out = new Uint8Array(this.bytes);
     this.items.forEach((b, i) => out.set(b, this.offsets[i]));
