@@ -147,24 +147,36 @@ export function opKind(node: Node): OpKind {
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/g;
 
+/** `text` inside a DOT quoted string, every character shown as it is (see {@link dotString}). */
+function dotBody(text: string): string {
+  return String(text)
+    .replace(/[\\"]/g, (c) => `\\${c}`)
+    .replace(/\n/g, "\\\\n")
+    .replace(/\r/g, "\\\\r")
+    .replace(CONTROL, (c) => `\\\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /**
- * A DOT quoted string holding `text` as it is: `\` and `"` escaped, line breaks as DOT's `\n`,
- * other control characters written out as `\uXXXX` text. Graphviz expands `\N`, `\G` and
- * the like in labels; with every backslash doubled, none of them can appear.
+ * A DOT quoted string showing `text` as it is: `\` and `"` escaped, and control characters
+ * (line breaks included) written out as visible escapes (`\n`, `\u0001`), so a name always
+ * stays one line of its label. Graphviz expands `\N`, `\G` and the like in labels; with every
+ * backslash doubled, none of them can appear.
  *
  * @example
  * ```ts
  * import assert from "node:assert";
  * import { dotString } from "./viz.ts";
  * assert.strictEqual(dotString('a"b\\c'), '"a\\"b\\\\c"');
+ * assert.strictEqual(dotString("a\nb"), '"a\\\\nb"');
  * ```
  */
 export function dotString(text: string): string {
-  const body = String(text)
-    .replace(/[\\"]/g, (c) => `\\${c}`)
-    .replace(/\r\n|\r|\n/g, "\\n")
-    .replace(CONTROL, (c) => `\\\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  return `"${body}"`;
+  return `"${dotBody(text)}"`;
+}
+
+/** A DOT label of several lines (empty ones left out: Graphviz mishandles them). */
+function dotLines(lines: readonly string[]): string {
+  return `"${lines.filter((l) => l !== "").map(dotBody).join("\\n")}"`;
 }
 
 /** A few attributes worth a line under the op name. */
@@ -412,9 +424,9 @@ export function graphToDot(model: Symbol, options: VizOptions = {}): string {
       const id = `n${nextNode++}`;
       const kind = opKind(n);
       const more = outer ? [] : boxes.get(n) ?? [];
-      const label = [n.name, n.opName, detail(n)].filter((x) => x).join("\n");
+      const label = dotLines([n.name, n.opName, detail(n)]);
       place([...prefix, ...more]).lines.push(
-        `${id} [label=${dotString(label)}, fillcolor=${dotString(KIND_COLORS[kind])}];`,
+        `${id} [label=${label}, fillcolor=${dotString(KIND_COLORS[kind])}];`,
       );
       ins.forEach((p) => {
         if (!p) return;
@@ -497,8 +509,14 @@ let vizInstance: ReturnType<typeof instance> | undefined;
  */
 export async function renderSvg(symbol: Symbol, options: VizOptions = {}): Promise<string> {
   const dot = graphToDot(symbol, options);
-  const viz = await (vizInstance ??= instance());
-  const result = viz.render(dot, { format: "svg" });
+  let result;
+  try {
+    result = (await (vizInstance ??= instance())).render(dot, { format: "svg" });
+  } catch (e) {
+    // A trap inside Graphviz leaves its instance unusable: the next call starts a fresh one.
+    vizInstance = undefined;
+    throw new SigilError(`renderSvg: Graphviz failed: ${String(e)}`, { cause: e });
+  }
   if (result.status !== "success") {
     const why = result.errors.map((e) => e.message).join("; ");
     throw new SigilError(`renderSvg: Graphviz failed: ${why}`);
