@@ -272,31 +272,61 @@ const logSoftmax: VjpRule = (ctx) => {
   ];
 };
 
+/**
+ * `SoftmaxOutput`, as MXNet's backward computes it (the head is ignored unless `out_grad`):
+ * `softmax - target` scaled by `grad_scale` and the normalization, where the target is the
+ * probability label itself, or the one-hot class label (smoothed by `smooth_alpha`) along the
+ * class axis (axis 1 with `multi_output`, else the last axis of the output viewed as one row
+ * per label), with ignored labels' rows zeroed under `use_ignore`.
+ */
 const softmaxOutput: VjpRule = (ctx) => {
   const a = ctx.attrs as {
     grad_scale: number;
+    ignore_label: number;
     multi_output: boolean;
     use_ignore: boolean;
-    preserve_shape: boolean;
     normalization: string;
+    out_grad: boolean;
+    smooth_alpha: number;
   };
   const x = ctx.inShapes[0];
-  if (x.length !== 2 || a.multi_output || a.use_ignore || a.preserve_shape) {
-    throw new GraphError(
-      `grad: SoftmaxOutput node '${ctx.node.name}': gradients are defined for 2-d data without multi_output, use_ignore or preserve_shape`,
-    );
+  const ls = ctx.inShapes[1];
+  const dtype = ctx.inTypes[0];
+  const y = ctx.outputs[0];
+  const withHead = (g: Symbol) => a.out_grad ? F.elemwise_mul(g, headOf(ctx)) : g;
+  const size = x.reduce((p, d) => p * d, 1);
+  if (ls.length === x.length && ls.every((d, i) => d === x[i])) {
+    // Probabilities as the label: no normalization.
+    const label = ctx.inTypes[1] === dtype ? ctx.inputs[1] : F.Cast(ctx.inputs[1], { dtype });
+    const g = F.elemwise_sub(y, label);
+    return [
+      withHead(a.grad_scale === 1 ? g : F._mul_scalar(g, { scalar: a.grad_scale })),
+      undefined,
+    ];
   }
-  // MXNet ignores the head: the gradient is softmax(x) - one_hot(label), scaled.
-  const hot = F.one_hot(ctx.inputs[1], { depth: x[1], dtype: ctx.inTypes[0] });
-  let g = F.elemwise_sub(ctx.outputs[0], hot);
-  const scale = a.grad_scale / (a.normalization === "batch" ? x[0] : 1);
-  if (a.normalization === "valid") {
-    throw new GraphError(
-      `grad: SoftmaxOutput node '${ctx.node.name}': normalization 'valid' has no gradient rule yet`,
-    );
+  // Rows (n, k, r) with the class axis 1, and the labels as (n, r).
+  const [n, k, r] = a.multi_output
+    ? [x[0], x[1], size / x[0] / x[1]]
+    : [ls.reduce((p, d) => p * d, 1), size / ls.reduce((p, d) => p * d, 1), 1];
+  const label = F.Reshape(ctx.inputs[1], { shape: [n, r] });
+  let target = F.transpose(F.one_hot(label, { depth: k, dtype }), { axes: [0, 2, 1] });
+  if (a.smooth_alpha > 0) {
+    const off = a.smooth_alpha / (k - 1);
+    target = F._plus_scalar(F._mul_scalar(target, { scalar: 1 - a.smooth_alpha - off }), {
+      scalar: off,
+    });
   }
+  let g = F.elemwise_sub(F.Reshape(y, { shape: [n, k, r] }), target);
+  const kept = F.Cast(F._not_equal_scalar(label, { scalar: a.ignore_label }), { dtype });
+  if (a.use_ignore) g = F.broadcast_mul(g, F.Reshape(kept, { shape: [n, 1, r] }));
+  let scale = a.grad_scale;
+  if (a.normalization === "batch") scale /= n;
   if (scale !== 1) g = F._mul_scalar(g, { scalar: scale });
-  return [g, undefined];
+  if (a.normalization === "valid") {
+    const count = F._maximum_scalar(F.sum(kept, { axis: [0, 1], keepdims: true }), { scalar: 1 });
+    g = F.broadcast_div(g, F.Reshape(count, { shape: [1, 1, 1] }));
+  }
+  return [withHead(F.Reshape(g, { shape: [...x] })), undefined];
 };
 
 interface ConvAttrs {
