@@ -56,6 +56,7 @@ export interface TensorMover {
 }
 
 const RESIDENT = new WeakMap<Tensor, DeviceStorage>();
+const DISPOSED = new WeakSet<Tensor>();
 const finalizer = new FinalizationRegistry<DeviceStorage>((held) => held.dispose());
 
 function isDeviceStorage(x: unknown): x is DeviceStorage {
@@ -249,7 +250,8 @@ export class Tensor {
   /** Frees the device memory of a tensor held there (later reads reject); no-op on the host. */
   dispose(): void {
     const held = RESIDENT.get(this);
-    if (!held) return;
+    if (!held || DISPOSED.has(this)) return;
+    DISPOSED.add(this);
     finalizer.unregister(held);
     held.dispose();
   }
