@@ -200,6 +200,7 @@ async function buildProgram(
     device,
     limits: limitsOf(device),
     f16: false,
+    timestamps: false,
     description: "ahead-of-time recording",
   };
   const inputs = Object.fromEntries(
