@@ -7,7 +7,7 @@
  * @module
  */
 import { sym } from "../sym.ts";
-import type { Symbol } from "../symbol.ts";
+import { makeNode, type Node, Symbol } from "../symbol.ts";
 import { execute } from "../execute.ts";
 import type { Engine } from "../engine.ts";
 import { grad, vjp } from "./grad.ts";
@@ -159,9 +159,15 @@ export function backward(
     }
     return r;
   });
+  const recorded = new Map<string, Tensor>();
+  for (const r of records) for (const [k, v] of r.bindings) recorded.set(k, v);
+  // The recording's names count up across steps; renamed in graph order, the same loop body
+  // gives the same graph every step, so its gradient is built and compiled once.
+  const { symbol: f, renamed } = canonical(
+    ys.length === 1 ? records[0].symbol : sym.group(records.map((r) => r.symbol)),
+  );
   const bindings = new Map<string, Tensor>();
-  for (const r of records) for (const [k, v] of r.bindings) bindings.set(k, v);
-  const f = ys.length === 1 ? records[0].symbol : sym.group(records.map((r) => r.symbol));
+  for (const [from, to] of renamed) bindings.set(to, recorded.get(from)!);
   const inputs = f.listInputs();
   const wrt = inputs.filter((n) => {
     const slot = slotOf(bindings.get(n)!);
@@ -179,7 +185,13 @@ export function backward(
   }
   let g: Symbol;
   if (headGrads === undefined) {
-    g = grad(f, wrt, shapes, { types });
+    const key = [
+      f.outputs.map((e) => `${e.node.id}.${e.index}`).join(","),
+      wrt.join(","),
+      JSON.stringify(shapes),
+      JSON.stringify(types),
+    ].join("|");
+    g = remembered(key, () => grad(f, wrt, shapes, { types }));
   } else {
     const hs = headGrads instanceof Tensor ? [headGrads] : [...headGrads];
     if (hs.length !== ys.length || hs.some((h) => !(h instanceof Tensor))) {
@@ -208,4 +220,55 @@ export function backward(
 function addTensors(a: Tensor, b: Tensor): Tensor {
   const [sum] = execute(sym.elemwise_add(sym.var("a"), sym.var("b")), { a, b });
   return sum;
+}
+
+/** Gradient symbols of recent recordings, by recorded graph and signature (most recent last). */
+const recent = new Map<string, Symbol>();
+const RECENT = 8;
+
+/**
+ * The gradient symbol for `key`, built on a miss. Holding the few most recent also keeps their
+ * nodes alive, so the next step's identical graph hash-conses to them and its compiled program
+ * is found again.
+ */
+function remembered(key: string, build: () => Symbol): Symbol {
+  let g = recent.get(key);
+  if (g) recent.delete(key);
+  else g = build();
+  recent.set(key, g);
+  if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
+  return g;
+}
+
+/**
+ * `f` with its variables named `_tape_leaf<i>` and its op nodes `_tape<i>` in graph order, and
+ * the map from old variable names to new ones.
+ */
+function canonical(f: Symbol): { symbol: Symbol; renamed: Map<string, string> } {
+  const map = new Map<Node, Node>();
+  const renamed = new Map<string, string>();
+  let leaves = 0, ops = 0;
+  for (const node of f.nodes()) {
+    if (node.isVariable) {
+      const name = `_tape_leaf${leaves++}`;
+      renamed.set(node.name, name);
+      map.set(node, makeNode({ op: null, name, attrs: node.attrs }));
+      continue;
+    }
+    map.set(
+      node,
+      makeNode({
+        op: node.op,
+        name: `_tape${ops++}`,
+        attrs: node.attrs,
+        inputs: node.inputs.map((e) => map.get(e.node)!.entry(e.index, e.version)),
+        controlDeps: node.controlDeps.map((d) => map.get(d) ?? d),
+        subgraphs: node.subgraphs,
+        rowOutputs: node.rowOutputs,
+        parsed: node.parsed,
+      }),
+    );
+  }
+  const outputs = f.outputs.map((e) => map.get(e.node)!.entry(e.index, e.version));
+  return { symbol: new Symbol(outputs, f.graphAttrs), renamed };
 }

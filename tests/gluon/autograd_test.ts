@@ -7,6 +7,7 @@ import {
   loss,
   nd,
   nn,
+  programCacheStats,
   referenceEngine,
   SigilError,
   SymbolBlock,
@@ -292,4 +293,31 @@ Deno.test("hybridized training on the default engine matches the eager path with
   const hybrid = run(true);
   eager.forEach((v, i) => assertClose(nd.array(hybrid[i]), v, { rtol: 1e-5, atol: 1e-6 }));
   assert.deepEqual(run(true), hybrid);
+});
+
+Deno.test("a training loop compiles its forward and backward once: later steps compile nothing", () => {
+  for (const hybrid of [false, true]) {
+    const net = new nn.HybridSequential().add(
+      new nn.Dense(8, { activation: "relu", inUnits: 4 }),
+      new nn.BatchNorm({ inChannels: 8 }),
+      new nn.Dropout(0.2),
+      new nn.Dense(3, { inUnits: 8 }),
+    );
+    net.initialize({ seed: 2 });
+    if (hybrid) net.hybridize();
+    const trainer = new Trainer(net.collectParams(), "sgd", { learningRate: 0.05 });
+    const ce = new loss.SoftmaxCrossEntropyLoss();
+    const x = nd.random.uniform(-1, 1, [6, 4], { seed: 1 });
+    const y = nd.array([0, 1, 2, 0, 1, 2]);
+    const step = () => {
+      const l = autograd.record(() => ce.call(net.call(x), y));
+      autograd.backward(l);
+      trainer.step(6);
+    };
+    step();
+    step();
+    const compiled = programCacheStats().misses;
+    for (let i = 0; i < 3; i++) step();
+    assert.equal(programCacheStats().misses, compiled, hybrid ? "hybridized" : "eager");
+  }
 });
