@@ -106,7 +106,10 @@ export const convolutionGpuKernel: GpuKernelGenerator = (req) => {
     ? [["in", 0], ["in", 1], ["in", 2], ["out", 0]]
     : [["in", 0], ["in", 1], ["out", 0]];
   checkBindings(roles.length, req.limits, label);
-  const direct = c.fG < 8 || c.batch * c.g > req.limits.maxComputeWorkgroupsPerDimension;
+  // Few output pixels (the last stages of a small image; the weight gradient, whose "images"
+  // are input channels): a GEMM tile would be nearly empty and wait at every barrier.
+  const direct = c.fG < 8 || pixels < 16 ||
+    c.batch * c.g > req.limits.maxComputeWorkgroupsPerDimension;
   if (direct) return directConv(req, c, roles, `${label} direct`);
   const K = c.cinG * taps;
   const pointwise = taps === 1 && c.s3.every((s) => s === 1) && c.p3.every((p) => p === 0) &&

@@ -15,7 +15,8 @@ import type { Shape } from "../../../runtime/shape.ts";
 import { shapeSize } from "../../../runtime/shape.ts";
 import type { BinaryFn, ScalarExpr, UnaryFn } from "../../../ops/scalar.ts";
 import type { DType } from "../../../runtime/dtype.ts";
-import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
+import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest, GpuPass } from "./kernel.ts";
+import { copyPlanPasses } from "./layout.ts";
 import { Conversions, exactInF32, type GpuElement, gpuElementOf, gpuStorable } from "./dtypes.ts";
 import {
   type BindingRole,
@@ -27,6 +28,7 @@ import {
   grid,
   offset,
   SPECIAL_FLOATS,
+  u32,
 } from "./wgsl.ts";
 
 /** One loop axis after merging: its size and each input's stride along it (0: broadcast). */
@@ -297,12 +299,15 @@ function describe(e: ScalarExpr): string {
 /**
  * The WGSL of an elementwise expression over inputs broadcast to `out`: one invocation per
  * output element. Returns the code, the input indices it binds (in binding order) and the grid.
+ * Inputs in `packed` are read from the scratch binding `tmp0` (bound after the output) at the
+ * element offset given, where a copy put them: nodes with more inputs than a shader may bind.
  */
 export function elementwiseShader(
   expr: ScalarExpr,
   inputs: readonly Shape[],
   out: Shape,
   request: Pick<GpuKernelRequest, "limits" | "inputTypes" | "outputTypes">,
+  packed: ReadonlyMap<number, number> = new Map(),
 ): { code: string; used: number[]; workgroups: [number, number, number] } | undefined {
   const inTypes = request.inputTypes ?? inputs.map((): DType => "float32");
   const outType = request.outputTypes?.[0] ?? "float32";
@@ -316,18 +321,20 @@ export function elementwiseShader(
   const names = axes.map((_, d) => `c${d}`);
   const writer = new ScalarWriter((k) => `x${k}`);
   const result = writer.write(expr);
-  const used = [...writer.inputs].sort((a, b) => a - b);
+  const all = [...writer.inputs].sort((a, b) => a - b);
+  const used = all.filter((k) => !packed.has(k));
   const g = grid(total, request.limits);
   const flat = axes.length === 1 ? "idx" : undefined;
-  const loads = used.map((k) => {
+  const loads = all.map((k) => {
     const strides = axes.map((a) => a.strides[k]);
     const at = flat && strides[0] === 1 ? "idx" : offset(names, strides);
-    if (intCast) return `  let x${k}: i32 = in${k}[${at}];`;
-    return `  let x${k}: f32 = ${conv.toF32(inTypes[k], `in${k}[${at}]`)};`;
+    const from = packed.has(k) ? `tmp0[${u32(packed.get(k)!)} + ${at}]` : `in${k}[${at}]`;
+    if (intCast) return `  let x${k}: i32 = ${from};`;
+    return `  let x${k}: f32 = ${conv.toF32(inTypes[k], from)};`;
   });
   const stored = intCast ? conv.fromI32(outType, result) : conv.fromF32(outType, result);
   const body = [
-    flat && used.every((k) => axes[0].strides[k] === 1) ? "" : coords(axes.map((a) => a.size), "c"),
+    flat && all.every((k) => axes[0].strides[k] === 1) ? "" : coords(axes.map((a) => a.size), "c"),
     ...loads,
     ...writer.lines,
     `  out0[idx] = ${stored};`,
@@ -335,6 +342,15 @@ export function elementwiseShader(
   const roles: [BindingRole, number, GpuElement][] = [
     ...used.map((k): [BindingRole, number, GpuElement] => ["in", k, gpuElementOf(inTypes[k])!]),
     ["out", 0, gpuElementOf(outType)!],
+    ...(packed.size
+      ? [
+        ["tmp", 0, gpuElementOf(inTypes[[...packed.keys()][0]])!] as [
+          BindingRole,
+          number,
+          GpuElement,
+        ],
+      ]
+      : []),
   ];
   const code = [bindings(roles), SPECIAL_FLOATS, writer.helperCode(), conv.code(), entry(g, body)]
     .filter((s) => s !== "").join("\n");
@@ -377,11 +393,40 @@ export const elementwiseGpuKernel: GpuKernelGenerator = (
   if (shapeSize(out) === 0) return { label, passes: [], typed: true };
   const shader = elementwiseShader(expr, request.inputs, out, request);
   if (!shader) return undefined;
-  checkBindings(shader.used.length + 1, request.limits, `elementwise node`);
   const n = request.inputs.length;
+  const limit = request.limits.maxStorageBuffersPerShaderStage;
+  if (shader.used.length + 1 <= limit) {
+    return {
+      label,
+      passes: [{ code: shader.code, workgroups: shader.workgroups, bindings: [...shader.used, n] }],
+      typed: true,
+    };
+  }
+  // More inputs than a shader binds: copy the last ones into one scratch buffer.
+  const spill = shader.used.slice(Math.max(0, limit - 2));
+  const element = gpuElementOf(inTypes[spill[0]]);
+  if (limit < 3 || spill.some((k) => gpuElementOf(inTypes[k]) !== element)) {
+    checkBindings(shader.used.length + 1, request.limits, `elementwise node`);
+  }
+  const packed = new Map<number, number>();
+  let words = 0;
+  const copies: GpuPass[] = [];
+  for (const k of spill) {
+    packed.set(k, words);
+    const size = shapeSize(request.inputs[k]);
+    const plan = [{ input: k, src: 0, dst: words, dims: [{ size, src: 1, dst: 1 }] }];
+    for (const p of copyPlanPasses(request, plan, 0)) copies.push({ ...p, bindings: [k, n + 1] });
+    words += size;
+  }
+  const split = elementwiseShader(expr, request.inputs, out, request, packed)!;
   return {
-    label,
-    passes: [{ code: shader.code, workgroups: shader.workgroups, bindings: [...shader.used, n] }],
+    label: `${label} (${spill.length} inputs packed)`,
+    passes: [...copies, {
+      code: split.code,
+      workgroups: split.workgroups,
+      bindings: [...split.used, n, n + 1],
+    }],
+    scratch: [Math.max(words, 1) * 4],
     typed: true,
   };
 };
@@ -389,7 +434,8 @@ export const elementwiseGpuKernel: GpuKernelGenerator = (
 /**
  * Whether the shader computes `expr` over these dtypes as the reference does (up to float32
  * arithmetic): float32 arithmetic; a cast (the expression is its input) between any stored
- * dtypes; a float32 constant (zeros_like, ones_like) of any stored dtype; a comparison of inputs exact in float32 (or of such an input and a float32
+ * dtypes; a constant (zeros_like, _full) into float32, or one float32 holds exactly into any
+ * stored dtype; a comparison of inputs exact in float32 (or of such an input and a float32
  * constant) into bool, which float32 decides exactly as the reference's float64 does.
  */
 function elementwiseTypesSupported(
@@ -399,7 +445,9 @@ function elementwiseTypesSupported(
 ): boolean {
   if (!inputs.every(gpuStorable) || !gpuStorable(output)) return false;
   if (expr.kind === "in") return true;
-  if (expr.kind === "const") return Object.is(Math.fround(expr.value), expr.value);
+  if (expr.kind === "const") {
+    return output === "float32" || Object.is(Math.fround(expr.value), expr.value);
+  }
   if (output === "float32" && inputs.every((t) => t === "float32")) return true;
   if (output !== "bool" || expr.kind !== "binary") return false;
   if (!["lt", "gt", "le", "ge", "eq"].includes(expr.fn)) return false;
