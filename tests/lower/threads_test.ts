@@ -11,6 +11,7 @@ import { BackendError } from "../../runtime/errors.ts";
 import {
   getDefaultThreads,
   hardwareThreads,
+  poolFor,
   setDefaultThreads,
   ThreadPool,
   threadsSupported,
@@ -192,4 +193,45 @@ Deno.test("once the pool is up, a new program gets threads without the caller yi
   assert.ok(second.threadsReady, "the worker took the program while the caller was busy");
   first.dispose();
   second.dispose();
+});
+
+Deno.test("warming kernels on a worker leaves every run's bits as they were", async () => {
+  const a = nd.random.uniform(-1, 1, [48, 80], { seed: 7 });
+  const b = nd.random.uniform(-1, 1, [80, 56], { seed: 8 });
+  const y = sym.relu(sym.dot(sym.var("a"), sym.var("b")));
+  const shapes = { a: a.shape, b: b.shape };
+  const one = compileWasm(y, {}, shapes, { threads: 1 });
+  const two = compileWasm(y, {}, shapes, { threads: 2, forceSplit: true });
+  const modules = two.program.steps.flatMap((s) =>
+    s.kind === "split" ? s.modules : s.kind === "kernel" ? [s.module] : []
+  );
+  // Each runs on zeros over the worker's scratch memory (some trap there: harmless), again
+  // while the program is registered and run.
+  poolFor(2)!.warm(modules);
+  await two.ready();
+  poolFor(2)!.warm(modules);
+  const want = one.run({ a, b })[0].dataSync();
+  for (let i = 0; i < 5; i++) assert.deepEqual(two.run({ a, b })[0].dataSync(), want);
+  two.dispose();
+});
+
+Deno.test("a pool started by a compile takes that program's first run, with no event-loop turn", async () => {
+  // Three threads: a pool nothing else in this file starts, so it is created by this compile.
+  const a = nd.random.uniform(-1, 1, [96, 120], { seed: 9 });
+  const b = nd.random.uniform(-1, 1, [120, 72], { seed: 10 });
+  const y = sym.dot(sym.var("a"), sym.var("b"));
+  const shapes = { a: a.shape, b: b.shape };
+  const inputs = {
+    a: new Float32Array(a.dataSync() as Float32Array),
+    b: new Float32Array(b.dataSync() as Float32Array),
+  };
+  const want = compileWasm(y, {}, shapes, { threads: 1 }).runRaw(inputs)[0];
+  const three = compileWasm(y, {}, shapes, { threads: 3, forceSplit: true });
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const t0 = performance.now();
+  while (!three.threadsReady && performance.now() - t0 < 10000) Atomics.wait(flag, 0, 0, 5);
+  assert.ok(three.threadsReady, "the new workers took the program while the caller was busy");
+  assert.deepEqual(three.runRaw(inputs)[0], want);
+  three.dispose();
+  await poolFor(3)!.terminate();
 });

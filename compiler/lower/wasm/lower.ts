@@ -251,6 +251,9 @@ export function lowerWasm(
   const requested = checkThreads(options.threads, "compileWasm");
   const threads = threadsSupported() ? requested : 1;
   const shared = threads > 1;
+  // The workers start now (where the runtime creates them synchronously), so that they are up
+  // to warm the kernels as they are generated and to take the first run's parts.
+  const pool = poolFor(threads);
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
   const { shapeDict, typeDict, shapes, types } = graphFacts(graph, signature);
@@ -504,6 +507,7 @@ export function lowerWasm(
         return args;
       };
       const label = widened ? `${k.label} (${outTypes[0]} via float32)` : k.label;
+      pool?.warm(modules.map(cachedModule));
       if (modules.length > 1) {
         // The unsplit kernel for runs without workers, where it costs no extra constants (its
         // constants are the parts' own; parts that pack their own filters have other ones).
@@ -563,7 +567,7 @@ export function lowerWasm(
     shared,
   };
   report("instantiate");
-  const executor = new WasmExecutor(program, { pool: poolFor(threads) });
+  const executor = new WasmExecutor(program, pool ? { pool } : {});
   report("done", 1, 1);
   if (fallbacks.length && !options.quiet) warnFallbacks(options.engine.name, fallbacks);
   const outShapes = program.outputs.map((o) => o.shape);

@@ -158,6 +158,8 @@ export class WasmExecutor {
   readonly #program: WasmProgram;
   readonly #pages: number;
   readonly #threadPool: ThreadPool | undefined;
+  /** Per step: whether it has parts for the workers. */
+  readonly #splitSteps: readonly boolean[];
   #state: Instantiated;
   #pool: PoolProgram | undefined;
   #disposed = false;
@@ -179,6 +181,7 @@ export class WasmExecutor {
       throw new BackendError("WASM program: threads need a program compiled for shared memory");
     }
     this.#threadPool = pool;
+    this.#splitSteps = program.steps.map((s) => s.kind === "split");
     this.#state = this.#instantiate();
     this.#register();
   }
@@ -316,7 +319,6 @@ export class WasmExecutor {
   ): void {
     if (this.#pool?.lost) this.#register(); // evicted by the pool's bound, or a new pool epoch
     const pool = this.#pool;
-    const threaded = threads && (pool?.ready ?? false);
     const write = () => {
       const buffer = this.#state.memory.buffer;
       for (const [name, buf] of Object.entries(this.#program.inputs)) {
@@ -324,31 +326,39 @@ export class WasmExecutor {
         new Uint8Array(buffer, buf.ptr, bytes).set(bytesOf(inputs[name]));
       }
     };
+    // The workers join a run at the first split step where they hold the program: a first
+    // run right after compiling (the workers instantiate it meanwhile) gets them part way.
+    let begun = false;
+    const join = (): boolean => {
+      if (!begun && threads && pool !== undefined && pool.ready) {
+        pool.begin(); // wakes the workers while this thread goes on
+        begun = true;
+      }
+      return begun;
+    };
     const runAll = (on: boolean) => {
       const runs = this.#state.runs;
+      const split = this.#splitSteps;
       for (let i = 0; i < runs.length; i++) {
-        if (times === undefined) runs[i](on);
+        const threaded = on && (begun || (split[i] && join()));
+        if (times === undefined) runs[i](threaded);
         else {
           const t0 = performance.now();
-          runs[i](on);
+          runs[i](threaded);
           times[i] = performance.now() - t0;
         }
       }
     };
-    if (!threaded) {
-      write();
-      return runAll(false);
-    }
     let stalled = false;
-    pool!.begin(); // wakes the workers while this thread writes the inputs
+    join();
     try {
       write();
-      runAll(true);
+      runAll(threads);
     } catch (e) {
       if (!(e instanceof WorkerStallError)) throw e;
       stalled = true;
     } finally {
-      pool!.end();
+      if (begun) pool!.end();
     }
     if (!stalled) return;
     if (!warnedStall) {

@@ -29,6 +29,11 @@ const FAILED = 4; // set when a worker's part threw
 const COUNTS = 8; // COUNTS + i: how many programs worker i holds
 const MAX_WORKERS = 63;
 const CTRL_INTS = COUNTS + MAX_WORKERS;
+/**
+ * Pages (64 KiB) of the scratch memory a worker runs not yet used kernels over (see
+ * {@link ThreadPool.warm}): a kernel whose buffers do not fit stops at its first access beyond.
+ */
+const WARM_PAGES = 256;
 /** How long the main thread waits for a worker's part before replacing the workers. */
 const STALL_MS = 3_000;
 /** How long a worker blocks waiting for the next run before returning to its event loop. */
@@ -107,6 +112,20 @@ const WORKER_SOURCE = `(async () => {
     if (r.async) r.value.then(wake);
     else wake();
   };
+  const warming = [];
+  let scratch;
+  const warmOne = () => {
+    const module = warming.shift();
+    if (module === undefined) return;
+    try {
+      scratch ??= new WebAssembly.Memory({ initial: ${WARM_PAGES}, maximum: ${WARM_PAGES}, shared: true });
+      const run = new WebAssembly.Instance(module, { env: { memory: scratch } }).exports.run;
+      if (typeof run === "function") run(...new Array(run.length).fill(0));
+    } catch (e) {
+      // an out-of-bounds access of the scratch memory: the functions have run
+    }
+    if (warming.length) setTimeout(warmOne, 0);
+  };
   port.on((m) => {
     if (m.type === "init") {
       ctrl = m.ctrl;
@@ -114,6 +133,7 @@ const WORKER_SOURCE = `(async () => {
       seen = handled = Atomics.load(ctrl, ${GEN});
       idle();
     } else if (m.type === "program") {
+      warming.length = 0;
       try {
         const imports = { env: { memory: m.memory } };
         const runs = m.steps.map((s) => {
@@ -131,6 +151,13 @@ const WORKER_SOURCE = `(async () => {
         port.post({ type: "error", id: m.id, message: String(e && e.message || e) });
       }
       Atomics.notify(m.ready, 0);
+    } else if (m.type === "warm") {
+      // Kernels of a program still compiling: each runs once over a scratch memory (on
+      // whatever it reads there; a trap ends it), so that V8 tiers its functions up before
+      // the program's first run. One module per task, so that a program's parts are taken
+      // between tasks; a program arriving ends the warming.
+      warming.push(...m.modules);
+      if (warming.length === m.modules.length) setTimeout(warmOne, 0);
     } else if (m.type === "drop") {
       programs.delete(m.id);
       count();
@@ -200,10 +227,26 @@ export function hardwareThreads(): number {
   return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : 1;
 }
 
-/** `node:worker_threads`, imported inside `try` so that bundlers for browsers leave it out. */
-async function nodeWorkerThreads(): Promise<typeof import("node:worker_threads")> {
+type WorkerThreads = typeof import("node:worker_threads");
+
+/**
+ * `node:worker_threads` at once where the runtime offers `process.getBuiltinModule` (Deno,
+ * Node ≥ 20.16): workers created without a trip through the event loop start while a
+ * synchronous compile runs, and can take the first run's parts. Undefined elsewhere.
+ */
+function workerThreadsNow(): WorkerThreads | undefined {
+  const g = globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } };
   try {
-    return await import("node:worker_threads");
+    return g.process?.getBuiltinModule?.("node:worker_threads") as WorkerThreads | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `node:worker_threads`, imported inside `try` so that bundlers for browsers leave it out. */
+async function nodeWorkerThreads(): Promise<WorkerThreads> {
+  try {
+    return workerThreadsNow() ?? await import("node:worker_threads");
   } catch (e) {
     throw new BackendError(`cannot load node:worker_threads: ${(e as Error)?.message}`, {
       cause: e,
@@ -211,7 +254,21 @@ async function nodeWorkerThreads(): Promise<typeof import("node:worker_threads")
   }
 }
 
-async function spawn(events: WorkerEvents): Promise<WorkerHandle> {
+/**
+ * A new worker: created synchronously where that is possible (see {@link workerThreadsNow}; in
+ * browsers `new Worker` is), else after importing `node:worker_threads`.
+ */
+function spawn(events: WorkerEvents): WorkerHandle | Promise<WorkerHandle> {
+  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
+  if (g.Deno !== undefined || g.process?.versions?.node !== undefined) {
+    const now = workerThreadsNow();
+    if (now !== undefined) return spawnWith(events, now);
+    return nodeWorkerThreads().then((wt) => spawnWith(events, wt));
+  }
+  return spawnWith(events, undefined);
+}
+
+function spawnWith(events: WorkerEvents, wt: WorkerThreads | undefined): WorkerHandle {
   let killed = false;
   let gone = false;
   const onMessage = (m: { type: string; id?: number; message?: string }) => {
@@ -223,9 +280,7 @@ async function spawn(events: WorkerEvents): Promise<WorkerHandle> {
     gone = true;
     events.gone(killed);
   };
-  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
-  if (g.Deno !== undefined || g.process?.versions?.node !== undefined) {
-    const wt = await nodeWorkerThreads();
+  if (wt !== undefined) {
     const w = new wt.Worker(WORKER_SOURCE, { eval: true });
     w.on("message", onMessage);
     w.on("error", onGone);
@@ -437,7 +492,7 @@ export class ThreadPool {
       let up!: () => void;
       ups.push(new Promise<void>((res) => up = res));
       let w: WorkerHandle | undefined = undefined;
-      w = await spawn({
+      const made = spawn({
         up,
         error: (id, message) => this.#errors.set(id, message),
         gone: (killed) => {
@@ -447,6 +502,8 @@ export class ThreadPool {
           }
         },
       });
+      // Synchronous where possible: the constructor then leaves every worker created.
+      w = made instanceof Promise ? await made : made;
       if (this.#closed || epoch !== this.#epoch) {
         up();
         await w.kill();
@@ -529,10 +586,14 @@ export class ThreadPool {
     return !this.#closed && this.#programs.has(id);
   }
 
-  /** @internal Whether every worker has instantiated program `id` and the pool is up. */
+  /**
+   * @internal Whether every worker of this epoch has instantiated program `id` (read from
+   * the workers' own count, so a caller that has not yielded to the event loop since the
+   * workers came up sees it too).
+   */
   isReady(id: number): boolean {
     const reg = this.#programs.get(id);
-    return reg !== undefined && this.#up && !this.#closed &&
+    return reg !== undefined && !this.#closed && this.#workers.length === this.threads - 1 &&
       Atomics.load(reg.ready, 0) === this.threads - 1;
   }
 
@@ -584,6 +645,21 @@ export class ThreadPool {
     // still gets threads); workers still starting take it when they come up.
     this.#workers.forEach((w, i) => this.#send(w, i, id, reg));
     return new PoolProgram(this, id);
+  }
+
+  /**
+   * Hands kernel modules of a program still being compiled (each importing a shared
+   * `env.memory`, exporting `run(...i32)`) to the first worker, which runs each once over a
+   * scratch memory of its own, on zeros, while the calling thread goes on compiling: V8
+   * compiles WebAssembly functions lazily with its baseline compiler and optimizes them in the
+   * background once they have run a while, and a long call stays on the code it started with,
+   * so a program's first run is otherwise mostly baseline code. The workers' compiled code is
+   * the calling thread's (one module, shared). Nothing happens without a worker up; the
+   * warming stops when the worker takes a program.
+   */
+  warm(modules: readonly WebAssembly.Module[]): void {
+    if (this.#closed || modules.length === 0) return;
+    this.#workers[0]?.post({ type: "warm", modules });
   }
 
   /**
