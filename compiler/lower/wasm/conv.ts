@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { constantArray } from "./arena.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
@@ -503,7 +504,7 @@ function convModule(
     const key = `${f0}:${f1}:${relaxed}`;
     packed = packs?.get(key);
     if (!packed) {
-      packed = new Float32Array(g.groups * nf * kdim);
+      packed = constantArray(g.groups * nf * kdim);
       for (let gi = 0; gi < g.groups; gi++) {
         const rows = weights!.subarray((gi * g.fG + f0) * kdim, (gi * g.fG + f1) * kdim);
         packSgemmA(rows, opts, packed.subarray(gi * nf * kdim, (gi + 1) * nf * kdim));

@@ -55,6 +55,7 @@ import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, type CompiledKernel, generatorFor, type KernelTable } from "./kernel.ts";
 import { convertKernel, elementBytes, isKernelFloat, lanesReadable } from "./convert.ts";
 import { cachedModule } from "./module_cache.ts";
+import { withConstantArena } from "./arena.ts";
 import { wasmEngine } from "./engine.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
 import { emptyRecord } from "../../../runtime/record.ts";
@@ -285,7 +286,7 @@ export function lowerWasm(
   // Constants get memory only when a step reads them as they are: a weight that every kernel
   // takes in another form (packed, transformed) is uploaded only in that form.
   const varPtr = new Map<string, number>();
-  const constants: (ProgramBuffer & { values: StorageArray })[] = [];
+  const constants: (ProgramBuffer & { values: StorageArray; resident?: boolean })[] = [];
   const constantValues = new Map<string, Float32Array>();
   const inputs = emptyRecord<ProgramBuffer>();
   for (const name of sym.listInputs()) {
@@ -307,6 +308,31 @@ export function lowerWasm(
   }
   const isConstant = (e: Entry) => e.node.isVariable && Object.hasOwn(bound, e.node.name);
   const bufferPtr = plan.buffers.map((b) => alloc(b.bytes));
+  // The program's memory exists from the first constant a generator computes: packed and
+  // transformed weights are written there directly (arena.ts), where the kernels read them.
+  let memory: WebAssembly.Memory | undefined;
+  const cover = (bytes: number) => {
+    const pages = Math.ceil(bytes / 65536);
+    if (pages > 65536) throw new BackendError(`WASM program needs ${bytes} bytes; too many`);
+    if (memory === undefined) {
+      memory = shared
+        ? new WebAssembly.Memory({ initial: pages, maximum: 65536, shared: true })
+        : new WebAssembly.Memory({ initial: pages });
+      return;
+    }
+    const have = memory.buffer.byteLength / 65536;
+    // Grown by at least a quarter at a time: a model computes hundreds of constants.
+    if (pages > have) memory.grow(Math.min(65536 - have, Math.max(pages - have, have >> 2)));
+  };
+  const inMemory = new Map<Float32Array, { ptr: number; length: number }>();
+  const arena = (length: number): Float32Array => {
+    const ptr = alloc(length * 4);
+    cover(top);
+    const view = new Float32Array(memory!.buffer, ptr, length);
+    inMemory.set(view, { ptr, length });
+    return view;
+  };
+  const resident: { ptr: number; length: number }[] = [];
   // Constants as float32, for kernels that run on float32 copies of 16-bit values.
   const widenedPtr = new Map<string, number>();
   const ptrOfFloat32 = (e: Entry): number => {
@@ -422,7 +448,7 @@ export function lowerWasm(
     let widened = false;
     let reason = generator ? "" : `the WASM engine has no kernel for ${opName}`;
     try {
-      if (generator && allFloat32) kernel = generator(request);
+      if (generator && allFloat32) kernel = withConstantArena(arena, () => generator(request));
       else if (generator && generator === table.elementwise) {
         kernel = generator({ ...request, inputTypes: inTypes, outputTypes: outTypes });
       } else if (generator && widenable(node, inTypes, outTypes)) {
@@ -484,8 +510,14 @@ export function lowerWasm(
           }
           let ptr = uploaded.get(values);
           if (ptr === undefined) {
-            ptr = alloc(values.length * 4);
-            constants.push({ ptr, shape: [values.length], values });
+            const at = inMemory.get(values);
+            if (at !== undefined) {
+              ptr = at.ptr;
+              resident.push(at);
+            } else {
+              ptr = alloc(values.length * 4);
+              constants.push({ ptr, shape: [values.length], values });
+            }
             uploaded.set(values, ptr);
           }
           return ptr;
@@ -558,6 +590,15 @@ export function lowerWasm(
   for (const { args, at, offset } of pendingConvert) args[at] = convertPtr + offset;
   // Kernels may read up to 16 bytes past a buffer (vector tails).
   const memoryBytes = top + 64;
+  if (memory) cover(memoryBytes);
+  for (const { ptr, length } of resident) {
+    constants.push({
+      ptr,
+      shape: [length],
+      values: new Float32Array(memory!.buffer, ptr, length),
+      resident: true,
+    });
+  }
   const program: WasmProgram = {
     memoryBytes,
     steps: made,
@@ -567,7 +608,10 @@ export function lowerWasm(
     shared,
   };
   report("instantiate");
-  const executor = new WasmExecutor(program, pool ? { pool } : {});
+  const executor = new WasmExecutor(program, {
+    ...(pool ? { pool } : {}),
+    ...(memory ? { memory } : {}),
+  });
   report("done", 1, 1);
   if (fallbacks.length && !options.quiet) warnFallbacks(options.engine.name, fallbacks);
   const outShapes = program.outputs.map((o) => o.shape);

@@ -21,6 +21,7 @@
  */
 import { BackendError, ShapeError } from "../../../runtime/errors.ts";
 import { type FunctionBuilder, ModuleBuilder, relaxedSimdSupported } from "./encoder.ts";
+import { constantArray } from "./arena.ts";
 import { bump, repeat } from "./emit.ts";
 
 /** Which multiply-add the micro-kernel uses. */
@@ -886,7 +887,7 @@ export function packSgemmA(
   if (into !== undefined && into.length < m * k) {
     throw new ShapeError(`packSgemmA: 'into' holds ${into.length} floats; needs ${m * k}`);
   }
-  const out = into ?? new Float32Array(m * k);
+  const out = into ?? constantArray(m * k);
   const mr = plan.tile.mr;
   let o = 0;
   const blocks = (b: ReturnType<typeof evenBlocks>) => [
@@ -1002,7 +1003,7 @@ export function packSgemmB(b: Float32Array, options: SgemmPackOptions): Float32A
   const ldb = options.ldb ?? (options.transB ? k : n);
   const at = (kk: number, j: number) => options.transB ? b[j * ldb + kk] : b[kk * ldb + j];
   const nr = plan.tile.nr;
-  const out = new Float32Array(k * plan.nPad);
+  const out = constantArray(k * plan.nPad);
   let o = 0;
   let pc = 0;
   const kcs = [

@@ -20,6 +20,7 @@
  * @module
  */
 import { ShapeError } from "../../../runtime/errors.ts";
+import { constantArray } from "./arena.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packLayoutA, type SgemmPackOptions } from "./sgemm.ts";
@@ -196,7 +197,7 @@ export function winogradPackedWeights(
       `winogradPackedWeights: filters [${k0}, ${k1}) of ${filters} with ${w.length} weights`,
     );
   }
-  const dst = out ?? new Float32Array(a2 * plane);
+  const dst = out ?? constantArray(a2 * plane);
   const { col, colBlock, colIn, rowPanel } = packLayoutA({ ...opts, m: K, k: C });
   // In the order of the packed layout (per micro-panel of rows: each column, then its rows),
   // so every one of the α² planes is written front to back.

@@ -120,8 +120,15 @@ export interface WasmProgram {
   readonly inputs: Readonly<Record<string, ProgramBuffer>>;
   /** Graph outputs in order. */
   readonly outputs: readonly ProgramBuffer[];
-  /** Constants (parameters) uploaded once, as their dtype's storage. */
-  readonly constants: readonly (ProgramBuffer & { readonly values: StorageArray })[];
+  /**
+   * Constants (parameters) uploaded once, as their dtype's storage. `resident` ones are
+   * already in the memory the executor is given (`memory` of its options; their `values` are
+   * views of it), so only a fresh memory gets a copy.
+   */
+  readonly constants: readonly (ProgramBuffer & {
+    readonly values: StorageArray;
+    readonly resident?: boolean;
+  })[];
 }
 
 /** Programs collected without `dispose()` are forgotten in the workers too. */
@@ -170,7 +177,10 @@ export class WasmExecutor {
    * once the workers hold the program; until then, and without a pool, the calling thread
    * runs every part itself.
    */
-  constructor(program: WasmProgram, options: { pool?: ThreadPool } = {}) {
+  constructor(
+    program: WasmProgram,
+    options: { pool?: ThreadPool; memory?: WebAssembly.Memory } = {},
+  ) {
     this.#program = program;
     this.#pages = Math.max(1, Math.ceil(program.memoryBytes / 65536));
     if (this.#pages > 65536) {
@@ -182,17 +192,31 @@ export class WasmExecutor {
     }
     this.#threadPool = pool;
     this.#splitSteps = program.steps.map((s) => s.kind === "split");
-    this.#state = this.#instantiate();
+    if (options.memory !== undefined) {
+      const m = options.memory;
+      if (
+        m.buffer.byteLength < program.memoryBytes ||
+        (typeof SharedArrayBuffer === "function" && m.buffer instanceof SharedArrayBuffer) !==
+          (program.shared ?? false)
+      ) {
+        throw new BackendError("WASM program: the memory given is too small or not as shared");
+      }
+    }
+    this.#state = this.#instantiate(options.memory);
     this.#register();
   }
 
-  /** A fresh memory with every kernel instantiated over it and the constants uploaded. */
-  #instantiate(): Instantiated {
+  /**
+   * Every kernel instantiated over `given` (which holds the resident constants) or a fresh
+   * memory, and the other constants uploaded.
+   */
+  #instantiate(given?: WebAssembly.Memory): Instantiated {
     const program = this.#program;
     const pages = this.#pages;
-    const memory = program.shared
-      ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
-      : new WebAssembly.Memory({ initial: pages });
+    const memory = given ??
+      (program.shared
+        ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+        : new WebAssembly.Memory({ initial: pages }));
     const imports = { env: { memory } };
     const call = (module: WebAssembly.Module, label: string, given: readonly number[]) => {
       const instance = new WebAssembly.Instance(module, imports);
@@ -220,6 +244,7 @@ export class WasmExecutor {
       return (threaded: boolean) => threaded ? this.#pool!.step(index, own) : whole();
     });
     for (const c of program.constants) {
+      if (c.resident && given !== undefined) continue;
       new Uint8Array(memory.buffer, c.ptr, c.values.byteLength).set(bytesOf(c.values));
     }
     return { memory, runs, workerParts };
