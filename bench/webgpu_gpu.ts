@@ -1,0 +1,163 @@
+/**
+ * WebGPU engine speed on whatever adapter the machine has, ready to run on a GPU machine as is:
+ * prints the adapter first (or exactly why there is none), then
+ *
+ * - a square matmul (`dot`, N×N×N) in float32 and float16: TFLOP/s from the GPU's timestamps
+ *   where the adapter has `timestamp-query`, and from wall time over back-to-back runs (inputs
+ *   and outputs held on the device, so no transfer is timed);
+ * - ResNet-18 v1 at batch 1 (random weights, 1000 classes): the latency of one call, read back
+ *   to the host, in float32 and AMP float16 (median of the runs).
+ *
+ *   deno run -A bench/webgpu_gpu.ts [--matmul 4096] [--resnet 224] [--runs 10] [--tune]
+ *
+ * On a CPU adapter (Mesa llvmpipe) use small sizes (`--matmul 256 --resnet 32 --runs 3`): its
+ * figures are a relative baseline only.
+ */
+import {
+  amp,
+  BackendError,
+  createWebGPUEngine,
+  type HybridBlock,
+  modelZoo,
+  nd,
+  sym,
+  type Tensor,
+  type WebGPUEngine,
+} from "../mod.ts";
+import { graphOf } from "../compiler/passes/pass.ts";
+import type { WebGPUCompiled } from "../compiler/lower/webgpu/lower.ts";
+
+function arg(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
+}
+const N = arg("matmul", 4096);
+const SIZE = arg("resnet", 224);
+const RUNS = Math.max(1, arg("runs", 10));
+const tune = Deno.args.includes("--tune");
+
+const gpuApi = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+console.log(`deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}`);
+if (!gpuApi) {
+  console.log("navigator.gpu: absent (this Deno has no WebGPU)");
+  Deno.exit(2);
+}
+const adapter = await gpuApi.requestAdapter({ powerPreference: "high-performance" });
+if (!adapter) {
+  console.log(
+    "requestAdapter({ powerPreference: 'high-performance' }) gave null: no WebGPU adapter " +
+      "(for NVIDIA under Deno: a Vulkan loader and the NVIDIA Vulkan ICD must be installed)",
+  );
+  Deno.exit(2);
+}
+const info = (adapter as { info?: GPUAdapterInfo }).info;
+console.log("adapter:", {
+  vendor: info?.vendor,
+  architecture: info?.architecture,
+  device: info?.device,
+  description: info?.description,
+  isFallbackAdapter: (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter,
+});
+console.log("features:", [...adapter.features].sort().join(", "));
+const l = adapter.limits;
+console.log(
+  `limits: maxBufferSize ${l.maxBufferSize}, maxStorageBufferBindingSize ${l.maxStorageBufferBindingSize}, ` +
+    `maxComputeInvocationsPerWorkgroup ${l.maxComputeInvocationsPerWorkgroup}, ` +
+    `maxComputeWorkgroupStorageSize ${l.maxComputeWorkgroupStorageSize}`,
+);
+
+let engine: WebGPUEngine;
+try {
+  engine = await createWebGPUEngine({ adapter, ...(tune ? { tune: true } : {}) });
+} catch (e) {
+  if (e instanceof BackendError) {
+    console.log(`no device: ${e.message}`);
+    Deno.exit(2);
+  }
+  throw e;
+}
+const device = engine.gpu!.device;
+console.log(
+  `device: shader-f16 ${engine.gpu!.f16}, timestamp-query ${engine.gpu!.timestamps}${
+    tune ? ", autotuning" : ""
+  }`,
+);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function matmul(dtype: "float32" | "float16"): Promise<void> {
+  const y = sym.dot(sym.var("a"), sym.var("b"), { name: "mm" });
+  const signature = {
+    inputs: {
+      a: { shape: [N, N], dtype },
+      b: { shape: [N, N], dtype },
+    },
+  };
+  const program = engine.compile(graphOf(y), signature) as WebGPUCompiled;
+  const a = await nd.random.uniform(-1, 1, [N, N], { seed: 1, dtype }).toDevice(engine);
+  const b = await nd.random.uniform(-1, 1, [N, N], { seed: 2, dtype }).toDevice(engine);
+  const t0 = performance.now();
+  await program.ready();
+  const [warm] = await program.runAsync({ a, b }, { resident: true });
+  await warm.data();
+  warm.dispose();
+  const compileMs = performance.now() - t0;
+  const flop = 2 * N * N * N;
+  const outs: Tensor[] = [];
+  const t1 = performance.now();
+  for (let r = 0; r < RUNS; r++) outs.push(...await program.runAsync({ a, b }, { resident: true }));
+  await device.queue.onSubmittedWorkDone();
+  const wallMs = (performance.now() - t1) / RUNS;
+  outs.forEach((t) => t.dispose());
+  const profile = await program.profileAsync({ a, b });
+  const kernelMs = profile.method === "timestamp-query" ? profile.totalMs : NaN;
+  const tf = (ms: number) => {
+    const rate = flop / (ms * 1e-3);
+    return rate >= 1e12
+      ? `${(rate / 1e12).toFixed(2)} TFLOP/s`
+      : `${(rate / 1e9).toFixed(3)} GFLOP/s`;
+  };
+  console.log(
+    `matmul ${N}x${N}x${N} ${dtype} (${program.placement[0].label}): ` +
+      `${wallMs.toFixed(2)} ms/run wall = ${tf(wallMs)}` +
+      (Number.isFinite(kernelMs)
+        ? `; kernel ${kernelMs.toFixed(2)} ms (timestamps) = ${tf(kernelMs)}`
+        : "") +
+      `; first run incl. pipeline ${compileMs.toFixed(0)} ms`,
+  );
+  a.dispose();
+  b.dispose();
+  program.dispose();
+}
+
+async function resnet(): Promise<void> {
+  const net = modelZoo.vision.getModel("resnet18_v1") as HybridBlock;
+  net.initialize({ seed: 5 });
+  const x = nd.random.uniform(-1, 1, [1, 3, SIZE, SIZE], { seed: 6 });
+  const half = amp.convertHybridBlock(net, {
+    targetDtype: "float16",
+    dataExample: [x],
+    castParamsOffline: true,
+  });
+  for (const [name, block] of [["float32", net], ["float16 (AMP)", half]] as const) {
+    block.hybridize({ engine });
+    const t0 = performance.now();
+    await block.callAsync(x);
+    const first = performance.now() - t0;
+    const times: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const t = performance.now();
+      await block.callAsync(x);
+      times.push(performance.now() - t);
+    }
+    console.log(
+      `resnet18_v1 bs1 ${SIZE}x${SIZE} ${name}: median ${median(times).toFixed(2)} ms ` +
+        `(min ${Math.min(...times).toFixed(2)}, ${RUNS} runs, read back to the host); ` +
+        `first call ${first.toFixed(0)} ms`,
+    );
+  }
+}
+
+await matmul("float32");
+await matmul("float16");
+await resnet();
