@@ -7,7 +7,10 @@
  *    weights excluded, they are the `.bin` files).
  * 2. Cold start: a fresh Node and a fresh Deno process each import the module, load it and run
  *    it once (`bench/aot_cold.mjs`): process start to first output against the median steady
- *    run in the same process; three processes each, medians reported.
+ *    run in the same process; three processes each, medians reported. Then headless Chromium
+ *    (a fresh browser and profile each time, the page served from a local server, with and
+ *    without cross-origin isolation): navigation start to first output, and browser launch
+ *    to first output (`--skip-browser` leaves it out).
  * 3. Steady latency against the JIT: in this process, the artifact's `runRaw` and a JIT
  *    program's `runRaw` (same SIMD variant and thread count), interleaved, N runs each.
  * 4. Compile wall time of ResNet-50 v1.
@@ -40,6 +43,121 @@ async function child(cmd: string, args: string[]) {
   const text = new TextDecoder().decode(out.stdout);
   if (out.code !== 0) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
   return JSON.parse(text.trim().split("\n").pop()!);
+}
+
+/** The page of a browser cold start: bench/aot_cold.mjs's steps, reported by POST. */
+const COLD_PAGE = `
+const t0 = performance.now();
+const { load, metadata } = await import("./model.js");
+const model = await load();
+const loaded = performance.now();
+const inputs = {};
+for (const t of metadata.inputs) {
+  const v = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < v.length; i++) v[i] = ((i * 2654435761) % 1000) / 1000;
+  Object.defineProperty(inputs, t.name, { value: v, enumerable: true });
+}
+const first = Object.values(model.run(inputs))[0][0];
+const firstAt = performance.now();
+const times = [];
+for (let i = 0; i < 20; i++) {
+  const s = performance.now();
+  model.run(inputs);
+  times.push(performance.now() - s);
+}
+times.sort((a, b) => a - b);
+await fetch("./result", { method: "POST", body: JSON.stringify({
+  processToFirstMs: firstAt, importMs: t0, loadMs: loaded - t0, firstRunMs: firstAt - loaded,
+  steadyMs: times[10], threads: model.metadata.threads, simd: model.metadata.simd,
+  threadsNote: model.metadata.threadsNote, check: first,
+}) });
+`;
+
+/** What one browser cold start measured (milliseconds from navigation start). */
+interface ColdReport {
+  processToFirstMs: number;
+  importMs: number;
+  loadMs: number;
+  firstRunMs: number;
+  steadyMs: number;
+  threads: number;
+  simd: string;
+  threadsNote: string;
+  /** From launching the browser to the report. */
+  launchToFirstMs: number;
+}
+
+async function chromiumVersion(): Promise<string> {
+  const out = await new Deno.Command("chromium", { args: ["--version"], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+/**
+ * One cold start in a fresh headless Chromium (new profile): the artifact in `dir` served
+ * from 127.0.0.1, cross-origin isolated (threads) or not.
+ */
+async function browserCold(dir: string, isolated: boolean): Promise<ColdReport> {
+  const got = Promise.withResolvers<Omit<ColdReport, "launchToFirstMs">>();
+  const headers: Record<string, string> = isolated
+    ? {
+      "cross-origin-opener-policy": "same-origin",
+      "cross-origin-embedder-policy": "require-corp",
+    }
+    : {};
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    const h = new Headers(headers);
+    if (path === "/result" && req.method === "POST") {
+      got.resolve(await req.json());
+      return new Response("ok", { headers: h });
+    }
+    if (path === "/") {
+      h.set("content-type", "text/html");
+      return new Response('<!doctype html><script type="module" src="./cold.mjs"></script>', {
+        headers: h,
+      });
+    }
+    if (path === "/cold.mjs") {
+      h.set("content-type", "text/javascript");
+      return new Response(COLD_PAGE, { headers: h });
+    }
+    const m = /^\/([\w.-]+)$/.exec(path);
+    if (!m) return new Response("not found", { status: 404, headers: h });
+    h.set("content-type", m[1].endsWith(".js") ? "text/javascript" : "application/octet-stream");
+    try {
+      return new Response((await Deno.open(`${dir}/${m[1]}`)).readable, { headers: h });
+    } catch {
+      return new Response("not found", { status: 404, headers: h });
+    }
+  });
+  const profile = await Deno.makeTempDir({ prefix: "sigil-aot-chromium-" });
+  const started = performance.now();
+  const child = new Deno.Command("chromium", {
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-extensions",
+      `--user-data-dir=${profile}`,
+      `http://127.0.0.1:${server.addr.port}/`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const r = await Promise.race([
+      got.promise,
+      new Promise<never>((_, no) => setTimeout(() => no(new Error("no report")), 300_000)),
+    ]);
+    return { ...r, launchToFirstMs: performance.now() - started };
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await server.shutdown();
+    await Deno.remove(profile, { recursive: true });
+  }
 }
 
 const dir = await Deno.makeTempDir({ prefix: "sigil-aot-bench-" });
@@ -88,6 +206,28 @@ try {
       steadyMs: +steady.toFixed(1),
       coldOverSteady: +(first / steady).toFixed(1),
     }));
+  }
+
+  if (!Deno.args.includes("--skip-browser")) {
+    for (const isolated of [true, false]) {
+      const all = [];
+      for (let i = 0; i < 3; i++) all.push(await browserCold(dir, isolated));
+      const first = median(all.map((r) => r.processToFirstMs));
+      const steady = median(all.map((r) => r.steadyMs));
+      console.log(JSON.stringify({
+        runtime: `chromium${isolated ? " (cross-origin isolated)" : ""}`,
+        version: await chromiumVersion(),
+        simd: all[0].simd,
+        threads: all[0].threads,
+        launchToFirstMs: Math.round(median(all.map((r) => r.launchToFirstMs))),
+        processToFirstMs: Math.round(first),
+        importMs: Math.round(median(all.map((r) => r.importMs))),
+        loadMs: Math.round(median(all.map((r) => r.loadMs))),
+        firstRunMs: Math.round(median(all.map((r) => r.firstRunMs))),
+        steadyMs: +steady.toFixed(1),
+        coldOverSteady: +(first / steady).toFixed(1),
+      }));
+    }
   }
 
   // Steady: artifact against JIT, same variant and threads, interleaved.
