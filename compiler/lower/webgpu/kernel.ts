@@ -65,6 +65,11 @@ export interface GpuKernelRequest {
   readonly inputTypes?: readonly DType[];
   /** The dtypes of the outputs (see `inputTypes`). */
   readonly outputTypes?: readonly DType[];
+  /**
+   * The node's float values are all float16 and the device has `shader-f16`: a generator may
+   * compute in f16 (products; sums stay f32). Its bindings are retyped either way (storage.ts).
+   */
+  readonly halfMath?: boolean;
   /** The workgroup and tile choice to generate for (see tuning.ts; `limits` already reflect it). */
   readonly tuning?: GpuTuning;
 }

@@ -589,6 +589,11 @@ export function lowerWebGPU(
       const inTypes = node.inputs.map((e) => asGenerated(typeOf(e)));
       const genOutTypes = outTypes.map(asGenerated);
       const allFloat32 = [...inTypes, ...genOutTypes].every((t) => t === "float32");
+      const floats = [...node.inputs.map(typeOf), ...outTypes].filter((t) =>
+        t === "float32" || isHalf(t)
+      );
+      const halfMath = options.gpu.f16 && floats.length > 0 &&
+        floats.every((t) => t === "float16");
       const tunings: GpuTuning[] = options.tune
         ? tuningCandidates(opName, outs)
         : [defaultTuning(opName, outs)];
@@ -606,6 +611,7 @@ export function lowerWebGPU(
             constants: constIns,
             inputTypes: inTypes,
             outputTypes: genOutTypes,
+            ...(halfMath ? { halfMath } : {}),
             tuning,
           });
           if (kernel && !allFloat32 && !kernel.typed) {

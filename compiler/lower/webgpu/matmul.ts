@@ -55,13 +55,14 @@ export function gemmShader(
   spec: GemmSpec,
   limits: GpuLimits,
   tile?: readonly [number, number],
+  half = false,
 ): { code: string; workgroups: [number, number, number] } {
   const rm = tile?.[0] ?? micro(spec.m), rn = tile?.[1] ?? micro(spec.n);
   const tm = T * rm, tn = T * rn;
   if (limits.maxComputeInvocationsPerWorkgroup < T * T || limits.maxComputeWorkgroupSizeY < T) {
     throw new UnsupportedError("WebGPU: the device's workgroups are too small for the GEMM tile");
   }
-  if ((tm + tn) * T * 4 > limits.maxComputeWorkgroupStorageSize) {
+  if ((tm + tn) * T * (half ? 2 : 4) > limits.maxComputeWorkgroupStorageSize) {
     throw new UnsupportedError(
       "WebGPU: the device's workgroup memory is too small for the GEMM tile",
     );
@@ -98,7 +99,7 @@ export function gemmShader(
       let go = ${base} + oo;
       var v = 0.0f;
       if (gk < ${K} && go < ${bound}) { v = ${load("gk", "go")}; }
-      ${tile}[kk * ${u32(rows)} + oo] = v;
+      ${tile}[kk * ${u32(rows)} + oo] = ${half ? "f16(v)" : "v"};
     }`);
     }
     return lines.join("\n");
@@ -111,7 +112,13 @@ export function gemmShader(
     body.push(`      let b${j} = sb[kk * ${u32(tn)} + tx + ${u32(j * T)}];`);
   }
   for (let i = 0; i < rm; i++) {
-    for (let j = 0; j < rn; j++) body.push(`      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    for (let j = 0; j < rn; j++) {
+      body.push(
+        half
+          ? `      acc${i}_${j} = acc${i}_${j} + f32(a${i} * b${j});`
+          : `      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`,
+      );
+    }
   }
   const stores: string[] = [];
   for (let i = 0; i < rm; i++) {
@@ -125,10 +132,11 @@ export function gemmShader(
   }
   // Invocation (tx, ty) owns rows ty + 16i and columns tx + 16j of the tile: neighbouring
   // invocations read neighbouring words of workgroup memory.
-  const code = `${bindings(spec.roles)}
+  const element = half ? "f16" : "f32";
+  const code = `${half ? "enable f16;\n" : ""}${bindings(spec.roles)}
 ${spec.extra ?? ""}
-var<workgroup> sa: array<f32, ${tm * T}>;
-var<workgroup> sb: array<f32, ${tn * T}>;
+var<workgroup> sa: array<${element}, ${tm * T}>;
+var<workgroup> sb: array<${element}, ${tn * T}>;
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
 ${spec.loadA}
 }
@@ -211,9 +219,9 @@ export function gemmKernel(
   const tuned = request.tuning?.gemm;
   const useTiles = tiled ?? tuned?.tiled ?? spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM;
   const { code, workgroups } = useTiles
-    ? gemmShader(spec, request.limits, tuned?.micro)
+    ? gemmShader(spec, request.limits, tuned?.micro, request.halfMath)
     : smallGemmShader(spec, request.limits);
-  label = `${label}${useTiles ? " tiled" : ""}`;
+  label = `${label}${useTiles ? ` tiled${request.halfMath ? " f16" : ""}` : ""}`;
   return {
     label,
     passes: [{

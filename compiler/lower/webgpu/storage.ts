@@ -127,7 +127,10 @@ export function specializeStorage(code: string, kinds: readonly GpuStorage[]): s
   });
   if (byName.size === 0) return code;
   declared = rewriteAccesses(declared, byName);
-  const enable = [...byName.values()].some((b) => b.kind === "f16") ? "enable f16;\n" : "";
+  const enable = [...byName.values()].some((b) => b.kind === "f16") &&
+      !declared.includes("enable f16;")
+    ? "enable f16;\n"
+    : "";
   if ([...byName.values()].some((b) => b.kind === "bf16-packed" && b.write)) {
     helpers.push(BF16_BITS);
   }

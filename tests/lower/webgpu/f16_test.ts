@@ -262,3 +262,31 @@ fn f(idx: u32) {
   }
   assert.equal(specializeStorage(code, ["i32", "f32"]), code);
 });
+
+Deno.test({
+  name:
+    "float16 GEMMs with shader-f16 multiply in f16 tiles and sum in f32, within float16 tolerance",
+  ...GPU_TEST,
+  fn: async () => {
+    for (const [path, e] of await bothEngines()) {
+      const y = sym.FullyConnected(sym.var("x"), { num_hidden: 40, name: "fc" });
+      const values = {
+        x: nd.random.uniform(-1, 1, [48, 64], { seed: 5, dtype: "float16" }),
+        fc_weight: nd.random.uniform(-1, 1, [40, 64], { seed: 6, dtype: "float16" }),
+        fc_bias: nd.random.uniform(-1, 1, [40], { seed: 7, dtype: "float16" }),
+      };
+      const [want] = await y.eval(values, { engine: referenceEngine });
+      const { x, ...params } = values;
+      const program = e.compile(graphOf(y, params), {
+        inputs: { x: { shape: [48, 64], dtype: "float16" } },
+      }) as WebGPUCompiled;
+      const label = program.placement[0].label;
+      assert.match(label, path === "shader-f16" ? / tiled f16$/ : / tiled$/);
+      const [got] = await program.runAsync({ x });
+      assert.equal(got.dtype, "float16");
+      // 64 products of f16-rounded terms (each off by 2^-11 relative), summed in f32, rounded once.
+      assertClose(got, tensorValues(want), { rtol: 2 ** -8, atol: 2 ** -6, what: label });
+      program.dispose();
+    }
+  },
+});
