@@ -917,15 +917,20 @@ export async function webgpuRuntime(
   if (buffer > al.maxBufferSize || binding > al.maxStorageBufferBindingSize) {
     return `the adapter's buffers are too small (the model needs ${buffer} bytes)`;
   }
-  const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxBufferSize: Math.max(buffer, Math.min(al.maxBufferSize, 268435456)),
-      maxStorageBufferBindingSize: Math.max(
-        binding,
-        Math.min(al.maxStorageBufferBindingSize, 134217728),
-      ),
-    },
-  });
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({
+      requiredLimits: {
+        maxBufferSize: Math.max(buffer, Math.min(al.maxBufferSize, 268435456)),
+        maxStorageBufferBindingSize: Math.max(
+          binding,
+          Math.min(al.maxStorageBufferBindingSize, 134217728),
+        ),
+      },
+    });
+  } catch (e) {
+    return `requestDevice failed (${e instanceof Error ? e.message : String(e)})`;
+  }
   const owned: GPUBuffer[] = [];
   const make = (size: number, usage: number) => {
     const b = device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage });

@@ -47,6 +47,18 @@ Deno.test("compile writes the artifact inside -o and nowhere else; bad names and
     assert.equal(await quietly(() => main([...args, "--quiet", "--name", "../escape"])), 1);
     assert(![...Deno.readDirSync(`${root}/out`)].some((e) => e.name.includes("escape")));
     assert.equal(await quietly(() => main([...args, "--quiet", "--weights", "zip"])), 2);
+    assert.equal(await quietly(() => main([...args, "--quiet", "--target", "wasm,cuda"])), 2);
+    const gpuOut = `${root}/out/gpu`;
+    const gpuArgs = ["compile", symbolFile, paramsFile!, "--input", "data:1x4", "-o", gpuOut];
+    assert.equal(
+      await quietly(() => main([...gpuArgs, "--quiet", "--no-minify", "--target", "webgpu"])),
+      0,
+    );
+    assert.deepStrictEqual([...Deno.readDirSync(gpuOut)].map((e) => e.name).sort(), [
+      "model.d.ts",
+      "model.js",
+      "model.webgpu.bin",
+    ]);
     assert.equal(await quietly(() => main(["compile", symbolFile, "--input", "data:1xq"])), 2);
     assert.equal(
       await quietly(() =>
