@@ -404,7 +404,11 @@ export class SymbolBlock extends HybridBlock {
     const options = {
       ...(engine ? { engine } : {}),
       // The block's own parameters stay the same across calls: the WASM backend compiles them in.
-      constants: state?.kind === "bind" ? [] : this.#params.keys(),
+      // While recording, those with a gradient change every step: they stay inputs.
+      constants: state?.kind === "bind"
+        ? []
+        : [...this.#params].filter(([, p]) => !isRecording() || p.gradReq === "null")
+          .map(([n]) => n),
       ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
     };
     return { graph, bindings, options };

@@ -12,6 +12,7 @@ import { elementwiseKernel } from "./elementwise.ts";
 import { batchDotKernel, dotKernel, fullyConnectedKernel } from "./gemm_ops.ts";
 import type { KernelTable } from "./kernel.ts";
 import { poolingKernel } from "./pool.ts";
+import { oneHotKernel, pickKernel } from "./index_ops.ts";
 import { reductionKernel, softmaxKernel } from "./reduce.ts";
 import { batchNormKernel, embeddingKernel, transposeKernel } from "./layout_ops.ts";
 import { bilinearResizeKernel, upsamplingKernel } from "./resize.ts";
@@ -27,6 +28,8 @@ export const WASM_KERNELS: KernelTable = Object.freeze({
     Convolution: convolutionKernel,
     Deconvolution: deconvolutionKernel,
     Pooling: poolingKernel,
+    pick: pickKernel,
+    one_hot: oneHotKernel,
     sum: reductionKernel,
     mean: reductionKernel,
     max: reductionKernel,
