@@ -2,11 +2,11 @@
  * The ResNet-18 training step as a Gluon user writes it: `modelZoo` resnet18_v1 hybridized,
  * `autograd.record` around forward and `SoftmaxCrossEntropyLoss` (sparse labels),
  * `autograd.backward`, `Trainer("sgd").step`, batch 8 (default) at 224×224 on the WASM engine.
- * In training mode BatchNorm uses batch statistics, so the hybridized net runs its forward
- * eagerly (op by op, each a compiled one-op program) and backward compiles the recorded graph's
- * gradient once (later steps find it in the program cache). Prints each step's forward,
- * backward and update times, the program cache's compiles per step, and any node that ran on
- * the reference interpreter instead of a kernel (the engine's one-time warnings).
+ * While recording, the hybridized net runs its training-mode graph (BatchNorm on batch
+ * statistics) with the parameters as inputs, and backward compiles the recorded graph's gradient
+ * once; later steps find both in the program cache. Prints each step's forward, backward and
+ * update times, the programs compiled in each step, and any node that ran on the reference
+ * interpreter instead of a kernel (the engine's one-time warnings).
  *
  * Run: `deno run -A bench/train_gluon.ts [--batch 8] [--steps 4] [--threads 1] [--cache-mib 4096]`
  *
@@ -32,9 +32,8 @@ function arg(name: string, fallback: string): string {
 const batch = Number(arg("batch", "8"));
 const steps = Number(arg("steps", "4"));
 const threads = Number(arg("threads", "1"));
-// Eager calls compile one program per op and shape, each holding its own buffers: a ResNet-18
-// step at batch 8 needs more than the default 512 MiB of cached programs, or it compiles them
-// again every step.
+// The forward and gradient programs of a ResNet-18 step at batch 8 hold more than the default
+// 512 MiB of cached programs together: with less, each evicts the other every step.
 const cacheMiB = Number(arg("cache-mib", "4096"));
 setProgramCacheLimits({ maxBytes: cacheMiB * 2 ** 20 });
 
