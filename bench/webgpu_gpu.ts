@@ -3,10 +3,12 @@
  * prints the adapter first (or exactly why there is none), then
  *
  * - a square matmul (`dot`, N×N×N) in float32 and float16: TFLOP/s from the GPU's timestamps
- *   where the adapter has `timestamp-query`, and from wall time over back-to-back runs (inputs
- *   and outputs held on the device, so no transfer is timed);
+ *   where the adapter has `timestamp-query`, and from the wall time of a run awaited to the end
+ *   (inputs and outputs held on the device, so no transfer is timed);
  * - ResNet-18 v1 at batch 1 (random weights, 1000 classes): the latency of one call, read back
- *   to the host, in float32 and AMP float16 (median of the runs).
+ *   to the host, in float32 and AMP float16.
+ *
+ * float32 and float16 runs alternate, so a busy machine slows both alike; figures are medians.
  *
  *   deno run -A bench/webgpu_gpu.ts [--matmul 4096] [--resnet 224] [--runs 10] [--tune]
  *
@@ -85,49 +87,58 @@ console.log(
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function matmul(dtype: "float32" | "float16"): Promise<void> {
+/** A compiled square matmul of `dtype` with its inputs held on the device. */
+async function matmulCase(dtype: "float32" | "float16") {
   const y = sym.dot(sym.var("a"), sym.var("b"), { name: "mm" });
-  const signature = {
-    inputs: {
-      a: { shape: [N, N], dtype },
-      b: { shape: [N, N], dtype },
-    },
-  };
-  const program = engine.compile(graphOf(y), signature) as WebGPUCompiled;
+  const program = engine.compile(graphOf(y), {
+    inputs: { a: { shape: [N, N], dtype }, b: { shape: [N, N], dtype } },
+  }) as WebGPUCompiled;
   const a = await nd.random.uniform(-1, 1, [N, N], { seed: 1, dtype }).toDevice(engine);
   const b = await nd.random.uniform(-1, 1, [N, N], { seed: 2, dtype }).toDevice(engine);
   const t0 = performance.now();
   await program.ready();
-  const [warm] = await program.runAsync({ a, b }, { resident: true });
-  await warm.data();
-  warm.dispose();
-  const compileMs = performance.now() - t0;
-  const flop = 2 * N * N * N;
-  const outs: Tensor[] = [];
-  const t1 = performance.now();
-  for (let r = 0; r < RUNS; r++) outs.push(...await program.runAsync({ a, b }, { resident: true }));
-  await device.queue.onSubmittedWorkDone();
-  const wallMs = (performance.now() - t1) / RUNS;
-  outs.forEach((t) => t.dispose());
-  const profile = await program.profileAsync({ a, b });
-  const kernelMs = profile.method === "timestamp-query" ? profile.totalMs : NaN;
-  const tf = (ms: number) => {
-    const rate = flop / (ms * 1e-3);
-    return rate >= 1e12
-      ? `${(rate / 1e12).toFixed(2)} TFLOP/s`
-      : `${(rate / 1e9).toFixed(3)} GFLOP/s`;
+  const run = async () => {
+    const [out] = await program.runAsync({ a, b }, { resident: true });
+    await device.queue.onSubmittedWorkDone();
+    out.dispose();
   };
-  console.log(
-    `matmul ${N}x${N}x${N} ${dtype} (${program.placement[0].label}): ` +
-      `${wallMs.toFixed(2)} ms/run wall = ${tf(wallMs)}` +
-      (Number.isFinite(kernelMs)
-        ? `; kernel ${kernelMs.toFixed(2)} ms (timestamps) = ${tf(kernelMs)}`
-        : "") +
-      `; first run incl. pipeline ${compileMs.toFixed(0)} ms`,
-  );
-  a.dispose();
-  b.dispose();
-  program.dispose();
+  await run();
+  return { dtype, program, a, b, run, firstMs: performance.now() - t0, times: [] as number[] };
+}
+
+const rate = (flop: number, ms: number) => {
+  const r = flop / (ms * 1e-3);
+  return r >= 1e12 ? `${(r / 1e12).toFixed(2)} TFLOP/s` : `${(r / 1e9).toFixed(3)} GFLOP/s`;
+};
+
+async function matmul(): Promise<void> {
+  const cases = [await matmulCase("float32"), await matmulCase("float16")];
+  // Interleaved, so that a busy machine slows both alike.
+  for (let r = 0; r < RUNS; r++) {
+    for (const c of cases) {
+      const t = performance.now();
+      await c.run();
+      c.times.push(performance.now() - t);
+    }
+  }
+  const flop = 2 * N * N * N;
+  for (const c of cases) {
+    const profile = await c.program.profileAsync({ a: c.a, b: c.b });
+    const wall = median(c.times);
+    console.log(
+      `matmul ${N}x${N}x${N} ${c.dtype} (${c.program.placement[0].label}): ` +
+        `median ${wall.toFixed(2)} ms/run wall = ${rate(flop, wall)}` +
+        (profile.method === "timestamp-query"
+          ? `; kernel ${profile.totalMs.toFixed(2)} ms (timestamps) = ${
+            rate(flop, profile.totalMs)
+          }`
+          : "") +
+        `; first run incl. pipeline ${c.firstMs.toFixed(0)} ms`,
+    );
+    c.a.dispose();
+    c.b.dispose();
+    c.program.dispose();
+  }
 }
 
 async function resnet(): Promise<void> {
@@ -139,25 +150,33 @@ async function resnet(): Promise<void> {
     dataExample: [x],
     castParamsOffline: true,
   });
-  for (const [name, block] of [["float32", net], ["float16 (AMP)", half]] as const) {
-    block.hybridize({ engine });
+  const cases = [
+    { name: "float32", block: net, first: 0, times: [] as number[] },
+    { name: "float16 (AMP)", block: half, first: 0, times: [] as number[] },
+  ];
+  for (const c of cases) {
+    c.block.hybridize({ engine });
     const t0 = performance.now();
-    await block.callAsync(x);
-    const first = performance.now() - t0;
-    const times: number[] = [];
-    for (let r = 0; r < RUNS; r++) {
+    await c.block.callAsync(x);
+    c.first = performance.now() - t0;
+  }
+  for (let r = 0; r < RUNS; r++) {
+    for (const c of cases) {
       const t = performance.now();
-      await block.callAsync(x);
-      times.push(performance.now() - t);
+      await c.block.callAsync(x);
+      c.times.push(performance.now() - t);
     }
+  }
+  for (const c of cases) {
     console.log(
-      `resnet18_v1 bs1 ${SIZE}x${SIZE} ${name}: median ${median(times).toFixed(2)} ms ` +
-        `(min ${Math.min(...times).toFixed(2)}, ${RUNS} runs, read back to the host); ` +
-        `first call ${first.toFixed(0)} ms`,
+      `resnet18_v1 bs1 ${SIZE}x${SIZE} ${c.name}: median ${median(c.times).toFixed(2)} ms ` +
+        `(min ${
+          Math.min(...c.times).toFixed(2)
+        }, ${RUNS} interleaved runs, read back to the host); ` +
+        `first call ${c.first.toFixed(0)} ms`,
     );
   }
 }
 
-await matmul("float32");
-await matmul("float16");
+await matmul();
 await resnet();
