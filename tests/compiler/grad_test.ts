@@ -659,3 +659,43 @@ Deno.test("SoftmaxOutput's gradient is MXNet's softmax - label, with its options
   const soft = expected(x, [-1, -1], [2, 3, 1], {});
   assertClose(gp, soft.map((s, i) => s - Number(tensorValues(p)[i])), { rtol: 1e-9, atol: 1e-12 });
 });
+
+Deno.test("gradients of windows, resizes and strided slices run on the WASM engine as on the reference", async () => {
+  const x = sym.var("x");
+  const w = sym.var("w");
+  const conv = sym.Convolution(x, w, {
+    kernel: [3, 3],
+    num_filter: 4,
+    num_group: 2,
+    pad: [1, 1],
+    no_bias: true,
+  });
+  const pooled = sym.Pooling(conv, {
+    kernel: [3, 3],
+    stride: [2, 2],
+    pad: [1, 1],
+    pool_type: "max",
+  });
+  const up = sym.UpSampling(pooled, { scale: [2], sample_type: "nearest", num_args: 1 });
+  const resized = sym._contrib_BilinearResize2D(up, { height: 5, width: 7 });
+  const strided = sym.slice(resized, {
+    begin: [null, null, 4, 0],
+    end: [null, null, 0, 7],
+    step: [1, 1, -2, 3],
+  });
+  const lossSym = sym.sum(sym.square(strided));
+  const bindings = {
+    x: nd.random.uniform(-1, 1, [2, 4, 8, 8], { seed: 6 }),
+    w: nd.random.uniform(-1, 1, [4, 2, 3, 3], { seed: 7 }),
+  };
+  const f = valueAndGrad(lossSym, ["x", "w"]);
+  const want = await f(bindings, { engine: referenceEngine });
+  const got = await f(bindings, { engine: wasmEngine({ threads: 1 }) });
+  for (const name of ["x", "w"]) {
+    assertClose(got.grads[name], tensorValues(want.grads[name]), {
+      rtol: 1e-4,
+      atol: 1e-5,
+      what: name,
+    });
+  }
+});
