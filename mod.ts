@@ -112,7 +112,7 @@ export * as nn from "./gluon/nn/mod.ts";
 export * as modelZoo from "./gluon/model_zoo/mod.ts";
 export { F } from "./gluon/f.ts";
 export type { FFn, FOps } from "./gluon/f.ts";
-export type { Value } from "./gluon/context.ts";
+export type { TrainingTrace, Value } from "./gluon/context.ts";
 export {
   Block,
   type BlockOutput,

@@ -1058,7 +1058,10 @@ export abstract class HybridBlock extends Block {
   /**
    * Traces forward with the given symbols as inputs. Parameters become variables named by
    * their structural names (the last one, for a shared parameter); ops of child blocks are
-   * named `<path>_<name>` (`features_9_fwd`).
+   * named `<path>_<name>` (`features_9_fwd`). With `training`, forward is traced in its
+   * training-mode form (call it inside `autograd.trainMode`): nested hybridized blocks trace
+   * inline, and layers that train differently add their state updates and random inputs to
+   * `training` instead of returning them.
    */
   trace(
     inputs: Symbol[],
