@@ -205,7 +205,8 @@ ${entry(g, body)}`;
 
 /**
  * One GEMM as a kernel: binds the spec's roles as slots (inputs, then outputs); tiled unless
- * the product is small ({@link SMALL_GEMM}) or `tiled` (else the request's tuning) says otherwise.
+ * the product is small ({@link SMALL_GEMM}) or skinny (fewer than 8 rows or columns), or
+ * `tiled` (else the request's tuning) says otherwise.
  */
 export function gemmKernel(
   spec: GemmSpec,
@@ -217,7 +218,12 @@ export function gemmKernel(
   checkBindings(spec.roles.length, request.limits, label);
   const n = request.inputs.length;
   const tuned = request.tuning?.gemm;
-  const useTiles = tiled ?? tuned?.tiled ?? spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM;
+  // A skinny product (a batch-1 dense layer is a mat-vec) fills a tile's one row or column
+  // and waits at every barrier: one invocation per output does the same reads without them
+  // (measured on llvmpipe: AlexNet's 1x4096x4096 layer, 19 s tiled).
+  const skinny = Math.min(spec.m, spec.n) < 8;
+  const useTiles = tiled ?? tuned?.tiled ??
+    (spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM && !skinny);
   const { code, workgroups } = useTiles
     ? gemmShader(spec, request.limits, tuned?.micro, request.halfMath)
     : smallGemmShader(spec, request.limits);
