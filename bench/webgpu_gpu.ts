@@ -23,7 +23,6 @@ import {
   modelZoo,
   nd,
   sym,
-  type Tensor,
   type WebGPUEngine,
 } from "../mod.ts";
 import { graphOf } from "../compiler/passes/pass.ts";
