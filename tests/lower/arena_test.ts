@@ -8,6 +8,7 @@ import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { constantArray, withConstantArena } from "../../compiler/lower/wasm/arena.ts";
 import { packSgemmB } from "../../compiler/lower/wasm/sgemm.ts";
 import { WasmExecutor } from "../../runtime/backends/wasm/executor.ts";
+import { poolFor } from "../../runtime/backends/wasm/threads.ts";
 import { nd, sym } from "../../mod.ts";
 import { assert } from "../util.ts";
 
@@ -31,6 +32,20 @@ function net() {
   };
   return { y, params };
 }
+
+Deno.test("programs compiled while the pool's worker is up give the 1-thread bits", async () => {
+  const { y, params } = net();
+  const shapes = { x: [1, 8, 20, 20] };
+  const x = new Float32Array(8 * 20 * 20).map((_, i) => Math.cos(i));
+  const want = compileWasm(y, params, shapes, { threads: 1 }).runRaw({ x })[0];
+  // The pool is up now: the worker warms the kernels as they are generated.
+  await poolFor(2)!.started;
+  for (let i = 0; i < 3; i++) {
+    const two = compileWasm(y, params, shapes, { threads: 2, forceSplit: i > 0 });
+    assert.deepEqual(two.runRaw({ x })[0], want);
+    two.dispose();
+  }
+});
 
 for (const threads of [1, 2]) {
   Deno.test(`computed constants live in the program's memory (${threads} thread(s)), same bits as copied ones`, async () => {

@@ -202,6 +202,23 @@ Deno.test("property: weights transformed and packed in one pass equal packSgemmA
   );
 });
 
+Deno.test("Winograd packed weights of many channels (runs of columns cut within a K block) keep the bits", () => {
+  const bits = (v: Float32Array) => new Uint32Array(v.buffer, v.byteOffset, v.length);
+  for (const [m, filters, channels, mr, kc] of [[2, 9, 300, 4, 256], [2, 7, 133, 3, 100]]) {
+    const w = Float32Array.from({ length: filters * channels * 9 }, (_, i) => Math.sin(i * 0.37));
+    const opts = { m: filters, n: 8, k: channels, path: "simd" as const, tile: { mr, kc, mc: 4 } };
+    const u = winogradWeights(w, filters, channels, m as 2 | 4);
+    const a2 = (m + 2) ** 2;
+    const want = new Float32Array(a2 * filters * channels);
+    for (let xi = 0; xi < a2; xi++) {
+      const rows = u.subarray(xi * filters * channels, (xi + 1) * filters * channels);
+      want.set(packSgemmA(rows, opts), xi * filters * channels);
+    }
+    const got = winogradPackedWeights(w, filters, channels, m as 2 | 4, [0, filters], opts);
+    assert.deepEqual(bits(got), bits(want));
+  }
+});
+
 Deno.test("Winograd packed weights: a filter range outside the weights is a ShapeError", () => {
   const w = new Float32Array(2 * 3 * 9);
   const opts = { m: 2, n: 8, k: 3, path: "simd" as const };

@@ -199,23 +199,70 @@ export function winogradPackedWeights(
   }
   const dst = out ?? constantArray(a2 * plane);
   const { col, colBlock, colIn, rowPanel } = packLayoutA({ ...opts, m: K, k: C });
-  // In the order of the packed layout (per micro-panel of rows: each column, then its rows),
-  // so every one of the α² planes is written front to back.
+  winogradFill(dst, w.subarray(k0 * C * 9, k1 * C * 9), m, K, C, col, colBlock, colIn, rowPanel);
+  return dst;
+}
+
+/**
+ * The loop of {@link winogradPackedWeights}: the K filters of `w` (C channels each)
+ * transformed into `dst` in the packed layout (`col`, `colBlock`, `colIn`, `rowPanel` of
+ * `packLayoutA`), in that layout's order (per micro-panel of rows: each column, then its rows),
+ * so every one of the α² planes is written front to back.
+ */
+function winogradFill(
+  dst: Float32Array,
+  w: Float32Array,
+  m: 2 | 4,
+  K: number,
+  C: number,
+  col: Int32Array,
+  colBlock: Int32Array,
+  colIn: Int32Array,
+  rowPanel: Int32Array,
+): void {
+  const plane = K * C;
+  const row = 9 * C;
+  if (m === 4) {
+    // Its divisions leave the 36 stores of a tile time to drain: written straight to dst
+    // (through the buffer below, measured 15% slower).
+    for (let i = 0; i < K;) {
+      const panel = rowPanel[i];
+      for (let c = 0; c < C; c++) {
+        const o = col[c] + i * colBlock[c] + colIn[c] * panel;
+        let at = (i * C + c) * 9;
+        for (let r = 0; r < panel; r++, at += row) tileF4(w, at, dst, o + r, plane);
+      }
+      i += panel;
+    }
+    return;
+  }
+  // F(2×2): tiles are made into a small plane-major buffer and each plane's run copied out at
+  // once (measured 40% faster): written straight to dst, a tile's 16 entries go to as many
+  // places one plane apart (often a multiple of 4 KiB), more streams than the L1 cache has
+  // ways. Over one K block, consecutive columns of a micro-panel are consecutive in every
+  // plane of the packed layout.
+  const a2 = 16;
+  const most = 256;
+  const scratch = new Float32Array(a2 * most);
   for (let i = 0; i < K;) {
     const panel = rowPanel[i];
-    const row = 9 * C;
-    for (let c = 0; c < C; c++) {
-      const o = col[c] + i * colBlock[c] + colIn[c] * panel;
-      let at = ((k0 + i) * C + c) * 9;
-      if (m === 4) {
-        for (let r = 0; r < panel; r++, at += row) tileF4(w, at, dst, o + r, plane);
-      } else {
-        for (let r = 0; r < panel; r++, at += row) tileF2(w, at, dst, o + r, plane);
+    for (let c = 0; c < C;) {
+      const kc = colBlock[c];
+      const n = Math.min(c - colIn[c] + kc - c, Math.max(1, Math.floor(most / panel)));
+      const o = col[c] + i * kc + colIn[c] * panel;
+      const len = n * panel;
+      for (let j = 0; j < n; j++) {
+        let at = (i * C + c + j) * 9;
+        const base = j * panel;
+        for (let r = 0; r < panel; r++, at += row) tileF2(w, at, scratch, base + r, len);
       }
+      for (let x = 0; x < a2; x++) {
+        dst.set(scratch.subarray(x * len, x * len + len), o + x * plane);
+      }
+      c += n;
     }
     i += panel;
   }
-  return dst;
 }
 
 /**
