@@ -16,6 +16,7 @@ import {
   sym,
   SymbolBlock,
   type Tensor,
+  wasmEngine,
   WEBGPU_KERNELS,
   webgpuEngine,
 } from "../../../mod.ts";
@@ -281,5 +282,55 @@ Deno.test({
       { numRuns: 30, seed: 20261127 },
     );
     assert.ok(kernels > 20, `only ${kernels} nodes ran as kernels`);
+  },
+});
+
+Deno.test({
+  name:
+    "property: random integer and bool graphs run on WebGPU as the reference, falling back only where WASM does",
+  ...GPU_TEST,
+  fn: async () => {
+    const e = engine();
+    const cpu = wasmEngine({ threads: 1 });
+    const stored = new Set(["float32", "int32", "int8", "uint8", "bool"]);
+    let ran = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        arbGraph({ maxNodes: 4, dtypes: ["int32", "int8", "uint8", "bool"] }),
+        fc.integer({ min: 0, max: 1 << 30 }),
+        async (g, seed) => {
+          if (!Object.values(g.inputTypes).every((t) => stored.has(t))) return;
+          const { graph, inputs } = bindRandomly(g, seed);
+          let expected: Tensor[];
+          try {
+            expected = evaluateGraph(graph, inputs);
+          } catch {
+            return; // values the reference rejects (an index out of range)
+          }
+          if (!expected.every((t) => stored.has(t.dtype))) return;
+          const signature = {
+            inputs: Object.fromEntries(
+              Object.entries(inputs).map(([n, t]) => [n, { shape: t.shape, dtype: t.dtype }]),
+            ),
+          };
+          const program = e.compile(graph, signature) as WebGPUCompiled;
+          const cpuProgram = cpu.compile(graph, signature);
+          const cpuOps = new Set(cpuProgram.fallbacks.map((f) => f.op));
+          cpuProgram.dispose();
+          for (const f of program.fallbacks) {
+            assert.ok(cpuOps.has(f.op), `${f.op} falls back on WebGPU only: ${f.reason}`);
+          }
+          const got = await program.runAsync(inputs);
+          program.dispose();
+          got.forEach((t, i) => {
+            assert.equal(t.dtype, expected[i].dtype);
+            assertClose(t, tensorValues(expected[i]), TOL);
+          });
+          ran++;
+        },
+      ),
+      { numRuns: 30, seed: 20261207 },
+    );
+    assert.ok(ran > 10, `only ${ran} graphs ran`);
   },
 });

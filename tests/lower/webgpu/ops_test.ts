@@ -4,9 +4,20 @@
  * pooling, Deconvolution (groups, dilation, target_shape, adj, 1-D and 3-D), the resize ops,
  * the normalization layers, indexing (every topk return type, every mode of take and pick),
  * prelu, rrelu and Dropout with their hidden outputs. Every node must run as a kernel (no
- * fallbacks), and match the reference within rtol 1e-4, atol 1e-5.
+ * fallbacks), and match the reference within rtol 1e-4, atol 1e-5. Hostile node and variable
+ * names fed through these kernels never reach the generated WGSL.
  */
-import { nd, referenceEngine, sym, type Symbol, type Tensor } from "../../../mod.ts";
+import {
+  type GpuKernelTable,
+  nd,
+  referenceEngine,
+  sym,
+  type Symbol,
+  type Tensor,
+  WEBGPU_KERNELS,
+  webgpuEngine,
+} from "../../../mod.ts";
+import type { GpuKernelGenerator } from "../../../compiler/lower/webgpu/kernel.ts";
 import { graphOf } from "../../../compiler/passes/pass.ts";
 import { Symbol as SymbolOf } from "../../../compiler/symbol.ts";
 import type { WebGPUCompiled } from "../../../compiler/lower/webgpu/lower.ts";
@@ -258,5 +269,76 @@ Deno.test({
       { x: rand([2, 3, 4]), g: rand([3]), g1: rand([1]), y: rand([5]) },
       "activations",
     );
+  },
+});
+
+Deno.test({
+  name: "hostile node and variable names on every new kernel never reach WGSL",
+  ...GPU_TEST,
+  fn: async () => {
+    const codes: string[] = [];
+    const record = (g: GpuKernelGenerator): GpuKernelGenerator => (r) => {
+      const made = g(r);
+      made?.passes.forEach((p) => codes.push(p.code));
+      return made;
+    };
+    const recording: GpuKernelTable = {
+      ops: Object.fromEntries(Object.entries(WEBGPU_KERNELS.ops).map(([k, g]) => [k, record(g)])),
+      elementwise: record(WEBGPU_KERNELS.elementwise!),
+      copy: record(WEBGPU_KERNELS.copy!),
+    };
+    const e = webgpuEngine({ kernels: recording });
+    await e.ready();
+    const evil = (k: number) => `evil${k}"); } @compute fn leak() { out0[0] = 1.0; } //\n\u0000`;
+    const v = (k: number) => sym.var(evil(k));
+    const named = (k: number) => ({ name: evil(k) });
+    const x = v(0), ids = v(1);
+    const outs = [
+      sym.Embedding(ids, v(2), { input_dim: 4, output_dim: 3, ...named(10) }),
+      sym.take(x, ids, { axis: 1, ...named(11) }),
+      sym.one_hot(ids, { depth: 3, ...named(12) }),
+      sym.topk(x, { k: 2, ret_typ: "both", ...named(13) }),
+      sym.argmax(x, { axis: 1, ...named(14) }),
+      sym.LayerNorm(x, v(3), v(4), named(15)),
+      sym.L2Normalization(x, named(16)),
+      sym.norm(x, named(17)),
+      sym.Deconvolution(sym.Reshape(x, { shape: [1, 2, 2, 2] }), v(5), {
+        kernel: [2, 2],
+        num_filter: 2,
+        ...named(18),
+      }),
+      sym.Convolution(sym.Reshape(x, { shape: [1, 2, 2, 2] }), v(6), {
+        kernel: [1, 1],
+        num_filter: 2,
+        no_bias: true,
+        layout: "NHWC",
+        ...named(19),
+      }),
+      sym.LeakyReLU(sym.Reshape(x, { shape: [2, 4] }), v(7), { act_type: "prelu", ...named(20) }),
+      sym.BilinearResize2D(sym.Reshape(x, { shape: [1, 1, 2, 4] }), {
+        height: 3,
+        width: 5,
+        ...named(21),
+      }),
+      sym.Cast(x, { dtype: "int32", ...named(22) }),
+    ];
+    let seed = 40;
+    const u = (shape: number[]) => nd.random.uniform(-1, 1, shape, { seed: seed++ });
+    const bindings: Record<string, Tensor> = {
+      [evil(0)]: u([2, 4]),
+      [evil(1)]: nd.array([0, 3, 1], { shape: [3], dtype: "int32" }),
+      [evil(2)]: u([4, 3]),
+      [evil(3)]: u([4]),
+      [evil(4)]: u([4]),
+      [evil(5)]: u([2, 2, 2, 2]),
+      [evil(6)]: u([2, 1, 1, 2]),
+      [evil(7)]: u([4]),
+    };
+    const graph = sym.group(outs);
+    const want = await graph.eval(bindings, { engine: referenceEngine });
+    const got = await graph.eval(bindings, { engine: e });
+    got.forEach((g, i) => assertClose(g, tensorValues(want[i]), { ...TOL, what: `output ${i}` }));
+    assert.ok(codes.length >= outs.length);
+    for (const code of codes) assert.ok(!/evil|leak|\u0000/.test(code), code);
   },
 });
