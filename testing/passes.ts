@@ -90,7 +90,8 @@ function compare(a: Tensor[], b: Tensor[], rtol: number, atol: number, what: str
     const u = tensorValues(x);
     const v = tensorValues(y);
     for (let i = 0; i < u.length; i++) {
-      if (Number.isNaN(u[i]) && Number.isNaN(v[i])) continue;
+      // Equal values (equal infinities included) and NaN on both sides agree.
+      if (u[i] === v[i] || (Number.isNaN(u[i]) && Number.isNaN(v[i]))) continue;
       if (!(Math.abs(u[i] - v[i]) <= atol + rtol * Math.abs(u[i]))) {
         throw new AssertionError(
           `${what}: output ${k}[${i}] was ${u[i]}, is ${v[i]} (rtol ${rtol}, atol ${atol})`,
