@@ -339,6 +339,6 @@ Deno.test({
     const got = await graph.eval(bindings, { engine: e });
     got.forEach((g, i) => assertClose(g, tensorValues(want[i]), { ...TOL, what: `output ${i}` }));
     assert.ok(codes.length >= outs.length);
-    for (const code of codes) assert.ok(!/evil|leak|\u0000/.test(code), code);
+    for (const code of codes) assert.ok(!/evil|leak/.test(code) && !code.includes("\u0000"), code);
   },
 });
