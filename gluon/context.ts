@@ -35,10 +35,16 @@ export interface TraceState {
  * (Dropout's uniform noise), both in trace order (the order eager forward code would run in).
  */
 export interface TrainingTrace {
-  /** Shapes of the traced variables (data inputs and parameters), to size random inputs. */
-  readonly shapes: Readonly<Record<string, readonly number[]>>;
-  /** New parameter values, written after each run (the parameter, its new value). */
-  readonly updates: { readonly target: object; readonly value: Symbol }[];
+  /**
+   * Shapes of the traced variables (data inputs and parameters), to size random inputs; the
+   * noise inputs join as they are added (so a layer after a Dropout knows its input's shape).
+   */
+  readonly shapes: Record<string, readonly number[]>;
+  /**
+   * New parameter values, written after each run (the parameter, or its variable name in a
+   * rewritten graph; its new value).
+   */
+  readonly updates: { readonly target: object | string; readonly value: Symbol }[];
   /** Uniform [0, 1) inputs drawn from the training stream for each run. */
   readonly noise: { readonly name: string; readonly shape: readonly number[] }[];
 }

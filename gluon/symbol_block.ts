@@ -10,7 +10,13 @@ import { load as loadSymbol } from "../compiler/sym.ts";
 import { Symbol } from "../compiler/symbol.ts";
 import { execute, executeAsync, type ExecuteOptions } from "../compiler/execute.ts";
 import { recordGraph } from "../compiler/autodiff/tape.ts";
-import { isRecording } from "../runtime/autograd_state.ts";
+import {
+  isRecording,
+  isTraining,
+  nextTrainingSeed,
+  withAutogradState,
+} from "../runtime/autograd_state.ts";
+import { random } from "../runtime/creation.ts";
 import { declaredType } from "../compiler/infer.ts";
 import type { Device } from "../runtime/device.ts";
 import type { DType } from "../runtime/dtype.ts";
@@ -28,9 +34,21 @@ import {
 } from "./block.ts";
 import { getBackend, partition, type PartitionPlan } from "../compiler/passes/partition.ts";
 import { graphOf } from "../compiler/passes/pass.ts";
-import { forwardState, type Value } from "./context.ts";
+import { forwardState, type TrainingTrace, type Value } from "./context.ts";
+import { trainingGraph, trainsDifferently } from "./training_graph.ts";
 import { Parameter } from "./parameter.ts";
 import { emptyRecord } from "../runtime/record.ts";
+
+/** A training-mode graph: forward's outputs, then the parameters' new values. */
+interface TrainingRun {
+  readonly symbol: Symbol;
+  /** How many outputs are forward's. */
+  readonly outputs: number;
+  /** The parameters the remaining outputs are written to, in order. */
+  readonly updates: readonly Parameter[];
+  /** Uniform [0, 1) inputs drawn from the training stream before each run. */
+  readonly noise: TrainingTrace["noise"];
+}
 
 function asList(x: Symbol | readonly Symbol[], what: string): Symbol[] {
   const list = Array.isArray(x) ? [...x] : [x as Symbol];
@@ -64,6 +82,10 @@ export class SymbolBlock extends HybridBlock {
   readonly #listOutput: boolean;
   /** The graph optimizeFor partitioned, run and exported until the next hybridize. */
   #partitioned: Symbol | undefined;
+  /** Whether the graph has BatchNorm or Dropout nodes that act differently in training. */
+  readonly #trains: boolean;
+  /** Training-mode graphs by input signature. */
+  readonly #trainingRuns = new Map<string, TrainingRun>();
 
   /**
    * Wraps `outputs` (one symbol, a group, or a list) computed from the variables `inputs`.
@@ -106,6 +128,7 @@ export class SymbolBlock extends HybridBlock {
       ...argNames.map((n, i) => [n, shapes.argShapes[i]] as const),
       ...auxNames.map((n, i) => [n, shapes.auxShapes[i]] as const),
     ]);
+    this.#trains = trainsDifferently(this.#symbol);
     this.#params = new Map();
     for (const name of this.#symbol.listInputs()) {
       if (this.#inputNames.includes(name) || this.#params.has(name)) continue;
@@ -219,6 +242,15 @@ export class SymbolBlock extends HybridBlock {
       }
     }
     return this;
+  }
+
+  /**
+   * Whether the graph has BatchNorm (without `use_global_stats`) or Dropout (`p > 0`) nodes.
+   * In training mode (inside `autograd.record`) such a block runs its graph's training-mode
+   * form, as MXNet does: batch statistics, moving statistics updated, Dropout masks drawn.
+   */
+  override trainsDifferently(): boolean {
+    return this.#trains;
   }
 
   /** The graph export writes (always available). */
@@ -339,7 +371,7 @@ export class SymbolBlock extends HybridBlock {
     const run = this.#prepare(inputs);
     if (!("bindings" in run)) return run.composed;
     const outs = execute(run.graph, run.bindings, run.options);
-    return this.#finish(run.graph, run.bindings, outs);
+    return this.#finish(run.graph, run.bindings, outs, run.training);
   }
 
   /**
@@ -361,7 +393,7 @@ export class SymbolBlock extends HybridBlock {
       const run = this.#prepare(inputs);
       if (!("bindings" in run)) return run.composed;
       const outs = await executeAsync(run.graph, run.bindings, run.options);
-      return this.#finish(run.graph, run.bindings, outs);
+      return this.#finish(run.graph, run.bindings, outs, run.training);
     });
   }
 
@@ -370,7 +402,12 @@ export class SymbolBlock extends HybridBlock {
     inputs: Value[],
   ):
     | { composed: BlockOutput }
-    | { graph: Symbol; bindings: Record<string, Tensor>; options: ExecuteOptions } {
+    | {
+      graph: Symbol;
+      bindings: Record<string, Tensor>;
+      options: ExecuteOptions;
+      training?: TrainingRun;
+    } {
     if (forwardState()?.kind === "trace") {
       throw new SigilError("a SymbolBlock cannot be called inside another block's trace");
     }
@@ -400,23 +437,72 @@ export class SymbolBlock extends HybridBlock {
     // A SymbolBlock always runs as a graph (MXNet: a CachedOp), so op hooks always report.
     const hooks = this.opHooks;
     const engine = this.hybridizeFlags.engine;
-    const graph = this.#partitioned ?? this.#symbol;
+    const training = isTraining() && this.#trains ? this.#trainingRun(tensors) : undefined;
+    // Dropout's noise: drawn from the training stream in graph order, as eager Dropout does.
+    for (const { name, shape } of training?.noise ?? []) {
+      bindings[name] = random.uniform(0, 1, shape, { seed: nextTrainingSeed() });
+    }
+    const graph = training?.symbol ?? this.#partitioned ?? this.#symbol;
+    const updated = new Set<Parameter>(training?.updates);
     const options = {
       ...(engine ? { engine } : {}),
       // The block's own parameters stay the same across calls: the WASM backend compiles them in.
-      // While recording, those with a gradient change every step: they stay inputs.
+      // While recording, those with a gradient change every step: they stay inputs; so do the
+      // moving statistics a training run updates.
       constants: state?.kind === "bind"
         ? []
-        : [...this.#params].filter(([, p]) => !isRecording() || p.gradReq === "null")
-          .map(([n]) => n),
+        : [...this.#params].filter(([, p]) =>
+          (!isRecording() || p.gradReq === "null") && !updated.has(p)
+        ).map(([n]) => n),
       ...(hooks.length ? { onNode: reportOps(hooks) } : {}),
     };
-    return { graph, bindings, options };
+    return { graph, bindings, options, ...(training ? { training } : {}) };
   }
 
-  #finish(graph: Symbol, bindings: Record<string, Tensor>, outs: Tensor[]): BlockOutput {
-    // Inside autograd.record the run is one step of the tape (fine-tuning an imported model).
-    if (isRecording()) recordGraph(graph, bindings, outs);
+  /** The training-mode graph for these inputs (rewritten on the first call per signature). */
+  #trainingRun(inputs: Tensor[]): TrainingRun {
+    const key = inputs.map((t) => `${t.dtype}(${t.shape.join(",")})`).join(";");
+    let run = this.#trainingRuns.get(key);
+    if (run) return run;
+    const shapes: Record<string, readonly number[]> = {};
+    for (const [name, p] of this.#params) {
+      if (p.shape && p.shape.every((d) => d > 0)) shapes[name] = p.shape;
+    }
+    this.#inputNames.forEach((n, i) => (shapes[n] = inputs[i].shape));
+    const trace: TrainingTrace = { shapes, updates: [], noise: [] };
+    const forward = trainingGraph(this.#symbol, trace);
+    const updates = trace.updates.map((u) => this.#params.get(u.target as string)!);
+    run = {
+      symbol: new Symbol(
+        [...forward.outputs, ...trace.updates.flatMap((u) => u.value.outputs)],
+        forward.graphAttrs,
+      ),
+      outputs: forward.outputs.length,
+      updates,
+      noise: [...trace.noise],
+    };
+    this.#trainingRuns.set(key, run);
+    return run;
+  }
+
+  #finish(
+    graph: Symbol,
+    bindings: Record<string, Tensor>,
+    all: Tensor[],
+    training?: TrainingRun,
+  ): BlockOutput {
+    const n = training?.outputs ?? all.length;
+    const outs = all.slice(0, n);
+    // Inside autograd.record the run is one step of the tape (fine-tuning an imported model):
+    // its forward outputs; the moving statistics' updates are not differentiated, as in MXNet.
+    if (isRecording()) {
+      recordGraph(training ? new Symbol(graph.outputs.slice(0, n)) : graph, bindings, outs);
+    }
+    if (training) {
+      withAutogradState(false, false, () => {
+        training.updates.forEach((p, i) => p.setData(all[n + i]));
+      });
+    }
     return this.#listOutput ? outs : outs[0];
   }
 

@@ -18,9 +18,9 @@ import { autograd } from "../autograd.ts";
 import { nd } from "../../ops/nd.ts";
 import { isTraining, nextTrainingSeed } from "../../runtime/autograd_state.ts";
 import { Tensor } from "../../runtime/tensor.ts";
-import { sym } from "../../compiler/sym.ts";
 import { Symbol } from "../../compiler/symbol.ts";
 import type { TrainingTrace } from "../context.ts";
+import { batchNormTrainSymbol, dropoutTrainSymbol } from "../training_graph.ts";
 import { Activation, type ActivationType } from "./activations.ts";
 
 /**
@@ -335,15 +335,13 @@ export class Dropout extends HybridBlock {
     if (this.rate > 0 && isTraining() && training && x instanceof Symbol) {
       // Traced for the training-mode graph: the noise is an input drawn before each run from
       // the same stream, in the same order, as the eager mask below.
-      const full = tracedShape(x, training, "Dropout");
-      const shape = full.map((d, i) => this.axes.includes(i) ? 1 : d);
-      const name = `_dropout_noise${training.noise.length}`;
-      training.noise.push({ name, shape });
-      const mask = F._mul_scalar(
-        F._greater_equal_scalar(sym.var(name), { scalar: this.rate }),
-        { scalar: 1 / (1 - this.rate) },
+      return dropoutTrainSymbol(
+        x,
+        this.rate,
+        this.axes,
+        tracedShape(x, training, "Dropout"),
+        training,
       );
-      return F.broadcast_mul(x, mask);
     }
     if (this.rate > 0 && isTraining() && x instanceof Tensor) {
       const shape = x.shape.map((d, i) => this.axes.includes(i) ? 1 : d);
@@ -619,31 +617,19 @@ export class BatchNorm extends HybridBlock {
    * the moving statistics' new values as updates the run writes back.
    */
   #traceTrainForward(x: Symbol, training: TrainingTrace): Symbol {
-    const xs = tracedShape(x, training, "BatchNorm");
-    const axis = this.axis < 0 ? this.axis + xs.length : this.axis;
-    const axes = xs.map((_, i) => i).filter((i) => i !== axis);
-    const along = xs.map((d, i) => i === axis ? d : 1);
-    const mean = sym.mean(x, { axis: axes, keepdims: true });
-    const centered = sym.broadcast_sub(x, mean);
-    const variance = sym.mean(sym.square(centered), { axis: axes, keepdims: true });
-    const normed = sym.broadcast_mul(
-      centered,
-      sym.rsqrt(sym._plus_scalar(variance, { scalar: this.epsilon })),
+    const { y, mean, variance } = batchNormTrainSymbol(
+      x,
+      {
+        gamma: this.gamma.value() as Symbol,
+        beta: this.beta.value() as Symbol,
+        runningMean: this.runningMean.value() as Symbol,
+        runningVar: this.runningVar.value() as Symbol,
+      },
+      { axis: this.axis, epsilon: this.epsilon, momentum: this.momentum, scale: this.scale },
+      tracedShape(x, training, "BatchNorm"),
     );
-    const gamma = sym.Reshape(this.gamma.value() as Symbol, { shape: along });
-    const beta = sym.Reshape(this.beta.value() as Symbol, { shape: along });
-    const y = sym.broadcast_add(this.scale ? sym.broadcast_mul(normed, gamma) : normed, beta);
-    const m = this.momentum;
-    const blend = (running: Parameter, batch: Symbol) =>
-      training.updates.push({
-        target: running,
-        value: sym.elemwise_add(
-          sym._mul_scalar(running.value() as Symbol, { scalar: m }),
-          sym._mul_scalar(sym.Reshape(batch, { shape: [xs[axis]] }), { scalar: 1 - m }),
-        ),
-      });
-    blend(this.runningMean, mean);
-    blend(this.runningVar, variance);
+    training.updates.push({ target: this.runningMean, value: mean });
+    training.updates.push({ target: this.runningVar, value: variance });
     return y;
   }
 
