@@ -8,7 +8,9 @@
  * `hybridize()` + the first call until its output is read (cold), then 20 more calls (steady:
  * their median). Cold/steady is a ratio within one process, so it holds on a noisy machine.
  * A second child per run does the same through `compileWasm` directly and reports the compile
- * phases (`onProgress`), the first run and the steady runs: where the cold time goes.
+ * phases (`onProgress`), the first run and the steady runs: where the cold time goes. Both give
+ * CPU time of the whole process and of the calling thread alone (Linux), which on a loaded machine
+ * stays closer to the quiet wall time than either wall or process CPU time.
  *
  * Models default to resnet18_v1, resnet50_v1 and mobilenetv2_1.0 at batch 1, 224×224.
  *

@@ -27,7 +27,7 @@ interface Profile {
 function category(fn: string, url: string): string {
   const file = url.split("/").pop() ?? "";
   if (fn.startsWith("wasm-function") || fn === "js-to-wasm") return "kernels running";
-  if (/^(winograd(Packed)?Weights|g[24]|tileF[24]|rowF[24])$/.test(fn)) {
+  if (/^(winograd(Packed)?Weights|winogradFill|g[24]|tileF[24]|rowF[24])$/.test(fn)) {
     return "Winograd weight transform";
   }
   if (fn.startsWith("packSgemm")) return "weight packing";
