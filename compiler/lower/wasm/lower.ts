@@ -253,7 +253,7 @@ export function lowerWasm(
   const threads = threadsSupported() ? requested : 1;
   const shared = threads > 1;
   // The workers start now (where the runtime creates them synchronously), so that they are up
-  // to warm the kernels as they are generated and to take the first run's parts.
+  // to take the first run's parts.
   const pool = poolFor(threads);
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
@@ -539,7 +539,9 @@ export function lowerWasm(
         return args;
       };
       const label = widened ? `${k.label} (${outTypes[0]} via float32)` : k.label;
-      pool?.warm(modules.map(cachedModule));
+      // Kernels are not warmed on the worker (ThreadPool.warm): a kernel run on zeros may loop
+      // for a long time (an argument-bound loop counting from 0), and the worker then takes no
+      // programs nor drops for as long.
       if (modules.length > 1) {
         // The unsplit kernel for runs without workers, where it costs no extra constants (its
         // constants are the parts' own; parts that pack their own filters have other ones).
