@@ -55,7 +55,7 @@ export type {
 } from "../ops/attrs.ts";
 export type { AnyAttrs } from "../ops/call.ts";
 export type { BinaryFn, ScalarExpr, UnaryFn } from "../ops/scalar.ts";
-export type { Tensor, TensorData } from "../runtime/tensor.ts";
+export type { DeviceStorage, Tensor, TensorData, TensorMover } from "../runtime/tensor.ts";
 export type { Device, DeviceKind } from "../runtime/device.ts";
 export type { DType } from "../runtime/dtype.ts";
 export type { Shape } from "../runtime/shape.ts";
