@@ -48,8 +48,6 @@ const SCHEMA = {
   layout: attr.enumOrNone(["NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"]),
 };
 
-type ConvAttrs = Attrs<typeof SCHEMA>;
-
 /** Kernel, stride, dilate and pad with MXNet's defaults filled in. */
 function geometry(a: ConvAttrs) {
   const n = a.kernel.length;
@@ -270,3 +268,7 @@ function channelFirstReference(
   }
   return tensorFromValues(out, outShape, outType);
 }
+
+/** `Convolution`'s parsed attributes (MXNet's names), as kernel generators and rules read them. */
+export type ConvAttrs = typeof Convolution extends OpDef<infer S, infer _A, infer _O> ? Attrs<S>
+  : never;

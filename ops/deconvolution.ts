@@ -36,8 +36,6 @@ const SCHEMA = {
   layout: attr.enumOrNone(["NCW", "NCHW", "NCDHW", "NHWC", "NDHWC"]),
 };
 
-type DeconvAttrs = Attrs<typeof SCHEMA>;
-
 /** Kernel, stride, dilate, pad and adj with MXNet's defaults filled in, and the target. */
 function geometry(a: DeconvAttrs) {
   const n = a.kernel.length;
@@ -302,3 +300,7 @@ export const Deconvolution: OpDef<
     };
   },
 });
+
+/** `Deconvolution`'s parsed attributes (MXNet's names), as kernel generators and rules read them. */
+export type DeconvAttrs = typeof Deconvolution extends OpDef<infer S, infer _A, infer _O> ? Attrs<S>
+  : never;

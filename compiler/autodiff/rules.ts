@@ -16,6 +16,9 @@ import type { DType } from "../../runtime/dtype.ts";
 import { GraphError } from "../../runtime/errors.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import type { AnyAttrs } from "../../ops/call.ts";
+import type { ConvAttrs } from "../../ops/convolution.ts";
+import type { DeconvAttrs } from "../../ops/deconvolution.ts";
+import { deconvPadding } from "../lower/deconvolution.ts";
 import { convWeightGrad2d } from "./conv_weight_grad.ts";
 
 /** What a rule is given: the node, its inputs and outputs as symbols, and their facts. */
@@ -329,18 +332,7 @@ const softmaxOutput: VjpRule = (ctx) => {
   return [withHead(F.Reshape(g, { shape: [...x] })), undefined];
 };
 
-interface ConvAttrs {
-  kernel: readonly number[];
-  stride: readonly number[];
-  dilate: readonly number[];
-  pad: readonly number[];
-  num_filter: number;
-  num_group: number;
-  no_bias: boolean;
-  layout: string | null;
-}
-
-const spatialOf = (attrs: ConvAttrs, k: number) => ({
+const spatialOf = (attrs: ConvAttrs | DeconvAttrs, k: number) => ({
   stride: attrs.stride.length ? attrs.stride : new Array(k).fill(1),
   dilate: attrs.dilate.length ? attrs.dilate : new Array(k).fill(1),
   pad: attrs.pad.length ? attrs.pad : new Array(k).fill(0),
@@ -573,7 +565,7 @@ const stack: VjpRule = (ctx) => {
 };
 
 const deconvolution: VjpRule = (ctx) => {
-  const a = ctx.attrs as unknown as ConvAttrs & { target_shape: readonly number[] };
+  const a = ctx.attrs as unknown as DeconvAttrs;
   if (a.layout && !a.layout.startsWith("NC")) {
     throw new GraphError(
       `grad: Deconvolution node '${ctx.node.name}': gradients are defined for channel-first layouts only`,
@@ -585,14 +577,7 @@ const deconvolution: VjpRule = (ctx) => {
   const spatial = spatialOf(a, k);
   const { stride, dilate } = spatial;
   // With a target shape, the padding the op derived from it (MXNet's InferPad).
-  const pad = a.target_shape.some((v) => v > 0)
-    ? a.kernel.map((kk, i) =>
-      Math.ceil(
-        (stride[i] * (ctx.inShapes[0][2 + i] - 1) + dilate[i] * (kk - 1) + 1 -
-          a.target_shape[i]) / 2,
-      )
-    )
-    : spatial.pad;
+  const pad = deconvPadding(a, ctx.inShapes[0].slice(2));
   const out: (Symbol | undefined)[] = [undefined, undefined, undefined];
   // The transposed convolution's input gradient is the convolution with the same weights.
   if (ctx.needs[0]) {

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import type { ConvAttrs } from "../../../ops/convolution.ts";
 import { constantArray } from "./arena.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
@@ -23,17 +24,6 @@ import { cachedCode } from "./module_cache.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
 import { winogradModule, winogradParts, type WinogradShape } from "./winograd.ts";
-
-interface ConvAttrs {
-  kernel: readonly number[];
-  stride: readonly number[];
-  dilate: readonly number[];
-  pad: readonly number[];
-  num_filter: number;
-  num_group: number;
-  no_bias: boolean;
-  layout: string | null;
-}
 
 /** `memory.fill(ptr + offset, 0, bytes)` (nothing for 0 bytes). */
 function zero(fb: FunctionBuilder, ptr: number, offset: number, bytes: number): void {

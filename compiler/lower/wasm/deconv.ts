@@ -11,7 +11,9 @@
  *
  * @module
  */
+import type { DeconvAttrs } from "../../../ops/deconvolution.ts";
 import { shapeSize } from "../../../runtime/shape.ts";
+import { deconvGeometry } from "../deconvolution.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import {
   align16,
@@ -21,19 +23,7 @@ import {
   type KernelRequest,
 } from "./kernel.ts";
 import { emitSgemm } from "./sgemm.ts";
-import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
-
-interface DeconvAttrs {
-  kernel: readonly number[];
-  stride: readonly number[];
-  dilate: readonly number[];
-  pad: readonly number[];
-  target_shape: readonly number[];
-  num_filter: number;
-  num_group: number;
-  no_bias: boolean;
-  layout: string | null;
-}
+import { bump, channelFirstShapes, repeat } from "./emit.ts";
 
 /** Input positions `[lo, hi)` along one axis whose output `i·s - p + k·d` lies in `[0, out)`. */
 function landing(inLen: number, out: number, s: number, off: number): [number, number] {
@@ -66,7 +56,7 @@ export const deconvolutionKernel: KernelGenerator = (
   const a = req.node.parsed as unknown as DeconvAttrs;
   const shapes = channelFirstShapes(req.inputs, req.outputs, a.kernel, a.layout);
   if (!shapes) return undefined;
-  const { x, y, n } = shapes;
+  const { x, y } = shapes;
   const groups = a.num_group;
   const batch = x[0];
   const cin = x[1];
@@ -74,19 +64,7 @@ export const deconvolutionKernel: KernelGenerator = (
   const cinG = cin / groups;
   const fG = F / groups;
   if (!Number.isInteger(cinG) || !Number.isInteger(fG)) return undefined;
-  const i3 = to3(x.slice(2), n, 1);
-  const o3 = to3(y.slice(2), n, 1);
-  const k3 = to3(a.kernel, n, 1);
-  const s3 = to3(a.stride, n, 1);
-  const d3 = to3(a.dilate, n, 1);
-  // Padding: the attribute, or with a target shape the one that yields it (MXNet's InferPad).
-  const useTarget = a.target_shape.some((t) => t !== 0);
-  const padOf = (dim: number) => {
-    if (!useTarget) return dim < 3 - n ? 0 : (a.pad[dim - (3 - n)] ?? 0);
-    const full = s3[dim] * (i3[dim] - 1) + d3[dim] * (k3[dim] - 1) + 1;
-    return Math.ceil((full - o3[dim]) / 2);
-  };
-  const p3 = [padOf(0), padOf(1), padOf(2)];
+  const { i3, o3, k3, s3, d3, p3 } = deconvGeometry(a, x, y);
   const isp = shapeSize(i3);
   const osp = shapeSize(o3);
   const taps = shapeSize(k3);

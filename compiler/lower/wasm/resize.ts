@@ -2,7 +2,7 @@
  * WASM kernel generators for the resize ops (ops/resize.ts), float32 NCHW:
  * - `UpSampling` nearest: the op's copy plans through the copy kernel (`sum` mode adds the
  *   later inputs' copies); bilinear: the transposed-convolution kernel on the Deconvolution
- *   MXNet computes ({@link bilinearDeconvAttrs});
+ *   MXNet computes (`upsamplingAsDeconvolution`, shared with the WebGPU engine);
  * - `_contrib_BilinearResize2D`: per plane, a horizontal pass interpolates every input row to
  *   the output width into scratch (taps and weights are constants, unrolled along the row),
  *   then each output row blends two scratch rows four columns at a time. The arithmetic is
@@ -10,14 +10,8 @@
  *
  * @module
  */
-import { Deconvolution } from "../../../ops/deconvolution.ts";
-import {
-  bilinearDeconvAttrs,
-  bilinearTaps,
-  nearestPlans,
-  type UpSamplingAttrs,
-} from "../../../ops/resize_math.ts";
-import { makeNode } from "../../symbol.ts";
+import { bilinearTaps, nearestPlans, type UpSamplingAttrs } from "../../../ops/resize_math.ts";
+import { upsamplingAsDeconvolution } from "../deconvolution.ts";
 import { copyPlanKernel } from "./copy.ts";
 import { deconvolutionKernel } from "./deconv.ts";
 import { ModuleBuilder } from "./encoder.ts";
@@ -57,16 +51,7 @@ export const upsamplingKernel: KernelGenerator = (
   ) {
     return undefined;
   }
-  if (a.sample_type === "bilinear") {
-    const node = makeNode({
-      op: Deconvolution,
-      name: `${req.node.name}_deconvolution`,
-      attrs: bilinearDeconvAttrs(a),
-      inputs: req.node.inputs,
-    });
-    const k = deconvolutionKernel({ ...req, node });
-    return k && { ...k, label: `UpSampling bilinear as ${k.label}` };
-  }
+  if (a.sample_type === "bilinear") return upsamplingAsDeconvolution(req, deconvolutionKernel);
   const plan = nearestPlans(a, req.inputs, out).flat();
   return copyPlanKernel(
     req,

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { ConvAttrs } from "../../../ops/convolution.ts";
 import { spatialTuple, to3d } from "../../../ops/kernels.ts";
 import { shapeSize } from "../../../runtime/shape.ts";
 import type { GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
@@ -24,17 +25,6 @@ import {
   i32,
   u32,
 } from "./wgsl.ts";
-
-interface ConvAttrs {
-  readonly kernel: readonly number[];
-  readonly stride: readonly number[];
-  readonly dilate: readonly number[];
-  readonly pad: readonly number[];
-  readonly num_filter: number;
-  readonly num_group: number;
-  readonly no_bias: boolean;
-  readonly layout: string | null;
-}
 
 /** The geometry of a convolution node in three spatial dims (missing leading dims are 1). */
 export function convGeometry(req: GpuKernelRequest) {

@@ -7,28 +7,11 @@
  *
  * @module
  */
+import type { DeconvAttrs } from "../../../ops/deconvolution.ts";
 import { shapeSize } from "../../../runtime/shape.ts";
+import { deconvGeometry } from "../deconvolution.ts";
 import type { GpuKernel, GpuKernelGenerator } from "./kernel.ts";
 import { bindings, coords, entry, grid, i32, u32 } from "./wgsl.ts";
-
-interface DeconvAttrs {
-  kernel: readonly number[];
-  stride: readonly number[];
-  dilate: readonly number[];
-  pad: readonly number[];
-  target_shape: readonly number[];
-  num_filter: number;
-  num_group: number;
-  no_bias: boolean;
-  layout: string | null;
-}
-
-/** `arr` as three values, the missing leading ones `fill` (an empty `arr` is all `fill`). */
-function to3(arr: readonly number[], n: number, fill: number): [number, number, number] {
-  const full = arr.length === 0 ? new Array<number>(n).fill(fill) : [...arr];
-  const out = [fill, fill, fill, ...full].slice(-3);
-  return [out[0], out[1], out[2]];
-}
 
 /** Deconvolution (see the module doc); undefined for channel-last layouts. */
 export const deconvolutionGpuKernel: GpuKernelGenerator = (req): GpuKernel | undefined => {
@@ -48,19 +31,7 @@ export const deconvolutionGpuKernel: GpuKernelGenerator = (req): GpuKernel | und
   const label = `Deconvolution ${x.join("x")} -> ${y.join("x")}`;
   const total = shapeSize(y);
   if (total === 0) return { label, passes: [] };
-  const i3 = to3(x.slice(2), n, 1);
-  const o3 = to3(y.slice(2), n, 1);
-  const k3 = to3(a.kernel, n, 1);
-  const s3 = to3(a.stride, n, 1);
-  const d3 = to3(a.dilate, n, 1);
-  // Padding: the attribute, or with a target shape the one that yields it (MXNet's InferPad).
-  const useTarget = a.target_shape.some((t) => t !== 0);
-  const padOf = (dim: number) => {
-    if (!useTarget) return dim < 3 - n ? 0 : (a.pad[dim - (3 - n)] ?? 0);
-    const full = s3[dim] * (i3[dim] - 1) + d3[dim] * (k3[dim] - 1) + 1;
-    return Math.ceil((full - o3[dim]) / 2);
-  };
-  const p3 = [padOf(0), padOf(1), padOf(2)];
+  const { i3, o3, k3, s3, d3, p3 } = deconvGeometry(a, x, y);
   const bias = !a.no_bias;
   const g = grid(total, req.limits);
   const taps = shapeSize(k3);

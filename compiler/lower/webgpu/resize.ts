@@ -2,21 +2,17 @@
  * The resize ops (ops/resize.ts) in WGSL, float32 NCHW:
  * - `UpSampling` nearest: the op's copy plans as copy passes (concat mode), or one invocation
  *   per output adding every input's nearest element (sum mode); bilinear: the Deconvolution
- *   MXNet computes for it (`bilinearDeconvAttrs`), through the Deconvolution kernel;
+ *   MXNet computes for it (`upsamplingAsDeconvolution`, shared with the WASM engine), through
+ *   the Deconvolution kernel;
  * - `_contrib_BilinearResize2D`: one invocation per output element, with MXNet's source index
  *   and weights (`bilinearTaps`, computed in float32 in the shader) and its blend
  *   `h0·(w0·a + w1·b) + h1·(w0·c + w1·d)`.
  *
  * @module
  */
-import { Deconvolution } from "../../../ops/deconvolution.ts";
-import {
-  bilinearDeconvAttrs,
-  nearestPlans,
-  type UpSamplingAttrs,
-} from "../../../ops/resize_math.ts";
+import { nearestPlans, type UpSamplingAttrs } from "../../../ops/resize_math.ts";
 import { shapeSize } from "../../../runtime/shape.ts";
-import { makeNode } from "../../symbol.ts";
+import { upsamplingAsDeconvolution } from "../deconvolution.ts";
 import { deconvolutionGpuKernel } from "./deconv.ts";
 import type { GpuKernel, GpuKernelGenerator } from "./kernel.ts";
 import { copyPlanPasses } from "./layout.ts";
@@ -32,14 +28,7 @@ export const upsamplingGpuKernel: GpuKernelGenerator = (req): GpuKernel | undefi
     return undefined;
   }
   if (a.sample_type === "bilinear") {
-    const node = makeNode({
-      op: Deconvolution,
-      name: `${req.node.name}_deconvolution`,
-      attrs: bilinearDeconvAttrs(a),
-      inputs: req.node.inputs,
-    });
-    const k = deconvolutionGpuKernel({ ...req, node });
-    return k && { ...k, label: `UpSampling bilinear as ${k.label}` };
+    return upsamplingAsDeconvolution(req, deconvolutionGpuKernel);
   }
   if (a.multi_input_mode !== "sum" || req.inputs.length === 1) {
     const plans = nearestPlans(a, req.inputs, out);
