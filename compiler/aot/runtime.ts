@@ -433,6 +433,64 @@ export function artifactRuntime(
     }
   };
 
+  /**
+   * The program of the batch size the inputs have, after checking every input it reads: the
+   * one check of `run` and `runRaw` on either backend.
+   */
+  const pickProgram = <P extends RunnableProgram>(
+    programs: readonly P[],
+    given: Readonly<Record<string, Float32Array>>,
+  ): P => {
+    if (given === null || typeof given !== "object") {
+      throw new ModelError("run: inputs must be an object of Float32Arrays by name", "input");
+    }
+    const inputs = manifest.inputs;
+    const first = inputs[0];
+    const data = Object.hasOwn(given, first.name) ? given[first.name] : undefined;
+    if (!(data instanceof Float32Array)) {
+      throw new ModelError(`run: no Float32Array for input ${JSON.stringify(first.name)}`, "input");
+    }
+    const per = first.shape.slice(1).reduce((a, b) => a * b, 1);
+    const found = programs.find((p) => p.spec.batch * per === data.length);
+    if (!found) {
+      throw new ModelError(
+        `run: input ${JSON.stringify(first.name)} has ${data.length} values; the artifact takes ${
+          manifest.batchSizes.map((b) => b * per).join(" or ")
+        } (batch ${manifest.batchSizes.join(", ")})`,
+        "input",
+      );
+    }
+    for (const [index, , n] of found.spec.inputs) {
+      const name = inputs[index].name;
+      const x = Object.hasOwn(given, name) ? given[name] : undefined;
+      if (!(x instanceof Float32Array) || x.length !== n) {
+        throw new ModelError(
+          `run: input ${JSON.stringify(name)} must be a Float32Array of ${n} values`,
+          "input",
+        );
+      }
+    }
+    return found;
+  };
+  /** `runRaw`'s output arrays in order, checked: one of `counts[i]` floats per output. */
+  const outputArrays = (
+    counts: readonly number[],
+    into: Readonly<Record<string, Float32Array>>,
+  ): Float32Array[] =>
+    counts.map((n, i) => {
+      const name = manifest.outputs[i].name;
+      const t = into !== null && typeof into === "object" && Object.hasOwn(into, name)
+        ? into[name]
+        : undefined;
+      if (!(t instanceof Float32Array) || t.length !== n) {
+        throw new ModelError(
+          `runRaw: output ${JSON.stringify(name)} needs a Float32Array of ${n} values`,
+          "output",
+        );
+      }
+      return t;
+    });
+
   const metadata: ArtifactModelInfo = Object.freeze({
     sigil: manifest.sigil,
     target: manifest.target,
@@ -482,6 +540,8 @@ export function artifactRuntime(
         kernelCode,
         weightsOf,
         metadata,
+        pickProgram,
+        outputArrays,
       });
       if (typeof got !== "string") return got;
       if (backend === "webgpu" || !manifest.variants.length) {
@@ -701,40 +761,8 @@ export function artifactRuntime(
     }
     const inputs = manifest.inputs;
     const outputs = manifest.outputs;
-    const pick = (given: Readonly<Record<string, Float32Array>>): Loaded => {
-      if (given === null || typeof given !== "object") {
-        throw new ModelError("run: inputs must be an object of Float32Arrays by name", "input");
-      }
-      const first = inputs[0];
-      const data = Object.hasOwn(given, first.name) ? given[first.name] : undefined;
-      if (!(data instanceof Float32Array)) {
-        throw new ModelError(
-          `run: no Float32Array for input ${JSON.stringify(first.name)}`,
-          "input",
-        );
-      }
-      const per = first.shape.slice(1).reduce((a, b) => a * b, 1);
-      const found = programs.find((p) => p.spec.batch * per === data.length);
-      if (!found) {
-        throw new ModelError(
-          `run: input ${JSON.stringify(first.name)} has ${data.length} values; the artifact takes ${
-            manifest.batchSizes.map((b) => b * per).join(" or ")
-          } (batch ${manifest.batchSizes.join(", ")})`,
-          "input",
-        );
-      }
-      for (const [index, , n] of found.spec.inputs) {
-        const name = inputs[index].name;
-        const x = Object.hasOwn(given, name) ? given[name] : undefined;
-        if (!(x instanceof Float32Array) || x.length !== n) {
-          throw new ModelError(
-            `run: input ${JSON.stringify(name)} must be a Float32Array of ${n} values`,
-            "input",
-          );
-        }
-      }
-      return found;
-    };
+    const pick = (given: Readonly<Record<string, Float32Array>>): Loaded =>
+      pickProgram(programs, given);
     const execute = (p: Loaded, given: Readonly<Record<string, Float32Array>>) => {
       const write = () => {
         const buffer = p.state.memory.buffer;
@@ -801,19 +829,7 @@ export function artifactRuntime(
       },
       runRaw(given, into) {
         const p = pick(given);
-        const targets = p.spec.outputs.map(([, n], i) => {
-          const name = outputs[i].name;
-          const t = into !== null && typeof into === "object" && Object.hasOwn(into, name)
-            ? into[name]
-            : undefined;
-          if (!(t instanceof Float32Array) || t.length !== n) {
-            throw new ModelError(
-              `runRaw: output ${JSON.stringify(name)} needs a Float32Array of ${n} values`,
-              "output",
-            );
-          }
-          return t;
-        });
+        const targets = outputArrays(p.spec.outputs.map((o) => o[1]), into);
         execute(p, given);
         p.spec.outputs.forEach(([ptr, n], i) => {
           targets[i].set(new Float32Array(p.state.memory.buffer, ptr, n));
@@ -868,6 +884,25 @@ export interface GpuHelpers {
   ) => Promise<Uint8Array>;
   /** The artifact's metadata. */
   readonly metadata: ArtifactModelInfo;
+  /** The program of the inputs' batch size, every input checked (as on WASM). */
+  readonly pickProgram: <P extends RunnableProgram>(
+    programs: readonly P[],
+    given: Readonly<Record<string, Float32Array>>,
+  ) => P;
+  /** `runRaw`'s output arrays, checked (as on WASM). */
+  readonly outputArrays: (
+    counts: readonly number[],
+    into: Readonly<Record<string, Float32Array>>,
+  ) => Float32Array[];
+}
+
+/** What {@link GpuHelpers.pickProgram} needs of a loaded program: its batch and inputs. */
+export interface RunnableProgram {
+  /** The program's spec (WASM or WebGPU). */
+  readonly spec: {
+    readonly batch: number;
+    readonly inputs: readonly (readonly [number, number, number])[];
+  };
 }
 
 /**
@@ -998,40 +1033,8 @@ export async function webgpuRuntime(
     const inputs = manifest.inputs;
     const outputs = manifest.outputs;
     type Loaded = (typeof programs)[number];
-    const pick = (given: Readonly<Record<string, Float32Array>>): Loaded => {
-      if (given === null || typeof given !== "object") {
-        throw new ModelError("run: inputs must be an object of Float32Arrays by name", "input");
-      }
-      const first = inputs[0];
-      const data = Object.hasOwn(given, first.name) ? given[first.name] : undefined;
-      if (!(data instanceof Float32Array)) {
-        throw new ModelError(
-          `run: no Float32Array for input ${JSON.stringify(first.name)}`,
-          "input",
-        );
-      }
-      const per = first.shape.slice(1).reduce((a, b) => a * b, 1);
-      const found = programs.find((p) => p.spec.batch * per === data.length);
-      if (!found) {
-        throw new ModelError(
-          `run: input ${JSON.stringify(first.name)} has ${data.length} values; the artifact takes ${
-            manifest.batchSizes.map((b) => b * per).join(" or ")
-          } (batch ${manifest.batchSizes.join(", ")})`,
-          "input",
-        );
-      }
-      for (const [index, , n] of found.spec.inputs) {
-        const name = inputs[index].name;
-        const x = Object.hasOwn(given, name) ? given[name] : undefined;
-        if (!(x instanceof Float32Array) || x.length !== n) {
-          throw new ModelError(
-            `run: input ${JSON.stringify(name)} must be a Float32Array of ${n} values`,
-            "input",
-          );
-        }
-      }
-      return found;
-    };
+    const pick = (given: Readonly<Record<string, Float32Array>>): Loaded =>
+      h.pickProgram(programs, given);
     let queue: Promise<unknown> = Promise.resolve();
     let disposed = false;
     const execute = async (
@@ -1116,19 +1119,7 @@ export async function webgpuRuntime(
         let targets: Float32Array[];
         try {
           p = pick(given);
-          targets = p.spec.outputs.map(([, , n], i) => {
-            const name = outputs[i].name;
-            const t = into !== null && typeof into === "object" && Object.hasOwn(into, name)
-              ? into[name]
-              : undefined;
-            if (!(t instanceof Float32Array) || t.length !== n) {
-              throw new ModelError(
-                `runRaw: output ${JSON.stringify(name)} needs a Float32Array of ${n} values`,
-                "output",
-              );
-            }
-            return t;
-          });
+          targets = h.outputArrays(p.spec.outputs.map((o) => o[2]), into);
         } catch (e) {
           return Promise.reject(e);
         }

@@ -4,56 +4,24 @@
  * later run reads; a worker that dies is replaced; either way the answers stay right, and the
  * model gets its threads back once new workers are up.
  */
-import { ModuleBuilder } from "../../compiler/lower/wasm/encoder.ts";
-import { importKernelMemory } from "../../compiler/lower/wasm/kernel.ts";
 import { compile, type Manifest } from "../../compiler/aot/mod.ts";
 import { deflate, toBase64 } from "../../compiler/aot/emit.ts";
 import { artifactRuntime } from "../../compiler/aot/runtime.ts";
 import { SIGIL_VERSION } from "../../compiler/aot/version.ts";
 import { nd, nn, type Tensor, wasmEngine } from "../../mod.ts";
 import { assert } from "../util.ts";
-
-const N = 4096; // floats in x and in y
-const Y = N * 4; // y's byte offset
-
-/** `run()`: y[i] = 2·x[i] for i in [lo, hi). */
-function doubling(lo: number, hi: number): Uint8Array {
-  const mb = new ModuleBuilder();
-  importKernelMemory(mb, true);
-  const f = mb.addFunction([], [], { export: "run" });
-  const i = f.local("i32");
-  f.i32Const(lo * 4).localSet(i);
-  const done = f.block();
-  const top = f.loop();
-  f.localGet(i).i32Const(hi * 4).op("i32.ge_u").brIf(done);
-  f.localGet(i).localGet(i).load("f32.load").f32Const(2).op("f32.mul").store("f32.store", {
-    offset: Y,
-  });
-  f.localGet(i).i32Const(4).op("i32.add").localSet(i);
-  f.br(top).end().end().end();
-  return mb.build();
-}
-
-/** `run()`: writes -1 over y[lo, hi) again and again, for far longer than any test runs. */
-function scribbling(lo: number, hi: number): Uint8Array {
-  const mb = new ModuleBuilder();
-  importKernelMemory(mb, true);
-  const f = mb.addFunction([], [], { export: "run" });
-  const [i, round] = [f.local("i32"), f.local("i32")];
-  const outer = f.loop();
-  f.i32Const(lo * 4).localSet(i);
-  const inner = f.loop();
-  f.localGet(i).f32Const(-1).store("f32.store", { offset: Y });
-  f.localGet(i).i32Const(4).op("i32.add").localTee(i).i32Const(hi * 4).op("i32.lt_u").brIf(inner);
-  f.end();
-  f.localGet(round).i32Const(1).op("i32.add").localTee(round).i32Const(1 << 30).op("i32.lt_u");
-  f.brIf(outer).end().end();
-  return mb.build();
-}
+import {
+  checkDoubled,
+  doublingBytes,
+  N,
+  scribblingBytes,
+  until,
+  Y,
+} from "../lower/stall_harness.ts";
 
 /** An artifact runtime of y = 2·x in one split step whose worker part never finishes. */
 async function stallingArtifact() {
-  const modules = [doubling(0, N / 2), scribbling(N / 2, N), doubling(0, N)];
+  const modules = [doublingBytes(0, N / 2), scribblingBytes(N / 2, N), doublingBytes(0, N)];
   const code = new Uint8Array(modules.reduce((a, m) => a + m.length, 0));
   const spans: [number, number][] = [];
   let at = 0;
@@ -91,18 +59,6 @@ async function stallingArtifact() {
     }],
   };
   return artifactRuntime(manifest, toBase64(await deflate(code)), { "model.bin": "" }, "file:///");
-}
-
-function checkDoubled(y: Float32Array, x: Float32Array, what: string): void {
-  for (let i = 0; i < N; i++) {
-    if (y[i] !== 2 * x[i]) assert.fail(`${what}: y[${i}] = ${y[i]}, want ${2 * x[i]}`);
-  }
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  // Not a timing assertion: a generous bound so that a broken pool fails instead of hanging.
-  for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), what);
 }
 
 Deno.test("artifact: a stalled worker is replaced and no later run reads the memory it writes", async () => {

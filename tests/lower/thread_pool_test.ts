@@ -4,51 +4,17 @@
  * bounded however many graphs are compiled and dropped; a worker that dies is replaced; and a
  * process that used threads exits by itself.
  */
-import { ModuleBuilder } from "../../compiler/lower/wasm/encoder.ts";
-import { importKernelMemory } from "../../compiler/lower/wasm/kernel.ts";
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
 import { WasmExecutor, type WasmProgram } from "../../runtime/backends/wasm/executor.ts";
 import { poolFor, ThreadPool } from "../../runtime/backends/wasm/threads.ts";
 import { assert } from "../util.ts";
-
-const N = 4096; // floats in x and in y
-const Y = N * 4; // y's byte offset
+import { checkDoubled, doublingBytes, N, scribblingBytes, until, Y } from "./stall_harness.ts";
 
 /** `run()`: y[i] = 2·x[i] for i in [lo, hi). */
-function doubling(lo: number, hi: number): WebAssembly.Module {
-  const mb = new ModuleBuilder();
-  importKernelMemory(mb, true);
-  const f = mb.addFunction([], [], { export: "run" });
-  const i = f.local("i32");
-  f.i32Const(lo * 4).localSet(i);
-  const done = f.block();
-  const top = f.loop();
-  f.localGet(i).i32Const(hi * 4).op("i32.ge_u").brIf(done);
-  f.localGet(i).localGet(i).load("f32.load").f32Const(2).op("f32.mul").store("f32.store", {
-    offset: Y,
-  });
-  f.localGet(i).i32Const(4).op("i32.add").localSet(i);
-  f.br(top).end().end().end();
-  return new WebAssembly.Module(mb.build());
-}
-
+const doubling = (lo: number, hi: number) => new WebAssembly.Module(doublingBytes(lo, hi));
 /** `run()`: writes -1 over y[lo, hi) again and again, for far longer than any test runs. */
-function scribbling(lo: number, hi: number): WebAssembly.Module {
-  const mb = new ModuleBuilder();
-  importKernelMemory(mb, true);
-  const f = mb.addFunction([], [], { export: "run" });
-  const [i, round] = [f.local("i32"), f.local("i32")];
-  const outer = f.loop();
-  f.i32Const(lo * 4).localSet(i);
-  const inner = f.loop();
-  f.localGet(i).f32Const(-1).store("f32.store", { offset: Y });
-  f.localGet(i).i32Const(4).op("i32.add").localTee(i).i32Const(hi * 4).op("i32.lt_u").brIf(inner);
-  f.end();
-  f.localGet(round).i32Const(1).op("i32.add").localTee(round).i32Const(1 << 30).op("i32.lt_u");
-  f.brIf(outer).end().end();
-  return new WebAssembly.Module(mb.build());
-}
+const scribbling = (lo: number, hi: number) => new WebAssembly.Module(scribblingBytes(lo, hi));
 
 /** y = 2·x in one split step whose worker part never finishes (it scribbles over y instead). */
 function stallingProgram(): WasmProgram {
@@ -66,18 +32,6 @@ function stallingProgram(): WasmProgram {
       label: "y = 2x, stalling",
     }],
   };
-}
-
-function checkDoubled(y: Float32Array, x: Float32Array, what: string): void {
-  for (let i = 0; i < N; i++) {
-    if (y[i] !== 2 * x[i]) assert.fail(`${what}: y[${i}] = ${y[i]}, want ${2 * x[i]}`);
-  }
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  // Not a timing assertion: a generous bound so that a broken pool fails instead of hanging.
-  for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), what);
 }
 
 Deno.test("a stalled worker is replaced and no later run reads the memory it writes", async () => {
