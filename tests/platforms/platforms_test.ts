@@ -11,6 +11,7 @@ import { nd, nn } from "../../mod.ts";
 import { saveNpy } from "../../runtime/params.ts";
 import { zip } from "../runtime/zip.ts";
 import { assert } from "../util.ts";
+import { chromiumReport } from "./chromium.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const HERE = new URL("./", import.meta.url);
@@ -51,21 +52,6 @@ async function node20(): Promise<[string, string[]]> {
     // no node on PATH: fetch one
   }
   return ["npx", ["-y", "node@20"]];
-}
-
-function findChromium(): string {
-  const env = Deno.env.get("CHROMIUM");
-  if (env) return env;
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    for (const name of ["chromium", "chromium-browser"]) {
-      try {
-        if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-      } catch {
-        // not here
-      }
-    }
-  }
-  throw new Error("no chromium on PATH: install Debian's chromium package (.ci/run does)");
 }
 
 /** A model exported to `dir`, with an input and the output Deno computes for it. */
@@ -136,46 +122,6 @@ function servePages(bundle: string, modelDir: string) {
     return new Response("not found", { status: 404, headers });
   });
   return { server, reports };
-}
-
-async function chromiumReport(
-  url: string,
-  report: Promise<Record<string, unknown>>,
-  profile: string,
-): Promise<Record<string, unknown>> {
-  const child = new Deno.Command(findChromium(), {
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-extensions",
-      `--user-data-dir=${profile}`,
-      url,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = child.output();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no report from ${url} in time`)), CHILD_MS);
-  });
-  try {
-    return await Promise.race([report, timeout]);
-  } catch (e) {
-    child.kill("SIGKILL");
-    const { stderr } = await output;
-    throw new Error(`${(e as Error).message}\n${new TextDecoder().decode(stderr).slice(-4000)}`);
-  } finally {
-    clearTimeout(timer);
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-    await output;
-  }
 }
 
 Deno.test("sigil runs in Node 20, Node 22 (type stripping) and headless Chromium", async (t) => {
