@@ -4,7 +4,9 @@
  * - as an implicit GEMM (matmul.ts): per image and group, the filters (`F/G × C/G·k`) times the
  *   image's patches (`C/G·k × out pixels`), where a patch element is read straight from the
  *   input at its window position (zero outside), never materialized; a 1×1 convolution with
- *   stride 1 and no padding reads its input as the plain matrix it is;
+ *   stride 1 and no padding reads its input as the plain matrix it is; the filters are read
+ *   four at a time where `C/G·k` is a multiple of 4, and a pointwise convolution's input
+ *   where the pixels are (matmul.ts's vector loads);
  * - directly, one invocation per output: for groups with few filters each (depthwise
  *   convolutions), where a GEMM tile would be mostly empty.
  *
@@ -105,10 +107,11 @@ export const convolutionGpuKernel: GpuKernelGenerator = (req) => {
   const pointwise = taps === 1 && c.s3.every((s) => s === 1) && c.p3.every((p) => p === 0) &&
     c.in3.every((d, i) => d === c.out3[i]);
   const G = u32(c.g);
+  const pointwiseAt = `(b * ${u32(c.cin)} + g * ${u32(c.cinG)} + k) * ${u32(pixels)} + n`;
   const loadB = pointwise
     ? `  let b = z / ${G};
   let g = z % ${G};
-  return in0[(b * ${u32(c.cin)} + g * ${u32(c.cinG)} + k) * ${u32(pixels)} + n];`
+  return in0[${pointwiseAt}];`
     : `  let b = z / ${G};
   let g = z % ${G};
   let ci = k / ${u32(taps)};
@@ -122,14 +125,27 @@ export const convolutionGpuKernel: GpuKernelGenerator = (req) => {
 ${windowRead(c, `(b * ${u32(c.cin)} + g * ${u32(c.cinG)} + ci)`)}
   if (!ok) { return 0.0f; }
   return in0[at];`;
+  // Vector loads: the filters along K where K is a multiple of 4, a pointwise convolution's
+  // pixels where they are (the gathers of other windows read one element at a time).
+  const vecA = K % 4 === 0, vecB = pointwise && pixels % 4 === 0;
+  const weightAt = `((z % ${G}) * ${u32(c.fG)} + m) * ${u32(K)} + k`;
   return gemmKernel(
     {
       m: c.fG,
       n: pixels,
       k: K,
       batch: c.batch * c.g,
-      loadA: `  return in1[((z % ${G}) * ${u32(c.fG)} + m) * ${u32(K)} + k];`,
+      loadA: `  return in1[${weightAt}];`,
       loadB,
+      ...(vecA ? { loadA4: `  return in1v[(${weightAt}) >> 2u];` } : {}),
+      ...(vecB
+        ? {
+          loadB4: `  let b = z / ${G};
+  let g = z % ${G};
+  return in0v[(${pointwiseAt}) >> 2u];`,
+        }
+        : {}),
+      ...(vecA || vecB ? { views: [...(vecA ? [1] : []), ...(vecB ? [0] : [])] } : {}),
       store: `  let f = (z % ${G}) * ${u32(c.fG)} + m;
   out0[((z / ${G}) * ${u32(c.f)} + f) * ${u32(pixels)} + n] = v${c.bias ? " + in2[f]" : ""};`,
       aAlongK: true,

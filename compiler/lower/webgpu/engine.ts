@@ -57,6 +57,13 @@ export interface WebGPUEngineOptions {
    */
   readonly f16?: boolean;
   /**
+   * Use subgroup operations where the adapter has the `subgroups` feature (default true):
+   * reductions and softmax then combine partial results with `subgroupAdd`/`subgroupMax`
+   * instead of a tree in workgroup memory (`engine.gpu.subgroups` says whether they are on).
+   * `false` keeps every kernel on workgroup memory.
+   */
+  readonly subgroups?: boolean;
+  /**
    * Autotune workgroup sizes and GEMM tiles (default false: the table in tuning.ts): each
    * program times its kernels' candidates once, before its first run, and keeps the fastest,
    * cached per device and kernel signature. `{ candidate: i }` pins the i-th candidate.

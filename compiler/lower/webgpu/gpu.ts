@@ -44,6 +44,12 @@ export interface GpuLimits {
   readonly minStorageBufferOffsetAlignment: number;
 }
 
+/** How kernels use subgroup operations on a device that has them (see the module doc). */
+export interface GpuSubgroups {
+  /** Whether WGSL must start with `enable subgroups;` on this implementation. */
+  readonly directive: boolean;
+}
+
 /** A device and what it allows. */
 export interface GpuContext {
   /** The adapter the device came from. */
@@ -56,6 +62,11 @@ export interface GpuContext {
   readonly f16: boolean;
   /** Whether `timestamp-query` is enabled (profiles time dispatches on the GPU). */
   readonly timestamps: boolean;
+  /**
+   * Set when the device has the `subgroups` feature and kernels may use subgroup operations
+   * (reductions: `subgroupAdd`, `subgroupMax`, `subgroupMin`); absent, they use workgroup memory.
+   */
+  readonly subgroups?: GpuSubgroups;
   /** The adapter's description (`llvmpipe (LLVM 15.0.6, 256 bits)`), for reports. */
   readonly description: string;
 }
@@ -72,6 +83,11 @@ export interface GpuRequest {
   readonly powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` where the adapter has it (default true). */
   readonly f16?: boolean;
+  /**
+   * Ask for `subgroups` where the adapter has them, and let kernels use subgroup operations
+   * (default true); `false` keeps every kernel on workgroup memory.
+   */
+  readonly subgroups?: boolean;
   /** Milliseconds to wait for the adapter and device before giving up (default 10000). */
   readonly timeoutMs?: number;
 }
@@ -119,12 +135,14 @@ async function open(request: GpuRequest): Promise<GpuContext> {
   if (request.device) {
     const device = request.device;
     const adapter = request.adapter ?? ({} as GPUAdapter);
+    const subgroups = request.subgroups === false ? undefined : await subgroupsOf(device, ms);
     return Object.freeze({
       adapter,
       device,
       limits: limitsOf(device),
       f16: device.features.has("shader-f16"),
       timestamps: device.features.has("timestamp-query"),
+      ...(subgroups ? { subgroups } : {}),
       description: request.adapter ? describeAdapter(request.adapter) : "given device",
     });
   }
@@ -154,33 +172,88 @@ async function open(request: GpuRequest): Promise<GpuContext> {
   const features: GPUFeatureName[] = [];
   if (wantF16) features.push("shader-f16");
   if (wantTimestamps) features.push("timestamp-query");
+  // Deno's adapter lists no `subgroups` but grants them: asked for where it reports sizes.
+  const info = (adapter as { info?: { subgroupMinSize?: number } }).info;
+  const listed = adapter.features.has("subgroups" as GPUFeatureName);
+  const hinted = !listed && (info?.subgroupMinSize ?? 0) > 0;
+  const wantSubgroups = (request.subgroups ?? true) && (listed || hinted);
   // Ask for the adapter's largest buffers: a model's weights and activations can pass the
   // defaults (128 MiB bindings, 256 MiB buffers).
   const al = adapter.limits;
-  const device = await withTimeout(
-    adapter.requestDevice({
-      requiredFeatures: features,
-      requiredLimits: {
-        maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
-        maxBufferSize: al.maxBufferSize,
-      },
-    }),
-    ms,
-    "device",
-  );
+  const ask = (more: GPUFeatureName[]) =>
+    withTimeout(
+      adapter.requestDevice({
+        requiredFeatures: [...features, ...more],
+        requiredLimits: {
+          maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
+          maxBufferSize: al.maxBufferSize,
+        },
+      }),
+      ms,
+      "device",
+    );
+  let device: GPUDevice;
+  if (!wantSubgroups) device = await ask([]);
+  else if (listed) device = await ask(["subgroups" as GPUFeatureName]);
+  else {
+    try {
+      device = await ask(["subgroups" as GPUFeatureName]);
+    } catch (e) {
+      if (e instanceof BackendError) throw e; // the timeout
+      device = await ask([]);
+    }
+  }
+  const subgroups = wantSubgroups ? await subgroupsOf(device, ms) : undefined;
   return Object.freeze({
     adapter,
     device,
     limits: limitsOf(device),
     f16: wantF16 && device.features.has("shader-f16"),
     timestamps: device.features.has("timestamp-query"),
+    ...(subgroups ? { subgroups } : {}),
     description: describeAdapter(adapter),
   });
 }
 
+/** A subgroup reduction, with the directive or without, to learn which form compiles. */
+function subgroupProbe(directive: boolean): string {
+  return `${
+    directive ? "enable subgroups;\n" : ""
+  }@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_size) n: u32) {
+  o[i] = subgroupAdd(f32(n));
+}`;
+}
+
+async function compiles(device: GPUDevice, code: string): Promise<boolean> {
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code });
+  const info = await module.getCompilationInfo?.();
+  const error = await device.popErrorScope();
+  return !error && !(info?.messages ?? []).some((m) => m.type === "error");
+}
+
+/**
+ * How kernels use subgroups on `device` (see the module doc), or undefined where it has no
+ * `subgroups` feature or neither form of WGSL compiles.
+ */
+export async function subgroupsOf(
+  device: GPUDevice,
+  ms = 10_000,
+): Promise<GpuSubgroups | undefined> {
+  if (!device.features.has("subgroups" as GPUFeatureName)) return undefined;
+  for (const directive of [true, false]) {
+    if (await withTimeout(compiles(device, subgroupProbe(directive)), ms, "shader check")) {
+      return Object.freeze({ directive });
+    }
+  }
+  return undefined;
+}
+
 /**
  * The device for a request: one given, or requested once per (entry point, power preference,
- * f16) and shared by later requests. A failed request is not kept, so a later one tries again.
+ * f16, subgroups) and shared by later requests. A failed request is not kept, so a later one tries again.
  * Rejects with a {@link BackendError} when WebGPU is missing, no adapter exists, or none
  * answers within `timeoutMs`.
  */
@@ -188,7 +261,7 @@ export function requestGpu(request: GpuRequest = {}): Promise<GpuContext> {
   if (request.device || request.adapter) return open(request);
   const key = `${request.gpu ? "given" : "navigator"}|${request.powerPreference ?? ""}|${
     request.f16 ?? true
-  }`;
+  }|${request.subgroups ?? true}`;
   // A custom entry point is not shared (it may be a test's stand-in).
   if (request.gpu) return open(request);
   let got = shared.get(key);

@@ -15,7 +15,7 @@
 import type { Node } from "../../symbol.ts";
 import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
-import type { GpuLimits } from "./gpu.ts";
+import type { GpuLimits, GpuSubgroups } from "./gpu.ts";
 import type { GpuTuning } from "./tuning.ts";
 
 /** One compute dispatch of a kernel. */
@@ -70,6 +70,17 @@ export interface GpuKernelRequest {
    * compute in f16 (products; sums stay f32). Its bindings are retyped either way (storage.ts).
    */
   readonly halfMath?: boolean;
+  /**
+   * The node's inputs are all float32 or integer values held in 32-bit words (no 16-bit
+   * storage to retype): a pass may bind an input a second time as `array<vec4<f32>>` (a
+   * read-only view; bindings start 256-byte aligned) to load four elements at once.
+   */
+  readonly vectorViews?: boolean;
+  /**
+   * Set where the device has subgroups and kernels may use subgroup operations (gpu.ts); a
+   * generator that does must start its WGSL with the directive it asks for.
+   */
+  readonly subgroups?: GpuSubgroups;
   /** The workgroup and tile choice to generate for (see tuning.ts; `limits` already reflect it). */
   readonly tuning?: GpuTuning;
 }

@@ -594,6 +594,8 @@ export function lowerWebGPU(
       );
       const halfMath = options.gpu.f16 && floats.length > 0 &&
         floats.every((t) => t === "float16");
+      // 16-bit values are retyped after generation (storage.ts), which a vec4 view escapes.
+      const vectorViews = node.inputs.every((e) => !isHalf(typeOf(e)));
       const tunings: GpuTuning[] = options.tune
         ? tuningCandidates(opName, outs)
         : [defaultTuning(opName, outs)];
@@ -612,6 +614,8 @@ export function lowerWebGPU(
             inputTypes: inTypes,
             outputTypes: genOutTypes,
             ...(halfMath ? { halfMath } : {}),
+            ...(vectorViews ? { vectorViews } : {}),
+            ...(options.gpu.subgroups ? { subgroups: options.gpu.subgroups } : {}),
             tuning,
           });
           if (kernel && !allFloat32 && !kernel.typed) {

@@ -8,7 +8,18 @@
  * invocation in registers, walking K in steps of 16: each step, the workgroup loads an A tile
  * and a B tile into workgroup memory (each invocation a few elements, consecutive invocations
  * reading consecutive addresses along whichever axis is contiguous in memory), synchronizes,
- * and accumulates with `fma`. RM and RN shrink for thin products (a batch-1 dense layer).
+ * and accumulates with `fma`, the 16 steps of each tile unrolled (no loop counter, every
+ * workgroup-memory offset a literal). RM and RN shrink for thin products (a batch-1 dense
+ * layer).
+ *
+ * Vector loads: where an operand's contiguous axis has a multiple of 4 elements (K for an
+ * operand contiguous along K, M or N otherwise) and the values are stored as f32 words
+ * (`GpuKernelRequest.vectorViews`: not 16-bit floats), the op binds that input a second time
+ * as `array<vec4<f32>>` and the tile loads read it four elements at a time, 16-byte aligned
+ * (bindings start at `minStorageBufferOffsetAlignment`, a multiple of 16); a quarter of the
+ * invocations (or half, or all, as the tile is 16, 32 or 64 wide) then fill the tile. Other
+ * shapes, 16-bit values and the implicit-GEMM gathers of convolutions read one element at a
+ * time. `GpuTuning.gemm.vec4: false` turns vector loads off.
  *
  * @module
  */
@@ -38,6 +49,17 @@ export interface GemmSpec {
   readonly aAlongK: boolean;
   /** Whether B is contiguous along k (else along n). */
   readonly bAlongK: boolean;
+  /**
+   * Body of `fn load_a4(z: u32, m: u32, k: u32) -> vec4<f32>`: four elements along A's
+   * contiguous axis from (m, k), whose coordinate on that axis is a multiple of 4 (called in
+   * bounds only). Give it only where that axis' extent is a multiple of 4 and the element's
+   * offset is then too; it reads an input bound as `array<vec4<f32>>` (`in<k>v`, see `views`).
+   */
+  readonly loadA4?: string;
+  /** Body of `fn load_b4(z: u32, k: u32, n: u32) -> vec4<f32>`, as `loadA4` for B. */
+  readonly loadB4?: string;
+  /** Inputs `loadA4` and `loadB4` read as `array<vec4<f32>>` (`in<k>v`), bound after `roles`. */
+  readonly views?: readonly number[];
   /** The buffers the accessors use, in binding order. */
   readonly roles: readonly (readonly [BindingRole, number])[];
   /** Extra module-scope WGSL (helper functions). */
@@ -56,7 +78,7 @@ export function gemmShader(
   limits: GpuLimits,
   tile?: readonly [number, number],
   half = false,
-): { code: string; workgroups: [number, number, number] } {
+): { code: string; workgroups: [number, number, number]; bound: readonly GemmBinding[] } {
   const rm = tile?.[0] ?? micro(spec.m), rn = tile?.[1] ?? micro(spec.n);
   const tm = T * rm, tn = T * rn;
   if (limits.maxComputeInvocationsPerWorkgroup < T * T || limits.maxComputeWorkgroupSizeY < T) {
@@ -104,21 +126,61 @@ export function gemmShader(
     }
     return lines.join("\n");
   };
+  // Four elements a load, along the operand's contiguous axis: the tile's (rows x 16)
+  // elements are rows * 4 vectors, fewer than the 256 invocations unless rows is 64.
+  const loadTile4 = (
+    tile: string,
+    rows: number,
+    alongK: boolean,
+    load: (k: string, other: string) => string,
+    bound: string,
+    base: string,
+  ) => {
+    const vectors = (rows * T) / 4;
+    const [kk, oo] = alongK
+      ? ["(li % 4u) * 4u", "li / 4u"]
+      : [`li / ${u32(rows / 4)}`, `(li % ${u32(rows / 4)}) * 4u`];
+    const at = (j: number) =>
+      alongK ? `(kk + ${u32(j)}) * ${u32(rows)} + oo` : `kk * ${u32(rows)} + oo + ${u32(j)}`;
+    const el = (j: number) => (half ? `f16(v[${j}])` : `v[${j}]`);
+    return `    ${vectors < T * T ? `if (li < ${u32(vectors)}) ` : ""}{
+      let kk = ${kk};
+      let oo = ${oo};
+      let gk = k0 + kk;
+      let go = ${base} + oo;
+      var v = vec4<f32>();
+      if (gk < ${K} && go < ${bound}) { v = ${load("gk", "go")}; }
+${[0, 1, 2, 3].map((j) => `      ${tile}[${at(j)}] = ${el(j)};`).join("\n")}
+    }`;
+  };
+  const vecA = spec.loadA4 !== undefined, vecB = spec.loadB4 !== undefined;
+  if (vecA && (spec.aAlongK ? spec.k : spec.m) % 4 !== 0) {
+    throw new UnsupportedError("WebGPU: vector loads of A need a multiple of 4 along its axis");
+  }
+  if (vecB && (spec.bAlongK ? spec.k : spec.n) % 4 !== 0) {
+    throw new UnsupportedError("WebGPU: vector loads of B need a multiple of 4 along its axis");
+  }
+  // The 16 steps over a tile's K, unrolled: each step's reads of workgroup memory have
+  // literal offsets (step kk reads row kk of both tiles).
   const body: string[] = [];
-  for (let i = 0; i < rm; i++) {
-    body.push(`      let a${i} = sa[kk * ${u32(tm)} + ty + ${u32(i * T)}];`);
-  }
-  for (let j = 0; j < rn; j++) {
-    body.push(`      let b${j} = sb[kk * ${u32(tn)} + tx + ${u32(j * T)}];`);
-  }
-  for (let i = 0; i < rm; i++) {
-    for (let j = 0; j < rn; j++) {
-      body.push(
-        half
-          ? `      acc${i}_${j} = acc${i}_${j} + f32(a${i} * b${j});`
-          : `      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`,
-      );
+  for (let kk = 0; kk < T; kk++) {
+    body.push("    {");
+    for (let i = 0; i < rm; i++) {
+      body.push(`      let a${i} = sa[${u32(kk * tm + i * T)} + ty];`);
     }
+    for (let j = 0; j < rn; j++) {
+      body.push(`      let b${j} = sb[${u32(kk * tn + j * T)} + tx];`);
+    }
+    for (let i = 0; i < rm; i++) {
+      for (let j = 0; j < rn; j++) {
+        body.push(
+          half
+            ? `      acc${i}_${j} = acc${i}_${j} + f32(a${i} * b${j});`
+            : `      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`,
+        );
+      }
+    }
+    body.push("    }");
   }
   const stores: string[] = [];
   for (let i = 0; i < rm; i++) {
@@ -133,16 +195,20 @@ export function gemmShader(
   // Invocation (tx, ty) owns rows ty + 16i and columns tx + 16j of the tile: neighbouring
   // invocations read neighbouring words of workgroup memory.
   const element = half ? "f16" : "f32";
-  const code = `${half ? "enable f16;\n" : ""}${bindings(spec.roles)}
+  const code = `${half ? "enable f16;\n" : ""}${GEMM_BINDINGS}
 ${spec.extra ?? ""}
 var<workgroup> sa: array<${element}, ${tm * T}>;
 var<workgroup> sb: array<${element}, ${tn * T}>;
-fn load_a(z: u32, m: u32, k: u32) -> f32 {
-${spec.loadA}
-}
-fn load_b(z: u32, k: u32, n: u32) -> f32 {
-${spec.loadB}
-}
+${
+    vecA
+      ? `fn load_a4(z: u32, m: u32, k: u32) -> vec4<f32> {\n${spec.loadA4}\n}`
+      : `fn load_a(z: u32, m: u32, k: u32) -> f32 {\n${spec.loadA}\n}`
+  }
+${
+    vecB
+      ? `fn load_b4(z: u32, k: u32, n: u32) -> vec4<f32> {\n${spec.loadB4}\n}`
+      : `fn load_b(z: u32, k: u32, n: u32) -> f32 {\n${spec.loadB}\n}`
+  }
 fn store_c(z: u32, m: u32, n: u32, v: f32) {
 ${spec.store}
 }
@@ -155,17 +221,59 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let ty = lid.y;
 ${regs.map((r) => `  var ${r} = 0.0f;`).join("\n")}
   for (var k0 = 0u; k0 < ${K}; k0 = k0 + ${u32(T)}) {
-${loadTile("sa", tm, spec.aAlongK, (k, o) => `load_a(z, ${o}, ${k})`, M, "m0")}
-${loadTile("sb", tn, spec.bAlongK, (k, o) => `load_b(z, ${k}, ${o})`, N, "n0")}
+${
+    (vecA ? loadTile4 : loadTile)(
+      "sa",
+      tm,
+      spec.aAlongK,
+      (k, o) => `load_a${vecA ? "4" : ""}(z, ${o}, ${k})`,
+      M,
+      "m0",
+    )
+  }
+${
+    (vecB ? loadTile4 : loadTile)(
+      "sb",
+      tn,
+      spec.bAlongK,
+      (k, o) => `load_b${vecB ? "4" : ""}(z, ${k}, ${o})`,
+      N,
+      "n0",
+    )
+  }
     workgroupBarrier();
-    for (var kk = 0u; kk < ${u32(T)}; kk = kk + 1u) {
 ${body.join("\n")}
-    }
     workgroupBarrier();
   }
 ${stores.join("\n")}
 }`;
-  return { code, workgroups: [gx, gy, spec.batch] };
+  return { ...declareUsed(code, spec), workgroups: [gx, gy, spec.batch] };
+}
+
+/** A binding of a GEMM pass: one of the spec's roles, or a vector view of input `k`. */
+export type GemmBinding = readonly [BindingRole, number] | readonly ["view", number];
+
+const GEMM_BINDINGS = "//GEMM_BINDINGS";
+
+/**
+ * Declares the bindings `code` reads or writes, numbered from 0: the spec's roles, then its
+ * vector views. A binding no code uses is left out (an input whose every read is a vector
+ * load), since a pipeline's automatic layout has no entry for it.
+ */
+function declareUsed(code: string, spec: GemmSpec): { code: string; bound: GemmBinding[] } {
+  const uses = (name: string) => new RegExp(`\\b${name}\\[`).test(code);
+  const roles = spec.roles.filter(([role, k]) => uses(`${role}${k}`));
+  const views = (spec.views ?? []).filter((k) => uses(`in${k}v`));
+  const declared = [
+    bindings(roles),
+    ...views.map((k, i) =>
+      `@group(0) @binding(${roles.length + i}) var<storage, read> in${k}v: array<vec4<f32>>;`
+    ),
+  ].join("\n");
+  return {
+    code: code.replace(GEMM_BINDINGS, declared),
+    bound: [...roles, ...views.map((k) => ["view", k] as const)],
+  };
 }
 
 /**
@@ -178,7 +286,7 @@ export const SMALL_GEMM = 1 << 15;
 export function smallGemmShader(
   spec: GemmSpec,
   limits: GpuLimits,
-): { code: string; workgroups: [number, number, number] } {
+): { code: string; workgroups: [number, number, number]; bound: readonly GemmBinding[] } {
   const g = grid(spec.m * spec.n * spec.batch, limits);
   const body = `  let z = idx / ${u32(spec.m * spec.n)};
   let m = (idx / ${u32(spec.n)}) % ${u32(spec.m)};
@@ -188,7 +296,7 @@ export function smallGemmShader(
     acc = acc + load_a(z, m, k) * load_b(z, k, n);
   }
   store_c(z, m, n, acc);`;
-  const code = `${bindings(spec.roles)}
+  const code = `${GEMM_BINDINGS}
 ${spec.extra ?? ""}
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
 ${spec.loadA}
@@ -200,13 +308,16 @@ fn store_c(z: u32, m: u32, n: u32, v: f32) {
 ${spec.store}
 }
 ${entry(g, body)}`;
-  return { code, workgroups: g.workgroups };
+  return { ...declareUsed(code, spec), workgroups: g.workgroups };
 }
 
 /**
- * One GEMM as a kernel: binds the spec's roles as slots (inputs, then outputs); tiled unless
- * the product is small ({@link SMALL_GEMM}) or skinny (fewer than 8 rows or columns), or
- * `tiled` (else the request's tuning) says otherwise.
+ * One GEMM as a kernel: binds the spec's roles as slots (inputs, then outputs, then the vector
+ * views); tiled unless the product is small ({@link SMALL_GEMM}) or skinny (fewer than 8 rows
+ * or columns), or `tiled` (else the request's tuning) says otherwise. Vector loads (see the
+ * module doc) where the spec offers them, the tiles are used, the request allows vector views
+ * and the tuning does not turn them off; the label ends with ` vec4 A`, ` vec4 B` or
+ * ` vec4 A+B` when they are on.
  */
 export function gemmKernel(
   spec: GemmSpec,
@@ -215,7 +326,6 @@ export function gemmKernel(
   tiled?: boolean,
 ): GpuKernel {
   if (spec.m * spec.n * spec.batch === 0) return { label, passes: [] };
-  checkBindings(spec.roles.length, request.limits, label);
   const n = request.inputs.length;
   const tuned = request.tuning?.gemm;
   // A skinny product (a batch-1 dense layer is a mat-vec) fills a tile's one row or column
@@ -224,18 +334,41 @@ export function gemmKernel(
   const skinny = Math.min(spec.m, spec.n) < 8;
   const useTiles = tiled ?? tuned?.tiled ??
     (spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM && !skinny);
-  const { code, workgroups } = useTiles
-    ? gemmShader(spec, request.limits, tuned?.micro, request.halfMath)
-    : smallGemmShader(spec, request.limits);
-  label = `${label}${useTiles ? ` tiled${request.halfMath ? " f16" : ""}` : ""}`;
+  const vectors = useTiles && request.vectorViews === true && !request.halfMath &&
+    tuned?.vec4 !== false;
+  const { loadA4, loadB4, views, ...scalar } = spec;
+  const chosen: GemmSpec = vectors && (loadA4 || loadB4)
+    ? {
+      ...scalar,
+      ...(loadA4 ? { loadA4 } : {}),
+      ...(loadB4 ? { loadB4 } : {}),
+      views: views ?? [],
+    }
+    : scalar;
+  checkBindings(spec.roles.length + (chosen.views?.length ?? 0), request.limits, label);
+  const { code, workgroups, bound } = useTiles
+    ? gemmShader(chosen, request.limits, tuned?.micro, request.halfMath)
+    : smallGemmShader(chosen, request.limits);
+  const vec = [chosen.loadA4 ? "A" : "", chosen.loadB4 ? "B" : ""].filter(Boolean).join("+");
+  label = `${label}${useTiles ? ` tiled${request.halfMath ? " f16" : ""}` : ""}${
+    vec ? ` vec4 ${vec}` : ""
+  }`;
   return {
     label,
     passes: [{
       code,
       workgroups,
-      bindings: spec.roles.map(([role, k]) => (role === "in" ? k : n + k)),
+      bindings: bound.map(([role, k]) => (role === "out" ? n + k : k)),
     }],
   };
+}
+
+/**
+ * `return in<input>v[(offset) >> 2u];`: four elements from a vector view, for `loadA4` and
+ * `loadB4` (the offset, an element index, is a multiple of 4 where they are called).
+ */
+function vectorRead(input: number, offset: string): string {
+  return `  return in${input}v[(${offset}) >> 2u];`;
 }
 
 /**
@@ -260,6 +393,13 @@ export const fullyConnectedGpuKernel: GpuKernelGenerator = (req) => {
     store: `  out0[m * ${u32(n)} + n] = v${bias ? " + in2[n]" : ""};`,
     aAlongK: true,
     bAlongK: true,
+    ...(k % 4 === 0
+      ? {
+        loadA4: vectorRead(0, `m * ${u32(k)} + k`),
+        loadB4: vectorRead(1, `n * ${u32(k)} + k`),
+        views: [0, 1],
+      }
+      : {}),
     roles: bias ? [["in", 0], ["in", 1], ["in", 2], ["out", 0]] : [["in", 0], ["in", 1], [
       "out",
       0,
@@ -311,23 +451,44 @@ export const dotGpuKernel: GpuKernelGenerator = (req) => {
   const n = shapeSize(r) / Math.max(k, 1);
   if (k === 0 || shapeSize(req.outputs[0]) !== m * n) return undefined;
   const K = u32(k), M = u32(m), N = u32(n);
+  const offA = a.transpose_a ? `k * ${M} + m` : `m * ${K} + k`;
+  const offB = a.transpose_b ? `n * ${K} + k` : `k * ${N} + n`;
   return gemmKernel(
     {
       m,
       n,
       k,
       batch: 1,
-      loadA: a.transpose_a ? `  return in0[k * ${M} + m];` : `  return in0[m * ${K} + k];`,
-      loadB: a.transpose_b ? `  return in1[n * ${K} + k];` : `  return in1[k * ${N} + n];`,
+      loadA: `  return in0[${offA}];`,
+      loadB: `  return in1[${offB}];`,
       store: `  out0[m * ${N} + n] = v;`,
       aAlongK: !a.transpose_a,
       bAlongK: a.transpose_b,
       roles: [["in", 0], ["in", 1], ["out", 0]],
+      ...vectorLoads(offA, a.transpose_a ? m : k, offB, a.transpose_b ? k : n),
     },
     req,
     `dot ${m}x${k}x${n}`,
   );
 };
+
+/**
+ * The vector loads of a product of inputs 0 (A) and 1 (B) at element offsets `offA`, `offB`
+ * (WGSL over z, m, k, n), each where its contiguous extent (`lastA`, `lastB`) is a multiple of 4.
+ */
+function vectorLoads(
+  offA: string,
+  lastA: number,
+  offB: string,
+  lastB: number,
+): Pick<GemmSpec, "loadA4" | "loadB4" | "views"> {
+  const a = lastA % 4 === 0, b = lastB % 4 === 0;
+  return {
+    ...(a ? { loadA4: vectorRead(0, offA) } : {}),
+    ...(b ? { loadB4: vectorRead(1, offB) } : {}),
+    ...(a || b ? { views: [...(a ? [0] : []), ...(b ? [1] : [])] } : {}),
+  };
+}
 
 /** `batch_dot`: a dot of the last two axes per leading index. */
 export const batchDotGpuKernel: GpuKernelGenerator = (req) => {
@@ -342,22 +503,23 @@ export const batchDotGpuKernel: GpuKernelGenerator = (req) => {
   const batch = shapeSize(out.slice(0, -2));
   if (k === 0) return undefined;
   const L = u32(l0 * l1), R = u32(r0 * r1);
+  const offA = a.transpose_a ? `z * ${L} + k * ${u32(l1)} + m` : `z * ${L} + m * ${u32(l1)} + k`;
+  const offB = a.transpose_b ? `z * ${R} + n * ${u32(r1)} + k` : `z * ${R} + k * ${u32(r1)} + n`;
   return gemmKernel(
     {
       m,
       n,
       k,
       batch,
-      loadA: a.transpose_a
-        ? `  return in0[z * ${L} + k * ${u32(l1)} + m];`
-        : `  return in0[z * ${L} + m * ${u32(l1)} + k];`,
-      loadB: a.transpose_b
-        ? `  return in1[z * ${R} + n * ${u32(r1)} + k];`
-        : `  return in1[z * ${R} + k * ${u32(r1)} + n];`,
+      loadA: `  return in0[${offA}];`,
+      loadB: `  return in1[${offB}];`,
       store: `  out0[(z * ${u32(m)} + m) * ${u32(n)} + n] = v;`,
       aAlongK: !a.transpose_a,
       bAlongK: a.transpose_b,
       roles: [["in", 0], ["in", 1], ["out", 0]],
+      // The contiguous axis is the last of each operand: a multiple of 4 there makes every
+      // matrix (l0 * l1 or r0 * r1 elements) start 16-byte aligned as well.
+      ...vectorLoads(offA, l1, offB, r1),
     },
     req,
     `batch_dot ${batch}x(${m}x${k}x${n})`,

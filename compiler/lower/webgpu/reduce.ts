@@ -2,19 +2,24 @@
  * Reductions and softmax in WGSL.
  *
  * Reductions (`sum`, `mean`, `max`, `min`: any op with a reduction spec) run one invocation
- * per output, looping over the reduced elements. Softmax (`softmax`, `log_softmax`,
- * `SoftmaxActivation`, `SoftmaxOutput` at inference) views its input as (outer, axis, inner):
- * one workgroup of 64 per (outer, inner) row, each invocation striding over the axis, with
- * the max and the sum combined in workgroup memory; the row is read three times (max, sum of
- * exponentials, write).
+ * per output, looping over the reduced elements, when each output reduces few elements or
+ * there are many outputs; else ({@link workgroupReduction}) one workgroup per output, its
+ * invocations striding over the reduced elements (neighbours read neighbouring addresses where
+ * the reduced axes are the trailing ones) and combining their partial results as
+ * wg_reduce.ts does: a tree in workgroup memory, or subgroup operations where the device has
+ * them. Softmax (`softmax`, `log_softmax`, `SoftmaxActivation`, `SoftmaxOutput` at inference)
+ * views its input as (outer, axis, inner): one workgroup of 64 per (outer, inner) row, each
+ * invocation striding over the axis, with the max and the sum combined the same way; the row
+ * is read three times (max, sum of exponentials, write).
  *
  * @module
  */
 import type { ReductionSpec } from "../../../ops/op.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
-import type { GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
+import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
 import { bindings, coords, entry, f32, grid, offset, SPECIAL_FLOATS, u32 } from "./wgsl.ts";
 import { UnsupportedError } from "../../../runtime/errors.ts";
+import { workgroupCombine } from "./wg_reduce.ts";
 
 function stridesOf(shape: Shape): number[] {
   const s = shape.map(() => 1);
@@ -38,6 +43,8 @@ export const reductionGpuKernel: GpuKernelGenerator = (req) => {
   }`;
   if (total === 0) return { label, passes: [] };
   if (total !== kept.reduce((p, d) => p * x[d], 1)) return undefined;
+  const rowwise = req.tuning?.reduction?.workgroup ?? workgroupReduction(total, count);
+  if (rowwise && count > 1) return reduceByWorkgroups(req, spec, label, total, count);
   const g = grid(total, req.limits);
   const keptNames = kept.map((_, i) => `k${i}`);
   const redShape = spec.axes.map((d) => x[d]);
@@ -72,6 +79,86 @@ ${
     }],
   };
 };
+
+/**
+ * Whether a reduction of `count` elements into each of `total` outputs runs one workgroup per
+ * output: when each output reduces at least 128 elements and there are few outputs (at most
+ * 4096), or at least 2048 elements each, whatever the outputs. Below that, one invocation per
+ * output keeps a GPU busier with no barriers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { workgroupReduction } from "./reduce.ts";
+ * assert(workgroupReduction(1, 1000)); // a global sum
+ * assert(!workgroupReduction(1 << 16, 16)); // many short rows
+ * ```
+ */
+export function workgroupReduction(total: number, count: number): boolean {
+  return count >= 128 && (total <= 4096 || count >= 2048);
+}
+
+/**
+ * The largest power of two at most `want` that the device's workgroups allow (the tuning's
+ * workgroup size, which `maxComputeWorkgroupSizeX` reflects, is for one-invocation-per-item
+ * kernels; WebGPU guarantees 256 along x).
+ */
+function workgroupSize(req: GpuKernelRequest, want: number): number {
+  const cap = Math.min(want, req.limits.maxComputeInvocationsPerWorkgroup);
+  return 2 ** Math.floor(Math.log2(Math.max(2, cap)));
+}
+
+/** One workgroup per output, combining its invocations' partial results (see the module doc). */
+function reduceByWorkgroups(
+  req: GpuKernelRequest,
+  spec: ReductionSpec,
+  label: string,
+  total: number,
+  count: number,
+): GpuKernel {
+  const x = req.inputs[0];
+  const reduced = new Set(spec.axes);
+  const kept = x.map((_, d) => d).filter((d) => !reduced.has(d));
+  const xs = stridesOf(x);
+  const size = workgroupSize(req, count >= 4096 ? 256 : 64);
+  const maxDim = req.limits.maxComputeWorkgroupsPerDimension;
+  const gx = Math.min(total, maxDim), gy = Math.ceil(total / gx);
+  if (gy > maxDim) {
+    throw new UnsupportedError(`WebGPU: ${total} reduction outputs exceed the dispatch limits`);
+  }
+  const c = workgroupCombine(size, req.subgroups, false);
+  const trailing = spec.axes.every((d, i) => d === x.length - spec.axes.length + i);
+  const redShape = spec.axes.map((d) => x[d]);
+  const read = trailing
+    ? "in0[base + r]"
+    : `in0[base + ${offset(spec.axes.map((_, i) => `r${i}`), spec.axes.map((d) => xs[d]))}]`;
+  const fold = spec.combine === "add" ? "acc = acc + v;" : `acc = ${spec.combine}(acc, v);`;
+  const code = `${c.directive}${bindings([["in", 0], ["out", 0]])}
+${SPECIAL_FLOATS}
+${c.decls}
+@compute @workgroup_size(${size})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, ${c.params}) {
+  let row = wg.x + wg.y * ${u32(gx)};
+  let live = row < ${u32(total)};
+  let idx = min(row, ${u32(total - 1)});
+${coords(kept.map((d) => x[d]), "k")}
+  let base = ${offset(kept.map((_, i) => `k${i}`), kept.map((d) => xs[d]))};
+  var acc = ${f32(spec.init)};
+  if (live) {
+    for (var r = lid; r < ${u32(count)}; r = r + ${u32(size)}) {
+${trailing ? "" : coords(redShape, "r", "r").replaceAll(/^/gm, "    ")}
+      let v = ${read};
+      ${fold}
+    }
+  }
+${c.combine(spec.combine, "acc", "whole")}
+  if (live && lid == 0u) { out0[row] = whole${spec.mean ? ` / ${f32(count)}` : ""}; }
+}`;
+  return {
+    label: `${label} workgroups of ${size}${c.subgroups ? " subgroups" : ""}`,
+    passes: [{ code, workgroups: [gx, gy, 1], bindings: [0, 1] }],
+  };
+}
 
 /** The (outer, axis, inner) view of a softmax node, its temperature, and whether it is log. */
 function softmaxView(
@@ -126,43 +213,31 @@ export const softmaxGpuKernel: GpuKernelGenerator = (req) => {
     throw new UnsupportedError(`WebGPU: ${rows} softmax rows exceed the dispatch limits`);
   }
   const scaled = (e: string) => (v.t === 1 ? e : `(${e} / ${f32(v.t)})`);
-  const reduceShared = (op: string) =>
-    `  for (var s = ${u32(WG / 2)}; s > 0u; s = s >> 1u) {
-    if (lid < s) { part[lid] = ${op}(part[lid], part[lid + s]); }
-    workgroupBarrier();
-  }`;
-  const code = `${bindings([["in", 0], ["out", 0]])}
+  const c = workgroupCombine(WG, req.subgroups, false);
+  const code = `${c.directive}${bindings([["in", 0], ["out", 0]])}
 ${SPECIAL_FLOATS}
-var<workgroup> part: array<f32, ${WG}>;
-fn add(a: f32, b: f32) -> f32 { return a + b; }
+${c.decls}
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, ${c.params}) {
   let row = wg.x + wg.y * ${u32(gx)};
   let live = row < ${u32(rows)};
   let o = row / ${u32(Math.max(inner, 1))};
   let i = row % ${u32(Math.max(inner, 1))};
   let base = o * ${u32(m * inner)} + i;
-  var mx = bitcast<f32>(sg_ninf);
+  var mx0 = bitcast<f32>(sg_ninf);
   if (live) {
     for (var j = lid; j < ${u32(m)}; j = j + ${u32(WG)}) {
-      mx = max(mx, ${scaled(`in0[base + j * ${u32(inner)}]`)});
+      mx0 = max(mx0, ${scaled(`in0[base + j * ${u32(inner)}]`)});
     }
   }
-  part[lid] = mx;
-  workgroupBarrier();
-${reduceShared("max")}
-  mx = part[0];
-  workgroupBarrier();
-  var sum = 0.0f;
+${c.combine("max", "mx0", "mx")}
+  var sum0 = 0.0f;
   if (live) {
     for (var j = lid; j < ${u32(m)}; j = j + ${u32(WG)}) {
-      sum = sum + exp(${scaled(`in0[base + j * ${u32(inner)}]`)} - mx);
+      sum0 = sum0 + exp(${scaled(`in0[base + j * ${u32(inner)}]`)} - mx);
     }
   }
-  part[lid] = sum;
-  workgroupBarrier();
-${reduceShared("add")}
-  sum = part[0];
+${c.combine("add", "sum0", "sum")}
   if (live) {
     for (var j = lid; j < ${u32(m)}; j = j + ${u32(WG)}) {
       let at = base + j * ${u32(inner)};
@@ -175,7 +250,7 @@ ${reduceShared("add")}
   }
 }`;
   return {
-    label,
+    label: `${label}${c.subgroups ? " subgroups" : ""}`,
     passes: [{ code, workgroups: [gx, gy, 1], bindings: [0, req.inputs.length] }],
   };
 };

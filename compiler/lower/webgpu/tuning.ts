@@ -20,11 +20,20 @@ export interface GpuTuning {
   /** Invocations per workgroup of one-dimensional kernels (elementwise, copies, pooling ...). */
   readonly workgroupSize: number;
   /**
-   * GEMM kernels: `tiled` (workgroup-shared tiles) or one invocation per output, and the
-   * outputs per invocation `[rows, columns]` of a tiled product (default: by the product's
-   * shape).
+   * GEMM kernels: `tiled` (workgroup-shared tiles) or one invocation per output, the outputs
+   * per invocation `[rows, columns]` of a tiled product (default: by the product's shape), and
+   * whether tiles load four elements at a time where the shapes allow (`vec4`, default true).
    */
-  readonly gemm?: { readonly tiled?: boolean; readonly micro?: readonly [number, number] };
+  readonly gemm?: {
+    readonly tiled?: boolean;
+    readonly micro?: readonly [number, number];
+    readonly vec4?: boolean;
+  };
+  /**
+   * Reductions: one workgroup per output (`workgroup: true`) or one invocation per output
+   * (default: by the reduction's shape, reduce.ts).
+   */
+  readonly reduction?: { readonly workgroup?: boolean };
 }
 
 /** Op families the table distinguishes. */

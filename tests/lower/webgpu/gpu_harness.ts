@@ -5,6 +5,9 @@
  * are ignored, which Deno reports by name).
  */
 import { createWebGPUEngine, type WebGPUEngine } from "../../../compiler/lower/webgpu/engine.ts";
+import { WEBGPU_KERNELS } from "../../../compiler/lower/webgpu/default_kernels.ts";
+import type { GpuKernelGenerator, GpuKernelTable } from "../../../compiler/lower/webgpu/kernel.ts";
+import type { GpuTuning } from "../../../compiler/lower/webgpu/tuning.ts";
 
 let got: WebGPUEngine | Error;
 try {
@@ -32,3 +35,14 @@ export function engine(): WebGPUEngine {
 
 /** Deno.test options for tests that use the device. */
 export const GPU_TEST = { ignore: noGpu, sanitizeResources: false, sanitizeOps: false };
+
+/** The default kernels, each generated with `patch` merged into the request's tuning. */
+export function tunedKernels(patch: Partial<GpuTuning>): GpuKernelTable {
+  const wrap = (g: GpuKernelGenerator): GpuKernelGenerator => (r) =>
+    g({ ...r, tuning: { workgroupSize: 256, ...r.tuning, ...patch } });
+  return {
+    ops: Object.fromEntries(Object.entries(WEBGPU_KERNELS.ops).map(([k, g]) => [k, wrap(g)])),
+    elementwise: wrap(WEBGPU_KERNELS.elementwise!),
+    copy: wrap(WEBGPU_KERNELS.copy!),
+  };
+}
