@@ -19,7 +19,7 @@ import { variable } from "../sym.ts";
 import type { Manifest, TensorSpec } from "./manifest.ts";
 import { deflate, emitModule, emitTypes } from "./emit.ts";
 import type { AotProgress, AotTarget, TargetBuild } from "./target.ts";
-import { wasmTarget } from "./wasm_target.ts";
+import { Distinct, wasmTarget } from "./wasm_target.ts";
 import { webgpuTarget } from "./webgpu_target.ts";
 import type { GpuProgramSpec } from "./manifest.ts";
 import { SIGIL_VERSION } from "./version.ts";
@@ -48,7 +48,10 @@ export interface AotOptions {
   /**
    * The target: `wasm` (default), `webgpu`, or both (`["wasm", "webgpu"]`, or `"wasm,webgpu"`):
    * the artifact then runs on WebGPU where the platform gives an adapter and on WASM
-   * elsewhere. With WebGPU programs, a model's `run` returns a Promise on WebGPU.
+   * elsewhere, and ships the parameters once (`<name>.shared.bin`): WebGPU uploads them as they
+   * are, WASM derives its packed and Winograd-transformed constants from them at load (each
+   * checked here to have the engine's bits; one that is not derivable stays in the backend's
+   * own file). With WebGPU programs, a model's `run` returns a Promise on WebGPU.
    */
   readonly target?: string | readonly string[];
   /** Threads to split kernels across (default 1); loads use at most this many. */
@@ -324,7 +327,10 @@ export async function compile(model: AotModel, options: AotOptions): Promise<Art
     );
   }
   const simd = simdOption === "auto" ? ["relaxed", "baseline"] as const : [simdOption] as const;
+  // With both targets, parameters the WASM constants derive from are shipped once.
+  const shared = names.includes("wasm") && names.includes("webgpu") ? new Distinct() : undefined;
   const request = {
+    ...(shared ? { shared } : {}),
     inputs,
     batchSizes,
     threads,
@@ -361,8 +367,16 @@ export async function compile(model: AotModel, options: AotOptions): Promise<Art
     variants: wasmBuild?.variants ?? [],
     outputShapes: (wasmBuild ?? gpuCode)!.outputShapes,
   };
+  // WebGPU constants that are shared parameters are read from the shared file.
+  const gpuOwn = new Distinct();
   const gpuPrograms = gpuBuild?.programs.map((p): GpuProgramSpec => ({
     ...p,
+    constants: p.constants.map(([buffer, offset, at, n]) => {
+      const bytes = gpuBuild.weights.subarray(at, at + n);
+      const inShared = shared?.find(bytes) ?? -1;
+      if (inShared >= 0) return [buffer, offset, shared!.offsets[inShared], n, 1] as const;
+      return [buffer, offset, gpuOwn.offsets[gpuOwn.add(bytes)], n] as const;
+    }),
     steps: p.steps.map((s) => (s[0] === 0 ? [0, s[1] + base, s[2], s[3]] as const : s)),
   }));
   report("emit");
@@ -403,15 +417,22 @@ export async function compile(model: AotModel, options: AotOptions): Promise<Art
       ? {
         webgpu: {
           weightsFile: `${name}.webgpu.bin`,
-          weightsBytes: gpuBuild.weights.length,
+          weightsBytes: gpuOwn.bytes,
           programs: gpuPrograms,
         },
       }
       : {}),
+    ...(shared?.bytes
+      ? { shared: { weightsFile: `${name}.shared.bin`, weightsBytes: shared.bytes } }
+      : {}),
   };
   const weightFiles = [
     ...built.variants.map((v) => ({ path: variantFile(v.simd), data: v.weights })),
-    ...(gpuBuild ? [{ path: `${name}.webgpu.bin`, data: gpuBuild.weights }] : []),
+    // (A WebGPU file that would be empty, every constant being shared, is left out.)
+    ...(gpuBuild && (gpuOwn.bytes || !shared?.bytes)
+      ? [{ path: `${name}.webgpu.bin`, data: gpuOwn.concat() }]
+      : []),
+    ...(shared?.bytes ? [{ path: `${name}.shared.bin`, data: shared.concat() }] : []),
   ];
   const js = await emitModule({
     manifest,

@@ -168,10 +168,16 @@ export interface Metadata {
   readonly targets: readonly (${backends})[];
 }
 
+/** Where a weight file is: a path (Node, Deno), a URL, or its bytes. */
+export type WeightSource = string | URL | ArrayBuffer | ArrayBufferView;
+
 /** Options of {@link load}. */
 export interface LoadOptions {
-  /** The weight file (path, URL or bytes), when it is not where the artifact expects it. */
-  readonly weights?: string | URL | ArrayBuffer | ArrayBufferView;
+  /**
+   * Weight files not where the artifact expects them: the chosen backend's own file (path, URL
+   * or bytes), or sources by file name (an artifact with both targets also reads its shared file).
+   */
+  readonly weights?: WeightSource | Readonly<Record<string, WeightSource>>;
   /** Threads to use, at most the compiled count (default: that count). */
   readonly threads?: number;
   /** SIMD variant: "auto" (default) picks relaxed SIMD where the runtime validates it. */

@@ -51,9 +51,33 @@ export interface ProgramSpec {
   readonly outputShapes: readonly (readonly number[])[];
   /** Constants: `[byte pointer, offset in the weight file, bytes]`. */
   readonly constants: readonly (readonly [number, number, number])[];
+  /**
+   * Constants derived at load from a parameter in the shared weight file
+   * ({@link Manifest.shared}); see {@link DerivedSpec}. Absent when there are none.
+   */
+  readonly derived?: readonly DerivedSpec[];
   /** Steps in execution order. */
   readonly steps: readonly StepSpec[];
 }
+
+/**
+ * A WASM constant derived at load: `[byte pointer, bytes, kind, source offset, source bytes,
+ * runs offset, run count, plane]`. The source is a parameter at that byte range of the shared
+ * weight file; the runs (seven int32 each, at that byte offset of the variant's weight file) say
+ * where its elements go: kind 0 copies them (packing is a permutation with zero padding),
+ * 1 and 2 write the F(4×4) or F(2×2) Winograd tile of the 3×3 filter they start (entries
+ * `plane` floats apart). See `deriveConstant` in runtime.ts.
+ */
+export type DerivedSpec = readonly [
+  ptr: number,
+  bytes: number,
+  kind: 0 | 1 | 2,
+  sourceAt: number,
+  sourceBytes: number,
+  runsAt: number,
+  runs: number,
+  plane: number,
+];
 
 /** The programs of one SIMD variant, with their weight file. */
 export interface VariantSpec {
@@ -82,8 +106,14 @@ export interface GpuProgramSpec {
   readonly batch: number;
   /** Bytes of each storage buffer. */
   readonly buffers: readonly number[];
-  /** Constants: `[buffer, byte offset, offset in the weight file, bytes]`. */
-  readonly constants: readonly (readonly [number, number, number, number])[];
+  /**
+   * Constants: `[buffer, byte offset, offset in the weight file, bytes]`, with a fifth element
+   * `1` where the bytes are in the shared weight file ({@link Manifest.shared}) instead.
+   */
+  readonly constants: readonly (
+    | readonly [number, number, number, number]
+    | readonly [number, number, number, number, 1]
+  )[];
   /** Inputs it reads: `[index into Manifest.inputs, buffer, elements]` (at offset 0). */
   readonly inputs: readonly (readonly [number, number, number])[];
   /** Outputs in order: `[buffer, byte offset, elements]`. */
@@ -134,4 +164,9 @@ export interface Manifest {
   readonly variants: readonly VariantSpec[];
   /** The WebGPU programs (with the WebGPU target). */
   readonly webgpu?: GpuSpec;
+  /**
+   * With both targets: the parameters both backends read, shipped once (WebGPU uploads them
+   * as they are, WASM derives its packed and transformed constants from them at load).
+   */
+  readonly shared?: { readonly weightsFile: string; readonly weightsBytes: number };
 }

@@ -32,10 +32,18 @@ export {
   compile,
 } from "./compile.ts";
 export { AotUnsupportedError, type UnsupportedNode } from "./wasm_target.ts";
-export type { AotProgress, AotTarget, BuiltVariant, TargetBuild, TargetRequest } from "./target.ts";
+export type {
+  AotProgress,
+  AotTarget,
+  BuiltVariant,
+  TargetBuild,
+  TargetRequest,
+  WeightPool,
+} from "./target.ts";
 export { DEFAULT_GPU_LIMITS } from "./webgpu_target.ts";
 export type {
   CopyStepSpec,
+  DerivedSpec,
   GpuProgramSpec,
   GpuSpec,
   GpuStepSpec,
@@ -52,5 +60,6 @@ export type {
   ArtifactLoadOptions,
   ArtifactModel,
   ArtifactModelInfo,
+  WeightSource,
 } from "./runtime.ts";
 export { SIGIL_VERSION } from "./version.ts";

@@ -23,10 +23,12 @@ import type { Manifest, ProgramSpec, StepSpec } from "./manifest.ts";
 /** Options of an artifact's `load`. */
 export interface ArtifactLoadOptions {
   /**
-   * The weight file of the chosen variant, when it is not where the artifact says: a path
-   * (Node, Deno), a URL, or the bytes.
+   * Weight files that are not where the artifact says: a path (Node, Deno), a URL or the bytes
+   * of the chosen backend's own file (the SIMD variant's, or the WebGPU one), or such sources
+   * by file name (`{ "model.shared.bin": ..., "model.bin": ... }`) for an artifact with both
+   * targets, whose loads also read the shared file.
    */
-  readonly weights?: string | URL | ArrayBuffer | ArrayBufferView;
+  readonly weights?: WeightSource | Readonly<Record<string, WeightSource>>;
   /** Threads to use, at most what the artifact was compiled for (default: that many). */
   readonly threads?: number;
   /** `relaxed`, `baseline`, or `auto` (default: relaxed SIMD where the runtime validates it). */
@@ -42,6 +44,9 @@ export interface ArtifactLoadOptions {
    */
   readonly backend?: "auto" | "wasm" | "webgpu";
 }
+
+/** Where a weight file is: a path (Node, Deno), a URL, or its bytes. */
+export type WeightSource = string | URL | ArrayBuffer | ArrayBufferView;
 
 /** What a loaded artifact reports about itself. */
 export interface ArtifactModelInfo {
@@ -131,6 +136,7 @@ export function artifactRuntime(
   embedded: Readonly<Record<string, string>> | null,
   base: string,
   gpuLoader?: typeof webgpuRuntime,
+  derive?: typeof deriveConstant,
 ): ArtifactExports {
   /** Every failure of the artifact: `code` says which (`input`, `weights`, `threads`, ...). */
   class ModelError extends Error {
@@ -503,15 +509,27 @@ export function artifactRuntime(
     targets: manifest.target.split(","),
   });
 
-  /** The weight file `file` of `bytes` bytes: given, embedded, fetched or beside the module. */
+  /**
+   * The weight file `file` of `bytes` bytes: given (a single source only for the backend's
+   * `own` file, else by name), embedded, fetched or beside the module.
+   */
   const weightsOf = async (
     file: string,
     bytes: number,
     given: ArtifactLoadOptions["weights"],
     what: string,
+    own = true,
   ): Promise<Uint8Array> => {
+    const byName = given !== undefined && typeof given === "object" &&
+      !(given instanceof URL) && !(given instanceof ArrayBuffer) && !ArrayBuffer.isView(given);
+    const source = byName
+      ? (Object.hasOwn(given, file) ? (given as Record<string, WeightSource>)[file] : undefined)
+      : own
+      ? given as WeightSource | undefined
+      : undefined;
     let weights: Uint8Array;
-    if (given !== undefined) weights = await readWeights(given);
+    if (source !== undefined) weights = await readWeights(source);
+    else if (bytes === 0) weights = new Uint8Array(0);
     else if (embedded) weights = fromBase64(embedded[file]);
     else if (manifest.weights === "fetch") {
       const at = manifest.weightsUrl ?? "";
@@ -624,6 +642,52 @@ export function artifactRuntime(
       options.weights,
       `${v.simd} variant`,
     );
+    // Constants derived from the shared parameters, made once (every fresh memory copies them).
+    const derivedValues = new Map<string, Uint8Array>();
+    if (v.programs.some((p) => p.derived?.length)) {
+      const sharedSpec = manifest.shared;
+      if (!sharedSpec || !derive) {
+        throw new ModelError("the artifact derives constants but has no shared weights", "code");
+      }
+      const shared = await weightsOf(
+        sharedSpec.weightsFile,
+        sharedSpec.weightsBytes,
+        options.weights,
+        "shared weights",
+        false,
+      );
+      const aligned = (b: Uint8Array, at: number, n: number) =>
+        (b.byteOffset + at) % 4 === 0
+          ? new Uint8Array(b.buffer, b.byteOffset + at, n)
+          : b.slice(at, at + n);
+      for (const p of v.programs) {
+        for (const [, n, kind, srcAt, srcBytes, runsAt, runs, plane] of p.derived ?? []) {
+          const key = `${n},${kind},${srcAt},${srcBytes},${runsAt},${runs},${plane}`;
+          if (derivedValues.has(key)) continue;
+          if (srcAt + srcBytes > shared.length || runsAt + runs * 28 > weights.length) {
+            throw new ModelError("the weights are damaged: a derived constant's range", "weights");
+          }
+          const src = aligned(shared, srcAt, srcBytes);
+          const r = aligned(weights, runsAt, runs * 28);
+          const out = new Float32Array(n >>> 2);
+          try {
+            derive(
+              kind,
+              new Float32Array(src.buffer, src.byteOffset, srcBytes >>> 2),
+              new Int32Array(r.buffer, r.byteOffset, runs * 7),
+              out,
+              plane,
+            );
+          } catch (e) {
+            throw new ModelError(
+              `the weights are damaged: ${e instanceof Error ? e.message : String(e)}`,
+              "weights",
+            );
+          }
+          derivedValues.set(key, new Uint8Array(out.buffer));
+        }
+      }
+    }
 
     interface State {
       readonly memory: WebAssembly.Memory;
@@ -654,6 +718,10 @@ export function artifactRuntime(
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: memShared });
       const bytes = new Uint8Array(memory.buffer);
       for (const [ptr, at, n] of spec.constants) bytes.set(weights.subarray(at, at + n), ptr);
+      for (const [ptr, n, kind, srcAt, srcBytes, runsAt, runs, plane] of spec.derived ?? []) {
+        const key = `${n},${kind},${srcAt},${srcBytes},${runsAt},${runs},${plane}`;
+        bytes.set(derivedValues.get(key)!, ptr);
+      }
       const imports = { env: { memory } };
       const call = (m: number, args: readonly number[]) => {
         const run = new WebAssembly.Instance(compiled.get(m)!, imports).exports.run as (
@@ -875,12 +943,13 @@ export interface GpuHelpers {
   readonly ModelError: new (message: string, code: string) => Error & { code: string };
   /** The inflated code blob. */
   readonly kernelCode: () => Promise<Uint8Array>;
-  /** A weight file, checked for its size. */
+  /** A weight file, checked for its size (`own`: a single given source is this file). */
   readonly weightsOf: (
     file: string,
     bytes: number,
     given: ArtifactLoadOptions["weights"],
     what: string,
+    own?: boolean,
   ) => Promise<Uint8Array>;
   /** The artifact's metadata. */
   readonly metadata: ArtifactModelInfo;
@@ -981,6 +1050,15 @@ export async function webgpuRuntime(
       options.weights,
       "WebGPU",
     );
+    const shared = manifest.shared && spec.programs.some((p) => p.constants.some((c) => c[4]))
+      ? await h.weightsOf(
+        manifest.shared.weightsFile,
+        manifest.shared.weightsBytes,
+        options.weights,
+        "shared weights",
+        false,
+      )
+      : weights;
     device.pushErrorScope("validation");
     const text = new TextDecoder();
     const pipelines = new Map<number, Promise<GPUComputePipeline>>();
@@ -999,8 +1077,12 @@ export async function webgpuRuntime(
     };
     const programs = await Promise.all(spec.programs.map(async (p) => {
       const buffers = p.buffers.map((size) => make(size, STORAGE | COPY_SRC | COPY_DST));
-      for (const [b, offset, at, n] of p.constants) {
-        device.queue.writeBuffer(buffers[b], offset, weights as Uint8Array<ArrayBuffer>, at, n);
+      for (const [b, offset, at, n, inShared] of p.constants) {
+        const from = inShared ? shared : weights;
+        if (at + n > from.length) {
+          throw new ModelError("the weights are damaged: a constant's range", "weights");
+        }
+        device.queue.writeBuffer(buffers[b], offset, from as Uint8Array<ArrayBuffer>, at, n);
       }
       const outOffsets: number[] = [];
       let readBytes = 0;
@@ -1138,5 +1220,114 @@ export async function webgpuRuntime(
   } catch (e) {
     destroy();
     throw e;
+  }
+}
+
+/**
+ * Writes a constant the artifact derives at load from a parameter it ships once (artifacts
+ * with both targets: the WebGPU programs upload parameters as they are, the WASM kernels read
+ * them packed or Winograd-transformed). Written into artifacts as source text, so
+ * self-contained. `runs` holds seven integers per run, `[dst, src, n1, s1, n2, s2, d2]`: for
+ * `j < n2`, `i < n1`, position `dst + j·d2 + i` of `out` takes source element
+ * `src + j·s2 + i·s1` (positions between are left as they are: zero in a fresh memory). `kind` 0 copies that element; 1 and 2 read the 3×3 filter starting
+ * there and write its F(4×4, 3×3) (36 entries) or F(2×2, 3×3) (16 entries) Winograd tile
+ * `G·g·Gᵀ` at the position and every `plane` floats after it, with the float64 operations of
+ * the WASM engine's transform in the same order (the compile checks every derived constant
+ * against the engine's bytes and ships the bytes where they differ). Throws a RangeError for
+ * a run outside `src` or `out`.
+ *
+ * @example A transpose as one run
+ * ```ts
+ * import assert from "node:assert";
+ * import { deriveConstant } from "./runtime.ts";
+ * const out = new Float32Array(6);
+ * // out = the 2×3 source [[1, 2, 3], [4, 5, 6]] transposed.
+ * deriveConstant(0, new Float32Array([1, 2, 3, 4, 5, 6]), new Int32Array([0, 0, 2, 3, 3, 1, 2]), out, 0);
+ * assert.deepStrictEqual(out, new Float32Array([1, 4, 2, 5, 3, 6]));
+ * ```
+ */
+export function deriveConstant(
+  kind: number,
+  src: Float32Array,
+  runs: Int32Array,
+  out: Float32Array,
+  plane: number,
+): void {
+  const span = kind === 1 ? 36 : kind === 2 ? 16 : 1;
+  const reach = kind === 0 ? 1 : 9;
+  for (let r = 0; r + 6 < runs.length; r += 7) {
+    const dst = runs[r], s = runs[r + 1], n1 = runs[r + 2], s1 = runs[r + 3];
+    const n2 = runs[r + 4], s2 = runs[r + 5], d2 = runs[r + 6];
+    const lo = s + Math.min(0, (n1 - 1) * s1) + Math.min(0, (n2 - 1) * s2);
+    const hi = s + Math.max(0, (n1 - 1) * s1) + Math.max(0, (n2 - 1) * s2) + reach;
+    if (
+      n1 < 1 || n2 < 1 || d2 < n1 || dst < 0 || lo < 0 || hi > src.length ||
+      dst + (n2 - 1) * d2 + n1 + (span - 1) * plane > out.length
+    ) {
+      throw new RangeError(`derived constant: run ${r / 7} is out of range`);
+    }
+  }
+  const f4Row = (a: number, b: number, c: number, o: number) => {
+    const s = -(a + c) / 6;
+    const d = b / 6;
+    const p = a / 24 + c / 6;
+    const q = b / 12;
+    out[o] = a * 0.25;
+    out[o + plane] = s - d;
+    out[o + 2 * plane] = s + d;
+    out[o + 3 * plane] = p + q;
+    out[o + 4 * plane] = p - q;
+    out[o + 5 * plane] = c;
+  };
+  const f4 = (at: number, o: number) => {
+    const a0 = src[at], a1 = src[at + 1], a2 = src[at + 2];
+    const b0 = src[at + 3], b1 = src[at + 4], b2 = src[at + 5];
+    const c0 = src[at + 6], c1 = src[at + 7], c2 = src[at + 8];
+    const s0 = -(a0 + c0) / 6, d0 = b0 / 6, p0 = a0 / 24 + c0 / 6, q0 = b0 / 12;
+    const s1 = -(a1 + c1) / 6, d1 = b1 / 6, p1 = a1 / 24 + c1 / 6, q1 = b1 / 12;
+    const s2 = -(a2 + c2) / 6, d2 = b2 / 6, p2 = a2 / 24 + c2 / 6, q2 = b2 / 12;
+    const row = 6 * plane;
+    f4Row(a0 * 0.25, a1 * 0.25, a2 * 0.25, o);
+    f4Row(s0 - d0, s1 - d1, s2 - d2, o + row);
+    f4Row(s0 + d0, s1 + d1, s2 + d2, o + 2 * row);
+    f4Row(p0 + q0, p1 + q1, p2 + q2, o + 3 * row);
+    f4Row(p0 - q0, p1 - q1, p2 - q2, o + 4 * row);
+    f4Row(c0, c1, c2, o + 5 * row);
+  };
+  const f2Row = (a: number, b: number, c: number, o: number) => {
+    const s = (a + c) * 0.5;
+    const d = b * 0.5;
+    out[o] = a;
+    out[o + plane] = s + d;
+    out[o + 2 * plane] = s - d;
+    out[o + 3 * plane] = c;
+  };
+  const f2 = (at: number, o: number) => {
+    const a0 = src[at], a1 = src[at + 1], a2 = src[at + 2];
+    const b0 = src[at + 3], b1 = src[at + 4], b2 = src[at + 5];
+    const c0 = src[at + 6], c1 = src[at + 7], c2 = src[at + 8];
+    const s0 = (a0 + c0) * 0.5, d0 = b0 * 0.5;
+    const s1 = (a1 + c1) * 0.5, d1 = b1 * 0.5;
+    const s2 = (a2 + c2) * 0.5, d2 = b2 * 0.5;
+    const row = 4 * plane;
+    f2Row(a0, a1, a2, o);
+    f2Row(s0 + d0, s1 + d1, s2 + d2, o + row);
+    f2Row(s0 - d0, s1 - d1, s2 - d2, o + 2 * row);
+    f2Row(c0, c1, c2, o + 3 * row);
+  };
+  for (let r = 0; r + 6 < runs.length; r += 7) {
+    const s = runs[r + 1], n1 = runs[r + 2], s1 = runs[r + 3], n2 = runs[r + 4], s2 = runs[r + 5];
+    const d2 = runs[r + 6];
+    for (let j = 0; j < n2; j++) {
+      let at = s + j * s2;
+      let o = runs[r] + j * d2;
+      if (kind === 0) {
+        if (s1 === 1) {
+          out.set(src.subarray(at, at + n1), o);
+          o += n1;
+        } else for (let i = 0; i < n1; i++, at += s1) out[o++] = src[at];
+      } else if (kind === 1) { for (let i = 0; i < n1; i++, at += s1) f4(at, o++); }
+      else for (let i = 0; i < n1; i++, at += s1) f2(at, o++);
+    }
   }
 }

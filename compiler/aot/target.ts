@@ -14,6 +14,14 @@ import type { CompileProgress } from "../engine.ts";
 import type { Pass } from "../passes/pass.ts";
 import type { GpuProgramSpec, ProgramSpec, TensorSpec } from "./manifest.ts";
 
+/** Byte arrays kept once each, concatenated into one weight file. */
+export interface WeightPool {
+  /** The index of `bytes` (added when new). */
+  add(bytes: Uint8Array): number;
+  /** Where each array starts in the file, by index. */
+  readonly offsets: readonly number[];
+}
+
 /** What a target is asked to build. */
 export interface TargetRequest {
   /** The graph inputs (shapes at `batchSizes[0]`). */
@@ -26,6 +34,13 @@ export interface TargetRequest {
   readonly simd: readonly ("relaxed" | "baseline")[];
   /** Whether 3×3 convolutions may use Winograd (as the JIT engine's option). */
   readonly winograd: boolean;
+  /**
+   * Where the parameters both targets read go (artifacts with both targets): the WASM target
+   * then stores a constant it can derive at load from a parameter (a packing, a Winograd
+   * transform; checked bit for bit) as the parameter's bytes added here plus a small table in
+   * its own file, instead of the constant's bytes.
+   */
+  readonly shared?: WeightPool;
   /** Progress of each lowering, with the variant and batch it belongs to. */
   readonly onProgress?: (progress: AotProgress) => void;
 }

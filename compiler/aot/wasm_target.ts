@@ -20,8 +20,10 @@ import { WASM_KERNELS } from "../lower/wasm/default_kernels.ts";
 import type { CompiledKernel, KernelGenerator, KernelTable } from "../lower/wasm/kernel.ts";
 import { lowerWasm } from "../lower/wasm/lower.ts";
 import { cachedModule } from "../lower/wasm/module_cache.ts";
-import type { ProgramSpec, StepSpec } from "./manifest.ts";
-import { artifactRuntime } from "./runtime.ts";
+import { array } from "../../runtime/creation.ts";
+import { type Tensor, tensorStorage } from "../../runtime/tensor.ts";
+import type { DerivedSpec, ProgramSpec, StepSpec } from "./manifest.ts";
+import { artifactRuntime, deriveConstant } from "./runtime.ts";
 import type { AotTarget, BuiltVariant, TargetBuild, TargetRequest } from "./target.ts";
 
 /** A node the artifact cannot run: it has no WASM kernel for these attributes or dtypes. */
@@ -71,6 +73,12 @@ export class Distinct {
     bucket.push(i);
     this.#index.set(key, bucket);
     return i;
+  }
+
+  /** The index of `bytes` if it is held, else -1 (nothing is added). */
+  find(bytes: Uint8Array): number {
+    const bucket = this.#index.get(`${bytes.length}:${hashBytes(bytes)}`) ?? [];
+    return bucket.find((i) => sameBytes(this.items[i], bytes)) ?? -1;
   }
 
   /** Every array, concatenated. */
@@ -163,6 +171,264 @@ export function copiesOfHostStep(step: HostStep, memoryBytes: number, node: stri
   return copies;
 }
 
+/** The WASM engine's lowering of one variant at one batch size. */
+function lowerOnce(
+  graph: Graph,
+  request: TargetRequest,
+  simd: "relaxed" | "baseline",
+  batch: number,
+  kernels: KernelTable,
+  progress: boolean,
+) {
+  const relaxed = simd === "relaxed";
+  const engine = wasmEngine({
+    threads: request.threads,
+    relaxedSimd: relaxed,
+    winograd: request.winograd,
+  });
+  const inputs = Object.fromEntries(
+    request.inputs.map((t) => [t.name, { shape: [batch, ...t.shape.slice(1)], dtype: t.dtype }]),
+  );
+  return lowerWasm(graph, { inputs }, {
+    threads: request.threads,
+    relaxed,
+    winograd: request.winograd,
+    kernels,
+    engine,
+    quiet: true,
+    started: performance.now(),
+    ...(progress && request.onProgress
+      ? { onProgress: (p) => request.onProgress!({ ...p, variant: simd, batch }) }
+      : {}),
+  });
+}
+
+/** How a constant is derived from a parameter: {@link deriveConstant}'s kind, runs and plane. */
+interface Derivation {
+  readonly kind: 0 | 1 | 2;
+  readonly param: string;
+  readonly runs: Int32Array;
+  readonly plane: number;
+}
+
+/** Float32 parameters replaced by their elements' 1-based positions (exact below 2²⁴). */
+interface ProbeBatch {
+  readonly graph: Graph;
+  readonly names: readonly string[];
+  readonly starts: readonly number[];
+  readonly sizes: readonly number[];
+  readonly total: number;
+}
+
+/**
+ * The graph's float32 parameters coded by position, in as few graphs as keep every position
+ * exact in float32. A lowering of a coded graph shows where each element of a parameter went
+ * in every constant the kernels made of it.
+ */
+function probeBatches(graph: Graph): ProbeBatch[] {
+  const limit = 2 ** 24 - 1;
+  const batches: ProbeBatch[] = [];
+  let names: string[] = [], starts: number[] = [], sizes: number[] = [], total = 0;
+  const flush = () => {
+    if (!names.length) return;
+    const params: Record<string, Tensor> = { ...graph.params };
+    names.forEach((name, i) => {
+      const start = starts[i];
+      const coded = new Float32Array(sizes[i]);
+      for (let j = 0; j < coded.length; j++) coded[j] = start + j + 1;
+      params[name] = array(coded, { shape: graph.params[name].shape });
+    });
+    batches.push({ graph: { symbol: graph.symbol, params }, names, starts, sizes, total });
+    names = [];
+    starts = [];
+    sizes = [];
+    total = 0;
+  };
+  for (const [name, t] of Object.entries(graph.params)) {
+    const n = shapeSize(t.shape);
+    if (t.dtype !== "float32" || n === 0 || n > limit) continue;
+    if (total + n > limit) flush();
+    names.push(name);
+    starts.push(total);
+    sizes.push(n);
+    total += n;
+  }
+  flush();
+  return batches;
+}
+
+/**
+ * Runs `[dst, src, n1, s1, n2, s2, d2]` covering every position of `map` that is not -1 (see
+ * {@link deriveConstant}): runs of `n1` positions whose sources step by `s1`, repeated `n2`
+ * times `d2` positions apart with sources `s2` apart (the positions between left as they are,
+ * which must be -1).
+ */
+export function compressRuns(map: Int32Array): Int32Array {
+  const runs: number[] = [];
+  const n = map.length;
+  const next = (q: number) => {
+    while (q < n && map[q] < 0) q++;
+    return q;
+  };
+  for (let p = next(0); p < n; p = next(p)) {
+    const s0 = map[p];
+    let n1 = 1, s1 = 1;
+    if (p + 1 < n && map[p + 1] >= 0) {
+      s1 = map[p + 1] - s0;
+      n1 = 2;
+      while (p + n1 < n && map[p + n1] >= 0 && map[p + n1] === s0 + n1 * s1) n1++;
+    }
+    let n2 = 1, s2 = 0, d2 = n1;
+    const q = next(p + n1);
+    if (q < n) {
+      d2 = q - p;
+      s2 = map[q] - s0;
+      for (;;) {
+        const at = p + n2 * d2;
+        if (at + n1 > n) break;
+        let same = true;
+        for (let i = 0; i < n1 && same; i++) {
+          same = map[at + i] >= 0 && map[at + i] === s0 + n2 * s2 + i * s1;
+        }
+        // The gap before the block holds nothing.
+        for (let g = at - d2 + n1; g < at && same; g++) same = map[g] < 0;
+        if (!same) break;
+        n2++;
+      }
+    }
+    if (n2 === 1) s2 = 0, d2 = n1;
+    runs.push(p, s0, n1, s1, n2, s2, d2);
+    p += (n2 - 1) * d2 + n1;
+  }
+  return new Int32Array(runs);
+}
+
+/**
+ * How the constant `real` (whose lowering over the coded parameters is `probe`) is made from a
+ * parameter, if it is a permutation of one (with zero padding) or its Winograd tiles; checked
+ * by deriving it from the parameter's values and comparing the bytes.
+ */
+function analyze(
+  probe: Float32Array,
+  real: Float32Array,
+  batch: ProbeBatch,
+  graph: Graph,
+): Derivation | undefined {
+  const { starts, sizes, total } = batch;
+  const owner = (g: number) => {
+    let lo = 0, hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= g) lo = mid;
+      else hi = mid - 1;
+    }
+    return g < starts[lo] + sizes[lo] ? lo : -1;
+  };
+  const check = (kind: 0 | 1 | 2, who: number, map: Int32Array, plane: number) => {
+    const runs = compressRuns(map);
+    // A table more than a quarter of the constant's size saves too little.
+    if (runs.length * 4 * 4 > real.byteLength) return undefined;
+    const param = batch.names[who];
+    const values = tensorStorage(graph.params[param]) as Float32Array;
+    const out = new Float32Array(real.length);
+    try {
+      deriveConstant(kind, values, runs, out, plane);
+    } catch {
+      return undefined;
+    }
+    const a = new Uint32Array(out.buffer),
+      b = new Uint32Array(real.buffer, real.byteOffset, real.length);
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return undefined;
+    return { kind, param, runs, plane };
+  };
+  // A permutation: every value a position (or 0, padding) of one parameter.
+  gather: {
+    const map = new Int32Array(probe.length);
+    let who = -1;
+    for (let i = 0; i < probe.length; i++) {
+      const v = probe[i];
+      if (v === 0) {
+        map[i] = -1;
+        continue;
+      }
+      if (!Number.isInteger(v) || v < 1 || v > total) break gather;
+      const g = v - 1;
+      if (who < 0) who = owner(g);
+      if (who < 0 || g < starts[who] || g >= starts[who] + sizes[who]) break gather;
+      map[i] = g - starts[who];
+    }
+    if (who >= 0) {
+      const got = check(0, who, map, 0);
+      if (got) return got;
+    }
+  }
+  // Winograd tiles: plane 0 holds g[0][0]/16 (F(4×4)) or g[0][0] (F(2×2)) of each filter.
+  for (const [kind, a2, scale] of [[1, 36, 16], [2, 16, 1]] as const) {
+    if (probe.length % a2 !== 0) continue;
+    const plane = probe.length / a2;
+    const map = new Int32Array(plane);
+    let who = -1;
+    let ok = plane > 0;
+    for (let p = 0; p < plane && ok; p++) {
+      const v = probe[p] * scale;
+      if (!Number.isInteger(v) || v < 1 || v > total) {
+        ok = false;
+        break;
+      }
+      const g = v - 1;
+      if (who < 0) who = owner(g);
+      ok = who >= 0 && g >= starts[who] && g < starts[who] + sizes[who] &&
+        (g - starts[who]) % 9 === 0;
+      map[p] = g - starts[who];
+    }
+    if (!ok) continue;
+    const got = check(kind, who, map, plane);
+    if (got) return got;
+  }
+  return undefined;
+}
+
+/**
+ * Which of a program's constants can be derived at load from a parameter, by constant index:
+ * the program is lowered again over coded parameters (it must come out the same shape).
+ */
+function derivations(
+  graph: Graph,
+  request: TargetRequest,
+  simd: "relaxed" | "baseline",
+  batch: number,
+  constants: readonly { ptr: number; values: { readonly length: number } }[],
+): Map<number, Derivation> {
+  const found = new Map<number, Derivation>();
+  for (const probe of probeBatches(graph)) {
+    const compiled = lowerOnce(probe.graph, request, simd, batch, WASM_KERNELS, false);
+    try {
+      const got = compiled.program.constants;
+      if (
+        got.length !== constants.length ||
+        got.some((c, i) =>
+          c.ptr !== constants[i].ptr || c.values.length !== constants[i].values.length
+        )
+      ) {
+        continue;
+      }
+      got.forEach((c, i) => {
+        const real = constants[i].values;
+        if (
+          found.has(i) || !(real instanceof Float32Array) || !(c.values instanceof Float32Array)
+        ) {
+          return;
+        }
+        const d = analyze(c.values, real, probe, graph);
+        if (d) found.set(i, d);
+      });
+    } finally {
+      compiled.dispose();
+    }
+  }
+  return found;
+}
+
 /** Lowers one variant at one batch size and writes its program down. */
 function buildProgram(
   graph: Graph,
@@ -173,28 +439,7 @@ function buildProgram(
   weights: Distinct,
 ): { program: ProgramSpec; outputShapes: number[][] } {
   const captured: CompiledKernel[] = [];
-  const relaxed = simd === "relaxed";
-  const engine = wasmEngine({
-    threads: request.threads,
-    relaxedSimd: relaxed,
-    winograd: request.winograd,
-  });
-  const inputs = Object.fromEntries(
-    request.inputs.map((t) => [t.name, { shape: [batch, ...t.shape.slice(1)], dtype: t.dtype }]),
-  );
-  const started = performance.now();
-  const compiled = lowerWasm(graph, { inputs }, {
-    threads: request.threads,
-    relaxed,
-    winograd: request.winograd,
-    kernels: recordingTable(captured),
-    engine,
-    quiet: true,
-    started,
-    ...(request.onProgress
-      ? { onProgress: (p) => request.onProgress!({ ...p, variant: simd, batch }) }
-      : {}),
-  });
+  const compiled = lowerOnce(graph, request, simd, batch, recordingTable(captured), true);
   try {
     if (compiled.fallbacks.length) {
       const nodes = compiled.fallbacks.map((f) => ({ node: f.node, op: f.op, reason: f.reason }));
@@ -245,6 +490,9 @@ function buildProgram(
     });
     if (next !== captured.length) throw internal("more kernels were generated than steps run");
     const names = request.inputs.map((t) => t.name);
+    const derived = request.shared
+      ? derivations(graph, request, simd, batch, program.constants)
+      : new Map<number, Derivation>();
     const spec: ProgramSpec = {
       batch,
       memoryBytes: program.memoryBytes,
@@ -256,11 +504,34 @@ function buildProgram(
       }),
       outputs: program.outputs.map((o) => [o.ptr, shapeSize(o.shape)] as const),
       outputShapes: program.outputs.map((o) => [...o.shape]),
-      constants: program.constants.map((c) => {
+      constants: program.constants.flatMap((c, k) => {
+        if (derived.has(k)) return [];
         const v = c.values;
         const i = weights.add(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-        return [c.ptr, weights.offsets[i], v.byteLength] as const;
+        return [[c.ptr, weights.offsets[i], v.byteLength] as const];
       }),
+      ...(derived.size
+        ? {
+          derived: [...derived].map(([k, d]): DerivedSpec => {
+            const c = program.constants[k];
+            const values = tensorStorage(graph.params[d.param]) as Float32Array;
+            const source = request.shared!.add(
+              new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+            );
+            const runs = weights.add(new Uint8Array(d.runs.buffer));
+            return [
+              c.ptr,
+              c.values.byteLength,
+              d.kind,
+              request.shared!.offsets[source],
+              values.byteLength,
+              weights.offsets[runs],
+              d.runs.length / 7,
+              d.plane,
+            ];
+          }),
+        }
+        : {}),
       steps,
     };
     return { program: spec, outputShapes: program.outputs.map((o) => [...o.shape]) };

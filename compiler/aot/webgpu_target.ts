@@ -19,7 +19,7 @@ import { WEBGPU_KERNELS } from "../lower/webgpu/default_kernels.ts";
 import { BUFFER_USAGE, type GpuContext, limitsOf } from "../lower/webgpu/gpu.ts";
 import { lowerWebGPU } from "../lower/webgpu/lower.ts";
 import type { GpuProgramSpec, GpuStepSpec } from "./manifest.ts";
-import { artifactRuntime, webgpuRuntime } from "./runtime.ts";
+import { artifactRuntime, deriveConstant, webgpuRuntime } from "./runtime.ts";
 import type { AotTarget, TargetBuild, TargetRequest } from "./target.ts";
 import { AotUnsupportedError, Distinct } from "./wasm_target.ts";
 
@@ -345,5 +345,7 @@ export const webgpuTarget: AotTarget = Object.freeze({
   passes: () => webgpuEngine().passes,
   build: buildWebGPU,
   runtimeSource: () =>
-    `((m, c, e, b) => (${String(artifactRuntime)})(m, c, e, b, ${String(webgpuRuntime)}))`,
+    `((m, c, e, b) => (${String(artifactRuntime)})(m, c, e, b, ${String(webgpuRuntime)}, ${
+      String(deriveConstant)
+    }))`,
 });

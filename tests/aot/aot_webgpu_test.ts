@@ -132,12 +132,18 @@ Deno.test({
       simd: "baseline",
     });
     assert.equal(artifact.manifest.target, "wasm,webgpu");
+    // The weights are shared: WebGPU reads them as they are, WASM derives its constants from
+    // them; only constants too small to be worth a table are in each target's own file.
     assert.deepEqual(artifact.files.map((f) => f.path).sort(), [
       "model.bin",
       "model.d.ts",
       "model.js",
+      "model.shared.bin",
       "model.webgpu.bin",
     ]);
+    const { shared, webgpu, variants } = artifact.manifest;
+    assert.ok(webgpu!.weightsBytes < shared!.weightsBytes / 4);
+    assert.ok(variants[0].weightsBytes < shared!.weightsBytes / 4);
     assert.match(artifact.dts, /run\(inputs: Inputs\): Outputs \| Promise<Outputs>;/);
     const x = nd.random.uniform(-1, 1, [1, 3, 16, 16], { seed: 7 });
     const data = x.dataSync() as Float32Array;
