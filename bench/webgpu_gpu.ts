@@ -6,7 +6,12 @@
  *   where the adapter has `timestamp-query`, and from the wall time of a run awaited to the end
  *   (inputs and outputs held on the device, so no transfer is timed);
  * - ResNet-18 v1 at batch 1 (random weights, 1000 classes): the latency of one call, read back
- *   to the host, in float32 and AMP float16.
+ *   to the host, in float32 and AMP float16;
+ * - the kernel paths side by side (`--paths`, on by default; `--no-paths` skips them): the
+ *   float32 matmul with tiles loaded four elements at a time (the default) against one at a
+ *   time, and with the K step unrolled against rolled; a row sum and a softmax over N×N by
+ *   workgroups combining with subgroup operations (where the device has them) against a tree
+ *   in workgroup memory, and the row sum one invocation per row.
  *
  * float32 and float16 runs alternate, so a busy machine slows both alike; figures are medians.
  *
@@ -27,6 +32,9 @@ import {
 } from "../mod.ts";
 import { graphOf } from "../compiler/passes/pass.ts";
 import type { WebGPUCompiled } from "../compiler/lower/webgpu/lower.ts";
+import { WEBGPU_KERNELS } from "../compiler/lower/webgpu/default_kernels.ts";
+import type { GpuKernelGenerator, GpuKernelTable } from "../compiler/lower/webgpu/kernel.ts";
+import type { GpuTuning } from "../compiler/lower/webgpu/tuning.ts";
 
 function arg(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -36,6 +44,7 @@ const N = arg("matmul", 4096);
 const SIZE = arg("resnet", 224);
 const RUNS = Math.max(1, arg("runs", 10));
 const tune = Deno.args.includes("--tune");
+const paths = !Deno.args.includes("--no-paths");
 
 const gpuApi = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
 console.log(`deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}`);
@@ -79,9 +88,9 @@ try {
 }
 const device = engine.gpu!.device;
 console.log(
-  `device: shader-f16 ${engine.gpu!.f16}, timestamp-query ${engine.gpu!.timestamps}${
-    tune ? ", autotuning" : ""
-  }`,
+  `device: shader-f16 ${engine.gpu!.f16}, timestamp-query ${engine.gpu!.timestamps}, subgroups ${
+    engine.gpu!.subgroups ? "on" : "off"
+  }, fallback adapter ${engine.gpu!.fallback === true}${tune ? ", autotuning" : ""}`,
 );
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -177,5 +186,110 @@ async function resnet(): Promise<void> {
   }
 }
 
+/** The default kernels generated with `patch` merged into each request's tuning. */
+function tuned(patch: Partial<GpuTuning>): GpuKernelTable {
+  const wrap = (g: GpuKernelGenerator): GpuKernelGenerator => (r) =>
+    g({ ...r, tuning: { workgroupSize: 256, ...r.tuning, ...patch } });
+  return {
+    ops: Object.fromEntries(Object.entries(WEBGPU_KERNELS.ops).map(([k, g]) => [k, wrap(g)])),
+    elementwise: wrap(WEBGPU_KERNELS.elementwise!),
+    copy: wrap(WEBGPU_KERNELS.copy!),
+  };
+}
+
+/** One graph on several engines, interleaved, inputs and outputs on the device. */
+async function sideBySide(
+  name: string,
+  y: ReturnType<typeof sym.var>,
+  shapes: Record<string, number[]>,
+  variants: Record<string, WebGPUEngine>,
+  flop: number,
+): Promise<void> {
+  const cases = [];
+  for (const [v, e] of Object.entries(variants)) {
+    const program = e.compile(graphOf(y), {
+      inputs: Object.fromEntries(
+        Object.entries(shapes).map(([n, shape]) => [n, { shape, dtype: "float32" as const }]),
+      ),
+    }) as WebGPUCompiled;
+    await program.ready();
+    const bound: Record<string, Awaited<ReturnType<typeof nd.zeros>>> = {};
+    for (const [i, [n, shape]] of Object.entries(shapes).entries()) {
+      bound[n] = await nd.random.uniform(-1, 1, shape, { seed: i + 1 }).toDevice(e);
+    }
+    const run = async () => {
+      const outs = await program.runAsync(bound, { resident: true });
+      await e.gpu!.device.queue.onSubmittedWorkDone();
+      outs.forEach((o) => o.dispose());
+    };
+    await run();
+    cases.push({ v, program, bound, run, times: [] as number[] });
+  }
+  for (let r = 0; r < RUNS; r++) {
+    for (const c of cases) {
+      const t = performance.now();
+      await c.run();
+      c.times.push(performance.now() - t);
+    }
+  }
+  for (const c of cases) {
+    const profile = await c.program.profileAsync(c.bound);
+    const wall = median(c.times);
+    const kernel = profile.method === "timestamp-query" ? profile.totalMs : undefined;
+    console.log(
+      `${name} [${c.v}] (${
+        c.program.placement.filter((p) => p.how === "kernel").map((p) => p.label).join("; ")
+      }): median ${wall.toFixed(2)} ms/run wall` +
+        (flop ? ` = ${rate(flop, wall)}` : "") +
+        (kernel !== undefined
+          ? `; kernel ${kernel.toFixed(2)} ms${flop ? ` = ${rate(flop, kernel)}` : ""}`
+          : ""),
+    );
+    Object.values(c.bound).forEach((t) => t.dispose());
+    c.program.dispose();
+  }
+}
+
+async function kernelPaths(): Promise<void> {
+  // Engines of one power preference share a device (one with subgroups off has its own).
+  const make = (o: Parameters<typeof createWebGPUEngine>[0]) =>
+    createWebGPUEngine({ powerPreference: "high-performance", ...o });
+  await sideBySide(
+    `paths: matmul ${N}x${N}x${N} float32`,
+    sym.dot(sym.var("a"), sym.var("b")),
+    { a: [N, N], b: [N, N] },
+    {
+      "vec4 loads, unrolled": await make({
+        kernels: tuned({ gemm: { vec4: true, unroll: true } }),
+      }),
+      "vec4 loads, rolled": await make({
+        kernels: tuned({ gemm: { vec4: true, unroll: false } }),
+      }),
+      "scalar loads, unrolled": await make({
+        kernels: tuned({ gemm: { vec4: false, unroll: true } }),
+      }),
+    },
+    2 * N * N * N,
+  );
+  const rowwise = {
+    "subgroups": await make({ kernels: tuned({ reduction: { workgroup: true } }) }),
+    "tree": await make({ subgroups: false, kernels: tuned({ reduction: { workgroup: true } }) }),
+  };
+  await sideBySide(`paths: sum of ${N}x${N} rows`, sym.sum(sym.var("x"), { axis: [1] }), {
+    x: [N, N],
+  }, {
+    ...rowwise,
+    "one invocation per row": await make({ kernels: tuned({ reduction: { workgroup: false } }) }),
+  }, 0);
+  await sideBySide(
+    `paths: softmax ${N}x${N}`,
+    sym.softmax(sym.var("x"), { axis: -1 }),
+    { x: [N, N] },
+    rowwise,
+    0,
+  );
+}
+
 await matmul();
 await resnet();
+if (paths) await kernelPaths();

@@ -67,6 +67,8 @@ export interface GpuContext {
    * (reductions: `subgroupAdd`, `subgroupMax`, `subgroupMin`); absent, they use workgroup memory.
    */
   readonly subgroups?: GpuSubgroups;
+  /** Whether the adapter says it is a CPU fallback (`info.isFallbackAdapter`: llvmpipe, ...). */
+  readonly fallback?: boolean;
   /** The adapter's description (`llvmpipe (LLVM 15.0.6, 256 bits)`), for reports. */
   readonly description: string;
 }
@@ -125,6 +127,12 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
+function isFallback(adapter: GPUAdapter): boolean {
+  const info = (adapter as { info?: { isFallbackAdapter?: boolean } }).info;
+  return info?.isFallbackAdapter === true ||
+    (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+}
+
 function describeAdapter(adapter: GPUAdapter): string {
   const info = (adapter as { info?: GPUAdapterInfo }).info;
   return info?.description || info?.vendor || "WebGPU adapter";
@@ -143,6 +151,7 @@ async function open(request: GpuRequest): Promise<GpuContext> {
       f16: device.features.has("shader-f16"),
       timestamps: device.features.has("timestamp-query"),
       ...(subgroups ? { subgroups } : {}),
+      ...(request.adapter && isFallback(request.adapter) ? { fallback: true } : {}),
       description: request.adapter ? describeAdapter(request.adapter) : "given device",
     });
   }
@@ -211,6 +220,7 @@ async function open(request: GpuRequest): Promise<GpuContext> {
     f16: wantF16 && device.features.has("shader-f16"),
     timestamps: device.features.has("timestamp-query"),
     ...(subgroups ? { subgroups } : {}),
+    ...(isFallback(adapter) ? { fallback: true } : {}),
     description: describeAdapter(adapter),
   });
 }

@@ -77,6 +77,11 @@ export interface GpuKernelRequest {
    */
   readonly vectorViews?: boolean;
   /**
+   * The adapter is a CPU fallback (`isFallbackAdapter`: llvmpipe, SwiftShader, WARP): a
+   * generator may pick the code such drivers run faster (the GEMM keeps its K loop rolled).
+   */
+  readonly fallbackAdapter?: boolean;
+  /**
    * Set where the device has subgroups and kernels may use subgroup operations (gpu.ts); a
    * generator that does must start its WGSL with the directive it asks for.
    */

@@ -615,6 +615,7 @@ export function lowerWebGPU(
             outputTypes: genOutTypes,
             ...(halfMath ? { halfMath } : {}),
             ...(vectorViews ? { vectorViews } : {}),
+            ...(options.gpu.fallback ? { fallbackAdapter: true } : {}),
             ...(options.gpu.subgroups ? { subgroups: options.gpu.subgroups } : {}),
             tuning,
           });

@@ -10,7 +10,8 @@
  * reading consecutive addresses along whichever axis is contiguous in memory), synchronizes,
  * and accumulates with `fma`, the 16 steps of each tile unrolled (no loop counter, every
  * workgroup-memory offset a literal). RM and RN shrink for thin products (a batch-1 dense
- * layer).
+ * layer). On a CPU fallback adapter (llvmpipe, SwiftShader) the 16 steps stay a loop, which
+ * ran 20–30% faster there (bench/README.md); `GpuTuning.gemm.unroll` overrides either way.
  *
  * Vector loads: where an operand's contiguous axis has a multiple of 4 elements (K for an
  * operand contiguous along K, M or N otherwise) and the values are stored as f32 words
@@ -78,6 +79,7 @@ export function gemmShader(
   limits: GpuLimits,
   tile?: readonly [number, number],
   half = false,
+  unroll = true,
 ): { code: string; workgroups: [number, number, number]; bound: readonly GemmBinding[] } {
   const rm = tile?.[0] ?? micro(spec.m), rn = tile?.[1] ?? micro(spec.n);
   const tm = T * rm, tn = T * rn;
@@ -160,27 +162,32 @@ ${[0, 1, 2, 3].map((j) => `      ${tile}[${at(j)}] = ${el(j)};`).join("\n")}
   if (vecB && (spec.bAlongK ? spec.k : spec.n) % 4 !== 0) {
     throw new UnsupportedError("WebGPU: vector loads of B need a multiple of 4 along its axis");
   }
-  // The 16 steps over a tile's K, unrolled: each step's reads of workgroup memory have
-  // literal offsets (step kk reads row kk of both tiles).
-  const body: string[] = [];
-  for (let kk = 0; kk < T; kk++) {
-    body.push("    {");
-    for (let i = 0; i < rm; i++) {
-      body.push(`      let a${i} = sa[${u32(kk * tm + i * T)} + ty];`);
-    }
-    for (let j = 0; j < rn; j++) {
-      body.push(`      let b${j} = sb[${u32(kk * tn + j * T)} + tx];`);
-    }
+  // The 16 steps over a tile's K, unrolled (each step's reads of workgroup memory at literal
+  // offsets: step kk reads row kk of both tiles), or as a loop where `unroll` is false.
+  const step = (kk: (width: number, off: number) => string) => {
+    const lines: string[] = [];
+    for (let i = 0; i < rm; i++) lines.push(`      let a${i} = sa[${kk(tm, i * T)} + ty];`);
+    for (let j = 0; j < rn; j++) lines.push(`      let b${j} = sb[${kk(tn, j * T)} + tx];`);
     for (let i = 0; i < rm; i++) {
       for (let j = 0; j < rn; j++) {
-        body.push(
+        lines.push(
           half
             ? `      acc${i}_${j} = acc${i}_${j} + f32(a${i} * b${j});`
             : `      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`,
         );
       }
     }
-    body.push("    }");
+    return lines.join("\n");
+  };
+  const body: string[] = [];
+  if (unroll) {
+    for (let kk = 0; kk < T; kk++) {
+      body.push(`    {\n${step((width, off) => u32(kk * width + off))}\n    }`);
+    }
+  } else {
+    body.push(`    for (var kk = 0u; kk < ${u32(T)}; kk = kk + 1u) {
+${step((width, off) => `kk * ${u32(width)}${off ? ` + ${u32(off)}` : ""}`)}
+    }`);
   }
   const stores: string[] = [];
   for (let i = 0; i < rm; i++) {
@@ -347,7 +354,13 @@ export function gemmKernel(
     : scalar;
   checkBindings(spec.roles.length + (chosen.views?.length ?? 0), request.limits, label);
   const { code, workgroups, bound } = useTiles
-    ? gemmShader(chosen, request.limits, tuned?.micro, request.halfMath)
+    ? gemmShader(
+      chosen,
+      request.limits,
+      tuned?.micro,
+      request.halfMath,
+      tuned?.unroll ?? !request.fallbackAdapter,
+    )
     : smallGemmShader(chosen, request.limits);
   const vec = [chosen.loadA4 ? "A" : "", chosen.loadB4 ? "B" : ""].filter(Boolean).join("+");
   label = `${label}${useTiles ? ` tiled${request.halfMath ? " f16" : ""}` : ""}${

@@ -21,13 +21,15 @@ export interface GpuTuning {
   readonly workgroupSize: number;
   /**
    * GEMM kernels: `tiled` (workgroup-shared tiles) or one invocation per output, the outputs
-   * per invocation `[rows, columns]` of a tiled product (default: by the product's shape), and
-   * whether tiles load four elements at a time where the shapes allow (`vec4`, default true).
+   * per invocation `[rows, columns]` of a tiled product (default: by the product's shape),
+   * whether tiles load four elements at a time where the shapes allow (`vec4`, default true),
+   * and whether the K step is unrolled (`unroll`, default: unless the adapter is a CPU one).
    */
   readonly gemm?: {
     readonly tiled?: boolean;
     readonly micro?: readonly [number, number];
     readonly vec4?: boolean;
+    readonly unroll?: boolean;
   };
   /**
    * Reductions: one workgroup per output (`workgroup: true`) or one invocation per output
@@ -101,6 +103,8 @@ export function tuningCandidates(op: string, outputs: readonly Shape[]): GpuTuni
       { workgroupSize: 256, gemm: { tiled: true, micro: [1, 1] } },
       { workgroupSize: 256, gemm: { tiled: true, micro: [2, 2] } },
       { workgroupSize: 256, gemm: { tiled: true, micro: [4, 4] } },
+      { workgroupSize: 256, gemm: { tiled: true, micro: [4, 4], unroll: false } },
+      { workgroupSize: 256, gemm: { tiled: true, micro: [4, 4], vec4: false } },
       { workgroupSize: 64, gemm: { tiled: false } },
     ]
     : [64, 128, 256].map((workgroupSize) => ({ workgroupSize }));

@@ -2,7 +2,8 @@
  * The tiled GEMM's vector loads on the WebGPU engine: FullyConnected, dot and batch_dot (every
  * transpose) and implicit-GEMM convolutions on sampled shapes (K, M and N of every residue mod
  * 4, tiny M), with tiles forced so that small shapes take them too, vector loads on and off
- * (`GpuTuning.gemm.vec4`), against the reference interpreter. Which operands load four at a
+ * (`GpuTuning.gemm.vec4`; with the K step unrolled and rolled), against the reference
+ * interpreter. Which operands load four at a
  * time is read from the kernel's label. Tolerance: rtol 1e-4, atol 1e-5.
  */
 import fc from "npm:fast-check@^4";
@@ -47,6 +48,9 @@ Deno.test("the tiled GEMM's WGSL: vec4 views and loads where K allows, an unroll
   assert.match(code, /return in0v\[\(m \* 64u \+ k\) >> 2u\];/);
   assert.deepEqual(vec.passes[0].bindings, [2, 3, 0, 1]);
   assert.ok(!/for \(var kk/.test(code), "the K step is unrolled");
+  const rolled = fullyConnectedGpuKernel({ ...fcNode(64), fallbackAdapter: true })!.passes[0].code;
+  assert.match(rolled, /for \(var kk = 0u; kk < 16u; kk = kk \+ 1u\)/, "rolled on a CPU adapter");
+  assert.match(rolled, /let a3 = sa\[kk \* 64u \+ 48u \+ ty\];/);
   assert.match(code, /let a3 = sa\[1008u \+ ty\];/, "step 15 of a 64-row tile, row 48");
   // K not a multiple of 4, 16-bit values, or the tuning: scalar loads, no views.
   for (
@@ -79,8 +83,9 @@ Deno.test("the tiled GEMM's WGSL: vec4 views and loads where K allows, an unroll
 const engines = (() => {
   let made: ReturnType<typeof webgpuEngine>[] | undefined;
   return async () => {
+    // Vector loads with the K step unrolled; scalar loads with it rolled (as on CPU adapters).
     made ??= [true, false].map((vec4) =>
-      webgpuEngine({ kernels: tunedKernels({ gemm: { tiled: true, vec4 } }) })
+      webgpuEngine({ kernels: tunedKernels({ gemm: { tiled: true, vec4, unroll: vec4 } }) })
     );
     await Promise.all(made.map((e) => e.ready()));
     return made;
