@@ -9,7 +9,8 @@
  *   to the host, in float32 and AMP float16;
  * - the kernel paths side by side (`--paths`, on by default; `--no-paths` skips them): the
  *   float32 matmul with tiles loaded four elements at a time (the default) against one at a
- *   time, and with the K step unrolled against rolled; a row sum and a softmax over N×N by
+ *   time, and with the K step unrolled against rolled; a batch-1 dense layer (1×N by N×N)
+ *   split-K against one invocation per output; a row sum and a softmax over N×N by
  *   workgroups combining with subgroup operations (where the device has them) against a tree
  *   in workgroup memory, and the row sum one invocation per row.
  *
@@ -270,6 +271,20 @@ async function kernelPaths(): Promise<void> {
       }),
     },
     2 * N * N * N,
+  );
+  await sideBySide(
+    `paths: dense 1x${N} -> ${N} (batch 1)`,
+    sym.FullyConnected(sym.var("x"), { num_hidden: N, name: "fc" }),
+    { x: [1, N], fc_weight: [N, N], fc_bias: [N] },
+    {
+      "split-K": await make({ kernels: tuned({ gemm: { splitK: true } }) }),
+      "split-K, tree": await make({
+        subgroups: false,
+        kernels: tuned({ gemm: { splitK: true } }),
+      }),
+      "one invocation per output": await make({ kernels: tuned({ gemm: { splitK: false } }) }),
+    },
+    2 * N * N,
   );
   const rowwise = {
     "subgroups": await make({ kernels: tuned({ reduction: { workgroup: true } }) }),

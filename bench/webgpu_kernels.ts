@@ -1,11 +1,13 @@
 /**
  * WebGPU kernel paths side by side, on whatever adapter the machine has: GEMMs (FullyConnected,
  * batch_dot, implicit-GEMM convolutions) with tiles loaded four elements at a time and one at
- * a time, and reductions (sum, softmax) by workgroups combining with subgroup operations, by
+ * a time, the K step unrolled and rolled; a batch-1 dense layer split-K (subgroups, tree) and
+ * one invocation per output; and reductions (sum, softmax) by workgroups combining with subgroup operations, by
  * workgroups combining by a tree in workgroup memory, and (sum) one invocation per output. The
  * variants of a case run interleaved, inputs and outputs held on the device; each line gives
  * the median wall time of a run awaited to the end and the kernel time from timestamp queries
- * (where the adapter has them).
+ * (where the adapter has them). `default` is the engine's own choice on this adapter; run on an
+ * older tree, every variant is that tree's default.
  *
  *   deno run -A bench/webgpu_kernels.ts [--rounds 5] [--scale 1]
  *
@@ -39,14 +41,32 @@ function tuned(patch: Partial<GpuTuning>): GpuKernelTable {
 
 const main = await createWebGPUEngine();
 const engines: Record<string, WebGPUEngine> = {
-  vec4: main,
-  scalar: await createWebGPUEngine({ kernels: tuned({ gemm: { vec4: false } }) }),
-  "vec4 loop": await createWebGPUEngine({ kernels: tuned({ gemm: { unroll: false } }) }),
-  "scalar loop": await createWebGPUEngine({
+  "vec4, unrolled": await createWebGPUEngine({
+    kernels: tuned({ gemm: { vec4: true, unroll: true } }),
+  }),
+  "vec4, rolled": await createWebGPUEngine({
+    kernels: tuned({ gemm: { vec4: true, unroll: false } }),
+  }),
+  "scalar, unrolled": await createWebGPUEngine({
+    kernels: tuned({ gemm: { vec4: false, unroll: true } }),
+  }),
+  "scalar, rolled": await createWebGPUEngine({
     kernels: tuned({ gemm: { vec4: false, unroll: false } }),
   }),
-  subgroups: main,
-  tree: await createWebGPUEngine({ subgroups: false }),
+  "split-K": await createWebGPUEngine({ kernels: tuned({ gemm: { splitK: true } }) }),
+  "split-K tree": await createWebGPUEngine({
+    subgroups: false,
+    kernels: tuned({ gemm: { splitK: true } }),
+  }),
+  "one invocation per output": await createWebGPUEngine({
+    kernels: tuned({ gemm: { splitK: false } }),
+  }),
+  default: main,
+  subgroups: await createWebGPUEngine({ kernels: tuned({ reduction: { workgroup: true } }) }),
+  tree: await createWebGPUEngine({
+    subgroups: false,
+    kernels: tuned({ reduction: { workgroup: true } }),
+  }),
   "per-output": await createWebGPUEngine({
     subgroups: false,
     kernels: tuned({ reduction: { workgroup: false } }),
@@ -110,8 +130,9 @@ async function bench(
   }
 }
 
-const GEMM = ["vec4", "scalar", "vec4 loop", "scalar loop"];
-const REDUCE = ["subgroups", "tree", "per-output"];
+const GEMM = ["vec4, unrolled", "vec4, rolled", "scalar, unrolled", "scalar, rolled"];
+const REDUCE = ["subgroups", "tree", "per-output", "default"];
+GEMM.push("default");
 await bench(
   `dense ${64 * S}x${1024 * S} -> ${512 * S}`,
   sym.FullyConnected(sym.var("x"), { num_hidden: 512 * S, name: "fc" }),
@@ -137,6 +158,12 @@ await bench(
   GEMM,
 );
 await bench(
+  `dense 1x${4096 * S} -> ${1024 * S} (batch 1)`,
+  sym.FullyConnected(sym.var("x"), { num_hidden: 1024 * S, name: "fc" }),
+  { x: [1, 4096 * S] },
+  ["split-K", "split-K tree", "one invocation per output", "default"],
+);
+await bench(
   `sum of ${64 * S}x${16384} rows`,
   sym.sum(sym.var("x"), { axis: [1] }),
   { x: [64 * S, 16384] },
@@ -152,5 +179,5 @@ await bench(
   `softmax ${256 * S}x1000`,
   sym.softmax(sym.var("x"), { axis: -1 }),
   { x: [256 * S, 1000] },
-  ["subgroups", "tree"],
+  ["subgroups", "tree", "default"],
 );

@@ -44,11 +44,8 @@ export interface GpuLimits {
   readonly minStorageBufferOffsetAlignment: number;
 }
 
-/** How kernels use subgroup operations on a device that has them (see the module doc). */
-export interface GpuSubgroups {
-  /** Whether WGSL must start with `enable subgroups;` on this implementation. */
-  readonly directive: boolean;
-}
+/** How kernels use subgroup operations on a device that has them (`GpuContext.subgroups`). */
+export type GpuSubgroups = NonNullable<GpuContext["subgroups"]>;
 
 /** A device and what it allows. */
 export interface GpuContext {
@@ -66,7 +63,10 @@ export interface GpuContext {
    * Set when the device has the `subgroups` feature and kernels may use subgroup operations
    * (reductions: `subgroupAdd`, `subgroupMax`, `subgroupMin`); absent, they use workgroup memory.
    */
-  readonly subgroups?: GpuSubgroups;
+  readonly subgroups?: {
+    /** Whether WGSL must start with `enable subgroups;` on this implementation. */
+    readonly directive: boolean;
+  };
   /** Whether the adapter says it is a CPU fallback (`info.isFallbackAdapter`: llvmpipe, ...). */
   readonly fallback?: boolean;
   /** The adapter's description (`llvmpipe (LLVM 15.0.6, 256 bits)`), for reports. */

@@ -15,7 +15,7 @@
 import type { Node } from "../../symbol.ts";
 import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
-import type { GpuLimits, GpuSubgroups } from "./gpu.ts";
+import type { GpuContext, GpuLimits } from "./gpu.ts";
 import type { GpuTuning } from "./tuning.ts";
 
 /** One compute dispatch of a kernel. */
@@ -85,7 +85,7 @@ export interface GpuKernelRequest {
    * Set where the device has subgroups and kernels may use subgroup operations (gpu.ts); a
    * generator that does must start its WGSL with the directive it asks for.
    */
-  readonly subgroups?: GpuSubgroups;
+  readonly subgroups?: GpuContext["subgroups"];
   /** The workgroup and tile choice to generate for (see tuning.ts; `limits` already reflect it). */
   readonly tuning?: GpuTuning;
 }

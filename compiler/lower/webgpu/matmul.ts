@@ -10,8 +10,9 @@
  * reading consecutive addresses along whichever axis is contiguous in memory), synchronizes,
  * and accumulates with `fma`, the 16 steps of each tile unrolled (no loop counter, every
  * workgroup-memory offset a literal). RM and RN shrink for thin products (a batch-1 dense
- * layer). On a CPU fallback adapter (llvmpipe, SwiftShader) the 16 steps stay a loop, which
- * ran 20–30% faster there (bench/README.md); `GpuTuning.gemm.unroll` overrides either way.
+ * layer). On a CPU fallback adapter (llvmpipe, SwiftShader) the 16 steps stay a loop
+ * (unrolled, they took 1.3–1.45× as long there: bench/README.md); `GpuTuning.gemm.unroll`
+ * overrides either way.
  *
  * Vector loads: where an operand's contiguous axis has a multiple of 4 elements (K for an
  * operand contiguous along K, M or N otherwise) and the values are stored as f32 words
@@ -28,7 +29,8 @@ import { shapeSize } from "../../../runtime/shape.ts";
 import { UnsupportedError } from "../../../runtime/errors.ts";
 import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
 import { type BindingRole, bindings, checkBindings, entry, grid, u32 } from "./wgsl.ts";
-import type { GpuLimits } from "./gpu.ts";
+import type { GpuLimits, GpuSubgroups } from "./gpu.ts";
+import { workgroupCombine } from "./wg_reduce.ts";
 
 /** What {@link gemmShader} needs: sizes, accessors and the buffers they read and write. */
 export interface GemmSpec {
@@ -319,9 +321,80 @@ ${entry(g, body)}`;
 }
 
 /**
+ * Split-K products: skinny ones (fewer than 8 rows or columns, a batch-1 dense layer) whose A
+ * and B are both contiguous along K, with K of at least 256. One invocation per output would
+ * have neighbouring invocations read rows K apart; here one workgroup computes one output, its
+ * invocations striding over K together (neighbours read neighbouring addresses, four at a time
+ * with vector loads) and combining their partial sums as wg_reduce.ts does (subgroup operations
+ * where the device has them).
+ */
+export const SPLIT_K_MIN = 256;
+
+/** Whether a product is one {@link splitKGemmShader} serves by default (see its doc). */
+export function splitKSuits(spec: GemmSpec): boolean {
+  return Math.min(spec.m, spec.n) < 8 && spec.k >= SPLIT_K_MIN && spec.aAlongK && spec.bAlongK;
+}
+
+/** The WGSL of a split-K product (see {@link SPLIT_K_MIN}): one workgroup per output. */
+export function splitKGemmShader(
+  spec: GemmSpec,
+  limits: GpuLimits,
+  subgroups?: GpuSubgroups,
+): { code: string; workgroups: [number, number, number]; bound: readonly GemmBinding[] } {
+  const size = spec.k >= 4096 && limits.maxComputeInvocationsPerWorkgroup >= 256 ? 256 : 64;
+  const outputs = spec.m * spec.n * spec.batch;
+  const maxDim = limits.maxComputeWorkgroupsPerDimension;
+  const gx = Math.min(outputs, maxDim), gy = Math.ceil(outputs / gx);
+  if (gy > maxDim) {
+    throw new UnsupportedError(`WebGPU: ${outputs} outputs exceed the dispatch limits`);
+  }
+  const vec = spec.loadA4 !== undefined && spec.loadB4 !== undefined;
+  const c = workgroupCombine(size, subgroups);
+  const loop = vec
+    ? `    for (var k = lid * 4u; k < ${u32(spec.k)}; k = k + ${u32(4 * size)}) {
+      acc = acc + dot(load_a4(z, m, k), load_b4(z, k, n));
+    }`
+    : `    for (var k = lid; k < ${u32(spec.k)}; k = k + ${u32(size)}) {
+      acc = fma(load_a(z, m, k), load_b(z, k, n), acc);
+    }`;
+  const code = `${c.directive}${GEMM_BINDINGS}
+${spec.extra ?? ""}
+${c.decls}
+${
+    vec
+      ? `fn load_a4(z: u32, m: u32, k: u32) -> vec4<f32> {\n${spec.loadA4}\n}
+fn load_b4(z: u32, k: u32, n: u32) -> vec4<f32> {\n${spec.loadB4}\n}`
+      : `fn load_a(z: u32, m: u32, k: u32) -> f32 {\n${spec.loadA}\n}
+fn load_b(z: u32, k: u32, n: u32) -> f32 {\n${spec.loadB}\n}`
+  }
+fn store_c(z: u32, m: u32, n: u32, v: f32) {
+${spec.store}
+}
+@compute @workgroup_size(${size})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, ${c.params}) {
+  let out = min(wg.x + wg.y * ${u32(gx)}, ${u32(outputs - 1)});
+  let live = wg.x + wg.y * ${u32(gx)} < ${u32(outputs)};
+  let z = out / ${u32(spec.m * spec.n)};
+  let m = (out / ${u32(spec.n)}) % ${u32(spec.m)};
+  let n = out % ${u32(spec.n)};
+  var acc = 0.0f;
+  if (live) {
+${loop}
+  }
+${c.combine("add", "acc", "total")}
+  if (live && lid == 0u) { store_c(z, m, n, total); }
+}`;
+  const chosen = vec ? spec : { ...spec, views: [] };
+  return { ...declareUsed(code, chosen), workgroups: [gx, gy, 1] };
+}
+
+/**
  * One GEMM as a kernel: binds the spec's roles as slots (inputs, then outputs, then the vector
  * views); tiled unless the product is small ({@link SMALL_GEMM}) or skinny (fewer than 8 rows
- * or columns), or `tiled` (else the request's tuning) says otherwise. Vector loads (see the
+ * or columns), or `tiled` (else the request's tuning) says otherwise. A skinny product that
+ * {@link splitKSuits} runs split-K (one workgroup per output, except on a CPU fallback adapter,
+ * where one invocation per output ran faster), the others one invocation per output;
+ * `GpuTuning.gemm.splitK` pins that choice. Vector loads (see the
  * module doc) where the spec offers them, the tiles are used, the request allows vector views
  * and the tuning does not turn them off; the label ends with ` vec4 A`, ` vec4 B` or
  * ` vec4 A+B` when they are on.
@@ -339,10 +412,14 @@ export function gemmKernel(
   // and waits at every barrier: one invocation per output does the same reads without them
   // (measured on llvmpipe: AlexNet's 1x4096x4096 layer, 19 s tiled).
   const skinny = Math.min(spec.m, spec.n) < 8;
-  const useTiles = tiled ?? tuned?.tiled ??
-    (spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM && !skinny);
-  const vectors = useTiles && request.vectorViews === true && !request.halfMath &&
-    tuned?.vec4 !== false;
+  const splitK = !tiled && tuned?.tiled !== true &&
+    (tuned?.splitK ?? (splitKSuits(spec) && !request.fallbackAdapter)) && spec.k > 0;
+  const useTiles = !splitK && (tiled ?? tuned?.tiled ??
+    (spec.m * spec.n * spec.k * spec.batch > SMALL_GEMM && !skinny));
+  // Split-K loads four at a time only where both operands can (one dot per step).
+  const vectors = (useTiles || (splitK && spec.loadA4 !== undefined &&
+    spec.loadB4 !== undefined && spec.aAlongK && spec.bAlongK)) &&
+    request.vectorViews === true && !request.halfMath && tuned?.vec4 !== false;
   const { loadA4, loadB4, views, ...scalar } = spec;
   const chosen: GemmSpec = vectors && (loadA4 || loadB4)
     ? {
@@ -361,11 +438,13 @@ export function gemmKernel(
       request.halfMath,
       tuned?.unroll ?? !request.fallbackAdapter,
     )
+    : splitK
+    ? splitKGemmShader(chosen, request.limits, request.subgroups)
     : smallGemmShader(chosen, request.limits);
   const vec = [chosen.loadA4 ? "A" : "", chosen.loadB4 ? "B" : ""].filter(Boolean).join("+");
   label = `${label}${useTiles ? ` tiled${request.halfMath ? " f16" : ""}` : ""}${
-    vec ? ` vec4 ${vec}` : ""
-  }`;
+    splitK ? ` split-K${request.subgroups ? " subgroups" : ""}` : ""
+  }${vec ? ` vec4 ${vec}` : ""}`;
   return {
     label,
     passes: [{

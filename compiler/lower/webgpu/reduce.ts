@@ -3,7 +3,8 @@
  *
  * Reductions (`sum`, `mean`, `max`, `min`: any op with a reduction spec) run one invocation
  * per output, looping over the reduced elements, when each output reduces few elements or
- * there are many outputs; else ({@link workgroupReduction}) one workgroup per output, its
+ * there are many outputs, or the adapter is a CPU fallback; else ({@link workgroupReduction})
+ * one workgroup per output, its
  * invocations striding over the reduced elements (neighbours read neighbouring addresses where
  * the reduced axes are the trailing ones) and combining their partial results as
  * wg_reduce.ts does: a tree in workgroup memory, or subgroup operations where the device has
@@ -43,7 +44,10 @@ export const reductionGpuKernel: GpuKernelGenerator = (req) => {
   }`;
   if (total === 0) return { label, passes: [] };
   if (total !== kept.reduce((p, d) => p * x[d], 1)) return undefined;
-  const rowwise = req.tuning?.reduction?.workgroup ?? workgroupReduction(total, count);
+  // A CPU adapter runs workgroups as loops with barriers between: one invocation per output
+  // ran 2-10x faster there (bench/README.md).
+  const rowwise = req.tuning?.reduction?.workgroup ??
+    (!req.fallbackAdapter && workgroupReduction(total, count));
   if (rowwise && count > 1) return reduceByWorkgroups(req, spec, label, total, count);
   const g = grid(total, req.limits);
   const keptNames = kept.map((_, i) => `k${i}`);

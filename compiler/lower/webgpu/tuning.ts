@@ -23,13 +23,16 @@ export interface GpuTuning {
    * GEMM kernels: `tiled` (workgroup-shared tiles) or one invocation per output, the outputs
    * per invocation `[rows, columns]` of a tiled product (default: by the product's shape),
    * whether tiles load four elements at a time where the shapes allow (`vec4`, default true),
-   * and whether the K step is unrolled (`unroll`, default: unless the adapter is a CPU one).
+   * whether the K step is unrolled (`unroll`, default: unless the adapter is a CPU one), and
+   * whether an untiled product runs split-K, one workgroup per output (`splitK`, default: skinny
+   * products with both operands along a K of 256 or more, unless the adapter is a CPU one).
    */
   readonly gemm?: {
     readonly tiled?: boolean;
     readonly micro?: readonly [number, number];
     readonly vec4?: boolean;
     readonly unroll?: boolean;
+    readonly splitK?: boolean;
   };
   /**
    * Reductions: one workgroup per output (`workgroup: true`) or one invocation per output
@@ -105,7 +108,8 @@ export function tuningCandidates(op: string, outputs: readonly Shape[]): GpuTuni
       { workgroupSize: 256, gemm: { tiled: true, micro: [4, 4] } },
       { workgroupSize: 256, gemm: { tiled: true, micro: [4, 4], unroll: false } },
       { workgroupSize: 256, gemm: { tiled: true, micro: [4, 4], vec4: false } },
-      { workgroupSize: 64, gemm: { tiled: false } },
+      { workgroupSize: 64, gemm: { tiled: false, splitK: false } },
+      { workgroupSize: 64, gemm: { tiled: false, splitK: true } },
     ]
     : [64, 128, 256].map((workgroupSize) => ({ workgroupSize }));
   const seen = new Set<string>([JSON.stringify(first)]);

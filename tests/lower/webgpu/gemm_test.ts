@@ -65,6 +65,17 @@ Deno.test("the tiled GEMM's WGSL: vec4 views and loads where K allows, an unroll
     assert.ok(!/vec4/.test(k.label) && !/vec4/.test(k.passes[0].code), k.label);
     assert.deepEqual(k.passes[0].bindings, [0, 1, 2, 3]);
   }
+  // A batch-1 layer with a long K: split-K (one workgroup per output), not on a CPU adapter.
+  const gemv = { ...fcNode(1024), inputs: [[1, 1024], [32, 1024], [32]], outputs: [[1, 32]] };
+  assert.match(fullyConnectedGpuKernel(gemv)!.label, /gemm 1x1024x32 \+bias split-K vec4 A\+B$/);
+  assert.match(
+    fullyConnectedGpuKernel({ ...gemv, subgroups: { directive: true } })!.passes[0].code,
+    /^enable subgroups;\n[^]*subgroupAdd\(acc\)/,
+  );
+  assert.equal(
+    fullyConnectedGpuKernel({ ...gemv, fallbackAdapter: true })!.label,
+    "gemm 1x1024x32 +bias",
+  );
   // dot: A transposed is contiguous along M, B along N.
   const dot = (m: number, k: number, n: number) =>
     dotGpuKernel({
@@ -223,6 +234,73 @@ Deno.test({
         seed: 20261208,
         // vec4 A+B (pointwise, 16 pixels, two groups), vec4 A (K = 36), and neither.
         examples: [[4, 8, 4, 4, 1, 2, 0], [4, 9, 5, 5, 3, 1, 1], [3, 12, 5, 7, 3, 1, 2]],
+      },
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "property: split-K products (one workgroup per output, subgroups or tree, vec4 or scalar) match",
+  ...GPU_TEST,
+  fn: async () => {
+    const engines = [
+      webgpuEngine({ kernels: tunedKernels({ gemm: { splitK: true } }) }),
+      webgpuEngine({ subgroups: false, kernels: tunedKernels({ gemm: { splitK: true } }) }),
+      webgpuEngine({ kernels: tunedKernels({ gemm: { splitK: true, vec4: false } }) }),
+    ];
+    await Promise.all(engines.map((e) => e.ready()));
+    const subgroups = engines[0].gpu!.subgroups !== undefined;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("fc", "dot", "batch_dot"),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 250, max: 1100 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1 << 20 }),
+        async (kind, m, k, n, tb, seed) => {
+          // dot and batch_dot with B not transposed read B along N: split-K still computes them.
+          const [y, given, alongK] = kind === "fc"
+            ? [sym.FullyConnected(sym.var("x"), { num_hidden: n, name: "f" }), { x: [m, k] }, true]
+            : kind === "dot"
+            ? [
+              sym.dot(sym.var("a"), sym.var("b"), { transpose_b: tb }),
+              { a: [m, k], b: tb ? [n, k] : [k, n] },
+              tb,
+            ]
+            : [
+              sym.batch_dot(sym.var("a"), sym.var("b"), { transpose_b: tb }),
+              { a: [3, m, k], b: tb ? [3, n, k] : [3, k, n] },
+              tb,
+            ];
+          const shapes = y.inferShape(given);
+          const names = y.listArguments();
+          const bindings: Record<string, Tensor> = {};
+          names.forEach((a, i) =>
+            bindings[a] = nd.random.uniform(-1, 1, shapes.argShapes[i], { seed: seed + i })
+          );
+          const [ref] = await y.eval(bindings, { engine: referenceEngine });
+          const inputs = Object.fromEntries(
+            names.map((a) => [a, { shape: bindings[a].shape, dtype: "float32" as const }]),
+          );
+          for (const [i, e] of engines.entries()) {
+            const program = e.compile(graphOf(y), { inputs }) as WebGPUCompiled;
+            const label = program.placement.find((p) => p.how === "kernel")!.label;
+            const what = `${kind} ${m}x${k}x${n}${tb ? " tb" : ""}: ${label}`;
+            assert.match(label, / split-K/, what);
+            assert.equal(/ subgroups/.test(label), i !== 1 && subgroups, what);
+            assert.equal(/ vec4 A\+B$/.test(label), i !== 2 && alongK && k % 4 === 0, what);
+            const [got] = await program.runAsync(bindings);
+            program.dispose();
+            assertClose(got, tensorValues(ref), { ...TOL, what });
+          }
+        },
+      ),
+      {
+        numRuns: 10,
+        seed: 20261209,
+        examples: [["fc", 1, 1024, 9, false, 0], ["fc", 3, 258, 5, false, 1]],
       },
     );
   },

@@ -141,9 +141,21 @@ Deno.test({
       sym.max(sym.var("x"), { axis: [1] }),
       sym.mean(sym.var("x"), { axis: [0] }),
     ];
+    // By default (the first two: long rows; the third: 3-element ones), one workgroup per
+    // output on a GPU and one invocation per output on a CPU adapter; then workgroups forced.
+    const rows = e.gpu!.fallback ? /^reduce(?!.*workgroups)/ : undefined;
+    const tree = webgpuEngine({
+      subgroups: false,
+      kernels: tunedKernels({ reduction: { workgroup: true } }),
+    });
+    const sub = webgpuEngine({ kernels: tunedKernels({ reduction: { workgroup: true } }) });
+    await Promise.all([tree.ready(), sub.ready()]);
     for (const [i, y] of long.entries()) {
-      await check(p, y, x, i < 2 ? /workgroups of 256$/ : /^reduce(?!.*workgroups)/, `long ${i}`);
-      await check(e, y, x, i < 2 ? sg : /^reduce(?!.*workgroups)/, `long ${i}, subgroups`);
+      const size = i < 2 ? /workgroups of 256/ : /workgroups of 64/;
+      await check(p, y, x, rows ?? (i < 2 ? size : /^reduce(?!.*workgroups)/), `long ${i}`);
+      await check(e, y, x, rows ?? (i < 2 ? sg : /^reduce(?!.*workgroups)/), `long ${i}, default`);
+      await check(tree, y, x, new RegExp(`${size.source}$`), `long ${i}, tree`);
+      await check(sub, y, x, e.gpu!.subgroups ? / subgroups$/ : size, `long ${i}, subgroups`);
     }
     const soft = [
       sym.softmax(sym.var("x"), { axis: -1 }),
