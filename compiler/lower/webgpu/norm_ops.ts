@@ -1,9 +1,11 @@
 /**
  * Normalization layers in WGSL: `LayerNorm`, `InstanceNorm`, `GroupNorm` and
  * `L2Normalization` view their input as (outer, n, inner) rows, as the reference does. A first
- * pass (one invocation per row) takes the row's statistics in two sweeps (the mean, then the
- * squared deviations from it, in float32) and writes them to the op's hidden outputs (mean and
- * std or var; the L2 norm); a second pass (one invocation per element) normalizes and applies
+ * pass takes the row's statistics in two sweeps (the mean, then the squared deviations from
+ * it, in float32) and writes them to the op's hidden outputs (mean and std or var; the L2
+ * norm): one invocation per row, or for long rows one workgroup per row combining its
+ * invocations' sums (as reductions do, reduce.ts: subgroups where the device has them); a
+ * second pass (one invocation per element) normalizes and applies
  * gamma and beta per channel. `norm` (L1 or L2 over any axes) is one invocation per output
  * walking its reduced elements.
  *
@@ -13,6 +15,9 @@ import { normAxis } from "../../../ops/op.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
 import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest, GpuPass } from "./kernel.ts";
 import { bindings, coords, entry, f32, grid, offset, u32 } from "./wgsl.ts";
+import { UnsupportedError } from "../../../runtime/errors.ts";
+import { workgroupReduction } from "./reduce.ts";
+import { workgroupCombine } from "./wg_reduce.ts";
 
 interface NormView {
   /** Rows: (outer, inner) pairs, each normalized along n. */
@@ -71,36 +76,114 @@ function viewOf(req: GpuKernelRequest): NormView | undefined {
   return undefined;
 }
 
-/** The statistics pass over rows of an (outer, n, inner) view: `stats` is its WGSL tail. */
+/**
+ * A step of a row-statistics pass: a sum over the row of `term(v)` (`v`: one element) declared
+ * as `let <sum>`, or a WGSL statement between sums (which may use the sums before it).
+ */
+type RowStep = { readonly sum: string; readonly term: (v: string) => string } | string;
+
+/** Whether {@link rowPass} gives each row a workgroup (see its doc). */
+function byWorkgroups(req: GpuKernelRequest, view: { outer: number; n: number; inner: number }) {
+  const rowwise = req.tuning?.reduction?.workgroup ??
+    (!req.fallbackAdapter && workgroupReduction(view.outer * view.inner, view.n));
+  return rowwise && view.n > 1;
+}
+
+/** The label's note of how the statistics pass combines. */
+function rowNote(req: GpuKernelRequest, view: { outer: number; n: number; inner: number }) {
+  return byWorkgroups(req, view) ? ` rows by workgroups${req.subgroups ? " subgroups" : ""}` : "";
+}
+
+/**
+ * A pass over the rows of an (outer, n, inner) view computing `steps`, then `tail` (statements
+ * that write the row's statistics at `idx`): one invocation per row, or, for long rows
+ * ({@link workgroupReduction}; not on CPU adapters) or where the tuning says so, one workgroup
+ * per row whose invocations stride over it and combine each sum as wg_reduce.ts does
+ * (subgroup operations where the device has them).
+ */
+function rowPass(
+  req: GpuKernelRequest,
+  view: { outer: number; n: number; inner: number },
+  steps: readonly RowStep[],
+  tail: string,
+  outs: readonly number[],
+): GpuPass {
+  const rows = view.outer * view.inner;
+  const roles: Parameters<typeof bindings>[0] = [
+    ["in", 0],
+    ...outs.map((o) => ["out", o] as const),
+  ];
+  const bound = [0, ...outs.map((o) => req.inputs.length + o)];
+  const base = `  let base = (idx / ${u32(view.inner)}) * ${u32(view.n * view.inner)} + idx % ${
+    u32(view.inner)
+  };`;
+  const at = `in0[base + j * ${u32(view.inner)}]`;
+  if (!byWorkgroups(req, view)) {
+    const g = grid(rows, req.limits);
+    const body = steps.map((step, k) =>
+      typeof step === "string" ? step : `  var acc${k} = 0.0f;
+  for (var j = 0u; j < ${u32(view.n)}; j = j + 1u) {
+    let v = ${at};
+    acc${k} = acc${k} + ${step.term("v")};
+  }
+  let ${step.sum} = acc${k};`
+    ).join("\n");
+    return {
+      code: `${bindings(roles)}\n${entry(g, `${base}\n${body}\n${tail}`)}`,
+      workgroups: g.workgroups,
+      bindings: bound,
+    };
+  }
+  const size = view.n >= 4096 && req.limits.maxComputeInvocationsPerWorkgroup >= 256 ? 256 : 64;
+  const maxDim = req.limits.maxComputeWorkgroupsPerDimension;
+  const gx = Math.min(rows, maxDim), gy = Math.ceil(rows / gx);
+  if (gy > maxDim) {
+    throw new UnsupportedError(`WebGPU: ${rows} rows exceed the dispatch limits`);
+  }
+  const c = workgroupCombine(size, req.subgroups);
+  const body = steps.map((step, k) =>
+    typeof step === "string" ? step : `  var acc${k} = 0.0f;
+  if (live) {
+    for (var j = lid; j < ${u32(view.n)}; j = j + ${u32(size)}) {
+      let v = ${at};
+      acc${k} = acc${k} + ${step.term("v")};
+    }
+  }
+${c.combine("add", `acc${k}`, step.sum)}`
+  ).join("\n");
+  const code = `${c.directive}${bindings(roles)}
+${c.decls}
+@compute @workgroup_size(${size})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, ${c.params}) {
+  let live = wg.x + wg.y * ${u32(gx)} < ${u32(rows)};
+  let idx = min(wg.x + wg.y * ${u32(gx)}, ${u32(rows - 1)});
+${base}
+${body}
+  if (live && lid == 0u) {
+${tail}
+  }
+}`;
+  return { code, workgroups: [gx, gy, 1], bindings: bound };
+}
+
+/** The statistics pass of LayerNorm, InstanceNorm and GroupNorm: mean, then squared deviations. */
 function statsPass(
   req: GpuKernelRequest,
   view: { outer: number; n: number; inner: number },
   stats: string,
   outs: readonly number[],
 ): GpuPass {
-  const rows = view.outer * view.inner;
-  const g = grid(rows, req.limits);
-  const body = `  let base = (idx / ${u32(view.inner)}) * ${u32(view.n * view.inner)} + idx % ${
-    u32(view.inner)
-  };
-  var s = 0.0f;
-  for (var j = 0u; j < ${u32(view.n)}; j = j + 1u) { s = s + in0[base + j * ${u32(view.inner)}]; }
-  let mean = s / ${f32(view.n)};
-  var q = 0.0f;
-  for (var j = 0u; j < ${u32(view.n)}; j = j + 1u) {
-    let d = in0[base + j * ${u32(view.inner)}] - mean;
-    q = q + d * d;
-  }
-${stats}`;
-  const roles: Parameters<typeof bindings>[0] = [
-    ["in", 0],
-    ...outs.map((o) => ["out", o] as const),
-  ];
-  return {
-    code: `${bindings(roles)}\n${entry(g, body)}`,
-    workgroups: g.workgroups,
-    bindings: [0, ...outs.map((o) => req.inputs.length + o)],
-  };
+  return rowPass(
+    req,
+    view,
+    [
+      { sum: "s", term: (v) => v },
+      `  let mean = s / ${f32(view.n)};`,
+      { sum: "q", term: (v) => `(${v} - mean) * (${v} - mean)` },
+    ],
+    stats,
+    outs,
+  );
 }
 
 /** LayerNorm, InstanceNorm and GroupNorm (see the module doc). */
@@ -108,7 +191,7 @@ export const layerNormGpuKernel: GpuKernelGenerator = (req): GpuKernel | undefin
   const view = viewOf(req);
   if (!view || req.outputs.length !== 3) return undefined;
   const eps = (req.node.parsed as { eps: number }).eps;
-  const label = `${req.node.opName} ${req.inputs[0].join("x")}`;
+  const label = `${req.node.opName} ${req.inputs[0].join("x")}${rowNote(req, view)}`;
   const total = shapeSize(req.inputs[0]);
   if (total === 0 || view.n === 0) return { label, passes: [] };
   const stats = `  out1[idx] = mean;
@@ -154,20 +237,9 @@ export const l2NormalizationGpuKernel: GpuKernelGenerator = (req): GpuKernel | u
   if (x === undefined || x.length < 2 || req.outputs.length !== 2) return undefined;
   const view = l2View(x, a.mode);
   if (!view) return undefined;
-  const label = `L2Normalization ${x.join("x")} (${a.mode})`;
+  const label = `L2Normalization ${x.join("x")} (${a.mode})${rowNote(req, view)}`;
   const total = shapeSize(x);
   if (total === 0 || view.outer * view.inner === 0) return { label, passes: [] };
-  const rows = view.outer * view.inner;
-  const g1 = grid(rows, req.limits);
-  const body1 = `  let base = (idx / ${u32(view.inner)}) * ${u32(view.n * view.inner)} + idx % ${
-    u32(view.inner)
-  };
-  var s = 0.0f;
-  for (var j = 0u; j < ${u32(view.n)}; j = j + 1u) {
-    let v = in0[base + j * ${u32(view.inner)}];
-    s = s + v * v;
-  }
-  out1[idx] = sqrt(s + ${f32(a.eps)});`;
   const g2 = grid(total, req.limits);
   const body2 = `  let r = (idx / ${u32(view.n * view.inner)}) * ${u32(view.inner)} + idx % ${
     u32(view.inner)
@@ -176,11 +248,13 @@ export const l2NormalizationGpuKernel: GpuKernelGenerator = (req): GpuKernel | u
   return {
     label,
     passes: [
-      {
-        code: `${bindings([["in", 0], ["out", 1]])}\n${entry(g1, body1)}`,
-        workgroups: g1.workgroups,
-        bindings: [0, 2],
-      },
+      rowPass(
+        req,
+        view,
+        [{ sum: "s", term: (v) => `${v} * ${v}` }],
+        `  out1[idx] = sqrt(s + ${f32(a.eps)});`,
+        [1],
+      ),
       {
         code: `${bindings([["in", 0], ["in", 1], ["out", 0]])}\n${entry(g2, body2)}`,
         workgroups: g2.workgroups,

@@ -179,3 +179,71 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "normalization statistics by workgroups (tree and subgroups) and by rows match the reference",
+  ...GPU_TEST,
+  fn: async () => {
+    const [e] = await engines();
+    const variants: [string, ReturnType<typeof webgpuEngine>, RegExp][] = [
+      [
+        "tree",
+        webgpuEngine({
+          subgroups: false,
+          kernels: tunedKernels({ reduction: { workgroup: true } }),
+        }),
+        / rows by workgroups$/,
+      ],
+      [
+        "subgroups",
+        webgpuEngine({ kernels: tunedKernels({ reduction: { workgroup: true } }) }),
+        e.gpu!.subgroups ? / rows by workgroups subgroups$/ : / rows by workgroups$/,
+      ],
+      [
+        "rows",
+        webgpuEngine({ kernels: tunedKernels({ reduction: { workgroup: false } }) }),
+        /^(?!.*workgroups)/,
+      ],
+    ];
+    await Promise.all(variants.map(([, v]) => v.ready()));
+    const x = sym.var("x");
+    const y = sym.group([
+      sym.LayerNorm(x, sym.var("g3"), sym.var("b3"), { axis: 3, output_mean_var: true }),
+      sym.GroupNorm(x, sym.var("g2"), sym.var("b2"), { num_groups: 2, output_mean_var: true }),
+      sym.InstanceNorm(x, sym.var("g2b"), sym.var("b2b")),
+      sym.L2Normalization(x, { mode: "channel" }),
+      sym.L2Normalization(x, { mode: "spatial" }),
+      sym.L2Normalization(x, { mode: "instance", eps: 0.1 }),
+    ]);
+    const rand = (shape: number[], seed: number) => nd.random.uniform(-2, 2, shape, { seed });
+    const bindings: Record<string, Tensor> = {
+      x: rand([2, 4, 3, 301], 1),
+      g3: rand([301], 2),
+      b3: rand([301], 3),
+      g2: rand([4], 4),
+      b2: rand([4], 5),
+      g2b: rand([4], 6),
+      b2b: rand([4], 7),
+    };
+    const want = await y.eval(bindings, { engine: referenceEngine });
+    const inputs = Object.fromEntries(
+      Object.entries(bindings).map(([n, t]) => [n, { shape: t.shape, dtype: "float32" as const }]),
+    );
+    for (const [what, engine, label] of variants) {
+      const program = engine.compile(graphOf(y), { inputs }) as WebGPUCompiled;
+      try {
+        assert.deepEqual(program.fallbacks, [], what);
+        const norms = program.placement.filter((p) => /Norm|L2/.test(p.op));
+        assert.equal(norms.length, 6, what);
+        for (const p of norms) assert.match(p.label, label, `${what}: ${p.label}`);
+        const got = await program.runAsync(bindings);
+        got.forEach((t, i) =>
+          assertClose(t, tensorValues(want[i]), { ...TOL, what: `${what} output ${i}` })
+        );
+      } finally {
+        program.dispose();
+      }
+    }
+  },
+});
