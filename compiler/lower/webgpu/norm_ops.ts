@@ -7,7 +7,7 @@
  * invocations' sums (as reductions do, reduce.ts: subgroups where the device has them); a
  * second pass (one invocation per element) normalizes and applies
  * gamma and beta per channel. `norm` (L1 or L2 over any axes) is one invocation per output
- * walking its reduced elements.
+ * walking its reduced elements, or one workgroup per output as long reductions are.
  *
  * @module
  */
@@ -16,7 +16,7 @@ import { type Shape, shapeSize } from "../../../runtime/shape.ts";
 import type { GpuKernel, GpuKernelGenerator, GpuKernelRequest, GpuPass } from "./kernel.ts";
 import { bindings, coords, entry, f32, grid, offset, u32 } from "./wgsl.ts";
 import { UnsupportedError } from "../../../runtime/errors.ts";
-import { workgroupReduction } from "./reduce.ts";
+import { reduceByWorkgroups, workgroupReduction } from "./reduce.ts";
 import { workgroupCombine } from "./wg_reduce.ts";
 
 interface NormView {
@@ -264,7 +264,10 @@ export const l2NormalizationGpuKernel: GpuKernelGenerator = (req): GpuKernel | u
   };
 };
 
-/** `norm`: the L1 or L2 norm over `axis` (all axes when none), one invocation per output. */
+/**
+ * `norm`: the L1 or L2 norm over `axis` (all axes when none): one invocation per output, or one
+ * workgroup per output where a reduction would take one (reduce.ts).
+ */
 export const normGpuKernel: GpuKernelGenerator = (req): GpuKernel | undefined => {
   const a = req.node.parsed as { ord: number; axis: readonly number[] | null };
   const x = req.inputs[0];
@@ -279,6 +282,19 @@ export const normGpuKernel: GpuKernelGenerator = (req): GpuKernel | undefined =>
   if (total === 0) return { label, passes: [] };
   if (total !== kept.reduce((p, d) => p * x[d], 1)) return undefined;
   const count = axes.reduce((p, d) => p * x[d], 1);
+  const rowwise = req.tuning?.reduction?.workgroup ??
+    (!req.fallbackAdapter && workgroupReduction(total, count));
+  if (rowwise && count > 1) {
+    return reduceByWorkgroups(
+      req,
+      { axes, combine: "add", init: 0, mean: false, keepdims: false },
+      label,
+      total,
+      count,
+      (v) => (a.ord === 1 ? `abs(${v})` : `${v} * ${v}`),
+      (r) => (a.ord === 1 ? r : `sqrt(${r})`),
+    );
+  }
   const g = grid(total, req.limits);
   const keptNames = kept.map((_, i) => `k${i}`);
   const redNames = axes.map((_, i) => `r${i}`);

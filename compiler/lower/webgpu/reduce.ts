@@ -112,13 +112,19 @@ function workgroupSize(req: GpuKernelRequest, want: number): number {
   return 2 ** Math.floor(Math.log2(Math.max(2, cap)));
 }
 
-/** One workgroup per output, combining its invocations' partial results (see the module doc). */
-function reduceByWorkgroups(
+/**
+ * One workgroup per output, combining its invocations' partial results (see the module doc):
+ * the reduction `spec` of the input over its axes, of each element's `term` (default itself),
+ * the result written through `finish` (default: itself, or the mean). `norm` uses it too.
+ */
+export function reduceByWorkgroups(
   req: GpuKernelRequest,
   spec: ReductionSpec,
   label: string,
   total: number,
   count: number,
+  term: (v: string) => string = (v) => v,
+  finish?: (r: string) => string,
 ): GpuKernel {
   const x = req.inputs[0];
   const reduced = new Set(spec.axes);
@@ -151,12 +157,14 @@ ${coords(kept.map((d) => x[d]), "k")}
   if (live) {
     for (var r = lid; r < ${u32(count)}; r = r + ${u32(size)}) {
 ${trailing ? "" : coords(redShape, "r", "r").replaceAll(/^/gm, "    ")}
-      let v = ${read};
+      let v = ${term(read)};
       ${fold}
     }
   }
 ${c.combine(spec.combine, "acc", "whole")}
-  if (live && lid == 0u) { out0[row] = whole${spec.mean ? ` / ${f32(count)}` : ""}; }
+  if (live && lid == 0u) {
+    out0[row] = ${finish ? finish("whole") : `whole${spec.mean ? ` / ${f32(count)}` : ""}`};
+  }
 }`;
   return {
     label: `${label} workgroups of ${size}${c.subgroups ? " subgroups" : ""}`,

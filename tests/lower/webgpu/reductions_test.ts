@@ -182,7 +182,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "normalization statistics by workgroups (tree and subgroups) and by rows match the reference",
+    "normalization statistics and norm by workgroups (tree and subgroups) and by rows match the reference",
   ...GPU_TEST,
   fn: async () => {
     const [e] = await engines();
@@ -215,6 +215,8 @@ Deno.test({
       sym.L2Normalization(x, { mode: "channel" }),
       sym.L2Normalization(x, { mode: "spatial" }),
       sym.L2Normalization(x, { mode: "instance", eps: 0.1 }),
+      sym.norm(x, { ord: 1, axis: [1, 3] }),
+      sym.norm(x, { ord: 2 }),
     ]);
     const rand = (shape: number[], seed: number) => nd.random.uniform(-2, 2, shape, { seed });
     const bindings: Record<string, Tensor> = {
@@ -237,6 +239,11 @@ Deno.test({
         const norms = program.placement.filter((p) => /Norm|L2/.test(p.op));
         assert.equal(norms.length, 6, what);
         for (const p of norms) assert.match(p.label, label, `${what}: ${p.label}`);
+        const plain = program.placement.filter((p) => p.op === "norm");
+        assert.equal(plain.length, 2, what);
+        for (const p of plain) {
+          assert.equal(/ workgroups of/.test(p.label), what !== "rows", `${what}: ${p.label}`);
+        }
         const got = await program.runAsync(bindings);
         got.forEach((t, i) =>
           assertClose(t, tensorValues(want[i]), { ...TOL, what: `${what} output ${i}` })
