@@ -308,6 +308,7 @@ export type {
   KernelRequest,
   KernelTable,
 } from "./compiler/lower/wasm/kernel.ts";
+export type { ScaledRows } from "./compiler/scaled_rows.ts";
 export {
   clearProgramCache,
   type ProgramCacheLimits,

@@ -70,8 +70,32 @@ function resident(t: Tensor): never {
   );
 }
 
+/**
+ * Host tensors whose values are computed when first read (see {@link deferredTensor}), until
+ * then: the computation.
+ */
+const DEFERRED = new WeakMap<Tensor, () => StorageArray>();
+
+/** What the constructor takes, from {@link deferredTensor} alone, for deferred values. */
+class Deferred {
+  constructor(readonly compute: () => StorageArray) {}
+}
+
 function hostStorage(t: Tensor): StorageArray {
-  return STORAGE.get(t) ?? resident(t);
+  return STORAGE.get(t) ?? computed(t) ?? resident(t);
+}
+
+/** The values of a deferred tensor, computed now and kept (undefined for other tensors). */
+function computed(t: Tensor): StorageArray | undefined {
+  const compute = DEFERRED.get(t);
+  if (compute === undefined) return undefined;
+  const storage = compute();
+  if (!storageMatches(t.dtype, storage) || storage.length !== t.size) {
+    throw new SigilError(`the deferred values of ${t} are not ${t.size} ${t.dtype} values`);
+  }
+  STORAGE.set(t, storage);
+  DEFERRED.delete(t);
+  return storage;
 }
 
 function toData(dtype: DType, s: StorageArray, copy: boolean): TensorData {
@@ -121,6 +145,13 @@ export class Tensor {
     dtypeInfo(dtype);
     this.shape = checkShape(shape);
     this.size = shapeSize(this.shape);
+    if ((storage as unknown) instanceof Deferred) {
+      this.dtype = dtype;
+      this.device = device ?? cpu();
+      DEFERRED.set(this, (storage as unknown as Deferred).compute);
+      Object.freeze(this);
+      return;
+    }
     if (isDeviceStorage(storage)) {
       if (!device || device.kind === "cpu") {
         throw new SigilError("a tensor held in device memory needs its (non-CPU) device");
@@ -243,7 +274,7 @@ export class Tensor {
     if (!(target instanceof Device)) return await target.upload(this);
     const held = RESIDENT.get(this);
     if (target === this.device) return this;
-    const storage = held ? await held.read() : STORAGE.get(this)!;
+    const storage = held ? await held.read() : hostStorage(this);
     return new Tensor(storage, this.shape, this.dtype, target);
   }
 
@@ -313,8 +344,8 @@ export const INSPECT_VALUES = 8;
  * ```
  */
 export function inspectTensor(t: Tensor, max: number = INSPECT_VALUES): string {
-  const storage = STORAGE.get(t);
-  if (storage === undefined) return t.toString();
+  if (RESIDENT.has(t)) return t.toString();
+  const storage = hostStorage(t);
   const n = Math.min(max, storage.length);
   const head = decode(t.dtype, storage.subarray(0, n) as StorageArray);
   const shown = Array.from(head, (v, i) => {
@@ -336,6 +367,41 @@ export function inspectTensor(t: Tensor, max: number = INSPECT_VALUES): string {
 /** The raw storage of a tensor (not a copy: do not write to it). */
 export function tensorStorage(t: Tensor): StorageArray {
   return hostStorage(t);
+}
+
+/**
+ * A host tensor whose values `compute` gives when something first reads them (they are then
+ * kept, and `compute` dropped): for constants derived from others that a consumer may never
+ * need in plain form (a folded BatchNorm's scaled weights, which the WASM lowering packs from
+ * the originals). Every reader sees the values as for any tensor; `compute` must return the
+ * dtype's storage array of `prod(shape)` elements (else the read throws a SigilError) and
+ * must always give the same values.
+ *
+ * @example Computed once, on the first read
+ * ```ts
+ * import assert from "node:assert";
+ * import { deferredTensor, isDeferred } from "./tensor.ts";
+ * let calls = 0;
+ * const t = deferredTensor(() => (calls++, new Float32Array([1, 2])), [2], "float32");
+ * assert(isDeferred(t));
+ * assert.strictEqual(calls, 0);
+ * assert.deepStrictEqual(await t.data(), new Float32Array([1, 2]));
+ * t.dataSync();
+ * assert(!isDeferred(t));
+ * assert.strictEqual(calls, 1);
+ * ```
+ */
+export function deferredTensor(
+  compute: () => StorageArray,
+  shape: ArrayLike<number>,
+  dtype: DType,
+): Tensor {
+  return new Tensor(new Deferred(compute) as unknown as StorageArray, shape, dtype);
+}
+
+/** Whether a tensor's values are deferred and not computed yet (see {@link deferredTensor}). */
+export function isDeferred(t: Tensor): boolean {
+  return DEFERRED.has(t);
 }
 
 /** The device memory holding a tensor's values, or undefined for a host tensor. */

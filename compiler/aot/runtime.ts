@@ -1267,11 +1267,13 @@ export function deriveConstant(
       throw new RangeError(`derived constant: run ${r / 7} is out of range`);
     }
   }
+  // G's fractions as the engine's transform has them: multiplications by float64 reciprocals.
+  const sixth = 1 / 6, twelfth = 1 / 12, twentyfourth = 1 / 24;
   const f4Row = (a: number, b: number, c: number, o: number) => {
-    const s = -(a + c) / 6;
-    const d = b / 6;
-    const p = a / 24 + c / 6;
-    const q = b / 12;
+    const s = -(a + c) * sixth;
+    const d = b * sixth;
+    const p = a * twentyfourth + c * sixth;
+    const q = b * twelfth;
     out[o] = a * 0.25;
     out[o + plane] = s - d;
     out[o + 2 * plane] = s + d;
@@ -1283,9 +1285,12 @@ export function deriveConstant(
     const a0 = src[at], a1 = src[at + 1], a2 = src[at + 2];
     const b0 = src[at + 3], b1 = src[at + 4], b2 = src[at + 5];
     const c0 = src[at + 6], c1 = src[at + 7], c2 = src[at + 8];
-    const s0 = -(a0 + c0) / 6, d0 = b0 / 6, p0 = a0 / 24 + c0 / 6, q0 = b0 / 12;
-    const s1 = -(a1 + c1) / 6, d1 = b1 / 6, p1 = a1 / 24 + c1 / 6, q1 = b1 / 12;
-    const s2 = -(a2 + c2) / 6, d2 = b2 / 6, p2 = a2 / 24 + c2 / 6, q2 = b2 / 12;
+    const s0 = -(a0 + c0) * sixth, d0 = b0 * sixth;
+    const p0 = a0 * twentyfourth + c0 * sixth, q0 = b0 * twelfth;
+    const s1 = -(a1 + c1) * sixth, d1 = b1 * sixth;
+    const p1 = a1 * twentyfourth + c1 * sixth, q1 = b1 * twelfth;
+    const s2 = -(a2 + c2) * sixth, d2 = b2 * sixth;
+    const p2 = a2 * twentyfourth + c2 * sixth, q2 = b2 * twelfth;
     const row = 6 * plane;
     f4Row(a0 * 0.25, a1 * 0.25, a2 * 0.25, o);
     f4Row(s0 - d0, s1 - d1, s2 - d2, o + row);

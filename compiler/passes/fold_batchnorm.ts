@@ -20,7 +20,9 @@
  *   in `graph.params`, with one value per channel. Anything unbound is left alone.
  *
  * New parameters are computed in float64 and stored in the original dtypes (the bias a
- * `no_bias` op gains takes the weight's dtype). They are named after the originals:
+ * `no_bias` op gains takes the weight's dtype). A float32 weight's folded values are
+ * deferred (`compiler/scaled_rows.ts`): computed when first read, while the WASM engine packs
+ * the original weights with the per-channel scale instead, to the same bits. They are named after the originals:
  * `<weight>_folded`, `<bias>_folded`, or `<op name>_bias_folded` for a new bias (with a number
  * appended if the name is taken). The folded op keeps the producer's name and attributes (with
  * `no_bias` false). Parameters only the folded nodes used are dropped from `params`.
@@ -32,7 +34,8 @@
 import { normAxis } from "../../ops/op.ts";
 import { type DType, dtypeInfo } from "../../runtime/dtype.ts";
 import type { Shape } from "../../runtime/shape.ts";
-import { Tensor, tensorFromValues, tensorStorage, tensorValues } from "../../runtime/tensor.ts";
+import { type Tensor, tensorFromValues, tensorValues } from "../../runtime/tensor.ts";
+import { scaledRowsTensor } from "../scaled_rows.ts";
 import { shapeFacts } from "../infer.ts";
 import { type Entry, makeNode, type Node, type ShapeDict } from "../symbol.ts";
 import { definePass, type Graph, graphOf, type Pass } from "./pass.ts";
@@ -178,34 +181,23 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
       if (![w, ...perChannel].every((t) => dtypeInfo(t.dtype).isFloat)) return undefined;
 
       const { eps, fix_gamma } = bn.parsed as { eps: number; fix_gamma: boolean };
-      // Float32 weights are read and written in place of float64 copies: each product is still
-      // formed in float64 and rounded once, so the values are the same, and a large model's
-      // weights are not copied three times over (fresh memory dominates a cold compile).
-      const f32 = w.dtype === "float32";
-      const wv = f32 ? tensorStorage(w) as Float32Array : tensorValues(w);
       const bv = b ? tensorValues(b) : new Float64Array(channels);
       const gv = tensorValues(gamma);
       const betav = tensorValues(beta);
       const mv = tensorValues(mean);
       const vv = tensorValues(variance);
-      const inner = w.size / channels;
-      const newW = f32 ? new Float32Array(w.size) : new Float64Array(w.size);
+      const scale = new Float64Array(channels);
       const newB = new Float64Array(channels);
       for (let c = 0; c < channels; c++) {
-        const scale = (fix_gamma ? 1 : gv[c]) / Math.sqrt(vv[c] + eps);
-        // One loop per array type: a loop over either kind of array runs several times slower.
-        if (f32) scaleInto(newW as Float32Array, wv as Float32Array, c * inner, inner, scale);
-        else scaleInto(newW as Float64Array, wv as Float64Array, c * inner, inner, scale);
-        newB[c] = (bv[c] - mv[c]) * scale + betav[c];
+        scale[c] = (fix_gamma ? 1 : gv[c]) / Math.sqrt(vv[c] + eps);
+        newB[c] = (bv[c] - mv[c]) * scale[c] + betav[c];
       }
       const wVar = prod.inputs[1].node;
       const bVar = b ? prod.inputs[2].node : undefined;
       const wName = fresh(`${wVar.name}_folded`);
       const bName = fresh(bVar ? `${bVar.name}_folded` : `${prod.name}_bias_folded`);
       const bType: DType = b?.dtype ?? w.dtype;
-      params[wName] = newW instanceof Float32Array
-        ? new Tensor(newW, w.shape, "float32")
-        : tensorFromValues(newW, w.shape, w.dtype);
+      params[wName] = foldedWeight(w, scale);
       params[bName] = tensorFromValues(newB, [channels], bType);
       const bAttrs: Record<string, string> = bVar
         ? { ...bVar.attrs }
@@ -239,13 +231,20 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
   },
 });
 
-/** `out[i] = v[i] · scale` for i in `[at, at + n)`, each product rounded once to `out`'s type. */
-function scaleInto<A extends Float32Array | Float64Array>(
-  out: A,
-  v: A,
-  at: number,
-  n: number,
-  scale: number,
-): void {
-  for (let i = at; i < at + n; i++) out[i] = v[i] * scale;
+/**
+ * The folded weight: `w`'s rows (filters, or FullyConnected's output units) times `scale`,
+ * each product formed in float64 and rounded once to `w`'s dtype. A float32 host weight
+ * becomes a deferred {@link scaledRowsTensor}: its values are computed only if something reads
+ * them, and the WASM lowering packs the original weights with the factors instead (no folded
+ * copy of a model's filters: fresh memory dominates a cold compile). Other dtypes (and weights
+ * held in device memory) are computed now.
+ */
+function foldedWeight(w: Tensor, scale: Float64Array): Tensor {
+  if (w.dtype === "float32" && !w.isResident) return scaledRowsTensor(w, scale);
+  const wv = tensorValues(w);
+  const inner = w.size / scale.length;
+  for (let r = 0; r < scale.length; r++) {
+    for (let i = r * inner; i < (r + 1) * inner; i++) wv[i] *= scale[r];
+  }
+  return tensorFromValues(wv, w.shape, w.dtype);
 }

@@ -324,7 +324,15 @@ export const convolutionKernel: KernelGenerator = (
     g.p.every((v) => v === 0);
 
   const shared = req.shared ?? false;
-  const weights = req.constants?.[1];
+  // Filters with a folded BatchNorm's scale: packed (or transformed) from the original weights,
+  // scaling as they go, so no scaled copy is made (KernelRequest.scaledConstants).
+  const folded = req.scaledConstants?.[1];
+  const scaled = folded !== undefined && folded.inner === g.cinG * g.taps &&
+      folded.scale.length === g.filters
+    ? folded
+    : undefined;
+  const weights = scaled ? scaled.values : req.constants?.[1];
+  const scale = scaled?.scale;
   const tile = req.winograd === false ? 0 : winogradTile(g);
   if (weights && tile > 0) {
     const shape: WinogradShape = {
@@ -354,9 +362,10 @@ export const convolutionKernel: KernelGenerator = (
       shared,
       ownFilters ? undefined : weights,
       packs,
+      scale,
     );
     const parts = shares.length > 1
-      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared, weights, packs))
+      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared, weights, packs, scale))
       : [];
     return {
       bytes: whole.bytes,
@@ -387,12 +396,12 @@ export const convolutionKernel: KernelGenerator = (
       rows: [0, g.o[1]],
       channels: [0, g.cin],
     },
-    weights,
+    { weights, scale },
     ownFilters ? undefined : packs,
     ownFilters,
   );
   const parts = shares.map((share) =>
-    convModule(g, depthwise, pointwise, req.relaxed, shared, share, weights, packs)
+    convModule(g, depthwise, pointwise, req.relaxed, shared, share, { weights, scale }, packs)
   );
   const prepacked = parts.length > 1 ? parts[0].packed !== undefined : whole.packed !== undefined;
   return {
@@ -464,7 +473,10 @@ function convShares(
   return [];
 }
 
-/** One convolution module computing `share` of the output (everything by default). */
+/**
+ * One convolution module computing `share` of the output (everything by default). `weights`:
+ * the constant filters, if they are, to pack now (times `scale[filter]` when given).
+ */
 function convModule(
   g: Geometry,
   depthwise: boolean,
@@ -472,7 +484,7 @@ function convModule(
   relaxed: boolean,
   shared: boolean,
   share: ConvShare,
-  weights?: Float32Array,
+  { weights, scale }: { weights?: Float32Array; scale?: Float64Array },
   packs?: Map<string, Float32Array>,
   codeOnly = false,
 ): {
@@ -497,7 +509,8 @@ function convModule(
       packed = constantArray(g.groups * nf * kdim);
       for (let gi = 0; gi < g.groups; gi++) {
         const rows = weights!.subarray((gi * g.fG + f0) * kdim, (gi * g.fG + f1) * kdim);
-        packSgemmA(rows, opts, packed.subarray(gi * nf * kdim, (gi + 1) * nf * kdim));
+        const into = packed.subarray(gi * nf * kdim, (gi + 1) * nf * kdim);
+        packSgemmA(rows, opts, into, scale?.subarray(gi * g.fG + f0, gi * g.fG + f1));
       }
       packs?.set(key, packed);
     }

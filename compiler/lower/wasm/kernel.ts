@@ -11,6 +11,7 @@ import type { Node } from "../../symbol.ts";
 import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
 import type { ModuleBuilder } from "./encoder.ts";
+import type { ScaledRows } from "../../scaled_rows.ts";
 
 /** A compiled kernel for one node. */
 export interface CompiledKernel {
@@ -65,8 +66,20 @@ export interface KernelRequest {
   readonly forceSplit?: boolean;
   /** Whether 3×3 convolutions may use Winograd F(4×4, 3×3) (default true). */
   readonly winograd?: boolean;
-  /** Values of inputs that are constants (parameters), by input index; others undefined. */
+  /**
+   * Values of inputs that are constants (parameters), by input index; others undefined. An
+   * entry that {@link scaledConstants} also defines is computed when first read.
+   */
   readonly constants?: readonly (Float32Array | undefined)[];
+  /**
+   * Constant inputs defined as rows of float32 values times a factor per row (a convolution's
+   * filters with a BatchNorm folded in), by input index; others undefined. Their plain values,
+   * `constants[i]`, are computed only if a generator reads them: a generator that packs or
+   * transforms such an input in any case should read it from here and apply the factors as it
+   * goes (`Math.fround(values[j] · scale[row])`, the bits of `constants[i]`), so that no scaled
+   * copy is made. A generator that ignores this field sees the same values in `constants`.
+   */
+  readonly scaledConstants?: readonly (ScaledRows | undefined)[];
   /** Dtypes of the input buffers (default: all float32). */
   readonly inputTypes?: readonly DType[];
   /** Dtypes of the output buffers (default: all float32). */

@@ -36,6 +36,7 @@ import { checkCompileArgs, checkRunInputs } from "../../validate.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
 import { type DType, encode, type StorageArray } from "../../../runtime/dtype.ts";
 import { Tensor, tensorStorage, tensorValues } from "../../../runtime/tensor.ts";
+import { scaledRowsOf } from "../../scaled_rows.ts";
 import {
   type HostStep,
   type KernelStep,
@@ -287,19 +288,28 @@ export function lowerWasm(
   // takes in another form (packed, transformed) is uploaded only in that form.
   const varPtr = new Map<string, number>();
   const constants: (ProgramBuffer & { values: StorageArray; resident?: boolean })[] = [];
-  const constantValues = new Map<string, Float32Array>();
+  const constantCache = new Map<string, Float32Array | undefined>();
+  // Float32 storage is used as it is (read only): copying a model's weights costs fresh
+  // memory, which dominates a cold compile. Kernels see other constants as float32 values:
+  // exact for 16-bit floats and small integers. Taken when first wanted: a deferred constant
+  // (a folded BatchNorm's weights, scaled_rows.ts) whose kernels pack it from its definition
+  // is never computed.
+  const constantValues = (name: string): Float32Array | undefined => {
+    if (constantCache.has(name)) return constantCache.get(name);
+    const t = bound[name];
+    const values = t.dtype === "float32"
+      ? tensorStorage(t) as Float32Array
+      : lanesReadable(t.dtype)
+      ? Float32Array.from(tensorValues(t))
+      : undefined;
+    constantCache.set(name, values);
+    return values;
+  };
   const inputs = emptyRecord<ProgramBuffer>();
   for (const name of sym.listInputs()) {
     const shape = shapeDict[name];
     if (!shape) throw new SigilError(`compileWasm: no shape for input '${name}'`);
-    if (Object.hasOwn(bound, name)) {
-      // Float32 storage is used as it is (read only): copying a model's weights costs fresh
-      // memory, which dominates a cold compile. Kernels see other constants as float32
-      // values: exact for 16-bit floats and small integers.
-      const t = bound[name];
-      if (t.dtype === "float32") constantValues.set(name, tensorStorage(t) as Float32Array);
-      else if (lanesReadable(t.dtype)) constantValues.set(name, Float32Array.from(tensorValues(t)));
-    } else {
+    if (!Object.hasOwn(bound, name)) {
       const dtype = typeDict[name];
       const ptr = alloc(shapeSize(shape) * elementBytes(dtype));
       varPtr.set(name, ptr);
@@ -340,7 +350,7 @@ export function lowerWasm(
     if (bound[name].dtype === "float32") return ptrOf(e);
     let ptr = widenedPtr.get(name);
     if (ptr === undefined) {
-      const values = constantValues.get(name)!;
+      const values = constantValues(name)!;
       ptr = alloc(values.length * 4);
       widenedPtr.set(name, ptr);
       constants.push({ ptr, shape: shapeDict[name], values });
@@ -426,11 +436,24 @@ export function lowerWasm(
     const atBoundary = node.inputs.some((e) => e.node.isVariable && !isConstant(e)) ||
       sym.outputs.some((e) => e.node === node);
     const parts = atBoundary && !options.forceSplit && node.op?.scalar?.(node.parsed) ? 1 : threads;
-    const constIns = node.inputs.map((e) =>
-      isConstant(e) ? constantValues.get(e.node.name) : undefined
+    const scaledIns = node.inputs.map((e) =>
+      isConstant(e) ? scaledRowsOf(bound[e.node.name]) : undefined
     );
+    const constIns: (Float32Array | undefined)[] = [];
+    node.inputs.forEach((e, i) => {
+      if (!isConstant(e)) constIns[i] = undefined;
+      else if (scaledIns[i] === undefined) constIns[i] = constantValues(e.node.name);
+      else {
+        // Computed only if the generator reads it (KernelRequest.scaledConstants).
+        Object.defineProperty(constIns, i, {
+          get: () => constantValues(e.node.name),
+          enumerable: true,
+        });
+      }
+    });
     const request = {
       constants: constIns,
+      ...(scaledIns.some((d) => d !== undefined) ? { scaledConstants: scaledIns } : {}),
       node,
       inputs: ins,
       outputs: outs,

@@ -866,7 +866,9 @@ export type SgemmPackOptions = Pick<
  * Packs A (stored as the product's options say) into the micro-panels `compute` reads, in its
  * order: K blocks, then M blocks, then micro-panels of `mr` rows (k-major). Pass the result
  * with `prepackedA: true` and the same options. Writes into `into` (its first m·k floats) when
- * given, else into a new array; returns what it wrote into.
+ * given, else into a new array; returns what it wrote into. With `rowScale` (at least m
+ * factors), row i of A is packed as `Math.fround(a · rowScale[i])`: a row-scaled copy of A
+ * (a convolution's filters with a folded BatchNorm's scale) packed without making the copy.
  *
  * @example
  * ```ts
@@ -880,12 +882,16 @@ export function packSgemmA(
   a: Float32Array,
   options: SgemmPackOptions,
   into?: Float32Array,
+  rowScale?: Float64Array,
 ): Float32Array {
   const { m, k } = options;
   const plan = planSgemm(options);
   const lda = options.lda ?? (options.transA ? m : k);
   if (into !== undefined && into.length < m * k) {
     throw new ShapeError(`packSgemmA: 'into' holds ${into.length} floats; needs ${m * k}`);
+  }
+  if (rowScale !== undefined && rowScale.length < m) {
+    throw new ShapeError(`packSgemmA: 'rowScale' holds ${rowScale.length} factors; needs ${m}`);
   }
   const out = into ?? constantArray(m * k);
   const mr = plan.tile.mr;
@@ -901,7 +907,14 @@ export function packSgemmA(
       for (let r0 = 0; r0 < mc; r0 += mr) {
         const rows = Math.min(mr, mc - r0);
         const i0 = ic + r0;
-        if (options.transA) {
+        if (rowScale !== undefined) {
+          // Each product is rounded once, by the float32 store.
+          for (let kk = 0; kk < kc; kk++) {
+            let idx = options.transA ? (pc + kk) * lda + i0 : i0 * lda + pc + kk;
+            const step = options.transA ? 1 : lda;
+            for (let r = 0; r < rows; r++, idx += step) out[o++] = a[idx] * rowScale[i0 + r];
+          }
+        } else if (options.transA) {
           // A stored K×M: a micro-panel's k row is contiguous in memory.
           for (let kk = 0; kk < kc; kk++) {
             const base = (pc + kk) * lda + i0;

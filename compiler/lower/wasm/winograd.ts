@@ -106,15 +106,28 @@ export interface WinogradShape {
 }
 
 /**
+ * G's fractions as float64 constants: every copy of the F(4×4) transform multiplies by these
+ * rather than dividing (a float64 division costs several times a multiplication and bounded
+ * the transform). `x · (1/6)` may differ from `x / 6` in the last float64 bit, so a transformed
+ * weight rounded to float32 rarely differs by one unit from the divided form; all copies (plain
+ * {@link winogradWeights}, packed {@link winogradPackedWeights}, and `deriveConstant` of the
+ * ahead-of-time runtime, compiler/aot/runtime.ts) use the same operations in the same order, so
+ * they agree bit for bit.
+ */
+const SIXTH = 1 / 6;
+const TWELFTH = 1 / 12;
+const TWENTYFOURTH = 1 / 24;
+
+/**
  * `G·(a, b, c)` for F(4×4, 3×3) into `o[at + i·stride]`, i < 6, factored: rows 1–2 and 3–4 of
  * G differ only in the sign of their middle term (G's rows are in {@link F4}).
  */
 function g4(a: number, b: number, c: number, o: Float64Array, at: number, stride: number): void {
-  const s = -(a + c) / 6;
-  const d = b / 6;
-  const p = a / 24 + c / 6;
-  const q = b / 12;
-  o[at] = a / 4;
+  const s = -(a + c) * SIXTH;
+  const d = b * SIXTH;
+  const p = a * TWENTYFOURTH + c * SIXTH;
+  const q = b * TWELFTH;
+  o[at] = a * 0.25;
   o[at + stride] = s - d;
   o[at + 2 * stride] = s + d;
   o[at + 3 * stride] = p + q;
@@ -124,8 +137,8 @@ function g4(a: number, b: number, c: number, o: Float64Array, at: number, stride
 
 /** `G·(a, b, c)` for F(2×2, 3×3) into `o[at + i·stride]`, i < 4 (G's rows are in {@link F2}). */
 function g2(a: number, b: number, c: number, o: Float64Array, at: number, stride: number): void {
-  const s = (a + c) / 2;
-  const d = b / 2;
+  const s = (a + c) * 0.5;
+  const d = b * 0.5;
   o[at] = a;
   o[at + stride] = s + d;
   o[at + 2 * stride] = s - d;
@@ -174,6 +187,10 @@ export function winogradWeights(
  * opts)` for every ξ, without the intermediate U (less memory to touch, one pass over it).
  * Written into `out` when given (at least α²·(k1 − k0)·channels long), else a new array.
  *
+ * With `scale` (one factor per filter, indexed like `w`'s filters, so at least `filters`
+ * long), the weights transformed are `Math.fround(w[i] · scale[filter])`: what a folded
+ * BatchNorm's scaled copy of `w` would hold, bit for bit, without making that copy.
+ *
  * The transform is straight-line code per variant ({@link tileF4}, {@link tileF2}): the same
  * float64 operations in the same order as {@link winogradWeights}, so the same bits, without
  * its temporaries and indirect calls (this is most of a cold compile's weight work); halving
@@ -187,31 +204,61 @@ export function winogradPackedWeights(
   [k0, k1]: readonly [number, number],
   opts: SgemmPackOptions,
   out?: Float32Array,
+  scale?: Float64Array,
 ): Float32Array {
   const a2 = variant(m).alpha ** 2;
   const K = k1 - k0;
   const C = channels;
   const plane = K * C;
-  if (k0 < 0 || k1 > filters || K < 1 || w.length < filters * C * 9) {
+  if (
+    k0 < 0 || k1 > filters || K < 1 || w.length < filters * C * 9 ||
+    scale !== undefined && scale.length < filters
+  ) {
     throw new ShapeError(
-      `winogradPackedWeights: filters [${k0}, ${k1}) of ${filters} with ${w.length} weights`,
+      `winogradPackedWeights: filters [${k0}, ${k1}) of ${filters} with ${w.length} weights${
+        scale ? ` and ${scale.length} factors` : ""
+      }`,
     );
   }
   const dst = out ?? constantArray(a2 * plane);
   const { col, colBlock, colIn, rowPanel } = packLayoutA({ ...opts, m: K, k: C });
-  winogradFill(dst, w.subarray(k0 * C * 9, k1 * C * 9), m, K, C, col, colBlock, colIn, rowPanel);
+  winogradFill(
+    dst,
+    w.subarray(k0 * C * 9, k1 * C * 9),
+    scale?.subarray(k0, k1),
+    m,
+    K,
+    C,
+    col,
+    colBlock,
+    colIn,
+    rowPanel,
+  );
   return dst;
 }
 
+/** Floats of the plane-major buffer of {@link winogradFill}, per plane. */
+const FILL_RUN = 1024;
+
 /**
- * The loop of {@link winogradPackedWeights}: the K filters of `w` (C channels each)
- * transformed into `dst` in the packed layout (`col`, `colBlock`, `colIn`, `rowPanel` of
- * `packLayoutA`), in that layout's order (per micro-panel of rows: each column, then its rows),
- * so every one of the α² planes is written front to back.
+ * The loop of {@link winogradPackedWeights}: the K filters of `w` (C channels each, filter k
+ * scaled by `scale[k]` when given) transformed into `dst` in the packed layout (`col`,
+ * `colBlock`, `colIn`, `rowPanel` of `packLayoutA`), in that layout's order (per micro-panel
+ * of rows: each column, then its rows), so every one of the α² planes is written front to
+ * back.
+ *
+ * Tiles are made into a plane-major buffer and each plane's run is copied out at once:
+ * written straight to dst, a tile's α² entries go to as many places one plane apart (often a
+ * multiple of 4 KiB), more store streams than the L1 cache has ways. Over one K block,
+ * consecutive columns of a micro-panel are consecutive in every plane of the packed layout.
+ * Measured (one thread, CPU time): F(2×2) 40% faster than direct stores; F(4×4), once its
+ * divisions became multiplications, 25–40% faster (with divisions the direct stores had time
+ * to drain and the buffer lost 15%). Runs of up to 1024 floats beat 256 for both.
  */
 function winogradFill(
   dst: Float32Array,
   w: Float32Array,
+  scale: Float64Array | undefined,
   m: 2 | 4,
   K: number,
   C: number,
@@ -222,39 +269,28 @@ function winogradFill(
 ): void {
   const plane = K * C;
   const row = 9 * C;
-  if (m === 4) {
-    // Its divisions leave the 36 stores of a tile time to drain: written straight to dst
-    // (through the buffer below, measured 15% slower).
-    for (let i = 0; i < K;) {
-      const panel = rowPanel[i];
-      for (let c = 0; c < C; c++) {
-        const o = col[c] + i * colBlock[c] + colIn[c] * panel;
-        let at = (i * C + c) * 9;
-        for (let r = 0; r < panel; r++, at += row) tileF4(w, at, dst, o + r, plane);
-      }
-      i += panel;
-    }
-    return;
-  }
-  // F(2×2): tiles are made into a small plane-major buffer and each plane's run copied out at
-  // once (measured 40% faster): written straight to dst, a tile's 16 entries go to as many
-  // places one plane apart (often a multiple of 4 KiB), more streams than the L1 cache has
-  // ways. Over one K block, consecutive columns of a micro-panel are consecutive in every
-  // plane of the packed layout.
-  const a2 = 16;
-  const most = 256;
-  const scratch = new Float32Array(a2 * most);
+  const a2 = m === 4 ? 36 : 16;
+  const scratch = new Float32Array(a2 * FILL_RUN);
   for (let i = 0; i < K;) {
     const panel = rowPanel[i];
     for (let c = 0; c < C;) {
       const kc = colBlock[c];
-      const n = Math.min(c - colIn[c] + kc - c, Math.max(1, Math.floor(most / panel)));
+      const n = Math.min(kc - colIn[c], Math.max(1, Math.floor(FILL_RUN / panel)));
       const o = col[c] + i * kc + colIn[c] * panel;
       const len = n * panel;
       for (let j = 0; j < n; j++) {
         let at = (i * C + c + j) * 9;
         const base = j * panel;
-        for (let r = 0; r < panel; r++, at += row) tileF2(w, at, scratch, base + r, len);
+        // One call site per variant keeps each monomorphic (inlined).
+        if (m === 4) {
+          for (let r = 0; r < panel; r++, at += row) {
+            tileF4(w, at, scale ? scale[i + r] : 1, scratch, base + r, len);
+          }
+        } else {
+          for (let r = 0; r < panel; r++, at += row) {
+            tileF2(w, at, scale ? scale[i + r] : 1, scratch, base + r, len);
+          }
+        }
       }
       for (let x = 0; x < a2; x++) {
         dst.set(scratch.subarray(x * len, x * len + len), o + x * plane);
@@ -266,17 +302,29 @@ function winogradFill(
 }
 
 /**
- * One 3×3 filter `w[at..at+9]` to its 6×6 F(4×4, 3×3) tile `G·g·Gᵀ`, entry x written to
- * `out[o + x·plane]`: {@link g4} on the columns of g, then on the rows of the result.
+ * One 3×3 filter `w[at..at+9]`, each weight scaled by `f` and rounded to float32 (exact for
+ * `f` = 1), to its 6×6 F(4×4, 3×3) tile `G·g·Gᵀ`, entry x written to `out[o + x·plane]`:
+ * {@link g4} on the columns of g, then on the rows of the result.
  */
-function tileF4(w: Float32Array, at: number, out: Float32Array, o: number, plane: number): void {
-  const a0 = w[at], a1 = w[at + 1], a2 = w[at + 2];
-  const b0 = w[at + 3], b1 = w[at + 4], b2 = w[at + 5];
-  const c0 = w[at + 6], c1 = w[at + 7], c2 = w[at + 8];
+function tileF4(
+  w: Float32Array,
+  at: number,
+  f: number,
+  out: Float32Array,
+  o: number,
+  plane: number,
+): void {
+  const fr = Math.fround;
+  const a0 = fr(w[at] * f), a1 = fr(w[at + 1] * f), a2 = fr(w[at + 2] * f);
+  const b0 = fr(w[at + 3] * f), b1 = fr(w[at + 4] * f), b2 = fr(w[at + 5] * f);
+  const c0 = fr(w[at + 6] * f), c1 = fr(w[at + 7] * f), c2 = fr(w[at + 8] * f);
   // G · g, column j from (a_j, b_j, c_j): rows r0..r5 of a 6×3 matrix.
-  const s0 = -(a0 + c0) / 6, d0 = b0 / 6, p0 = a0 / 24 + c0 / 6, q0 = b0 / 12;
-  const s1 = -(a1 + c1) / 6, d1 = b1 / 6, p1 = a1 / 24 + c1 / 6, q1 = b1 / 12;
-  const s2 = -(a2 + c2) / 6, d2 = b2 / 6, p2 = a2 / 24 + c2 / 6, q2 = b2 / 12;
+  const s0 = -(a0 + c0) * SIXTH, d0 = b0 * SIXTH;
+  const p0 = a0 * TWENTYFOURTH + c0 * SIXTH, q0 = b0 * TWELFTH;
+  const s1 = -(a1 + c1) * SIXTH, d1 = b1 * SIXTH;
+  const p1 = a1 * TWENTYFOURTH + c1 * SIXTH, q1 = b1 * TWELFTH;
+  const s2 = -(a2 + c2) * SIXTH, d2 = b2 * SIXTH;
+  const p2 = a2 * TWENTYFOURTH + c2 * SIXTH, q2 = b2 * TWELFTH;
   const row = 6 * plane;
   rowF4(a0 * 0.25, a1 * 0.25, a2 * 0.25, out, o, plane);
   rowF4(s0 - d0, s1 - d1, s2 - d2, out, o + row, plane);
@@ -288,10 +336,10 @@ function tileF4(w: Float32Array, at: number, out: Float32Array, o: number, plane
 
 /** {@link g4} of one row (a, b, c) into `out[o + i·plane]`, i < 6, rounded to float32. */
 function rowF4(a: number, b: number, c: number, out: Float32Array, o: number, plane: number) {
-  const s = -(a + c) / 6;
-  const d = b / 6;
-  const p = a / 24 + c / 6;
-  const q = b / 12;
+  const s = -(a + c) * SIXTH;
+  const d = b * SIXTH;
+  const p = a * TWENTYFOURTH + c * SIXTH;
+  const q = b * TWELFTH;
   out[o] = a * 0.25;
   out[o + plane] = s - d;
   out[o + 2 * plane] = s + d;
@@ -301,10 +349,18 @@ function rowF4(a: number, b: number, c: number, out: Float32Array, o: number, pl
 }
 
 /** As {@link tileF4} for F(2×2, 3×3): a 4×4 tile by {@link g2}. */
-function tileF2(w: Float32Array, at: number, out: Float32Array, o: number, plane: number): void {
-  const a0 = w[at], a1 = w[at + 1], a2 = w[at + 2];
-  const b0 = w[at + 3], b1 = w[at + 4], b2 = w[at + 5];
-  const c0 = w[at + 6], c1 = w[at + 7], c2 = w[at + 8];
+function tileF2(
+  w: Float32Array,
+  at: number,
+  f: number,
+  out: Float32Array,
+  o: number,
+  plane: number,
+): void {
+  const fr = Math.fround;
+  const a0 = fr(w[at] * f), a1 = fr(w[at + 1] * f), a2 = fr(w[at + 2] * f);
+  const b0 = fr(w[at + 3] * f), b1 = fr(w[at + 4] * f), b2 = fr(w[at + 5] * f);
+  const c0 = fr(w[at + 6] * f), c1 = fr(w[at + 7] * f), c2 = fr(w[at + 8] * f);
   const s0 = (a0 + c0) * 0.5, d0 = b0 * 0.5;
   const s1 = (a1 + c1) * 0.5, d1 = b1 * 0.5;
   const s2 = (a2 + c2) * 0.5, d2 = b2 * 0.5;
@@ -383,8 +439,8 @@ function shuffle4(fb: FunctionBuilder, lanes: readonly number[]): void {
 /**
  * The Winograd kernel module for tile rows `[ty0, ty1)` of the output:
  * `run(x, u, [bias], y, scratch)`, and the 3×3 `weights` transformed and packed for it (the
- * `u` it takes; undefined without `weights`). Returns the bytes, the scratch it needs and
- * the packed weights.
+ * `u` it takes; undefined without `weights`; each filter scaled by `scale[filter]` first when
+ * given). Returns the bytes, the scratch it needs and the packed weights.
  */
 export function winogradModule(
   s: WinogradShape,
@@ -393,6 +449,7 @@ export function winogradModule(
   shared: boolean,
   weights: Float32Array | undefined,
   packs?: Map<string, Float32Array>,
+  scale?: Float64Array,
 ): {
   bytes: Uint8Array<ArrayBuffer>;
   scratchBytes: number;
@@ -411,6 +468,8 @@ export function winogradModule(
       s.m,
       share.filters,
       gemmOptions(s, share, relaxed),
+      undefined,
+      scale,
     );
     packs?.set(key, packed);
   }
