@@ -337,6 +337,7 @@ export {
 export {
   getDefaultThreads,
   setDefaultThreads,
+  setKernelWarming,
   terminateThreads,
 } from "./runtime/backends/wasm/threads.ts";
 export type {

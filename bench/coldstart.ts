@@ -2,7 +2,7 @@
  * Cold start against steady state, each measurement in a fresh process (the module cache and
  * the JIT would make in-process repeats warm).
  *
- * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [model ...]` (threads default to
+ * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [--no-warm] [model ...]` (threads default to
  * the library's default, one per core) starts, per model and
  * run, one child process that builds the zoo model with random weights (not timed), then times
  * `hybridize()` + the first call until its output is read (cold), then 20 more calls (steady:
@@ -23,6 +23,7 @@ import {
   getDefaultThreads,
   modelZoo,
   setDefaultThreads,
+  setKernelWarming,
   sym,
 } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
@@ -167,8 +168,9 @@ async function phasePath(name: string, threads: number): Promise<Record<string, 
 }
 
 async function child(args: string[]): Promise<void> {
-  const [mode, name, threadsArg] = args;
+  const [mode, name, threadsArg, warmArg] = args;
   const threads = Number(threadsArg);
+  if (warmArg === "nowarm") setKernelWarming(false);
   setDefaultThreads(threads);
   const r = mode === "user" ? await userPath(name) : await phasePath(name, threads);
   console.log(JSON.stringify(r));
@@ -192,14 +194,20 @@ async function main(argv: string[]): Promise<void> {
   if (argv[0] === "--child") return await child(argv.slice(1));
   let runs = 1;
   let threads = getDefaultThreads();
+  let warm = "warm";
   const models: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--runs") runs = Number(argv[++i]);
     else if (argv[i] === "--threads") threads = Number(argv[++i]);
+    else if (argv[i] === "--no-warm") warm = "nowarm";
     else models.push(argv[i]);
   }
   if (!models.length) models.push("resnet18_v1", "resnet50_v1", "mobilenetv2_1.0");
-  console.log(`threads ${threads}; ${runs} run(s) per model; each row one fresh process`);
+  console.log(
+    `threads ${threads}; kernel warming ${
+      warm === "warm" ? "on" : "off"
+    }; ${runs} run(s) per model; each row one fresh process`,
+  );
   console.log(
     "| model | cold ms | steady ms | cold/steady | cold CPU ms | steady CPU ms | CPU cold/steady | cold main-thread CPU ms | steady main-thread CPU ms | main-thread cold/steady |",
   );
@@ -207,7 +215,7 @@ async function main(argv: string[]): Promise<void> {
   const phases: [string, Record<string, number>][] = [];
   for (const m of models) {
     for (let r = 0; r < runs; r++) {
-      const u = await spawn(["user", m, String(threads)]);
+      const u = await spawn(["user", m, String(threads), warm]);
       console.log(
         `| ${m} | ${fmt(u.cold)} | ${fmt(u.steady)} | ${(u.cold / u.steady).toFixed(1)} | ${
           fmt(u.coldCpu)
@@ -215,7 +223,7 @@ async function main(argv: string[]): Promise<void> {
           fmt(u.steadyMain)
         } | ${(u.coldMain / u.steadyMain).toFixed(1)} |`,
       );
-      phases.push([m, await spawn(["phases", m, String(threads)])]);
+      phases.push([m, await spawn(["phases", m, String(threads), warm])]);
     }
   }
   const keys = Object.keys(phases[0][1]);

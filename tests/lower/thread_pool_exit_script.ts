@@ -28,3 +28,6 @@ const same = got.every((v, i) => v === want[i]);
 console.log(
   `threaded ${two.threadsReady}, restarts ${pool.restarts}, outputs ${same ? "equal" : "differ"}`,
 );
+// A program compiled and never run: its kernels are still with the kernel warmer when the
+// script ends, and the warmer must not hold the process open once they are done.
+compileWasm(sym.relu(sym.dot(sym.var("a"), sym.var("b"))), {}, shapes, { threads: 1 });

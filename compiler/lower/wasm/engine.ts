@@ -18,6 +18,7 @@ import { type Tensor, tensorStorage } from "../../../runtime/tensor.ts";
 import {
   checkThreads,
   getDefaultThreads,
+  kernelWarmer,
   startDefaultThreads,
 } from "../../../runtime/backends/wasm/threads.ts";
 import type { CompileOptions, Engine, OpCall, Program, Signature } from "../../engine.ts";
@@ -52,6 +53,13 @@ export interface WasmEngineOptions {
   readonly kernels?: KernelTable;
   /** The passes run before lowering (default: the inference pipeline). */
   readonly passes?: readonly Pass[];
+  /**
+   * Run each new kernel once on a background worker while a program compiles, so that its
+   * first run executes optimized code (default true; see `KernelWarmer`). Nothing is warmed
+   * where the runtime reports one core, has no `SharedArrayBuffer`, or after
+   * `setKernelWarming(false)`.
+   */
+  readonly warm?: boolean;
 }
 
 /** The WASM engine's options once resolved for a compile. */
@@ -60,6 +68,7 @@ interface Resolved {
   readonly relaxed: boolean;
   readonly winograd: boolean;
   readonly kernels: KernelTable;
+  readonly warm: boolean;
 }
 
 /**
@@ -85,6 +94,7 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
     relaxed: options.relaxedSimd ?? relaxedSimdSupported(),
     winograd: options.winograd ?? true,
     kernels,
+    warm: options.warm ?? true,
   });
   const keyOf = (r: Resolved) =>
     `wasm(t${r.threads}${r.relaxed ? ",relaxed" : ""}${r.winograd ? "" : ",nowino"}${
@@ -100,14 +110,17 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
     compile(graph: Graph, signature: Signature, compileOptions: CompileOptions = {}): Program {
       const started = performance.now();
       compileOptions.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
-      const optimized = runWasmPasses(passes, graph, signature);
       const r = resolve();
+      // The warmer's worker comes up while the passes run.
+      if (r.warm) kernelWarmer()?.start();
+      const optimized = runWasmPasses(passes, graph, signature);
       try {
         return lowerWasm(optimized, signature, {
           threads: r.threads,
           relaxed: r.relaxed,
           winograd: r.winograd,
           kernels: r.kernels,
+          warm: r.warm,
           engine,
           started,
           ...(compileOptions.onProgress ? { onProgress: compileOptions.onProgress } : {}),
@@ -121,7 +134,9 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
     },
     callOp: (call: OpCall) => callOp(engine, resolve(), call),
     prepare() {
-      if (resolve().threads > 1) startDefaultThreads();
+      const r = resolve();
+      if (r.threads > 1) startDefaultThreads();
+      if (r.warm) kernelWarmer()?.start();
     },
   };
   return Object.freeze(engine);
@@ -179,6 +194,8 @@ function compileOneOp(engine: Engine, r: Resolved, call: OpCall): Program | null
       kernels: r.kernels,
       engine,
       quiet: true,
+      // An eager call runs its kernel at once: warming it would only run it twice.
+      warm: false,
     });
   } catch (e) {
     if (e instanceof UnsupportedError) return null;

@@ -49,8 +49,10 @@ import {
 import {
   checkThreads,
   getDefaultThreads,
+  kernelWarmer,
   poolFor,
   threadsSupported,
+  type WarmTask,
 } from "../../../runtime/backends/wasm/threads.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, type CompiledKernel, generatorFor, type KernelTable } from "./kernel.ts";
@@ -231,6 +233,11 @@ export interface LowerOptions {
   readonly started?: number;
   /** Do not warn about fallbacks (the caller handles them). */
   readonly quiet?: boolean;
+  /**
+   * Run each kernel once on the process's kernel warmer while the compile goes on (default
+   * true; see `KernelWarmer`): the first run then executes optimized code.
+   */
+  readonly warm?: boolean;
 }
 
 /**
@@ -256,6 +263,8 @@ export function lowerWasm(
   // The workers start now (where the runtime creates them synchronously), so that they are up
   // to take the first run's parts.
   const pool = poolFor(threads);
+  const warmer = options.warm === false ? undefined : kernelWarmer();
+  warmer?.start();
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
   const { shapeDict, typeDict, shapes, types } = graphFacts(graph, signature);
@@ -401,6 +410,38 @@ export function lowerWasm(
     const args = [src, dst];
     pendingConvert.push({ args, at, offset });
     steps.push(() => ({ kind: "kernel", module: cachedModule(k.bytes), args, label: k.label }));
+  };
+  // Each kernel runs once on the warmer as soon as it exists, with the arguments the program
+  // will pass; the scratch and conversion areas, placed only at the end, are put past
+  // everything allocated so far.
+  const warmLater = (
+    mods: readonly WebAssembly.Module[],
+    argsList: readonly number[][],
+    scratchMark: number,
+    convertMark: number,
+  ) => {
+    if (!warmer) return;
+    const base = align16(top);
+    const scratchEnd = base + scratch;
+    const patched = argsList.map((a) => [...a]);
+    const patch = (args: number[], at: number, value: number) => {
+      const i = argsList.indexOf(args);
+      if (i >= 0) patched[i][at] = value;
+    };
+    for (const { args, at, part } of pendingScratch.slice(scratchMark)) {
+      patch(args, at, base + part);
+    }
+    for (const { args, at, offset } of pendingConvert.slice(convertMark)) {
+      patch(args, at, scratchEnd + offset);
+    }
+    const bytes = scratchEnd + convertArea + 64;
+    const tasks: WarmTask[] = mods.map((module, i) => ({
+      module,
+      args: patched[i],
+      bytes,
+      shared,
+    }));
+    warmer.warm(tasks);
   };
   report("kernels", 0, plan.steps.length);
   for (const [done, node] of plan.steps.entries()) {
@@ -562,9 +603,9 @@ export function lowerWasm(
         return args;
       };
       const label = widened ? `${k.label} (${outTypes[0]} via float32)` : k.label;
-      // Kernels are not warmed on the worker (ThreadPool.warm): a kernel run on zeros may loop
-      // for a long time (an argument-bound loop counting from 0), and the worker then takes no
-      // programs nor drops for as long.
+      const scratchMark = pendingScratch.length;
+      const convertMark = pendingConvert.length;
+      const compiledModules = modules.map(cachedModule);
       if (modules.length > 1) {
         // The unsplit kernel for runs without workers, where it costs no extra constants (its
         // constants are the parts' own; parts that pack their own filters have other ones).
@@ -573,18 +614,20 @@ export function lowerWasm(
         );
         const wholeArgs = shareConstants ? argsOf(0) : undefined;
         const args = modules.map((_, i) => argsOf(i));
+        warmLater(compiledModules, args, scratchMark, convertMark);
         steps.push(() => ({
           kind: "split",
-          modules: modules.map(cachedModule),
+          modules: compiledModules,
           args,
           label: `${label} (${modules.length} parts)`,
           ...(wholeArgs ? { whole: { module: cachedModule(k.bytes), args: wholeArgs } } : {}),
         }));
       } else {
         const args = argsOf(0);
+        warmLater(compiledModules, [args], scratchMark, convertMark);
         steps.push(() => ({
           kind: "kernel",
-          module: cachedModule(modules[0]),
+          module: compiledModules[0],
           args,
           label,
         }));
@@ -646,6 +689,20 @@ export function lowerWasm(
   const accepted = [...Object.keys(signature.inputs), ...sym.listInputs()];
   const toTensors = (values: StorageArray[], shp: readonly Shape[], typ: readonly DType[]) =>
     values.map((v, i) => new Tensor(v, shp[i], typ[i]));
+  // With workers, kernels not warmed when the first run starts stay unwarmed: the warmer would
+  // take a core from the run. With one thread it goes on ahead of the run, on another core,
+  // until the run ends.
+  let warming = warmer !== undefined;
+  const once = <T>(run: () => T): T => {
+    if (!warming) return run();
+    warming = false;
+    if (threads > 1) warmer!.stop();
+    try {
+      return run();
+    } finally {
+      if (threads === 1) warmer!.stop();
+    }
+  };
   return {
     engine: options.engine,
     inputs: inputNames,
@@ -666,12 +723,12 @@ export function lowerWasm(
         const dtype = inputs[name].dtype ?? "float32";
         arrays[name] = t.dtype === dtype ? tensorStorage(t) : encode(dtype, tensorValues(t));
       }
-      return toTensors(executor.run<StorageArray>(arrays), outShapes, outTypes);
+      return toTensors(once(() => executor.run<StorageArray>(arrays)), outShapes, outTypes);
     },
     runTensors: (arrays, shp = outShapes, typ = outTypes) =>
-      toTensors(executor.run(arrays), shp, typ),
-    runRaw: (arrays, into) => executor.run(arrays, into),
-    profile: (arrays, opts) => executor.profile(arrays, opts),
+      toTensors(once(() => executor.run(arrays)), shp, typ),
+    runRaw: (arrays, into) => once(() => executor.run(arrays, into)),
+    profile: (arrays, opts) => once(() => executor.profile(arrays, opts)),
     threads,
     get threadsReady() {
       return executor.threaded;

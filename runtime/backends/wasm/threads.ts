@@ -29,11 +29,6 @@ const FAILED = 4; // set when a worker's part threw
 const COUNTS = 8; // COUNTS + i: how many programs worker i holds
 const MAX_WORKERS = 63;
 const CTRL_INTS = COUNTS + MAX_WORKERS;
-/**
- * Pages (64 KiB) of the scratch memory a worker runs not yet used kernels over (see
- * {@link ThreadPool.warm}): a kernel whose buffers do not fit stops at its first access beyond.
- */
-const WARM_PAGES = 256;
 /** How long the main thread waits for a worker's part before replacing the workers. */
 const STALL_MS = 3_000;
 /** How long a worker blocks waiting for the next run before returning to its event loop. */
@@ -112,19 +107,37 @@ const WORKER_SOURCE = `(async () => {
     if (r.async) r.value.then(wake);
     else wake();
   };
+  // Kernels run ahead of a program's first run (see KernelWarmer): each over a memory of the
+  // program's size holding zeros, with the arguments the program will pass, so that V8 has
+  // optimized their functions before the program calls them.
   const warming = [];
-  let scratch;
+  let warmMemory;
+  let warmShared = false;
+  let beat;
   const warmOne = () => {
-    const module = warming.shift();
-    if (module === undefined) return;
+    const task = warming.shift();
+    if (task === undefined) return;
     try {
-      scratch ??= new WebAssembly.Memory({ initial: ${WARM_PAGES}, maximum: ${WARM_PAGES}, shared: true });
-      const run = new WebAssembly.Instance(module, { env: { memory: scratch } }).exports.run;
-      if (typeof run === "function") run(...new Array(run.length).fill(0));
+      const pages = Math.ceil(task.bytes / 65536);
+      if (warmMemory === undefined || warmShared !== task.shared) {
+        warmShared = task.shared;
+        warmMemory = task.shared
+          ? new WebAssembly.Memory({ initial: pages, maximum: 65536, shared: true })
+          : new WebAssembly.Memory({ initial: pages });
+      } else if (pages > warmMemory.buffer.byteLength / 65536) {
+        warmMemory.grow(pages - warmMemory.buffer.byteLength / 65536);
+      }
+      const run = new WebAssembly.Instance(task.module, { env: { memory: warmMemory } }).exports.run;
+      if (typeof run === "function") run(...task.args);
     } catch (e) {
-      // an out-of-bounds access of the scratch memory: the functions have run
+      // a kernel that traps has run as far as it could
     }
+    if (beat) Atomics.add(beat, 0, 1);
     if (warming.length) setTimeout(warmOne, 0);
+    else {
+      warmMemory = undefined;
+      port.post({ type: "warm-idle" });
+    }
   };
   port.on((m) => {
     if (m.type === "init") {
@@ -133,7 +146,6 @@ const WORKER_SOURCE = `(async () => {
       seen = handled = Atomics.load(ctrl, ${GEN});
       idle();
     } else if (m.type === "program") {
-      warming.length = 0;
       try {
         const imports = { env: { memory: m.memory } };
         const runs = m.steps.map((s) => {
@@ -152,12 +164,13 @@ const WORKER_SOURCE = `(async () => {
       }
       Atomics.notify(m.ready, 0);
     } else if (m.type === "warm") {
-      // Kernels of a program still compiling: each runs once over a scratch memory (on
-      // whatever it reads there; a trap ends it), so that V8 tiers its functions up before
-      // the program's first run. One module per task, so that a program's parts are taken
-      // between tasks; a program arriving ends the warming.
-      warming.push(...m.modules);
-      if (warming.length === m.modules.length) setTimeout(warmOne, 0);
+      // One kernel per task, so that a stop is taken between kernels.
+      beat = m.beat;
+      warming.push(...m.tasks);
+      if (warming.length === m.tasks.length) setTimeout(warmOne, 0);
+    } else if (m.type === "warm-stop") {
+      warming.length = 0;
+      warmMemory = undefined;
     } else if (m.type === "drop") {
       programs.delete(m.id);
       count();
@@ -185,6 +198,8 @@ interface WorkerEvents {
   error(id: number, message: string): void;
   /** The worker is gone: `killed` by the pool, or not (crashed, terminated from outside). */
   gone(killed: boolean): void;
+  /** Any other message. */
+  other?(message: { type: string }): void;
 }
 
 /** A step's part for one worker: the module and its arguments (undefined: nothing to do). */
@@ -258,8 +273,17 @@ async function nodeWorkerThreads(): Promise<WorkerThreads> {
  * A new worker: created synchronously where that is possible (see {@link workerThreadsNow}; in
  * browsers `new Worker` is), else after importing `node:worker_threads`.
  */
-function spawn(events: WorkerEvents): WorkerHandle | Promise<WorkerHandle> {
-  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
+function spawn(events: WorkerEvents, web = false): WorkerHandle | Promise<WorkerHandle> {
+  const g = globalThis as {
+    Deno?: unknown;
+    process?: { versions?: { node?: string } };
+    Worker?: unknown;
+  };
+  // Deno's own workers start without loading its Node compatibility layer (about 40 ms of the
+  // calling thread the first time), but keep the process alive while they exist.
+  if (web && g.Deno !== undefined && typeof g.Worker === "function") {
+    return spawnWith(events, undefined);
+  }
   if (g.Deno !== undefined || g.process?.versions?.node !== undefined) {
     const now = workerThreadsNow();
     if (now !== undefined) return spawnWith(events, now);
@@ -274,6 +298,7 @@ function spawnWith(events: WorkerEvents, wt: WorkerThreads | undefined): WorkerH
   const onMessage = (m: { type: string; id?: number; message?: string }) => {
     if (m.type === "up") events.up();
     else if (m.type === "error") events.error(m.id ?? 0, m.message ?? "unknown error");
+    else events.other?.(m);
   };
   const onGone = () => {
     if (gone) return;
@@ -316,6 +341,212 @@ function spawnWith(events: WorkerEvents, wt: WorkerThreads | undefined): WorkerH
     ref: () => {},
     unref: () => {},
   };
+}
+
+/** Lets a timer not keep the process alive (Deno, Node; nothing to do in browsers). */
+function unrefTimer(id: unknown): void {
+  const g = globalThis as { Deno?: { unrefTimer?: (id: number) => void } };
+  if (typeof id === "number") g.Deno?.unrefTimer?.(id);
+  else (id as { unref?: () => void })?.unref?.();
+}
+
+/** A kernel to run ahead of its program (see {@link KernelWarmer}). */
+export interface WarmTask {
+  /** A kernel module importing `env.memory` and exporting `run(...i32)`. */
+  readonly module: WebAssembly.Module;
+  /** The arguments the program passes to `run`. */
+  readonly args: readonly number[];
+  /** Bytes of memory those arguments address (at least). */
+  readonly bytes: number;
+  /** Whether the module imports a shared memory. */
+  readonly shared: boolean;
+}
+
+/** Options of a {@link KernelWarmer}. */
+export interface KernelWarmerOptions {
+  /**
+   * Milliseconds without a finished kernel, while kernels are queued, after which the worker
+   * is taken to be stuck and replaced at the next {@link KernelWarmer.warm} (default 3000).
+   */
+  stallMs?: number;
+}
+
+/**
+ * A worker thread that runs a program's kernels once while the program is still being
+ * compiled, so that its first run does not execute baseline code.
+ *
+ * V8 compiles WebAssembly functions lazily with its baseline compiler (Liftoff) and optimizes
+ * a function (TurboFan, on background threads) only after it has executed a budget of code; a
+ * call already running stays on the code it started with. Without warming, a program's first
+ * run therefore executes mostly baseline code, several times slower on SIMD kernels. Compiled
+ * code belongs to the module, which every thread shares: a kernel run on this worker leaves
+ * the optimized code to the calling thread.
+ *
+ * Each kernel runs over a memory of the program's size on the worker (zeros, or what earlier
+ * kernels left there), never over the program's own memory, with the arguments the program
+ * passes: every access stays where the real run's does, and nothing the program reads is
+ * written. A kernel that traps has simply run as far as it could. Tasks run one per event-loop
+ * turn, so {@link stop} takes effect between kernels; a worker that finishes no kernel for
+ * `stallMs` while kernels are queued is replaced. The worker never keeps a process alive.
+ *
+ * @example A kernel `run(p)` that stores 1.0 at `p`, run once on the warmer
+ * ```ts
+ * import assert from "node:assert";
+ * import { ModuleBuilder } from "../../../compiler/lower/wasm/encoder.ts";
+ * import { KernelWarmer } from "./threads.ts";
+ * const mb = new ModuleBuilder();
+ * mb.importMemory("env", "memory", { min: 1 });
+ * const f = mb.addFunction(["i32"], [], { export: "run" });
+ * f.localGet(0).f32Const(1).store("f32.store").end();
+ * const module = new WebAssembly.Module(mb.build());
+ * const warmer = new KernelWarmer();
+ * warmer.warm([{ module, args: [64], bytes: 128, shared: false }]);
+ * while (warmer.finished < warmer.posted) await new Promise((r) => setTimeout(r, 10));
+ * assert.strictEqual(warmer.finished, 1);
+ * await warmer.terminate();
+ * ```
+ */
+export class KernelWarmer {
+  readonly #stallMs: number;
+  #worker: WorkerHandle | Promise<WorkerHandle> | undefined;
+  #beat = new Int32Array(new SharedArrayBuffer(4));
+  #posted = 0;
+  #seen = 0;
+  #seenAt = 0;
+  #restarts = 0;
+  #closed = false;
+  #watching = false;
+  #up = false;
+
+  /** A warmer; its worker starts with the first {@link warm} (or {@link start}). */
+  constructor(options: KernelWarmerOptions = {}) {
+    this.#stallMs = options.stallMs ?? STALL_MS;
+  }
+
+  /** Kernels finished (run or trapped) by the current worker. */
+  get finished(): number {
+    return Atomics.load(this.#beat, 0);
+  }
+
+  /** Kernels handed to the current worker. */
+  get posted(): number {
+    return this.#posted;
+  }
+
+  /** How many times a stuck or dead worker was replaced. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Starts the worker now, if it is not running (it comes up in the background). */
+  start(): void {
+    if (this.#closed || this.#worker !== undefined) return;
+    this.#beat = new Int32Array(new SharedArrayBuffer(4));
+    this.#posted = 0;
+    this.#seen = 0;
+    this.#seenAt = performance.now();
+    let self: WorkerHandle | undefined;
+    this.#up = false;
+    const made = spawn({
+      up: () => {
+        // The stall clock starts when the worker can take work.
+        this.#up = true;
+        this.#seenAt = performance.now();
+      },
+      error: () => {},
+      gone: () => {
+        // Dead (not replaced by us): the next warm starts another.
+        if (this.#worker === self || this.#worker === made) this.#worker = undefined;
+      },
+      other: (m) => {
+        // Done with everything posted: the worker goes (a worker that keeps a process alive
+        // must not outlive its work); the next compile starts another.
+        if (m.type === "warm-idle" && this.finished >= this.#posted && self !== undefined) {
+          if (this.#worker === self) this.#worker = undefined;
+          void self.kill();
+        }
+      },
+    }, true);
+    this.#worker = made;
+    if (made instanceof Promise) {
+      made.then((w) => {
+        self = w;
+        w.unref();
+        if (this.#worker === made) this.#worker = w;
+        else void w.kill();
+      }, () => {
+        if (this.#worker === made) this.#worker = undefined;
+      });
+    } else {
+      self = made;
+      made.unref();
+    }
+  }
+
+  /** Queues kernels to run on the worker, replacing it first if it is stuck. */
+  warm(tasks: readonly WarmTask[]): void {
+    if (this.#closed || tasks.length === 0) return;
+    this.#replaceIfStuck();
+    this.start();
+    const message = { type: "warm", tasks, beat: this.#beat };
+    this.#posted += tasks.length;
+    const w = this.#worker;
+    if (w instanceof Promise) void w.then((h) => h.post(message), () => {});
+    else w?.post(message);
+    this.#watch();
+  }
+
+  /**
+   * Checks for a stuck worker while kernels are queued, on a timer that does not keep the
+   * process alive: a stuck worker is killed (it would otherwise hold the process open).
+   */
+  #watch(): void {
+    if (this.#watching) return;
+    this.#watching = true;
+    const tick = () => {
+      this.#watching = false;
+      if (this.#closed || this.#worker === undefined || this.finished >= this.#posted) return;
+      this.#replaceIfStuck();
+      if (this.#worker !== undefined) this.#watch();
+    };
+    unrefTimer(setTimeout(tick, Math.max(10, this.#stallMs / 2)));
+  }
+
+  /** Drops the kernels not yet run (the one running finishes). */
+  stop(): void {
+    const w = this.#worker;
+    if (w === undefined) return;
+    const message = { type: "warm-stop" };
+    if (w instanceof Promise) void w.then((h) => h.post(message), () => {});
+    else w.post(message);
+    this.#posted = this.finished;
+  }
+
+  /** Stops the worker for good. */
+  async terminate(): Promise<void> {
+    this.#closed = true;
+    const w = this.#worker;
+    this.#worker = undefined;
+    if (w !== undefined) await (await w).kill();
+  }
+
+  #replaceIfStuck(): void {
+    const done = this.finished;
+    const now = performance.now();
+    if (done !== this.#seen || done >= this.#posted) {
+      this.#seen = done;
+      this.#seenAt = now;
+      return;
+    }
+    if (now - this.#seenAt < this.#stallMs || this.#worker === undefined || !this.#up) return;
+    const w = this.#worker;
+    this.#worker = undefined;
+    this.#restarts++;
+    // What was queued there is dropped with it: nothing is pending now.
+    this.#beat = new Int32Array(new SharedArrayBuffer(4));
+    this.#posted = 0;
+    void Promise.resolve(w).then((h) => h.kill(), () => {});
+  }
 }
 
 /**
@@ -648,21 +879,6 @@ export class ThreadPool {
   }
 
   /**
-   * Hands kernel modules of a program still being compiled (each importing a shared
-   * `env.memory`, exporting `run(...i32)`) to the first worker, which runs each once over a
-   * scratch memory of its own, on zeros, while the calling thread goes on compiling: V8
-   * compiles WebAssembly functions lazily with its baseline compiler and optimizes them in the
-   * background once they have run a while, and a long call stays on the code it started with,
-   * so a program's first run is otherwise mostly baseline code. The workers' compiled code is
-   * the calling thread's (one module, shared). Nothing happens without a worker up; the
-   * warming stops when the worker takes a program.
-   */
-  warm(modules: readonly WebAssembly.Module[]): void {
-    if (this.#closed || modules.length === 0) return;
-    this.#workers[0]?.post({ type: "warm", modules });
-  }
-
-  /**
    * @internal Starts a run of program `id`: the workers are woken now, so that they are
    * spinning by the first split step (waking one from its event loop takes far longer).
    */
@@ -824,6 +1040,28 @@ export function startDefaultThreads(): void {
   if (n > 1 && threadsSupported()) poolFor(n);
 }
 
+let warmer: KernelWarmer | undefined;
+let warming = true;
+
+/**
+ * Whether compiled WASM programs run their kernels ahead on a {@link KernelWarmer} while they
+ * compile (default true where the runtime reports more than one core, has
+ * `SharedArrayBuffer` and can start workers). Takes effect for programs compiled afterwards.
+ */
+export function setKernelWarming(enabled: boolean): void {
+  warming = enabled;
+}
+
+/** The process's kernel warmer, or undefined where warming is off or cannot help. */
+export function kernelWarmer(): KernelWarmer | undefined {
+  if (!warming || hardwareThreads() < 2 || typeof SharedArrayBuffer !== "function") {
+    return undefined;
+  }
+  const g = globalThis as { Worker?: unknown; Deno?: unknown; process?: unknown };
+  if (g.Worker === undefined && g.Deno === undefined && g.process === undefined) return undefined;
+  return warmer ??= new KernelWarmer();
+}
+
 /**
  * Terminates every shared pool (programs compiled earlier then run on the calling thread).
  * Idle pools never keep a process alive; call this to free the workers early.
@@ -831,5 +1069,7 @@ export function startDefaultThreads(): void {
 export async function terminateThreads(): Promise<void> {
   const all = [...pools.values()];
   pools.clear();
-  await Promise.all(all.map((p) => p.terminate()));
+  const w = warmer;
+  warmer = undefined;
+  await Promise.all([...all.map((p) => p.terminate()), w?.terminate()]);
 }
