@@ -31,3 +31,14 @@ console.log(
 // A program compiled and never run: its kernels are still with the kernel warmer when the
 // script ends, and the warmer must not hold the process open once they are done.
 compileWasm(sym.relu(sym.dot(sym.var("a"), sym.var("b"))), {}, shapes, { threads: 1 });
+// A two-thread program run at once, while its kernels are still queued on the warmer (which
+// then stops): the warmer must not hold the process open either.
+const deep = [1, 2, 3, 4, 5, 6].reduce(
+  (x: ReturnType<typeof sym.var>, i) => sym.tanh(sym.dot(x, sym.var(`w${i}`))),
+  sym.var("a"),
+);
+const deepShapes: Record<string, number[]> = { a: [48, 64] };
+for (let i = 1; i <= 6; i++) deepShapes[`w${i}`] = [64, 64];
+const deepInputs: Record<string, Float32Array> = { a: inputs.a };
+for (let i = 1; i <= 6; i++) deepInputs[`w${i}`] = new Float32Array(64 * 64).fill(0.01);
+compileWasm(deep, {}, deepShapes, { threads: 2, forceSplit: true }).runRaw(deepInputs);

@@ -116,7 +116,10 @@ const WORKER_SOURCE = `(async () => {
   let beat;
   const warmOne = () => {
     const task = warming.shift();
-    if (task === undefined) return;
+    if (task === undefined) {
+      port.post({ type: "warm-idle" });
+      return;
+    }
     try {
       const pages = Math.ceil(task.bytes / 65536);
       if (warmMemory === undefined || warmShared !== task.shared) {
@@ -171,6 +174,7 @@ const WORKER_SOURCE = `(async () => {
     } else if (m.type === "warm-stop") {
       warming.length = 0;
       warmMemory = undefined;
+      port.post({ type: "warm-idle" });
     } else if (m.type === "drop") {
       programs.delete(m.id);
       count();
@@ -505,7 +509,15 @@ export class KernelWarmer {
     this.#watching = true;
     const tick = () => {
       this.#watching = false;
-      if (this.#closed || this.#worker === undefined || this.finished >= this.#posted) return;
+      const w = this.#worker;
+      if (this.#closed || w === undefined) return;
+      if (this.finished >= this.#posted) {
+        // Idle (its own "idle" message may not have come): it goes, so that it never holds
+        // the process open.
+        this.#worker = undefined;
+        void Promise.resolve(w).then((h) => h.kill(), () => {});
+        return;
+      }
       this.#replaceIfStuck();
       if (this.#worker !== undefined) this.#watch();
     };
