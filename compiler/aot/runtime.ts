@@ -43,6 +43,16 @@ export interface ArtifactLoadOptions {
    * adapter, else WASM; `wasm` or `webgpu`: that one (an error where it cannot run).
    */
   readonly backend?: "auto" | "wasm" | "webgpu";
+  /**
+   * Run every WASM kernel once on a background worker while the model loads (default true
+   * where the runtime reports more than one core): V8 compiles WebAssembly functions first
+   * with a baseline compiler and optimizes them only after they have run a while, so without
+   * this the first run executes mostly baseline code, several times slower. The worker runs
+   * each kernel with the arguments the model will pass over a memory of its own (never the
+   * model's), stops when the first run starts (with threads; after it with one thread) and
+   * exits when done.
+   */
+  readonly warm?: boolean;
 }
 
 /** Where a weight file is: a path (Node, Deno), a URL, or its bytes. */
@@ -322,6 +332,70 @@ export function artifactRuntime(
     }
   }
 
+  /**
+   * The body of the warming worker (source text, self-contained): runs each kernel it is sent
+   * once, one per event-loop turn (so that "stop" is taken between kernels), over a memory of
+   * its own; says "idle" when it has nothing left.
+   */
+  function warmMain() {
+    type Task = { module: WebAssembly.Module; args: number[]; bytes: number; shared: boolean };
+    const start = (port: { on(f: (m: unknown) => void): void; post(m: unknown): void }) => {
+      const queue: Task[] = [];
+      let memory: WebAssembly.Memory | undefined;
+      let shared = false;
+      const next = () => {
+        const t = queue.shift();
+        if (t === undefined) {
+          memory = undefined;
+          port.post("idle");
+          return;
+        }
+        try {
+          const pages = Math.ceil(t.bytes / 65536);
+          if (memory === undefined || shared !== t.shared || memory.buffer.byteLength < t.bytes) {
+            shared = t.shared;
+            memory = new WebAssembly.Memory(
+              t.shared ? { initial: pages, maximum: pages, shared: true } : { initial: pages },
+            );
+          }
+          const run = new WebAssembly.Instance(t.module, { env: { memory } }).exports.run as (
+            ...a: number[]
+          ) => void;
+          run(...t.args);
+        } catch {
+          // a kernel that traps has run as far as it could
+        }
+        setTimeout(next, 0);
+      };
+      port.on((m) => {
+        if (m === "stop") {
+          queue.length = 0;
+          return;
+        }
+        const more = m as Task[];
+        queue.push(...more);
+        if (queue.length === more.length) setTimeout(next, 0);
+      });
+      port.post("up");
+    };
+    const scope = globalThis as unknown as {
+      WorkerGlobalScope?: unknown;
+      postMessage(m: unknown): void;
+      onmessage: ((e: { data: Any }) => void) | null;
+    };
+    if (scope.WorkerGlobalScope !== undefined) {
+      start({ on: (f) => scope.onmessage = (e) => f(e.data), post: (m) => scope.postMessage(m) });
+    } else {
+      const spec = "node:worker_threads";
+      import(spec).then((wt) =>
+        start({
+          on: (f) => wt.parentPort.on("message", f),
+          post: (m) => wt.parentPort.postMessage(m),
+        })
+      );
+    }
+  }
+
   interface WorkerHandle {
     post(m: unknown): void;
     ready: Promise<void>;
@@ -332,9 +406,18 @@ export function artifactRuntime(
     crash(): void;
   }
 
-  /** Starts a worker; `gone` is called if it exits or fails on its own. */
-  const spawn = async (gone: () => void): Promise<WorkerHandle> => {
-    const source = `(${String(workerMain)})()`;
+  /**
+   * Starts a worker running `main` (the pool's by default); `gone` is called if it exits or
+   * fails on its own; `onMessage` gets its messages. `web`: in Deno, a Web Worker (it starts
+   * without loading Deno's Node layer, but keeps the process alive until stopped).
+   */
+  const spawn = async (
+    gone: () => void,
+    main: () => void = workerMain,
+    onMessage?: (m: unknown) => void,
+    web = false,
+  ): Promise<WorkerHandle> => {
+    const source = `(${String(main)})()`;
     let up!: () => void, fail!: (e: unknown) => void;
     const ready = new Promise<void>((res, rej) => (up = res, fail = rej));
     ready.catch(() => {});
@@ -343,7 +426,8 @@ export function artifactRuntime(
       fail(e);
       if (!stopped) gone();
     };
-    if (g.process?.versions?.node !== undefined) {
+    const deno = web && g.Deno !== undefined && typeof g.Worker === "function";
+    if (g.process?.versions?.node !== undefined && !deno) {
       const spec = "node:worker_threads";
       const wt = (g.process?.getBuiltinModule?.(spec) ?? await import(spec)) as {
         Worker: new (s: string, o: { eval: boolean }) => {
@@ -354,7 +438,10 @@ export function artifactRuntime(
         };
       };
       const w = new wt.Worker(source, { eval: true });
-      w.on("message", () => up());
+      w.on("message", (m) => {
+        up();
+        onMessage?.(m);
+      });
       w.on("error", (e) => lost(e));
       w.on("exit", () => lost(new Error("the worker exited")));
       return {
@@ -369,9 +456,13 @@ export function artifactRuntime(
       };
     }
     const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-    const w = new Worker(url);
+    // Deno has module workers only.
+    const w = deno ? new Worker(url, { type: "module" }) : new Worker(url);
     URL.revokeObjectURL(url);
-    w.onmessage = () => up();
+    w.onmessage = (e) => {
+      up();
+      onMessage?.(e.data);
+    };
     w.onerror = (e) => lost(e);
     return {
       post: (m) => w.postMessage(m),
@@ -546,6 +637,80 @@ export function artifactRuntime(
     return weights;
   };
 
+  /** A started warming worker: `stop` drops what it has not run and lets it exit. */
+  interface Warmer {
+    stop(): void;
+  }
+
+  /**
+   * Hands every kernel of `programs` to a new warming worker (each distinct module and
+   * arguments once), or returns undefined where warming cannot help (one core, no workers).
+   */
+  function startWarming(
+    programs: readonly ProgramSpec[],
+    compiled: ReadonlyMap<number, WebAssembly.Module>,
+    threads: number,
+  ): Warmer | undefined {
+    const h = globalThis as {
+      navigator?: { hardwareConcurrency?: number };
+      process?: { getBuiltinModule?: (id: string) => unknown };
+    };
+    const os = h.navigator?.hardwareConcurrency === undefined
+      ? h.process?.getBuiltinModule?.("node:os") as { availableParallelism?: () => number }
+      : undefined;
+    const cores = h.navigator?.hardwareConcurrency ?? os?.availableParallelism?.() ?? 1;
+    if (!(cores > 1) || (typeof Worker !== "function" && g.process?.versions?.node === undefined)) {
+      return undefined;
+    }
+    const useShared = typeof SharedArrayBuffer === "function";
+    const tasks: {
+      module: WebAssembly.Module;
+      args: readonly number[];
+      bytes: number;
+      shared: boolean;
+    }[] = [];
+    const seen = new Set<string>();
+    for (const spec of programs) {
+      const shared = spec.shared && useShared;
+      const add = (m: number, args: readonly number[]) => {
+        const key = `${m}:${args.join(",")}:${spec.memoryBytes}`;
+        if (m < 0 || seen.has(key) || !compiled.has(m)) return;
+        seen.add(key);
+        tasks.push({ module: compiled.get(m)!, args, bytes: spec.memoryBytes, shared });
+      };
+      for (const s of spec.steps) {
+        if (s[0] === 0) add(s[1], s[2]);
+        else if (s[0] === 1) {
+          // The parts when the run splits the step, else the whole kernel.
+          if (threads > 1 && s[1].length > 1 && s[1].length <= threads) {
+            s[1].forEach((m, i) => add(m, s[2][i]));
+          } else if (s[3] >= 0) add(s[3], s[4]);
+          else s[1].forEach((m, i) => add(m, s[2][i]));
+        }
+      }
+    }
+    if (!tasks.length) return undefined;
+    let handle: WorkerHandle | undefined;
+    let stopped = false;
+    const started = spawn(() => {}, warmMain, (m) => {
+      if (m === "idle") handle?.stop();
+    }, true).then((h) => {
+      handle = h;
+      h.unref();
+      if (stopped) h.stop();
+      else h.post(tasks);
+    }, () => {});
+    void started;
+    return {
+      stop() {
+        if (stopped) return;
+        stopped = true;
+        // The kernel running finishes; the worker then says "idle" and is stopped.
+        handle?.post("stop");
+      },
+    };
+  }
+
   async function load(options: ArtifactLoadOptions = {}): Promise<ArtifactModel> {
     const backend = options.backend ?? "auto";
     if (!["auto", "wasm", "webgpu"].includes(backend)) {
@@ -635,6 +800,9 @@ export function artifactRuntime(
         );
       }),
     );
+
+    // Kernels run ahead on a worker while the weights load (see ArtifactLoadOptions.warm).
+    const warmer = options.warm === false ? undefined : startWarming(v.programs, compiled, threads);
 
     const weights = await weightsOf(
       v.weightsFile,
@@ -831,7 +999,20 @@ export function artifactRuntime(
     const outputs = manifest.outputs;
     const pick = (given: Readonly<Record<string, Float32Array>>): Loaded =>
       pickProgram(programs, given);
+    let warming = warmer !== undefined;
     const execute = (p: Loaded, given: Readonly<Record<string, Float32Array>>) => {
+      if (!warming) return executeNow(p, given);
+      // With threads the warmer would take a core from the run: it stops now; with one
+      // thread it goes on ahead of the run until the run ends.
+      warming = false;
+      if (pool) warmer!.stop();
+      try {
+        return executeNow(p, given);
+      } finally {
+        warmer!.stop();
+      }
+    };
+    const executeNow = (p: Loaded, given: Readonly<Record<string, Float32Array>>) => {
       const write = () => {
         const buffer = p.state.memory.buffer;
         for (const [index, ptr, n] of p.spec.inputs) {
@@ -906,6 +1087,7 @@ export function artifactRuntime(
       dispose() {
         if (disposed) return;
         disposed = true;
+        warmer?.stop();
         generation++;
         const current = pool;
         pool = undefined;
