@@ -7,7 +7,8 @@
  *    weights excluded, they are the `.bin` files).
  * 2. Cold start: a fresh Node and a fresh Deno process each import the module, load it and run
  *    it once (`bench/aot_cold.mjs`): process start to first output against the median steady
- *    run in the same process; three processes each, medians reported. Then headless Chromium
+ *    run in the same process; three processes each, medians reported, with the kernels warmed
+ *    while the model loads (the default) and without (`load({ warm: false })`). Then headless Chromium
  *    (a fresh browser and profile each time, the page served from a local server, with and
  *    without cross-origin isolation): navigation start to first output, and browser launch
  *    to first output (`--skip-browser` leaves it out).
@@ -179,21 +180,30 @@ try {
   }));
 
   for (
-    const [name, cmd, pre] of [["node", "node", []], ["deno", Deno.execPath(), [
-      "run",
-      "-A",
-    ]]] as const
+    const [name, cmd, pre, warm] of [
+      ["node", "node", [], "warm"],
+      ["deno", Deno.execPath(), ["run", "-A"], "warm"],
+      ["node", "node", [], "nowarm"],
+      ["deno", Deno.execPath(), ["run", "-A"], "nowarm"],
+    ] as const
   ) {
     const all = [];
     for (let i = 0; i < 3; i++) {
       all.push(
-        await child(cmd, [...pre, "bench/aot_cold.mjs", `${dir}/model.js`, String(threads)]),
+        await child(cmd, [
+          ...pre,
+          "bench/aot_cold.mjs",
+          `${dir}/model.js`,
+          String(threads),
+          warm,
+        ]),
       );
     }
     const first = median(all.map((r) => r.processToFirstMs));
     const steady = median(all.map((r) => r.steadyMs));
     console.log(JSON.stringify({
       runtime: name,
+      warm: warm === "warm",
       version: name === "node"
         ? (await child("node", ["-e", "console.log(JSON.stringify(process.versions.node))"]))
         : Deno.version.deno,

@@ -1,11 +1,14 @@
 // One cold start of an AOT artifact, in a fresh process (Node or Deno):
-//   node bench/aot_cold.mjs <model.js> [threads]
+//   node bench/aot_cold.mjs <model.js> [threads] [nowarm]
 // Prints one JSON line: milliseconds from process start (performance.timeOrigin) to the
 // first output read, the load alone, and the median of 20 steady runs after it.
-const [file, threads] = [process.argv[2], process.argv[3]];
+const [file, threads, warm] = [process.argv[2], process.argv[3], process.argv[4]];
 const t0 = performance.now();
 const { load, metadata } = await import(new URL(file, `file://${process.cwd()}/`).href);
-const model = await load(threads ? { threads: Number(threads) } : {});
+const model = await load({
+  ...(threads ? { threads: Number(threads) } : {}),
+  ...(warm === "nowarm" ? { warm: false } : {}),
+});
 const loaded = performance.now();
 const inputs = {};
 for (const t of metadata.inputs) {

@@ -62,6 +62,32 @@ function smallNet(): nn.HybridSequential {
   return net;
 }
 
+Deno.test("an artifact warmed while it loads (the default) gives the bits of one that is not", async () => {
+  const net = smallNet();
+  const x = nd.random.uniform(-1, 1, [1, 3, 32, 32], { seed: 5 }).dataSync() as Float32Array;
+  for (const threads of [1, 2]) {
+    const artifact = await compile(net, {
+      inputs: { data: [1, 3, 32, 32] },
+      threads,
+      minify: false,
+    });
+    const { mod, dir } = await written(artifact);
+    try {
+      const cold = await mod.load({ warm: false });
+      const want = Object.values(cold.run({ data: x }))[0] as Float32Array;
+      cold.dispose();
+      // Run at once after loading: the first run meets kernels still queued on the warmer.
+      const warmed = await mod.load();
+      for (let i = 0; i < 3; i++) {
+        sameBits(Object.values(warmed.run({ data: x }))[0] as Float32Array, want, `t${threads}`);
+      }
+      warmed.dispose();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});
+
 Deno.test("artifacts give the JIT engine's bits per SIMD variant, thread count and batch size", async () => {
   const net = smallNet();
   const inputs = [1, 3].map((b) => nd.random.uniform(-1, 1, [b, 3, 32, 32], { seed: b }));
