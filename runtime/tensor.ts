@@ -78,7 +78,10 @@ const DEFERRED = new WeakMap<Tensor, () => StorageArray>();
 
 /** What the constructor takes, from {@link deferredTensor} alone, for deferred values. */
 class Deferred {
-  constructor(readonly compute: () => StorageArray) {}
+  readonly compute: () => StorageArray;
+  constructor(compute: () => StorageArray) {
+    this.compute = compute;
+  }
 }
 
 function hostStorage(t: Tensor): StorageArray {
