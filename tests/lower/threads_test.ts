@@ -230,6 +230,40 @@ Deno.test("warming kernels ahead of the first run leaves every run's bits as the
   two.dispose();
 });
 
+Deno.test("a shared program memory faulted in by the warmer keeps every constant written", () => {
+  // Winograd and packed weights are written into the program's memory while the warmer faults
+  // the same pages in from its thread: the outputs must be those of a compile without it.
+  const x = nd.random.uniform(-1, 1, [1, 8, 12, 12], { seed: 11 });
+  const w = nd.random.uniform(-1, 1, [16, 8, 3, 3], { seed: 12 });
+  const w2 = nd.random.uniform(-1, 1, [8, 16, 1, 1], { seed: 13 });
+  const y = sym.Convolution(
+    sym.relu(
+      sym.Convolution(sym.var("x"), {
+        kernel: [3, 3],
+        pad: [1, 1],
+        num_filter: 16,
+        no_bias: true,
+        name: "c1",
+      }),
+    ),
+    { kernel: [1, 1], num_filter: 8, no_bias: true, name: "c2" },
+  );
+  const params = { c1_weight: w, c2_weight: w2 };
+  setKernelWarming(false);
+  let want: Float32Array;
+  try {
+    want = compileWasm(y, params, { x: x.shape }, { threads: 2, forceSplit: true }).run({ x })[0]
+      .dataSync() as Float32Array;
+  } finally {
+    setKernelWarming(true);
+  }
+  for (let i = 0; i < 3; i++) {
+    const c = compileWasm(y, params, { x: x.shape }, { threads: 2, forceSplit: true });
+    assert.deepEqual(c.run({ x })[0].dataSync(), want);
+    c.dispose();
+  }
+});
+
 Deno.test("a warmer stuck in a kernel is replaced, and the next kernels still run", async () => {
   const warmer = new KernelWarmer({ stallMs: 300 });
   try {

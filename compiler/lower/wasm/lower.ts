@@ -337,11 +337,18 @@ export function lowerWasm(
       memory = shared
         ? new WebAssembly.Memory({ initial: pages, maximum: 65536, shared: true })
         : new WebAssembly.Memory({ initial: pages });
+      // A shared memory's pages are faulted in on the warmer's thread, ahead of the constants
+      // written here and of the first run's buffers.
+      warmer?.touch(memory, 0, pages * 65536);
       return;
     }
     const have = memory.buffer.byteLength / 65536;
     // Grown by at least a quarter at a time: a model computes hundreds of constants.
-    if (pages > have) memory.grow(Math.min(65536 - have, Math.max(pages - have, have >> 2)));
+    if (pages > have) {
+      const grown = Math.min(65536 - have, Math.max(pages - have, have >> 2));
+      memory.grow(grown);
+      warmer?.touch(memory, have * 65536, (have + grown) * 65536);
+    }
   };
   const inMemory = new Map<Float32Array, { ptr: number; length: number }>();
   const arena = (length: number): Float32Array => {

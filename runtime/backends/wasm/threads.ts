@@ -171,6 +171,12 @@ const WORKER_SOURCE = `(async () => {
       beat = m.beat;
       warming.push(...m.tasks);
       if (warming.length === m.tasks.length) setTimeout(warmOne, 0);
+    } else if (m.type === "touch") {
+      // Pages of a shared program memory, faulted in here before the compile writes them: a
+      // compare-exchange of 0 with 0 makes the page writable and never changes a value.
+      const v = new Int32Array(m.memory.buffer);
+      const end = Math.min(v.length, m.to >> 2);
+      for (let i = m.from >> 2; i < end; i += 1024) Atomics.compareExchange(v, i, 0, 0);
     } else if (m.type === "warm-stop") {
       warming.length = 0;
       warmMemory = undefined;
@@ -522,6 +528,22 @@ export class KernelWarmer {
       if (this.#worker !== undefined) this.#watch();
     };
     unrefTimer(setTimeout(tick, Math.max(10, this.#stallMs / 2)));
+  }
+
+  /**
+   * Has the worker fault in the pages of `memory` in `[from, to)` (a shared memory only; a
+   * no-op otherwise), ahead of the calling thread writing there: a fresh page's first write
+   * costs the kernel's page fault and zeroing, about as much as computing the values written.
+   * Values already there are left as they are.
+   */
+  touch(memory: WebAssembly.Memory, from: number, to: number): void {
+    if (this.#closed || to <= from || !(memory.buffer instanceof SharedArrayBuffer)) return;
+    this.#replaceIfStuck();
+    this.start();
+    const message = { type: "touch", memory, from, to };
+    const w = this.#worker;
+    if (w instanceof Promise) void w.then((h) => h.post(message), () => {});
+    else w?.post(message);
   }
 
   /** Drops the kernels not yet run (the one running finishes). */
