@@ -268,10 +268,39 @@ export function artifactRuntime(
     return new Uint8Array(await response.arrayBuffer());
   };
 
-  /** The body of every worker (sent as source text: it must stay self-contained). */
+  /** A worker's port to its parent (Web Worker or `node:worker_threads`), given to `start`. */
+  interface Port {
+    on(f: (m: Any) => void): void;
+    post(m: unknown): void;
+  }
+
+  /**
+   * Runs in a worker (as source text: self-contained): hands `start` its port to the parent.
+   * `once`: the worker takes one message there (`node:worker_threads`), all of them otherwise.
+   */
+  function connect(start: (port: Port) => void, once: boolean) {
+    const scope = globalThis as unknown as {
+      WorkerGlobalScope?: unknown;
+      postMessage(m: unknown): void;
+      onmessage: ((e: { data: Any }) => void) | null;
+    };
+    if (scope.WorkerGlobalScope !== undefined) {
+      start({ on: (f) => scope.onmessage = (e) => f(e.data), post: (m) => scope.postMessage(m) });
+    } else {
+      const spec = "node:worker_threads";
+      import(spec).then((wt) =>
+        start({
+          on: (f) => once ? wt.parentPort.once("message", f) : wt.parentPort.on("message", f),
+          post: (m) => wt.parentPort.postMessage(m),
+        })
+      );
+    }
+  }
+
+  /** The pool worker's body (source text, self-contained): returns its `start`. */
   function workerMain() {
     type Ctrl = Int32Array;
-    const start = (port: { on(f: (m: Any) => void): void; post(m: unknown): void }) => {
+    const start = (port: Port) => {
       port.on((m) => {
         const ctrl = m.ctrl as Ctrl;
         const programs = (m.programs as {
@@ -314,32 +343,18 @@ export function artifactRuntime(
         }
       });
     };
-    const scope = globalThis as unknown as {
-      WorkerGlobalScope?: unknown;
-      postMessage(m: unknown): void;
-      onmessage: ((e: { data: Any }) => void) | null;
-    };
-    if (scope.WorkerGlobalScope !== undefined) {
-      start({ on: (f) => scope.onmessage = (e) => f(e.data), post: (m) => scope.postMessage(m) });
-    } else {
-      const spec = "node:worker_threads";
-      import(spec).then((wt) =>
-        start({
-          on: (f) => wt.parentPort.once("message", f),
-          post: (m) => wt.parentPort.postMessage(m),
-        })
-      );
-    }
+    return start;
   }
 
   /**
-   * The body of the warming worker (source text, self-contained): runs each kernel it is sent
+   * The warming worker's body (source text, self-contained; returns its `start`): runs each
+   * kernel it is sent
    * once, one per event-loop turn (so that "stop" is taken between kernels), over a memory of
    * its own; says "idle" when it has nothing left.
    */
   function warmMain() {
     type Task = { module: WebAssembly.Module; args: number[]; bytes: number; shared: boolean };
-    const start = (port: { on(f: (m: unknown) => void): void; post(m: unknown): void }) => {
+    const start = (port: Port) => {
       const queue: Task[] = [];
       let memory: WebAssembly.Memory | undefined;
       let shared = false;
@@ -368,32 +383,17 @@ export function artifactRuntime(
         setTimeout(next, 0);
       };
       port.on((m) => {
-        if (m === "stop") {
+        if ((m as unknown) === "stop") {
           queue.length = 0;
           return;
         }
-        const more = m as Task[];
+        const more = m as unknown as Task[];
         queue.push(...more);
         if (queue.length === more.length) setTimeout(next, 0);
       });
       port.post("up");
     };
-    const scope = globalThis as unknown as {
-      WorkerGlobalScope?: unknown;
-      postMessage(m: unknown): void;
-      onmessage: ((e: { data: Any }) => void) | null;
-    };
-    if (scope.WorkerGlobalScope !== undefined) {
-      start({ on: (f) => scope.onmessage = (e) => f(e.data), post: (m) => scope.postMessage(m) });
-    } else {
-      const spec = "node:worker_threads";
-      import(spec).then((wt) =>
-        start({
-          on: (f) => wt.parentPort.on("message", f),
-          post: (m) => wt.parentPort.postMessage(m),
-        })
-      );
-    }
+    return start;
   }
 
   interface WorkerHandle {
@@ -413,11 +413,12 @@ export function artifactRuntime(
    */
   const spawn = async (
     gone: () => void,
-    main: () => void = workerMain,
+    main: () => (port: Port) => void = workerMain,
     onMessage?: (m: unknown) => void,
     web = false,
   ): Promise<WorkerHandle> => {
-    const source = `(${String(main)})()`;
+    // The pool worker takes its one message through `once`, the warmer all of its messages.
+    const source = `(${String(connect)})((${String(main)})(), ${main === workerMain});`;
     let up!: () => void, fail!: (e: unknown) => void;
     const ready = new Promise<void>((res, rej) => (up = res, fail = rej));
     ready.catch(() => {});

@@ -399,18 +399,17 @@ export interface KernelWarmerOptions {
  * turn, so {@link stop} takes effect between kernels; a worker that finishes no kernel for
  * `stallMs` while kernels are queued is replaced. The worker never keeps a process alive.
  *
- * @example A kernel `run(p)` that stores 1.0 at `p`, run once on the warmer
+ * @example A kernel with an empty `run()`, run once on the warmer
  * ```ts
  * import assert from "node:assert";
- * import { ModuleBuilder } from "../../../compiler/lower/wasm/encoder.ts";
  * import { KernelWarmer } from "./threads.ts";
- * const mb = new ModuleBuilder();
- * mb.importMemory("env", "memory", { min: 1 });
- * const f = mb.addFunction(["i32"], [], { export: "run" });
- * f.localGet(0).f32Const(1).store("f32.store").end();
- * const module = new WebAssembly.Module(mb.build());
+ * // (module (func (export "run")))
+ * const module = new WebAssembly.Module(new Uint8Array([
+ *   0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0,
+ *   7, 7, 1, 3, 114, 117, 110, 0, 0, 10, 4, 1, 2, 0, 11,
+ * ]));
  * const warmer = new KernelWarmer();
- * warmer.warm([{ module, args: [64], bytes: 128, shared: false }]);
+ * warmer.warm([{ module, args: [], bytes: 65536, shared: false }]);
  * while (warmer.finished < warmer.posted) await new Promise((r) => setTimeout(r, 10));
  * assert.strictEqual(warmer.finished, 1);
  * await warmer.terminate();
