@@ -2,8 +2,9 @@
  * Cold start against steady state, each measurement in a fresh process (the module cache and
  * the JIT would make in-process repeats warm).
  *
- * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [--no-warm] [model ...]` (threads default to
- * the library's default, one per core) starts, per model and
+ * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [--warm | --no-warm] [model ...]`
+ * (threads default to the library's default, one per core; kernel warming to the library's
+ * default, `--warm` forces it on, `--no-warm` off) starts, per model and
  * run, one child process that builds the zoo model with random weights (not timed), then times
  * `hybridize()` + the first call until its output is read (cold), then 20 more calls (steady:
  * their median). Cold/steady is a ratio within one process, so it holds on a noisy machine.
@@ -171,6 +172,7 @@ async function child(args: string[]): Promise<void> {
   const [mode, name, threadsArg, warmArg] = args;
   const threads = Number(threadsArg);
   if (warmArg === "nowarm") setKernelWarming(false);
+  if (warmArg === "warm") setKernelWarming(true);
   setDefaultThreads(threads);
   const r = mode === "user" ? await userPath(name) : await phasePath(name, threads);
   console.log(JSON.stringify(r));
@@ -194,18 +196,19 @@ async function main(argv: string[]): Promise<void> {
   if (argv[0] === "--child") return await child(argv.slice(1));
   let runs = 1;
   let threads = getDefaultThreads();
-  let warm = "warm";
+  let warm = "auto";
   const models: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--runs") runs = Number(argv[++i]);
     else if (argv[i] === "--threads") threads = Number(argv[++i]);
     else if (argv[i] === "--no-warm") warm = "nowarm";
+    else if (argv[i] === "--warm") warm = "warm";
     else models.push(argv[i]);
   }
   if (!models.length) models.push("resnet18_v1", "resnet50_v1", "mobilenetv2_1.0");
   console.log(
     `threads ${threads}; kernel warming ${
-      warm === "warm" ? "on" : "off"
+      warm === "warm" ? "on" : warm === "auto" ? "default (where a core is spare)" : "off"
     }; ${runs} run(s) per model; each row one fresh process`,
   );
   console.log(

@@ -213,13 +213,19 @@ Deno.test("warming kernels ahead of the first run leaves every run's bits as the
   } finally {
     setKernelWarming(true);
   }
-  // Warmed: each kernel (and each part of a split one) runs on the warmer with the program's
-  // arguments over a memory of its own while the compile goes on.
+  // Warmed (asked for: by default a 2-core machine does not warm): each kernel (and each part
+  // of a split one) runs on the warmer with the program's arguments over a memory of its own
+  // while the compile goes on.
   const warmer = kernelWarmer();
-  assert.ok(warmer, "a 2-core machine with SharedArrayBuffer warms");
+  assert.ok(warmer, "a 2-core machine with SharedArrayBuffer warms when asked");
   const before = warmer.posted;
-  const one = compileWasm(y, {}, shapes, { threads: 1 });
-  const two = compileWasm(y, {}, shapes, { threads: 2, forceSplit: true });
+  let one, two;
+  try {
+    one = compileWasm(y, {}, shapes, { threads: 1 });
+    two = compileWasm(y, {}, shapes, { threads: 2, forceSplit: true });
+  } finally {
+    setKernelWarming("auto");
+  }
   await until(() => warmer.finished >= warmer.posted, "the warmer ran what it was given");
   assert.ok(warmer.posted > before || warmer.finished > 0, "kernels were handed to the warmer");
   await two.ready();
@@ -257,10 +263,14 @@ Deno.test("a shared program memory faulted in by the warmer keeps every constant
   } finally {
     setKernelWarming(true);
   }
-  for (let i = 0; i < 3; i++) {
-    const c = compileWasm(y, params, { x: x.shape }, { threads: 2, forceSplit: true });
-    assert.deepEqual(c.run({ x })[0].dataSync(), want);
-    c.dispose();
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = compileWasm(y, params, { x: x.shape }, { threads: 2, forceSplit: true });
+      assert.deepEqual(c.run({ x })[0].dataSync(), want);
+      c.dispose();
+    }
+  } finally {
+    setKernelWarming("auto");
   }
 });
 
@@ -304,12 +314,39 @@ Deno.test("warming is off where asked: nothing is handed to the warmer", () => {
   } finally {
     setKernelWarming(true);
   }
-  const engine = wasmEngine({ threads: 1, warm: false });
+  try {
+    const engine = wasmEngine({ threads: 1, warm: false });
+    const before = warmer.posted;
+    engine.compile(graphOf(sym.sigmoid(sym.var("x"))), {
+      inputs: { x: { shape: [32, 32], dtype: "float32" } },
+    });
+    assert.strictEqual(warmer.posted, before);
+  } finally {
+    setKernelWarming("auto");
+  }
+});
+
+Deno.test("by default kernels are warmed only where a core is spare beyond the program's threads and the warmer", () => {
+  const cores = hardwareThreads();
+  for (const threads of [1, 2, 3]) {
+    const warmer = kernelWarmer(threads);
+    assert.strictEqual(
+      warmer !== undefined,
+      cores >= threads + 2,
+      `${threads} threads, ${cores} cores`,
+    );
+  }
+  setKernelWarming(true);
+  try {
+    assert.ok(kernelWarmer(cores), "asked for, it warms with every core busy");
+  } finally {
+    setKernelWarming("auto");
+  }
+  if (cores !== 2) return;
+  const warmer = kernelWarmer()!;
   const before = warmer.posted;
-  engine.compile(graphOf(sym.sigmoid(sym.var("x"))), {
-    inputs: { x: { shape: [32, 32], dtype: "float32" } },
-  });
-  assert.strictEqual(warmer.posted, before);
+  compileWasm(sym.relu(sym.var("x")), {}, { x: [64, 64] }, { threads: 1 }).dispose();
+  assert.strictEqual(warmer.posted, before, "no spare core: nothing handed to the warmer");
 });
 
 Deno.test("a pool started by a compile takes that program's first run, with no event-loop turn", async () => {

@@ -20,6 +20,7 @@ import {
   getDefaultThreads,
   kernelWarmer,
   startDefaultThreads,
+  threadsSupported,
 } from "../../../runtime/backends/wasm/threads.ts";
 import type { CompileOptions, Engine, OpCall, Program, Signature } from "../../engine.ts";
 import { warnFallbacks } from "../../engine.ts";
@@ -57,7 +58,8 @@ export interface WasmEngineOptions {
    * Run each new kernel once on a background worker while a program compiles, so that its
    * first run executes optimized code (default true; see `KernelWarmer`). Nothing is warmed
    * where the runtime reports one core, has no `SharedArrayBuffer`, or after
-   * `setKernelWarming(false)`.
+   * `setKernelWarming(false)`; by default (`setKernelWarming("auto")`) only where the cores
+   * exceed the program's threads by two.
    */
   readonly warm?: boolean;
 }
@@ -112,7 +114,7 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
       compileOptions.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
       const r = resolve();
       // The warmer's worker comes up while the passes run.
-      if (r.warm) kernelWarmer()?.start();
+      if (r.warm) kernelWarmer(threadsSupported() ? r.threads : 1)?.start();
       const optimized = runWasmPasses(passes, graph, signature);
       try {
         return lowerWasm(optimized, signature, {
@@ -136,7 +138,7 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
     prepare() {
       const r = resolve();
       if (r.threads > 1) startDefaultThreads();
-      if (r.warm) kernelWarmer()?.start();
+      if (r.warm) kernelWarmer(threadsSupported() ? r.threads : 1)?.start();
     },
   };
   return Object.freeze(engine);

@@ -235,7 +235,8 @@ export interface LowerOptions {
   readonly quiet?: boolean;
   /**
    * Run each kernel once on the process's kernel warmer while the compile goes on (default
-   * true; see `KernelWarmer`): the first run then executes optimized code.
+   * true, subject to `setKernelWarming`, whose default warms only where a core is spare; see
+   * `KernelWarmer`): the first run then executes optimized code.
    */
   readonly warm?: boolean;
 }
@@ -263,7 +264,7 @@ export function lowerWasm(
   // The workers start now (where the runtime creates them synchronously), so that they are up
   // to take the first run's parts.
   const pool = poolFor(threads);
-  const warmer = options.warm === false ? undefined : kernelWarmer();
+  const warmer = options.warm === false ? undefined : kernelWarmer(threads);
   warmer?.start();
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.

@@ -1074,22 +1074,39 @@ export function startDefaultThreads(): void {
 }
 
 let warmer: KernelWarmer | undefined;
-let warming = true;
+let warming: boolean | "auto" = "auto";
 
 /**
  * Whether compiled WASM programs run their kernels ahead on a {@link KernelWarmer} while they
- * compile (default true where the runtime reports more than one core, has
- * `SharedArrayBuffer` and can start workers). Takes effect for programs compiled afterwards.
+ * compile. `"auto"` (the default) warms only where the runtime reports a core to spare beyond
+ * the program's threads and the warmer's own: at least threads + 2 cores. With fewer, the
+ * warmer and V8's optimizing compiler threads take the cores the compile runs on, and the
+ * first output comes later than without warming (measured on 2 cores, bench/README.md: one
+ * thread 534–558 ms warmed against 409–462 not). `true` warms wherever the runtime has more
+ * than one core, `SharedArrayBuffer` and workers; `false` never. Takes effect for programs
+ * compiled afterwards.
+ *
+ * @example Off, then back to the default
+ * ```ts
+ * import assert from "node:assert";
+ * import { kernelWarmer, setKernelWarming } from "./threads.ts";
+ * setKernelWarming(false);
+ * assert.strictEqual(kernelWarmer(1), undefined);
+ * setKernelWarming("auto");
+ * ```
  */
-export function setKernelWarming(enabled: boolean): void {
+export function setKernelWarming(enabled: boolean | "auto"): void {
   warming = enabled;
 }
 
-/** The process's kernel warmer, or undefined where warming is off or cannot help. */
-export function kernelWarmer(): KernelWarmer | undefined {
-  if (!warming || hardwareThreads() < 2 || typeof SharedArrayBuffer !== "function") {
-    return undefined;
-  }
+/**
+ * The process's kernel warmer for a program of `threads` threads (any program when omitted),
+ * or undefined where warming is off or cannot help (see {@link setKernelWarming}).
+ */
+export function kernelWarmer(threads?: number): KernelWarmer | undefined {
+  const cores = hardwareThreads();
+  if (!warming || cores < 2 || typeof SharedArrayBuffer !== "function") return undefined;
+  if (warming === "auto" && threads !== undefined && cores < threads + 2) return undefined;
   const g = globalThis as { Worker?: unknown; Deno?: unknown; process?: unknown };
   if (g.Worker === undefined && g.Deno === undefined && g.process === undefined) return undefined;
   return warmer ??= new KernelWarmer();
