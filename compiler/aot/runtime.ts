@@ -168,13 +168,31 @@ export function artifactRuntime(
   const GEN = 0, PROG = 1, STEP = 2, PENDING = 3, FAILED = 4;
   const WAKE = -1, END = -2, QUIT = -3;
 
+  /** A Node builtin without a dynamic import, where the runtime lends them (Node, Deno). */
+  const builtin = <T>(id: string): T | undefined => g.process?.getBuiltinModule?.(id) as T;
   const fromBase64 = (s: string): Uint8Array => {
+    const native = (Uint8Array as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+    if (typeof native === "function") return native(s);
+    // Node 20's atob decodes in JavaScript, a character at a time.
+    const nodeBuffer = builtin<{ Buffer: { from(s: string, e: string): Uint8Array } }>(
+      "node:buffer",
+    );
+    if (nodeBuffer) {
+      const b = nodeBuffer.Buffer.from(s, "base64");
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    }
     const bin = atob(s);
     const out = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
   };
   const inflate = async (bytes: Uint8Array): Promise<Uint8Array> => {
+    // Node's first DecompressionStream loads its web streams, 80-200 ms; zlib is at hand.
+    const zlib = builtin<{ inflateSync(b: Uint8Array): Uint8Array }>("node:zlib");
+    if (zlib) {
+      const b = zlib.inflateSync(bytes);
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    }
     const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
       new DecompressionStream("deflate"),
     );
@@ -182,12 +200,18 @@ export function artifactRuntime(
   };
   let codeBytes: Promise<Uint8Array> | undefined;
   const kernelCode = () =>
-    codeBytes ??= inflate(fromBase64(code)).then((b) => {
-      if (b.length !== manifest.codeBytes) {
+    codeBytes ??= (async () => {
+      let b: Uint8Array | undefined;
+      try {
+        b = await inflate(fromBase64(code));
+      } catch {
+        b = undefined;
+      }
+      if (b?.length !== manifest.codeBytes) {
         throw new ModelError("the artifact's code is damaged", "code");
       }
       return b;
-    });
+    })();
 
   /** A copy of a module whose shared memory import is made unshared (one thread, no SAB). */
   const unshare = (bytes: Uint8Array): Uint8Array => {
@@ -236,12 +260,41 @@ export function artifactRuntime(
     return "";
   };
 
-  const readWeights = async (
-    source: string | URL | ArrayBuffer | ArrayBufferView,
-  ): Promise<Uint8Array> => {
-    if (source instanceof ArrayBuffer) return new Uint8Array(source);
-    if (ArrayBuffer.isView(source)) {
-      return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  /**
+   * A weight file opened for reading: its size where known before reading, and either
+   * positional reads (bytes, files) or its body chunk by chunk (fetch).
+   */
+  interface WeightFile {
+    readonly size: number | undefined;
+    /** Fills `into` from file offset `at`; false where the file ends first. */
+    readonly read?: (at: number, into: Uint8Array) => boolean;
+    readonly body?: ReadableStreamDefaultReader<Uint8Array>;
+    /** The whole file, where it is in memory already. */
+    readonly bytes?: Uint8Array;
+    close(): void;
+  }
+  /** Where `n` bytes at offset `at` of a weight file go: `to` from byte `ptr` on. */
+  interface Want {
+    readonly at: number;
+    readonly n: number;
+    readonly to: Uint8Array;
+    readonly ptr: number;
+  }
+
+  const openWeights = async (source: WeightSource): Promise<WeightFile> => {
+    if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+      const b = source instanceof ArrayBuffer
+        ? new Uint8Array(source)
+        : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+      return {
+        size: b.length,
+        bytes: b,
+        read: (at, into) => {
+          into.set(b.subarray(at, at + into.length));
+          return at + into.length <= b.length;
+        },
+        close() {},
+      };
     }
     let url: URL | undefined;
     try {
@@ -249,14 +302,54 @@ export function artifactRuntime(
     } catch {
       url = undefined;
     }
-    const isNode = g.process?.versions?.node !== undefined;
-    if (isNode && (!url || url.protocol === "file:")) {
-      const spec = "node:fs/promises";
-      const fs = (g.process?.getBuiltinModule?.(spec) ?? await import(spec)) as {
-        readFile(p: string | URL): Promise<Uint8Array>;
+    if (g.process?.versions?.node !== undefined && (!url || url.protocol === "file:")) {
+      type Fs = {
+        openSync(p: string | URL, flags: string): number;
+        fstatSync(fd: number): { size: number };
+        readSync(fd: number, b: Uint8Array, off: number, n: number, at: number): number;
+        closeSync(fd: number): void;
       };
-      const data = await fs.readFile(url ?? String(source));
-      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      const spec = "node:fs";
+      const fs = builtin<Fs>(spec) ?? await import(spec) as Fs;
+      const where = url ?? String(source);
+      const failed = (e: unknown) =>
+        new ModelError(
+          `cannot read the weights ${JSON.stringify(String(where))}: ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+          "weights",
+        );
+      let fd: number;
+      let size: number;
+      try {
+        fd = fs.openSync(where, "r");
+      } catch (e) {
+        throw failed(e);
+      }
+      try {
+        size = fs.fstatSync(fd).size;
+      } catch (e) {
+        fs.closeSync(fd);
+        throw failed(e);
+      }
+      return {
+        size,
+        read: (at, into) => {
+          // Straight into `into` (the program's memory): no buffer of the whole file.
+          for (let done = 0; done < into.length;) {
+            let got: number;
+            try {
+              got = fs.readSync(fd, into, done, into.length - done, at + done);
+            } catch (e) {
+              throw failed(e);
+            }
+            if (!(got > 0)) return false;
+            done += got;
+          }
+          return true;
+        },
+        close: () => fs.closeSync(fd),
+      };
     }
     const response = await fetch(url ?? new URL(String(source), base));
     if (!response.ok) {
@@ -265,7 +358,89 @@ export function artifactRuntime(
         "weights",
       );
     }
-    return new Uint8Array(await response.arrayBuffer());
+    // No size up front: a Content-Length may count the bytes before a content encoding that
+    // the page cannot see. The body is counted as it arrives instead.
+    const body = response.body?.getReader();
+    return {
+      size: body ? undefined : 0,
+      body,
+      close: () => void body?.cancel().catch(() => {}),
+    };
+  };
+
+  /**
+   * Reads what `wants` asks of a weight file that must have `bytes` bytes: a file of another
+   * size, or a range beyond `bytes`, is refused before anything is read; a stream is counted
+   * as it arrives and stopped at its first byte beyond `bytes`. Runs that follow each other
+   * both in the file and in one destination are read at once; a range already read (the same
+   * constant in several places) is copied.
+   */
+  const fill = async (file: WeightFile, bytes: number, wants: readonly Want[], what: string) => {
+    const wrongSize = (got: string) =>
+      new ModelError(`the weights have ${got} bytes; the ${what} needs ${bytes}`, "weights");
+    try {
+      if (file.size !== undefined && file.size !== bytes) throw wrongSize(String(file.size));
+      for (const w of wants) {
+        if (!(w.at >= 0 && w.n >= 0 && w.at + w.n <= bytes)) {
+          throw new ModelError("the weights are damaged: a constant's range", "weights");
+        }
+      }
+      const order = [...wants].sort((x, y) => x.at - y.at || y.n - x.n);
+      if (file.read) {
+        const done = new Map<string, Want>();
+        for (let i = 0; i < order.length;) {
+          const first = order[i];
+          const same = done.get(`${first.at},${first.n}`);
+          if (same) {
+            first.to.set(same.to.subarray(same.ptr, same.ptr + same.n), first.ptr);
+            i++;
+            continue;
+          }
+          let j = i + 1;
+          let end = first.at + first.n;
+          while (
+            j < order.length && order[j].at === end && order[j].to === first.to &&
+            order[j].ptr === first.ptr + (end - first.at) && !done.has(`${end},${order[j].n}`)
+          ) end += order[j++].n;
+          if (!file.read(first.at, first.to.subarray(first.ptr, first.ptr + end - first.at))) {
+            throw new ModelError(
+              `the weights end before byte ${end} (the ${what} needs ${bytes}): the file changed?`,
+              "weights",
+            );
+          }
+          for (; i < j; i++) done.set(`${order[i].at},${order[i].n}`, order[i]);
+        }
+      } else if (file.body) {
+        let pos = 0, lo = 0;
+        for (;;) {
+          let chunk: ReadableStreamReadResult<Uint8Array>;
+          try {
+            chunk = await file.body.read();
+          } catch (e) {
+            throw new ModelError(
+              `the weights stopped arriving after ${pos} bytes (${
+                e instanceof Error ? e.message : String(e)
+              })`,
+              "weights",
+            );
+          }
+          const { done, value } = chunk;
+          if (done) break;
+          const end = pos + value.length;
+          if (end > bytes) throw wrongSize(`more than ${bytes}`);
+          while (lo < order.length && order[lo].at + order[lo].n <= pos) lo++;
+          for (let k = lo; k < order.length && order[k].at < end; k++) {
+            const w = order[k];
+            const from = Math.max(w.at, pos), to = Math.min(w.at + w.n, end);
+            if (from < to) w.to.set(value.subarray(from - pos, to - pos), w.ptr + from - w.at);
+          }
+          pos = end;
+        }
+        if (pos !== bytes) throw wrongSize(String(pos));
+      }
+    } finally {
+      file.close();
+    }
   };
 
   /** A worker's port to its parent (Web Worker or `node:worker_threads`), given to `start`. */
@@ -602,8 +777,36 @@ export function artifactRuntime(
   });
 
   /**
-   * The weight file `file` of `bytes` bytes: given (a single source only for the backend's
-   * `own` file, else by name), embedded, fetched or beside the module.
+   * The weight file `file`, opened: given (a single source only for the backend's `own` file,
+   * else by name), embedded, fetched or beside the module.
+   */
+  const openWeightFile = (
+    file: string,
+    bytes: number,
+    given: ArtifactLoadOptions["weights"],
+    own: boolean,
+  ): Promise<WeightFile> => {
+    const byName = given !== undefined && typeof given === "object" &&
+      !(given instanceof URL) && !(given instanceof ArrayBuffer) && !ArrayBuffer.isView(given);
+    const source = byName
+      ? (Object.hasOwn(given, file) ? (given as Record<string, WeightSource>)[file] : undefined)
+      : own
+      ? given as WeightSource | undefined
+      : undefined;
+    if (source !== undefined) return openWeights(source);
+    if (bytes === 0) return openWeights(new Uint8Array(0));
+    if (embedded) return openWeights(fromBase64(embedded[file] ?? ""));
+    if (manifest.weights === "fetch") {
+      const at = manifest.weightsUrl ?? "";
+      return openWeights(at.endsWith("/") ? new URL(file, new URL(at, base)) : new URL(at, base));
+    }
+    return openWeights(new URL(file, base));
+  };
+
+  /**
+   * The weight file `file` of `bytes` bytes as one array (the WebGPU programs upload from it):
+   * given bytes as they are, anything else read into an array of `bytes` once its size is
+   * known to be right.
    */
   const weightsOf = async (
     file: string,
@@ -612,30 +815,15 @@ export function artifactRuntime(
     what: string,
     own = true,
   ): Promise<Uint8Array> => {
-    const byName = given !== undefined && typeof given === "object" &&
-      !(given instanceof URL) && !(given instanceof ArrayBuffer) && !ArrayBuffer.isView(given);
-    const source = byName
-      ? (Object.hasOwn(given, file) ? (given as Record<string, WeightSource>)[file] : undefined)
-      : own
-      ? given as WeightSource | undefined
-      : undefined;
-    let weights: Uint8Array;
-    if (source !== undefined) weights = await readWeights(source);
-    else if (bytes === 0) weights = new Uint8Array(0);
-    else if (embedded) weights = fromBase64(embedded[file]);
-    else if (manifest.weights === "fetch") {
-      const at = manifest.weightsUrl ?? "";
-      weights = await readWeights(
-        at.endsWith("/") ? new URL(file, new URL(at, base)) : new URL(at, base),
-      );
-    } else weights = await readWeights(new URL(file, base));
-    if (weights.byteLength !== bytes) {
-      throw new ModelError(
-        `the weights have ${weights.byteLength} bytes; the ${what} needs ${bytes}`,
-        "weights",
-      );
+    const opened = await openWeightFile(file, bytes, given, own);
+    if (opened.bytes && opened.size === bytes) return opened.bytes;
+    if (opened.size !== undefined && opened.size !== bytes) {
+      // (fill refuses it, reading nothing)
+      await fill(opened, bytes, [], what);
     }
-    return weights;
+    const out = new Uint8Array(bytes);
+    await fill(opened, bytes, [{ at: 0, n: bytes, to: out, ptr: 0 }], what);
+    return out;
   };
 
   /** A started warming worker: `stop` drops what it has not run and lets it exit. */
@@ -805,56 +993,94 @@ export function artifactRuntime(
     // Kernels run ahead on a worker while the weights load (see ArtifactLoadOptions.warm).
     const warmer = options.warm === false ? undefined : startWarming(v.programs, compiled, threads);
 
-    const weights = await weightsOf(
-      v.weightsFile,
+    const newMemory = (spec: ProgramSpec) => {
+      const pages = Math.ceil(spec.memoryBytes / 65536);
+      return new WebAssembly.Memory({
+        initial: pages,
+        maximum: pages,
+        shared: spec.shared && useShared,
+      });
+    };
+    // The program memories first: the weights are read straight into them.
+    const memories = v.programs.map(newMemory);
+    const wants: Want[] = [];
+    v.programs.forEach((spec, i) => {
+      const to = new Uint8Array(memories[i].buffer);
+      for (const [ptr, at, n] of spec.constants) wants.push({ at, n, to, ptr });
+    });
+    // Constants derived from the shared parameters: their run tables (in the variant's file)
+    // and sources (in the shared file) are read apart, then derived into the memories.
+    const derivedOf = v.programs.flatMap((spec, i) => (spec.derived ?? []).map((d) => ({ d, i })));
+    const tables = new Map<string, Uint8Array>();
+    for (const { d: [, , , , , runsAt, runs] } of derivedOf) {
+      const key = `${runsAt},${runs}`;
+      if (tables.has(key)) continue;
+      const to = new Uint8Array(runs * 28);
+      tables.set(key, to);
+      wants.push({ at: runsAt, n: to.length, to, ptr: 0 });
+    }
+    await fill(
+      await openWeightFile(v.weightsFile, v.weightsBytes, options.weights, true),
       v.weightsBytes,
-      options.weights,
+      wants,
       `${v.simd} variant`,
     );
-    // Constants derived from the shared parameters, made once (every fresh memory copies them).
-    const derivedValues = new Map<string, Uint8Array>();
-    if (v.programs.some((p) => p.derived?.length)) {
+    if (derivedOf.length) {
       const sharedSpec = manifest.shared;
       if (!sharedSpec || !derive) {
         throw new ModelError("the artifact derives constants but has no shared weights", "code");
       }
-      const shared = await weightsOf(
-        sharedSpec.weightsFile,
+      const sources = new Map<string, Uint8Array>();
+      const sourceWants: Want[] = [];
+      for (const { d: [, , , srcAt, srcBytes] } of derivedOf) {
+        const key = `${srcAt},${srcBytes}`;
+        if (sources.has(key)) continue;
+        const to = new Uint8Array(srcBytes);
+        sources.set(key, to);
+        sourceWants.push({ at: srcAt, n: srcBytes, to, ptr: 0 });
+      }
+      await fill(
+        await openWeightFile(
+          sharedSpec.weightsFile,
+          sharedSpec.weightsBytes,
+          options.weights,
+          false,
+        ),
         sharedSpec.weightsBytes,
-        options.weights,
+        sourceWants,
         "shared weights",
-        false,
       );
-      const aligned = (b: Uint8Array, at: number, n: number) =>
-        (b.byteOffset + at) % 4 === 0
-          ? new Uint8Array(b.buffer, b.byteOffset + at, n)
-          : b.slice(at, at + n);
-      for (const p of v.programs) {
-        for (const [, n, kind, srcAt, srcBytes, runsAt, runs, plane] of p.derived ?? []) {
-          const key = `${n},${kind},${srcAt},${srcBytes},${runsAt},${runs},${plane}`;
-          if (derivedValues.has(key)) continue;
-          if (srcAt + srcBytes > shared.length || runsAt + runs * 28 > weights.length) {
-            throw new ModelError("the weights are damaged: a derived constant's range", "weights");
-          }
-          const src = aligned(shared, srcAt, srcBytes);
-          const r = aligned(weights, runsAt, runs * 28);
-          const out = new Float32Array(n >>> 2);
-          try {
-            derive(
-              kind,
-              new Float32Array(src.buffer, src.byteOffset, srcBytes >>> 2),
-              new Int32Array(r.buffer, r.byteOffset, runs * 7),
-              out,
-              plane,
-            );
-          } catch (e) {
-            throw new ModelError(
-              `the weights are damaged: ${e instanceof Error ? e.message : String(e)}`,
-              "weights",
-            );
-          }
-          derivedValues.set(key, new Uint8Array(out.buffer));
+      // Each distinct constant is derived once, into the first memory that holds it.
+      const made = new Map<string, { to: Uint8Array; ptr: number }>();
+      for (const { d: [ptr, n, kind, srcAt, srcBytes, runsAt, runs, plane], i } of derivedOf) {
+        const to = new Uint8Array(memories[i].buffer);
+        const key = `${n},${kind},${srcAt},${srcBytes},${runsAt},${runs},${plane}`;
+        const there = made.get(key);
+        if (there) {
+          to.set(there.to.subarray(there.ptr, there.ptr + n), ptr);
+          continue;
         }
+        const src = sources.get(`${srcAt},${srcBytes}`)!;
+        const table = tables.get(`${runsAt},${runs}`)!;
+        const out = ptr % 4 === 0
+          ? new Float32Array(to.buffer, ptr, n >>> 2)
+          : new Float32Array(n >>> 2);
+        try {
+          derive(
+            kind,
+            new Float32Array(src.buffer, 0, srcBytes >>> 2),
+            new Int32Array(table.buffer, 0, runs * 7),
+            out,
+            plane,
+          );
+        } catch (e) {
+          throw new ModelError(
+            `the weights are damaged: ${e instanceof Error ? e.message : String(e)}`,
+            "weights",
+          );
+        }
+        if (out.buffer !== to.buffer) to.set(new Uint8Array(out.buffer), ptr);
+        made.set(key, { to, ptr });
       }
     }
 
@@ -880,17 +1106,39 @@ export function artifactRuntime(
       });
       return out;
     };
-    /** A fresh memory with the constants in place and every kernel instantiated over it. */
-    const instantiate = (spec: ProgramSpec, programIndex: number, held: Loaded["parts"]) => {
-      const pages = Math.ceil(spec.memoryBytes / 65536);
-      const memShared = spec.shared && useShared;
-      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: memShared });
-      const bytes = new Uint8Array(memory.buffer);
-      for (const [ptr, at, n] of spec.constants) bytes.set(weights.subarray(at, at + n), ptr);
-      for (const [ptr, n, kind, srcAt, srcBytes, runsAt, runs, plane] of spec.derived ?? []) {
-        const key = `${n},${kind},${srcAt},${srcBytes},${runsAt},${runs},${plane}`;
-        bytes.set(derivedValues.get(key)!, ptr);
+    /** Byte ranges of a program's constants, merged where they touch. */
+    const constantRanges = (spec: ProgramSpec) => {
+      const all = [
+        ...spec.constants.map(([ptr, , n]) => [ptr, n]),
+        ...(spec.derived ?? []).map(([ptr, n]) => [ptr, n]),
+      ].sort((x, y) => x[0] - y[0]);
+      const out: number[][] = [];
+      for (const [ptr, n] of all) {
+        const last = out[out.length - 1];
+        if (last && last[0] + last[1] === ptr) last[1] += n;
+        else out.push([ptr, n]);
       }
+      return out;
+    };
+    /**
+     * Every kernel instantiated over `memory`, or over a fresh memory with the constants
+     * copied from `from` (kernels never write their constants, so a memory a late worker
+     * still writes holds them intact).
+     */
+    const instantiate = (
+      spec: ProgramSpec,
+      programIndex: number,
+      held: Loaded["parts"],
+      given: WebAssembly.Memory | { from: WebAssembly.Memory },
+    ) => {
+      let memory: WebAssembly.Memory;
+      if (given instanceof WebAssembly.Memory) memory = given;
+      else {
+        memory = newMemory(spec);
+        const to = new Uint8Array(memory.buffer), from = new Uint8Array(given.from.buffer);
+        for (const [ptr, n] of constantRanges(spec)) to.set(from.subarray(ptr, ptr + n), ptr);
+      }
+      const bytes = new Uint8Array(memory.buffer);
       const imports = { env: { memory } };
       const call = (m: number, args: readonly number[]) => {
         const run = new WebAssembly.Instance(compiled.get(m)!, imports).exports.run as (
@@ -924,7 +1172,7 @@ export function artifactRuntime(
     };
     const programs: Loaded[] = v.programs.map((spec, index) => {
       const held = parts(spec);
-      return { spec, index, parts: held, state: instantiate(spec, index, held) };
+      return { spec, index, parts: held, state: instantiate(spec, index, held, memories[index]) };
     });
 
     // The worker pool. It is replaced when a worker dies (between runs) or stalls (a run
@@ -1043,14 +1291,14 @@ export function artifactRuntime(
             } catch (again) {
               if (!(again instanceof Stall)) throw again;
               restart();
-              p.state = instantiate(p.spec, p.index, p.parts);
+              p.state = instantiate(p.spec, p.index, p.parts, { from: p.state.memory });
             }
           }
           throw e;
         }
       }
       restart();
-      p.state = instantiate(p.spec, p.index, p.parts);
+      p.state = instantiate(p.spec, p.index, p.parts, { from: p.state.memory });
       write();
       for (const r of p.state.runs) r(false);
     };

@@ -504,12 +504,15 @@ function buildProgram(
       }),
       outputs: program.outputs.map((o) => [o.ptr, shapeSize(o.shape)] as const),
       outputShapes: program.outputs.map((o) => [...o.shape]),
-      constants: program.constants.flatMap((c, k) => {
-        if (derived.has(k)) return [];
-        const v = c.values;
-        const i = weights.add(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-        return [[c.ptr, weights.offsets[i], v.byteLength] as const];
-      }),
+      // In memory order: the weight file then lies in the memory as it lies on disk (a load
+      // reads it in a few long runs), but for constants an earlier one already holds.
+      constants: program.constants.map((c, k) => ({ c, k })).sort((a, b) => a.c.ptr - b.c.ptr)
+        .flatMap(({ c, k }) => {
+          if (derived.has(k)) return [];
+          const v = c.values;
+          const i = weights.add(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+          return [[c.ptr, weights.offsets[i], v.byteLength] as const];
+        }),
       ...(derived.size
         ? {
           derived: [...derived].map(([k, d]): DerivedSpec => {

@@ -140,6 +140,49 @@ Deno.test("wasm+webgpu artifact: parameters shipped once, WASM constants derived
     assert.deepStrictEqual(Object.values(await own.run({ data }))[0], want);
     own.dispose();
 
+    // Both files streamed in odd chunks (the tables and sources arrive across chunk ends).
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      const body = await read(new URL(req.url).pathname.slice(1));
+      let at = 0;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (at >= body.length) return c.close();
+            c.enqueue(body.slice(at, at + 999));
+            at += 999;
+          },
+        }),
+      );
+    });
+    try {
+      const url = (f: string) => `http://127.0.0.1:${server.addr.port}/${f}`;
+      const streamed = await mod.load({
+        backend: "wasm",
+        simd: "baseline",
+        weights: {
+          "model.shared.bin": url("model.shared.bin"),
+          "model.baseline.bin": url("model.baseline.bin"),
+        },
+      });
+      assert.deepStrictEqual(Object.values(await streamed.run({ data }))[0], want);
+      streamed.dispose();
+    } finally {
+      await server.shutdown();
+    }
+    // A truncated shared file is refused by its size.
+    const shared = await read("model.shared.bin");
+    await Deno.writeFile(`${dir}/cut.bin`, shared.subarray(0, shared.length - 4));
+    await assert.rejects(
+      () =>
+        mod.load({
+          backend: "wasm",
+          simd: "baseline",
+          weights: { "model.shared.bin": `${dir}/cut.bin` },
+        }),
+      (e: Error & { code?: string }) =>
+        e.code === "weights" && e.message.includes(`have ${shared.length - 4} bytes`),
+    );
+
     // A shared file of the wrong size, and a run table pointing outside its parameter.
     await assert.rejects(
       () =>

@@ -200,6 +200,105 @@ Deno.test("weights: embedded, beside the module, passed as bytes, fetched from a
   for (const d of [e.dir, ex.dir]) await Deno.remove(d, { recursive: true });
 });
 
+Deno.test("weights go straight into the program memories: files, bytes, streamed bodies, bad sizes", async () => {
+  const net = smallNet();
+  // Two batch sizes: two memories that hold the same constants (one range of the file each).
+  const artifact = await compile(net, {
+    inputs: { data: [1, 3, 32, 32] },
+    batchSizes: [1, 3],
+    simd: "baseline",
+    minify: false,
+  });
+  const { mod, dir } = await written(artifact);
+  const file = `${dir}/model.bin`;
+  const bytes = await Deno.readFile(file);
+  net.hybridize({ engine: wasmEngine({ threads: 1, relaxedSimd: false }) });
+  const xs = [1, 3].map((b) => nd.random.uniform(-1, 1, [b, 3, 32, 32], { seed: 40 + b }));
+  const wants = xs.map((x) => (net.call(x) as Tensor).dataSync() as Float32Array);
+  const check = async (weights: unknown, what: string) => {
+    const model = await mod.load(weights === undefined ? {} : { weights });
+    xs.forEach((x, i) => {
+      const out = Object.values(model.run({ data: x.dataSync() }))[0] as Float32Array;
+      sameBits(out, wants[i], `${what}, batch ${x.shape[0]}`);
+    });
+    model.dispose();
+  };
+  const isWeightsError = (pattern: RegExp) => (e: Error & { code?: string }) =>
+    e instanceof mod.ModelError && e.code === "weights" && pattern.test(e.message);
+  // A body sent in chunks of `size` bytes (no Content-Length: chunked), cut short or too long.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const [, mode, size] = new URL(req.url).pathname.split("/");
+    const body = mode === "short"
+      ? bytes.subarray(0, bytes.length - 5)
+      : mode === "long"
+      ? new Uint8Array([...bytes, 1, 2, 3])
+      : bytes;
+    const step = Number(size);
+    let at = 0;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (at >= body.length) return c.close();
+          c.enqueue(body.slice(at, at + step));
+          at += step;
+        },
+      }),
+    );
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    await check(undefined, "beside the module");
+    await check(file, "path");
+    await check(bytes, "bytes");
+    await check(new Uint8Array([7, ...bytes]).subarray(1), "bytes at an odd offset");
+    for (const size of [1, 4093, 1 << 20]) await check(`${base}/ok/${size}`, `chunks of ${size}`);
+    await assert.rejects(
+      () => mod.load({ weights: `${base}/short/4093` }),
+      isWeightsError(new RegExp(`have ${bytes.length - 5} bytes`)),
+    );
+    await assert.rejects(
+      () => mod.load({ weights: `${base}/long/4093` }),
+      isWeightsError(new RegExp(`more than ${bytes.length} bytes`)),
+    );
+    // A connection that closes half way through a chunked body.
+    const raw = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const served = (async () => {
+      const conn = await raw.accept();
+      await conn.read(new Uint8Array(4096));
+      const half = bytes.subarray(0, bytes.length >> 1);
+      const head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" +
+        `${half.length.toString(16)}\r\n`;
+      await conn.write(new TextEncoder().encode(head));
+      await conn.write(half);
+      conn.close();
+    })();
+    await assert.rejects(
+      () => mod.load({ weights: `http://127.0.0.1:${raw.addr.port}/model.bin` }),
+      isWeightsError(/stopped arriving/),
+    );
+    await served;
+    raw.close();
+    // Files of the wrong size are refused before anything is read from them.
+    await Deno.writeFile(`${dir}/short.bin`, bytes.subarray(0, bytes.length - 1));
+    await Deno.writeFile(`${dir}/long.bin`, new Uint8Array([...bytes, 0]));
+    await Deno.writeFile(`${dir}/empty.bin`, new Uint8Array(0));
+    for (const [name, size] of [["short", bytes.length - 1], ["long", bytes.length + 1]]) {
+      await assert.rejects(
+        () => mod.load({ weights: `${dir}/${name}.bin` }),
+        isWeightsError(
+          new RegExp(`have ${size} bytes; the baseline variant needs ${bytes.length}`),
+        ),
+      );
+    }
+    await assert.rejects(() => mod.load({ weights: `${dir}/empty.bin` }), isWeightsError(/have 0/));
+    await assert.rejects(() => mod.load({ weights: `${dir}/gone.bin` }), isWeightsError(/gone/));
+    await assert.rejects(() => mod.load({ weights: bytes.subarray(1) }), isWeightsError(/bytes/));
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "real MXNet files compile from paths and give the JIT's bits; PReLU is refused",
   ignore: !HAVE_FIXTURES,

@@ -19,7 +19,13 @@ import {
   Y,
 } from "../lower/stall_harness.ts";
 
-/** An artifact runtime of y = 2·x in one split step whose worker part never finishes. */
+/** A constant after x and y, returned as output `c` (the memory read where it lies). */
+const C = new Float32Array(16).map((_, i) => i * 1.5 - 7);
+
+/**
+ * An artifact runtime of y = 2·x in one split step whose worker part never finishes, with a
+ * constant `c` in its memory read back as a second output.
+ */
 async function stallingArtifact() {
   const modules = [doublingBytes(0, N / 2), scribblingBytes(N / 2, N), doublingBytes(0, N)];
   const code = new Uint8Array(modules.reduce((a, m) => a + m.length, 0));
@@ -37,7 +43,10 @@ async function stallingArtifact() {
     graphHash: "0".repeat(64),
     threads: 2,
     inputs: [{ name: "x", shape: [N], dtype: "float32" }],
-    outputs: [{ name: "y", shape: [N], dtype: "float32" }],
+    outputs: [
+      { name: "y", shape: [N], dtype: "float32" },
+      { name: "c", shape: [C.length], dtype: "float32" },
+    ],
     batchSizes: [N],
     modules: spans,
     codeBytes: code.length,
@@ -45,27 +54,38 @@ async function stallingArtifact() {
     variants: [{
       simd: "baseline",
       weightsFile: "model.bin",
-      weightsBytes: 0,
+      weightsBytes: C.byteLength,
       programs: [{
         batch: N,
-        memoryBytes: 2 * N * 4,
+        memoryBytes: 2 * N * 4 + C.byteLength,
         shared: true,
         inputs: [[0, 0, N]],
-        outputs: [[Y, N]],
-        outputShapes: [[N]],
-        constants: [],
+        outputs: [[Y, N], [2 * Y, C.length]],
+        outputShapes: [[N], [C.length]],
+        constants: [[2 * Y, 0, C.byteLength]],
         steps: [[1, [0, 1], [[], []], 2, []]],
       }],
     }],
   };
-  return artifactRuntime(manifest, toBase64(await deflate(code)), { "model.bin": "" }, "file:///");
+  const weights = toBase64(new Uint8Array(C.buffer));
+  return artifactRuntime(
+    manifest,
+    toBase64(await deflate(code)),
+    { "model.bin": weights },
+    "file:///",
+  );
 }
 
 Deno.test("artifact: a stalled worker is replaced and no later run reads the memory it writes", async () => {
   const { load } = await stallingArtifact();
   const model = await load({ stallMs: 150 });
   // A WASM model runs synchronously.
-  const run = (x: Float32Array) => (model.run({ x }) as Record<string, Float32Array>).y;
+  // ... and over every fresh memory the constant is in place.
+  const run = (x: Float32Array) => {
+    const out = model.run({ x }) as Record<string, Float32Array>;
+    assert.deepStrictEqual(out.c, C);
+    return out.y;
+  };
   try {
     assert.ok(model.threaded);
     assert.equal(model.metadata.threads, 2);
@@ -86,10 +106,11 @@ Deno.test("artifact: a stalled worker is replaced and no later run reads the mem
     await until(() => model.threaded, "the replaced workers start");
     checkDoubled(run(x), x, "the second stalled run");
     assert.equal(model.restarts, 2);
-    const into = { y: new Float32Array(N) };
+    const into = { y: new Float32Array(N), c: new Float32Array(C.length) };
     for (let r = 0; r < 50; r++) {
       model.runRaw({ x }, into);
       checkDoubled(into.y, x, `runRaw ${r}`);
+      assert.deepStrictEqual(into.c, C);
     }
   } finally {
     model.dispose();

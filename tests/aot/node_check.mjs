@@ -2,10 +2,11 @@
 //   node node_check.mjs <artifact dir>
 // Loads <dir>/model.js with its default threads and again on one thread, runs the input in
 // <dir>/expected.json and compares the bits with what Deno's JIT engine gave for the variant
-// the artifact chose. Prints one JSON line; exits non-zero on the first failure. The process
+// the artifact chose; then with the weights given as bytes, and refused from files of the
+// wrong size. Prints one JSON line; exits non-zero on the first failure. The process
 // must also end by itself (idle worker threads never keep it alive).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -33,6 +34,29 @@ assert.deepEqual(bits(one.run({ data: input })[name]), expected[one.metadata.sim
 assert.throws(
   () => model.run({ data: new Float32Array(3) }),
   (e) => e instanceof ModelError && e.code === "input",
+);
+// The weights as bytes, and files of the wrong size (refused by their size, read no further).
+const weightFile = join(dir, `model.${one.metadata.simd}.bin`);
+const weights = readFileSync(weightFile);
+const given = await load({ threads: 1, simd: one.metadata.simd, weights });
+assert.deepEqual(bits(given.run({ data: input })[name]), expected[one.metadata.simd], "bytes");
+for (
+  const [file, data] of [
+    ["cut.bin", weights.subarray(0, weights.length - 8)],
+    ["long.bin", Buffer.concat([weights, Buffer.alloc(1)])],
+  ]
+) {
+  writeFileSync(join(dir, file), data);
+  await assert.rejects(
+    load({ simd: one.metadata.simd, weights: join(dir, file) }),
+    (e) =>
+      e instanceof ModelError && e.code === "weights" &&
+      e.message.includes(`have ${data.length} bytes`),
+  );
+}
+await assert.rejects(
+  load({ weights: join(dir, "gone.bin") }),
+  (e) => e instanceof ModelError && e.code === "weights",
 );
 report.ok = true;
 console.log(JSON.stringify(report));
