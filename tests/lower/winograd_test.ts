@@ -9,6 +9,7 @@
 import { Convolution } from "../../ops/convolution.ts";
 import { convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
 import { winogradPackedWeights, winogradWeights } from "../../compiler/lower/wasm/winograd.ts";
+import { withConstantArena } from "../../compiler/lower/wasm/arena.ts";
 import { packSgemmA } from "../../compiler/lower/wasm/sgemm.ts";
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
@@ -196,6 +197,76 @@ Deno.test("property: weights transformed and packed in one pass equal packSgemmA
           into,
         );
         assert.deepEqual(bits(into.subarray(0, want.length)), bits(want));
+      },
+    ),
+    { numRuns: 80 },
+  );
+});
+
+/**
+ * Packed Winograd weights computed inside a compile's arena (a program memory lending scratch):
+ * the WASM transform, whose result must be the JavaScript transform's, bit for bit.
+ */
+function inArena(
+  shared: boolean,
+  f: () => Float32Array,
+): { got: Float32Array; scratchZero: boolean; wasm: boolean } {
+  const memory = shared
+    ? new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true })
+    : new WebAssembly.Memory({ initial: 64 });
+  let top = 64; // an unaligned start would be a bug in the arena, not here
+  let lent = false;
+  const got = withConstantArena(
+    (n) => {
+      const view = new Float32Array(memory.buffer, top, n);
+      top += Math.ceil((n * 4) / 16) * 16;
+      return view;
+    },
+    f,
+    () => {
+      lent = true;
+      return { memory, ptr: top, bytes: memory.buffer.byteLength - top };
+    },
+  );
+  const past = new Uint8Array(memory.buffer, top);
+  return { got: got.slice(), scratchZero: past.every((b) => b === 0), wasm: lent };
+}
+
+Deno.test("property: Winograd weights transformed in a program's memory (WASM) equal the JavaScript transform, bit for bit", () => {
+  const bits = (v: Float32Array) => new Uint32Array(v.buffer, v.byteOffset, v.length);
+  fc.assert(
+    fc.property(
+      fc.constantFrom(2 as const, 4 as const),
+      fc.integer({ min: 1, max: 19 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.record({ mr: fc.integer({ min: 1, max: 9 }), kc: fc.integer({ min: 1, max: 16 }) }),
+      fc.integer({ min: -60, max: 60 }),
+      fc.boolean(),
+      fc.boolean(),
+      (m, filters, channels, tile, exp, scaled, shared) => {
+        // Values and factors over many magnitudes (subnormal results too), so every rounding
+        // of the transform is exercised.
+        const w = Float32Array.from(
+          { length: filters * channels * 9 },
+          (_, i) => Math.sin(i + 1) * 2 ** (exp + (i % 11) - 5),
+        );
+        const scale = scaled
+          ? Float64Array.from({ length: filters }, (_, i) => Math.cos(i * 1.3) * 3 ** (i % 5 - 2))
+          : undefined;
+        const opts = {
+          m: filters,
+          n: 8,
+          k: channels,
+          path: "simd" as const,
+          tile: { ...tile, mc: 4 },
+        };
+        const pack = () =>
+          winogradPackedWeights(w, filters, channels, m, [0, filters], opts, undefined, scale);
+        const want = pack();
+        const { got, scratchZero, wasm } = inArena(shared, pack);
+        assert.ok(wasm, "the transform took the arena's scratch");
+        assert.deepEqual(bits(got), bits(want));
+        assert.ok(scratchZero, "the scratch is left zero");
       },
     ),
     { numRuns: 80 },

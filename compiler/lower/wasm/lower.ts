@@ -58,12 +58,19 @@ import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, type CompiledKernel, generatorFor, type KernelTable } from "./kernel.ts";
 import { convertKernel, elementBytes, isKernelFloat, lanesReadable } from "./convert.ts";
 import { cachedModule } from "./module_cache.ts";
-import { withConstantArena } from "./arena.ts";
+import { type ArenaScratch, withConstantArena } from "./arena.ts";
 import { wasmEngine } from "./engine.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
 import { emptyRecord } from "../../../runtime/record.ts";
 
 export type { CompileProgress } from "../../engine.ts";
+
+/**
+ * Bytes kept in the program's memory past the constants computed so far, lent to kernel
+ * generators as scratch (the WASM Winograd weight transform stages a micro-panel of filters
+ * there).
+ */
+const ARENA_SCRATCH = 1 << 20;
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
 export const VIEW_OPS: ReadonlySet<string> = new Set([
@@ -354,10 +361,17 @@ export function lowerWasm(
   const inMemory = new Map<Float32Array, { ptr: number; length: number }>();
   const arena = (length: number): Float32Array => {
     const ptr = alloc(length * 4);
-    cover(top);
+    // With room past the new array for a generator's scratch (arena.ts), so that lending it
+    // never grows the memory (which would detach the view returned here).
+    cover(top + ARENA_SCRATCH);
     const view = new Float32Array(memory!.buffer, ptr, length);
     inMemory.set(view, { ptr, length });
     return view;
+  };
+  const arenaScratch = (): ArenaScratch | undefined => {
+    if (memory === undefined) return undefined;
+    const ptr = align16(top);
+    return { memory, ptr, bytes: Math.max(0, memory.buffer.byteLength - ptr) };
   };
   const resident: { ptr: number; length: number }[] = [];
   // Constants as float32, for kernels that run on float32 copies of 16-bit values.
@@ -520,8 +534,9 @@ export function lowerWasm(
     let widened = false;
     let reason = generator ? "" : `the WASM engine has no kernel for ${opName}`;
     try {
-      if (generator && allFloat32) kernel = withConstantArena(arena, () => generator(request));
-      else if (generator && generator === table.elementwise) {
+      if (generator && allFloat32) {
+        kernel = withConstantArena(arena, () => generator(request), arenaScratch);
+      } else if (generator && generator === table.elementwise) {
         kernel = generator({ ...request, inputTypes: inTypes, outputTypes: outTypes });
       } else if (generator && widenable(node, inTypes, outTypes)) {
         kernel = generator(request);

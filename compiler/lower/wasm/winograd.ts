@@ -20,8 +20,9 @@
  * @module
  */
 import { ShapeError } from "../../../runtime/errors.ts";
-import { constantArray } from "./arena.ts";
-import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
+import { constantArray, constantScratch } from "./arena.ts";
+import { type FunctionBuilder, ModuleBuilder, simdSupported } from "./encoder.ts";
+import { winogradWeightKernel } from "./winograd_weights.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packLayoutA, type SgemmPackOptions } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
@@ -222,19 +223,70 @@ export function winogradPackedWeights(
   }
   const dst = out ?? constantArray(a2 * plane);
   const { col, colBlock, colIn, rowPanel } = packLayoutA({ ...opts, m: K, k: C });
-  winogradFill(
-    dst,
-    w.subarray(k0 * C * 9, k1 * C * 9),
-    scale?.subarray(k0, k1),
-    m,
-    K,
-    C,
-    col,
-    colBlock,
-    colIn,
-    rowPanel,
-  );
+  const panels = w.subarray(k0 * C * 9, k1 * C * 9);
+  const factors = scale?.subarray(k0, k1);
+  if (!fillInMemory(dst, panels, factors, m, K, C, col, colBlock, colIn, rowPanel)) {
+    winogradFill(dst, panels, factors, m, K, C, col, colBlock, colIn, rowPanel);
+  }
   return dst;
+}
+
+/**
+ * {@link winogradFill}'s work done by the WASM kernel of winograd_weights.ts (the same bits),
+ * where `dst` lies in the memory of a compile that lends scratch memory (arena.ts): each
+ * micro-panel's filters and factors are staged there, then each K block of the panel is
+ * transformed by one call. Returns false (nothing written) where that cannot be done.
+ */
+function fillInMemory(
+  dst: Float32Array,
+  w: Float32Array,
+  scale: Float64Array | undefined,
+  m: 2 | 4,
+  K: number,
+  C: number,
+  col: Int32Array,
+  colBlock: Int32Array,
+  colIn: Int32Array,
+  rowPanel: Int32Array,
+): boolean {
+  const s = constantScratch();
+  if (s === undefined || dst.buffer !== s.memory.buffer || !simdSupported()) return false;
+  let panelMax = 0;
+  for (let i = 0; i < K; i += rowPanel[i]) panelMax = Math.max(panelMax, rowPanel[i]);
+  const a2 = m === 4 ? 36 : 16;
+  const weightBytes = align16(panelMax * C * 36);
+  const factorBytes = panelMax * 8;
+  // An odd number of cache lines per entry (see WinogradWeightRun).
+  const lines = Math.ceil((FILL_RUN + panelMax) * 4 / 64);
+  const bufPlane = (lines | 1) * 64;
+  const need = weightBytes + factorBytes + a2 * bufPlane;
+  if (need > s.bytes) return false;
+  const run = winogradWeightKernel(s.memory, m);
+  const f32 = new Float32Array(s.memory.buffer);
+  const f64 = new Float64Array(s.memory.buffer);
+  const src = s.ptr;
+  const factors = s.ptr + weightBytes;
+  const buf = factors + factorBytes;
+  const stride = C * 36;
+  const planeBytes = K * C * 4;
+  const base = dst.byteOffset;
+  for (let i = 0; i < K;) {
+    const rows = rowPanel[i];
+    f32.set(w.subarray(i * C * 9, (i + rows) * C * 9), src >> 2);
+    for (let r = 0; r < rows; r++) f64[(factors >> 3) + r] = scale ? scale[i + r] : 1;
+    // Runs of columns within a K block (consecutive in every entry's plane).
+    const most = Math.max(1, Math.floor(FILL_RUN / rows));
+    for (let c = 0; c < C;) {
+      const kc = colBlock[c];
+      const n = Math.min(kc - colIn[c], most);
+      const o = col[c] + i * kc + colIn[c] * rows;
+      run(src + c * 36, stride, factors, buf, bufPlane, base + o * 4, planeBytes, rows, n);
+      c += n;
+    }
+    i += rows;
+  }
+  new Uint8Array(s.memory.buffer, s.ptr, need).fill(0);
+  return true;
 }
 
 /** Floats of the plane-major buffer of {@link winogradFill}, per plane. */
