@@ -317,12 +317,32 @@ export function resnet18Weights(): ResNet18 {
   };
 }
 
-/** ResNet-18 batch 1 at 224×224 (input NCHW [1, 3, 224, 224], output logits [1, 1000]). */
-export function resnet18(net: ResNet18): BenchConfig {
-  const feeds = [{ name: "data", dims: [1, 3, 224, 224], data: randomFloats(3 * 224 * 224, 3) }];
+/** FLOP of one batch-1 ResNet-18 inference at `size`×`size` ({@link ResNet18.flops} at 224). */
+export function resnet18Flops(net: ResNet18, size: number): number {
+  let s = convOut(size, net.stem);
+  let flops = convFlops(net.stem, s, s);
+  s = Math.floor((s + 2 - 3) / 2) + 1;
+  for (const b of net.blocks) {
+    s = convOut(s, b.conv1);
+    flops += convFlops(b.conv1, s, s) + convFlops(b.conv2, s, s);
+    if (b.down) flops += convFlops(b.down, s, s);
+  }
+  return flops + 2 * 512 * 1000;
+}
+
+/**
+ * ResNet-18 batch 1 at `size`×`size` (input NCHW [1, 3, size, size], output logits [1, 1000];
+ * default 224, the issue's size).
+ */
+export function resnet18(net: ResNet18, size = 224): BenchConfig {
+  const feeds = [{
+    name: "data",
+    dims: [1, 3, size, size],
+    data: randomFloats(3 * size * size, 3),
+  }];
   return {
-    group: "resnet18 b1 224",
-    work: net.flops,
+    group: `resnet18 b1 ${size}`,
+    work: resnet18Flops(net, size),
     unit: "GFLOP/s",
     feeds,
     outputDims: [1, 1000],
@@ -375,7 +395,7 @@ export function resnet18(net: ResNet18): BenchConfig {
       return {
         name: "resnet18",
         nodes,
-        inputs: [{ name: "data", dims: [1, 3, 224, 224] }],
+        inputs: [{ name: "data", dims: [1, 3, size, size] }],
         outputs: [{ name: "logits", dims: [1, 1000] }],
         initializers: inits,
       };

@@ -81,7 +81,7 @@ export function tfjsTrainer(net: ResNet18, batch: number): TfjsTrainer {
     beta: tf.variable(tf.zeros([p.cout]), true, `${name}_b`),
   }));
   const byName = new Map(convs.map((c) => [c.name, c]));
-  // Dense kernel [in, out] (see tfjs_wasm.ts for why not transposeB).
+  // Dense kernel [in, out] (see tfjs_resnet.ts for why not transposeB).
   const fcW = tf.variable(tf.tidy(() => tf.transpose(tf.tensor2d(net.fcW, [1000, 512]))), true);
   const fcB = tf.variable(tf.tensor1d(net.fcB), true);
   const { x: xNchw, oneHot } = trainBatch(batch);
