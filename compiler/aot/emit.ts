@@ -186,6 +186,12 @@ export interface LoadOptions {
   readonly backend?: "auto" | ${backends};
   /** Milliseconds a run waits for a worker's part before replacing the workers (10000). */
   readonly stallMs?: number;
+  /**
+   * Run the kernels once on a background worker while loading, so that the first run meets
+   * optimized code: "auto" (default) where there are at least two cores more than threads,
+   * true wherever there is more than one core, false never. The same bits either way.
+   */
+  readonly warm?: boolean | "auto";
 }
 
 /** A loaded model. */

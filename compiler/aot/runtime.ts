@@ -44,15 +44,18 @@ export interface ArtifactLoadOptions {
    */
   readonly backend?: "auto" | "wasm" | "webgpu";
   /**
-   * Run every WASM kernel once on a background worker while the model loads (default true
-   * where the runtime reports more than one core): V8 compiles WebAssembly functions first
-   * with a baseline compiler and optimizes them only after they have run a while, so without
-   * this the first run executes mostly baseline code, several times slower. The worker runs
-   * each kernel with the arguments the model will pass over a memory of its own (never the
+   * Run every WASM kernel once on a background worker while the model loads. V8 compiles
+   * WebAssembly functions first with a baseline compiler and optimizes them only after they
+   * have run a while, so the first run executes mostly baseline code; the worker runs each
+   * kernel ahead with the arguments the model will pass, over a memory of its own (never the
    * model's), stops when the first run starts (with threads; after it with one thread) and
-   * exits when done.
+   * exits when done. `"auto"` (default): only where the runtime reports at least two cores
+   * more than the threads this load runs on. With fewer, the worker and V8's optimizing
+   * threads take the cores the load and the first run need, and the first output comes later
+   * than without it (2 cores, one thread: bench/README.md). `true`: wherever there is more
+   * than one core; `false`: never. The outputs are the same bits either way.
    */
-  readonly warm?: boolean;
+  readonly warm?: boolean | "auto";
 }
 
 /** Where a weight file is: a path (Node, Deno), a URL, or its bytes. */
@@ -839,6 +842,7 @@ export function artifactRuntime(
     programs: readonly ProgramSpec[],
     compiled: ReadonlyMap<number, WebAssembly.Module>,
     threads: number,
+    force: boolean,
   ): Warmer | undefined {
     const h = globalThis as {
       navigator?: { hardwareConcurrency?: number };
@@ -848,7 +852,10 @@ export function artifactRuntime(
       ? h.process?.getBuiltinModule?.("node:os") as { availableParallelism?: () => number }
       : undefined;
     const cores = h.navigator?.hardwareConcurrency ?? os?.availableParallelism?.() ?? 1;
-    if (!(cores > 1) || (typeof Worker !== "function" && g.process?.versions?.node === undefined)) {
+    if (
+      !(cores > 1) || (!force && !(cores >= threads + 2)) ||
+      (typeof Worker !== "function" && g.process?.versions?.node === undefined)
+    ) {
       return undefined;
     }
     const useShared = typeof SharedArrayBuffer === "function";
@@ -930,6 +937,10 @@ export function artifactRuntime(
     if (!Number.isInteger(wanted) || wanted < 1) {
       throw new ModelError(`threads must be a positive integer, got ${wanted}`, "options");
     }
+    const warm = options.warm ?? "auto";
+    if (warm !== true && warm !== false && warm !== "auto") {
+      throw new ModelError(`warm must be true, false or "auto", got ${String(warm)}`, "options");
+    }
     const blocker = wanted > 1 ? threadsPossible() : "";
     let threads = Math.min(wanted, manifest.threads);
     if (blocker) threads = 1;
@@ -991,7 +1002,9 @@ export function artifactRuntime(
     );
 
     // Kernels run ahead on a worker while the weights load (see ArtifactLoadOptions.warm).
-    const warmer = options.warm === false ? undefined : startWarming(v.programs, compiled, threads);
+    const warmer = warm === false
+      ? undefined
+      : startWarming(v.programs, compiled, threads, warm === true);
 
     const newMemory = (spec: ProgramSpec) => {
       const pages = Math.ceil(spec.memoryBytes / 65536);

@@ -62,7 +62,7 @@ function smallNet(): nn.HybridSequential {
   return net;
 }
 
-Deno.test("an artifact warmed while it loads (the default) gives the bits of one that is not", async () => {
+Deno.test("an artifact warmed while it loads gives the bits of one that is not", async () => {
   const net = smallNet();
   const x = nd.random.uniform(-1, 1, [1, 3, 32, 32], { seed: 5 }).dataSync() as Float32Array;
   for (const threads of [1, 2]) {
@@ -77,7 +77,7 @@ Deno.test("an artifact warmed while it loads (the default) gives the bits of one
       const want = Object.values(cold.run({ data: x }))[0] as Float32Array;
       cold.dispose();
       // Run at once after loading: the first run meets kernels still queued on the warmer.
-      const warmed = await mod.load();
+      const warmed = await mod.load({ warm: true });
       for (let i = 0; i < 3; i++) {
         sameBits(Object.values(warmed.run({ data: x }))[0] as Float32Array, want, `t${threads}`);
       }
@@ -456,6 +456,10 @@ Deno.test("typed errors: options, inputs of the wrong size, runRaw into caller b
     await assert.rejects(
       mod.load({ threads: 0 }),
       (e: Error & { code?: string }) => e.code === "options",
+    );
+    await assert.rejects(
+      mod.load({ warm: "yes" }),
+      (e: Error & { code?: string }) => e.code === "options" && /warm/.test(e.message),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
