@@ -11,6 +11,26 @@ import { referenceEngine } from "../compiler/reference_engine.ts";
 
 export { assert };
 
+/**
+ * How many cases a fast-check property runs: `n`, times `SIGIL_TEST_RUNS` where that is set (a
+ * whole number; CI leaves it unset). `SIGIL_TEST_RUNS=10 deno test -A tests/compiler/` tries ten
+ * times as many random cases as CI does.
+ */
+export function runs(n: number): number {
+  let given: string | undefined;
+  try {
+    given = Deno.env.get("SIGIL_TEST_RUNS");
+  } catch {
+    return n; // no --allow-env: the default
+  }
+  if (given === undefined || given === "") return n;
+  const factor = Number(given);
+  if (!Number.isInteger(factor) || factor < 1) {
+    throw new Error(`SIGIL_TEST_RUNS must be a whole number of at least 1, got '${given}'`);
+  }
+  return n * factor;
+}
+
 /** Asserts that two arrays of numbers agree within `atol + rtol * |expected|` (NaN equals NaN). */
 export function assertClose(
   actual: ArrayLike<number> | Tensor,
