@@ -835,29 +835,29 @@ export function artifactRuntime(
   }
 
   /**
+   * Whether a warming worker can help a load on `threads` threads: more than one core and
+   * workers, and unless `force`, at least two cores more than `threads` (see
+   * ArtifactLoadOptions.warm).
+   */
+  const warmingHelps = (threads: number, force: boolean): boolean => {
+    const h = globalThis as { navigator?: { hardwareConcurrency?: number } };
+    const os = h.navigator?.hardwareConcurrency === undefined
+      ? builtin<{ availableParallelism?: () => number }>("node:os")
+      : undefined;
+    const cores = h.navigator?.hardwareConcurrency ?? os?.availableParallelism?.() ?? 1;
+    return cores > 1 && (force || cores >= threads + 2) &&
+      (typeof Worker === "function" || g.process?.versions?.node !== undefined);
+  };
+
+  /**
    * Hands every kernel of `programs` to a new warming worker (each distinct module and
-   * arguments once), or returns undefined where warming cannot help (one core, no workers).
+   * arguments once), or returns undefined where there is nothing to warm.
    */
   function startWarming(
     programs: readonly ProgramSpec[],
     compiled: ReadonlyMap<number, WebAssembly.Module>,
     threads: number,
-    force: boolean,
   ): Warmer | undefined {
-    const h = globalThis as {
-      navigator?: { hardwareConcurrency?: number };
-      process?: { getBuiltinModule?: (id: string) => unknown };
-    };
-    const os = h.navigator?.hardwareConcurrency === undefined
-      ? h.process?.getBuiltinModule?.("node:os") as { availableParallelism?: () => number }
-      : undefined;
-    const cores = h.navigator?.hardwareConcurrency ?? os?.availableParallelism?.() ?? 1;
-    if (
-      !(cores > 1) || (!force && !(cores >= threads + 2)) ||
-      (typeof Worker !== "function" && g.process?.versions?.node === undefined)
-    ) {
-      return undefined;
-    }
     const useShared = typeof SharedArrayBuffer === "function";
     const tasks: {
       module: WebAssembly.Module;
@@ -992,7 +992,7 @@ export function artifactRuntime(
     const v = variant;
     const shared = v.programs.some((p) => p.shared);
     const compiled = new Map<number, WebAssembly.Module>();
-    await Promise.all(
+    const compiling = Promise.all(
       modulesOf(v).map(async (i) => {
         compiled.set(
           i,
@@ -1000,11 +1000,14 @@ export function artifactRuntime(
         );
       }),
     );
-
-    // Kernels run ahead on a worker while the weights load (see ArtifactLoadOptions.warm).
-    const warmer = warm === false
-      ? undefined
-      : startWarming(v.programs, compiled, threads, warm === true);
+    compiling.catch(() => {});
+    // Kernels run ahead on a worker while the weights load (see ArtifactLoadOptions.warm),
+    // once they are compiled; without it the weights are read while they compile.
+    let warmer: Warmer | undefined;
+    if (warm !== false && warmingHelps(threads, warm === true)) {
+      await compiling;
+      warmer = startWarming(v.programs, compiled, threads);
+    }
 
     const newMemory = (spec: ProgramSpec) => {
       const pages = Math.ceil(spec.memoryBytes / 65536);
@@ -1096,6 +1099,8 @@ export function artifactRuntime(
         made.set(key, { to, ptr });
       }
     }
+
+    await compiling;
 
     interface State {
       readonly memory: WebAssembly.Memory;
