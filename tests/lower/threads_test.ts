@@ -9,17 +9,24 @@ import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
 import { BackendError } from "../../runtime/errors.ts";
 import {
+  ConstantJobs,
   getDefaultThreads,
   hardwareThreads,
   KernelWarmer,
   kernelWarmer,
   poolFor,
+  runDeriveOps,
   setDefaultThreads,
   setKernelWarming,
   ThreadPool,
   threadsSupported,
 } from "../../runtime/backends/wasm/threads.ts";
 import { wasmEngine } from "../../compiler/lower/wasm/engine.ts";
+import type { Symbol } from "../../compiler/symbol.ts";
+import {
+  winogradWeightKernel,
+  winogradWeightModule,
+} from "../../compiler/lower/wasm/winograd_weights.ts";
 import { graphOf } from "../../compiler/passes/pass.ts";
 import { doublingBytes, N, scribblingBytes, until } from "./stall_harness.ts";
 import { WasmExecutor } from "../../runtime/backends/wasm/executor.ts";
@@ -368,4 +375,78 @@ Deno.test("a pool started by a compile takes that program's first run, with no e
   assert.deepEqual(three.runRaw(inputs)[0], want);
   three.dispose();
   await poolFor(3)!.terminate();
+});
+
+Deno.test("Winograd weights computed on the pool's worker during the compile give the one-thread program's bits", async () => {
+  // F(4×4) on the 14×14 maps, F(2×2) on the 7×7 ones, a BatchNorm folded into the first.
+  const x = nd.random.uniform(-1, 1, [1, 16, 14, 14], { seed: 21 });
+  const conv = (data: Symbol, name: string, filters: number) =>
+    sym.Convolution(data, {
+      kernel: [3, 3],
+      pad: [1, 1],
+      num_filter: filters,
+      no_bias: true,
+      name,
+    });
+  const bn = sym.BatchNorm(conv(sym.var("x"), "c1", 24), { fix_gamma: false, name: "bn" });
+  const pooled = sym.Pooling(sym.relu(bn), { kernel: [2, 2], stride: [2, 2], pool_type: "max" });
+  const y = conv(sym.relu(conv(pooled, "c2", 40)), "c3", 40);
+  const params = {
+    c1_weight: nd.random.uniform(-1, 1, [24, 16, 3, 3], { seed: 22 }),
+    bn_gamma: nd.random.uniform(0.5, 1.5, [24], { seed: 23 }),
+    bn_beta: nd.random.uniform(-1, 1, [24], { seed: 24 }),
+    bn_moving_mean: nd.random.uniform(-1, 1, [24], { seed: 25 }),
+    bn_moving_var: nd.random.uniform(0.5, 2, [24], { seed: 26 }),
+    c2_weight: nd.random.uniform(-1, 1, [40, 24, 3, 3], { seed: 27 }),
+    c3_weight: nd.random.uniform(-1, 1, [40, 40, 3, 3], { seed: 28 }),
+  };
+  const one = compileWasm(y, params, { x: x.shape }, { threads: 1 });
+  const winograd = one.placement.filter((p) => p.label.includes("winograd F("));
+  assert.ok(winograd.some((p) => p.label.includes("F(4x4")), "F(4×4) is taken");
+  assert.ok(winograd.some((p) => p.label.includes("F(2x2")), "F(2×2) is taken");
+  const want = one.run({ x })[0].dataSync() as Float32Array;
+  for (const forceSplit of [false, true]) {
+    const two = compileWasm(y, params, { x: x.shape }, { threads: 2, forceSplit });
+    await two.ready();
+    for (let i = 0; i < 2; i++) assert.deepEqual(two.run({ x })[0].dataSync(), want);
+    two.dispose();
+  }
+});
+
+Deno.test("constant jobs: a pool's worker computes a job into the shared memory; finish() waits for it", async () => {
+  const pool = new ThreadPool(2);
+  try {
+    await pool.started;
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+    // One 3×3 filter with only its centre tap to its F(2×2) tile (16 floats at byte 4096):
+    // stage the 9 weights and 1 factor at the scratch (byte 0), then one run of the kernel.
+    const values = Float32Array.of(0, 0, 0, 0, 1, 0, 0, 0, 0);
+    const factors = Float64Array.of(1);
+    const ops = Int32Array.of(0, 0, 9, 0, 1, 1, 0, 36, 48, 64, 64, 4096, 4, 1, 1);
+    const want = [0, 0, 0, 0, 0, 0.25, -0.25, 0, 0, -0.25, 0.25, 0, 0, 0, 0, 0];
+    const out = new Float32Array(memory.buffer, 4096, 16);
+    let local = 0;
+    const jobs = new ConstantJobs(pool, memory);
+    const module = winogradWeightModule(2, true);
+    assert.ok(jobs.post(0, { module, scratch: 0, values, factors, ops }, () => local++));
+    await until(() => out[5] !== 0, "the worker computed the job");
+    jobs.finish();
+    assert.strictEqual(local, 0, "nothing left for the calling thread");
+    assert.deepEqual([...out], want);
+    // What no worker started runs on the calling thread, with the same result.
+    out.fill(0);
+    const run = () =>
+      runDeriveOps(winogradWeightKernel(memory, 2), memory, 1024, values, factors, ops);
+    const mine = new ConstantJobs(pool, memory);
+    mine.post(0, { module, scratch: 0, values, factors, ops }, () => (local++, run()));
+    mine.finish();
+    assert.deepEqual([...out], want);
+    await pool.terminate();
+    assert.ok(
+      !mine.post(0, { module, scratch: 0, values, factors, ops }, run),
+      "no workers: no job",
+    );
+  } finally {
+    await pool.terminate();
+  }
 });

@@ -9,13 +9,18 @@
  * @module
  */
 
-/** Hands out a float32 array of `length` elements (zeroed) for a constant being computed. */
-export type ConstantAllocator = (length: number) => Float32Array;
+/**
+ * Hands out a float32 array of `length` elements (zeroed) for a constant being computed, with
+ * `slack` bytes past it (default 0) that the caller will borrow right after through
+ * {@link constantScratch}: made available now, so that borrowing them moves nothing.
+ */
+export type ConstantAllocator = (length: number, slack?: number) => Float32Array;
 
 /**
  * Memory past an arena's allocations, lent to a generator (e.g. to stage weights for a WASM
- * kernel that computes a constant in place) until its next {@link constantArray} call. The
- * borrower must leave these bytes zero when done: allocations hand them out as zeroed memory.
+ * kernel that computes a constant in place) until its next {@link constantArray} call: at
+ * least the `slack` that call asked for. The borrower must leave these bytes zero when done:
+ * allocations hand them out as zeroed memory.
  */
 export interface ArenaScratch {
   /** The memory the arena's arrays are views of. */
@@ -24,6 +29,29 @@ export interface ArenaScratch {
   readonly ptr: number;
   /** Bytes lent, all within the memory as it is now. */
   readonly bytes: number;
+  /**
+   * Hands a constant's computation to another thread, where the memory is shared and a worker
+   * can take it (false: compute it now). The job writes only into arrays already handed out;
+   * `local` computes the same on the calling thread, given scratch bytes of its own, and runs
+   * instead if no worker gets to it before the compile ends.
+   */
+  readonly offload?: (job: OffloadJob) => boolean;
+}
+
+/** A constant computed by a WASM kernel's `run` over ops (see `runDeriveOps`, threads.ts). */
+export interface OffloadJob {
+  /** The kernel module (importing the shared memory). */
+  readonly module: WebAssembly.Module;
+  /** The source values the ops stage (read only; copied for the worker). */
+  readonly values: Float32Array;
+  /** Float64 factors the ops stage (read only; copied for the worker). */
+  readonly factors: Float64Array;
+  /** The ops, with scratch-relative pointers. */
+  readonly ops: Int32Array;
+  /** Scratch bytes the ops use. */
+  readonly need: number;
+  /** The same computation on the calling thread, with scratch at `scratch` (left zero). */
+  readonly local: (scratch: number) => void;
 }
 
 let current: ConstantAllocator | undefined;
@@ -31,7 +59,8 @@ let currentScratch: (() => ArenaScratch | undefined) | undefined;
 
 /**
  * A zeroed float32 array of `length` elements for a constant a generator computes: from the
- * allocator of the enclosing {@link withConstantArena} call, else a new array.
+ * allocator of the enclosing {@link withConstantArena} call (with `slack` bytes of scratch
+ * past it; see {@link ConstantAllocator}), else a new array.
  *
  * @example Outside an arena
  * ```ts
@@ -40,8 +69,8 @@ let currentScratch: (() => ArenaScratch | undefined) | undefined;
  * assert.strictEqual(constantArray(3).length, 3);
  * ```
  */
-export function constantArray(length: number): Float32Array {
-  return current ? current(length) : new Float32Array(length);
+export function constantArray(length: number, slack = 0): Float32Array {
+  return current ? current(length, slack) : new Float32Array(length);
 }
 
 /**

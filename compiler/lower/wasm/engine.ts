@@ -125,6 +125,7 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
           warm: r.warm,
           engine,
           started,
+          weightsFirst: true,
           ...(compileOptions.onProgress ? { onProgress: compileOptions.onProgress } : {}),
         });
       } catch (e) {

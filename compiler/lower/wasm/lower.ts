@@ -48,6 +48,7 @@ import {
 } from "../../../runtime/backends/wasm/executor.ts";
 import {
   checkThreads,
+  ConstantJobs,
   getDefaultThreads,
   kernelWarmer,
   poolFor,
@@ -58,19 +59,12 @@ import { relaxedSimdSupported } from "./encoder.ts";
 import { align16, type CompiledKernel, generatorFor, type KernelTable } from "./kernel.ts";
 import { convertKernel, elementBytes, isKernelFloat, lanesReadable } from "./convert.ts";
 import { cachedModule } from "./module_cache.ts";
-import { type ArenaScratch, withConstantArena } from "./arena.ts";
+import { type ArenaScratch, type OffloadJob, withConstantArena } from "./arena.ts";
 import { wasmEngine } from "./engine.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
 import { emptyRecord } from "../../../runtime/record.ts";
 
 export type { CompileProgress } from "../../engine.ts";
-
-/**
- * Bytes kept in the program's memory past the constants computed so far, lent to kernel
- * generators as scratch (the WASM Winograd weight transform stages a micro-panel of filters
- * there).
- */
-const ARENA_SCRATCH = 1 << 20;
 
 /** Ops that only reinterpret their input's elements: they become a host copy. */
 export const VIEW_OPS: ReadonlySet<string> = new Set([
@@ -217,6 +211,7 @@ export function compileWasm(
     engine,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     started,
+    weightsFirst: true,
   });
 }
 
@@ -240,6 +235,13 @@ export interface LowerOptions {
   readonly started?: number;
   /** Do not warn about fallbacks (the caller handles them). */
   readonly quiet?: boolean;
+  /**
+   * Lower convolutions with constant weights first, the largest first, where the pool's
+   * workers compute their Winograd weights during the compile (default false: nodes in plan
+   * order, which a kernel table that records its calls may rely on). Outputs are the same bits;
+   * only the constants are laid out in another order.
+   */
+  readonly weightsFirst?: boolean;
   /**
    * Run each kernel once on the process's kernel warmer while the compile goes on (default
    * true, subject to `setKernelWarming`, whose default warms only where a core is spare; see
@@ -359,19 +361,59 @@ export function lowerWasm(
     }
   };
   const inMemory = new Map<Float32Array, { ptr: number; length: number }>();
-  const arena = (length: number): Float32Array => {
+  const arena = (length: number, slack = 0): Float32Array => {
     const ptr = alloc(length * 4);
-    // With room past the new array for a generator's scratch (arena.ts), so that lending it
-    // never grows the memory (which would detach the view returned here).
-    cover(top + ARENA_SCRATCH);
+    // With the room past the new array its caller will borrow (arena.ts), so that lending it
+    // does not grow the memory (which would detach the view returned here).
+    cover(top + slack);
     const view = new Float32Array(memory!.buffer, ptr, length);
     inMemory.set(view, { ptr, length });
     return view;
   };
+  // Constants a kernel computes with a WASM kernel of its own (the Winograd weight transform)
+  // go to the pool's workers where the memory is shared: they compute them into the program's
+  // memory while this thread generates the other kernels, and what no worker has started when
+  // the kernels are made is computed here (ConstantJobs). Each worker stages its inputs in
+  // scratch bytes of its own in the program's memory.
+  let jobs: ConstantJobs | undefined;
+  const workerScratch: { at: number; bytes: number }[] = [];
+  let offloaded = 0;
+  const offload = (job: OffloadJob): boolean => {
+    const scratchPtr = align16(top);
+    if (!pool || memory === undefined || scratchPtr + job.need > memory.buffer.byteLength) {
+      return false;
+    }
+    const worker = offloaded % (threads - 1);
+    let own = workerScratch[worker];
+    if (own === undefined || own.bytes < job.need) {
+      // Within the slack the arena allocation just covered: the memory does not grow here.
+      own = workerScratch[worker] = { at: alloc(job.need), bytes: job.need };
+    }
+    const at = own.at;
+    jobs ??= new ConstantJobs(pool, memory);
+    const posted = jobs.post(worker, {
+      module: job.module,
+      scratch: at,
+      values: job.values,
+      factors: job.factors,
+      ops: job.ops,
+    }, () => {
+      const here = align16(top);
+      cover(here + job.need);
+      job.local(here);
+    });
+    if (posted) offloaded++;
+    return posted;
+  };
   const arenaScratch = (): ArenaScratch | undefined => {
     if (memory === undefined) return undefined;
     const ptr = align16(top);
-    return { memory, ptr, bytes: Math.max(0, memory.buffer.byteLength - ptr) };
+    return {
+      memory,
+      ptr,
+      bytes: Math.max(0, memory.buffer.byteLength - ptr),
+      ...(shared ? { offload } : {}),
+    };
   };
   const resident: { ptr: number; length: number }[] = [];
   // Constants as float32, for kernels that run on float32 copies of 16-bit values.
@@ -405,10 +447,16 @@ export function lowerWasm(
     return bufferPtr[v.buffer];
   };
 
-  // Kernels are generated first, their modules compiled after (the `modules` phase).
-  const steps: (KernelStep | SplitStep | HostStep | (() => KernelStep | SplitStep))[] = [];
-  const fallbacks: Fallback[] = [];
-  const placement: WasmCompiled["placement"][number][] = [];
+  // Kernels are generated first, their modules compiled after (the `modules` phase). Each
+  // node's steps, placement and fallback are kept by its place in the plan: nodes may be
+  // lowered in another order (below).
+  type Step = KernelStep | SplitStep | HostStep | (() => KernelStep | SplitStep);
+  const stepsOf: Step[][] = plan.steps.map(() => []);
+  let steps: Step[] = [];
+  const fallbacksOf: Fallback[][] = plan.steps.map(() => []);
+  let fallbacks: Fallback[] = [];
+  const placementOf: WasmCompiled["placement"][number][][] = plan.steps.map(() => []);
+  let placement: WasmCompiled["placement"][number][] = [];
   const table = options.kernels;
   let scratch = 0;
   const pendingScratch: { args: number[]; at: number; part: number }[] = [];
@@ -465,8 +513,25 @@ export function lowerWasm(
     }));
     warmer.warm(tasks);
   };
+  // Where workers compute the Winograd weights (see `offload`) and the caller allows it,
+  // convolutions with constant weights are lowered first, the largest first: their transforms
+  // are then handed out early and run on the workers while this thread generates the other
+  // kernels, instead of being left to this thread at the end.
+  const order = plan.steps.map((_, i) => i);
+  if (shared && pool && options.weightsFirst) {
+    const weightOf = (n: Node) =>
+      n.opName === "Convolution" && n.inputs.length > 1 && isConstant(n.inputs[1])
+        ? shapeSize(shapeOf(n.inputs[1]))
+        : 0;
+    const weights = plan.steps.map(weightOf);
+    order.sort((a, b) => weights[b] - weights[a] || a - b);
+  }
   report("kernels", 0, plan.steps.length);
-  for (const [done, node] of plan.steps.entries()) {
+  for (const [done, index] of order.entries()) {
+    const node = plan.steps[index];
+    steps = stepsOf[index];
+    fallbacks = fallbacksOf[index];
+    placement = placementOf[index];
     if (done > 0) report("kernels", done, plan.steps.length);
     const ins = node.inputs.map(shapeOf);
     const outs = shapes.get(node)!.map((s) => s!);
@@ -667,6 +732,10 @@ export function lowerWasm(
     placement.push({ node: node.name, op: opName, how: "fallback", label: "reference" });
     fallbacks.push({ node: node.name, op: opName, reason, runsOn: "reference" });
   }
+  jobs?.finish();
+  steps = stepsOf.flat();
+  fallbacks = fallbacksOf.flat();
+  placement = placementOf.flat();
   report("kernels", plan.steps.length, plan.steps.length);
   report("modules");
   const made = steps.map((s) => typeof s === "function" ? s() : s);

@@ -22,7 +22,8 @@
 import { ShapeError } from "../../../runtime/errors.ts";
 import { constantArray, constantScratch } from "./arena.ts";
 import { type FunctionBuilder, ModuleBuilder, simdSupported } from "./encoder.ts";
-import { winogradWeightKernel } from "./winograd_weights.ts";
+import { winogradWeightKernel, winogradWeightModule } from "./winograd_weights.ts";
+import { runDeriveOps } from "../../../runtime/backends/wasm/threads.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packLayoutA, type SgemmPackOptions } from "./sgemm.ts";
 import { bump, repeat } from "./emit.ts";
@@ -221,21 +222,45 @@ export function winogradPackedWeights(
       }`,
     );
   }
-  const dst = out ?? constantArray(a2 * plane);
   const { col, colBlock, colIn, rowPanel } = packLayoutA({ ...opts, m: K, k: C });
+  const fill = fillScratch(m, C, K, rowPanel);
+  // Scratch for a worker's share and this thread's (see fillInMemory).
+  const dst = out ?? constantArray(a2 * plane, 2 * fill.need);
   const panels = w.subarray(k0 * C * 9, k1 * C * 9);
   const factors = scale?.subarray(k0, k1);
-  if (!fillInMemory(dst, panels, factors, m, K, C, col, colBlock, colIn, rowPanel)) {
+  if (!fillInMemory(dst, panels, factors, m, K, C, col, colBlock, colIn, rowPanel, fill)) {
     winogradFill(dst, panels, factors, m, K, C, col, colBlock, colIn, rowPanel);
   }
   return dst;
 }
 
 /**
+ * The scratch {@link fillInMemory} stages a micro-panel in, `need` bytes: the panel's filters,
+ * their factors, then from `bufAt` the tiles' buffer, one entry's run every `bufPlane` bytes.
+ */
+function fillScratch(
+  m: 2 | 4,
+  C: number,
+  K: number,
+  rowPanel: Int32Array,
+): { bufAt: number; bufPlane: number; need: number } {
+  let panelMax = 0;
+  for (let i = 0; i < K; i += rowPanel[i]) panelMax = Math.max(panelMax, rowPanel[i]);
+  const a2 = m === 4 ? 36 : 16;
+  const bufAt = align16(panelMax * C * 36) + align16(panelMax * 8);
+  // An odd number of cache lines per entry (see WinogradWeightRun).
+  const lines = Math.ceil((FILL_RUN + panelMax) * 4 / 64);
+  const bufPlane = (lines | 1) * 64;
+  return { bufAt, bufPlane, need: bufAt + a2 * bufPlane };
+}
+
+/**
  * {@link winogradFill}'s work done by the WASM kernel of winograd_weights.ts (the same bits),
  * where `dst` lies in the memory of a compile that lends scratch memory (arena.ts): each
- * micro-panel's filters and factors are staged there, then each K block of the panel is
- * transformed by one call. Returns false (nothing written) where that cannot be done.
+ * micro-panel's filters and factors are staged in scratch, then each run of columns within a
+ * K block is transformed by one call. Where the compile can hand the work to another thread
+ * (a shared memory), it does; else it is done now. Returns false (nothing written) where
+ * neither can be done.
  */
 function fillInMemory(
   dst: Float32Array,
@@ -248,44 +273,45 @@ function fillInMemory(
   colBlock: Int32Array,
   colIn: Int32Array,
   rowPanel: Int32Array,
+  { bufAt, bufPlane, need }: { bufAt: number; bufPlane: number; need: number },
 ): boolean {
-  const s = constantScratch();
-  if (s === undefined || dst.buffer !== s.memory.buffer || !simdSupported()) return false;
-  let panelMax = 0;
-  for (let i = 0; i < K; i += rowPanel[i]) panelMax = Math.max(panelMax, rowPanel[i]);
-  const a2 = m === 4 ? 36 : 16;
-  const weightBytes = align16(panelMax * C * 36);
-  const factorBytes = panelMax * 8;
-  // An odd number of cache lines per entry (see WinogradWeightRun).
-  const lines = Math.ceil((FILL_RUN + panelMax) * 4 / 64);
-  const bufPlane = (lines | 1) * 64;
-  const need = weightBytes + factorBytes + a2 * bufPlane;
-  if (need > s.bytes) return false;
-  const run = winogradWeightKernel(s.memory, m);
-  const f32 = new Float32Array(s.memory.buffer);
-  const f64 = new Float64Array(s.memory.buffer);
-  const src = s.ptr;
-  const factors = s.ptr + weightBytes;
-  const buf = factors + factorBytes;
-  const stride = C * 36;
+  const lent = constantScratch();
+  if (lent === undefined || dst.buffer !== lent.memory.buffer || !simdSupported()) return false;
+  const memory = lent.memory;
+  const factors = new Float64Array(K);
+  for (let k = 0; k < K; k++) factors[k] = scale ? scale[k] : 1;
+  // The ops of runDeriveOps: per micro-panel, stage its filters and factors, then transform
+  // each run of columns (consecutive in every entry's plane) within a K block.
+  const ops: number[] = [];
   const planeBytes = K * C * 4;
   const base = dst.byteOffset;
   for (let i = 0; i < K;) {
     const rows = rowPanel[i];
-    f32.set(w.subarray(i * C * 9, (i + rows) * C * 9), src >> 2);
-    for (let r = 0; r < rows; r++) f64[(factors >> 3) + r] = scale ? scale[i + r] : 1;
-    // Runs of columns within a K block (consecutive in every entry's plane).
+    ops.push(0, i * C * 9, rows * C * 9, i, rows);
+    const factorAt = align16(rows * C * 36);
     const most = Math.max(1, Math.floor(FILL_RUN / rows));
     for (let c = 0; c < C;) {
       const kc = colBlock[c];
       const n = Math.min(kc - colIn[c], most);
       const o = col[c] + i * kc + colIn[c] * rows;
-      run(src + c * 36, stride, factors, buf, bufPlane, base + o * 4, planeBytes, rows, n);
+      ops.push(1, c * 36, C * 36, factorAt, bufAt, bufPlane, base + o * 4, planeBytes, rows, n);
       c += n;
     }
     i += rows;
   }
-  new Uint8Array(s.memory.buffer, s.ptr, need).fill(0);
+  const program = Int32Array.from(ops);
+  const local = (at: number) => {
+    runDeriveOps(winogradWeightKernel(memory, m), memory, at, w, factors, program);
+    new Uint8Array(memory.buffer, at, need).fill(0);
+  };
+  const shared = typeof SharedArrayBuffer === "function" &&
+    memory.buffer instanceof SharedArrayBuffer;
+  const job = { module: winogradWeightModule(m, shared), values: w, factors, ops: program };
+  if (lent.offload?.({ ...job, need, local })) return true;
+  // Asked again: an offer that was declined may have taken memory.
+  const here = constantScratch();
+  if (here === undefined || need > here.bytes) return false;
+  local(here.ptr);
   return true;
 }
 

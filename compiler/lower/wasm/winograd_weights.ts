@@ -75,14 +75,21 @@ export function winogradWeightKernel(memory: WebAssembly.Memory, m: 2 | 4): Wino
   if (run === undefined) {
     const shared = typeof SharedArrayBuffer === "function" &&
       memory.buffer instanceof SharedArrayBuffer;
-    const key = `${m}:${shared}`;
-    let module = modules.get(key);
-    if (module === undefined) modules.set(key, module = cachedModule(weightKernelBytes(m, shared)));
-    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    const instance = new WebAssembly.Instance(winogradWeightModule(m, shared), {
+      env: { memory },
+    });
     run = instance.exports.run as WinogradWeightRun;
     byVariant.set(m, run);
   }
   return run;
+}
+
+/** The compiled transform module of F(m×m, 3×3), importing a `shared` memory or not. */
+export function winogradWeightModule(m: 2 | 4, shared: boolean): WebAssembly.Module {
+  const key = `${m}:${shared}`;
+  let module = modules.get(key);
+  if (module === undefined) modules.set(key, module = cachedModule(weightKernelBytes(m, shared)));
+  return module;
 }
 
 /** A v128 of two equal float64 lanes. */

@@ -40,6 +40,46 @@ const LINGER_MS = 5;
  */
 const SPIN_MS = 2;
 
+/**
+ * Runs the ops of a constant computed by a WASM kernel (see {@link ConstantJobs}) over a
+ * memory: `ops` holds, in sequence, `[0, from, count, ffrom, fcount]` (copy `values[from ..
+ * from + count)` to `scratch` and `factors[ffrom .. ffrom + fcount)` to the 16-byte aligned
+ * bytes after them) and `[1, ...args]` (nine i32: `run` with args 0, 2 and 3 relative to
+ * `scratch`, the others as they are). Self-contained (no references outside it): workers get
+ * its source text.
+ */
+export function runDeriveOps(
+  run: (...args: number[]) => void,
+  memory: WebAssembly.Memory,
+  scratch: number,
+  values: Float32Array,
+  factors: Float64Array,
+  ops: Int32Array,
+): void {
+  for (let i = 0; i < ops.length;) {
+    if (ops[i] === 0) {
+      const from = ops[i + 1], count = ops[i + 2], ffrom = ops[i + 3], fcount = ops[i + 4];
+      new Float32Array(memory.buffer, scratch, count).set(values.subarray(from, from + count));
+      const at = scratch + Math.ceil(count / 4) * 16;
+      new Float64Array(memory.buffer, at, fcount).set(factors.subarray(ffrom, ffrom + fcount));
+      i += 5;
+    } else {
+      run(
+        scratch + ops[i + 1],
+        ops[i + 2],
+        scratch + ops[i + 3],
+        scratch + ops[i + 4],
+        ops[i + 5],
+        ops[i + 6],
+        ops[i + 7],
+        ops[i + 8],
+        ops[i + 9],
+      );
+      i += 10;
+    }
+  }
+}
+
 /** Source of a worker (plain JavaScript, no imports, so it runs from a Blob URL or `eval`). */
 const WORKER_SOURCE = `(async () => {
   let port;
@@ -107,6 +147,8 @@ const WORKER_SOURCE = `(async () => {
     if (r.async) r.value.then(wake);
     else wake();
   };
+  const derivers = new Map();
+  const runDeriveOps = ${runDeriveOps.toString()};
   // Kernels run ahead of a program's first run (see KernelWarmer): each over a memory of the
   // program's size holding zeros, with the arguments the program will pass, so that V8 has
   // optimized their functions before the program calls them.
@@ -177,6 +219,26 @@ const WORKER_SOURCE = `(async () => {
       const v = new Int32Array(m.memory.buffer);
       const end = Math.min(v.length, m.to >> 2);
       for (let i = m.from >> 2; i < end; i += 1024) Atomics.compareExchange(v, i, 0, 0);
+    } else if (m.type === "derive") {
+      // Constants computed here while the calling thread goes on compiling (ConstantJobs):
+      // unless the caller has taken the job back, run its ops and mark it done. Its ops and
+      // values come in a shared memory of their own (typed arrays in messages are slow to
+      // arrive through some worker implementations).
+      if (Atomics.compareExchange(m.claims, m.index, 0, 1) !== 0) return;
+      try {
+        let inst = derivers.get(m.module);
+        if (inst === undefined || inst.memory !== m.memory) {
+          inst = { memory: m.memory, run: new WebAssembly.Instance(m.module, { env: { memory: m.memory } }).exports.run };
+          derivers.set(m.module, inst);
+        }
+        const b = m.staging.buffer;
+        runDeriveOps(inst.run, m.memory, m.scratch, new Float32Array(b, m.valuesAt, m.values),
+          new Float64Array(b, m.factorsAt, m.factors), new Int32Array(b, 0, m.ops));
+        Atomics.store(m.claims, m.index, 2);
+      } catch (e) {
+        Atomics.store(m.claims, m.index, 3);
+      }
+      Atomics.notify(m.claims, m.index);
     } else if (m.type === "warm-stop") {
       warming.length = 0;
       warmMemory = undefined;
@@ -1008,6 +1070,16 @@ export class ThreadPool {
     this.#waitIdle();
   }
 
+  /**
+   * @internal Posts a constant job to worker `index % workers` (see {@link ConstantJobs});
+   * false where no worker exists yet to take it (workers created asynchronously).
+   */
+  postDerive(index: number, message: Record<string, unknown>): boolean {
+    if (this.#closed || this.#workers.length === 0) return false;
+    this.#workers[index % this.#workers.length].post({ type: "derive", ...message });
+    return true;
+  }
+
   /** @internal Forgets program `id` in the workers. */
   drop(id: number): void {
     const reg = this.#programs.get(id);
@@ -1028,6 +1100,103 @@ export class ThreadPool {
     this.#workers = [];
     await Promise.all(old.map((w) => w.kill()));
     await this.#starting.catch(() => {});
+  }
+}
+
+/**
+ * Constants that kernels compute at compile time (e.g. transformed weights), handed to a
+ * pool's workers to compute into the program's shared memory while the calling thread goes on
+ * compiling. Each job is a WASM module's `run` called over ops (see {@link runDeriveOps}) on
+ * a copy of its source values, transferred to the worker. A job is claimed by whoever starts
+ * it: {@link finish} runs the jobs no worker has started on the calling thread (as `local`
+ * does), and waits for the others; a job whose worker failed or stalls beyond the pool's stall
+ * limit runs here too. Both compute the same bits, so a late worker writing a job again
+ * changes nothing.
+ */
+export class ConstantJobs {
+  readonly #pool: ThreadPool;
+  readonly #memory: WebAssembly.Memory;
+  readonly #jobs: { claim: Int32Array; local: () => void }[] = [];
+
+  /** Jobs for `pool`'s workers over `memory` (shared). */
+  constructor(pool: ThreadPool, memory: WebAssembly.Memory) {
+    this.#pool = pool;
+    this.#memory = memory;
+  }
+
+  /** Jobs posted and not yet finished. */
+  get pending(): number {
+    return this.#jobs.length;
+  }
+
+  /**
+   * Hands a job to worker `worker` (modulo the pool's workers), its `scratch` bytes in the
+   * memory its own, or returns false (no worker to take it: run it now). `ops`, `values` and
+   * `factors` are copied into a shared memory sent with the job; `local` computes the same on
+   * the calling thread.
+   */
+  post(
+    worker: number,
+    job: {
+      module: WebAssembly.Module;
+      scratch: number;
+      values: Float32Array;
+      factors: Float64Array;
+      ops: Int32Array;
+    },
+    local: () => void,
+  ): boolean {
+    const claim = new Int32Array(new SharedArrayBuffer(4));
+    // Ops, values and factors in one shared memory: [ops (i32) | values (f32) | factors (f64)].
+    const valuesAt = Math.ceil(job.ops.length / 4) * 16;
+    const factorsAt = valuesAt + Math.ceil(job.values.length / 4) * 16;
+    const pages = Math.max(1, Math.ceil((factorsAt + job.factors.length * 8) / 65536));
+    const staging = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    new Int32Array(staging.buffer, 0, job.ops.length).set(job.ops);
+    new Float32Array(staging.buffer, valuesAt, job.values.length).set(job.values);
+    new Float64Array(staging.buffer, factorsAt, job.factors.length).set(job.factors);
+    const posted = this.#pool.postDerive(worker, {
+      module: job.module,
+      memory: this.#memory,
+      scratch: job.scratch,
+      staging,
+      ops: job.ops.length,
+      valuesAt,
+      values: job.values.length,
+      factorsAt,
+      factors: job.factors.length,
+      claims: claim,
+      index: 0,
+    });
+    if (posted) this.#jobs.push({ claim, local });
+    return posted;
+  }
+
+  /**
+   * Runs here every job no worker has started, the last posted first (workers take them from
+   * the first); waits until every other one is done.
+   */
+  finish(): void {
+    const jobs = this.#jobs.splice(0);
+    // From the last: the workers take them from the first.
+    for (const j of jobs.toReversed()) {
+      if (Atomics.compareExchange(j.claim, 0, 0, 1) === 0) {
+        j.local();
+        Atomics.store(j.claim, 0, 2);
+      }
+    }
+    for (const j of jobs) {
+      const started = performance.now();
+      while (Atomics.load(j.claim, 0) === 1) {
+        if (performance.now() - started > this.#pool.stallMs) break;
+        try {
+          Atomics.wait(j.claim, 0, 1, 50);
+        } catch {
+          // Atomics.wait is not allowed on this thread (a browser's main thread): spin.
+        }
+      }
+      if (Atomics.load(j.claim, 0) !== 2) j.local();
+    }
   }
 }
 
