@@ -18,7 +18,6 @@
  */
 import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import { importKernelMemory } from "./kernel.ts";
-import { cachedModule } from "./module_cache.ts";
 
 /**
  * `run(src, stride, scale, buf, bufPlane, dst, plane, rows, cols)` of
@@ -88,7 +87,10 @@ export function winogradWeightKernel(memory: WebAssembly.Memory, m: 2 | 4): Wino
 export function winogradWeightModule(m: 2 | 4, shared: boolean): WebAssembly.Module {
   const key = `${m}:${shared}`;
   let module = modules.get(key);
-  if (module === undefined) modules.set(key, module = cachedModule(weightKernelBytes(m, shared)));
+  if (module === undefined) {
+    // Kept here, outside the kernels' module cache (whose counts describe the programs).
+    modules.set(key, module = new WebAssembly.Module(weightKernelBytes(m, shared)));
+  }
   return module;
 }
 

@@ -147,7 +147,6 @@ const WORKER_SOURCE = `(async () => {
     if (r.async) r.value.then(wake);
     else wake();
   };
-  const derivers = new Map();
   const runDeriveOps = ${runDeriveOps.toString()};
   // Kernels run ahead of a program's first run (see KernelWarmer): each over a memory of the
   // program's size holding zeros, with the arguments the program will pass, so that V8 has
@@ -222,18 +221,16 @@ const WORKER_SOURCE = `(async () => {
     } else if (m.type === "derive") {
       // Constants computed here while the calling thread goes on compiling (ConstantJobs):
       // unless the caller has taken the job back, run its ops and mark it done. Its ops and
-      // values come in a shared memory of their own (typed arrays in messages are slow to
+      // values come in a shared memory of the jobs (typed arrays in messages are slow to
       // arrive through some worker implementations).
       if (Atomics.compareExchange(m.claims, m.index, 0, 1) !== 0) return;
       try {
-        let inst = derivers.get(m.module);
-        if (inst === undefined || inst.memory !== m.memory) {
-          inst = { memory: m.memory, run: new WebAssembly.Instance(m.module, { env: { memory: m.memory } }).exports.run };
-          derivers.set(m.module, inst);
-        }
+        // An instance per job (a small module): one kept across jobs would keep a disposed
+        // program's memory alive here.
+        const run = new WebAssembly.Instance(m.module, { env: { memory: m.memory } }).exports.run;
         const b = m.staging.buffer;
-        runDeriveOps(inst.run, m.memory, m.scratch, new Float32Array(b, m.valuesAt, m.values),
-          new Float64Array(b, m.factorsAt, m.factors), new Int32Array(b, 0, m.ops));
+        runDeriveOps(run, m.memory, m.scratch, new Float32Array(b, m.valuesAt, m.values),
+          new Float64Array(b, m.factorsAt, m.factors), new Int32Array(b, m.opsAt, m.ops));
         Atomics.store(m.claims, m.index, 2);
       } catch (e) {
         Atomics.store(m.claims, m.index, 3);
@@ -1117,6 +1114,9 @@ export class ConstantJobs {
   readonly #pool: ThreadPool;
   readonly #memory: WebAssembly.Memory;
   readonly #jobs: { claim: Int32Array; local: () => void }[] = [];
+  /** One shared memory holds every job's ops and values, one after the other. */
+  #staging: WebAssembly.Memory | undefined;
+  #top = 0;
 
   /** Jobs for `pool`'s workers over `memory` (shared). */
   constructor(pool: ThreadPool, memory: WebAssembly.Memory) {
@@ -1132,8 +1132,8 @@ export class ConstantJobs {
   /**
    * Hands a job to worker `worker` (modulo the pool's workers), its `scratch` bytes in the
    * memory its own, or returns false (no worker to take it: run it now). `ops`, `values` and
-   * `factors` are copied into a shared memory sent with the job; `local` computes the same on
-   * the calling thread.
+   * `factors` are copied into a shared memory of these jobs, sent with the job; `local`
+   * computes the same on the calling thread.
    */
   post(
     worker: number,
@@ -1147,12 +1147,24 @@ export class ConstantJobs {
     local: () => void,
   ): boolean {
     const claim = new Int32Array(new SharedArrayBuffer(4));
-    // Ops, values and factors in one shared memory: [ops (i32) | values (f32) | factors (f64)].
-    const valuesAt = Math.ceil(job.ops.length / 4) * 16;
-    const factorsAt = valuesAt + Math.ceil(job.values.length / 4) * 16;
-    const pages = Math.max(1, Math.ceil((factorsAt + job.factors.length * 8) / 65536));
-    const staging = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    new Int32Array(staging.buffer, 0, job.ops.length).set(job.ops);
+    // Ops, values and factors in the jobs' shared memory: [ops (i32) | values (f32) | factors
+    // (f64)], each job after the last (one memory for all: a wasm memory reserves far more
+    // address space than it holds).
+    const align = (n: number) => Math.ceil(n / 16) * 16;
+    const opsAt = this.#top;
+    const valuesAt = opsAt + align(job.ops.length * 4);
+    const factorsAt = valuesAt + align(job.values.length * 4);
+    const end = factorsAt + job.factors.length * 8;
+    const pages = Math.ceil(end / 65536);
+    if (pages > 65536) return false;
+    if (this.#staging === undefined) {
+      this.#staging = new WebAssembly.Memory({ initial: pages, maximum: 65536, shared: true });
+    } else if (pages > this.#staging.buffer.byteLength / 65536) {
+      this.#staging.grow(pages - this.#staging.buffer.byteLength / 65536);
+    }
+    const staging = this.#staging;
+    this.#top = align(end);
+    new Int32Array(staging.buffer, opsAt, job.ops.length).set(job.ops);
     new Float32Array(staging.buffer, valuesAt, job.values.length).set(job.values);
     new Float64Array(staging.buffer, factorsAt, job.factors.length).set(job.factors);
     const posted = this.#pool.postDerive(worker, {
@@ -1160,6 +1172,7 @@ export class ConstantJobs {
       memory: this.#memory,
       scratch: job.scratch,
       staging,
+      opsAt,
       ops: job.ops.length,
       valuesAt,
       values: job.values.length,
