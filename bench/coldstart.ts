@@ -2,9 +2,11 @@
  * Cold start against steady state, each measurement in a fresh process (the module cache and
  * the JIT would make in-process repeats warm).
  *
- * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [--warm | --no-warm] [model ...]`
- * (threads default to the library's default, one per core; kernel warming to the library's
- * default, `--warm` forces it on, `--no-warm` off) starts, per model and
+ * `deno run -A bench/coldstart.ts [--runs N] [--threads T] [--warm | --no-warm]
+ * [--helper | --no-helper] [model ...]` (threads default to the library's default, one per
+ * core; kernel warming to the library's default, `--warm` forces it on, `--no-warm` off; a
+ * one-thread program's compile helper likewise, see `wasmEngine`'s `compileHelper`) starts,
+ * per model and
  * run, one child process that builds the zoo model with random weights (not timed), then times
  * `hybridize()` + the first call until its output is read (cold), then 20 more calls (steady:
  * their median). Cold/steady is a ratio within one process, so it holds on a noisy machine.
@@ -26,6 +28,7 @@ import {
   setDefaultThreads,
   setKernelWarming,
   sym,
+  wasmEngine,
 } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import process from "node:process";
@@ -74,12 +77,12 @@ function threadCpuMs(): number {
 }
 
 /** The user's path: hybridize, first call, steady calls. */
-async function userPath(name: string): Promise<Record<string, number>> {
+async function userPath(name: string, helper: boolean | "auto"): Promise<Record<string, number>> {
   const { net, x } = build(name);
   const t0 = performance.now();
   const c0 = cpuMs();
   const m0 = threadCpuMs();
-  net.hybridize();
+  net.hybridize(helper === "auto" ? {} : { engine: wasmEngine({ compileHelper: helper }) });
   await net.call(x).data();
   const cold = performance.now() - t0;
   const coldCpu = cpuMs() - c0;
@@ -107,7 +110,11 @@ async function userPath(name: string): Promise<Record<string, number>> {
 }
 
 /** The same through compileWasm, timing its phases, the first run and the steady runs. */
-async function phasePath(name: string, threads: number): Promise<Record<string, number>> {
+async function phasePath(
+  name: string,
+  threads: number,
+  helper: boolean | "auto",
+): Promise<Record<string, number>> {
   const { net, x } = build(name);
   const t0 = performance.now();
   const c0 = cpuMs();
@@ -119,6 +126,7 @@ async function phasePath(name: string, threads: number): Promise<Record<string, 
   const events: [CompileProgress, number, number][] = [];
   const compiled = compileWasm(graph.symbol, params, { data: x.shape }, {
     threads,
+    compileHelper: helper,
     onProgress: (p) => {
       if (p.done === 0 || p.phase === "done") events.push([p, cpuMs(), threadCpuMs()]);
     },
@@ -169,12 +177,13 @@ async function phasePath(name: string, threads: number): Promise<Record<string, 
 }
 
 async function child(args: string[]): Promise<void> {
-  const [mode, name, threadsArg, warmArg] = args;
+  const [mode, name, threadsArg, warmArg, helperArg = "auto"] = args;
   const threads = Number(threadsArg);
   if (warmArg === "nowarm") setKernelWarming(false);
   if (warmArg === "warm") setKernelWarming(true);
+  const helper = helperArg === "auto" ? "auto" : helperArg === "helper";
   setDefaultThreads(threads);
-  const r = mode === "user" ? await userPath(name) : await phasePath(name, threads);
+  const r = mode === "user" ? await userPath(name, helper) : await phasePath(name, threads, helper);
   console.log(JSON.stringify(r));
 }
 
@@ -197,18 +206,23 @@ async function main(argv: string[]): Promise<void> {
   let runs = 1;
   let threads = getDefaultThreads();
   let warm = "auto";
+  let helper = "auto";
   const models: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--runs") runs = Number(argv[++i]);
     else if (argv[i] === "--threads") threads = Number(argv[++i]);
     else if (argv[i] === "--no-warm") warm = "nowarm";
     else if (argv[i] === "--warm") warm = "warm";
+    else if (argv[i] === "--helper") helper = "helper";
+    else if (argv[i] === "--no-helper") helper = "nohelper";
     else models.push(argv[i]);
   }
   if (!models.length) models.push("resnet18_v1", "resnet50_v1", "mobilenetv2_1.0");
   console.log(
     `threads ${threads}; kernel warming ${
       warm === "warm" ? "on" : warm === "auto" ? "default (where a core is spare)" : "off"
+    }; compile helper ${
+      helper === "auto" ? "default (from three cores)" : helper === "helper" ? "on" : "off"
     }; ${runs} run(s) per model; each row one fresh process`,
   );
   console.log(
@@ -218,7 +232,7 @@ async function main(argv: string[]): Promise<void> {
   const phases: [string, Record<string, number>][] = [];
   for (const m of models) {
     for (let r = 0; r < runs; r++) {
-      const u = await spawn(["user", m, String(threads), warm]);
+      const u = await spawn(["user", m, String(threads), warm, helper]);
       console.log(
         `| ${m} | ${fmt(u.cold)} | ${fmt(u.steady)} | ${(u.cold / u.steady).toFixed(1)} | ${
           fmt(u.coldCpu)
@@ -226,7 +240,7 @@ async function main(argv: string[]): Promise<void> {
           fmt(u.steadyMain)
         } | ${(u.coldMain / u.steadyMain).toFixed(1)} |`,
       );
-      phases.push([m, await spawn(["phases", m, String(threads), warm])]);
+      phases.push([m, await spawn(["phases", m, String(threads), warm, helper])]);
     }
   }
   const keys = Object.keys(phases[0][1]);

@@ -42,3 +42,23 @@ for (let i = 1; i <= 6; i++) deepShapes[`w${i}`] = [64, 64];
 const deepInputs: Record<string, Float32Array> = { a: inputs.a };
 for (let i = 1; i <= 6; i++) deepInputs[`w${i}`] = new Float32Array(64 * 64).fill(0.01);
 compileWasm(deep, {}, deepShapes, { threads: 2, forceSplit: true }).runRaw(deepInputs);
+// A one-thread program compiled with a compile helper (a worker that computes its Winograd
+// weights): the helper goes when the compile ends, and must not hold the process open.
+const wx = nd.random.uniform(-1, 1, [1, 8, 12, 12], { seed: 3 });
+const wconv = sym.Convolution(sym.var("x"), {
+  kernel: [3, 3],
+  pad: [1, 1],
+  num_filter: 16,
+  no_bias: true,
+  name: "wc",
+});
+const wparams = { wc_weight: nd.random.uniform(-1, 1, [16, 8, 3, 3], { seed: 4 }) };
+const helped = compileWasm(wconv, wparams, { x: wx.shape }, { threads: 1, compileHelper: true });
+const alone = compileWasm(wconv, wparams, { x: wx.shape }, { threads: 1, compileHelper: false });
+const helpedOut = helped.run({ x: wx })[0].dataSync() as Float32Array;
+const aloneOut = alone.run({ x: wx })[0].dataSync() as Float32Array;
+console.log(
+  `helped ${helped.program.shared ? "shared" : "unshared"}, outputs ${
+    helpedOut.every((v, i) => v === aloneOut[i]) ? "equal" : "differ"
+  }`,
+);

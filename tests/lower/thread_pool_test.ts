@@ -7,7 +7,7 @@
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
 import { WasmExecutor, type WasmProgram } from "../../runtime/backends/wasm/executor.ts";
-import { poolFor, ThreadPool } from "../../runtime/backends/wasm/threads.ts";
+import { hardwareThreads, poolFor, ThreadPool } from "../../runtime/backends/wasm/threads.ts";
 import { assert } from "../util.ts";
 import { checkDoubled, doublingBytes, N, scribblingBytes, until, Y } from "./stall_harness.ts";
 
@@ -141,4 +141,9 @@ Deno.test("a process that used threads, with a worker replaced, exits by itself"
   const text = new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.match(text, /threaded true, restarts 1, outputs equal/);
+  // Where the runtime has two cores or more, the helper ran (else no helper: not shared).
+  assert.match(
+    text,
+    hardwareThreads() >= 2 ? /helped shared, outputs equal/ : /helped unshared, outputs equal/,
+  );
 });

@@ -9,6 +9,7 @@ import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { nd, sym } from "../../mod.ts";
 import { BackendError } from "../../runtime/errors.ts";
 import {
+  compileHelper,
   ConstantJobs,
   getDefaultThreads,
   hardwareThreads,
@@ -356,8 +357,10 @@ Deno.test("by default kernels are warmed only where a core is spare beyond the p
   assert.strictEqual(warmer.posted, before, "no spare core: nothing handed to the warmer");
 });
 
-Deno.test("a pool started by a compile takes that program's first run, with no event-loop turn", async () => {
+Deno.test("a pool started by a compile leaves the first run to the calling thread and starts its workers at the second, with no event-loop turn", async () => {
   // Three threads: a pool nothing else in this file starts, so it is created by this compile.
+  // In Deno creating a worker holds the calling thread until it is up, so the pool's workers
+  // start on a later event-loop turn, or when a program that ran before runs again.
   const a = nd.random.uniform(-1, 1, [96, 120], { seed: 9 });
   const b = nd.random.uniform(-1, 1, [120, 72], { seed: 10 });
   const y = sym.dot(sym.var("a"), sym.var("b"));
@@ -368,13 +371,28 @@ Deno.test("a pool started by a compile takes that program's first run, with no e
   };
   const want = compileWasm(y, {}, shapes, { threads: 1 }).runRaw(inputs)[0];
   const three = compileWasm(y, {}, shapes, { threads: 3, forceSplit: true });
+  const pool = poolFor(3)!;
+  assert.strictEqual(pool.workerProgramCounts().length, 0, "no worker started during the compile");
+  assert.deepEqual(three.runRaw(inputs)[0], want);
+  assert.strictEqual(pool.workerProgramCounts().length, 0, "nor during the first run");
+  assert.deepEqual(three.runRaw(inputs)[0], want);
+  assert.strictEqual(pool.workerProgramCounts().length, 2, "the second run started both");
   const flag = new Int32Array(new SharedArrayBuffer(4));
   const t0 = performance.now();
   while (!three.threadsReady && performance.now() - t0 < 10000) Atomics.wait(flag, 0, 0, 5);
   assert.ok(three.threadsReady, "the new workers took the program while the caller was busy");
   assert.deepEqual(three.runRaw(inputs)[0], want);
   three.dispose();
-  await poolFor(3)!.terminate();
+  await pool.terminate();
+});
+
+Deno.test("a pool's deferred workers start on later event-loop turns by themselves", async () => {
+  const pool = new ThreadPool(3);
+  assert.strictEqual(pool.workerProgramCounts().length, 0);
+  await pool.started;
+  assert.strictEqual(pool.workerProgramCounts().length, 2);
+  assert.ok(pool.running);
+  await pool.terminate();
 });
 
 Deno.test("Winograd weights computed on the pool's worker during the compile give the one-thread program's bits", async () => {
@@ -411,6 +429,31 @@ Deno.test("Winograd weights computed on the pool's worker during the compile giv
     for (let i = 0; i < 2; i++) assert.deepEqual(two.run({ x })[0].dataSync(), want);
     two.dispose();
   }
+  // A one-thread program whose compile hands the transforms to a compile helper.
+  assert.strictEqual(one.program.shared, false, "no helper by default on this many cores");
+  const helped = compileWasm(y, params, { x: x.shape }, { threads: 1, compileHelper: true });
+  assert.strictEqual(helped.program.shared, hardwareThreads() >= 2);
+  assert.strictEqual(helped.threads, 1);
+  for (let i = 0; i < 2; i++) assert.deepEqual(helped.run({ x })[0].dataSync(), want);
+});
+
+Deno.test("a compile helper: only for one-thread programs, from three cores unless asked for, and it goes when retired", async () => {
+  const cores = hardwareThreads();
+  assert.strictEqual(compileHelper(2, true), undefined);
+  assert.strictEqual(compileHelper(1, false), undefined);
+  const auto = compileHelper(1);
+  assert.strictEqual(auto !== undefined, cores >= 3);
+  await auto?.retire();
+  const helper = compileHelper(1, true);
+  assert.strictEqual(helper !== undefined, cores >= 2);
+  if (!helper) return;
+  const memory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
+  new Int32Array(memory.buffer)[5000] = 7;
+  helper.touch(memory, 0, 4 * 65536);
+  await helper.retire();
+  assert.ok(helper.retired);
+  assert.strictEqual(new Int32Array(memory.buffer)[5000], 7, "touching changes no value");
+  assert.strictEqual(helper.postDerive(0, {}), false, "a retired helper takes no job");
 });
 
 Deno.test("constant jobs: a pool's worker computes a job into the shared memory; finish() waits for it", async () => {

@@ -17,6 +17,7 @@ import { shapeSize } from "../../../runtime/shape.ts";
 import { type Tensor, tensorStorage } from "../../../runtime/tensor.ts";
 import {
   checkThreads,
+  compileHelper,
   getDefaultThreads,
   kernelWarmer,
   startDefaultThreads,
@@ -62,6 +63,14 @@ export interface WasmEngineOptions {
    * exceed the program's threads by two.
    */
   readonly warm?: boolean;
+  /**
+   * For one-thread programs: compute the Winograd weight transforms and fault in the
+   * program's memory on a worker that lives for the compile, while the calling thread
+   * generates the kernels (see `CompileHelper`). `"auto"` (default): where the runtime has
+   * shared memory, workers and at least three cores; `true`: from two cores; `false`: never.
+   * The program's memory is then shared; it still runs on the calling thread alone.
+   */
+  readonly compileHelper?: boolean | "auto";
 }
 
 /** The WASM engine's options once resolved for a compile. */
@@ -71,6 +80,7 @@ interface Resolved {
   readonly winograd: boolean;
   readonly kernels: KernelTable;
   readonly warm: boolean;
+  readonly compileHelper: boolean | "auto";
 }
 
 /**
@@ -97,6 +107,7 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
     winograd: options.winograd ?? true,
     kernels,
     warm: options.warm ?? true,
+    compileHelper: options.compileHelper ?? "auto",
   });
   const keyOf = (r: Resolved) =>
     `wasm(t${r.threads}${r.relaxed ? ",relaxed" : ""}${r.winograd ? "" : ",nowino"}${
@@ -113,26 +124,32 @@ export function wasmEngine(options: WasmEngineOptions = {}): Engine {
       const started = performance.now();
       compileOptions.onProgress?.({ phase: "passes", done: 0, total: 1, elapsedMs: 0 });
       const r = resolve();
-      // The warmer's worker comes up while the passes run.
+      // The warmer's and the helper's workers come up while the passes run.
       if (r.warm) kernelWarmer(threadsSupported() ? r.threads : 1)?.start();
-      const optimized = runWasmPasses(passes, graph, signature);
+      const helper = compileHelper(r.threads, r.compileHelper);
       try {
-        return lowerWasm(optimized, signature, {
-          threads: r.threads,
-          relaxed: r.relaxed,
-          winograd: r.winograd,
-          kernels: r.kernels,
-          warm: r.warm,
-          engine,
-          started,
-          weightsFirst: true,
-          ...(compileOptions.onProgress ? { onProgress: compileOptions.onProgress } : {}),
-        });
-      } catch (e) {
-        if (!(e instanceof UnsupportedError)) throw e;
-        const fallbacks = [{ node: "(graph)", op: "", reason: e.message, runsOn: "reference" }];
-        warnFallbacks(engine.name, fallbacks);
-        return interpretedProgram(graph, signature, engine, fallbacks);
+        const optimized = runWasmPasses(passes, graph, signature);
+        try {
+          return lowerWasm(optimized, signature, {
+            threads: r.threads,
+            relaxed: r.relaxed,
+            winograd: r.winograd,
+            kernels: r.kernels,
+            warm: r.warm,
+            engine,
+            started,
+            weightsFirst: true,
+            ...(compileOptions.onProgress ? { onProgress: compileOptions.onProgress } : {}),
+            ...(helper ? { helper } : {}),
+          });
+        } catch (e) {
+          if (!(e instanceof UnsupportedError)) throw e;
+          const fallbacks = [{ node: "(graph)", op: "", reason: e.message, runsOn: "reference" }];
+          warnFallbacks(engine.name, fallbacks);
+          return interpretedProgram(graph, signature, engine, fallbacks);
+        }
+      } finally {
+        void helper?.retire();
       }
     },
     callOp: (call: OpCall) => callOp(engine, resolve(), call),

@@ -48,7 +48,10 @@ import {
 } from "../../../runtime/backends/wasm/executor.ts";
 import {
   checkThreads,
+  type CompileHelper,
+  compileHelper,
   ConstantJobs,
+  type DeriveTarget,
   getDefaultThreads,
   kernelWarmer,
   poolFor,
@@ -100,6 +103,14 @@ export interface WasmCompileOptions {
    * start of each phase and after every node's kernel. Exceptions it throws abort the compile.
    */
   onProgress?: ProgressCallback;
+  /**
+   * For a one-thread program: compute the Winograd weight transforms and fault in the
+   * program's memory on a worker that lives for the compile (see `CompileHelper`).
+   * `"auto"` (default): where the runtime has shared memory, workers and at least three
+   * cores; `true`: from two cores; `false`: never. The program's memory is then shared; the
+   * program still runs on the calling thread alone.
+   */
+  compileHelper?: boolean | "auto";
 }
 
 /** A compiled graph: a {@link Program} of the WASM engine, with the WASM details. */
@@ -199,20 +210,28 @@ export function compileWasm(
       : "float32";
     inputs[name] = { shape, dtype };
   }
-  const graph = options.optimize === false
-    ? given
-    : runWasmPasses(engine.passes, given, { inputs });
-  return lowerWasm(graph, { inputs }, {
-    threads: options.threads ?? getDefaultThreads(),
-    relaxed: options.relaxed ?? relaxedSimdSupported(),
-    winograd: options.winograd ?? true,
-    kernels: options.kernels ?? WASM_KERNELS,
-    forceSplit: options.forceSplit ?? false,
-    engine,
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    started,
-    weightsFirst: true,
-  });
+  const threads = options.threads ?? getDefaultThreads();
+  // The helper's worker comes up while the passes run.
+  const helper = compileHelper(threads, options.compileHelper);
+  try {
+    const graph = options.optimize === false
+      ? given
+      : runWasmPasses(engine.passes, given, { inputs });
+    return lowerWasm(graph, { inputs }, {
+      threads,
+      relaxed: options.relaxed ?? relaxedSimdSupported(),
+      winograd: options.winograd ?? true,
+      kernels: options.kernels ?? WASM_KERNELS,
+      forceSplit: options.forceSplit ?? false,
+      engine,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(helper ? { helper } : {}),
+      started,
+      weightsFirst: true,
+    });
+  } finally {
+    void helper?.retire();
+  }
 }
 
 /** What {@link lowerWasm} needs besides the graph: every option resolved. */
@@ -243,6 +262,12 @@ export interface LowerOptions {
    */
   readonly weightsFirst?: boolean;
   /**
+   * A worker for a one-thread program's constant jobs and page faults (see
+   * {@link CompileHelper}); the caller retires it after the compile. Absent: none, and a
+   * one-thread program's memory is not shared (as ahead-of-time artifacts need).
+   */
+  readonly helper?: CompileHelper;
+  /**
    * Run each kernel once on the process's kernel warmer while the compile goes on (default
    * true, subject to `setKernelWarming`, whose default warms only where a core is spare; see
    * `KernelWarmer`): the first run then executes optimized code.
@@ -269,12 +294,18 @@ export function lowerWasm(
   const relaxed = options.relaxed;
   const requested = checkThreads(options.threads, "compileWasm");
   const threads = threadsSupported() ? requested : 1;
-  const shared = threads > 1;
+  // A one-thread program compiled with a helper worker gets a shared memory, which the
+  // helper computes constants into and faults in (CompileHelper).
+  const helper = threads === 1 ? options.helper : undefined;
+  const shared = threads > 1 || helper !== undefined;
   // The workers start now (where the runtime creates them synchronously), so that they are up
   // to take the first run's parts.
   const pool = poolFor(threads);
+  const jobTarget: DeriveTarget | undefined = pool ?? helper;
+  const jobWorkers = pool ? threads - 1 : 1;
   const warmer = options.warm === false ? undefined : kernelWarmer(threads);
   warmer?.start();
+  const toucher = warmer ?? helper;
   report("plan");
   // Passes may fold inputs away or bind new constants: only the optimized graph's inputs count.
   const { shapeDict, typeDict, shapes, types } = graphFacts(graph, signature);
@@ -349,7 +380,7 @@ export function lowerWasm(
         : new WebAssembly.Memory({ initial: pages });
       // A shared memory's pages are faulted in on the warmer's thread, ahead of the constants
       // written here and of the first run's buffers.
-      warmer?.touch(memory, 0, pages * 65536);
+      toucher?.touch(memory, 0, pages * 65536);
       return;
     }
     const have = memory.buffer.byteLength / 65536;
@@ -357,7 +388,7 @@ export function lowerWasm(
     if (pages > have) {
       const grown = Math.min(65536 - have, Math.max(pages - have, have >> 2));
       memory.grow(grown);
-      warmer?.touch(memory, have * 65536, (have + grown) * 65536);
+      toucher?.touch(memory, have * 65536, (have + grown) * 65536);
     }
   };
   const inMemory = new Map<Float32Array, { ptr: number; length: number }>();
@@ -380,17 +411,17 @@ export function lowerWasm(
   let offloaded = 0;
   const offload = (job: OffloadJob): boolean => {
     const scratchPtr = align16(top);
-    if (!pool || memory === undefined || scratchPtr + job.need > memory.buffer.byteLength) {
+    if (!jobTarget || memory === undefined || scratchPtr + job.need > memory.buffer.byteLength) {
       return false;
     }
-    const worker = offloaded % (threads - 1);
+    const worker = offloaded % jobWorkers;
     let own = workerScratch[worker];
     if (own === undefined || own.bytes < job.need) {
       // Within the slack the arena allocation just covered: the memory does not grow here.
       own = workerScratch[worker] = { at: alloc(job.need), bytes: job.need };
     }
     const at = own.at;
-    jobs ??= new ConstantJobs(pool, memory);
+    jobs ??= new ConstantJobs(jobTarget, memory);
     const posted = jobs.post(worker, {
       module: job.module,
       scratch: at,
@@ -412,7 +443,7 @@ export function lowerWasm(
       memory,
       ptr,
       bytes: Math.max(0, memory.buffer.byteLength - ptr),
-      ...(shared ? { offload } : {}),
+      ...(jobTarget ? { offload } : {}),
     };
   };
   const resident: { ptr: number; length: number }[] = [];
@@ -518,7 +549,7 @@ export function lowerWasm(
   // are then handed out early and run on the workers while this thread generates the other
   // kernels, instead of being left to this thread at the end.
   const order = plan.steps.map((_, i) => i);
-  if (shared && pool && options.weightsFirst) {
+  if (jobTarget && options.weightsFirst) {
     const weightOf = (n: Node) =>
       n.opName === "Convolution" && n.inputs.length > 1 && isConstant(n.inputs[1])
         ? shapeSize(shapeOf(n.inputs[1]))

@@ -170,6 +170,8 @@ export class WasmExecutor {
   #state: Instantiated;
   #pool: PoolProgram | undefined;
   #disposed = false;
+  /** Runs so far (the first does not wait for a pool's deferred workers). */
+  #runs = 0;
 
   /**
    * Allocates the memory, instantiates every kernel and uploads the constants. With a pool
@@ -344,6 +346,10 @@ export class WasmExecutor {
   ): void {
     if (this.#pool?.lost) this.#register(); // evicted by the pool's bound, or a new pool epoch
     const pool = this.#pool;
+    // A pool whose workers start on later event-loop turns (Deno) starts them now if this
+    // program ran before and the caller has not yielded since: its first output is out, and
+    // from here on it wants its threads.
+    if (this.#runs++ > 0) pool?.kick();
     const write = () => {
       const buffer = this.#state.memory.buffer;
       for (const [name, buf] of Object.entries(this.#program.inputs)) {

@@ -236,6 +236,9 @@ const WORKER_SOURCE = `(async () => {
         Atomics.store(m.claims, m.index, 3);
       }
       Atomics.notify(m.claims, m.index);
+    } else if (m.type === "retire") {
+      // A compile helper's last message: everything posted before it is done.
+      port.post({ type: "retired" });
     } else if (m.type === "warm-stop") {
       warming.length = 0;
       warmMemory = undefined;
@@ -642,6 +645,137 @@ export class KernelWarmer {
 }
 
 /**
+ * A worker that lives for one compile of a one-thread program: it computes the constants
+ * handed to it as {@link ConstantJobs} (the Winograd weight transforms) and faults in the
+ * pages of the program's memory ahead of the calling thread, while that thread generates
+ * kernels. The program's memory is then shared (the kernels import a shared memory), which
+ * changes nothing else: the program still runs on the calling thread alone. After
+ * {@link retire} the worker finishes what was posted and goes; it never outlives the compile
+ * by more than that, so it keeps no process alive.
+ *
+ * {@link compileHelper} makes one where it can help: at least two cores, shared memory and
+ * workers. Measured on 2 cores (bench/README.md, cold start): ResNet-18's compile spends
+ * about 85 ms of the calling thread on the transforms and their page faults without one.
+ *
+ * @example Faulting in a shared memory's pages, then retiring
+ * ```ts
+ * import assert from "node:assert";
+ * import { CompileHelper } from "./threads.ts";
+ * const helper = new CompileHelper();
+ * const memory = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true });
+ * helper.touch(memory, 0, 131072);
+ * await helper.retire();
+ * assert.strictEqual(helper.retired, true);
+ * ```
+ */
+export class CompileHelper {
+  /** How long a job may take on the worker before the calling thread computes it itself. */
+  readonly stallMs: number = STALL_MS;
+  readonly #worker: WorkerHandle | Promise<WorkerHandle>;
+  #done!: () => void;
+  readonly #gone = new Promise<void>((resolve) => (this.#done = resolve));
+  #retired = false;
+  #over = false;
+
+  /** Starts the worker (it comes up in the background). */
+  constructor() {
+    const made = spawn({
+      up: () => {},
+      error: () => {},
+      gone: () => {
+        this.#over = true;
+        this.#done();
+      },
+      other: (m) => {
+        if (m.type === "retired") void Promise.resolve(made).then((w) => w.kill());
+      },
+    }, true);
+    this.#worker = made;
+    if (made instanceof Promise) {
+      made.then((w) => w.unref(), () => {
+        this.#over = true;
+        this.#done();
+      });
+    } else {
+      made.unref();
+    }
+  }
+
+  /** Whether {@link retire} was called. */
+  get retired(): boolean {
+    return this.#retired;
+  }
+
+  #post(message: unknown): boolean {
+    if (this.#retired || this.#over) return false;
+    const w = this.#worker;
+    if (w instanceof Promise) void w.then((h) => h.post(message), () => {});
+    else w.post(message);
+    return true;
+  }
+
+  /** @internal Hands a constant job to the worker (see {@link ConstantJobs}). */
+  postDerive(_index: number, message: Record<string, unknown>): boolean {
+    return this.#post({ type: "derive", ...message });
+  }
+
+  /**
+   * Has the worker fault in the pages of `memory` in `[from, to)` (a shared memory only),
+   * leaving every value as it is (see {@link KernelWarmer.touch}).
+   */
+  touch(memory: WebAssembly.Memory, from: number, to: number): void {
+    if (to <= from || !(memory.buffer instanceof SharedArrayBuffer)) return;
+    this.#post({ type: "touch", memory, from, to });
+  }
+
+  /**
+   * No more work: the worker goes once it has done what was posted (and at the latest
+   * `stallMs` later). Resolves when it is gone.
+   */
+  retire(): Promise<void> {
+    if (!this.#retired) {
+      this.#post({ type: "retire" });
+      this.#retired = true;
+      // A worker that never answers is stopped all the same (a timer that keeps no process
+      // alive: it only has to fire while the worker does).
+      unrefTimer(setTimeout(() => {
+        if (!this.#over) void Promise.resolve(this.#worker).then((w) => w.kill(), () => {});
+      }, this.stallMs));
+    }
+    return this.#gone;
+  }
+}
+
+/**
+ * A {@link CompileHelper} for a compile of a program of `threads` threads, or undefined: only
+ * one-thread programs get one, and only where the runtime has shared memory, workers and at
+ * least two cores. `"auto"` (the default) also wants a third core: on two, V8's own
+ * optimizing compiler already keeps the second core busy compiling the library's JavaScript
+ * while a model compiles (about 100 ms of CPU for ResNet-18 in a fresh process, measured
+ * with and without `--no-concurrent-recompilation`), and a helper there made the first
+ * output later (bench/README.md). `true` uses one wherever it can run; `false` never.
+ *
+ * @example No helper for a program with workers of its own
+ * ```ts
+ * import assert from "node:assert";
+ * import { compileHelper } from "./threads.ts";
+ * assert.strictEqual(compileHelper(2), undefined);
+ * assert.strictEqual(compileHelper(1, false), undefined);
+ * ```
+ */
+export function compileHelper(
+  threads: number,
+  mode: boolean | "auto" = "auto",
+): CompileHelper | undefined {
+  if (mode === false || threads !== 1 || !threadsSupported()) return undefined;
+  const cores = hardwareThreads();
+  if (cores < (mode === "auto" ? 3 : 2)) return undefined;
+  const g = globalThis as { Worker?: unknown; Deno?: unknown; process?: unknown };
+  if (g.Worker === undefined && g.Deno === undefined && g.process === undefined) return undefined;
+  return new CompileHelper();
+}
+
+/**
  * Thrown by a run's step when a worker did not finish its part within the pool's stall limit.
  * The pool has then replaced its workers; the late worker may still write into the memory of
  * the program it was running, so that program must not read that memory again (the executor
@@ -693,6 +827,14 @@ export class PoolProgram {
     this.#pool.end();
   }
 
+  /**
+   * Starts now the workers of a pool whose start waits for an event-loop turn (see
+   * {@link ThreadPool}), so that a caller that never yields still gets threads.
+   */
+  kick(): void {
+    this.#pool.kick();
+  }
+
   /** Forgets the program in the workers. */
   drop(): void {
     this.#pool.drop(this.#id);
@@ -727,10 +869,32 @@ interface Registration {
 const newReady = () => new Int32Array(new SharedArrayBuffer(8));
 
 /**
+ * Whether creating a worker holds the calling thread until the worker is up. Deno's
+ * `node:worker_threads` does (about 50–75 ms a worker, mostly waiting: measured on 2 cores,
+ * 94 ms for a pool of 2 threads, 400 ms for 8); Node's returns in a few milliseconds, and a
+ * browser's `new Worker` at once.
+ */
+function spawnBlocks(): boolean {
+  return (globalThis as { Deno?: unknown }).Deno !== undefined;
+}
+
+/** Resolves on a later event-loop turn (a macrotask: what the caller runs now goes first). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
  * Worker threads sharing WASM memories with the main thread. A worker that dies, or that
  * stalls a run beyond the stall limit, is replaced (with every other worker, since they share
  * one control block); the programs the workers held are sent to the new ones. The workers hold
  * a bounded number of programs (least recently run ones are dropped beyond it).
+ *
+ * Where creating a worker holds the calling thread until the worker is up (Deno), the workers
+ * start one per event-loop turn after the pool is made, or all at once when a program that
+ * has run before runs again ({@link PoolProgram.kick}): a compile and first run right after
+ * the pool is made then run on the calling thread instead of waiting for the workers (on 2
+ * cores, ResNet-18's first output came 230 ms sooner, bench/README.md). Elsewhere they start
+ * at once and take the first run's parts.
  *
  * @example Two threads (one worker besides the main thread)
  * ```ts
@@ -753,6 +917,10 @@ export class ThreadPool {
   readonly #maxBytes: number;
   #ctrl!: Int32Array;
   #workers: WorkerHandle[] = [];
+  /** The current epoch's workers' "up" signals. */
+  #ups: Promise<void>[] = [];
+  /** Whether workers start on later event-loop turns (see the class doc). */
+  readonly #deferred = spawnBlocks();
   #epoch = 0;
   #starting: Promise<void>;
   #restarts = 0;
@@ -810,36 +978,62 @@ export class ThreadPool {
   }
 
   async #spawnAll(epoch: number): Promise<void> {
-    const ups: Promise<void>[] = [];
+    this.#ups = [];
     for (let i = 0; i < this.threads - 1; i++) {
-      let up!: () => void;
-      ups.push(new Promise<void>((res) => up = res));
-      let w: WorkerHandle | undefined = undefined;
-      const made = spawn({
-        up,
-        error: (id, message) => this.#errors.set(id, message),
-        gone: (killed) => {
-          up(); // nobody waits for a worker that is gone
-          if (!killed && !this.#closed && w !== undefined && this.#workers.includes(w)) {
-            this.#restart();
-          }
-        },
-      });
-      // Synchronous where possible: the constructor then leaves every worker created.
-      w = made instanceof Promise ? await made : made;
+      if (this.#deferred) await nextTurn();
+      if (this.#closed || epoch !== this.#epoch) return;
+      if (i < this.#workers.length) continue; // started by kick()
+      const made = this.#spawnOne(epoch, i);
+      if (made instanceof Promise) await made;
+    }
+    await Promise.all(this.#ups);
+    if (epoch === this.#epoch && !this.#closed) this.#up = true;
+  }
+
+  /**
+   * Starts worker `i` of `epoch`: synchronously where the runtime allows (the constructor or
+   * {@link kick} then leaves it created), else once `node:worker_threads` is imported.
+   */
+  #spawnOne(epoch: number, i: number): WorkerHandle | Promise<unknown> {
+    let up!: () => void;
+    this.#ups.push(new Promise<void>((res) => up = res));
+    let w: WorkerHandle | undefined = undefined;
+    const made = spawn({
+      up,
+      error: (id, message) => this.#errors.set(id, message),
+      gone: (killed) => {
+        up(); // nobody waits for a worker that is gone
+        if (!killed && !this.#closed && w !== undefined && this.#workers.includes(w)) {
+          this.#restart();
+        }
+      },
+    });
+    const adopt = (h: WorkerHandle) => {
+      w = h;
       if (this.#closed || epoch !== this.#epoch) {
         up();
-        await w.kill();
-        return;
+        return h.kill();
       }
-      if (this.#holds > 0) w.ref();
-      else w.unref();
-      this.#workers.push(w);
-      w.post({ type: "init", ctrl: this.#ctrl, index: i });
-      for (const [id, reg] of this.#programs) this.#send(w, i, id, reg);
+      if (this.#holds > 0) h.ref();
+      else h.unref();
+      this.#workers.push(h);
+      h.post({ type: "init", ctrl: this.#ctrl, index: i });
+      for (const [id, reg] of this.#programs) this.#send(h, i, id, reg);
+      return h;
+    };
+    return made instanceof Promise ? made.then(adopt) : adopt(made);
+  }
+
+  /**
+   * @internal Starts now the workers a deferred start (see the class doc) has not started
+   * yet; nothing to do elsewhere.
+   */
+  kick(): void {
+    if (!this.#deferred || this.#closed) return;
+    const epoch = this.#epoch;
+    for (let i = this.#workers.length; i < this.threads - 1; i++) {
+      if (this.#spawnOne(epoch, i) instanceof Promise) return;
     }
-    await Promise.all(ups);
-    if (epoch === this.#epoch && !this.#closed) this.#up = true;
   }
 
   #send(w: WorkerHandle, index: number, id: number, reg: Registration): void {
@@ -1100,6 +1294,14 @@ export class ThreadPool {
   }
 }
 
+/** What takes {@link ConstantJobs}: a {@link ThreadPool} or a {@link CompileHelper}. */
+export interface DeriveTarget {
+  /** Posts a job to worker `index` (modulo the workers); false when none can take it. */
+  postDerive(index: number, message: Record<string, unknown>): boolean;
+  /** How long a job may take before the calling thread computes it itself. */
+  readonly stallMs: number;
+}
+
 /**
  * Constants that kernels compute at compile time (e.g. transformed weights), handed to a
  * pool's workers to compute into the program's shared memory while the calling thread goes on
@@ -1111,15 +1313,15 @@ export class ThreadPool {
  * changes nothing.
  */
 export class ConstantJobs {
-  readonly #pool: ThreadPool;
+  readonly #pool: DeriveTarget;
   readonly #memory: WebAssembly.Memory;
   readonly #jobs: { claim: Int32Array; local: () => void }[] = [];
   /** One shared memory holds every job's ops and values, one after the other. */
   #staging: WebAssembly.Memory | undefined;
   #top = 0;
 
-  /** Jobs for `pool`'s workers over `memory` (shared). */
-  constructor(pool: ThreadPool, memory: WebAssembly.Memory) {
+  /** Jobs for `pool`'s workers (or a compile helper's) over `memory` (shared). */
+  constructor(pool: DeriveTarget, memory: WebAssembly.Memory) {
     this.#pool = pool;
     this.#memory = memory;
   }
