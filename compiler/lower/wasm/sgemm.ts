@@ -900,6 +900,7 @@ export function packSgemmA(
     ...Array.from({ length: b.count }, () => b.size),
     ...(b.tail > 0 ? [b.tail] : []),
   ];
+  const transA = options.transA ?? false;
   let pc = 0;
   for (const kc of blocks(plan.kb)) {
     let ic = 0;
@@ -907,31 +908,67 @@ export function packSgemmA(
       for (let r0 = 0; r0 < mc; r0 += mr) {
         const rows = Math.min(mr, mc - r0);
         const i0 = ic + r0;
-        if (rowScale !== undefined) {
-          // Each product is rounded once, by the float32 store.
-          for (let kk = 0; kk < kc; kk++) {
-            let idx = options.transA ? (pc + kk) * lda + i0 : i0 * lda + pc + kk;
-            const step = options.transA ? 1 : lda;
-            for (let r = 0; r < rows; r++, idx += step) out[o++] = a[idx] * rowScale[i0 + r];
-          }
-        } else if (options.transA) {
-          // A stored K×M: a micro-panel's k row is contiguous in memory.
-          for (let kk = 0; kk < kc; kk++) {
-            const base = (pc + kk) * lda + i0;
-            for (let r = 0; r < rows; r++) out[o++] = a[base + r];
-          }
-        } else {
-          for (let kk = 0; kk < kc; kk++) {
-            let idx = i0 * lda + pc + kk;
-            for (let r = 0; r < rows; r++, idx += lda) out[o++] = a[idx];
-          }
-        }
+        if (transA) packPanelT(a, out, o, (pc * lda) + i0, lda, rows, kc, rowScale, i0);
+        else packPanel(a, out, o, i0 * lda + pc, lda, rows, kc, rowScale, i0);
+        o += rows * kc;
       }
       ic += mc;
     }
     pc += kc;
   }
   return out;
+}
+
+/**
+ * One micro-panel of A stored M×K (row stride `lda`, the panel's first element at `src`):
+ * `out[o + kk·rows + r] = a[src + r·lda + kk]`, times `scale[i0 + r]` when given (the float64
+ * product rounded once, by the float32 store). Rows outside, k inside: each row is read in
+ * order, in a loop long enough for the JIT to optimize early.
+ */
+function packPanel(
+  a: Float32Array,
+  out: Float32Array,
+  o: number,
+  src: number,
+  lda: number,
+  rows: number,
+  kc: number,
+  scale: Float64Array | undefined,
+  i0: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const from = src + r * lda;
+    let at = o + r;
+    if (scale !== undefined) {
+      const f = scale[i0 + r];
+      for (let kk = 0; kk < kc; kk++, at += rows) out[at] = a[from + kk] * f;
+    } else {
+      for (let kk = 0; kk < kc; kk++, at += rows) out[at] = a[from + kk];
+    }
+  }
+}
+
+/** {@link packPanel} for A stored K×M (a panel's k row is contiguous, `lda` apart). */
+function packPanelT(
+  a: Float32Array,
+  out: Float32Array,
+  o: number,
+  src: number,
+  lda: number,
+  rows: number,
+  kc: number,
+  scale: Float64Array | undefined,
+  i0: number,
+): void {
+  for (let kk = 0; kk < kc; kk++) {
+    const from = src + kk * lda;
+    const at = o + kk * rows;
+    if (scale !== undefined) {
+      for (let r = 0; r < rows; r++) out[at + r] = a[from + r] * scale[i0 + r];
+    } else {
+      for (let r = 0; r < rows; r++) out[at + r] = a[from + r];
+    }
+  }
 }
 
 /**
