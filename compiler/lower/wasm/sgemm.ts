@@ -908,8 +908,10 @@ export function packSgemmA(
       for (let r0 = 0; r0 < mc; r0 += mr) {
         const rows = Math.min(mr, mc - r0);
         const i0 = ic + r0;
-        if (transA) packPanelT(a, out, o, (pc * lda) + i0, lda, rows, kc, rowScale, i0);
-        else packPanel(a, out, o, i0 * lda + pc, lda, rows, kc, rowScale, i0);
+        const at = transA
+          ? { src: pc * lda + i0, rowStride: 1, kStride: lda }
+          : { src: i0 * lda + pc, rowStride: lda, kStride: 1 };
+        packPanel(a, out, o, at, rows, kc, rowScale, i0);
         o += rows * kc;
       }
       ic += mc;
@@ -920,53 +922,30 @@ export function packSgemmA(
 }
 
 /**
- * One micro-panel of A stored M×K (row stride `lda`, the panel's first element at `src`):
- * `out[o + kk·rows + r] = a[src + r·lda + kk]`, times `scale[i0 + r]` when given (the float64
- * product rounded once, by the float32 store). Rows outside, k inside: each row is read in
- * order, in a loop long enough for the JIT to optimize early.
+ * One micro-panel of A: `out[o + kk·rows + r] = a[src + r·rowStride + kk·kStride]`, times
+ * `scale[i0 + r]` when given (the float64 product rounded once, by the float32 store). Rows
+ * outside, k inside: A stored M×K (`kStride` 1) is read row by row in order, in a loop long
+ * enough for the JIT to optimize early.
  */
 function packPanel(
   a: Float32Array,
   out: Float32Array,
   o: number,
-  src: number,
-  lda: number,
+  at: { src: number; rowStride: number; kStride: number },
   rows: number,
   kc: number,
   scale: Float64Array | undefined,
   i0: number,
 ): void {
+  const { rowStride, kStride } = at;
   for (let r = 0; r < rows; r++) {
-    const from = src + r * lda;
-    let at = o + r;
+    let from = at.src + r * rowStride;
+    let to = o + r;
     if (scale !== undefined) {
       const f = scale[i0 + r];
-      for (let kk = 0; kk < kc; kk++, at += rows) out[at] = a[from + kk] * f;
+      for (let kk = 0; kk < kc; kk++, to += rows, from += kStride) out[to] = a[from] * f;
     } else {
-      for (let kk = 0; kk < kc; kk++, at += rows) out[at] = a[from + kk];
-    }
-  }
-}
-
-/** {@link packPanel} for A stored K×M (a panel's k row is contiguous, `lda` apart). */
-function packPanelT(
-  a: Float32Array,
-  out: Float32Array,
-  o: number,
-  src: number,
-  lda: number,
-  rows: number,
-  kc: number,
-  scale: Float64Array | undefined,
-  i0: number,
-): void {
-  for (let kk = 0; kk < kc; kk++) {
-    const from = src + kk * lda;
-    const at = o + kk * rows;
-    if (scale !== undefined) {
-      for (let r = 0; r < rows; r++) out[at + r] = a[from + r] * scale[i0 + r];
-    } else {
-      for (let r = 0; r < rows; r++) out[at + r] = a[from + r];
+      for (let kk = 0; kk < kc; kk++, to += rows, from += kStride) out[to] = a[from];
     }
   }
 }
