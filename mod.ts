@@ -338,6 +338,7 @@ export {
   getDefaultThreads,
   setDefaultThreads,
   setKernelWarming,
+  startThreads,
   terminateThreads,
 } from "./runtime/backends/wasm/threads.ts";
 export type {

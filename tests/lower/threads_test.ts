@@ -19,6 +19,7 @@ import {
   runDeriveOps,
   setDefaultThreads,
   setKernelWarming,
+  startThreads,
   ThreadPool,
   threadsSupported,
 } from "../../runtime/backends/wasm/threads.ts";
@@ -383,6 +384,22 @@ Deno.test("a pool started by a compile leaves the first run to the calling threa
   assert.ok(three.threadsReady, "the new workers took the program while the caller was busy");
   assert.deepEqual(three.runRaw(inputs)[0], want);
   three.dispose();
+  await pool.terminate();
+});
+
+Deno.test("startThreads: every worker up when it resolves; nothing to start for one thread", async () => {
+  await startThreads(1);
+  await assert.rejects(() => startThreads(0), BackendError);
+  await startThreads(4);
+  const pool = poolFor(4)!;
+  assert.ok(pool.running, "the workers are up");
+  assert.strictEqual(pool.workerProgramCounts().length, 3);
+  // A program compiled now gets its threads at its first run once the workers hold it.
+  const y = sym.dot(sym.var("a"), sym.var("b"));
+  const c = compileWasm(y, {}, { a: [32, 32], b: [32, 32] }, { threads: 4, forceSplit: true });
+  await c.ready();
+  assert.ok(c.threadsReady);
+  c.dispose();
   await pool.terminate();
 });
 

@@ -1060,6 +1060,11 @@ export class ThreadPool {
     return this.#errors.get(id);
   }
 
+  /** @internal Resolves when the current workers are up (after a restart: the new ones). */
+  get starting(): Promise<void> {
+    return this.#starting;
+  }
+
   /** Whether the pool was terminated. */
   get closed(): boolean {
     return this.#closed;
@@ -1455,6 +1460,36 @@ export function poolFor(threads: number): ThreadPool | undefined {
 export function startDefaultThreads(): void {
   const n = getDefaultThreads();
   if (n > 1 && threadsSupported()) poolFor(n);
+}
+
+/**
+ * Starts the worker threads of `threads`-thread programs (default: the default thread count)
+ * and resolves when every worker is up; at once for one thread, or where threads are not
+ * supported. Programs compiled with that many threads then use them from their first run on
+ * (once the workers have taken the program: `compiled.ready()`).
+ *
+ * Not needed for threads to work: the workers start by themselves when a block is hybridized
+ * or a program compiled. It chooses when their start costs: in Deno creating a worker holds
+ * the calling thread until the worker is up (50–75 ms each), and a pool that started by
+ * itself starts its workers one per event-loop turn after the first compile, or all at once at
+ * a program's second run. A server that would rather pay that at startup than in a request
+ * awaits this first.
+ *
+ * @example Workers up before the model is loaded
+ * ```ts
+ * import assert from "node:assert";
+ * import { startThreads, terminateThreads } from "../../../mod.ts";
+ * await startThreads(2);
+ * await terminateThreads();
+ * assert.ok(true);
+ * ```
+ */
+export async function startThreads(threads: number = getDefaultThreads()): Promise<void> {
+  checkThreads(threads, "startThreads");
+  if (threads < 2 || !threadsSupported()) return;
+  const pool = poolFor(threads)!;
+  pool.kick();
+  await pool.starting;
 }
 
 let warmer: KernelWarmer | undefined;
