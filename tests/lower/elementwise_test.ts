@@ -243,7 +243,11 @@ async function runKernel(
   f.fill(NaN);
   inputs.forEach((x, i) => f.set(x, offsets[i] / 4));
   const { instance } = await WebAssembly.instantiate(kernel.bytes, { env: { memory } });
-  (instance.exports.run as (...p: number[]) => void)(...offsets, outAt);
+  (instance.exports.run as (...p: number[]) => void)(
+    ...offsets,
+    outAt,
+    ...(kernel.extraArgs ?? []),
+  );
   // guard words around the output stay untouched
   assert.ok(Number.isNaN(f[outAt / 4 + align16(outSize * 4) / 4]), "wrote past the output");
   return f.slice(outAt / 4, outAt / 4 + outSize);

@@ -63,7 +63,14 @@ export function runKernel(
   modules.forEach((bytes, i) => {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     const run = inst.exports.run as (...p: number[]) => void;
-    run(...(partPtrs?.[i] ?? ptrs), outAt, ...(k.scratchBytes > 0 ? [scratchAt + i * each] : []));
+    // A kernel whose range is an argument takes it after the outputs.
+    const extra = modules === k.parts ? k.partExtraArgs?.[i] : k.extraArgs;
+    run(
+      ...(partPtrs?.[i] ?? ptrs),
+      outAt,
+      ...(extra ?? []),
+      ...(k.scratchBytes > 0 ? [scratchAt + i * each] : []),
+    );
   });
   modules.forEach((_, i) => {
     for (let j = guardAt(i); j < guardAt(i) + GUARD / 4; j++) {

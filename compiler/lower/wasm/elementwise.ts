@@ -241,7 +241,12 @@ export const elementwiseKernel: KernelGenerator = (
     out.length ? out.join("x") : "scalar"
   }${typeNote}`;
   const shared = request.shared ?? false;
-  const bytes = buildKernel(expr, types, out, axes, request.relaxed, shared);
+  // One flat loop (equal shapes, scalars): the range is an argument, so that every size and
+  // every part shares one module (generated, compiled and optimized by V8 once).
+  const flat = axes.length === 1 && axes[0].size > 0;
+  const bytes = flat
+    ? buildFlatKernel(expr, types, axes[0], request.relaxed, shared)
+    : buildKernel(expr, types, out, axes, request.relaxed, shared);
   // Parts: ranges of the outermost loop axis (whole 64-byte lines of output when it is the
   // only one). Cheap expressions are bound by memory traffic, which a second core adds less
   // to, so a part needs at least 2^16 units of work (a transcendental counts 16, other ops 1):
@@ -256,7 +261,18 @@ export const elementwiseKernel: KernelGenerator = (
     axes.length === 1 && !request.forceSplit ? 16 : 1,
     request.forceSplit ? 1 : Math.ceil((1 << 16) / (innerElems * perElem)),
   );
-  if (ranges.length < 2) return { bytes, scratchBytes: 0, label };
+  const whole = flat ? { extraArgs: [0, axes[0].size] } : {};
+  if (ranges.length < 2) return { bytes, scratchBytes: 0, label, ...whole };
+  if (flat) {
+    return {
+      bytes,
+      scratchBytes: 0,
+      label,
+      ...whole,
+      parts: ranges.map(() => bytes),
+      partExtraArgs: ranges.map(([lo, hi]) => [lo, hi]),
+    };
+  }
   const parts = ranges.map((r) => buildKernel(expr, types, out, axes, request.relaxed, shared, r));
   return { bytes, scratchBytes: 0, label, parts };
 };
@@ -309,6 +325,125 @@ function bumpParam(fb: FunctionBuilder, local: number, bytes: number): void {
 
 function clip(text: string): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * The kernel of a flat loop: `run(...inputs, out, start, end)` computes elements [start, end)
+ * (inputs with stride 0 in `axis` are scalars, splatted once). Elements are taken four at a
+ * time and the last `(end - start) % 4` one at a time in lane 0, with the same arithmetic as
+ * {@link buildKernel}'s, so the same bits.
+ */
+function buildFlatKernel(
+  expr: ScalarExpr,
+  types: { readonly inputs: readonly DType[]; readonly output: DType },
+  axis: Axis,
+  relaxed: boolean,
+  shared: boolean,
+): Uint8Array<ArrayBuffer> {
+  const mb = new ModuleBuilder();
+  importKernelMemory(mb, shared);
+  const vm = new VMath(mb, relaxed);
+  const numInputs = types.inputs.length;
+  const params = Array.from({ length: numInputs + 3 }, () => "i32" as const);
+  const fb = mb.addFunction(params, [], { export: "run" });
+  const io = new LaneIO(fb);
+  const inBytes = types.inputs.map(elementBytes);
+  const outBytes = elementBytes(types.output);
+  const [outPtr, start, end] = [numInputs, numInputs + 1, numInputs + 2];
+  const scaled = (bytes: number) => {
+    if (bytes === 2) fb.i32Const(1).op("i32.shr_u");
+    else if (bytes === 1) fb.i32Const(2).op("i32.shr_u");
+  };
+  const used = new Set<number>();
+  const collect = (e: ScalarExpr): void => {
+    if (e.kind === "in") used.add(e.index);
+    else if (e.kind === "unary") collect(e.a);
+    else if (e.kind === "binary") {
+      collect(e.a);
+      collect(e.b);
+    } else if (e.kind === "select") {
+      collect(e.cond);
+      collect(e.a);
+      collect(e.b);
+    }
+  };
+  collect(expr);
+  const inputs = [...used].sort((a, b) => a - b);
+  const base = new Map<number, number>();
+  const splatted = new Map<number, number>();
+  const vec = new Map<number, number>();
+  for (const k of inputs) {
+    if (axis.strides[k] === 0) {
+      const sv = fb.local("v128");
+      splatted.set(k, sv);
+      fb.localGet(k);
+      io.loadSplat(types.inputs[k]);
+      fb.localSet(sv);
+    } else {
+      const b = fb.local("i32");
+      base.set(k, b);
+      fb.localGet(k).localGet(start).i32Const(inBytes[k]).op("i32.mul", "i32.add").localSet(b);
+      vec.set(k, fb.local("v128"));
+    }
+  }
+  const ob = fb.local("i32");
+  fb.localGet(outPtr).localGet(start).i32Const(outBytes).op("i32.mul", "i32.add").localSet(ob);
+  const count = fb.local("i32");
+  fb.localGet(end).localGet(start).op("i32.sub").localSet(count);
+  const emitter = new ExprEmitter(fb, vm, expr);
+  // Vectors: i steps 16 bytes (four float32 lanes; narrower buffers step less) up to `limit`.
+  const i = fb.local("i32");
+  const limit = fb.local("i32");
+  fb.localGet(count).i32Const(-4).op("i32.and").i32Const(4).op("i32.mul").localSet(limit);
+  fb.i32Const(0).localSet(i);
+  fb.localGet(limit).i32Const(0).op("i32.gt_s").if();
+  const loop = fb.loop();
+  fb.localGet(ob).localGet(i);
+  scaled(outBytes);
+  fb.op("i32.add");
+  const loaded = new Set<number>();
+  emitter.emit(expr, (k) => {
+    const sv = splatted.get(k);
+    if (sv !== undefined) fb.localGet(sv);
+    else if (loaded.has(k)) fb.localGet(vec.get(k)!);
+    else {
+      fb.localGet(base.get(k)!).localGet(i);
+      scaled(inBytes[k]);
+      fb.op("i32.add");
+      io.loadVector(types.inputs[k]);
+      fb.localTee(vec.get(k)!);
+      loaded.add(k);
+    }
+  });
+  io.storeVector(types.output);
+  fb.localGet(i).i32Const(16).op("i32.add").localTee(i).localGet(limit).op("i32.lt_u");
+  fb.brIf(loop).end();
+  fb.end();
+  // The rest, one element at a time in lane 0: j from count & ~3 to count.
+  const j = fb.local("i32");
+  fb.localGet(count).i32Const(-4).op("i32.and").localSet(j);
+  const done = fb.block();
+  const rest = fb.loop();
+  fb.localGet(j).localGet(count).op("i32.ge_u").brIf(done);
+  fb.localGet(ob).localGet(j).i32Const(outBytes).op("i32.mul", "i32.add");
+  const taken = new Set<number>();
+  emitter.emit(expr, (k) => {
+    const sv = splatted.get(k);
+    if (sv !== undefined) fb.localGet(sv);
+    else if (taken.has(k)) fb.localGet(vec.get(k)!);
+    else {
+      fb.localGet(base.get(k)!).localGet(j).i32Const(inBytes[k]).op("i32.mul", "i32.add");
+      io.loadSplat(types.inputs[k]);
+      fb.localTee(vec.get(k)!);
+      taken.add(k);
+    }
+  });
+  io.storeLane0(types.output);
+  fb.localGet(j).i32Const(1).op("i32.add").localSet(j).br(rest);
+  fb.end();
+  fb.end();
+  fb.end();
+  return mb.build();
 }
 
 function buildKernel(

@@ -1,7 +1,8 @@
 /**
  * The calling convention of WASM kernels. A kernel is a WebAssembly module specialized to one
  * node's shapes: it imports the program's linear memory as `env.memory` and exports `run`,
- * taking byte pointers (i32): every input, then every output, then a scratch area when
+ * taking byte pointers (i32): every input, then every output, then the kernel's integer
+ * arguments if it has any (`extraArgs`: a work range), then a scratch area when
  * `scratchBytes > 0`. Pointers are 16-byte aligned. The executor places all buffers in one
  * memory (following the static memory plan) and calls each kernel's `run` in order.
  *
@@ -41,6 +42,13 @@ export interface CompiledKernel {
    * in several places is uploaded once.
    */
   readonly partConstantInputs?: readonly (ReadonlyMap<number, Float32Array> | undefined)[];
+  /**
+   * Integers `run` takes after the output pointers (before the scratch pointer), for
+   * kernels whose work range is an argument (e.g. `[start, end)`): the whole kernel's.
+   */
+  readonly extraArgs?: readonly number[];
+  /** The same for each of `parts` (which may then all be the same bytes as `bytes`). */
+  readonly partExtraArgs?: readonly (readonly number[])[];
 }
 
 /**

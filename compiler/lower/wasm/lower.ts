@@ -706,8 +706,12 @@ export function lowerWasm(
           return ptr;
         });
       };
+      // `part` -1: the whole kernel (`bytes`), else one of `parts`.
       const argsOf = (part: number) => {
-        const args = [...insOf(part), ...outPtrs];
+        const extra = part < 0 || !k.parts ? k.extraArgs : k.partExtraArgs?.[part];
+        // The whole kernel reads part 0's constants (they are shared) and its scratch.
+        const index = Math.max(part, 0);
+        const args = [...insOf(index), ...outPtrs, ...(extra ?? [])];
         for (const [slot, offset] of copyAt) {
           if (slot >= ins.length || args[slot] === -1) {
             pendingConvert.push({ args, at: slot, offset });
@@ -716,7 +720,7 @@ export function lowerWasm(
         if (k.scratchBytes > 0) {
           const each = align16(k.scratchBytes);
           scratch = Math.max(scratch, each * modules.length);
-          pendingScratch.push({ args, at: args.length, part: part * each });
+          pendingScratch.push({ args, at: args.length, part: index * each });
           args.push(0);
         }
         return args;
@@ -731,7 +735,7 @@ export function lowerWasm(
         const shareConstants = (k.partConstantInputs ?? []).every((m) =>
           !m || [...m].every(([i, v]) => k.constantInputs?.get(i) === v)
         );
-        const wholeArgs = shareConstants ? argsOf(0) : undefined;
+        const wholeArgs = shareConstants ? argsOf(-1) : undefined;
         const args = modules.map((_, i) => argsOf(i));
         warmLater(compiledModules, args, scratchMark, convertMark);
         steps.push(() => ({
@@ -742,7 +746,7 @@ export function lowerWasm(
           ...(wholeArgs ? { whole: { module: cachedModule(k.bytes), args: wholeArgs } } : {}),
         }));
       } else {
-        const args = argsOf(0);
+        const args = argsOf(k.parts ? 0 : -1);
         warmLater(compiledModules, [args], scratchMark, convertMark);
         steps.push(() => ({
           kind: "kernel",
