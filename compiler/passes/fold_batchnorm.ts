@@ -113,20 +113,28 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
     symbol.outputs.forEach(count);
     if (!nodes.some((n) => n.opName === "BatchNorm")) return graph;
 
-    // Ranks of FullyConnected outputs (flatten=false) need the data's rank.
-    let rank = (_n: Node): number | undefined => undefined;
-    try {
-      const known = emptyRecord<Shape>();
-      const inputs = new Set(symbol.listInputs());
-      for (const [k, t] of Object.entries(graph.params)) if (inputs.has(k)) known[k] = t.shape;
-      for (const [k, s] of Object.entries(options.inputShapes ?? {})) {
-        if (inputs.has(k)) known[k] = s;
+    // Ranks of FullyConnected outputs (flatten=false) need the data's rank: shapes are
+    // inferred the first time one is asked for (never for a network of convolutions).
+    let facts: Map<Node, (Shape | undefined)[]> | null | undefined;
+    const rank = (n: Node): number | undefined => {
+      if (facts === undefined) {
+        try {
+          const known = emptyRecord<Shape>();
+          const inputs = new Set(symbol.listInputs());
+          for (const [k, t] of Object.entries(graph.params)) {
+            if (inputs.has(k)) known[k] = t.shape;
+          }
+          for (const [k, s] of Object.entries(options.inputShapes ?? {})) {
+            if (inputs.has(k)) known[k] = s;
+          }
+          facts = shapeFacts(symbol, known);
+        } catch {
+          // Contradicting shapes: only statically known ranks are used.
+          facts = null;
+        }
       }
-      const facts = shapeFacts(symbol, known);
-      rank = (n) => facts.get(n)?.[0]?.length;
-    } catch {
-      // Contradicting shapes: only statically known ranks are used.
-    }
+      return facts?.get(n)?.[0]?.length;
+    };
 
     const taken = new Set([...symbol.listInputs(), ...Object.keys(graph.params)]);
     const fresh = (base: string): string => {
