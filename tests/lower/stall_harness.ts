@@ -55,9 +55,12 @@ export function checkDoubled(y: Float32Array, x: Float32Array, what: string): vo
   }
 }
 
-/** Waits until `cond()` holds; fails after about a minute. */
-export async function until(cond: () => boolean, what: string): Promise<void> {
+/**
+ * Waits until `cond()` holds; fails after about a minute, with `what` (a function: its message
+ * is made at the failure, from the state then).
+ */
+export async function until(cond: () => boolean, what: string | (() => string)): Promise<void> {
   // Not a timing assertion: a generous bound so that a broken pool fails instead of hanging.
   for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), what);
+  assert.ok(cond(), typeof what === "function" ? what() : what);
 }
