@@ -328,32 +328,34 @@ function clip(text: string): string {
 }
 
 /**
- * The kernel of a flat loop: `run(...inputs, out, start, end)` computes elements [start, end)
- * (inputs with stride 0 in `axis` are scalars, splatted once). Elements are taken four at a
- * time and the last `(end - start) % 4` one at a time in lane 0, with the same arithmetic as
- * {@link buildKernel}'s, so the same bits.
+ * A kernel module importing the memory, with its exported `run` taking a pointer per input, the
+ * output pointer and `extra` more i32 parameters; its math library and lane I/O.
  */
-function buildFlatKernel(
-  expr: ScalarExpr,
+function kernelFunction(
   types: { readonly inputs: readonly DType[]; readonly output: DType },
-  axis: Axis,
   relaxed: boolean,
   shared: boolean,
-): Uint8Array<ArrayBuffer> {
+  extra: number,
+) {
   const mb = new ModuleBuilder();
   importKernelMemory(mb, shared);
   const vm = new VMath(mb, relaxed);
   const numInputs = types.inputs.length;
-  const params = Array.from({ length: numInputs + 3 }, () => "i32" as const);
+  const params = Array.from({ length: numInputs + 1 + extra }, () => "i32" as const);
   const fb = mb.addFunction(params, [], { export: "run" });
-  const io = new LaneIO(fb);
-  const inBytes = types.inputs.map(elementBytes);
-  const outBytes = elementBytes(types.output);
-  const [outPtr, start, end] = [numInputs, numInputs + 1, numInputs + 2];
-  const scaled = (bytes: number) => {
-    if (bytes === 2) fb.i32Const(1).op("i32.shr_u");
-    else if (bytes === 1) fb.i32Const(2).op("i32.shr_u");
+  return {
+    mb,
+    vm,
+    fb,
+    io: new LaneIO(fb),
+    numInputs,
+    inBytes: types.inputs.map(elementBytes),
+    outBytes: elementBytes(types.output),
   };
+}
+
+/** The inputs an expression reads, in increasing order. */
+function usedInputs(expr: ScalarExpr): number[] {
   const used = new Set<number>();
   const collect = (e: ScalarExpr): void => {
     if (e.kind === "in") used.add(e.index);
@@ -368,7 +370,78 @@ function buildFlatKernel(
     }
   };
   collect(expr);
-  const inputs = [...used].sort((a, b) => a - b);
+  return [...used].sort((a, b) => a - b);
+}
+
+/**
+ * Scales the i32 on the stack, a loop counter that steps 16 bytes (four float32 lanes), to
+ * the byte offset in a buffer of `bytes`-wide elements (narrower buffers step less).
+ */
+function scaleOffset(fb: FunctionBuilder, bytes: number): void {
+  if (bytes === 2) fb.i32Const(1).op("i32.shr_u");
+  else if (bytes === 1) fb.i32Const(2).op("i32.shr_u");
+}
+
+/**
+ * One vector step: four outputs at `ob` + `i` (scaled) from the inputs at `base` + `i`
+ * (each loaded once into its `vec` local) or their splats (`splatted`).
+ */
+function vectorStep(
+  fb: FunctionBuilder,
+  io: LaneIO,
+  emitter: ExprEmitter,
+  expr: ScalarExpr,
+  types: { readonly inputs: readonly DType[]; readonly output: DType },
+  locals: {
+    readonly splatted: ReadonlyMap<number, number>;
+    readonly vec: ReadonlyMap<number, number>;
+    readonly base: ReadonlyMap<number, number>;
+  },
+  ob: number,
+  i: number,
+): void {
+  const { splatted, vec, base } = locals;
+  fb.localGet(ob).localGet(i);
+  scaleOffset(fb, elementBytes(types.output));
+  fb.op("i32.add");
+  const loaded = new Set<number>();
+  emitter.emit(expr, (k) => {
+    const sv = splatted.get(k);
+    if (sv !== undefined) fb.localGet(sv);
+    else if (loaded.has(k)) fb.localGet(vec.get(k)!);
+    else {
+      fb.localGet(base.get(k)!).localGet(i);
+      scaleOffset(fb, elementBytes(types.inputs[k]));
+      fb.op("i32.add");
+      io.loadVector(types.inputs[k]);
+      fb.localTee(vec.get(k)!);
+      loaded.add(k);
+    }
+  });
+  io.storeVector(types.output);
+}
+
+/**
+ * The kernel of a flat loop: `run(...inputs, out, start, end)` computes elements [start, end)
+ * (inputs with stride 0 in `axis` are scalars, splatted once). Elements are taken four at a
+ * time and the last `(end - start) % 4` one at a time in lane 0, with the same arithmetic as
+ * {@link buildKernel}'s, so the same bits.
+ */
+function buildFlatKernel(
+  expr: ScalarExpr,
+  types: { readonly inputs: readonly DType[]; readonly output: DType },
+  axis: Axis,
+  relaxed: boolean,
+  shared: boolean,
+): Uint8Array<ArrayBuffer> {
+  const { mb, vm, fb, io, numInputs, inBytes, outBytes } = kernelFunction(
+    types,
+    relaxed,
+    shared,
+    2,
+  );
+  const [outPtr, start, end] = [numInputs, numInputs + 1, numInputs + 2];
+  const inputs = usedInputs(expr);
   const base = new Map<number, number>();
   const splatted = new Map<number, number>();
   const vec = new Map<number, number>();
@@ -398,24 +471,7 @@ function buildFlatKernel(
   fb.i32Const(0).localSet(i);
   fb.localGet(limit).i32Const(0).op("i32.gt_s").if();
   const loop = fb.loop();
-  fb.localGet(ob).localGet(i);
-  scaled(outBytes);
-  fb.op("i32.add");
-  const loaded = new Set<number>();
-  emitter.emit(expr, (k) => {
-    const sv = splatted.get(k);
-    if (sv !== undefined) fb.localGet(sv);
-    else if (loaded.has(k)) fb.localGet(vec.get(k)!);
-    else {
-      fb.localGet(base.get(k)!).localGet(i);
-      scaled(inBytes[k]);
-      fb.op("i32.add");
-      io.loadVector(types.inputs[k]);
-      fb.localTee(vec.get(k)!);
-      loaded.add(k);
-    }
-  });
-  io.storeVector(types.output);
+  vectorStep(fb, io, emitter, expr, types, { splatted, vec, base }, ob, i);
   fb.localGet(i).i32Const(16).op("i32.add").localTee(i).localGet(limit).op("i32.lt_u");
   fb.brIf(loop).end();
   fb.end();
@@ -455,23 +511,15 @@ function buildKernel(
   shared: boolean,
   range?: [number, number],
 ): Uint8Array<ArrayBuffer> {
-  const mb = new ModuleBuilder();
-  importKernelMemory(mb, shared);
+  const { mb, vm, fb, io, numInputs, inBytes, outBytes } = kernelFunction(
+    types,
+    relaxed,
+    shared,
+    0,
+  );
   // A part covers [lo, hi) of the outermost axis: offset the pointers, shrink the axis.
   const [lo, hi] = range ?? [0, allAxes[0].size];
   const axes = [{ ...allAxes[0], size: hi - lo }, ...allAxes.slice(1)];
-  const vm = new VMath(mb, relaxed);
-  const numInputs = types.inputs.length;
-  const params = Array.from({ length: numInputs + 1 }, () => "i32" as const);
-  const fb = mb.addFunction(params, [], { export: "run" });
-  const io = new LaneIO(fb);
-  const inBytes = types.inputs.map(elementBytes);
-  const outBytes = elementBytes(types.output);
-  // The loop counter steps 16 bytes (four float32 lanes); narrower buffers step less.
-  const scaled = (bytes: number) => {
-    if (bytes === 2) fb.i32Const(1).op("i32.shr_u");
-    else if (bytes === 1) fb.i32Const(2).op("i32.shr_u");
-  };
   const total = axes.reduce((a, b) => a * b.size, 1);
   if (out.reduce((a, b) => a * b, 1) === 0 || total === 0) {
     fb.end();
@@ -480,21 +528,7 @@ function buildKernel(
   const outPtr = numInputs;
   const inner = axes[axes.length - 1];
   const outer = axes.slice(0, -1);
-  const used = new Set<number>();
-  const collect = (e: ScalarExpr): void => {
-    if (e.kind === "in") used.add(e.index);
-    else if (e.kind === "unary") collect(e.a);
-    else if (e.kind === "binary") {
-      collect(e.a);
-      collect(e.b);
-    } else if (e.kind === "select") {
-      collect(e.cond);
-      collect(e.a);
-      collect(e.b);
-    }
-  };
-  collect(expr);
-  const inputs = [...used].sort((a, b) => a - b);
+  const inputs = usedInputs(expr);
   const base = new Map<number, number>();
   const splatted = new Map<number, number>();
   const vec = new Map<number, number>();
@@ -538,24 +572,7 @@ function buildKernel(
     if (W4 > 0) {
       fb.i32Const(0).localSet(i);
       const loop = fb.loop();
-      fb.localGet(ob).localGet(i);
-      scaled(outBytes);
-      fb.op("i32.add");
-      const loaded = new Set<number>();
-      emitter.emit(expr, (k) => {
-        const sv = splatted.get(k);
-        if (sv !== undefined) fb.localGet(sv);
-        else if (loaded.has(k)) fb.localGet(vec.get(k)!);
-        else {
-          fb.localGet(base.get(k)!).localGet(i);
-          scaled(inBytes[k]);
-          fb.op("i32.add");
-          io.loadVector(types.inputs[k]);
-          fb.localTee(vec.get(k)!);
-          loaded.add(k);
-        }
-      });
-      io.storeVector(types.output);
+      vectorStep(fb, io, emitter, expr, types, { splatted, vec, base }, ob, i);
       fb.localGet(i).i32Const(16).op("i32.add").localTee(i).i32Const(W4 * 4).op("i32.lt_u");
       fb.brIf(loop).end();
     }
