@@ -141,3 +141,35 @@ Deno.test("export({ keepSubgraphs }) writes call nodes with MXNet's subgraphs ke
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+class Head extends HybridBlock {
+  head = new nn.Dense(2, { inUnits: 3 });
+  forward(x: Value): Value {
+    return this.head.call(x) as Value;
+  }
+}
+
+Deno.test("a hybridized block follows its children, parameters and deferred shapes after calls", () => {
+  const net = new Head();
+  net.initialize({ seed: 3 });
+  net.hybridize();
+  const x = nd.ones([1, 3]);
+  assert.deepEqual((net.call(x) as Tensor).shape, [1, 2]);
+  // A new child in place of the old one: the next call traces again.
+  net.head = new nn.Dense(5, { inUnits: 3 });
+  net.head.initialize({ seed: 4 });
+  const five = net.call(x) as Tensor;
+  assert.deepEqual(five.shape, [1, 5]);
+  assertNear(five, net.head.call(x) as Tensor, "the new child's output");
+  // A deferred-shape child is initialized by the call that first sees its input.
+  net.head = new nn.Dense(4);
+  net.head.initialize({ seed: 5 });
+  assert.deepEqual((net.call(nd.ones([2, 3])) as Tensor).shape, [2, 4]);
+  assert.deepEqual(net.head.weight.shape, [4, 3]);
+  // A parameter replaced by another object of the same shape: its values are used.
+  const before = (net.call(x) as Tensor).dataSync().slice();
+  const w = net.head.weight;
+  w.setData(nd.zeros([4, 3]));
+  const zeroed = (net.call(x) as Tensor).dataSync();
+  assert.notDeepEqual([...zeroed], [...before]);
+});
