@@ -7,14 +7,9 @@
  *   SIGIL_BEFORE=/tmp/before/mod.ts deno bench -A bench/eager_bench.ts
  */
 import * as current from "../mod.ts";
+import { buildsToCompare } from "./before.ts";
 
-type Api = typeof current;
-const before = Deno.env.get("SIGIL_BEFORE");
-const apis: [string, Api][] = [["current", current]];
-if (before) {
-  const url = before.includes("://") ? before : new URL(`file://${before}`).href;
-  apis.push(["before", await import(url) as Api]);
-}
+const apis = await buildsToCompare(current);
 
 for (const [label, { nd }] of apis) {
   const small = nd.random.uniform(-1, 1, [8, 8], { seed: 1 });
