@@ -36,6 +36,7 @@ import type { WebGPUCompiled } from "../compiler/lower/webgpu/lower.ts";
 import { WEBGPU_KERNELS } from "../compiler/lower/webgpu/default_kernels.ts";
 import type { GpuKernelGenerator, GpuKernelTable } from "../compiler/lower/webgpu/kernel.ts";
 import type { GpuTuning } from "../compiler/lower/webgpu/tuning.ts";
+import { highPerformanceAdapter } from "./gpu_adapter.ts";
 
 function arg(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -47,20 +48,7 @@ const RUNS = Math.max(1, arg("runs", 10));
 const tune = Deno.args.includes("--tune");
 const paths = !Deno.args.includes("--no-paths");
 
-const gpuApi = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-console.log(`deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}`);
-if (!gpuApi) {
-  console.log("navigator.gpu: absent (this Deno has no WebGPU)");
-  Deno.exit(2);
-}
-const adapter = await gpuApi.requestAdapter({ powerPreference: "high-performance" });
-if (!adapter) {
-  console.log(
-    "requestAdapter({ powerPreference: 'high-performance' }) gave null: no WebGPU adapter " +
-      "(for NVIDIA under Deno: a Vulkan loader and the NVIDIA Vulkan ICD must be installed)",
-  );
-  Deno.exit(2);
-}
+const adapter = await highPerformanceAdapter();
 const info = (adapter as { info?: GPUAdapterInfo }).info;
 console.log("adapter:", {
   vendor: info?.vendor,

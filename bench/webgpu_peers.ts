@@ -26,6 +26,7 @@
 import { type BenchConfig, relError, resnet18, resnet18Weights, sgemm } from "./peers/configs.ts";
 import { checkerFor } from "./peers/harness.ts";
 import type { Peer, Runner } from "./peers/peer.ts";
+import { highPerformanceAdapter } from "./gpu_adapter.ts";
 
 function flag(name: string): string | undefined {
   const i = Deno.args.indexOf(`--${name}`);
@@ -44,20 +45,7 @@ const MATMUL = intFlag("matmul", 0);
 const only = flag("only")?.split(",").filter((s) => s.length > 0);
 if (SIZE < 1) throw new Error("--size wants at least 1");
 
-console.log(`deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}`);
-const gpuApi = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-if (!gpuApi) {
-  console.log("navigator.gpu: absent (this Deno has no WebGPU)");
-  Deno.exit(2);
-}
-const adapter = await gpuApi.requestAdapter({ powerPreference: "high-performance" });
-if (!adapter) {
-  console.log(
-    "requestAdapter({ powerPreference: 'high-performance' }) gave null: no WebGPU adapter " +
-      "(for NVIDIA under Deno: a Vulkan loader and the NVIDIA Vulkan ICD must be installed)",
-  );
-  Deno.exit(2);
-}
+const adapter = await highPerformanceAdapter();
 const info = (adapter as { info?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).info;
 console.log(
   `adapter: ${info?.description || info?.vendor || "?"} (vendor ${info?.vendor || "?"}, ` +

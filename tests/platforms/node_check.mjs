@@ -136,6 +136,27 @@ try {
   const b = await two.run({ x: input })[0].data();
   assert.deepEqual(Array.from(b), Array.from(a));
   two.dispose();
+  // A one-thread program compiled with a compile helper (a worker computing its Winograd
+  // weights into a shared memory) gives the bits of one compiled without it; startThreads
+  // resolves with the workers up.
+  const conv = sym.Convolution(sym.var("x"), {
+    kernel: [3, 3],
+    pad: [1, 1],
+    num_filter: 16,
+    no_bias: true,
+    name: "wc",
+  });
+  const cw = { wc_weight: nd.random.uniform(-1, 1, [16, 8, 3, 3], { seed: 9 }) };
+  const cx = nd.random.uniform(-1, 1, [1, 8, 12, 12], { seed: 10 });
+  const helped = compileWasm(conv, cw, { x: cx.shape }, { threads: 1, compileHelper: true });
+  const alone = compileWasm(conv, cw, { x: cx.shape }, { threads: 1, compileHelper: false });
+  assert.equal(helped.program.shared, availableParallelism() >= 2);
+  assert.deepEqual(
+    Array.from(await helped.run({ x: cx })[0].data()),
+    Array.from(await alone.run({ x: cx })[0].data()),
+  );
+  report.compileHelper = helped.program.shared;
+  await sigil.startThreads(2);
   await sigil.terminateThreads();
   report.ok = true;
 } finally {

@@ -72,6 +72,24 @@ try {
     "threaded program",
   );
   two.dispose();
+  // A compile helper where the page may use one (isolated, two cores or more): the same bits
+  // as without it; elsewhere the option is ignored.
+  const conv = sym.Convolution(sym.var("x"), {
+    kernel: [3, 3],
+    pad: [1, 1],
+    num_filter: 16,
+    no_bias: true,
+    name: "wc",
+  });
+  const cw = { wc_weight: nd.random.uniform(-1, 1, [16, 8, 3, 3], { seed: 9 }) };
+  const cx = nd.random.uniform(-1, 1, [1, 8, 12, 12], { seed: 10 });
+  const helped = compileWasm(conv, cw, { x: cx.shape }, { threads: 1, compileHelper: true });
+  const alone = compileWasm(conv, cw, { x: cx.shape }, { threads: 1, compileHelper: false });
+  report.compileHelper = helped.program.shared;
+  const want = await alone.run({ x: cx })[0].data();
+  const got = await helped.run({ x: cx })[0].data();
+  check(got.every((v, i) => Object.is(v, want[i])), "compile helper bits");
+  await sigil.startThreads(2);
   await sigil.terminateThreads();
   report.ok = true;
 } catch (e) {

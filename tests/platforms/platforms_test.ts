@@ -187,6 +187,7 @@ Deno.test("sigil runs in Node 20, Node 22 (type stripping) and headless Chromium
         assert.equal(r.programThreads, 2);
         assert.equal(r.threadsReady, true);
         assert.equal(r.defaultThreads, Math.min(16, Number(r.cores)));
+        assert.equal(r.compileHelper, Number(r.cores) >= 2, "the compile helper where forced");
         assert.equal(r.ok, true);
       });
       await t.step("Chromium, not isolated: one thread", async () => {
@@ -198,6 +199,7 @@ Deno.test("sigil runs in Node 20, Node 22 (type stripping) and headless Chromium
         assert.equal(r.error, undefined, String(r.error));
         assert.equal(r.isolated, false);
         assert.equal(r.programThreads, 1);
+        assert.equal(r.compileHelper, false, "no shared memory: no compile helper");
         assert.equal(r.defaultThreads, 1);
         assert.equal(r.ok, true);
       });

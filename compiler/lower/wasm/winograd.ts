@@ -222,14 +222,14 @@ export function winogradPackedWeights(
       }`,
     );
   }
-  const { col, colBlock, colIn, rowPanel } = packLayoutA({ ...opts, m: K, k: C });
-  const fill = fillScratch(m, C, K, rowPanel);
+  const layout = packLayoutA({ ...opts, m: K, k: C });
+  const fill = fillScratch(m, C, K, layout.rowPanel);
   // Scratch for a worker's share and this thread's (see fillInMemory).
   const dst = out ?? constantArray(a2 * plane, 2 * fill.need);
   const panels = w.subarray(k0 * C * 9, k1 * C * 9);
   const factors = scale?.subarray(k0, k1);
-  if (!fillInMemory(dst, panels, factors, m, K, C, col, colBlock, colIn, rowPanel, fill)) {
-    winogradFill(dst, panels, factors, m, K, C, col, colBlock, colIn, rowPanel);
+  if (!fillInMemory(dst, panels, factors, m, K, C, layout, fill)) {
+    winogradFill(dst, panels, factors, m, K, C, layout);
   }
   return dst;
 }
@@ -269,10 +269,7 @@ function fillInMemory(
   m: 2 | 4,
   K: number,
   C: number,
-  col: Int32Array,
-  colBlock: Int32Array,
-  colIn: Int32Array,
-  rowPanel: Int32Array,
+  { col, colBlock, colIn, rowPanel }: PackLayout,
   { bufAt, bufPlane, need }: { bufAt: number; bufPlane: number; need: number },
 ): boolean {
   const lent = constantScratch();
@@ -315,6 +312,9 @@ function fillInMemory(
   return true;
 }
 
+/** Where packSgemmA puts each element of A (see {@link packLayoutA}). */
+type PackLayout = ReturnType<typeof packLayoutA>;
+
 /** Floats of the plane-major buffer of {@link winogradFill}, per plane. */
 const FILL_RUN = 1024;
 
@@ -340,10 +340,7 @@ function winogradFill(
   m: 2 | 4,
   K: number,
   C: number,
-  col: Int32Array,
-  colBlock: Int32Array,
-  colIn: Int32Array,
-  rowPanel: Int32Array,
+  { col, colBlock, colIn, rowPanel }: PackLayout,
 ): void {
   const plane = K * C;
   const row = 9 * C;
