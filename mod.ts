@@ -224,6 +224,8 @@ export {
 export {
   type Epilogue,
   findEpilogues,
+  fuseConvEpilogue,
+  type FuseConvOptions,
   fuseElementwise,
   type FuseOptions,
   guessFloat32,
@@ -263,6 +265,7 @@ export {
 export { referenceEngine } from "./compiler/reference_engine.ts";
 export {
   EAGER_MIN_ELEMENTS,
+  WASM_PASSES,
   wasmEngine,
   type WasmEngineOptions,
 } from "./compiler/lower/wasm/engine.ts";

@@ -1,15 +1,20 @@
 /**
- * `_sigil_fused_elemwise`: a chain or tree of elementwise ops fused into one node by the
- * `fuse-elementwise` pass. Its `expr` attribute is the composed scalar expression in the text
- * form of {@link printScalar} (so the node survives MXNet JSON), over `num_args` inputs that
- * broadcast NumPy-style. Backends compile `expr` like any elementwise op's `scalar`.
+ * Fused ops that passes make:
+ * - `_sigil_fused_elemwise`: a chain or tree of elementwise ops fused into one node by the
+ *   `fuse-elementwise` pass. Its `expr` attribute is the composed scalar expression in the
+ *   text form of {@link printScalar} (so the node survives MXNet JSON), over `num_args` inputs
+ *   that broadcast NumPy-style. Backends compile `expr` like any elementwise op's `scalar`.
+ * - `_sigil_fused_conv`: a `Convolution` and the one-input elementwise expression (`epilogue`)
+ *   applied to its output, made by the `fuse-conv-epilogue` pass so that a backend applies
+ *   the activation while the convolution's output is in registers or cache.
  *
  * @module
  */
 import type { DType } from "../runtime/dtype.ts";
 import { AttributeError } from "../runtime/errors.ts";
 import type { Shape } from "../runtime/shape.ts";
-import { attr, type AttrSpec, type InputCountSpec } from "./attrs.ts";
+import { attr, type Attrs, type AttrSpec, type InputCountSpec } from "./attrs.ts";
+import { Convolution } from "./convolution.ts";
 import { evalElementwise } from "./elementwise.ts";
 import {
   broadcastShapes,
@@ -187,3 +192,86 @@ export const _sigil_fused_elemwise: OpDef<
     return { attrs: { expr: printScalar(expr), num_args: n }, inputs };
   },
 });
+
+/** Parsed `Convolution` attributes of a fused convolution. */
+type ConvSchema = typeof Convolution extends OpDef<infer S, infer _A, infer _O> ? S : never;
+
+/** A one-input epilogue drawn for samples: relu, relu6 (clip to [0, 6]) or a random one. */
+function drawEpilogue(d: Draw): ScalarExpr {
+  const x = s.in(0);
+  switch (d.int(0, 2)) {
+    case 0:
+      return s.max(x, s.c(0));
+    case 1:
+      return s.select(
+        s.binary("gt", x, s.c(6)),
+        s.c(6),
+        s.select(s.binary("lt", x, s.c(0)), s.c(0), x),
+      );
+    default:
+      return drawExpr(d, 1, d.int(1, 2));
+  }
+}
+
+/**
+ * A convolution followed by an elementwise function of its output: `epilogue(Convolution(data,
+ * weight[, bias]))`, where `epilogue` is a {@link ScalarExpr} over `(in 0)`, the convolution's
+ * output. It takes `Convolution`'s attributes and inputs and means exactly the two ops in
+ * sequence: the convolution's output rounded to its dtype, then the epilogue on it (so a
+ * backend that computes them as one kernel gives the same bits as the two nodes). The
+ * `fuse-conv-epilogue` pass makes these from a convolution whose only reader is a one-input
+ * elementwise node (ReLU, ReLU6, ...).
+ *
+ * @example Convolution then ReLU as one node
+ * ```ts
+ * import assert from "node:assert";
+ * import { nd } from "../mod.ts";
+ * const y = nd._sigil_fused_conv(nd.array([[[[-1, 2]]]]), nd.ones([1, 1, 1, 1]), {
+ *   kernel: [1, 1], num_filter: 1, no_bias: true, epilogue: "(max (in 0) (const 0))",
+ * });
+ * assert.deepStrictEqual([...y.dataSync()], [0, 2]);
+ * ```
+ */
+export const _sigil_fused_conv: OpDef<
+  ConvSchema & { epilogue: AttrSpec<ScalarExpr, true> },
+  readonly [],
+  "one"
+> = defineOp({
+  name: "_sigil_fused_conv",
+  doc: "Computes an elementwise epilogue (an expression of (in 0)) of a Convolution's output.",
+  attrs: {
+    ...(Convolution.attrs as ConvSchema),
+    /** The function of the convolution's output, `(max (in 0) (const 0))`; reads only input 0. */
+    epilogue: exprAttr,
+  },
+  inputNames: (a) => Convolution.inputNames(a),
+  inferShape: (inputs, a, outputs) => {
+    checkEpilogue(a.epilogue);
+    return Convolution.inferShape(inputs, a, outputs);
+  },
+  inferType: (inputs, a, outputs) => Convolution.inferType(inputs, a, outputs),
+  reference: (inputs, a, ctx) => {
+    checkEpilogue(a.epilogue);
+    const [y] = Convolution.reference(inputs, a, ctx);
+    return [evalElementwise(a.epilogue, [y], ctx.outShapes[0], ctx.outTypes[0])];
+  },
+  sample: (d, x): Sample | undefined => {
+    const conv = Convolution.sample?.(d, x);
+    if (conv === undefined) return undefined;
+    return { ...conv, attrs: { ...conv.attrs, epilogue: printScalar(drawEpilogue(d)) } };
+  },
+});
+
+/** Throws unless the epilogue reads only input 0. */
+function checkEpilogue(e: ScalarExpr): void {
+  let m = maxInputCache.get(e);
+  if (m === undefined) maxInputCache.set(e, m = maxInput(e));
+  if (m > 0) {
+    throw new AttributeError(
+      `_sigil_fused_conv: epilogue reads input ${m}; it may read only (in 0)`,
+    );
+  }
+}
+
+/** `_sigil_fused_conv`'s parsed attributes. */
+export type FusedConvAttrs = Attrs<ConvSchema & { epilogue: AttrSpec<ScalarExpr, true> }>;

@@ -36,7 +36,7 @@
  *
  * @module
  */
-import { _sigil_fused_elemwise } from "../../ops/fused.ts";
+import { _sigil_fused_conv, _sigil_fused_elemwise } from "../../ops/fused.ts";
 import { isHiddenKey } from "../../ops/attrs.ts";
 import type { AnyOpDef } from "../../ops/op.ts";
 import { s, type ScalarExpr, substitute } from "../../ops/scalar.ts";
@@ -390,3 +390,68 @@ export function findEpilogues(
   }
   return out;
 }
+
+/** Options of {@link fuseConvEpilogue}. */
+export interface FuseConvOptions {
+  /** Dtypes of graph inputs, as for {@link FuseOptions.inputTypes}. */
+  inputTypes?: TypeDict;
+}
+
+/**
+ * Merges each channel-first float32 `Convolution` whose only reader is a one-input
+ * elementwise node (ReLU, ReLU6's `clip`, a fused chain of them, ...) with that reader into
+ * one `_sigil_fused_conv` node carrying the reader's expression as its `epilogue`, named
+ * after the reader (`<reader>_fused` unless it already ends so). The convolution's output
+ * then never exists as a tensor of its own: a backend applies the epilogue as it writes the
+ * output. Run it after {@link fuseElementwise}, so that a chain of activations is one reader.
+ * Only backends with a kernel for `_sigil_fused_conv` should run it (the WASM engine does);
+ * elsewhere the node runs on the reference interpreter.
+ *
+ * @example Convolution then ReLU becomes one node
+ * ```ts
+ * import assert from "node:assert";
+ * import { sym } from "../../mod.ts";
+ * import { graphOf } from "./pass.ts";
+ * import { fuseConvEpilogue } from "./fuse.ts";
+ * const conv = sym.Convolution(sym.var("x"), { kernel: [3, 3], num_filter: 4, name: "conv" });
+ * const net = sym.Activation(conv, { act_type: "relu", name: "relu" });
+ * const ops = fuseConvEpilogue.run(graphOf(net)).symbol.nodes().filter((n) => !n.isVariable);
+ * assert(ops.length === 1 && ops[0].opName === "_sigil_fused_conv");
+ * assert(ops[0].name === "relu_fused" && ops[0].attrs.epilogue === "(max (in 0) (const 0))");
+ * ```
+ */
+export const fuseConvEpilogue: Pass<FuseConvOptions> = definePass<FuseConvOptions>({
+  name: "fuse-conv-epilogue",
+  doc: "Merges a float32 channel-first Convolution with its only reader when that reader is " +
+    "a one-input elementwise node, into _sigil_fused_conv. Preserves inputs, outputs, bound " +
+    "params and values exactly (the epilogue reads the convolution's rounded output).",
+  idempotent: true,
+  run(graph: Graph, options: FuseConvOptions = {}): Graph {
+    const a = analyze(graph, { inputTypes: options.inputTypes ?? {}, dtypes: ["float32"] });
+    const controlled = new Set(graph.symbol.nodes().flatMap((n) => n.controlDeps));
+    const producerOf = (n: Node): Node | undefined => {
+      const e = a.exprs.get(n);
+      if (!e || n.inputs.length !== 1 || reads(e, 0) === 0) return undefined;
+      const entry = n.inputs[0];
+      const p = entry.node;
+      if (p.opName !== "Convolution" || entry.index !== 0 || a.uses.get(p) !== 1) return undefined;
+      if (p.controlDeps.length || controlled.has(p) || hiddenKey(p) !== hiddenKey(n)) {
+        return undefined;
+      }
+      if (a.types.get(p)![0] !== "float32") return undefined;
+      const layout = (p.parsed as { layout?: string | null }).layout;
+      return layout === null || layout === undefined || layout.startsWith("NC") ? p : undefined;
+    };
+    const symbol = rebuildWith(graph.symbol, (node, mapEntry) => {
+      const p = producerOf(node);
+      if (!p) return undefined;
+      return makeNode({
+        op: _sigil_fused_conv,
+        name: node.name.endsWith("_fused") ? node.name : `${node.name}_fused`,
+        attrs: { ...p.attrs, epilogue: printExpr(a.exprs.get(node)!) },
+        inputs: p.inputs.map(mapEntry),
+      });
+    });
+    return symbol === graph.symbol ? graph : graphOf(symbol, graph.params);
+  },
+});

@@ -13,7 +13,7 @@ import { inline } from "./inline.ts";
 import { definePass, type Graph, graphOf, type Pass, pipeline } from "./pass.ts";
 import { simplify } from "./simplify.ts";
 import { foldBatchNorm } from "./fold_batchnorm.ts";
-import { fuseElementwise } from "./fuse.ts";
+import { fuseConvEpilogue, fuseElementwise } from "./fuse.ts";
 import {
   inlineBlockCalls,
   partition,
@@ -44,7 +44,17 @@ export function allPasses(): Pass[] {
     idempotent: false,
     run: (g: Graph) => partitionPass.run(g, { backend: "static_shape" }),
   });
-  return [inline, simplify, cse, foldBatchNorm, constantFold, dce, fuseElementwise, partitionAll];
+  return [
+    inline,
+    simplify,
+    cse,
+    foldBatchNorm,
+    constantFold,
+    dce,
+    fuseElementwise,
+    fuseConvEpilogue,
+    partitionAll,
+  ];
 }
 
 /** The default inference pipeline's passes, in order. */

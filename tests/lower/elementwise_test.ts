@@ -419,3 +419,57 @@ Deno.test("property: random fused expressions and shapes", async () => {
     { numRuns: 150, seed: 42 },
   );
 });
+
+Deno.test("clamps and selects on comparisons: the reference's bits, -0 and NaN included", async () => {
+  const xs = Float32Array.from([
+    0,
+    -0,
+    Infinity,
+    -Infinity,
+    NaN,
+    1e-40,
+    -1e-40,
+    6,
+    6.5,
+    -0.5,
+    3,
+    -7,
+    0.25,
+    1,
+    -1,
+    2,
+  ]);
+  const n = xs.length;
+  const cases: [string, Record<string, unknown>][] = [
+    ["clip", { a_min: 0, a_max: 6 }],
+    ["clip", { a_min: -0.5, a_max: 0.25 }],
+    // Bounds the wrong way round: a_max wins above it, a_min below a_min (no clamp form).
+    ["clip", { a_min: 1, a_max: -1 }],
+    ["clip", { a_min: -0, a_max: 0 }],
+    ["_sigil_fused_elemwise", { expr: "(select (lt (in 0) (const 2)) (const 2) (in 0))" }],
+    ["_sigil_fused_elemwise", { expr: "(select (gt (in 0) (const -1)) (const -1) (in 0))" }],
+    ["_sigil_fused_elemwise", { expr: "(select (ge (in 0) (const 0)) (in 0) (neg (in 0)))" }],
+    ["_sigil_fused_elemwise", { expr: "(select (eq (in 0) (const 6)) (const 1) (in 0))" }],
+    // A comparison used twice keeps its 1/0 value.
+    ["_sigil_fused_elemwise", {
+      expr: "(add (select (le (in 0) (const 1)) (in 0) (const 3)) (le (in 0) (const 1)))",
+    }],
+  ];
+  for (const relaxed of PATHS) {
+    for (const [opName, attrs] of cases) {
+      const op = listOps().find((o) => o.name === opName)!;
+      const [ref] = callEager(op, [tensorFromValues(xs, [n], "float32")], attrs, referenceEngine)
+        .outputs;
+      const node = ANY_OP[opName](sym.var("x"), attrs).outputs[0].node;
+      const kernel = elementwiseKernel({ node, inputs: [[n]], outputs: [[n]], relaxed })!;
+      const got = await runKernel(kernel, [xs], n);
+      const want = tensorValues(ref);
+      for (let i = 0; i < n; i++) {
+        assert.ok(
+          Object.is(got[i], want[i]),
+          `${opName} ${JSON.stringify(attrs)} at ${xs[i]}: ${got[i]} != ${want[i]}`,
+        );
+      }
+    }
+  }
+});

@@ -11,7 +11,10 @@
  * - general: per image and group, im2col of the data into scratch (rows (c, kz, ky, kx),
  *   columns the output positions; zero rows and row edges for padding, `memory.copy` for the
  *   stride-1 middle), then one sgemm.
- * Bias is added per output row after the products.
+ * Bias is added per output row after the products. `_sigil_fused_conv` (a convolution with an
+ * elementwise `epilogue`, e.g. ReLU) uses the same kernels and applies the epilogue as the
+ * output is finished: in the bias pass over each product's rows, at the end of each depthwise
+ * plane, in the Winograd output transform.
  *
  * @module
  */
@@ -21,6 +24,8 @@ import { type FunctionBuilder, ModuleBuilder } from "./encoder.ts";
 import type { CompiledKernel, KernelGenerator, KernelRequest } from "./kernel.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { cachedCode } from "./module_cache.ts";
+import { describeEpilogue, epilogueApplier } from "./elementwise.ts";
+import { printScalar, type ScalarExpr } from "../../../ops/scalar.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
 import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
 import { winogradModule, winogradParts, type WinogradShape } from "./winograd.ts";
@@ -180,38 +185,59 @@ function im2colFunction(
   return fb;
 }
 
-/** `addBias(rows, bias)`: adds bias[f] to each of `count` rows of `len` floats, `stride` apart. */
-function biasFunction(
+/**
+ * `finish(rows, bias)`: for each of `count` rows of `len` floats, `stride` apart, adds bias[f]
+ * (with `bias`) and applies the epilogue (with `apply`), in place. The last `len % 4` floats of
+ * a row go one at a time in lane 0 (the same arithmetic as the vectors).
+ */
+function finishFunction(
   mb: ModuleBuilder,
   count: number,
   len: number,
-  stride = len,
+  stride: number,
+  bias: boolean,
+  apply: Epilogue | undefined,
 ): FunctionBuilder {
-  const fb = mb.addFunction(["i32", "i32"], [], { name: "conv_bias" });
-  const [rows, bias] = [0, 1];
+  const fb = mb.addFunction(["i32", "i32"], [], { name: "conv_finish" });
+  const [rows, bptr] = [0, 1];
   const v = fb.local("v128");
   repeat(fb, count, () => {
-    fb.localGet(bias).load("v128.load32_splat").localSet(v);
+    if (bias) fb.localGet(bptr).load("v128.load32_splat").localSet(v);
     repeat(fb, Math.floor(len / 4), () => {
-      fb.localGet(rows).localGet(rows).load("v128.load").localGet(v).op("f32x4.add");
+      fb.localGet(rows).localGet(rows).load("v128.load");
+      if (bias) fb.localGet(v).op("f32x4.add");
+      apply?.(fb);
       fb.store("v128.store");
       bump(fb, rows, 16);
     });
     for (let t = 0; t < len % 4; t++) {
       fb.localGet(rows).localGet(rows).load("f32.load", { offset: t * 4 });
-      fb.localGet(v).lane("f32x4.extract_lane", 0).op("f32.add").store("f32.store", {
-        offset: t * 4,
-      });
+      if (apply) {
+        fb.op("f32x4.splat");
+        if (bias) fb.localGet(v).op("f32x4.add");
+        apply(fb);
+        fb.lane("f32x4.extract_lane", 0);
+      } else {
+        fb.localGet(v).lane("f32x4.extract_lane", 0).op("f32.add");
+      }
+      fb.store("f32.store", { offset: t * 4 });
     }
     bump(fb, rows, (len % 4) * 4 + (stride - len) * 4);
-    bump(fb, bias, 4);
+    if (bias) bump(fb, bptr, 4);
   });
   fb.end();
   return fb;
 }
 
-/** `plane(src, weight, bias, dst)`: one depthwise output plane. */
-function depthwiseFunction(mb: ModuleBuilder, g: Geometry): FunctionBuilder {
+/** Code that pops an `f32x4` and pushes the epilogue of each lane (see `epilogueApplier`). */
+type Epilogue = (fb: FunctionBuilder) => void;
+
+/** `plane(src, weight, bias, dst)`: one depthwise output plane (then the epilogue over it). */
+function depthwiseFunction(
+  mb: ModuleBuilder,
+  g: Geometry,
+  apply: Epilogue | undefined,
+): FunctionBuilder {
   const fb = mb.addFunction(["i32", "i32", "i32", "i32"], [], { name: "conv_depthwise" });
   const [src, wgt, bias, dst] = [0, 1, 2, 3];
   const ow = g.o[2];
@@ -264,6 +290,21 @@ function depthwiseFunction(mb: ModuleBuilder, g: Geometry): FunctionBuilder {
       }
     }
   }
+  if (apply) {
+    // The plane is in cache: one more pass applies the epilogue in place.
+    fb.localGet(dst).localSet(p);
+    repeat(fb, Math.floor(g.osp / 4), () => {
+      fb.localGet(p).localGet(p).load("v128.load");
+      apply(fb);
+      fb.store("v128.store");
+      bump(fb, p, 16);
+    });
+    for (let t = 0; t < g.osp % 4; t++) {
+      fb.localGet(p).localGet(p).load("f32.load", { offset: t * 4 }).op("f32x4.splat");
+      apply(fb);
+      fb.lane("f32x4.extract_lane", 0).store("f32.store", { offset: t * 4 });
+    }
+  }
   fb.end();
   return fb;
 }
@@ -295,6 +336,10 @@ export const convolutionKernel: KernelGenerator = (
   req: KernelRequest,
 ): CompiledKernel | undefined => {
   const a = req.node.parsed as unknown as ConvAttrs;
+  // `_sigil_fused_conv`: the expression applied to the output as it is written.
+  const epilogue = (req.node.parsed as { epilogue?: ScalarExpr }).epilogue;
+  const epilogueText = epilogue ? printScalar(epilogue) : undefined;
+  const epilogueLabel = epilogue ? ` +${describeEpilogue(epilogue)}` : "";
   const shapes = channelFirstShapes(req.inputs, req.outputs, a.kernel, a.layout);
   if (!shapes) return undefined;
   const { x, y, n } = shapes;
@@ -363,16 +408,19 @@ export const convolutionKernel: KernelGenerator = (
       ownFilters ? undefined : weights,
       packs,
       scale,
+      epilogue,
     );
     const parts = shares.length > 1
-      ? shares.map((r) => winogradModule(shape, r, req.relaxed, shared, weights, packs, scale))
+      ? shares.map((r) =>
+        winogradModule(shape, r, req.relaxed, shared, weights, packs, scale, epilogue)
+      )
       : [];
     return {
       bytes: whole.bytes,
       scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
       label: `Convolution winograd F(${tile}x${tile},3x3) ${x.join("x")} -> ${
         y.join("x")
-      } ${whole.path}`,
+      } ${whole.path}${epilogueLabel}`,
       parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
       constantInputs: whole.packed ? new Map([[1, whole.packed]]) : undefined,
       partConstantInputs: parts.length > 1
@@ -396,12 +444,17 @@ export const convolutionKernel: KernelGenerator = (
       rows: [0, g.o[1]],
       channels: [0, g.cin],
     },
-    { weights, scale },
+    { weights, scale, epilogue, epilogueText },
     ownFilters ? undefined : packs,
     ownFilters,
   );
   const parts = shares.map((share) =>
-    convModule(g, depthwise, pointwise, req.relaxed, shared, share, { weights, scale }, packs)
+    convModule(g, depthwise, pointwise, req.relaxed, shared, share, {
+      weights,
+      scale,
+      epilogue,
+      epilogueText,
+    }, packs)
   );
   const prepacked = parts.length > 1 ? parts[0].packed !== undefined : whole.packed !== undefined;
   return {
@@ -413,7 +466,7 @@ export const convolutionKernel: KernelGenerator = (
       : undefined,
     label: `Convolution ${kind} ${x.join("x")} -> ${y.join("x")} k${a.kernel.join("x")} g${groups}${
       whole.path ? ` ${whole.path}` : ""
-    }${prepacked ? " prepacked" : ""}`,
+    }${prepacked ? " prepacked" : ""}${epilogueLabel}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
   };
 };
@@ -484,7 +537,12 @@ function convModule(
   relaxed: boolean,
   shared: boolean,
   share: ConvShare,
-  { weights, scale }: { weights?: Float32Array; scale?: Float64Array },
+  { weights, scale, epilogue, epilogueText }: {
+    weights?: Float32Array;
+    scale?: Float64Array;
+    epilogue?: ScalarExpr;
+    epilogueText?: string;
+  },
   packs?: Map<string, Float32Array>,
   codeOnly = false,
 ): {
@@ -516,10 +574,20 @@ function convModule(
     }
   }
   // The code depends on the geometry alone: layers of equal shapes share it.
-  const key = JSON.stringify(["conv", g, depthwise, pointwise, relaxed, shared, share, prepacked]);
+  const key = JSON.stringify([
+    "conv",
+    g,
+    depthwise,
+    pointwise,
+    relaxed,
+    shared,
+    share,
+    prepacked,
+    epilogueText,
+  ]);
   const code = cachedCode(
     key,
-    () => convCode(g, depthwise, pointwise, relaxed, shared, share, prepacked),
+    () => convCode(g, depthwise, pointwise, relaxed, shared, share, prepacked, epilogue),
   );
   return { ...code, packed };
 }
@@ -557,6 +625,7 @@ function convCode(
   shared: boolean,
   share: ConvShare,
   prepacked: boolean,
+  epilogue: ScalarExpr | undefined,
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string | undefined } {
   const kdim = g.cinG * g.taps;
   const [f0, f1] = share.filters;
@@ -569,6 +638,7 @@ function convCode(
 
   const mb = new ModuleBuilder();
   importKernelMemory(mb, shared);
+  const apply = epilogue ? epilogueApplier(mb, relaxed, epilogue) : undefined;
   let scratchBytes = 0;
   let colBytes = 0;
   let gemm: ReturnType<typeof emitSgemm> | undefined;
@@ -585,7 +655,7 @@ function convCode(
   const sp = scratchBytes > 0 ? params - 1 : -1;
 
   if (depthwise) {
-    const plane = depthwiseFunction(mb, g);
+    const plane = depthwiseFunction(mb, g, apply);
     const mult = g.fG;
     const w = run.local("i32");
     const b = run.local("i32");
@@ -617,7 +687,9 @@ function convCode(
     });
   } else {
     const im2col = pointwise ? undefined : im2colFunction(mb, g, [y0, y1]);
-    const addBias = g.bias ? biasFunction(mb, f1 - f0, cols, g.osp) : undefined;
+    const finish = g.bias || apply
+      ? finishFunction(mb, f1 - f0, cols, g.osp, g.bias, apply)
+      : undefined;
     const w = run.local("i32");
     const yGroup = run.local("i32");
     const gemmScratch = run.local("i32");
@@ -638,7 +710,12 @@ function convCode(
         }
         run.localGet(yp).localSet(yGroup);
         run.i32Const(0).localGet(yp).localGet(gemmScratch).call(gemm!.fn);
-        if (addBias) run.localGet(yGroup).localGet(bGroup).call(addBias);
+        if (finish) {
+          run.localGet(yGroup);
+          if (g.bias) run.localGet(bGroup);
+          else run.i32Const(0);
+          run.call(finish);
+        }
         bump(run, xp, g.cinG * g.isp * 4);
         bump(run, w, (prepacked ? nf : g.fG) * kdim * 4);
         bump(run, yp, g.fG * g.osp * 4);

@@ -26,6 +26,7 @@ export const WASM_KERNELS: KernelTable = Object.freeze({
     dot: dotKernel,
     batch_dot: batchDotKernel,
     Convolution: convolutionKernel,
+    _sigil_fused_conv: convolutionKernel,
     Deconvolution: deconvolutionKernel,
     Pooling: poolingKernel,
     pick: pickKernel,

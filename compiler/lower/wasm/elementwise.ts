@@ -109,6 +109,46 @@ function countUses(root: ScalarExpr): Map<ScalarExpr, number> {
   return uses;
 }
 
+/** Comparisons whose `f32x4` lane mask a select can use as it is. */
+const COMPARE: ReadonlySet<string> = new Set(["lt", "gt", "le", "ge", "eq"]);
+
+/** Four copies of `c`. */
+const splat4 = (c: number): [number, number, number, number] => [c, c, c, c];
+
+/** Whether two expressions are the same value (the same node, input or constant). */
+function sameValue(a: ScalarExpr, b: ScalarExpr): boolean {
+  if (a === b) return true;
+  if (a.kind === "in" && b.kind === "in") return a.index === b.index;
+  return a.kind === "const" && b.kind === "const" && Object.is(a.value, b.value);
+}
+
+/**
+ * A select that clamps: `v < lo ? lo : v` (lo), `v > hi ? hi : v` (hi), or clip's
+ * `v > hi ? hi : (v < lo ? lo : v)` with `lo <= hi` (both); undefined for other selects.
+ */
+function clampOf(e: ScalarExpr & { kind: "select" }):
+  | { value: ScalarExpr; lo?: number; hi?: number }
+  | undefined {
+  const one = (sel: ScalarExpr, fn: "lt" | "gt") => {
+    if (sel.kind !== "select" || sel.cond.kind !== "binary" || sel.cond.fn !== fn) return;
+    const { a: v, b: c } = sel.cond;
+    if (c.kind !== "const" || Number.isNaN(c.value)) return undefined;
+    return sameValue(sel.a, c) ? { v, c: c.value, other: sel.b } : undefined;
+  };
+  const lower = one(e, "lt");
+  if (lower && sameValue(lower.other, lower.v)) return { value: lower.v, lo: lower.c };
+  const upper = one(e, "gt");
+  if (!upper) return undefined;
+  if (sameValue(upper.other, upper.v)) return { value: upper.v, hi: upper.c };
+  const inner = one(upper.other, "lt");
+  if (
+    inner && sameValue(inner.v, upper.v) && sameValue(inner.other, upper.v) && inner.c <= upper.c
+  ) {
+    return { value: upper.v, lo: inner.c, hi: upper.c };
+  }
+  return undefined;
+}
+
 /** Emits the expression's value (v128) onto the stack; `leaf(k)` pushes input k. */
 class ExprEmitter {
   #fb: FunctionBuilder;
@@ -153,12 +193,31 @@ class ExprEmitter {
         this.#go(e.b, leaf);
         this.#vm.binary(fb, e.fn as BinaryFn);
         break;
-      case "select":
+      case "select": {
+        const clamp = clampOf(e);
+        if (clamp) {
+          // `pmax(v, c)` is `v < c ? c : v` and `pmin(v, c)` is `c < v ? c : v`, lane for
+          // lane what the select means (NaN and -0 pass through as the select passes them).
+          this.#go(clamp.value, leaf);
+          if (clamp.lo !== undefined) fb.f32x4Const(...splat4(clamp.lo)).op("f32x4.pmax");
+          if (clamp.hi !== undefined) fb.f32x4Const(...splat4(clamp.hi)).op("f32x4.pmin");
+          break;
+        }
         this.#go(e.a, leaf);
         this.#go(e.b, leaf);
-        this.#go(e.cond, leaf);
+        const cond = e.cond;
+        if (cond.kind === "binary" && COMPARE.has(cond.fn) && this.#uses.get(cond) === 1) {
+          // The comparison's lane mask selects directly (it means the same as the 1/0 value
+          // compared with 0, without making that value).
+          this.#go(cond.a, leaf);
+          this.#go(cond.b, leaf);
+          fb.op(`f32x4.${cond.fn as "lt" | "gt" | "le" | "ge" | "eq"}`, "v128.bitselect");
+          break;
+        }
+        this.#go(cond, leaf);
         this.#vm.select(fb);
         break;
+      }
     }
     if ((this.#uses.get(e) ?? 0) > 1) {
       let slot = this.#slots.get(e);
@@ -194,6 +253,56 @@ class ExprEmitter {
     }
     return true;
   }
+}
+
+/**
+ * Applies a one-input expression inside another kernel (an epilogue, e.g. a convolution's
+ * activation): the returned `apply(fb)` pops an `f32x4` and pushes the expression of each
+ * lane, with the same code the elementwise kernel runs (so the same bits as a separate
+ * elementwise step over the stored values). Helpers it needs are added to `mb` once.
+ *
+ * @example ReLU on a vector
+ * ```ts
+ * import assert from "node:assert";
+ * import { ModuleBuilder } from "./encoder.ts";
+ * import { epilogueApplier } from "./elementwise.ts";
+ * import { s } from "../../../ops/scalar.ts";
+ * const mb = new ModuleBuilder();
+ * mb.importMemory("env", "memory", { min: 1 });
+ * const apply = epilogueApplier(mb, false, s.max(s.in(0), s.c(0)));
+ * const fb = mb.addFunction(["i32"], [], { export: "run" });
+ * fb.localGet(0).localGet(0).load("v128.load");
+ * apply(fb);
+ * fb.store("v128.store").end();
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * new Float32Array(memory.buffer).set([-1, 2, -3, 4]);
+ * const { instance } = await WebAssembly.instantiate(mb.build(), { env: { memory } });
+ * (instance.exports.run as (p: number) => void)(0);
+ * assert.deepStrictEqual([...new Float32Array(memory.buffer, 0, 4)], [0, 2, 0, 4]);
+ * ```
+ */
+export function epilogueApplier(
+  mb: ModuleBuilder,
+  relaxed: boolean,
+  expr: ScalarExpr,
+): (fb: FunctionBuilder) => void {
+  const vm = new VMath(mb, relaxed);
+  const perFunction = new Map<FunctionBuilder, { emitter: ExprEmitter; value: number }>();
+  return (fb) => {
+    let f = perFunction.get(fb);
+    if (f === undefined) {
+      f = { emitter: new ExprEmitter(fb, vm, expr), value: fb.local("v128") };
+      perFunction.set(fb, f);
+    }
+    const value = f.value;
+    fb.localSet(value);
+    f.emitter.emit(expr, () => fb.localGet(value));
+  };
+}
+
+/** A short text of a one-input epilogue for kernel labels (`max(in0,0)`). */
+export function describeEpilogue(expr: ScalarExpr): string {
+  return clip(describe(expr));
 }
 
 /**

@@ -29,12 +29,20 @@ import { interpretedProgram } from "../../reference_engine.ts";
 import { cachedProgram, identityOf } from "../../program_cache.ts";
 import { type Graph, graphOf, type Pass } from "../../passes/pass.ts";
 import { DEFAULT_PASSES } from "../../passes/pipeline.ts";
+import { fuseConvEpilogue } from "../../passes/fuse.ts";
 import { sym } from "../../sym.ts";
 import type { Symbol } from "../../symbol.ts";
 import { relaxedSimdSupported } from "./encoder.ts";
 import { WASM_KERNELS } from "./default_kernels.ts";
 import type { KernelTable } from "./kernel.ts";
 import { lowerWasm, runWasmPasses, VIEW_OPS, type WasmCompiled } from "./lower.ts";
+
+/**
+ * The WASM engine's default passes: the inference pipeline (`DEFAULT_PASSES`), then
+ * `fuse-conv-epilogue`, which merges a convolution with the activation that alone reads it
+ * (the kernels apply it as they write the output; same bits as the two steps).
+ */
+export const WASM_PASSES: readonly Pass[] = Object.freeze([...DEFAULT_PASSES, fuseConvEpilogue]);
 
 /** Eager calls touching fewer elements (inputs and outputs together) run on the reference. */
 export const EAGER_MIN_ELEMENTS = 4096;
@@ -53,7 +61,7 @@ export interface WasmEngineOptions {
   readonly winograd?: boolean;
   /** The kernel generators (default {@link WASM_KERNELS}). */
   readonly kernels?: KernelTable;
-  /** The passes run before lowering (default: the inference pipeline). */
+  /** The passes run before lowering (default {@link WASM_PASSES}: the inference pipeline, then convolution epilogues). */
   readonly passes?: readonly Pass[];
   /**
    * Run each new kernel once on a background worker while a program compiles, so that its
@@ -100,7 +108,7 @@ interface Resolved {
 export function wasmEngine(options: WasmEngineOptions = {}): Engine {
   if (options.threads !== undefined) checkThreads(options.threads, "wasmEngine");
   const kernels = options.kernels ?? WASM_KERNELS;
-  const passes = Object.freeze([...(options.passes ?? DEFAULT_PASSES)]);
+  const passes = Object.freeze([...(options.passes ?? WASM_PASSES)]);
   const resolve = (): Resolved => ({
     threads: options.threads ?? getDefaultThreads(),
     relaxed: options.relaxedSimd ?? relaxedSimdSupported(),

@@ -29,7 +29,7 @@ import type {
   Signature,
 } from "../../engine.ts";
 import { warnFallbacks } from "../../engine.ts";
-import { fuseElementwise } from "../../passes/fuse.ts";
+import { fuseConvEpilogue, fuseElementwise } from "../../passes/fuse.ts";
 import type { Entry, Node, Symbol } from "../../symbol.ts";
 import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
 import { checkCompileArgs, checkRunInputs } from "../../validate.ts";
@@ -551,7 +551,8 @@ export function lowerWasm(
   const order = plan.steps.map((_, i) => i);
   if (jobTarget && options.weightsFirst) {
     const weightOf = (n: Node) =>
-      n.opName === "Convolution" && n.inputs.length > 1 && isConstant(n.inputs[1])
+      (n.opName === "Convolution" || n.opName === "_sigil_fused_conv") && n.inputs.length > 1 &&
+        isConstant(n.inputs[1])
         ? shapeSize(shapeOf(n.inputs[1]))
         : 0;
     const weights = plan.steps.map(weightOf);
@@ -973,7 +974,11 @@ export function runWasmPasses(passes: readonly Pass[], graph: Graph, signature: 
   const dtypes: DType[] = ["float32", "float64", "float16", "bfloat16"];
   return passes.reduce(
     (g, pass) =>
-      pass === fuseElementwise ? fuseElementwise.run(g, { inputTypes, dtypes }) : pass.run(g),
+      pass === fuseElementwise
+        ? fuseElementwise.run(g, { inputTypes, dtypes })
+        : pass === fuseConvEpilogue
+        ? fuseConvEpilogue.run(g, { inputTypes })
+        : pass.run(g),
     graph,
   );
 }

@@ -19,6 +19,8 @@
  *
  * @module
  */
+import { epilogueApplier } from "./elementwise.ts";
+import { printScalar, type ScalarExpr } from "../../../ops/scalar.ts";
 import { ShapeError } from "../../../runtime/errors.ts";
 import { constantArray, constantScratch } from "./arena.ts";
 import { type FunctionBuilder, ModuleBuilder, simdSupported } from "./encoder.ts";
@@ -525,6 +527,7 @@ export function winogradModule(
   weights: Float32Array | undefined,
   packs?: Map<string, Float32Array>,
   scale?: Float64Array,
+  epilogue?: ScalarExpr,
 ): {
   bytes: Uint8Array<ArrayBuffer>;
   scratchBytes: number;
@@ -550,8 +553,15 @@ export function winogradModule(
   }
   // The code depends on the shapes alone: layers of equal shapes share it.
   const code = cachedCode(
-    JSON.stringify(["winograd", s, share, relaxed, shared]),
-    () => winogradCode(s, share, relaxed, shared),
+    JSON.stringify([
+      "winograd",
+      s,
+      share,
+      relaxed,
+      shared,
+      epilogue ? printScalar(epilogue) : undefined,
+    ]),
+    () => winogradCode(s, share, relaxed, shared, epilogue),
   );
   return { ...code, packed };
 }
@@ -573,6 +583,7 @@ function winogradCode(
   share: WinogradShare,
   relaxed: boolean,
   shared: boolean,
+  epilogue: ScalarExpr | undefined,
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
   const [oh, ow] = outSize(s);
   const [, tw4] = tiles(s);
@@ -612,7 +623,8 @@ function winogradCode(
   const sp = params - 1;
 
   const inputTransform = inputTransformFunction(mb, v, C, nty, tw4, wp, tn);
-  const outputTransform = outputTransformFunction(mb, v, K, nty, tw4, yw, tn, s.bias);
+  const apply = epilogue ? epilogueApplier(mb, relaxed, epilogue) : undefined;
+  const outputTransform = outputTransformFunction(mb, v, K, nty, tw4, yw, tn, s.bias, apply);
 
   const at = (local: number, off: number) => {
     run.localGet(local);
@@ -796,7 +808,10 @@ function transposeColumns(
   pair(t[0], t[2], [2, 3, 6, 7], d[5]);
 }
 
-/** `outputTransform(m, ypad, bias)`: m×m output tiles (+ bias) for every filter and tile. */
+/**
+ * `outputTransform(m, ypad, bias)`: m×m output tiles (+ bias, then the epilogue `apply` when
+ * given) for every filter and tile.
+ */
 function outputTransformFunction(
   mb: ModuleBuilder,
   v: Variant,
@@ -806,6 +821,7 @@ function outputTransformFunction(
   yw: number,
   tn: number,
   bias: boolean,
+  apply: ((fb: FunctionBuilder) => void) | undefined,
 ): FunctionBuilder {
   const fb = mb.addFunction(["i32", "i32", "i32"], [], { name: "winograd_output" });
   const [min, yout, bptr] = [0, 1, 2];
@@ -842,6 +858,7 @@ function outputTransformFunction(
           for (let j = 0; j < M; j++) {
             combo(fb, AT[i].map((coef, a) => [coef, () => fb.localGet(sv[a * M + j])]));
             if (bias) fb.localGet(bv).op("f32x4.add");
+            apply?.(fb);
             fb.localSet(y[j]);
           }
           const store = (x: number, z: number, lanes: number[], at: number) => {
