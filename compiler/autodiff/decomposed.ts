@@ -7,6 +7,7 @@
  * @module
  */
 import { sym } from "../sym.ts";
+import { printScalar, type ScalarExpr } from "../../ops/scalar.ts";
 import type { Symbol } from "../symbol.ts";
 import { GraphError } from "../../runtime/errors.ts";
 import { shapeSize } from "../../runtime/shape.ts";
@@ -272,6 +273,30 @@ export const DECOMPOSED: ReadonlyMap<string, Decomposition> = new Map<string, De
       attrs,
     );
     return F.transpose(y, { axes: last });
+  }],
+  ["_sigil_fused_conv", (ctx, [x, w, b]) => {
+    // The convolution, then its epilogue as a fused elementwise node.
+    const a = ctx.attrs as Record<string, unknown>;
+    const attrs: Record<string, unknown> = {};
+    for (
+      const k of [
+        "kernel",
+        "stride",
+        "dilate",
+        "pad",
+        "num_filter",
+        "num_group",
+        "no_bias",
+        "layout",
+      ]
+    ) {
+      if (a[k] !== null && a[k] !== undefined) attrs[k] = a[k];
+    }
+    const y = F.Convolution(x, w, ...(a.no_bias ? [] : [b]), attrs);
+    return F._sigil_fused_elemwise(y, {
+      expr: printScalar(a.epilogue as ScalarExpr),
+      num_args: 1,
+    });
   }],
   ["UpSampling", (ctx, xs) => {
     const a = ctx.attrs as { sample_type: string; multi_input_mode: string; num_filter: number };

@@ -241,9 +241,10 @@ Deno.test("staticAlloc reports the plan the compiled program allocates from", ()
   net.call(nd.random.uniform(-1, 1, [1, 2, 6, 6], { seed: 6 }));
   const plan = net.cachedGraph()!.memoryPlan!;
   assert.ok(plan, "a plan after the first run");
-  // The program runs the optimized graph: BatchNorm is folded into the convolution.
+  // The program runs the optimized graph: BatchNorm is folded into the convolution, and the
+  // ReLU is its epilogue.
   assert.ok(!plan.steps.some((n) => n.opName === "BatchNorm"));
-  assert.ok(plan.steps.some((n) => n.opName === "Convolution"));
+  assert.deepStrictEqual(plan.steps.map((n) => n.opName), ["_sigil_fused_conv"]);
 });
 
 Deno.test("errors a hybridized block wraps keep their cause", () => {

@@ -232,7 +232,11 @@ function finishFunction(
 /** Code that pops an `f32x4` and pushes the epilogue of each lane (see `epilogueApplier`). */
 type Epilogue = (fb: FunctionBuilder) => void;
 
-/** `plane(src, weight, bias, dst)`: one depthwise output plane (then the epilogue over it). */
+/**
+ * `plane(src, weight, bias, dst)`: one depthwise output plane, row by row: each output row
+ * starts as the bias, takes every kernel tap whose input row exists (taps in (kz, ky, kx)
+ * order, as the reference sums them), then the epilogue (with `apply`), while it is in L1.
+ */
 function depthwiseFunction(
   mb: ModuleBuilder,
   g: Geometry,
@@ -240,71 +244,114 @@ function depthwiseFunction(
 ): FunctionBuilder {
   const fb = mb.addFunction(["i32", "i32", "i32", "i32"], [], { name: "conv_depthwise" });
   const [src, wgt, bias, dst] = [0, 1, 2, 3];
-  const ow = g.o[2];
-  const iw = g.i[2];
+  const [od, oh, ow] = g.o;
+  const [id, ih, iw] = g.i;
   const sw = g.s[2];
-  const v = fb.local("v128");
-  const w = fb.local("f32");
-  const p = fb.local("i32");
-  const s = fb.local("i32");
-  // Initialize with the bias (or zero).
-  if (g.bias) fb.localGet(bias).load("v128.load32_splat").localSet(v);
-  else fb.f32x4Const(0, 0, 0, 0).localSet(v);
-  fb.localGet(dst).localSet(p);
-  repeat(fb, Math.floor(g.osp / 4), () => {
-    fb.localGet(p).localGet(v).store("v128.store");
-    bump(fb, p, 16);
-  });
-  for (let t = 0; t < g.osp % 4; t++) {
-    fb.localGet(p).localGet(v).lane("f32x4.extract_lane", 0).store("f32.store", { offset: t * 4 });
-  }
+  // The taps that reach some column, by input row (kz, ky), each weight splatted once.
+  const rowsOfTaps: {
+    kz: number;
+    ky: number;
+    taps: { off: number; lo: number; hi: number; w: number; ws: number }[];
+  }[] = [];
   let tap = 0;
   for (let kz = 0; kz < g.k[0]; kz++) {
     for (let ky = 0; ky < g.k[1]; ky++) {
+      const taps = [];
       for (let kx = 0; kx < g.k[2]; kx++, tap++) {
         const off = kx * g.d[2] - g.p[2];
         const [lo, hi] = validRange(ow, iw, sw, off);
         if (hi <= lo) continue;
-        fb.localGet(wgt).load("f32.load", { offset: tap * 4 }).localTee(w).op("f32x4.splat");
-        fb.localSet(v);
-        rowLoop(fb, g, src, dst, kz, ky, (srcRow, dstRow) => {
+        const w = fb.local("v128");
+        const ws = fb.local("f32");
+        fb.localGet(wgt).load("f32.load", { offset: tap * 4 }).localTee(ws).op("f32x4.splat");
+        fb.localSet(w);
+        taps.push({ off, lo, hi, w, ws });
+      }
+      if (taps.length) rowsOfTaps.push({ kz, ky, taps });
+    }
+  }
+  const bv = fb.local("v128");
+  if (g.bias) fb.localGet(bias).load("v128.load32_splat").localSet(bv);
+  else fb.f32x4Const(0, 0, 0, 0).localSet(bv);
+  const row = fb.local("i32");
+  const iz = fb.local("i32");
+  const iy = fb.local("i32");
+  const srcRow = fb.local("i32");
+  const p = fb.local("i32");
+  const s = fb.local("i32");
+  /** `body(p, t)` over the row's floats from `lo` as vectors, then the rest one at a time. */
+  const overRow = (n: number, vector: () => void, lane: (t: number) => void) => {
+    repeat(fb, Math.floor(n / 4), () => {
+      vector();
+      bump(fb, p, 16);
+    });
+    for (let t = 0; t < n % 4; t++) lane(t);
+  };
+  fb.localGet(dst).localSet(row);
+  fb.i32Const(-g.p[0]).localSet(iz);
+  repeat(fb, od, () => {
+    fb.i32Const(-g.p[1]).localSet(iy);
+    repeat(fb, oh, () => {
+      fb.localGet(row).localSet(p);
+      overRow(
+        ow,
+        () => fb.localGet(p).localGet(bv).store("v128.store"),
+        (t) => {
+          fb.localGet(p).localGet(bv).lane("f32x4.extract_lane", 0);
+          fb.store("f32.store", { offset: t * 4 });
+        },
+      );
+      for (const { kz, ky, taps } of rowsOfTaps) {
+        // The input row (iz + kz·dz, iy + ky·dy), when it exists.
+        fb.localGet(iz).i32Const(kz * g.d[0]).op("i32.add").i32Const(id).op("i32.lt_u");
+        fb.localGet(iy).i32Const(ky * g.d[1]).op("i32.add").i32Const(ih).op("i32.lt_u");
+        fb.op("i32.and").if();
+        fb.localGet(iz).i32Const(kz * g.d[0]).op("i32.add").i32Const(ih).op("i32.mul");
+        fb.localGet(iy).i32Const(ky * g.d[1]).op("i32.add").op("i32.add");
+        fb.i32Const(iw * 4).op("i32.mul").localGet(src).op("i32.add").localSet(srcRow);
+        for (const { off, lo, hi, w, ws } of taps) {
           fb.localGet(srcRow).i32Const((lo * sw + off) * 4).op("i32.add").localSet(s);
-          fb.localGet(dstRow).i32Const(lo * 4).op("i32.add").localSet(p);
+          fb.localGet(row).i32Const(lo * 4).op("i32.add").localSet(p);
           const n = hi - lo;
           const vectors = sw === 1 ? Math.floor(n / 4) : 0;
           repeat(fb, vectors, () => {
             fb.localGet(p).localGet(p).load("v128.load");
-            fb.localGet(s).load("v128.load").localGet(v).op("f32x4.mul", "f32x4.add");
+            fb.localGet(s).load("v128.load").localGet(w).op("f32x4.mul", "f32x4.add");
             fb.store("v128.store");
             bump(fb, p, 16);
             bump(fb, s, 16);
           });
           repeat(fb, n - vectors * 4, () => {
             fb.localGet(p).localGet(p).load("f32.load");
-            fb.localGet(s).load("f32.load").localGet(w).op("f32.mul", "f32.add");
+            fb.localGet(s).load("f32.load").localGet(ws).op("f32.mul", "f32.add");
             fb.store("f32.store");
             bump(fb, p, 4);
             bump(fb, s, sw * 4);
           });
-        }, undefined);
+        }
+        fb.end();
       }
-    }
-  }
-  if (apply) {
-    // The plane is in cache: one more pass applies the epilogue in place.
-    fb.localGet(dst).localSet(p);
-    repeat(fb, Math.floor(g.osp / 4), () => {
-      fb.localGet(p).localGet(p).load("v128.load");
-      apply(fb);
-      fb.store("v128.store");
-      bump(fb, p, 16);
+      if (apply) {
+        fb.localGet(row).localSet(p);
+        overRow(
+          ow,
+          () => {
+            fb.localGet(p).localGet(p).load("v128.load");
+            apply(fb);
+            fb.store("v128.store");
+          },
+          (t) => {
+            fb.localGet(p).localGet(p).load("f32.load", { offset: t * 4 }).op("f32x4.splat");
+            apply(fb);
+            fb.lane("f32x4.extract_lane", 0).store("f32.store", { offset: t * 4 });
+          },
+        );
+      }
+      bump(fb, row, ow * 4);
+      bump(fb, iy, g.s[1]);
     });
-    for (let t = 0; t < g.osp % 4; t++) {
-      fb.localGet(p).localGet(p).load("f32.load", { offset: t * 4 }).op("f32x4.splat");
-      apply(fb);
-      fb.lane("f32x4.extract_lane", 0).store("f32.store", { offset: t * 4 });
-    }
-  }
+    bump(fb, iz, g.s[0]);
+  });
   fb.end();
   return fb;
 }

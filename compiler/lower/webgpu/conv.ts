@@ -17,6 +17,8 @@ import { spatialTuple, to3d } from "../../../ops/kernels.ts";
 import { shapeSize } from "../../../runtime/shape.ts";
 import type { GpuKernelGenerator, GpuKernelRequest } from "./kernel.ts";
 import { gemmKernel } from "./matmul.ts";
+import { epilogueWgsl } from "./elementwise.ts";
+import type { ScalarExpr } from "../../../ops/scalar.ts";
 import {
   type BindingRole,
   bindings,
@@ -86,6 +88,10 @@ function windowRead(c: Geometry, chan: string): string {
 export const convolutionGpuKernel: GpuKernelGenerator = (req) => {
   const c = convGeometry(req);
   if (!c) return undefined;
+  // `_sigil_fused_conv`: the epilogue applied to each output as it is stored.
+  const epilogue = (req.node.parsed as { epilogue?: ScalarExpr }).epilogue;
+  const extra = epilogue ? epilogueWgsl(epilogue) : "";
+  const finish = (v: string) => (epilogue ? `sg_epilogue(${v})` : v);
   const [od, oh, ow] = c.out3;
   const [kd, kh, kw] = c.k3;
   const pixels = od * oh * ow;
@@ -102,7 +108,7 @@ export const convolutionGpuKernel: GpuKernelGenerator = (req) => {
   // are input channels): a GEMM tile would be nearly empty and wait at every barrier.
   const direct = c.fG < 8 || pixels < 16 ||
     c.batch * c.g > req.limits.maxComputeWorkgroupsPerDimension;
-  if (direct) return directConv(req, c, roles, `${label} direct`);
+  if (direct) return directConv(req, c, roles, `${label} direct`, extra, finish);
   const K = c.cinG * taps;
   const pointwise = taps === 1 && c.s3.every((s) => s === 1) && c.p3.every((p) => p === 0) &&
     c.in3.every((d, i) => d === c.out3[i]);
@@ -147,7 +153,10 @@ ${windowRead(c, `(b * ${u32(c.cin)} + g * ${u32(c.cinG)} + ci)`)}
         : {}),
       ...(vecA || vecB ? { views: [...(vecA ? [1] : []), ...(vecB ? [0] : [])] } : {}),
       store: `  let f = (z % ${G}) * ${u32(c.fG)} + m;
-  out0[((z / ${G}) * ${u32(c.f)} + f) * ${u32(pixels)} + n] = v${c.bias ? " + in2[f]" : ""};`,
+  out0[((z / ${G}) * ${u32(c.f)} + f) * ${u32(pixels)} + n] = ${
+        finish(c.bias ? "v + in2[f]" : "v")
+      };`,
+      ...(extra ? { extra } : {}),
       aAlongK: true,
       bAlongK: false,
       roles,
@@ -163,6 +172,8 @@ function directConv(
   c: Geometry,
   roles: [BindingRole, number][],
   label: string,
+  extra: string,
+  finish: (v: string) => string,
 ) {
   const [od, oh, ow] = c.out3;
   const [kd, kh, kw] = c.k3;
@@ -190,12 +201,12 @@ ${windowRead(c, "chan")}
       }
     }
   }
-  out0[idx] = acc;`;
+  out0[idx] = ${finish("acc")};`;
   const n = req.inputs.length;
   return {
     label,
     passes: [{
-      code: `${bindings(roles)}\n${entry(g, body)}`,
+      code: `${bindings(roles)}\n${extra}\n${entry(g, body)}`,
       workgroups: g.workgroups,
       bindings: roles.map(([r, k]) => (r === "in" ? k : n + k)),
     }],

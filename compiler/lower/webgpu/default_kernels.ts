@@ -46,6 +46,7 @@ export const WEBGPU_KERNELS: GpuKernelTable = Object.freeze({
     dot: dotGpuKernel,
     batch_dot: batchDotGpuKernel,
     Convolution: channelLast(convolutionGpuKernel, true),
+    _sigil_fused_conv: channelLast(convolutionGpuKernel, true),
     Deconvolution: deconvolutionGpuKernel,
     Pooling: channelLast(poolingGpuKernel, false),
     sum: reductionGpuKernel,

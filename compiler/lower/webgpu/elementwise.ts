@@ -141,6 +141,20 @@ const NEEDS: Readonly<Record<string, readonly string[]>> = {
   sg_log1p: ["sg_log"],
 };
 
+/**
+ * WGSL `fn sg_epilogue(x: f32) -> f32` computing a one-input expression (a convolution's
+ * fused activation) as the elementwise kernel computes it, with the helpers it calls.
+ */
+export function epilogueWgsl(expr: ScalarExpr): string {
+  const w = new ScalarWriter(() => "x");
+  const result = w.write(expr);
+  return `${w.helperCode()}
+fn sg_epilogue(x: f32) -> f32 {
+${w.lines.join("\n")}
+  return ${result};
+}`;
+}
+
 /** Translates a scalar expression to WGSL `let`s; returns the lines and the result's name. */
 export class ScalarWriter {
   readonly lines: string[] = [];
