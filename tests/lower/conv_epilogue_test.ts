@@ -16,6 +16,8 @@ import type { Shape } from "../../runtime/shape.ts";
 import { evaluate } from "../../compiler/interpreter.ts";
 import { assert, seededDraw } from "../util.ts";
 import { PATHS } from "./kernel_harness.ts";
+import { convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
+import { s } from "../../ops/scalar.ts";
 import { terminateThreads } from "../../runtime/backends/wasm/threads.ts";
 
 type Act = (y: Symbol) => Symbol;
@@ -209,4 +211,83 @@ Deno.test("fuse-conv-epilogue: which pairs merge", () => {
   // Idempotent: running it again changes nothing.
   const once = fuseConvEpilogue.run(graphOf(sym.relu(conv())));
   assert.strictEqual(fuseConvEpilogue.run(once).symbol, once.symbol);
+});
+
+Deno.test("fuse-conv-epilogue: layers differing only in their epilogue share one module", async () => {
+  const d = seededDraw(11);
+  for (
+    const c of CASES.filter((c) =>
+      ["depthwise", "1x1", "im2col 7x7 s2", "winograd F4", "winograd F2"].includes(c.name)
+    )
+  ) {
+    const hasBias = !c.attrs.no_bias;
+    const x = sym.var("x");
+    const params: Record<string, Tensor> = {};
+    const conv = (name: string) => {
+      params[`${name}_w`] = values(d, c.w, 1);
+      if (hasBias) params[`${name}_b`] = values(d, [c.w[0]], 2);
+      return sym.Convolution(x, sym.var(`${name}_w`), ...(hasBias ? [sym.var(`${name}_b`)] : []), {
+        kernel: c.attrs.kernel as number[],
+        ...c.attrs,
+        num_filter: c.w[0],
+        name,
+      });
+    };
+    // ReLU, ReLU6 and nothing on three equal convolutions.
+    const net = sym.Group([
+      sym.relu(conv("a")),
+      sym.clip(conv("b"), { a_min: 0, a_max: 6 }),
+      conv("c"),
+    ]);
+    const signature = { inputs: { x: { shape: c.x, dtype: "float32" as const } } };
+    const fused = runWasmPasses(WASM_PASSES, graphOf(net, params), signature);
+    const plain = runWasmPasses(DEFAULT_PASSES, graphOf(net, params), signature);
+    const feed = { x: values(d, c.x, 4) };
+    for (const threads of [1, 2]) {
+      const opts = { threads, optimize: false, forceSplit: threads > 1 };
+      const a = compileWasm(fused.symbol, fused.params, { x: c.x }, opts);
+      const b = compileWasm(plain.symbol, plain.params, { x: c.x }, opts);
+      const convs = a.placement.filter((p) => p.op.endsWith("conv") || p.op === "Convolution");
+      assert.strictEqual(convs.length, 3, c.name);
+      assert.strictEqual(a.placement.filter((p) => p.op === "_sigil_fused_conv").length, 2);
+      const ya = a.run(feed), yb = b.run(feed);
+      for (let i = 0; i < 3; i++) {
+        const [va, vb] = [await ya[i].data(), await yb[i].data()] as Float32Array[];
+        assert.deepStrictEqual(bits(va), bits(vb), `${c.name} t${threads} output ${i}`);
+      }
+      a.dispose();
+      b.dispose();
+    }
+  }
+  await terminateThreads();
+});
+
+Deno.test("convolution kernel: the epilogue variants of one geometry are one module", () => {
+  const relu = (y: Symbol) => sym.relu(y);
+  const make = (act?: Act) => {
+    const conv = sym.Convolution(sym.var("x"), sym.var("w"), {
+      kernel: [1, 1],
+      num_filter: 8,
+      no_bias: true,
+      name: "conv",
+    });
+    const g = fuseConvEpilogue.run(graphOf(act ? act(conv) : conv)).symbol;
+    return g.outputs[0].node;
+  };
+  const plainNode = make(), reluNode = make(relu);
+  const epilogue = (n: typeof plainNode) =>
+    (n.parsed as { epilogue?: ReturnType<typeof s.in> }).epilogue;
+  const epilogues = [epilogue(plainNode), epilogue(reluNode)];
+  const request = (node: typeof plainNode) => ({
+    node,
+    inputs: [[1, 4, 5, 5], [8, 4, 1, 1]],
+    outputs: [[1, 8, 5, 5]],
+    relaxed: false,
+    epilogues,
+  });
+  const kp = convolutionKernel(request(plainNode))!;
+  const kr = convolutionKernel(request(reluNode))!;
+  // The same bytes, told apart by their argument.
+  assert.deepStrictEqual(kp.bytes, kr.bytes);
+  assert.deepStrictEqual([kp.extraArgs, kr.extraArgs], [[0], [1]]);
 });

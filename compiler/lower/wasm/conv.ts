@@ -27,7 +27,7 @@ import { cachedCode } from "./module_cache.ts";
 import { describeEpilogue, epilogueApplier } from "./elementwise.ts";
 import { printScalar, type ScalarExpr } from "../../../ops/scalar.ts";
 import { emitSgemm, packSgemmA } from "./sgemm.ts";
-import { bump, channelFirstShapes, repeat, to3 } from "./emit.ts";
+import { bump, byMode, channelFirstShapes, repeat, to3 } from "./emit.ts";
 import { winogradModule, winogradParts, type WinogradShape } from "./winograd.ts";
 
 /** `memory.fill(ptr + offset, 0, bytes)` (nothing for 0 bytes). */
@@ -385,8 +385,18 @@ export const convolutionKernel: KernelGenerator = (
   const a = req.node.parsed as unknown as ConvAttrs;
   // `_sigil_fused_conv`: the expression applied to the output as it is written.
   const epilogue = (req.node.parsed as { epilogue?: ScalarExpr }).epilogue;
-  const epilogueText = epilogue ? printScalar(epilogue) : undefined;
   const epilogueLabel = epilogue ? ` +${describeEpilogue(epilogue)}` : "";
+  // Layers that differ only in their epilogue share one module, which takes the variant as an
+  // argument (KernelRequest.epilogues): one module to generate, compile and tier up.
+  const variants = req.epilogues?.includes(epilogue) ? req.epilogues : [epilogue];
+  const mode = variants.indexOf(epilogue);
+  const modeArgs = (parts: number) =>
+    variants.length > 1
+      ? {
+        extraArgs: [mode],
+        ...(parts > 1 ? { partExtraArgs: Array.from({ length: parts }, () => [mode]) } : {}),
+      }
+      : {};
   const shapes = channelFirstShapes(req.inputs, req.outputs, a.kernel, a.layout);
   if (!shapes) return undefined;
   const { x, y, n } = shapes;
@@ -455,11 +465,11 @@ export const convolutionKernel: KernelGenerator = (
       ownFilters ? undefined : weights,
       packs,
       scale,
-      epilogue,
+      variants,
     );
     const parts = shares.length > 1
       ? shares.map((r) =>
-        winogradModule(shape, r, req.relaxed, shared, weights, packs, scale, epilogue)
+        winogradModule(shape, r, req.relaxed, shared, weights, packs, scale, variants)
       )
       : [];
     return {
@@ -473,6 +483,7 @@ export const convolutionKernel: KernelGenerator = (
       partConstantInputs: parts.length > 1
         ? parts.map((p) => new Map([[1, p.packed!]]))
         : undefined,
+      ...modeArgs(parts.length),
     };
   }
   const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
@@ -491,7 +502,7 @@ export const convolutionKernel: KernelGenerator = (
       rows: [0, g.o[1]],
       channels: [0, g.cin],
     },
-    { weights, scale, epilogue, epilogueText },
+    { weights, scale, variants },
     ownFilters ? undefined : packs,
     ownFilters,
   );
@@ -499,8 +510,7 @@ export const convolutionKernel: KernelGenerator = (
     convModule(g, depthwise, pointwise, req.relaxed, shared, share, {
       weights,
       scale,
-      epilogue,
-      epilogueText,
+      variants,
     }, packs)
   );
   const prepacked = parts.length > 1 ? parts[0].packed !== undefined : whole.packed !== undefined;
@@ -515,6 +525,7 @@ export const convolutionKernel: KernelGenerator = (
       whole.path ? ` ${whole.path}` : ""
     }${prepacked ? " prepacked" : ""}${epilogueLabel}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
+    ...modeArgs(parts.length),
   };
 };
 
@@ -584,11 +595,10 @@ function convModule(
   relaxed: boolean,
   shared: boolean,
   share: ConvShare,
-  { weights, scale, epilogue, epilogueText }: {
+  { weights, scale, variants }: {
     weights?: Float32Array;
     scale?: Float64Array;
-    epilogue?: ScalarExpr;
-    epilogueText?: string;
+    variants: readonly (ScalarExpr | undefined)[];
   },
   packs?: Map<string, Float32Array>,
   codeOnly = false,
@@ -630,11 +640,11 @@ function convModule(
     shared,
     share,
     prepacked,
-    epilogueText,
+    variants.map((e) => e && printScalar(e)),
   ]);
   const code = cachedCode(
     key,
-    () => convCode(g, depthwise, pointwise, relaxed, shared, share, prepacked, epilogue),
+    () => convCode(g, depthwise, pointwise, relaxed, shared, share, prepacked, variants),
   );
   return { ...code, packed };
 }
@@ -672,7 +682,7 @@ function convCode(
   shared: boolean,
   share: ConvShare,
   prepacked: boolean,
-  epilogue: ScalarExpr | undefined,
+  variants: readonly (ScalarExpr | undefined)[],
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string | undefined } {
   const kdim = g.cinG * g.taps;
   const [f0, f1] = share.filters;
@@ -685,7 +695,7 @@ function convCode(
 
   const mb = new ModuleBuilder();
   importKernelMemory(mb, shared);
-  const apply = epilogue ? epilogueApplier(mb, relaxed, epilogue) : undefined;
+  const appliers = variants.map((e) => e && epilogueApplier(mb, relaxed, e));
   let scratchBytes = 0;
   let colBytes = 0;
   let gemm: ReturnType<typeof emitSgemm> | undefined;
@@ -694,15 +704,17 @@ function convCode(
     colBytes = pointwise ? 0 : align16(kdim * cols * 4);
     scratchBytes = colBytes + gemm.scratchBytes;
   }
-  const params = 3 + (g.bias ? 1 : 0) + (scratchBytes > 0 ? 1 : 0);
+  const multi = variants.length > 1;
+  const params = 3 + (g.bias ? 1 : 0) + (multi ? 1 : 0) + (scratchBytes > 0 ? 1 : 0);
   const run = mb.addFunction(new Array(params).fill("i32"), [], { export: "run" });
   const [xp, wp] = [0, 1];
   const bp = g.bias ? 2 : -1;
   const yp = g.bias ? 3 : 2;
+  const modeP = multi ? yp + 1 : -1; // which of `variants` this layer applies
   const sp = scratchBytes > 0 ? params - 1 : -1;
 
   if (depthwise) {
-    const plane = depthwiseFunction(mb, g, apply);
+    const planes = appliers.map((apply) => depthwiseFunction(mb, g, apply));
     const mult = g.fG;
     const w = run.local("i32");
     const b = run.local("i32");
@@ -717,10 +729,12 @@ function convCode(
       if (g.bias) run.localGet(bp).i32Const(c0 * mult * 4).op("i32.add").localSet(b);
       repeat(run, nc, () => {
         repeat(run, mult, () => {
-          run.localGet(xp).localGet(w);
-          if (g.bias) run.localGet(b);
-          else run.i32Const(0);
-          run.localGet(yp).call(plane);
+          byMode(run, modeP, planes.length, (k) => {
+            run.localGet(xp).localGet(w);
+            if (g.bias) run.localGet(b);
+            else run.i32Const(0);
+            run.localGet(yp).call(planes[k]);
+          });
           bump(run, w, g.taps * 4);
           if (g.bias) bump(run, b, 4);
           bump(run, yp, g.osp * 4);
@@ -734,9 +748,9 @@ function convCode(
     });
   } else {
     const im2col = pointwise ? undefined : im2colFunction(mb, g, [y0, y1]);
-    const finish = g.bias || apply
-      ? finishFunction(mb, f1 - f0, cols, g.osp, g.bias, apply)
-      : undefined;
+    const finishers = appliers.map((apply) =>
+      g.bias || apply ? finishFunction(mb, f1 - f0, cols, g.osp, g.bias, apply) : undefined
+    );
     const w = run.local("i32");
     const yGroup = run.local("i32");
     const gemmScratch = run.local("i32");
@@ -757,12 +771,14 @@ function convCode(
         }
         run.localGet(yp).localSet(yGroup);
         run.i32Const(0).localGet(yp).localGet(gemmScratch).call(gemm!.fn);
-        if (finish) {
+        byMode(run, modeP, finishers.length, (k) => {
+          const finish = finishers[k];
+          if (!finish) return;
           run.localGet(yGroup);
           if (g.bias) run.localGet(bGroup);
           else run.i32Const(0);
           run.call(finish);
-        }
+        });
         bump(run, xp, g.cinG * g.isp * 4);
         bump(run, w, (prepacked ? nf : g.fG) * kdim * 4);
         bump(run, yp, g.fG * g.osp * 4);

@@ -24,6 +24,29 @@ export function repeat(fb: FunctionBuilder, count: number, body: () => void): vo
   fb.end();
 }
 
+/**
+ * Emits `body(k)` for the `k` that local `mode` holds, out of `count` (an if/else chain; just
+ * `body(0)` when there is one).
+ */
+export function byMode(
+  fb: FunctionBuilder,
+  mode: number,
+  count: number,
+  body: (k: number) => void,
+): void {
+  if (count <= 1) {
+    body(0);
+    return;
+  }
+  for (let k = 0; k < count - 1; k++) {
+    fb.localGet(mode).i32Const(k).op("i32.eq").if();
+    body(k);
+    fb.else();
+  }
+  body(count - 1);
+  for (let k = 0; k < count - 1; k++) fb.end();
+}
+
 /** Emits `local += delta` (nothing when delta is 0). */
 export function bump(fb: FunctionBuilder, local: number, delta: number): void {
   if (delta === 0) return;

@@ -13,6 +13,7 @@ import type { DType } from "../../../runtime/dtype.ts";
 import type { Shape } from "../../../runtime/shape.ts";
 import type { ModuleBuilder } from "./encoder.ts";
 import type { ScaledRows } from "../../scaled_rows.ts";
+import type { ScalarExpr } from "../../../ops/scalar.ts";
 
 /** A compiled kernel for one node. */
 export interface CompiledKernel {
@@ -88,6 +89,14 @@ export interface KernelRequest {
    * copy is made. A generator that ignores this field sees the same values in `constants`.
    */
   readonly scaledConstants?: readonly (ScaledRows | undefined)[];
+  /**
+   * For convolutions: the epilogues (`_sigil_fused_conv`'s `epilogue`, undefined for none) of
+   * every node of the program with this node's attributes and shapes, this node's among them,
+   * in one order for all of them. A generator may compile them all into one module that takes
+   * the index of the node's own as an argument (`extraArgs`), so that layers that differ only
+   * in their activation share a module.
+   */
+  readonly epilogues?: readonly (ScalarExpr | undefined)[];
   /** Dtypes of the input buffers (default: all float32). */
   readonly inputTypes?: readonly DType[];
   /** Dtypes of the output buffers (default: all float32). */

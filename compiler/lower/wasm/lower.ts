@@ -31,6 +31,7 @@ import type {
 import { warnFallbacks } from "../../engine.ts";
 import { fuseConvEpilogue, fuseElementwise } from "../../passes/fuse.ts";
 import type { Entry, Node, Symbol } from "../../symbol.ts";
+import { printScalar, type ScalarExpr } from "../../../ops/scalar.ts";
 import { BackendError, SigilError, UnsupportedError } from "../../../runtime/errors.ts";
 import { checkCompileArgs, checkRunInputs } from "../../validate.ts";
 import { type Shape, shapeSize } from "../../../runtime/shape.ts";
@@ -558,6 +559,35 @@ export function lowerWasm(
     const weights = plan.steps.map(weightOf);
     order.sort((a, b) => weights[b] - weights[a] || a - b);
   }
+  // Convolutions that differ only in their fused epilogue (ResNet's conv + ReLU beside the
+  // conv before the residual add) are told each other's epilogues, so their kernels can share
+  // one module (KernelRequest.epilogues).
+  const epiloguesOf = new Map<Node, (ScalarExpr | undefined)[]>();
+  {
+    const groups = new Map<string, Node[]>();
+    for (const n of plan.steps) {
+      if (n.opName !== "Convolution" && n.opName !== "_sigil_fused_conv") continue;
+      const { epilogue: _, ...attrs } = n.parsed as Record<string, unknown>;
+      const key = JSON.stringify([
+        attrs,
+        n.inputs.map((e) => [shapeOf(e), typeOf(e), isConstant(e)]),
+        shapes.get(n),
+        types.get(n),
+      ]);
+      const group = groups.get(key);
+      if (group) group.push(n);
+      else groups.set(key, [n]);
+    }
+    for (const group of groups.values()) {
+      const distinct = [
+        ...new Set(group.map((n) => (n.parsed as { epilogue?: ScalarExpr }).epilogue)),
+      ];
+      if (distinct.length < 2) continue;
+      const text = (e: ScalarExpr | undefined) => (e ? printScalar(e) : "");
+      distinct.sort((x, y) => (text(x) < text(y) ? -1 : text(x) > text(y) ? 1 : 0));
+      for (const n of group) epiloguesOf.set(n, distinct);
+    }
+  }
   report("kernels", 0, plan.steps.length);
   for (const [done, index] of order.entries()) {
     const node = plan.steps[index];
@@ -622,6 +652,7 @@ export function lowerWasm(
       parts,
       forceSplit: options.forceSplit ?? false,
       winograd: options.winograd,
+      ...(epiloguesOf.has(node) ? { epilogues: epiloguesOf.get(node) } : {}),
     };
     const allFloat32 = inTypes.every((t) => t === "float32") &&
       outTypes.every((t) => t === "float32");

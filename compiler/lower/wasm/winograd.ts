@@ -28,7 +28,7 @@ import { winogradWeightKernel, winogradWeightModule } from "./winograd_weights.t
 import { runDeriveOps } from "../../../runtime/backends/wasm/threads.ts";
 import { align16, importKernelMemory, splitRange } from "./kernel.ts";
 import { emitSgemm, packLayoutA, type SgemmPackOptions } from "./sgemm.ts";
-import { bump, repeat } from "./emit.ts";
+import { bump, byMode, repeat } from "./emit.ts";
 import { cachedCode } from "./module_cache.ts";
 
 /** A Winograd variant F(m×m, 3×3): tile sizes and transform matrices (α = m + 2). */
@@ -515,7 +515,8 @@ function shuffle4(fb: FunctionBuilder, lanes: readonly number[]): void {
 
 /**
  * The Winograd kernel module for tile rows `[ty0, ty1)` of the output:
- * `run(x, u, [bias], y, scratch)`, and the 3×3 `weights` transformed and packed for it (the
+ * `run(x, u, [bias], y, [variant], scratch)` (the variant: which of `variants`, the epilogues
+ * the module applies, this layer wants; only when there are several), and the 3×3 `weights` transformed and packed for it (the
  * `u` it takes; undefined without `weights`; each filter scaled by `scale[filter]` first when
  * given). Returns the bytes, the scratch it needs and the packed weights.
  */
@@ -527,7 +528,7 @@ export function winogradModule(
   weights: Float32Array | undefined,
   packs?: Map<string, Float32Array>,
   scale?: Float64Array,
-  epilogue?: ScalarExpr,
+  variants: readonly (ScalarExpr | undefined)[] = [undefined],
 ): {
   bytes: Uint8Array<ArrayBuffer>;
   scratchBytes: number;
@@ -559,9 +560,9 @@ export function winogradModule(
       share,
       relaxed,
       shared,
-      epilogue ? printScalar(epilogue) : undefined,
+      variants.map((e) => e && printScalar(e)),
     ]),
-    () => winogradCode(s, share, relaxed, shared, epilogue),
+    () => winogradCode(s, share, relaxed, shared, variants),
   );
   return { ...code, packed };
 }
@@ -583,7 +584,7 @@ function winogradCode(
   share: WinogradShare,
   relaxed: boolean,
   shared: boolean,
-  epilogue: ScalarExpr | undefined,
+  variants: readonly (ScalarExpr | undefined)[],
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
   const [oh, ow] = outSize(s);
   const [, tw4] = tiles(s);
@@ -615,16 +616,29 @@ function winogradCode(
   const gAt = yAt + yBytes;
   const scratchBytes = gAt + align16(gemm.scratchBytes);
 
-  const params = s.bias ? 5 : 4;
+  const multi = variants.length > 1;
+  const params = (s.bias ? 5 : 4) + (multi ? 1 : 0);
   const run = mb.addFunction(new Array(params).fill("i32"), [], { export: "run" });
   const [xp, up] = [0, 1];
   const bp = s.bias ? 2 : -1;
-  const yp = params - 2;
+  const yp = s.bias ? 3 : 2;
+  const modeP = multi ? yp + 1 : -1; // which of `variants` this layer applies
   const sp = params - 1;
 
   const inputTransform = inputTransformFunction(mb, v, C, nty, tw4, wp, tn);
-  const apply = epilogue ? epilogueApplier(mb, relaxed, epilogue) : undefined;
-  const outputTransform = outputTransformFunction(mb, v, K, nty, tw4, yw, tn, s.bias, apply);
+  const outputTransforms = variants.map((e) =>
+    outputTransformFunction(
+      mb,
+      v,
+      K,
+      nty,
+      tw4,
+      yw,
+      tn,
+      s.bias,
+      e && epilogueApplier(mb, relaxed, e),
+    )
+  );
 
   const at = (local: number, off: number) => {
     run.localGet(local);
@@ -677,11 +691,13 @@ function winogradCode(
       bump(run, c, K * tn * 4);
     });
     // Y = Aᵀ M A (+ bias) into the padded output, then its valid rows into y.
-    at(sp, mAt);
-    at(sp, yAt);
-    if (s.bias) run.localGet(bp);
-    else run.i32Const(0);
-    run.call(outputTransform);
+    byMode(run, modeP, outputTransforms.length, (k) => {
+      at(sp, mAt);
+      at(sp, yAt);
+      if (s.bias) run.localGet(bp);
+      else run.i32Const(0);
+      run.call(outputTransforms[k]);
+    });
     const rowsOut = Math.min(ty1 * M, oh) - ty0 * M;
     run.localGet(yp).localSet(a);
     run.localGet(sp).i32Const(yAt).op("i32.add").localSet(b);
