@@ -17,7 +17,7 @@ import { evaluate } from "../../compiler/interpreter.ts";
 import { assert, seededDraw } from "../util.ts";
 import { PATHS } from "./kernel_harness.ts";
 import { convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
-import { s } from "../../ops/scalar.ts";
+import type { ScalarExpr } from "../../ops/scalar.ts";
 import { terminateThreads } from "../../runtime/backends/wasm/threads.ts";
 
 type Act = (y: Symbol) => Symbol;
@@ -275,8 +275,7 @@ Deno.test("convolution kernel: the epilogue variants of one geometry are one mod
     return g.outputs[0].node;
   };
   const plainNode = make(), reluNode = make(relu);
-  const epilogue = (n: typeof plainNode) =>
-    (n.parsed as { epilogue?: ReturnType<typeof s.in> }).epilogue;
+  const epilogue = (n: typeof plainNode) => (n.parsed as { epilogue?: ScalarExpr }).epilogue;
   const epilogues = [epilogue(plainNode), epilogue(reluNode)];
   const request = (node: typeof plainNode) => ({
     node,
