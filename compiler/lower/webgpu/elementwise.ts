@@ -143,12 +143,14 @@ const NEEDS: Readonly<Record<string, readonly string[]>> = {
 
 /**
  * WGSL `fn sg_epilogue(x: f32) -> f32` computing a one-input expression (a convolution's
- * fused activation) as the elementwise kernel computes it, with the helpers it calls.
+ * fused activation) as the elementwise kernel computes it, with the helpers it calls and the
+ * special floats they read (`SPECIAL_FLOATS`: a module using it declares them only here).
  */
 export function epilogueWgsl(expr: ScalarExpr): string {
   const w = new ScalarWriter(() => "x");
   const result = w.write(expr);
-  return `${w.helperCode()}
+  return `${SPECIAL_FLOATS}
+${w.helperCode()}
 fn sg_epilogue(x: f32) -> f32 {
 ${w.lines.join("\n")}
   return ${result};

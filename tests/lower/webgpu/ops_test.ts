@@ -342,3 +342,47 @@ Deno.test({
     for (const code of codes) assert.ok(!/evil|leak/.test(code) && !code.includes("\u0000"), code);
   },
 });
+
+Deno.test({
+  name: "_sigil_fused_conv: the epilogue at the store of the implicit-GEMM and direct kernels",
+  ...GPU_TEST,
+  fn: async () => {
+    const x = sym.var("x"), w = sym.var("w"), b = sym.var("b"), dw = sym.var("dw");
+    const relu6 =
+      "(select (gt (in 0) (const 6)) (const 6) (select (lt (in 0) (const 0)) (const 0) (in 0)))";
+    const program = await check(
+      sym.group([
+        // 16 filters over 12×12 pixels: the implicit GEMM; ReLU6 and a sigmoid (a helper).
+        sym._sigil_fused_conv(x, w, b, {
+          kernel: [3, 3],
+          pad: [1, 1],
+          num_filter: 16,
+          epilogue: relu6,
+        }),
+        sym._sigil_fused_conv(x, w, b, {
+          kernel: [3, 3],
+          num_filter: 16,
+          epilogue: "(sigmoid (in 0))",
+        }),
+        // Depthwise: one invocation per output.
+        sym._sigil_fused_conv(x, dw, {
+          kernel: [3, 3],
+          pad: [1, 1],
+          num_filter: 4,
+          num_group: 4,
+          no_bias: true,
+          epilogue: "(max (in 0) (const 0))",
+        }),
+      ]),
+      {
+        x: nd.random.uniform(-8, 8, [1, 4, 12, 12], { seed: seed++ }),
+        w: rand([16, 4, 3, 3]),
+        b: rand([16]),
+        dw: rand([4, 1, 3, 3]),
+      },
+      "fused convolutions",
+    );
+    const labels = program.placement.map((p) => p.label).join("; ");
+    assert.ok(/implicit gemm/.test(labels) && /direct/.test(labels), labels);
+  },
+});
