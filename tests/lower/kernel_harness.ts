@@ -65,9 +65,12 @@ export function runKernel(
     const run = inst.exports.run as (...p: number[]) => void;
     // A kernel whose range is an argument takes it after the outputs.
     const extra = modules === k.parts ? k.partExtraArgs?.[i] : k.extraArgs;
+    // A part's pointers move to where its share starts (CompiledKernel.partOffsets).
+    const moved = modules === k.parts ? k.partOffsets?.[i] : undefined;
+    const by = (slot: number) => moved?.[slot] ?? 0;
     run(
-      ...(partPtrs?.[i] ?? ptrs),
-      outAt,
+      ...(partPtrs?.[i] ?? ptrs).map((p, slot) => p + by(slot)),
+      outAt + by((partPtrs?.[i] ?? ptrs).length),
       ...(extra ?? []),
       ...(k.scratchBytes > 0 ? [scratchAt + i * each] : []),
     );

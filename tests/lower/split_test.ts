@@ -4,6 +4,7 @@
  * output bit for bit (and the whole kernel matches the float64 reference, as everywhere).
  */
 import { Convolution } from "../../ops/convolution.ts";
+import { sym } from "../../compiler/sym.ts";
 import { Pooling } from "../../ops/pooling.ts";
 import { FullyConnected } from "../../ops/fully_connected.ts";
 import { batch_dot, dot } from "../../ops/dot.ts";
@@ -119,3 +120,48 @@ Deno.test("elementwise parts: flat runs and broadcast rows", () => {
     });
   });
 });
+
+Deno.test("Convolution parts of equal sizes are one module, moved by pointer offsets", () => {
+  const kernel = (x: Shape, w: Shape, attrs: Record<string, unknown>, constant: boolean) => {
+    const node = sym.Convolution(sym.var("x"), sym.var("w"), sym.var("b"), {
+      kernel: attrs.kernel as number[],
+      num_filter: w[0],
+      ...attrs,
+    }).outputs[0].node;
+    const n = w.reduce((p, d) => p * d, 1);
+    const constants = constant ? [undefined, new Float32Array(n).fill(0.5), undefined] : undefined;
+    const [f, , ...k] = w;
+    const y = [
+      x[0],
+      f,
+      ...x.slice(2).map((d, i) =>
+        d - (k[i] - 1) + 2 * ((attrs.pad as number[] | undefined)?.[i] ?? 0)
+      ),
+    ];
+    return convolutionKernel({
+      node,
+      inputs: [x, w, [w[0]]],
+      outputs: [y],
+      relaxed: false,
+      parts: 2,
+      ...(constants ? { constants } : {}),
+    })!;
+  };
+  const cases: [string, CompiledKernelLike][] = [
+    // Depthwise by channels; 1×1 by output rows; Winograd F(2×2) on a 7×7 map by filters.
+    [
+      "depthwise",
+      kernel([1, 64, 20, 20], [64, 1, 3, 3], { kernel: [3, 3], pad: [1, 1], num_group: 64 }, true),
+    ],
+    ["1x1", kernel([1, 32, 28, 28], [64, 32, 1, 1], { kernel: [1, 1] }, true)],
+    ["winograd", kernel([1, 64, 7, 7], [64, 64, 3, 3], { kernel: [3, 3], pad: [1, 1] }, true)],
+  ];
+  for (const [name, k] of cases) {
+    assert.strictEqual(k.parts?.length, 2, `${name}: ${k.label}`);
+    assert.strictEqual(k.parts![0], k.parts![1], `${name}: ${k.label}`);
+    assert.ok(k.partOffsets![1].some((o) => o > 0), name);
+    assert.ok(k.partOffsets![0].every((o) => o === 0), name);
+  }
+});
+
+type CompiledKernelLike = ReturnType<typeof convolutionKernel> & object;

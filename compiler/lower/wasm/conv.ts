@@ -483,6 +483,7 @@ export const convolutionKernel: KernelGenerator = (
       partConstantInputs: parts.length > 1
         ? parts.map((p) => new Map([[1, p.packed!]]))
         : undefined,
+      ...(parts.length > 1 ? { partOffsets: parts.map((p) => p.offsets) } : {}),
       ...modeArgs(parts.length),
     };
   }
@@ -525,6 +526,7 @@ export const convolutionKernel: KernelGenerator = (
       whole.path ? ` ${whole.path}` : ""
     }${prepacked ? " prepacked" : ""}${epilogueLabel}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
+    ...(parts.length > 1 ? { partOffsets: parts.map((p) => p.offsets) } : {}),
     ...modeArgs(parts.length),
   };
 };
@@ -607,6 +609,7 @@ function convModule(
   scratchBytes: number;
   path: string | undefined;
   packed: Float32Array | undefined;
+  offsets: number[];
 } {
   const kdim = g.cinG * g.taps;
   const [f0, f1] = share.filters;
@@ -630,7 +633,9 @@ function convModule(
       packs?.set(key, packed);
     }
   }
-  // The code depends on the geometry alone: layers of equal shapes share it.
+  // The code depends on the geometry alone: layers of equal shapes share it, and so do parts
+  // of equal sizes, moved to their place by pointer offsets.
+  const moved = relocate(g, depthwise, pointwise, share, prepacked);
   const key = JSON.stringify([
     "conv",
     g,
@@ -638,15 +643,50 @@ function convModule(
     pointwise,
     relaxed,
     shared,
-    share,
+    moved.share,
     prepacked,
     variants.map((e) => e && printScalar(e)),
   ]);
   const code = cachedCode(
     key,
-    () => convCode(g, depthwise, pointwise, relaxed, shared, share, prepacked, variants),
+    () => convCode(g, depthwise, pointwise, relaxed, shared, moved.share, prepacked, variants),
   );
-  return { ...code, packed };
+  return { ...code, packed, offsets: moved.offsets };
+}
+
+/**
+ * The share whose code computes `share` when its pointers (data, weight, [bias], output) are
+ * moved by `offsets` bytes: the first filter and the first depthwise channel always become 0,
+ * and a 1×1 convolution's first output row too (other convolutions' rows decide their padding).
+ */
+function relocate(
+  g: Geometry,
+  depthwise: boolean,
+  pointwise: boolean,
+  share: ConvShare,
+  prepacked: boolean,
+): { share: ConvShare; offsets: number[] } {
+  const [f0, f1] = share.filters;
+  const [y0, y1] = share.rows;
+  const [c0, c1] = share.channels;
+  const bias = (b: number) => (g.bias ? [b] : []);
+  if (depthwise) {
+    const mult = g.fG;
+    return {
+      share: { ...share, channels: [0, c1 - c0] },
+      offsets: [
+        c0 * g.isp * 4,
+        c0 * mult * g.taps * 4,
+        ...bias(c0 * mult * 4),
+        c0 * mult * g.osp * 4,
+      ],
+    };
+  }
+  const col = pointwise ? y0 * g.o[2] * 4 : 0;
+  return {
+    share: { ...share, filters: [0, f1 - f0], rows: pointwise ? [0, y1 - y0] : share.rows },
+    offsets: [col, prepacked ? 0 : f0 * g.cinG * g.taps * 4, ...bias(f0 * 4), f0 * g.osp * 4 + col],
+  };
 }
 
 /** The sgemm options of a convolution share's product (filters × positions × taps). */

@@ -50,6 +50,12 @@ export interface CompiledKernel {
   readonly extraArgs?: readonly number[];
   /** The same for each of `parts` (which may then all be the same bytes as `bytes`). */
   readonly partExtraArgs?: readonly (readonly number[])[];
+  /**
+   * For each of `parts`, bytes to add to its pointer arguments (its inputs, then its outputs;
+   * absent entries 0), so that parts that differ only in where they start in the buffers are
+   * the same module (e.g. a convolution's halves by filters).
+   */
+  readonly partOffsets?: readonly (readonly number[])[];
 }
 
 /**

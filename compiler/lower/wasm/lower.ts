@@ -744,9 +744,18 @@ export function lowerWasm(
         // The whole kernel reads part 0's constants (they are shared) and its scratch.
         const index = Math.max(part, 0);
         const args = [...insOf(index), ...outPtrs, ...(extra ?? [])];
+        // A part's pointers moved to where its share starts (CompiledKernel.partOffsets).
+        const moved = part >= 0 && k.parts ? k.partOffsets?.[part] : undefined;
+        const by = (slot: number) => moved?.[slot] ?? 0;
         for (const [slot, offset] of copyAt) {
           if (slot >= ins.length || args[slot] === -1) {
-            pendingConvert.push({ args, at: slot, offset });
+            pendingConvert.push({ args, at: slot, offset: offset + by(slot) });
+          }
+        }
+        if (moved) {
+          for (let slot = 0; slot < ins.length + outPtrs.length; slot++) {
+            const pending = copyAt.has(slot) && (slot >= ins.length || args[slot] === -1);
+            if (!pending) args[slot] += by(slot);
           }
         }
         if (k.scratchBytes > 0) {

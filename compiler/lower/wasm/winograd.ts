@@ -534,6 +534,7 @@ export function winogradModule(
   scratchBytes: number;
   path: string;
   packed: Float32Array | undefined;
+  offsets: number[];
 } {
   // U[ξ] rows k0..k1, transformed and packed for the products now; parts with the same
   // filters share it.
@@ -552,19 +553,24 @@ export function winogradModule(
     );
     packs?.set(key, packed);
   }
-  // The code depends on the shapes alone: layers of equal shapes share it.
+  // The code depends on the shapes alone: layers of equal shapes share it, and so do parts
+  // with as many filters, moved to their first filter by pointer offsets (data, U, [bias], y).
+  const [k0, k1] = share.filters;
+  const codeShare: WinogradShare = { ...share, filters: [0, k1 - k0] };
+  const [oh, ow] = outSize(s);
+  const offsets = [0, 0, ...(s.bias ? [k0 * 4] : []), k0 * oh * ow * 4];
   const code = cachedCode(
     JSON.stringify([
       "winograd",
       s,
-      share,
+      codeShare,
       relaxed,
       shared,
       variants.map((e) => e && printScalar(e)),
     ]),
-    () => winogradCode(s, share, relaxed, shared, variants),
+    () => winogradCode(s, codeShare, relaxed, shared, variants),
   );
-  return { ...code, packed };
+  return { ...code, packed, offsets };
 }
 
 /** The sgemm options of a part's 36 (or 16) products: its filters × its tiles × channels. */
