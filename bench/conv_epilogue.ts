@@ -15,6 +15,7 @@ import { DEFAULT_PASSES, modelZoo, nd, sym, type Tensor, WASM_PASSES } from "../
 import { compileWasm, runWasmPasses } from "../compiler/lower/wasm/lower.ts";
 import { graphOf, type Pass } from "../compiler/passes/pass.ts";
 import { terminateThreads } from "../runtime/backends/wasm/threads.ts";
+import { clearModuleCache } from "../compiler/lower/wasm/module_cache.ts";
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -49,6 +50,8 @@ for (const name of models) {
   const graphs = { fused: optimized(WASM_PASSES), unfused: optimized(DEFAULT_PASSES) };
   for (const threads of threadCounts) {
     const compile = (g: typeof graphs.fused) => {
+      // Each program from an empty module cache: its own distinct modules are counted.
+      clearModuleCache();
       modules = 0;
       WebAssembly.Module = counting;
       try {
