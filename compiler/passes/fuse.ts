@@ -427,20 +427,53 @@ export const fuseConvEpilogue: Pass<FuseConvOptions> = definePass<FuseConvOption
     "params and values exactly (the epilogue reads the convolution's rounded output).",
   idempotent: true,
   run(graph: Graph, options: FuseConvOptions = {}): Graph {
-    const a = analyze(graph, { inputTypes: options.inputTypes ?? {}, dtypes: ["float32"] });
-    const controlled = new Set(graph.symbol.nodes().flatMap((n) => n.controlDeps));
+    const nodes = graph.symbol.nodes();
+    const uses = new Map<Node, number>();
+    const use = (e: Entry) => uses.set(e.node, (uses.get(e.node) ?? 0) + 1);
+    for (const n of nodes) n.inputs.forEach(use);
+    graph.symbol.outputs.forEach(use);
+    const controlled = new Set(nodes.flatMap((n) => n.controlDeps));
+    // Dtypes: a convolution has its weight's, so with bound weights (every inference graph)
+    // nothing is inferred; otherwise the graph's dtypes are, once.
+    let types: Map<Node, (DType | undefined)[]> | undefined;
+    const inferred = (n: Node) =>
+      (types ??= resolveTypes(graph, options.inputTypes ?? {})).get(n)![0];
+    const float32 = (p: Node, n: Node): boolean => {
+      const w = p.inputs[1];
+      const bound = w?.node.isVariable && Object.hasOwn(graph.params, w.node.name)
+        ? graph.params[w.node.name]
+        : undefined;
+      if (bound === undefined) return inferred(p) === "float32" && inferred(n) === "float32";
+      if (bound.dtype !== "float32") return false;
+      try {
+        return n.op!.inferType(["float32"], n.parsed as never, [undefined]).outputs[0] ===
+          "float32";
+      } catch {
+        return false;
+      }
+    };
+    const exprs = new Map<Node, ScalarExpr>();
     const producerOf = (n: Node): Node | undefined => {
-      const e = a.exprs.get(n);
-      if (!e || n.inputs.length !== 1 || reads(e, 0) === 0) return undefined;
+      const op = n.op;
+      if (!op?.scalar || op.subgraph || n.inputs.length !== 1) return undefined;
       const entry = n.inputs[0];
       const p = entry.node;
-      if (p.opName !== "Convolution" || entry.index !== 0 || a.uses.get(p) !== 1) return undefined;
-      if (p.controlDeps.length || controlled.has(p) || hiddenKey(p) !== hiddenKey(n)) {
+      if (p.opName !== "Convolution" || entry.index !== 0 || uses.get(p) !== 1) return undefined;
+      if (p.controlDeps.length || controlled.has(p) || n.controlDeps.length || controlled.has(n)) {
         return undefined;
       }
-      if (a.types.get(p)![0] !== "float32") return undefined;
+      if (hiddenKey(p) !== hiddenKey(n)) return undefined;
       const layout = (p.parsed as { layout?: string | null }).layout;
-      return layout === null || layout === undefined || layout.startsWith("NC") ? p : undefined;
+      if (layout !== null && layout !== undefined && !layout.startsWith("NC")) return undefined;
+      let e: ScalarExpr | undefined;
+      try {
+        e = op.scalar(n.parsed);
+      } catch {
+        e = undefined; // attribute values without an inference form
+      }
+      if (e === undefined || reads(e, 0) === 0 || !float32(p, n)) return undefined;
+      exprs.set(n, e);
+      return p;
     };
     const symbol = rebuildWith(graph.symbol, (node, mapEntry) => {
       const p = producerOf(node);
@@ -448,7 +481,7 @@ export const fuseConvEpilogue: Pass<FuseConvOptions> = definePass<FuseConvOption
       return makeNode({
         op: _sigil_fused_conv,
         name: node.name.endsWith("_fused") ? node.name : `${node.name}_fused`,
-        attrs: { ...p.attrs, epilogue: printExpr(a.exprs.get(node)!) },
+        attrs: { ...p.attrs, epilogue: printExpr(exprs.get(node)!) },
         inputs: p.inputs.map(mapEntry),
       });
     });

@@ -208,6 +208,22 @@ Deno.test("fuse-conv-epilogue: which pairs merge", () => {
     name: "h16",
   });
   assert.strictEqual(opsOf(sym.relu(half)).length, 2);
+  // Bound weights decide the dtype without inference: float16 weights stay apart too, and a
+  // reader that changes the dtype (a cast) is no epilogue.
+  const boundOps = (y: Symbol, dtype: "float16" | "float32") =>
+    fuseConvEpilogue.run(graphOf(y, { w: nd.ones([4, 2, 3, 3], { dtype }) })).symbol.nodes()
+      .filter((n) => !n.isVariable).map((n) => n.opName);
+  const withW = sym.Convolution(sym.var("d"), sym.var("w"), {
+    kernel: [3, 3],
+    num_filter: 4,
+    no_bias: true,
+  });
+  assert.deepStrictEqual(boundOps(sym.relu(withW), "float32"), ["_sigil_fused_conv"]);
+  assert.deepStrictEqual(boundOps(sym.relu(withW), "float16"), ["Convolution", "relu"]);
+  assert.deepStrictEqual(boundOps(sym.Cast(withW, { dtype: "float16" }), "float32"), [
+    "Convolution",
+    "Cast",
+  ]);
   // Idempotent: running it again changes nothing.
   const once = fuseConvEpilogue.run(graphOf(sym.relu(conv())));
   assert.strictEqual(fuseConvEpilogue.run(once).symbol, once.symbol);
