@@ -482,6 +482,8 @@ export const fuseConvEpilogue: Pass<FuseConvOptions> = definePass<FuseConvOption
         op: _sigil_fused_conv,
         name: node.name.endsWith("_fused") ? node.name : `${node.name}_fused`,
         attrs: { ...p.attrs, epilogue: printExpr(exprs.get(node)!) },
+        // The attributes as parsed already: the convolution's and the reader's expression.
+        parsed: { ...(p.parsed as object), epilogue: exprs.get(node)! },
         inputs: p.inputs.map(mapEntry),
       });
     });
