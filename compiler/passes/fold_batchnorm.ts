@@ -218,6 +218,8 @@ export const foldBatchNorm: Pass<FoldBatchNormOptions> = definePass<FoldBatchNor
         op: prod.op,
         name: prod.name,
         attrs,
+        // Parsed already: the producer's attributes, with its bias now present.
+        parsed: a.no_bias ? { ...(prod.parsed as object), no_bias: false } : prod.parsed,
         inputs: [
           prod.inputs[0],
           makeNode({ op: null, name: wName, attrs: wVar.attrs }).entry(),
