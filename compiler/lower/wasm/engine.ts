@@ -76,7 +76,8 @@ export interface WasmEngineOptions {
    * program's memory on a worker that lives for the compile, while the calling thread
    * generates the kernels (see `CompileHelper`). `"auto"` (default): where the runtime has
    * shared memory, workers and at least three cores; `true`: from two cores; `false`: never.
-   * The program's memory is then shared; it still runs on the calling thread alone.
+   * The program's memory is then shared; it still runs on the calling thread alone (V8's code
+   * over a shared memory is a few percent slower: `bench/shared_memory.ts`).
    */
   readonly compileHelper?: boolean | "auto";
 }
