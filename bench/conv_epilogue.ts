@@ -11,20 +11,16 @@
  *
  * @module
  */
-import { DEFAULT_PASSES, modelZoo, nd, sym, type Tensor, WASM_PASSES } from "../mod.ts";
+import { DEFAULT_PASSES, WASM_PASSES } from "../mod.ts";
 import { compileWasm, runWasmPasses } from "../compiler/lower/wasm/lower.ts";
 import { graphOf, type Pass } from "../compiler/passes/pass.ts";
 import { terminateThreads } from "../runtime/backends/wasm/threads.ts";
 import { clearModuleCache } from "../compiler/lower/wasm/module_cache.ts";
+import { arg, median, tracedZooModel, ZOO_SHAPE, zooInput } from "./zoo.ts";
 
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
 const calls = Number(arg("calls", "80"));
 const threadCounts = arg("threads", "1,2").split(",").map(Number);
 const models = arg("models", "resnet18_v1,mobilenetv2_1.0").split(",");
-const median = (t: number[]) => [...t].sort((a, b) => a - b)[t.length >> 1];
 
 // Distinct modules a compile makes: WebAssembly.Module constructions while it runs.
 let modules = 0;
@@ -35,15 +31,11 @@ const counting = function (bytes: BufferSource) {
 } as unknown as typeof WebAssembly.Module;
 counting.prototype = Module.prototype;
 
-const shape = [1, 3, 224, 224];
-const x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i) * 0.5);
+const shape = ZOO_SHAPE;
+const x = zooInput();
 for (const name of models) {
-  const net = modelZoo.vision.getModel(name);
-  net.initialize({ seed: 1 });
-  net.inferShape(nd.zeros(shape));
-  const traced = net.trace([sym.var("data")]);
-  const params: Record<string, Tensor> = {};
-  for (const [n, p] of traced.params) params[n] = p.data();
+  const traced = tracedZooModel(name);
+  const params = traced.params;
   const signature = { inputs: { data: { shape, dtype: "float32" as const } } };
   const optimized = (passes: readonly Pass[]) =>
     runWasmPasses(passes, graphOf(traced.symbol, params), signature);

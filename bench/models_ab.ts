@@ -14,28 +14,18 @@
  */
 import * as current from "../mod.ts";
 import { type Api, buildsToCompare } from "./before.ts";
+import { arg, median, tracedZooModel, ZOO_SHAPE, zooInput } from "./zoo.ts";
 
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
 const calls = Number(arg("calls", "80"));
 const threads = Number(arg("threads", "1"));
 const models = arg("models", "resnet18_v1,mobilenetv2_1.0").split(",");
-const median = (t: number[]) => [...t].sort((a, b) => a - b)[t.length >> 1];
 
-const shape = [1, 3, 224, 224];
-const x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i) * 0.5);
+const x = zooInput();
 const builds = await buildsToCompare(current);
 
 function compile(api: Api, name: string) {
-  const net = api.modelZoo.vision.getModel(name);
-  net.initialize({ seed: 1 });
-  net.inferShape(api.nd.zeros(shape));
-  const traced = net.trace([api.sym.var("data")]);
-  const params: Record<string, current.Tensor> = {};
-  for (const [n, p] of traced.params) params[n] = p.data() as current.Tensor;
-  return api.compileWasm(traced.symbol, params as never, { data: shape }, { threads });
+  const { symbol, params } = tracedZooModel(name, api);
+  return api.compileWasm(symbol as never, params as never, { data: ZOO_SHAPE }, { threads });
 }
 
 for (const name of models) {

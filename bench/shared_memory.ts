@@ -10,29 +10,18 @@
  *
  * @module
  */
-import { modelZoo, nd, sym, type Tensor } from "../mod.ts";
 import { compileWasm } from "../compiler/lower/wasm/lower.ts";
 import { terminateThreads } from "../runtime/backends/wasm/threads.ts";
+import { arg, median, tracedZooModel, ZOO_SHAPE, zooInput } from "./zoo.ts";
 
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
 const calls = Number(arg("calls", "60"));
 const models = arg("models", "resnet18_v1,mobilenetv2_1.0").split(",");
-const median = (t: number[]) => [...t].sort((a, b) => a - b)[t.length >> 1];
 
-const shape = [1, 3, 224, 224];
-const x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i) * 0.5);
+const x = zooInput();
 for (const name of models) {
-  const net = modelZoo.vision.getModel(name);
-  net.initialize({ seed: 1 });
-  net.inferShape(nd.zeros(shape));
-  const traced = net.trace([sym.var("data")]);
-  const params: Record<string, Tensor> = {};
-  for (const [n, p] of traced.params) params[n] = p.data();
+  const { symbol, params } = tracedZooModel(name);
   const compile = (compileHelper: boolean) =>
-    compileWasm(traced.symbol, params, { data: shape }, { threads: 1, compileHelper });
+    compileWasm(symbol, params, { data: ZOO_SHAPE }, { threads: 1, compileHelper });
   const unshared = compile(false);
   const shared = compile(true);
   const out = [new Float32Array(1000)];

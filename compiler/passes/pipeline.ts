@@ -44,17 +44,8 @@ export function allPasses(): Pass[] {
     idempotent: false,
     run: (g: Graph) => partitionPass.run(g, { backend: "static_shape" }),
   });
-  return [
-    inline,
-    simplify,
-    cse,
-    foldBatchNorm,
-    constantFold,
-    dce,
-    fuseElementwise,
-    fuseConvEpilogue,
-    partitionAll,
-  ];
+  // The default pipeline's passes, then those only some engines run.
+  return [...DEFAULT_PASSES, fuseConvEpilogue, partitionAll];
 }
 
 /** The default inference pipeline's passes, in order. */
