@@ -390,13 +390,21 @@ export const convolutionKernel: KernelGenerator = (
   // argument (KernelRequest.epilogues): one module to generate, compile and tier up.
   const variants = req.epilogues?.includes(epilogue) ? req.epilogues : [epilogue];
   const mode = variants.indexOf(epilogue);
-  const modeArgs = (parts: number) =>
-    variants.length > 1
-      ? {
-        extraArgs: [mode],
-        ...(parts > 1 ? { partExtraArgs: Array.from({ length: parts }, () => [mode]) } : {}),
-      }
-      : {};
+  // Integer arguments after the outputs: the variant, then what a module's parts take (a
+  // Winograd row split's first tile row).
+  const modeArgs = (
+    parts: readonly { extra?: readonly number[] }[],
+    whole: { extra?: readonly number[] } = {},
+  ) => {
+    const variant = variants.length > 1 ? [mode] : [];
+    const args = (p: { extra?: readonly number[] }) => [...variant, ...(p.extra ?? [])];
+    const extraArgs = args(whole);
+    const partExtraArgs = parts.length > 1 ? parts.map(args) : [];
+    return {
+      ...(extraArgs.length ? { extraArgs } : {}),
+      ...(partExtraArgs.some((a) => a.length) ? { partExtraArgs } : {}),
+    };
+  };
   const shapes = channelFirstShapes(req.inputs, req.outputs, a.kernel, a.layout);
   if (!shapes) return undefined;
   const { x, y, n } = shapes;
@@ -484,7 +492,7 @@ export const convolutionKernel: KernelGenerator = (
         ? parts.map((p) => new Map([[1, p.packed!]]))
         : undefined,
       ...(parts.length > 1 ? { partOffsets: parts.map((p) => p.offsets) } : {}),
-      ...modeArgs(parts.length),
+      ...modeArgs(parts, whole),
     };
   }
   const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
@@ -527,7 +535,7 @@ export const convolutionKernel: KernelGenerator = (
     }${prepacked ? " prepacked" : ""}${epilogueLabel}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
     ...(parts.length > 1 ? { partOffsets: parts.map((p) => p.offsets) } : {}),
-    ...modeArgs(parts.length),
+    ...modeArgs(parts.map(() => ({}))),
   };
 };
 

@@ -535,6 +535,7 @@ export function winogradModule(
   path: string;
   packed: Float32Array | undefined;
   offsets: number[];
+  extra: number[];
 } {
   // U[ξ] rows k0..k1, transformed and packed for the products now; parts with the same
   // filters share it.
@@ -555,22 +556,33 @@ export function winogradModule(
   }
   // The code depends on the shapes alone: layers of equal shapes share it, and so do parts
   // with as many filters, moved to their first filter by pointer offsets (data, U, [bias], y).
+  // Parts of a row split take their first tile row as an argument (it decides which of their
+  // padded input rows exist), so the parts with as many rows are one module too.
   const [k0, k1] = share.filters;
-  const codeShare: WinogradShare = { ...share, filters: [0, k1 - k0] };
+  const [ty0, ty1] = share.rows;
+  const rowSplit = ty0 > 0 || ty1 < tiles(s)[0];
+  const codeShare: WinogradShare = {
+    rows: rowSplit ? [0, ty1 - ty0] : share.rows,
+    filters: [0, k1 - k0],
+  };
   const [oh, ow] = outSize(s);
-  const offsets = [0, 0, ...(s.bias ? [k0 * 4] : []), k0 * oh * ow * 4];
+  const rowsOut = Math.min(ty1 * s.m, oh) - ty0 * s.m;
+  const yAt = (k0 * oh * ow + (rowSplit ? ty0 * s.m * ow : 0)) * 4;
+  const offsets = [0, 0, ...(s.bias ? [k0 * 4] : []), yAt];
   const code = cachedCode(
     JSON.stringify([
       "winograd",
       s,
       codeShare,
+      rowSplit,
+      rowsOut,
       relaxed,
       shared,
       variants.map((e) => e && printScalar(e)),
     ]),
-    () => winogradCode(s, codeShare, relaxed, shared, variants),
+    () => winogradCode(s, codeShare, relaxed, shared, variants, rowSplit, rowsOut),
   );
-  return { ...code, packed, offsets };
+  return { ...code, packed, offsets, extra: rowSplit ? [ty0] : [] };
 }
 
 /** The sgemm options of a part's 36 (or 16) products: its filters × its tiles × channels. */
@@ -591,6 +603,8 @@ function winogradCode(
   relaxed: boolean,
   shared: boolean,
   variants: readonly (ScalarExpr | undefined)[],
+  rowSplit: boolean,
+  rowsOut: number,
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string } {
   const [oh, ow] = outSize(s);
   const [, tw4] = tiles(s);
@@ -623,12 +637,13 @@ function winogradCode(
   const scratchBytes = gAt + align16(gemm.scratchBytes);
 
   const multi = variants.length > 1;
-  const params = (s.bias ? 5 : 4) + (multi ? 1 : 0);
+  const params = (s.bias ? 5 : 4) + (multi ? 1 : 0) + (rowSplit ? 1 : 0);
   const run = mb.addFunction(new Array(params).fill("i32"), [], { export: "run" });
   const [xp, up] = [0, 1];
   const bp = s.bias ? 2 : -1;
   const yp = s.bias ? 3 : 2;
   const modeP = multi ? yp + 1 : -1; // which of `variants` this layer applies
+  const rowP = rowSplit ? yp + 1 + (multi ? 1 : 0) : -1; // the first tile row (row splits)
   const sp = params - 1;
 
   const inputTransform = inputTransformFunction(mb, v, C, nty, tw4, wp, tn);
@@ -665,7 +680,16 @@ function winogradCode(
     const y0 = ty0 * M - s.padH; // input row of padded row 0
     const rLo = Math.max(0, -y0);
     const rHi = Math.min(hp, s.height - y0);
-    if (rHi > rLo) {
+    if (rowSplit) {
+      copyRowsAt(run, rowP, { xp, sp, a, b, src, dst }, {
+        M,
+        C,
+        hp,
+        wp,
+        pAt,
+        s,
+      });
+    } else if (rHi > rLo) {
       run.localGet(xp).i32Const((y0 + rLo) * s.width * 4).op("i32.add").localSet(src);
       run.localGet(sp).i32Const(pAt + (rLo * wp + s.padW) * 4).op("i32.add").localSet(dst);
       repeat(run, C, () => {
@@ -704,7 +728,6 @@ function winogradCode(
       else run.i32Const(0);
       run.call(outputTransforms[k]);
     });
-    const rowsOut = Math.min(ty1 * M, oh) - ty0 * M;
     run.localGet(yp).localSet(a);
     run.localGet(sp).i32Const(yAt).op("i32.add").localSet(b);
     repeat(run, K, () => {
@@ -723,6 +746,53 @@ function winogradCode(
   });
   run.end();
   return { bytes: mb.build(), scratchBytes, path: gemm.path };
+}
+
+/**
+ * The zero-padded copy of a row-split part's input rows, where its first tile row is the
+ * argument `rowP` (so parts with as many rows share the code): padded row r is input row
+ * `ty0·M − padH + r`, copied where that row exists.
+ */
+function copyRowsAt(
+  run: FunctionBuilder,
+  rowP: number,
+  l: { xp: number; sp: number; a: number; b: number; src: number; dst: number },
+  g: { M: number; C: number; hp: number; wp: number; pAt: number; s: WinogradShape },
+): void {
+  const { M, C, hp, wp, pAt, s } = g;
+  const y0 = run.local("i32");
+  const lo = run.local("i32");
+  const n = run.local("i32");
+  const i = run.local("i32");
+  run.localGet(rowP).i32Const(M).op("i32.mul").i32Const(s.padH).op("i32.sub").localSet(y0);
+  // lo = max(0, −y0); n = min(hp, height − y0) − lo
+  run.i32Const(0).localGet(y0).op("i32.sub").i32Const(0);
+  run.i32Const(0).localGet(y0).op("i32.sub").i32Const(0).op("i32.gt_s").select().localSet(lo);
+  run.i32Const(hp).i32Const(s.height).localGet(y0).op("i32.sub");
+  run.i32Const(hp).i32Const(s.height).localGet(y0).op("i32.sub").op("i32.lt_s").select();
+  run.localGet(lo).op("i32.sub").localSet(n);
+  // src = x + (y0 + lo)·width·4, dst = scratch + pAt + (lo·wp + padW)·4
+  run.localGet(y0).localGet(lo).op("i32.add").i32Const(s.width * 4).op("i32.mul");
+  run.localGet(l.xp).op("i32.add").localSet(l.src);
+  run.localGet(lo).i32Const(wp * 4).op("i32.mul").localGet(l.sp).op("i32.add");
+  run.i32Const(pAt + s.padW * 4).op("i32.add").localSet(l.dst);
+  repeat(run, C, () => {
+    run.localGet(l.src).localSet(l.a);
+    run.localGet(l.dst).localSet(l.b);
+    run.localGet(n).localSet(i);
+    const out = run.block();
+    const top = run.loop();
+    run.localGet(i).i32Const(0).op("i32.le_s").brIf(out);
+    run.localGet(l.b).localGet(l.a).i32Const(s.width * 4).memoryCopy();
+    bump(run, l.a, s.width * 4);
+    bump(run, l.b, wp * 4);
+    run.localGet(i).i32Const(1).op("i32.sub").localSet(i);
+    run.br(top);
+    run.end();
+    run.end();
+    bump(run, l.src, s.height * s.width * 4);
+    bump(run, l.dst, hp * wp * 4);
+  });
 }
 
 /** `inputTransform(padded, v)`: V[ξ][c][t] for every channel and tile of the part. */
