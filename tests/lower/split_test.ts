@@ -156,10 +156,14 @@ Deno.test("Convolution parts of equal sizes are one module, moved by pointer off
     ["1x1", kernel([1, 32, 28, 28], [64, 32, 1, 1], { kernel: [1, 1] }, true)],
     ["winograd", kernel([1, 64, 7, 7], [64, 64, 3, 3], { kernel: [3, 3], pad: [1, 1] }, true)],
   ];
+  // Winograd F(4×4) on a 56×56 map splits by tile rows: one module, the first row an argument.
+  const rows = kernel([1, 16, 56, 56], [16, 16, 3, 3], { kernel: [3, 3], pad: [1, 1] }, true);
+  cases.push(["winograd rows", rows]);
+  assert.deepStrictEqual(rows.partExtraArgs, [[0], [7]]);
   for (const [name, k] of cases) {
     assert.strictEqual(k.parts?.length, 2, `${name}: ${k.label}`);
     assert.strictEqual(k.parts![0], k.parts![1], `${name}: ${k.label}`);
-    assert.ok(k.partOffsets![1].some((o) => o > 0), name);
+    assert.ok(k.partOffsets![1].some((o) => o > 0) || k.partExtraArgs !== undefined, name);
     assert.ok(k.partOffsets![0].every((o) => o === 0), name);
   }
 });
