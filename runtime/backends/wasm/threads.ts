@@ -1270,6 +1270,14 @@ export class ThreadPool {
    * @internal Posts a constant job to worker `index % workers` (see {@link ConstantJobs});
    * false where no worker exists yet to take it (workers created asynchronously).
    */
+  /**
+   * @internal Whether {@link postDerive} can hand out jobs now: some worker exists (in Deno
+   * the first compile of a fresh pool finds none, see the class doc).
+   */
+  get deriving(): boolean {
+    return !this.#closed && this.#workers.length > 0;
+  }
+
   postDerive(index: number, message: Record<string, unknown>): boolean {
     if (this.#closed || this.#workers.length === 0) return false;
     this.#workers[index % this.#workers.length].post({ type: "derive", ...message });
