@@ -151,3 +151,18 @@ Deno.test("a process that used threads, with a worker replaced, exits by itself"
     hardwareThreads() >= 2 ? /helped shared, outputs equal/ : /helped unshared, outputs equal/,
   );
 });
+
+Deno.test("a pool takes compile jobs only once a worker exists", async () => {
+  const pool = new ThreadPool(2);
+  try {
+    // In Deno the workers start on later event-loop turns: none exists yet, and a compile
+    // computes its constants itself rather than lowering for workers that are not there.
+    assert.equal(pool.deriving, false);
+    assert.equal(pool.postDerive(0, {}), false);
+    await pool.started;
+    assert.equal(pool.deriving, true);
+  } finally {
+    await pool.terminate();
+  }
+  assert.equal(pool.deriving, false);
+});
