@@ -392,14 +392,18 @@ export const convolutionKernel: KernelGenerator = (
   const mode = variants.indexOf(epilogue);
   // Integer arguments after the outputs: the variant, then what a module's parts take (a
   // Winograd row split's first tile row).
+  // Integer arguments after the outputs: the variant, then a module's own (a Winograd row
+  // split's first tile row): `wholeExtra` for the whole, `partExtra` for each of `parts`.
   const modeArgs = (
-    parts: readonly { extra?: readonly number[] }[],
-    whole: { extra?: readonly number[] } = {},
+    parts: number,
+    partExtra: (i: number) => readonly number[] = () => [],
+    wholeExtra: readonly number[] = [],
   ) => {
     const variant = variants.length > 1 ? [mode] : [];
-    const args = (p: { extra?: readonly number[] }) => [...variant, ...(p.extra ?? [])];
-    const extraArgs = args(whole);
-    const partExtraArgs = parts.length > 1 ? parts.map(args) : [];
+    const extraArgs = [...variant, ...wholeExtra];
+    const partExtraArgs = parts > 1
+      ? Array.from({ length: parts }, (_, i) => [...variant, ...partExtra(i)])
+      : [];
     return {
       ...(extraArgs.length ? { extraArgs } : {}),
       ...(partExtraArgs.some((a) => a.length) ? { partExtraArgs } : {}),
@@ -492,7 +496,7 @@ export const convolutionKernel: KernelGenerator = (
         ? parts.map((p) => new Map([[1, p.packed!]]))
         : undefined,
       ...(parts.length > 1 ? { partOffsets: parts.map((p) => p.offsets) } : {}),
-      ...modeArgs(parts, whole),
+      ...modeArgs(parts.length, (i) => parts[i].extra, whole?.extra),
     };
   }
   const kind = depthwise ? "depthwise" : pointwise ? "1x1 sgemm" : "im2col+sgemm";
@@ -535,7 +539,7 @@ export const convolutionKernel: KernelGenerator = (
     }${prepacked ? " prepacked" : ""}${epilogueLabel}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
     ...(parts.length > 1 ? { partOffsets: parts.map((p) => p.offsets) } : {}),
-    ...modeArgs(parts.map(() => ({}))),
+    ...modeArgs(parts.length),
   };
 };
 
