@@ -78,6 +78,7 @@ function rowLoop(
   row: (srcRow: number, dstRow: number) => void,
   missing: ((dstRow: number) => void) | undefined,
   rows: [number, number] = [0, g.o[1]],
+  start?: number,
 ): void {
   const [, ih, iw] = g.i;
   const [od, , ow] = g.o;
@@ -89,7 +90,12 @@ function rowLoop(
   fb.localGet(dst).localSet(dstRow);
   fb.i32Const(kz * g.d[0] - g.p[0]).localSet(iz);
   repeat(fb, od, () => {
-    fb.i32Const(rows[0] * g.s[1] + ky * g.d[1] - g.p[1]).localSet(iy);
+    if (start === undefined) {
+      fb.i32Const(rows[0] * g.s[1] + ky * g.d[1] - g.p[1]).localSet(iy);
+    } else {
+      fb.localGet(start).i32Const(g.s[1]).op("i32.mul");
+      fb.i32Const(ky * g.d[1] - g.p[1]).op("i32.add").localSet(iy);
+    }
     repeat(fb, oh, () => {
       fb.localGet(iz).i32Const(g.i[0]).op("i32.lt_u");
       fb.localGet(iy).i32Const(ih).op("i32.lt_u").op("i32.and").if();
@@ -110,15 +116,21 @@ function rowLoop(
 
 /**
  * `im2col(src, dst)`: the columns of one image's group of channels, for output rows
- * `rows` (all of them by default; a sub-range only for 1-D and 2-D).
+ * `rows` (all of them by default; a sub-range only for 1-D and 2-D). With `atRow`,
+ * `im2col(src, dst, y0)` takes the first output row at run time (2-D; the same number of
+ * rows, `rows[1] - rows[0]`): one function serves every block of rows.
  */
 function im2colFunction(
   mb: ModuleBuilder,
   g: Geometry,
   rows: [number, number] = [0, g.o[1]],
+  atRow = false,
 ): FunctionBuilder {
-  const fb = mb.addFunction(["i32", "i32"], [], { name: "conv_im2col" });
+  const fb = mb.addFunction(atRow ? ["i32", "i32", "i32"] : ["i32", "i32"], [], {
+    name: "conv_im2col",
+  });
   const [src, dst] = [0, 1];
+  const start = atRow ? 2 : undefined;
   const ow = g.o[2];
   const iw = g.i[2];
   const sw = g.s[2];
@@ -174,6 +186,7 @@ function im2colFunction(
             },
             (dstRow) => zero(fb, dstRow, 0, ow * 4),
             rows,
+            start,
           );
         }
       }
@@ -515,7 +528,7 @@ export const convolutionKernel: KernelGenerator = (
       rows: [0, g.o[1]],
       channels: [0, g.cin],
     },
-    { weights, scale, variants },
+    { weights, scale, variants, blockBytes: req.blockBytes },
     ownFilters ? undefined : packs,
     ownFilters,
   );
@@ -524,9 +537,14 @@ export const convolutionKernel: KernelGenerator = (
       weights,
       scale,
       variants,
+      blockBytes: req.blockBytes,
     }, packs)
   );
   const prepacked = parts.length > 1 ? parts[0].packed !== undefined : whole.packed !== undefined;
+  const blocks = depthwise ? 0 : convBlockRows(g, {
+    filters: [0, g.fG],
+    rows: [0, g.o[1]],
+  }, req.blockBytes);
   return {
     bytes: whole.bytes,
     scratchBytes: Math.max(whole.scratchBytes, ...parts.map((p) => p.scratchBytes)),
@@ -536,7 +554,7 @@ export const convolutionKernel: KernelGenerator = (
       : undefined,
     label: `Convolution ${kind} ${x.join("x")} -> ${y.join("x")} k${a.kernel.join("x")} g${groups}${
       whole.path ? ` ${whole.path}` : ""
-    }${prepacked ? " prepacked" : ""}${epilogueLabel}`,
+    }${prepacked ? " prepacked" : ""}${blocks ? ` rows/${blocks}` : ""}${epilogueLabel}`,
     parts: parts.length > 1 ? parts.map((p) => p.bytes) : undefined,
     ...(parts.length > 1 ? { partOffsets: parts.map((p) => p.offsets) } : {}),
     ...modeArgs(parts.length),
@@ -609,10 +627,11 @@ function convModule(
   relaxed: boolean,
   shared: boolean,
   share: ConvShare,
-  { weights, scale, variants }: {
+  { weights, scale, variants, blockBytes = BLOCK_BYTES }: {
     weights?: Float32Array;
     scale?: Float64Array;
     variants: readonly (ScalarExpr | undefined)[];
+    blockBytes?: number;
   },
   packs?: Map<string, Float32Array>,
   codeOnly = false,
@@ -658,10 +677,22 @@ function convModule(
     moved.share,
     prepacked,
     variants.map((e) => e && printScalar(e)),
+    blockBytes,
   ]);
   const code = cachedCode(
     key,
-    () => convCode(g, depthwise, pointwise, relaxed, shared, moved.share, prepacked, variants),
+    () =>
+      convCode(
+        g,
+        depthwise,
+        pointwise,
+        relaxed,
+        shared,
+        moved.share,
+        prepacked,
+        variants,
+        blockBytes,
+      ),
   );
   return { ...code, packed, offsets: moved.offsets };
 }
@@ -701,6 +732,45 @@ function relocate(
   };
 }
 
+/** Bytes of the im2col (or packed input) block a blocked product aims at: about half an L2. */
+export const BLOCK_BYTES = 256 * 1024;
+
+/**
+ * Output rows a block of a share's product covers, or 0 to compute the share in one product.
+ * A large product (im2col, or a 1×1 convolution's input) is computed a block of output rows
+ * at a time, so that its columns and their packed copy stay in cache instead of streaming
+ * through memory three times (ResNet's 7×7 stem: 7.4 MB of im2col columns), and so that
+ * each function runs many times in a run: V8 compiles a function's optimized code while it
+ * runs and uses it from its next call, so a first run leaves its baseline code after a few
+ * blocks instead of never. Blocks re-read the filters, so only when they are small beside
+ * the columns; 2-D outputs only (rows of one plane). Blocks are of equal size: the last one
+ * starts `rows` before the share's end and recomputes the rows it shares with the previous
+ * block (the product overwrites them, then the bias and epilogue apply once more to the new
+ * values: the same bits).
+ */
+export function convBlockRows(
+  g: { readonly o: readonly number[]; readonly cinG: number; readonly taps: number },
+  share: { readonly filters: readonly number[]; readonly rows: readonly number[] },
+  blockBytes = BLOCK_BYTES,
+): number {
+  const [y0, y1] = share.rows;
+  const oh = y1 - y0;
+  const ow = g.o[2];
+  if (g.o[0] !== 1 || oh < 2) return 0;
+  const kdim = g.cinG * g.taps;
+  const rowBytes = kdim * ow * 4;
+  const total = rowBytes * oh;
+  if (total < 2 * blockBytes) return 0;
+  // At least 64 columns a block (the product's panels), at most blockBytes of columns.
+  const most = Math.max(Math.floor(blockBytes / rowBytes), Math.ceil(64 / ow), 1);
+  const count = Math.ceil(oh / most);
+  if (count < 2) return 0;
+  const rows = Math.ceil(oh / count);
+  const filterBytes = (share.filters[1] - share.filters[0]) * kdim * 4;
+  if (count * filterBytes > total / 2) return 0;
+  return rows;
+}
+
 /** The sgemm options of a convolution share's product (filters × positions × taps). */
 function gemmOptions(
   g: Geometry,
@@ -708,11 +778,12 @@ function gemmOptions(
   relaxed: boolean,
   share: ConvShare,
   prepackedA: boolean,
+  blockRows = 0,
 ) {
   const [f0, f1] = share.filters;
   const [y0, y1] = share.rows;
   const kdim = g.cinG * g.taps;
-  const cols = g.o[0] * (y1 - y0) * g.o[2];
+  const cols = g.o[0] * (blockRows || y1 - y0) * g.o[2];
   return {
     m: f1 - f0,
     n: cols,
@@ -735,6 +806,7 @@ function convCode(
   share: ConvShare,
   prepacked: boolean,
   variants: readonly (ScalarExpr | undefined)[],
+  blockBytes: number,
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string | undefined } {
   const kdim = g.cinG * g.taps;
   const [f0, f1] = share.filters;
@@ -751,9 +823,11 @@ function convCode(
   let scratchBytes = 0;
   let colBytes = 0;
   let gemm: ReturnType<typeof emitSgemm> | undefined;
+  const blockRows = depthwise ? 0 : convBlockRows(g, share, blockBytes);
+  const blockCols = blockRows ? blockRows * ow : cols;
   if (!depthwise) {
-    gemm = emitSgemm(mb, gemmOptions(g, pointwise, relaxed, share, prepacked));
-    colBytes = pointwise ? 0 : align16(kdim * cols * 4);
+    gemm = emitSgemm(mb, gemmOptions(g, pointwise, relaxed, share, prepacked, blockRows));
+    colBytes = pointwise ? 0 : align16(kdim * blockCols * 4);
     scratchBytes = colBytes + gemm.scratchBytes;
   }
   const multi = variants.length > 1;
@@ -799,10 +873,15 @@ function convCode(
       }
     });
   } else {
-    const im2col = pointwise ? undefined : im2colFunction(mb, g, [y0, y1]);
+    const im2col = pointwise
+      ? undefined
+      : im2colFunction(mb, g, blockRows ? [0, blockRows] : [y0, y1], blockRows > 0);
     const finishers = appliers.map((apply) =>
-      g.bias || apply ? finishFunction(mb, f1 - f0, cols, g.osp, g.bias, apply) : undefined
+      g.bias || apply ? finishFunction(mb, f1 - f0, blockCols, g.osp, g.bias, apply) : undefined
     );
+    const yStart = run.local("i32"); // first output row of a block (blocked products)
+    const cBlock = run.local("i32");
+    const xBlock = run.local("i32");
     const w = run.local("i32");
     const yGroup = run.local("i32");
     const gemmScratch = run.local("i32");
@@ -815,22 +894,49 @@ function convCode(
       run.localGet(wp).i32Const(prepacked ? 0 : f0 * kdim * 4).op("i32.add").localSet(w);
       if (g.bias) run.localGet(bp).i32Const(f0 * 4).op("i32.add").localSet(bGroup);
       repeat(run, g.groups, () => {
-        if (im2col) {
-          run.localGet(xp).localGet(sp).call(im2col);
-          run.localGet(w).localGet(sp);
+        // One product over the share's columns, or one per block of rows (convBlockRows).
+        const product = (x: number, y: number, rowArg?: number) => {
+          if (im2col) {
+            run.localGet(x).localGet(sp);
+            if (rowArg !== undefined) run.localGet(rowArg);
+            run.call(im2col);
+            run.localGet(w).localGet(sp);
+          } else {
+            run.localGet(w).localGet(x);
+          }
+          run.localGet(y).localSet(yGroup);
+          run.i32Const(0).localGet(y).localGet(gemmScratch).call(gemm!.fn);
+          byMode(run, modeP, finishers.length, (k) => {
+            const finish = finishers[k];
+            if (!finish) return;
+            run.localGet(yGroup);
+            if (g.bias) run.localGet(bGroup);
+            else run.i32Const(0);
+            run.call(finish);
+          });
+        };
+        if (!blockRows) {
+          product(xp, yp);
         } else {
-          run.localGet(w).localGet(xp);
+          // Blocks at rows y0, y0 + blockRows, ..., and the last at y1 - blockRows. The output
+          // (and a 1×1 convolution's input) pointer moves with the block; im2col takes the
+          // absolute row, since the rows decide the padding.
+          const offset = () =>
+            run.localGet(yStart).i32Const(y0).op("i32.sub").i32Const(ow * 4).op("i32.mul");
+          const block = () => {
+            offset().localGet(yp).op("i32.add").localSet(cBlock);
+            if (pointwise) offset().localGet(xp).op("i32.add").localSet(xBlock);
+            product(pointwise ? xBlock : xp, cBlock, im2col ? yStart : undefined);
+          };
+          const count = Math.ceil((y1 - y0) / blockRows);
+          run.i32Const(y0).localSet(yStart);
+          repeat(run, count - 1, () => {
+            block();
+            bump(run, yStart, blockRows);
+          });
+          run.i32Const(y1 - blockRows).localSet(yStart);
+          block();
         }
-        run.localGet(yp).localSet(yGroup);
-        run.i32Const(0).localGet(yp).localGet(gemmScratch).call(gemm!.fn);
-        byMode(run, modeP, finishers.length, (k) => {
-          const finish = finishers[k];
-          if (!finish) return;
-          run.localGet(yGroup);
-          if (g.bias) run.localGet(bGroup);
-          else run.i32Const(0);
-          run.call(finish);
-        });
         bump(run, xp, g.cinG * g.isp * 4);
         bump(run, w, (prepacked ? nf : g.fG) * kdim * 4);
         bump(run, yp, g.fG * g.osp * 4);

@@ -79,6 +79,12 @@ export interface KernelRequest {
   readonly parts?: number;
   /** Split even work too small to be worth a thread (for tests of the split kernels). */
   readonly forceSplit?: boolean;
+  /**
+   * For convolutions computed as one product per image (im2col or 1×1): the bytes of columns
+   * a block of output rows aims at, when the product is computed a block at a time (default
+   * 256 KiB; see `convBlockRows`). Tests set small values to cover blocks on small shapes.
+   */
+  readonly blockBytes?: number;
   /** Whether 3×3 convolutions may use Winograd F(4×4, 3×3) (default true). */
   readonly winograd?: boolean;
   /**

@@ -93,6 +93,11 @@ export interface WasmCompileOptions {
   threads?: number;
   /** Split kernels across the threads even where the work is too small to gain (for tests). */
   forceSplit?: boolean;
+  /**
+   * Bytes of input columns a convolution computed as a product (im2col, 1×1) takes a block of
+   * output rows at a time (default 256 KiB; `Infinity`: whole products; for tests and tuning).
+   */
+  blockBytes?: number;
   /** Let 3×3 convolutions with constant weights use Winograd F(4×4, 3×3) (default true). */
   winograd?: boolean;
   /** The kernel generators to use (default {@link WASM_KERNELS}). */
@@ -195,6 +200,11 @@ export function compileWasm(
 ): WasmCompiled {
   checkCompileArgs(symbol, params, inputShapes, "compileWasm");
   if (options.threads !== undefined) checkThreads(options.threads, "compileWasm");
+  if (options.blockBytes !== undefined && !(options.blockBytes >= 1024)) {
+    throw new BackendError(
+      `compileWasm: blockBytes must be at least 1024 (or Infinity), got ${options.blockBytes}`,
+    );
+  }
   const engine = wasmEngine({
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.relaxed !== undefined ? { relaxedSimd: options.relaxed } : {}),
@@ -224,6 +234,7 @@ export function compileWasm(
       winograd: options.winograd ?? true,
       kernels: options.kernels ?? WASM_KERNELS,
       forceSplit: options.forceSplit ?? false,
+      ...(options.blockBytes !== undefined ? { blockBytes: options.blockBytes } : {}),
       engine,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(helper ? { helper } : {}),
@@ -247,6 +258,8 @@ export interface LowerOptions {
   readonly kernels: KernelTable;
   /** Force splits (tests). */
   readonly forceSplit?: boolean;
+  /** Convolution product blocks (`KernelRequest.blockBytes`; tests and tuning). */
+  readonly blockBytes?: number;
   /** The engine the program belongs to. */
   readonly engine: Engine;
   /** Progress of the compile's phases. */
@@ -656,6 +669,7 @@ export function lowerWasm(
       parts,
       forceSplit: options.forceSplit ?? false,
       winograd: options.winograd,
+      ...(options.blockBytes !== undefined ? { blockBytes: options.blockBytes } : {}),
       ...(epiloguesOf.has(node) ? { epilogues: epiloguesOf.get(node) } : {}),
     };
     const allFloat32 = inTypes.every((t) => t === "float32") &&
