@@ -6,7 +6,7 @@
  * bias, which the overlapping last block applies to recomputed rows; one thread and rows split
  * across two and three parts, each blocked in turn), and stay close to the float64 reference.
  */
-import { nd, sym } from "../../mod.ts";
+import { sym } from "../../mod.ts";
 import { compileWasm } from "../../compiler/lower/wasm/lower.ts";
 import { BLOCK_BYTES, convBlockRows, convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
 import { evaluate } from "../../compiler/interpreter.ts";
@@ -15,7 +15,7 @@ import type { Tensor } from "../../runtime/tensor.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { terminateThreads } from "../../runtime/backends/wasm/threads.ts";
 import { assert, seededDraw } from "../util.ts";
-import { PATHS } from "./kernel_harness.ts";
+import { bits, drawTensor, type NamedConvCase, PATHS } from "./kernel_harness.ts";
 
 Deno.test("convBlockRows: large products with small filters go a block of rows at a time", () => {
   const rows = (o: number[], cinG: number, taps: number, filters: number) =>
@@ -70,12 +70,7 @@ Deno.test("convolution kernel: a blocked product needs a block's scratch, not th
   assert.ok(blocked.scratchBytes < 2.2 * BLOCK_BYTES, `${blocked.scratchBytes}`);
 });
 
-interface Case {
-  name: string;
-  x: Shape;
-  w: Shape;
-  attrs: Record<string, unknown>;
-}
+type Case = NamedConvCase;
 
 const CASES: Case[] = [
   {
@@ -112,17 +107,6 @@ const CASES: Case[] = [
   },
 ];
 
-function values(d: ReturnType<typeof seededDraw>, shape: Shape, scale: number): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return nd.array(Array.from({ length: n }, () => (d.int(-1000, 1000) / 1000) * scale), {
-    shape,
-  } as never);
-}
-
-function bits(a: Float32Array): Uint32Array {
-  return new Uint32Array(a.buffer, a.byteOffset, a.length);
-}
-
 Deno.test("convolution kernel: blocks of rows give the bits of the whole product", async () => {
   const d = seededDraw(23);
   let blockedRuns = 0;
@@ -135,10 +119,10 @@ Deno.test("convolution kernel: blocks of rows give the bits of the whole product
       { ...c.attrs, num_filter: c.w[0], name: "conv" } as never,
     );
     const params: Record<string, Tensor> = {
-      w: values(d, c.w, 1),
-      ...(hasBias ? { b: values(d, [c.w[0]], 2) } : {}),
+      w: drawTensor(d, c.w, 1),
+      ...(hasBias ? { b: drawTensor(d, [c.w[0]], 2) } : {}),
     };
-    const x = values(d, c.x, 4);
+    const x = drawTensor(d, c.x, 4);
     for (const [actName, net] of [["none", conv], ["relu", sym.relu(conv)]] as [string, Symbol][]) {
       const ref = evaluate(net, { x, ...params })[0].dataSync() as Float32Array;
       for (const bound of [true, false]) {

@@ -15,7 +15,7 @@ import type { Tensor } from "../../runtime/tensor.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { evaluate } from "../../compiler/interpreter.ts";
 import { assert, seededDraw } from "../util.ts";
-import { PATHS } from "./kernel_harness.ts";
+import { bits, drawTensor, type NamedConvCase, PATHS } from "./kernel_harness.ts";
 import { convolutionKernel } from "../../compiler/lower/wasm/conv.ts";
 import type { ScalarExpr } from "../../ops/scalar.ts";
 import { terminateThreads } from "../../runtime/backends/wasm/threads.ts";
@@ -32,12 +32,7 @@ const ACTS: [string, Act][] = [
   ],
 ];
 
-interface Case {
-  name: string;
-  x: Shape;
-  w: Shape;
-  attrs: Record<string, unknown>;
-}
+type Case = NamedConvCase;
 
 const CASES: Case[] = [
   {
@@ -86,13 +81,6 @@ const CASES: Case[] = [
   { name: "1-D", x: [2, 5, 30], w: [7, 5, 3], attrs: { kernel: [3], pad: [1] } },
 ];
 
-function values(d: ReturnType<typeof seededDraw>, shape: Shape, scale: number): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return nd.array(Array.from({ length: n }, () => (d.int(-1000, 1000) / 1000) * scale), {
-    shape,
-  } as never);
-}
-
 function build(c: Case, act: Act, d: ReturnType<typeof seededDraw>) {
   const hasBias = !c.attrs.no_bias;
   const conv = sym.Convolution(
@@ -103,18 +91,14 @@ function build(c: Case, act: Act, d: ReturnType<typeof seededDraw>) {
   );
   const net = act(conv);
   const params: Record<string, Tensor> = {
-    w: values(d, c.w, 1),
-    ...(hasBias ? { b: values(d, [c.w[0]], 2) } : {}),
+    w: drawTensor(d, c.w, 1),
+    ...(hasBias ? { b: drawTensor(d, [c.w[0]], 2) } : {}),
   };
   // Values spread past ReLU6's bounds, with exact zeros and negative zeros.
-  const x = values(d, c.x, 4);
+  const x = drawTensor(d, c.x, 4);
   const xs = x.dataSync() as Float32Array;
   for (let i = 0; i < xs.length; i += 17) xs[i] = i % 2 ? 0 : -0;
   return { net, params, x };
-}
-
-function bits(a: Float32Array): Uint32Array {
-  return new Uint32Array(a.buffer, a.byteOffset, a.length);
 }
 
 Deno.test("fuse-conv-epilogue: fused kernels give the bits of convolution then activation", async () => {
@@ -237,8 +221,8 @@ Deno.test("fuse-conv-epilogue: layers differing only in their epilogue share one
     const x = sym.var("x");
     const params: Record<string, Tensor> = {};
     const conv = (name: string) => {
-      params[`${name}_w`] = values(d, c.w, 1);
-      if (hasBias) params[`${name}_b`] = values(d, [c.w[0]], 2);
+      params[`${name}_w`] = drawTensor(d, c.w, 1);
+      if (hasBias) params[`${name}_b`] = drawTensor(d, [c.w[0]], 2);
       return sym.Convolution(x, sym.var(`${name}_w`), ...(hasBias ? [sym.var(`${name}_b`)] : []), {
         kernel: c.attrs.kernel as number[],
         ...c.attrs,
@@ -255,7 +239,7 @@ Deno.test("fuse-conv-epilogue: layers differing only in their epilogue share one
     const signature = { inputs: { x: { shape: c.x, dtype: "float32" as const } } };
     const fused = runWasmPasses(WASM_PASSES, graphOf(net, params), signature);
     const plain = runWasmPasses(DEFAULT_PASSES, graphOf(net, params), signature);
-    const feed = { x: values(d, c.x, 4) };
+    const feed = { x: drawTensor(d, c.x, 4) };
     for (const threads of [1, 2]) {
       const opts = { threads, optimize: false, forceSplit: threads > 1 };
       const a = compileWasm(fused.symbol, fused.params, { x: c.x }, opts);

@@ -257,3 +257,24 @@ export function checkConvCases(
     }
   });
 }
+
+/** A convolution test case with a name: input shape, weight shape, attributes. */
+export interface NamedConvCase {
+  name: string;
+  x: Shape;
+  w: Shape;
+  attrs: Record<string, unknown>;
+}
+
+/** A tensor of `shape` with values drawn from `d` in [-scale, scale] (steps of scale/1000). */
+export function drawTensor(d: ReturnType<typeof seededDraw>, shape: Shape, scale: number): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return nd.array(Array.from({ length: n }, () => (d.int(-1000, 1000) / 1000) * scale), {
+    shape,
+  } as never);
+}
+
+/** The bit patterns of float32 values (to compare results bit for bit, NaN and -0 included). */
+export function bits(a: Float32Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length);
+}

@@ -667,33 +667,22 @@ function convModule(
   // The code depends on the geometry alone: layers of equal shapes share it, and so do parts
   // of equal sizes, moved to their place by pointer offsets.
   const moved = relocate(g, depthwise, pointwise, share, prepacked);
-  const key = JSON.stringify([
-    "conv",
+  const spec: ConvCodeSpec = {
     g,
     depthwise,
     pointwise,
     relaxed,
     shared,
-    moved.share,
+    share: moved.share,
     prepacked,
-    variants.map((e) => e && printScalar(e)),
+    variants,
     blockBytes,
-  ]);
-  const code = cachedCode(
-    key,
-    () =>
-      convCode(
-        g,
-        depthwise,
-        pointwise,
-        relaxed,
-        shared,
-        moved.share,
-        prepacked,
-        variants,
-        blockBytes,
-      ),
-  );
+  };
+  const key = JSON.stringify(["conv", {
+    ...spec,
+    variants: variants.map((e) => e && printScalar(e)),
+  }]);
+  const code = cachedCode(key, () => convCode(spec));
   return { ...code, packed, offsets: moved.offsets };
 }
 
@@ -796,17 +785,23 @@ function gemmOptions(
   };
 }
 
+/** What the code of a convolution share depends on (its cache key; see {@link convCode}). */
+interface ConvCodeSpec {
+  g: Geometry;
+  depthwise: boolean;
+  pointwise: boolean;
+  relaxed: boolean;
+  shared: boolean;
+  share: ConvShare;
+  prepacked: boolean;
+  variants: readonly (ScalarExpr | undefined)[];
+  blockBytes: number;
+}
+
 /** The code of {@link convModule}: bytes, scratch and sgemm path (weights prepacked or not). */
 function convCode(
-  g: Geometry,
-  depthwise: boolean,
-  pointwise: boolean,
-  relaxed: boolean,
-  shared: boolean,
-  share: ConvShare,
-  prepacked: boolean,
-  variants: readonly (ScalarExpr | undefined)[],
-  blockBytes: number,
+  { g, depthwise, pointwise, relaxed, shared, share, prepacked, variants, blockBytes }:
+    ConvCodeSpec,
 ): { bytes: Uint8Array<ArrayBuffer>; scratchBytes: number; path: string | undefined } {
   const kdim = g.cinG * g.taps;
   const [f0, f1] = share.filters;
