@@ -14,7 +14,8 @@ import type { Symbol } from "../../compiler/symbol.ts";
 import type { Tensor } from "../../runtime/tensor.ts";
 import type { Shape } from "../../runtime/shape.ts";
 import { terminateThreads } from "../../runtime/backends/wasm/threads.ts";
-import { assert, seededDraw } from "../util.ts";
+import { assert, assertThrowsError, seededDraw } from "../util.ts";
+import { BackendError } from "../../runtime/errors.ts";
 import { bits, drawTensor, type NamedConvCase, PATHS } from "./kernel_harness.ts";
 
 Deno.test("convBlockRows: large products with small filters go a block of rows at a time", () => {
@@ -159,4 +160,16 @@ Deno.test("convolution kernel: blocks of rows give the bits of the whole product
   }
   assert.ok(blockedRuns >= CASES.length * 2 * 2 * 3);
   await terminateThreads();
+});
+
+Deno.test("compileWasm: blockBytes below 1024 or not a number is a typed error naming it", () => {
+  const y = sym.relu(sym.var("x"));
+  for (const bad of [0, 512, -1, NaN]) {
+    assertThrowsError(
+      () => compileWasm(y, {}, { x: [4] }, { threads: 1, blockBytes: bad }),
+      BackendError,
+      /blockBytes must be at least 1024/,
+    );
+  }
+  compileWasm(y, {}, { x: [4] }, { threads: 1, blockBytes: Infinity }).dispose();
 });

@@ -728,10 +728,8 @@ export const BLOCK_BYTES = 256 * 1024;
  * Output rows a block of a share's product covers, or 0 to compute the share in one product.
  * A large product (im2col, or a 1×1 convolution's input) is computed a block of output rows
  * at a time, so that its columns and their packed copy stay in cache instead of streaming
- * through memory three times (ResNet's 7×7 stem: 7.4 MB of im2col columns), and so that
- * each function runs many times in a run: V8 compiles a function's optimized code while it
- * runs and uses it from its next call, so a first run leaves its baseline code after a few
- * blocks instead of never. Blocks re-read the filters, so only when they are small beside
+ * through memory three times (ResNet's 7×7 stem: 7.4 MB of im2col columns, and as many fresh
+ * pages on a first run). Blocks re-read the filters, so only when they are small beside
  * the columns; 2-D outputs only (rows of one plane). Blocks are of equal size: the last one
  * starts `rows` before the share's end and recomputes the rows it shares with the previous
  * block (the product overwrites them, then the bias and epilogue apply once more to the new
@@ -874,11 +872,11 @@ function convCode(
     const finishers = appliers.map((apply) =>
       g.bias || apply ? finishFunction(mb, f1 - f0, blockCols, g.osp, g.bias, apply) : undefined
     );
-    const yStart = run.local("i32"); // first output row of a block (blocked products)
-    const cBlock = run.local("i32");
-    const xBlock = run.local("i32");
+    // Blocked products: the first output row of a block, its output and 1×1 input pointers.
+    const [yStart, cBlock, xBlock] = blockRows
+      ? [run.local("i32"), run.local("i32"), run.local("i32")]
+      : [-1, -1, -1];
     const w = run.local("i32");
-    const yGroup = run.local("i32");
     const gemmScratch = run.local("i32");
     const bGroup = run.local("i32");
     run.localGet(sp).i32Const(colBytes).op("i32.add").localSet(gemmScratch);
@@ -899,12 +897,11 @@ function convCode(
           } else {
             run.localGet(w).localGet(x);
           }
-          run.localGet(y).localSet(yGroup);
           run.i32Const(0).localGet(y).localGet(gemmScratch).call(gemm!.fn);
           byMode(run, modeP, finishers.length, (k) => {
             const finish = finishers[k];
             if (!finish) return;
-            run.localGet(yGroup);
+            run.localGet(y);
             if (g.bias) run.localGet(bGroup);
             else run.i32Const(0);
             run.call(finish);
